@@ -1,0 +1,25 @@
+// An offload request: a blocking job run on the pool, whose completion is a wake-up.
+#pragma once
+
+#include "runtime/internal/private.hpp"
+#include "runtime/internal/handle.hpp"
+#include "runtime/unique_function.hpp"
+#include "runtime/wait_list.hpp"
+
+#include <exception>
+#include <functional>
+#include <memory>
+
+namespace reprise::detail {
+
+struct OffloadState : Handle {
+    explicit OffloadState(std::uint64_t id_) : Handle{id_, HandleKind::offload} {}
+
+    UniqueFunction job;            ///< runs on a pool thread, never on the loop
+    std::exception_ptr exception;         ///< what escaped the job (set by the pool thread)
+    bool done = false;                    ///< the offload_done wake-up was delivered
+    WaitList waiter;
+    std::shared_ptr<OffloadState> self;   ///< keeps the request alive until its wake-up
+};
+
+} // namespace reprise::detail

@@ -1,0 +1,62 @@
+// The runtime-side state of TCP listeners and connections (the handles behind Listener and Connection).
+#pragma once
+
+#include "runtime/internal/private.hpp"
+#include "runtime/internal/handle.hpp"
+#include "io/address.hpp"
+#include "io/internal/byte_buffer.hpp"
+#include "runtime/result.hpp"
+#include "runtime/wait_list.hpp"
+
+#include <deque>
+#include <optional>
+
+struct event;
+
+namespace reprise::detail {
+
+/// What the live backend keeps per socket; other backends leave it empty.
+struct SocketSlot {
+    int fd = -1;
+    void* owner = nullptr;       ///< the backend, for libevent callbacks
+    ::event* read_event = nullptr;
+    ::event* write_event = nullptr;
+    bool reading = false;        ///< read_event is added
+    bool writing = false;        ///< write_event is added
+    bool shutdown_pending = false;  ///< shut the write side once output is sent
+};
+
+/// A connection's state, owned by its Connection object. close() hands the socket
+/// and the unsent output to the backend, which finishes sending them on its own.
+struct ConnState : Handle {
+    explicit ConnState(std::uint64_t id_) : Handle{id_, HandleKind::connection} {}
+
+    ByteBuffer input;                 ///< harvested by the loop, consumed by readers
+    ByteBuffer output;                ///< appended by writers, flushed by the loop
+    WaitList readers;                 ///< tasks waiting for bytes, EOF or an error
+    WaitList writers;                 ///< tasks waiting for connect or for output to drain
+    Address local;
+    Address peer;
+    std::optional<Error> error;       ///< first error seen; ends both directions
+    bool connecting = false;          ///< connect() in flight
+    bool eof = false;                 ///< the peer closed its side
+    bool read_paused = false;         ///< input is full; the loop stopped reading
+    bool write_shut = false;          ///< shutdown() was called
+    bool closed = false;              ///< close() was called; the socket belongs to the backend
+    bool in_flush_list = false;
+    SocketSlot socket;
+};
+
+/// A listener's state; it owns the accepted connections the app has not taken yet.
+struct ListenerState : Handle {
+    explicit ListenerState(std::uint64_t id_) : Handle{id_, HandleKind::listener} {}
+
+    std::deque<ConnState*> ready;     ///< accepted by the loop, not yet by the app
+    WaitList acceptors;
+    Address local;
+    bool paused = false;              ///< the ready queue is full
+    bool closed = false;
+    SocketSlot socket;
+};
+
+} // namespace reprise::detail

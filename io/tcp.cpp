@@ -1,0 +1,252 @@
+// TCP operations of tasks. They touch only buffers and wait lists; sockets belong to the backend.
+#include "io/tcp.hpp"
+
+#include "runtime/internal/core.hpp"
+
+#include <cstring>
+
+namespace reprise {
+
+using namespace detail;
+
+// --- Connection -------------------------------------------------------------------
+
+Connection::~Connection() {
+    close();
+    delete state_;
+}
+
+Connection& Connection::operator=(Connection&& other) noexcept {
+    if (this != &other) {
+        close();
+        delete state_;
+        state_ = other.state_;
+        other.state_ = nullptr;
+    }
+    return *this;
+}
+
+void Connection::close() noexcept {
+    if (state_ && !state_->closed)
+        current_runtime("Connection::close").close_connection(state_);
+}
+
+bool Connection::is_open() const noexcept { return state_ && !state_->closed; }
+Address Connection::local_address() const { return state_ ? state_->local : Address{}; }
+Address Connection::peer_address() const { return state_ ? state_->peer : Address{}; }
+std::uint64_t Connection::id() const noexcept { return state_ ? state_->id : 0; }
+std::size_t Connection::buffered() const noexcept { return state_ ? state_->input.size() : 0; }
+
+// Waits until input is buffered, or says why none will come. Buffered bytes are
+// served before a pending eof or error is reported.
+Result<void> Connection::wait_readable(Deadline deadline) {
+    REPRISE_ASSERT_MSG(state_ != nullptr, "read from an empty Connection");
+    for (;;) {
+        ConnState& c = *state_;
+        if (!c.input.empty())
+            return {};
+        if (c.closed)
+            return Errc::closed;
+        if (c.error)
+            return *c.error;
+        if (c.eof)
+            return Errc::eof;
+        if (auto r = c.readers.wait(deadline); !r.ok())
+            return r;
+    }
+}
+
+// Consumes input; a connection whose reading was paused on a full buffer resumes.
+static void consume_input(Runtime::Impl& rt, ConnState& c, std::size_t n) {
+    c.input.consume(n);
+    if (c.read_paused && c.input.size() < limits::input_buffer_bytes_max / 2) {
+        c.read_paused = false;
+        rt.backend->set_reading(c, true);
+    }
+}
+
+Result<std::size_t> Connection::read_some(std::span<char> buffer, Deadline deadline) {
+    if (buffer.empty())
+        return std::size_t{0};
+    if (auto r = wait_readable(deadline); !r.ok())
+        return r.error();
+    std::string_view in = state_->input.view();
+    std::size_t n = std::min(in.size(), buffer.size());
+    std::memcpy(buffer.data(), in.data(), n);
+    consume_input(current_runtime("read"), *state_, n);
+    return n;
+}
+
+Result<std::string> Connection::read_some(std::size_t max_bytes, Deadline deadline) {
+    if (auto r = wait_readable(deadline); !r.ok())
+        return r.error();
+    std::string_view in = state_->input.view();
+    std::string out(in.substr(0, max_bytes));
+    consume_input(current_runtime("read"), *state_, out.size());
+    return out;
+}
+
+Result<void> Connection::read_exact(std::span<char> buffer, Deadline deadline) {
+    REPRISE_ASSERT_MSG(state_ != nullptr, "read from an empty Connection");
+    while (state_->input.size() < buffer.size()) {
+        // Wait for more than what is buffered: readable alone is not enough.
+        ConnState& c = *state_;
+        if (c.closed)
+            return Errc::closed;
+        if (c.error)
+            return *c.error;
+        if (c.eof)
+            return Errc::eof;
+        if (auto r = c.readers.wait(deadline); !r.ok())
+            return r;
+    }
+    std::memcpy(buffer.data(), state_->input.view().data(), buffer.size());
+    consume_input(current_runtime("read"), *state_, buffer.size());
+    return {};
+}
+
+Result<std::string> Connection::read_exact(std::size_t n, Deadline deadline) {
+    std::string out(n, '\0');
+    if (auto r = read_exact(std::span<char>(out.data(), n), deadline); !r.ok())
+        return r.error();
+    return out;
+}
+
+Result<std::string> Connection::read_until(std::string_view delimiter, std::size_t max_bytes, Deadline deadline) {
+    REPRISE_ASSERT_MSG(state_ != nullptr, "read from an empty Connection");
+    REPRISE_ASSERT_MSG(!delimiter.empty(), "read_until needs a delimiter");
+    std::size_t searched = 0;  // bytes already known not to start a match
+    for (;;) {
+        ConnState& c = *state_;
+        std::string_view in = c.input.view();
+        std::size_t at = in.find(delimiter, searched);
+        if (at != std::string_view::npos && at + delimiter.size() <= max_bytes) {
+            std::string out(in.substr(0, at + delimiter.size()));
+            consume_input(current_runtime("read"), c, out.size());
+            return out;
+        }
+        if (at != std::string_view::npos || in.size() >= max_bytes)
+            return Errc::limit;
+        searched = in.size() >= delimiter.size() ? in.size() - delimiter.size() + 1 : 0;
+        if (c.closed)
+            return Errc::closed;
+        if (c.error)
+            return *c.error;
+        if (c.eof)
+            return Errc::eof;
+        if (auto r = c.readers.wait(deadline); !r.ok())
+            return r.error();
+    }
+}
+
+Result<void> Connection::write(std::string_view bytes, Deadline deadline) {
+    REPRISE_ASSERT_MSG(state_ != nullptr, "write to an empty Connection");
+    Runtime::Impl& rt = current_runtime("Connection::write");
+    ConnState& c = *state_;
+    if (c.closed)
+        return Errc::closed;
+    if (c.write_shut)
+        return Error{Errc::broken_pipe};
+    if (c.error)
+        return *c.error;
+    c.output.append(bytes);
+    rt.queue_flush(&c);
+    while (c.output.size() > limits::output_high_water_bytes) {
+        if (auto r = c.writers.wait(deadline); !r.ok())
+            return r;
+        if (c.closed)
+            return Errc::closed;
+        if (c.error)
+            return *c.error;
+    }
+    return {};
+}
+
+void Connection::shutdown() {
+    if (!state_ || state_->closed || state_->write_shut)
+        return;
+    Runtime::Impl& rt = current_runtime("Connection::shutdown");
+    state_->write_shut = true;
+    rt.backend->shutdown_write(*state_);
+}
+
+// --- Listener ---------------------------------------------------------------------
+
+Listener::~Listener() {
+    close();
+    delete state_;
+}
+
+Listener& Listener::operator=(Listener&& other) noexcept {
+    if (this != &other) {
+        close();
+        delete state_;
+        state_ = other.state_;
+        other.state_ = nullptr;
+    }
+    return *this;
+}
+
+void Listener::close() noexcept {
+    if (state_ && !state_->closed)
+        current_runtime("Listener::close").close_listener(state_);
+}
+
+Result<Connection> Listener::accept(Deadline deadline) {
+    REPRISE_ASSERT_MSG(state_ != nullptr, "accept on an empty Listener");
+    Runtime::Impl& rt = current_runtime("accept()");
+    ListenerState& l = *state_;
+    while (l.ready.empty()) {
+        if (l.closed)
+            return Errc::closed;
+        if (auto r = l.acceptors.wait(deadline); !r.ok())
+            return r.error();
+    }
+    ConnState* c = l.ready.front();
+    l.ready.pop_front();
+    if (l.paused && l.ready.size() < limits::accept_queue_max / 2) {
+        l.paused = false;
+        rt.backend->set_accepting(l, true);
+    }
+    return Connection(c);
+}
+
+Address Listener::local_address() const { return state_ ? state_->local : Address{}; }
+std::uint16_t Listener::port() const { return local_address().port(); }
+std::uint64_t Listener::id() const noexcept { return state_ ? state_->id : 0; }
+
+// --- listen / connect -------------------------------------------------------------
+
+Result<Listener> listen(const Address& address) {
+    Runtime::Impl& rt = current_runtime("listen()");
+    auto* l = new ListenerState(rt.new_id());
+    if (auto r = rt.backend->listen(*l, address); !r.ok()) {
+        delete l;
+        return r.error();
+    }
+    rt.add_handle(l);
+    return Listener(l);
+}
+
+Result<Connection> connect(const Address& address, Deadline deadline) {
+    Runtime::Impl& rt = current_runtime("connect()");
+    rt.running_fiber("connect()");
+    auto* c = new ConnState(rt.new_id());
+    c->peer = address;
+    rt.add_handle(c);
+    Connection conn(c);  // closes the socket on every early return
+    c->connecting = true;
+    if (auto r = rt.backend->connect(*c, address); !r.ok()) {
+        c->connecting = false;
+        return r.error();
+    }
+    while (c->connecting) {
+        if (auto r = c->writers.wait(deadline); !r.ok())
+            return r.error();
+    }
+    if (c->error)
+        return *c->error;
+    return conn;
+}
+
+} // namespace reprise

@@ -1,0 +1,238 @@
+// The inside of a Runtime: fibers, the scheduler, the handle table, the backend and the gate.
+#pragma once
+
+#include "runtime/internal/private.hpp"
+
+#include "clock/internal/timers.hpp"
+#include "io/internal/tcp_state.hpp"
+#include "runtime/internal/handle.hpp"
+#include "runtime/internal/prng.hpp"
+#include "runtime/internal/stack.hpp"
+#include "runtime/internal/wakeup.hpp"
+#include "runtime/runtime.hpp"
+#include "runtime/task.hpp"
+#include "runtime/wait_list.hpp"
+
+#include <boost/context/detail/fcontext.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace reprise::detail {
+
+namespace ctx = boost::context::detail;
+
+enum class FiberState : std::uint8_t { ready, running, parked, done };
+
+/// Why a parked fiber runs again.
+enum class WakeReason : std::uint8_t { signaled, timed_out, cancelled };
+
+struct Fiber {
+    Runtime::Impl* rt = nullptr;
+    std::uint64_t id = 0;
+    std::string name;
+    FiberState state = FiberState::ready;
+    ctx::fcontext_t context = nullptr;
+    Stack stack;
+    RunningFiberInfo running_info;
+    UniqueFunction body;
+    std::shared_ptr<TaskCore> task;
+
+    Fiber* ready_next = nullptr;     ///< ready queue link
+    Fiber* all_prev = nullptr;       ///< the runtime's list of live fibers, in spawn order
+    Fiber* all_next = nullptr;
+    Fiber* wait_prev = nullptr;      ///< WaitList links
+    Fiber* wait_next = nullptr;
+    WaitList* waiting_on = nullptr;
+
+    std::uint64_t park_seq = 0;      ///< bumped at each park; stale timeouts are ignored
+    WakeReason wake_reason = WakeReason::signaled;
+    bool cancel_requested = false;
+    bool park_cancellable = true;    ///< false while parked in wait_uncancellable()
+    void* asan_fake_stack = nullptr;
+
+    /// WaitList access for the scheduler (WaitList's links are private to it).
+    static void unlink_from_wait_list(Fiber* f) noexcept {
+        if (f->waiting_on)
+            f->waiting_on->remove(f);
+    }
+};
+
+/// A FIFO of ready fibers, linked through Fiber::ready_next.
+class ReadyQueue {
+public:
+    void push(Fiber* f) noexcept {
+        f->ready_next = nullptr;
+        if (tail_)
+            tail_->ready_next = f;
+        else
+            head_ = f;
+        tail_ = f;
+    }
+    Fiber* pop() noexcept {
+        Fiber* f = head_;
+        if (f) {
+            head_ = f->ready_next;
+            if (!head_)
+                tail_ = nullptr;
+            f->ready_next = nullptr;
+        }
+        return f;
+    }
+    bool empty() const noexcept { return head_ == nullptr; }
+
+private:
+    Fiber* head_ = nullptr;
+    Fiber* tail_ = nullptr;
+};
+
+struct OffloadState;
+class OffloadPool;
+
+/// Where the world comes from. Backends are twins (live now; replay and simulation
+/// later): the scheduler and the application do not know which one runs. A backend
+/// reports everything that happens as wake-ups appended to the runtime's batch
+/// (Runtime::Impl::batch); the runtime delivers them through its gate.
+class Backend {
+public:
+    virtual ~Backend() = default;
+
+    /// Waits for the world until the monotonic `deadline_ns` (-1: no limit; a past
+    /// deadline or wake-ups already batched: do not wait). Returns false when
+    /// nothing is registered that could ever produce a wake-up.
+    virtual bool poll(std::int64_t deadline_ns) = 0;
+    /// The tick's monotonic and wall-clock time, read once per tick.
+    virtual void read_clock(std::int64_t& mono_ns, std::int64_t& wall_ns) = 0;
+    /// The monotonic clock read now (a synchronous input).
+    virtual std::int64_t precise_clock_ns() = 0;
+    /// Live: turns timers due at `now_ns` into `timer_fired` wake-ups. The replay
+    /// backend takes timer firings from the trace instead.
+    virtual void collect_due_timers(TimerHeap& timers, std::int64_t now_ns) = 0;
+
+    virtual Result<void> listen(ListenerState& listener, const Address& address) = 0;
+    virtual void set_accepting(ListenerState& listener, bool accepting) = 0;
+    virtual void close_listener(ListenerState& listener) = 0;
+    /// Takes over the socket of an `accepted` wake-up (its `value`).
+    virtual void adopt(ConnState& conn, std::int32_t accepted_value) = 0;
+    /// Releases the socket of an `accepted` wake-up that nobody will take.
+    virtual void drop_accepted(std::int32_t accepted_value) = 0;
+    /// Starts a connect; its result arrives as a `connected` wake-up.
+    virtual Result<void> connect(ConnState& conn, const Address& address) = 0;
+    virtual void set_reading(ConnState& conn, bool reading) = 0;
+    /// Hands buffered output to the kernel (loop step 2).
+    virtual void flush(ConnState& conn) = 0;
+    /// Shuts the write side once the output buffered now is sent.
+    virtual void shutdown_write(ConnState& conn) = 0;
+    /// Takes the socket and the unsent output of a closed connection: the backend
+    /// sends what it can (bounded by limits::close_linger_ns) and closes the socket.
+    /// Nothing of it is observable by the application any more.
+    virtual void close(ConnState& conn) = 0;
+
+    virtual void watch_signal(int signo) = 0;
+    /// Runs the request's job off the loop; completion arrives as `offload_done`.
+    virtual void submit_offload(std::shared_ptr<OffloadState> request) = 0;
+};
+
+std::unique_ptr<Backend> make_live_backend(Runtime::Impl& rt, std::size_t offload_threads);
+
+/// A signal the application waits for.
+struct SignalWatch {
+    std::uint64_t pending = 0;
+    WaitList waiters;
+};
+
+} // namespace reprise::detail
+
+namespace reprise {
+
+struct Runtime::Impl {
+    explicit Impl(Runtime& owner, Options options);
+    ~Impl();
+
+    Runtime& owner;
+    Options options;
+    std::uint64_t seed;
+    detail::Prng prng;
+
+    // --- handles and ids ---------------------------------------------------
+    std::uint64_t next_id = 1;
+    std::unordered_map<std::uint64_t, detail::Handle*> handles;  ///< lookups only, never iterated
+    std::uint64_t new_id() noexcept { return next_id++; }
+    void add_handle(detail::Handle* h);
+    void remove_handle(detail::Handle* h) noexcept;
+    detail::Handle* find_handle(std::uint64_t id) const noexcept;
+
+    // --- fibers and the scheduler -------------------------------------------
+    detail::Fiber* current = nullptr;
+    detail::ReadyQueue ready;
+    detail::Fiber* all_head = nullptr;   ///< live fibers in spawn order (cancel-all, debugger)
+    detail::Fiber* all_tail = nullptr;
+    std::uint64_t fibers_alive = 0;
+    std::vector<detail::Stack> stack_cache;
+    detail::ctx::fcontext_t loop_context = nullptr;
+    const void* loop_stack_bottom = nullptr;   ///< for ASan's fiber annotations
+    std::size_t loop_stack_bytes = 0;
+    std::shared_ptr<detail::TaskCore> main_task;
+    bool running = false;
+    bool draining = false;     ///< main returned; every task is being cancelled
+
+    detail::Fiber* spawn(std::shared_ptr<detail::TaskCore> core, UniqueFunction body, std::size_t stack_bytes);
+    void resume(detail::Fiber* f);
+    /// Switches from the current fiber back to the loop.
+    void suspend();
+    /// Blocks the current fiber until wake(), the deadline or cancellation.
+    detail::WakeReason park(Deadline deadline, bool cancellable = true);
+    /// Makes a parked fiber ready with `reason`; a no-op for any other fiber.
+    void wake(detail::Fiber* f, detail::WakeReason reason) noexcept;
+    void cancel(detail::Fiber* f) noexcept;
+    void finish_fiber(detail::Fiber* f) noexcept;
+    detail::Fiber* running_fiber(const char* operation) const;
+
+    // --- time ---------------------------------------------------------------
+    std::int64_t now_ns = 0;    ///< loop time of the current tick
+    std::int64_t wall_ns = 0;   ///< wall time of the current tick
+    detail::TimerHeap timers;
+    void arm_timer(detail::TimerState* t, std::int64_t deadline_ns);
+    void disarm_timer(detail::TimerState* t) noexcept;
+
+    // --- the world ----------------------------------------------------------
+    std::unique_ptr<detail::Backend> backend;
+    detail::WakeBatch batch;                       ///< this tick's wake-ups
+    std::vector<detail::ConnState*> flush_list;    ///< connections with output to flush
+    std::map<int, detail::SignalWatch> signals;
+    std::size_t offloads_in_flight = 0;
+    bool stop_requested = false;
+    RuntimeStats stats;
+
+    int run(std::function<int()> entry);
+    /// One loop iteration: run ready fibers, flush, poll, read the clock, deliver.
+    void tick_once();
+    void run_ready();
+    void flush_outputs();
+    void poll_world();
+    /// THE gate: every wake-up from the world reaches fibers through this function,
+    /// in order; the recorder journals here and the replayer feeds here.
+    void deliver(const detail::Wakeup& w, std::string_view data);
+    void request_stop();
+    [[noreturn]] void report_deadlock();
+
+    void fire_timer(detail::TimerState* t) noexcept;
+
+    // --- connections --------------------------------------------------------
+    void queue_flush(detail::ConnState* c);
+    /// Closes a connection: wakes its waiters, forgets its id, hands its socket to the backend.
+    void close_connection(detail::ConnState* c) noexcept;
+    void close_listener(detail::ListenerState* l) noexcept;
+};
+
+namespace detail {
+/// The runtime of the calling thread; asserts there is one.
+Runtime::Impl& current_runtime(const char* operation);
+Runtime::Impl* current_runtime_or_null() noexcept;
+void set_current_runtime(Runtime::Impl* rt) noexcept;
+} // namespace detail
+
+} // namespace reprise

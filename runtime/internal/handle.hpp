@@ -1,0 +1,19 @@
+// Handle: the base of every long-lived object a runtime names by id in its wake-ups.
+#pragma once
+
+#include "runtime/internal/private.hpp"
+
+#include <cstdint>
+
+namespace reprise::detail {
+
+enum class HandleKind : std::uint8_t { timer, connection, listener, offload };
+
+/// Ids come from the runtime's own counter at creation; execution is deterministic,
+/// so the same program gets the same ids in replay and a trace can name handles by id.
+struct Handle {
+    std::uint64_t id;
+    HandleKind kind;
+};
+
+} // namespace reprise::detail

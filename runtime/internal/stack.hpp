@@ -1,0 +1,39 @@
+// Fiber stacks: mmap'ed, lazily committed, with a guard page that turns an overflow into a named crash.
+#pragma once
+
+#include "runtime/internal/private.hpp"
+
+#include <cstddef>
+#include <cstdint>
+
+namespace reprise::detail {
+
+struct Stack {
+    void* base = nullptr;        ///< start of the mapping (the guard page)
+    std::size_t mapped_bytes = 0;
+    std::size_t usable_bytes = 0;
+
+    void* top() const noexcept { return static_cast<char*>(base) + mapped_bytes; }
+    void* bottom() const noexcept { return static_cast<char*>(base) + (mapped_bytes - usable_bytes); }
+    bool in_guard(const void* addr) const noexcept;
+};
+
+/// Maps a stack of `usable_bytes` (rounded up to pages) plus its guard page.
+/// Running out of address space or memory is fatal.
+Stack map_stack(std::size_t usable_bytes);
+void unmap_stack(Stack& stack) noexcept;
+
+/// Who runs on the thread now, for the fault handler: the current fiber's stack and name.
+struct RunningFiberInfo {
+    const Stack* stack = nullptr;
+    const char* name = nullptr;
+    std::uint64_t id = 0;
+};
+
+/// Installs, once per thread, an alternate signal stack and a SIGSEGV/SIGBUS handler
+/// that names the fiber whose guard page was hit, then dies by the signal.
+void install_overflow_handler();
+/// Set on every switch into or out of a fiber (null info when the loop runs).
+void set_running_fiber(const RunningFiberInfo* info) noexcept;
+
+} // namespace reprise::detail

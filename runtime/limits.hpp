@@ -1,0 +1,65 @@
+// Every limit of the runtime in one place, with the relations between them checked.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace reprise::limits {
+
+inline constexpr std::size_t page_bytes = 4096;
+
+/// Fiber stacks: virtual size reserved per fiber; pages are committed lazily.
+inline constexpr std::size_t stack_bytes_default = 256 * 1024;
+inline constexpr std::size_t stack_bytes_min = 16 * 1024;
+inline constexpr std::size_t stack_bytes_max = 8 * 1024 * 1024;
+/// Guard pages below each stack: an overflow faults here instead of corrupting memory.
+inline constexpr std::size_t stack_guard_bytes = page_bytes;
+/// Finished fibers' stacks kept for reuse, per runtime.
+inline constexpr std::size_t stack_cache_max = 64;
+/// Alternate signal stack used to report a fiber's stack overflow.
+inline constexpr std::size_t signal_stack_bytes = 64 * 1024;
+
+/// Fibers alive at once in one runtime.
+inline constexpr std::size_t fibers_max = 1 << 20;
+/// Length of a fiber's name (longer names are cut).
+inline constexpr std::size_t fiber_name_bytes_max = 64;
+
+/// Bytes the loop reads from one socket per readiness event.
+inline constexpr std::size_t read_chunk_bytes = 64 * 1024;
+/// Input buffered for a connection before the loop stops reading it.
+inline constexpr std::size_t input_buffer_bytes_max = 1024 * 1024;
+/// Output buffered for a connection past which a writer blocks until drained.
+inline constexpr std::size_t output_high_water_bytes = 1024 * 1024;
+/// Output level below which a blocked writer is woken again.
+inline constexpr std::size_t output_low_water_bytes = 256 * 1024;
+/// Connections accepted by the loop but not yet taken by `accept()`.
+inline constexpr std::size_t accept_queue_max = 1024;
+/// Connections the loop accepts per readiness event of a listener.
+inline constexpr std::size_t accepts_per_event_max = 64;
+/// A closed connection's unsent output is dropped after this long.
+inline constexpr std::int64_t close_linger_ns = 5'000'000'000;
+/// listen() backlog.
+inline constexpr int listen_backlog = 1024;
+
+/// Threads of the offload pool (started on first use) and jobs queued at once.
+inline constexpr std::size_t offload_threads_default = 4;
+inline constexpr std::size_t offload_threads_max = 64;
+inline constexpr std::size_t offload_queue_max = 65536;
+
+/// Capacity of a channel (a channel must hold at least one item).
+inline constexpr std::size_t channel_capacity_max = 1 << 20;
+
+/// Largest single file read through the runtime.
+inline constexpr std::size_t file_read_bytes_max = 256 * 1024 * 1024;
+/// Largest secure_random() request.
+inline constexpr std::size_t secure_random_bytes_max = 1024 * 1024;
+
+static_assert(stack_bytes_min <= stack_bytes_default && stack_bytes_default <= stack_bytes_max);
+static_assert(stack_bytes_min % page_bytes == 0 && stack_bytes_max % page_bytes == 0);
+static_assert(stack_guard_bytes % page_bytes == 0 && stack_guard_bytes > 0);
+static_assert(output_low_water_bytes < output_high_water_bytes);
+static_assert(read_chunk_bytes <= input_buffer_bytes_max);
+static_assert(accepts_per_event_max <= accept_queue_max);
+static_assert(offload_threads_default <= offload_threads_max);
+
+} // namespace reprise::limits

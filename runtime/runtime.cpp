@@ -1,0 +1,670 @@
+// The scheduler and the loop of one Runtime: fibers, park/wake, the tick, and the gate.
+#include "runtime/internal/core.hpp"
+
+#include "io/internal/offload_state.hpp"
+#include "io/internal/os_random.hpp"
+
+#include <fmt/core.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define REPRISE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define REPRISE_ASAN 1
+#endif
+#endif
+#ifdef REPRISE_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+namespace reprise {
+
+using namespace detail;
+
+namespace detail {
+
+namespace {
+thread_local Runtime::Impl* tl_current = nullptr;
+
+// ASan must be told when the stack changes under it (Boost.Context's fcontext
+// switches stacks behind its back). `fake` is null when the left stack dies.
+inline void asan_start_switch([[maybe_unused]] void** fake, [[maybe_unused]] const void* bottom,
+                              [[maybe_unused]] std::size_t size) noexcept {
+#ifdef REPRISE_ASAN
+    __sanitizer_start_switch_fiber(fake, bottom, size);
+#endif
+}
+inline void asan_finish_switch([[maybe_unused]] void* fake, [[maybe_unused]] const void** old_bottom,
+                               [[maybe_unused]] std::size_t* old_size) noexcept {
+#ifdef REPRISE_ASAN
+    __sanitizer_finish_switch_fiber(fake, old_bottom, old_size);
+#endif
+}
+} // namespace
+
+Runtime::Impl& current_runtime(const char* operation) {
+    if (tl_current == nullptr) {
+        std::string msg = fmt::format("{} needs a running reprise runtime", operation);
+        assert_fail("current runtime", __FILE__, __LINE__, msg.c_str());
+    }
+    return *tl_current;
+}
+Runtime::Impl* current_runtime_or_null() noexcept { return tl_current; }
+void set_current_runtime(Runtime::Impl* rt) noexcept { tl_current = rt; }
+
+const char* wake_kind_name(WakeKind kind) noexcept {
+    switch (kind) {
+    case WakeKind::timer_fired: return "timer_fired";
+    case WakeKind::bytes_read: return "bytes_read";
+    case WakeKind::eof: return "eof";
+    case WakeKind::io_error: return "io_error";
+    case WakeKind::accepted: return "accepted";
+    case WakeKind::connected: return "connected";
+    case WakeKind::drained: return "drained";
+    case WakeKind::signal: return "signal";
+    case WakeKind::offload_done: return "offload_done";
+    }
+    return "unknown";
+}
+
+// The first switch into a fiber lands here, on the fiber's own stack.
+[[noreturn]] static void fiber_main(ctx::transfer_t from) {
+    auto* f = static_cast<Fiber*>(from.data);
+    Runtime::Impl* rt = f->rt;
+    rt->loop_context = from.fctx;
+    asan_finish_switch(nullptr, &rt->loop_stack_bottom, &rt->loop_stack_bytes);
+    try {
+        f->body();
+    } catch (...) {
+        f->task->exception = std::current_exception();
+    }
+    f->body = UniqueFunction{};
+    rt->finish_fiber(f);
+    asan_start_switch(nullptr, rt->loop_stack_bottom, rt->loop_stack_bytes);
+    ctx::jump_fcontext(rt->loop_context, nullptr);
+    assert_fail("unreachable", __FILE__, __LINE__, "a finished fiber was resumed");
+}
+
+} // namespace detail
+
+// --- WaitList ---------------------------------------------------------------
+
+WaitList::~WaitList() { REPRISE_ASSERT_MSG(head_ == nullptr, "a WaitList was destroyed while tasks wait on it"); }
+
+void WaitList::push_back(Fiber* f) noexcept {
+    REPRISE_ASSERT(f->waiting_on == nullptr);
+    f->waiting_on = this;
+    f->wait_next = nullptr;
+    f->wait_prev = tail_;
+    if (tail_)
+        tail_->wait_next = f;
+    else
+        head_ = f;
+    tail_ = f;
+}
+
+void WaitList::remove(Fiber* f) noexcept {
+    REPRISE_ASSERT(f->waiting_on == this);
+    (f->wait_prev ? f->wait_prev->wait_next : head_) = f->wait_next;
+    (f->wait_next ? f->wait_next->wait_prev : tail_) = f->wait_prev;
+    f->wait_prev = f->wait_next = nullptr;
+    f->waiting_on = nullptr;
+}
+
+Result<void> WaitList::wait(Deadline deadline) {
+    Runtime::Impl& rt = current_runtime("WaitList::wait");
+    Fiber* f = rt.running_fiber("a blocking operation");
+    push_back(f);
+    WakeReason why = rt.park(deadline);
+    Fiber::unlink_from_wait_list(f);
+    switch (why) {
+    case WakeReason::signaled: return {};
+    case WakeReason::timed_out: return Errc::timed_out;
+    case WakeReason::cancelled: return Errc::cancelled;
+    }
+    return Errc::io;
+}
+
+void WaitList::wait_uncancellable() {
+    Runtime::Impl& rt = current_runtime("WaitList::wait_uncancellable");
+    Fiber* f = rt.running_fiber("a blocking operation");
+    push_back(f);
+    WakeReason why = rt.park(Deadline::never(), false);
+    REPRISE_ASSERT(why == WakeReason::signaled);
+    Fiber::unlink_from_wait_list(f);
+}
+
+bool WaitList::notify_one() {
+    Fiber* f = head_;
+    if (!f)
+        return false;
+    remove(f);
+    f->rt->wake(f, WakeReason::signaled);
+    return true;
+}
+
+std::size_t WaitList::notify_all() {
+    std::size_t n = 0;
+    while (notify_one())
+        ++n;
+    return n;
+}
+
+// --- Runtime::Impl: construction --------------------------------------------
+
+Runtime::Impl::Impl(Runtime& owner_, Options options_)
+    : owner(owner_), options(std::move(options_)), seed(options.seed ? *options.seed : os_random_u64()),
+      prng(seed) {
+    REPRISE_ASSERT_MSG(options.stack_bytes >= limits::stack_bytes_min && options.stack_bytes <= limits::stack_bytes_max,
+                       "Options::stack_bytes is outside [stack_bytes_min, stack_bytes_max]");
+    REPRISE_ASSERT_MSG(options.offload_threads >= 1 && options.offload_threads <= limits::offload_threads_max,
+                       "Options::offload_threads is outside [1, offload_threads_max]");
+    install_overflow_handler();
+    backend = make_live_backend(*this, options.offload_threads);
+    backend->read_clock(now_ns, wall_ns);
+    if (options.stop_on_signals) {
+        backend->watch_signal(SIGINT);
+        backend->watch_signal(SIGTERM);
+    }
+}
+
+Runtime::Impl::~Impl() {
+    REPRISE_ASSERT_MSG(!running, "a Runtime was destroyed while it runs");
+    REPRISE_ASSERT_MSG(fibers_alive == 0, "a Runtime was destroyed with live fibers");
+    backend.reset();   // joins the offload threads
+    // Offload requests whose results never reached the loop still hold themselves.
+    std::vector<OffloadState*> orphans;
+    for (auto& [id, h] : handles)
+        if (h->kind == HandleKind::offload)
+            orphans.push_back(static_cast<OffloadState*>(h));
+    for (OffloadState* o : orphans)
+        o->self.reset();
+    for (Stack& s : stack_cache)
+        unmap_stack(s);
+}
+
+// --- handles ----------------------------------------------------------------
+
+void Runtime::Impl::add_handle(Handle* h) {
+    auto [it, fresh] = handles.emplace(h->id, h);
+    REPRISE_ASSERT_MSG(fresh, "handle id used twice");
+    (void)it;
+    stats.handles_alive = handles.size();
+}
+
+void Runtime::Impl::remove_handle(Handle* h) noexcept {
+    auto erased = handles.erase(h->id);
+    REPRISE_ASSERT(erased == 1);
+    stats.handles_alive = handles.size();
+}
+
+Handle* Runtime::Impl::find_handle(std::uint64_t id) const noexcept {
+    auto it = handles.find(id);
+    return it == handles.end() ? nullptr : it->second;
+}
+
+// --- fibers -----------------------------------------------------------------
+
+Fiber* Runtime::Impl::running_fiber(const char* operation) const {
+    if (current == nullptr) {
+        std::string msg = fmt::format("{} must be called from a task (a fiber), not from the loop", operation);
+        assert_fail("current fiber", __FILE__, __LINE__, msg.c_str());
+    }
+    return current;
+}
+
+Fiber* Runtime::Impl::spawn(std::shared_ptr<TaskCore> core, UniqueFunction body, std::size_t stack_bytes) {
+    REPRISE_ASSERT_MSG(fibers_alive < limits::fibers_max, "too many fibers (limits::fibers_max)");
+    if (stack_bytes == 0)
+        stack_bytes = options.stack_bytes;
+    REPRISE_ASSERT_MSG(stack_bytes >= limits::stack_bytes_min && stack_bytes <= limits::stack_bytes_max,
+                       "stack size outside [stack_bytes_min, stack_bytes_max]");
+    auto* f = new Fiber;
+    f->rt = this;
+    f->id = new_id();
+    f->name = core->name.substr(0, limits::fiber_name_bytes_max);
+    if (!stack_cache.empty() && stack_cache.back().usable_bytes == stack_bytes) {
+        f->stack = stack_cache.back();
+        stack_cache.pop_back();
+    } else {
+        f->stack = map_stack(stack_bytes);
+    }
+    f->running_info = RunningFiberInfo{&f->stack, f->name.c_str(), f->id};
+    f->context = ctx::make_fcontext(f->stack.top(), f->stack.usable_bytes, fiber_main);
+    f->body = std::move(body);
+    f->cancel_requested = draining;
+    core->id = f->id;
+    core->fiber = f;
+    f->task = std::move(core);
+
+    f->all_prev = all_tail;
+    (all_tail ? all_tail->all_next : all_head) = f;
+    all_tail = f;
+    ++fibers_alive;
+    ++stats.fibers_spawned;
+    stats.fibers_alive = fibers_alive;
+    ready.push(f);
+    return f;
+}
+
+void Runtime::Impl::resume(Fiber* f) {
+    REPRISE_ASSERT(current == nullptr && f->state == FiberState::ready);
+    f->state = FiberState::running;
+    current = f;
+    ++stats.switches;
+    set_running_fiber(&f->running_info);
+    void* fake = nullptr;
+    asan_start_switch(&fake, f->stack.bottom(), f->stack.usable_bytes);
+    ctx::transfer_t back = ctx::jump_fcontext(f->context, f);
+    asan_finish_switch(fake, nullptr, nullptr);
+    set_running_fiber(nullptr);
+    current = nullptr;
+    if (f->state != FiberState::done) {
+        f->context = back.fctx;
+        return;
+    }
+    if (stack_cache.size() < limits::stack_cache_max && f->stack.usable_bytes == options.stack_bytes)
+        stack_cache.push_back(f->stack);
+    else
+        unmap_stack(f->stack);
+    delete f;
+}
+
+void Runtime::Impl::suspend() {
+    Fiber* f = current;
+    asan_start_switch(&f->asan_fake_stack, loop_stack_bottom, loop_stack_bytes);
+    ctx::transfer_t back = ctx::jump_fcontext(loop_context, nullptr);
+    asan_finish_switch(f->asan_fake_stack, &loop_stack_bottom, &loop_stack_bytes);
+    loop_context = back.fctx;
+}
+
+WakeReason Runtime::Impl::park(Deadline deadline, bool cancellable) {
+    Fiber* f = running_fiber("a blocking operation");
+    if (cancellable && f->cancel_requested)
+        return WakeReason::cancelled;
+    if (!deadline.is_never() && deadline.at_ns() <= now_ns)
+        return WakeReason::timed_out;
+    ++f->park_seq;
+    std::optional<TimerState> timeout;
+    if (!deadline.is_never()) {
+        timeout.emplace(new_id(), TimerState::Role::park_timeout);
+        timeout->fiber = f;
+        timeout->park_seq = f->park_seq;
+        add_handle(&*timeout);
+        arm_timer(&*timeout, deadline.at_ns());
+    }
+    f->state = FiberState::parked;
+    f->park_cancellable = cancellable;
+    suspend();
+    if (timeout) {
+        disarm_timer(&*timeout);
+        remove_handle(&*timeout);
+    }
+    return f->wake_reason;
+}
+
+void Runtime::Impl::wake(Fiber* f, WakeReason reason) noexcept {
+    if (f->state != FiberState::parked)
+        return;
+    Fiber::unlink_from_wait_list(f);
+    f->wake_reason = reason;
+    f->state = FiberState::ready;
+    ready.push(f);
+}
+
+void Runtime::Impl::cancel(Fiber* f) noexcept {
+    f->cancel_requested = true;
+    if (f->park_cancellable)
+        wake(f, WakeReason::cancelled);
+}
+
+void Runtime::Impl::finish_fiber(Fiber* f) noexcept {
+    f->state = FiberState::done;
+    (f->all_prev ? f->all_prev->all_next : all_head) = f->all_next;
+    (f->all_next ? f->all_next->all_prev : all_tail) = f->all_prev;
+    --fibers_alive;
+    stats.fibers_alive = fibers_alive;
+    TaskCore& core = *f->task;
+    core.finished = true;
+    core.fiber = nullptr;
+    core.joiners.notify_all();
+    if (core.detached && core.exception) {
+        std::string what = "unknown exception";
+        try {
+            std::rethrow_exception(core.exception);
+        } catch (const std::exception& e) {
+            what = e.what();
+        } catch (...) {
+        }
+        std::string msg = fmt::format("exception escaped detached task '{}' (id {}): {}", core.name, core.id, what);
+        assert_fail("no exception escapes a detached task", __FILE__, __LINE__, msg.c_str());
+    }
+}
+
+// --- timers -----------------------------------------------------------------
+
+void Runtime::Impl::arm_timer(TimerState* t, std::int64_t deadline_ns) {
+    if (t->armed())
+        timers.remove(t);
+    t->deadline_ns = deadline_ns;
+    timers.push(t);
+}
+
+void Runtime::Impl::disarm_timer(TimerState* t) noexcept {
+    if (t->armed())
+        timers.remove(t);
+}
+
+void Runtime::Impl::fire_timer(TimerState* t) noexcept {
+    switch (t->role) {
+    case TimerState::Role::park_timeout:
+        if (t->fiber->park_seq == t->park_seq)
+            wake(t->fiber, WakeReason::timed_out);
+        break;
+    case TimerState::Role::user:
+        ++t->fires_pending;
+        if (t->period_ns > 0) {
+            // A periodic timer that fell behind counts the periods it missed and
+            // keeps its phase instead of firing in a burst.
+            std::int64_t missed = now_ns > t->deadline_ns ? (now_ns - t->deadline_ns) / t->period_ns : 0;
+            t->fires_pending += static_cast<std::uint64_t>(missed);
+            arm_timer(t, t->deadline_ns + (missed + 1) * t->period_ns);
+        }
+        t->waiters.notify_all();
+        break;
+    case TimerState::Role::action:
+        t->action();
+        break;
+    }
+}
+
+// --- the loop ---------------------------------------------------------------
+
+int Runtime::Impl::run(std::function<int()> entry) {
+    REPRISE_ASSERT_MSG(!running, "Runtime::run() is not reentrant");
+    REPRISE_ASSERT_MSG(current_runtime_or_null() == nullptr || current_runtime_or_null()->current == nullptr,
+                       "Runtime::run() called from inside a fiber");
+    Runtime::Impl* outer = current_runtime_or_null();
+    set_current_runtime(this);
+    running = true;
+    stop_requested = false;
+    backend->read_clock(now_ns, wall_ns);
+
+    auto core = std::make_shared<TaskState<int>>();
+    core->name = "main";
+    main_task = core;
+    TaskState<int>* main_state = core.get();
+    spawn(core, [main_state, &entry] { main_state->value = entry(); }, 0);
+    while (!main_state->finished)
+        tick_once();
+    // The program is over when main returns: stop the other tasks (and any they
+    // spawn while unwinding) and let them finish.
+    draining = true;
+    for (Fiber* f = all_head; f; f = f->all_next)
+        cancel(f);
+    while (fibers_alive > 0)
+        tick_once();
+    draining = false;
+    running = false;
+    main_task.reset();
+    set_current_runtime(outer);
+    if (main_state->exception)
+        std::rethrow_exception(main_state->exception);
+    return main_state->value.value_or(1);
+}
+
+void Runtime::Impl::tick_once() {
+    run_ready();
+    if (fibers_alive == 0)
+        return;
+    flush_outputs();
+    poll_world();
+}
+
+void Runtime::Impl::run_ready() {
+    while (Fiber* f = ready.pop())
+        resume(f);
+}
+
+void Runtime::Impl::flush_outputs() {
+    for (std::size_t i = 0; i < flush_list.size(); ++i) {
+        ConnState* c = flush_list[i];
+        c->in_flush_list = false;
+        if (!c->output.empty() && !c->error)
+            backend->flush(*c);
+    }
+    flush_list.clear();
+}
+
+void Runtime::Impl::poll_world() {
+    TimerState* next = timers.top();
+    bool could_wake = backend->poll(next ? next->deadline_ns : -1);
+    if (!could_wake && batch.items.empty() && timers.empty())
+        report_deadlock();
+    backend->read_clock(now_ns, wall_ns);
+    ++stats.ticks;
+    backend->collect_due_timers(timers, now_ns);
+    for (std::size_t i = 0; i < batch.items.size(); ++i)
+        deliver(batch.items[i], batch.data(batch.items[i]));
+    batch.clear();
+}
+
+void Runtime::Impl::report_deadlock() {
+    std::string list;
+    for (Fiber* f = all_head; f; f = f->all_next)
+        list += fmt::format("\n  task '{}' (id {}) blocked forever", f->name, f->id);
+    std::string msg = fmt::format("deadlock in node '{}': {} task(s) blocked with nothing left that could wake them:{}",
+                                  options.node_name, fibers_alive, list);
+    assert_fail("no deadlock", __FILE__, __LINE__, msg.c_str());
+}
+
+void Runtime::Impl::request_stop() {
+    stop_requested = true;
+    if (main_task && !main_task->finished && main_task->fiber)
+        cancel(main_task->fiber);
+}
+
+// --- the gate -----------------------------------------------------------------
+
+void Runtime::Impl::deliver(const Wakeup& w, std::string_view data) {
+    ++stats.wakeups;
+    if (w.kind == WakeKind::signal) {
+        SignalWatch& watch = signals[w.value];
+        ++watch.pending;
+        watch.waiters.notify_all();
+        if (options.stop_on_signals && (w.value == SIGINT || w.value == SIGTERM))
+            request_stop();
+        return;
+    }
+    // A handle closed earlier in this batch leaves later wake-ups for it without
+    // anyone to observe them: they are dropped before anything could see them.
+    Handle* h = find_handle(w.handle);
+    if (h == nullptr) {
+        if (w.kind == WakeKind::accepted)
+            backend->drop_accepted(w.value);
+        return;
+    }
+    switch (w.kind) {
+    case WakeKind::timer_fired:
+        REPRISE_ASSERT(h->kind == HandleKind::timer);
+        fire_timer(static_cast<TimerState*>(h));
+        return;
+    case WakeKind::accepted: {
+        REPRISE_ASSERT(h->kind == HandleKind::listener);
+        auto* l = static_cast<ListenerState*>(h);
+        auto* c = new ConnState(new_id());
+        c->peer = w.peer;
+        c->local = w.local;
+        add_handle(c);
+        backend->adopt(*c, w.value);
+        l->ready.push_back(c);
+        if (l->ready.size() >= limits::accept_queue_max && !l->paused) {
+            l->paused = true;
+            backend->set_accepting(*l, false);
+        }
+        l->acceptors.notify_one();
+        return;
+    }
+    case WakeKind::offload_done: {
+        REPRISE_ASSERT(h->kind == HandleKind::offload);
+        auto* o = static_cast<OffloadState*>(h);
+        o->done = true;
+        --offloads_in_flight;
+        remove_handle(o);
+        o->waiter.notify_all();
+        o->self.reset();   // the loop's reference; the waiter may hold another
+        return;
+    }
+    default:
+        break;
+    }
+    REPRISE_ASSERT(h->kind == HandleKind::connection);
+    auto* c = static_cast<ConnState*>(h);
+    switch (w.kind) {
+    case WakeKind::bytes_read:
+        c->input.append(data);
+        if (c->input.size() >= limits::input_buffer_bytes_max && !c->read_paused) {
+            c->read_paused = true;
+            backend->set_reading(*c, false);
+        }
+        c->readers.notify_all();
+        break;
+    case WakeKind::eof:
+        c->eof = true;
+        c->readers.notify_all();
+        break;
+    case WakeKind::io_error:
+        if (!c->error)
+            c->error = error_from_errno(w.value);
+        c->readers.notify_all();
+        c->writers.notify_all();
+        break;
+    case WakeKind::connected:
+        c->connecting = false;
+        if (w.value != 0)
+            c->error = error_from_errno(w.value);
+        else
+            c->local = w.local;
+        c->writers.notify_all();
+        break;
+    case WakeKind::drained:
+        c->writers.notify_all();
+        break;
+    default:
+        REPRISE_ASSERT_MSG(false, "wake-up of an unknown kind");
+    }
+}
+
+// --- connections ---------------------------------------------------------------
+
+void Runtime::Impl::queue_flush(ConnState* c) {
+    if (!c->in_flush_list) {
+        c->in_flush_list = true;
+        flush_list.push_back(c);
+    }
+}
+
+void Runtime::Impl::close_connection(ConnState* c) noexcept {
+    if (c->closed)
+        return;
+    c->closed = true;
+    if (c->in_flush_list) {
+        std::erase(flush_list, c);
+        c->in_flush_list = false;
+    }
+    remove_handle(c);
+    c->readers.notify_all();
+    c->writers.notify_all();
+    backend->close(*c);
+}
+
+void Runtime::Impl::close_listener(ListenerState* l) noexcept {
+    if (l->closed)
+        return;
+    l->closed = true;
+    remove_handle(l);
+    l->acceptors.notify_all();
+    backend->close_listener(*l);
+    for (ConnState* c : l->ready) {
+        close_connection(c);
+        delete c;
+    }
+    l->ready.clear();
+}
+
+// --- Runtime ------------------------------------------------------------------
+
+Runtime::Runtime(Options options) : impl_(std::make_unique<Impl>(*this, std::move(options))) {}
+Runtime::~Runtime() = default;
+
+int Runtime::run(std::function<int()> entry) { return impl_->run(std::move(entry)); }
+void Runtime::request_stop() { impl_->request_stop(); }
+bool Runtime::stop_requested() const noexcept { return impl_->stop_requested; }
+std::uint64_t Runtime::seed() const noexcept { return impl_->seed; }
+const std::string& Runtime::node_name() const noexcept { return impl_->options.node_name; }
+RuntimeStats Runtime::stats() const noexcept { return impl_->stats; }
+Runtime* Runtime::current() noexcept {
+    Runtime::Impl* rt = current_runtime_or_null();
+    return rt ? &rt->owner : nullptr;
+}
+
+// --- tasks --------------------------------------------------------------------
+
+namespace detail {
+
+void spawn_fiber(std::shared_ptr<TaskCore> core, UniqueFunction body, std::size_t stack_bytes) {
+    current_runtime("spawn()").spawn(std::move(core), std::move(body), stack_bytes);
+}
+
+void cancel_task(TaskCore& core) noexcept {
+    if (core.fiber)
+        core.fiber->rt->cancel(core.fiber);
+}
+
+void detach_task(std::shared_ptr<TaskCore>& core) noexcept {
+    core->detached = true;
+    if (core->finished && core->exception) {
+        std::string msg = fmt::format("exception escaped task '{}' (id {}) and nobody joined it", core->name, core->id);
+        assert_fail("no exception escapes a detached task", __FILE__, __LINE__, msg.c_str());
+    }
+    core.reset();
+}
+
+Result<void> join_task(TaskCore& core, Deadline deadline) {
+    while (!core.finished) {
+        if (auto r = core.joiners.wait(deadline); !r.ok())
+            return r;
+    }
+    return {};
+}
+
+} // namespace detail
+
+void yield() {
+    Runtime::Impl& rt = current_runtime("yield()");
+    Fiber* f = rt.running_fiber("yield()");
+    f->state = FiberState::ready;
+    rt.ready.push(f);
+    rt.suspend();
+}
+
+bool cancelled() noexcept {
+    Runtime::Impl* rt = current_runtime_or_null();
+    return rt && rt->current && rt->current->cancel_requested;
+}
+
+std::uint64_t current_task_id() noexcept {
+    Runtime::Impl* rt = current_runtime_or_null();
+    return rt && rt->current ? rt->current->id : 0;
+}
+
+std::string_view current_task_name() noexcept {
+    Runtime::Impl* rt = current_runtime_or_null();
+    return rt && rt->current ? std::string_view(rt->current->name) : std::string_view("loop");
+}
+
+} // namespace reprise

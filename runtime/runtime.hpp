@@ -1,0 +1,73 @@
+// Runtime: everything of one node — its fibers, handles, clock, backend — and its event loop.
+#pragma once
+
+#include "runtime/limits.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace reprise {
+
+/// How a runtime starts. Every field has a sensible default.
+struct Options {
+    /// Name of the node (it appears in traces and reports).
+    std::string node_name = "node";
+    /// Seed of the runtime's PRNG; drawn from the OS when absent (see Runtime::seed()).
+    std::optional<std::uint64_t> seed;
+    /// Stack size of fibers unless a spawn asks otherwise.
+    std::size_t stack_bytes = limits::stack_bytes_default;
+    /// Threads of the offload pool (blocking work and files).
+    std::size_t offload_threads = limits::offload_threads_default;
+    /// Turn SIGINT/SIGTERM into a graceful stop (request_stop()).
+    bool stop_on_signals = false;
+};
+
+/// Counters of a runtime, for tests, benchmarks and diagnostics.
+struct RuntimeStats {
+    std::uint64_t ticks = 0;           ///< loop iterations that waited for the world
+    std::uint64_t wakeups = 0;         ///< wake-ups delivered through the gate
+    std::uint64_t switches = 0;        ///< fiber resumptions
+    std::uint64_t fibers_spawned = 0;
+    std::uint64_t fibers_alive = 0;
+    std::uint64_t handles_alive = 0;   ///< timers, connections, listeners, offload requests
+};
+
+/// One node. Several runtimes may live in one thread; nothing of a node lives in a
+/// global. While a runtime runs, it is the thread's current runtime, which the free
+/// functions (`spawn`, `now`, `connect`, ...) use.
+class Runtime {
+public:
+    struct Impl;
+
+    explicit Runtime(Options options = {});
+    ~Runtime();
+    Runtime(const Runtime&) = delete;
+    Runtime& operator=(const Runtime&) = delete;
+
+    /// Runs `entry` as the task "main" until it returns, then cancels the tasks still
+    /// alive and waits for them. Returns `entry`'s result (the exit code).
+    int run(std::function<int()> entry);
+
+    /// Asks for a graceful stop: the main task is cancelled, so its blocking
+    /// operation returns Errc::cancelled. Safe to call from a fiber of this runtime.
+    void request_stop();
+    bool stop_requested() const noexcept;
+
+    /// The PRNG seed in use (reported so that a run can be repeated).
+    std::uint64_t seed() const noexcept;
+    const std::string& node_name() const noexcept;
+    RuntimeStats stats() const noexcept;
+
+    /// The runtime running on this thread now, or nullptr.
+    static Runtime* current() noexcept;
+
+    Impl& impl() noexcept { return *impl_; }
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+} // namespace reprise

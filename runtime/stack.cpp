@@ -1,0 +1,136 @@
+// Fiber stacks (mmap + guard page) and the fault handler that names a fiber whose stack overflowed.
+#include "runtime/internal/stack.hpp"
+
+#include "runtime/assert.hpp"
+#include "runtime/limits.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <sys/mman.h>
+#include <unistd.h>
+
+namespace reprise::detail {
+
+namespace {
+
+__attribute__((tls_model("initial-exec"))) thread_local const RunningFiberInfo* tl_running = nullptr;
+__attribute__((tls_model("initial-exec"))) thread_local bool tl_handler_installed = false;
+
+// The actions that were in place before ours, to hand faults that are not ours to.
+struct sigaction previous_segv;
+struct sigaction previous_bus;
+
+std::size_t round_to_pages(std::size_t n) {
+    return (n + limits::page_bytes - 1) / limits::page_bytes * limits::page_bytes;
+}
+
+// Writes without allocating: this runs on the alternate stack inside a fault.
+void write_str(const char* s) noexcept {
+    std::size_t len = std::strlen(s);
+    while (len > 0) {
+        ssize_t n = ::write(STDERR_FILENO, s, len);
+        if (n <= 0)
+            return;
+        s += n;
+        len -= static_cast<std::size_t>(n);
+    }
+}
+
+void write_u64(std::uint64_t v) noexcept {
+    char buf[24];
+    char* p = buf + sizeof buf;
+    *--p = '\0';
+    do {
+        *--p = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    write_str(p);
+}
+
+void on_fault(int signo, siginfo_t* info, void* uctx) {
+    const RunningFiberInfo* running = tl_running;
+    if (running && running->stack && running->stack->in_guard(info->si_addr)) {
+        write_str("reprise: stack overflow in task '");
+        write_str(running->name);
+        write_str("' (id ");
+        write_u64(running->id);
+        write_str("): its stack of ");
+        write_u64(running->stack->usable_bytes);
+        write_str(" bytes is exhausted; spawn it with a larger SpawnOptions::stack_bytes\n");
+        ::signal(signo, SIG_DFL);
+        return;  // the faulting instruction runs again and the default action kills us
+    }
+    const struct sigaction& prev = signo == SIGSEGV ? previous_segv : previous_bus;
+    if (prev.sa_flags & SA_SIGINFO) {
+        prev.sa_sigaction(signo, info, uctx);
+    } else if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN) {
+        prev.sa_handler(signo);
+    } else {
+        ::signal(signo, SIG_DFL);
+    }
+}
+
+} // namespace
+
+bool Stack::in_guard(const void* addr) const noexcept {
+    auto a = reinterpret_cast<std::uintptr_t>(addr);
+    auto lo = reinterpret_cast<std::uintptr_t>(base);
+    return a >= lo && a < lo + (mapped_bytes - usable_bytes);
+}
+
+Stack map_stack(std::size_t usable_bytes) {
+    Stack s;
+    s.usable_bytes = round_to_pages(usable_bytes);
+    s.mapped_bytes = s.usable_bytes + limits::stack_guard_bytes;
+    // MAP_NORESERVE: pages are committed when first touched, so idle fibers cost
+    // only the few pages they used.
+    void* p = ::mmap(nullptr, s.mapped_bytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (p == MAP_FAILED) {
+        std::fprintf(stderr, "reprise: cannot map a fiber stack of %zu bytes: %s\n", s.mapped_bytes,
+                     std::strerror(errno));
+        std::abort();
+    }
+    s.base = p;
+    REPRISE_ASSERT_MSG(::mprotect(p, limits::stack_guard_bytes, PROT_NONE) == 0, "mprotect of a stack guard page");
+    return s;
+}
+
+void unmap_stack(Stack& s) noexcept {
+    if (s.base)
+        ::munmap(s.base, s.mapped_bytes);
+    s = Stack{};
+}
+
+void install_overflow_handler() {
+    if (tl_handler_installed)
+        return;
+    tl_handler_installed = true;
+    // Each thread that runs fibers needs its own alternate stack: the fault
+    // happens with the fiber's stack exhausted. It lives as long as the thread.
+    stack_t current{};
+    if (::sigaltstack(nullptr, &current) == 0 && (current.ss_flags & SS_DISABLE)) {
+        stack_t alt{};
+        alt.ss_sp = std::malloc(limits::signal_stack_bytes);
+        REPRISE_ASSERT(alt.ss_sp != nullptr);
+        alt.ss_size = limits::signal_stack_bytes;
+        REPRISE_ASSERT(::sigaltstack(&alt, nullptr) == 0);
+    }
+    struct sigaction ours{};
+    ours.sa_sigaction = on_fault;
+    ours.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&ours.sa_mask);
+    struct sigaction before{};
+    ::sigaction(SIGSEGV, nullptr, &before);
+    if (before.sa_sigaction != on_fault || !(before.sa_flags & SA_SIGINFO)) {
+        ::sigaction(SIGSEGV, &ours, &previous_segv);
+        ::sigaction(SIGBUS, &ours, &previous_bus);
+    }
+}
+
+void set_running_fiber(const RunningFiberInfo* info) noexcept { tl_running = info; }
+
+} // namespace reprise::detail
