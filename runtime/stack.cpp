@@ -31,7 +31,7 @@ std::size_t round_to_pages(std::size_t n) {
 void write_str(const char* s) noexcept {
     std::size_t len = std::strlen(s);
     while (len > 0) {
-        ssize_t n = ::write(STDERR_FILENO, s, len);
+        ssize_t n = ::write(STDERR_FILENO, s, len);  // reprise-allow: io (a crash message from a fault handler)
         if (n <= 0)
             return;
         s += n;
