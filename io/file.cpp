@@ -29,8 +29,8 @@ Error last_error() { return error_from_errno(errno); }
 
 // Runs a file operation on the pool; its own Result comes back to the task.
 template <class F>
-auto on_pool(F&& fn) -> std::invoke_result_t<F> {
-    auto r = offload(std::forward<F>(fn));
+auto on_pool(Deadline deadline, F&& fn) -> std::invoke_result_t<F> {
+    auto r = offload(std::forward<F>(fn), deadline);
     if (!r.ok())
         return r.error();
     return std::move(*r);
@@ -94,7 +94,7 @@ Result<void> sync_directory_of(const std::string& path) {
 
 } // namespace
 
-Result<File> File::open(std::string path, OpenMode mode) {
+Result<File> File::open(std::string path, OpenMode mode, Deadline deadline) {
     int flags = O_CLOEXEC;
     bool rd = has(mode, OpenMode::read), wr = has(mode, OpenMode::write) || has(mode, OpenMode::append);
     flags |= rd && wr ? O_RDWR : wr ? O_WRONLY : O_RDONLY;
@@ -108,7 +108,7 @@ Result<File> File::open(std::string path, OpenMode mode) {
         flags |= O_EXCL;
     auto core = std::make_shared<detail::FileCore>();
     core->path = std::move(path);
-    auto r = on_pool([core, flags]() -> Result<void> {
+    auto r = on_pool(deadline, [core, flags]() -> Result<void> {
         core->fd = ::open(core->path.c_str(), flags, 0644);
         if (core->fd < 0)
             return last_error();
@@ -124,43 +124,43 @@ const std::string& File::path() const {
     return core_->path;
 }
 
-Result<std::string> File::read_at(std::uint64_t offset, std::size_t max_bytes) {
+Result<std::string> File::read_at(std::uint64_t offset, std::size_t max_bytes, Deadline deadline) {
     REPRISE_ASSERT_MSG(core_ != nullptr, "read from a closed File");
     if (max_bytes > limits::file_read_bytes_max)
         return Errc::limit;
-    return on_pool([core = core_, offset, max_bytes] {
+    return on_pool(deadline, [core = core_, offset, max_bytes] {
         return read_upto(core->fd, static_cast<std::int64_t>(offset), max_bytes);
     });
 }
 
-Result<void> File::write_at(std::uint64_t offset, std::string_view bytes) {
+Result<void> File::write_at(std::uint64_t offset, std::string_view bytes, Deadline deadline) {
     REPRISE_ASSERT_MSG(core_ != nullptr, "write to a closed File");
-    return on_pool([core = core_, offset, data = std::string(bytes)] {
+    return on_pool(deadline, [core = core_, offset, data = std::string(bytes)] {
         return write_all(core->fd, data, static_cast<std::int64_t>(offset));
     });
 }
 
-Result<void> File::append(std::string_view bytes) {
+Result<void> File::append(std::string_view bytes, Deadline deadline) {
     REPRISE_ASSERT_MSG(core_ != nullptr, "write to a closed File");
-    return on_pool([core = core_, data = std::string(bytes)]() -> Result<void> {
+    return on_pool(deadline, [core = core_, data = std::string(bytes)]() -> Result<void> {
         if (::lseek(core->fd, 0, SEEK_END) < 0)
             return last_error();
         return write_all(core->fd, data, -1);
     });
 }
 
-Result<void> File::sync() {
+Result<void> File::sync(Deadline deadline) {
     REPRISE_ASSERT_MSG(core_ != nullptr, "sync of a closed File");
-    return on_pool([core = core_]() -> Result<void> {
+    return on_pool(deadline, [core = core_]() -> Result<void> {
         if (::fsync(core->fd) != 0)
             return last_error();
         return {};
     });
 }
 
-Result<std::uint64_t> File::size() {
+Result<std::uint64_t> File::size(Deadline deadline) {
     REPRISE_ASSERT_MSG(core_ != nullptr, "size of a closed File");
-    return on_pool([core = core_]() -> Result<std::uint64_t> {
+    return on_pool(deadline, [core = core_]() -> Result<std::uint64_t> {
         struct stat st {};
         if (::fstat(core->fd, &st) != 0)
             return last_error();
@@ -168,17 +168,17 @@ Result<std::uint64_t> File::size() {
     });
 }
 
-Result<void> File::truncate(std::uint64_t size) {
+Result<void> File::truncate(std::uint64_t size, Deadline deadline) {
     REPRISE_ASSERT_MSG(core_ != nullptr, "truncate of a closed File");
-    return on_pool([core = core_, size]() -> Result<void> {
+    return on_pool(deadline, [core = core_, size]() -> Result<void> {
         if (::ftruncate(core->fd, static_cast<off_t>(size)) != 0)
             return last_error();
         return {};
     });
 }
 
-Result<std::string> read_file(std::string path, std::size_t max_bytes) {
-    return on_pool([path = std::move(path), max_bytes]() -> Result<std::string> {
+Result<std::string> read_file(std::string path, std::size_t max_bytes, Deadline deadline) {
+    return on_pool(deadline, [path = std::move(path), max_bytes]() -> Result<std::string> {
         int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             return last_error();
@@ -193,14 +193,14 @@ Result<std::string> read_file(std::string path, std::size_t max_bytes) {
     });
 }
 
-Result<void> write_file(std::string path, std::string_view bytes, Durability durability) {
-    return on_pool([path = std::move(path), data = std::string(bytes), durability] {
+Result<void> write_file(std::string path, std::string_view bytes, Durability durability, Deadline deadline) {
+    return on_pool(deadline, [path = std::move(path), data = std::string(bytes), durability] {
         return write_whole(path, data, O_WRONLY | O_CREAT | O_TRUNC, durability == Durability::synced);
     });
 }
 
-Result<void> write_file_atomic(std::string path, std::string_view bytes) {
-    return on_pool([path = std::move(path), data = std::string(bytes)]() -> Result<void> {
+Result<void> write_file_atomic(std::string path, std::string_view bytes, Deadline deadline) {
+    return on_pool(deadline, [path = std::move(path), data = std::string(bytes)]() -> Result<void> {
         std::string tmp = path + ".tmp";
         if (auto r = write_whole(tmp, data, O_WRONLY | O_CREAT | O_TRUNC, true); !r.ok())
             return r;
@@ -210,30 +210,30 @@ Result<void> write_file_atomic(std::string path, std::string_view bytes) {
     });
 }
 
-Result<void> append_file(std::string path, std::string_view bytes, Durability durability) {
-    return on_pool([path = std::move(path), data = std::string(bytes), durability] {
+Result<void> append_file(std::string path, std::string_view bytes, Durability durability, Deadline deadline) {
+    return on_pool(deadline, [path = std::move(path), data = std::string(bytes), durability] {
         return write_whole(path, data, O_WRONLY | O_CREAT | O_APPEND, durability == Durability::synced);
     });
 }
 
-Result<void> rename_file(std::string from, std::string to) {
-    return on_pool([from = std::move(from), to = std::move(to)]() -> Result<void> {
+Result<void> rename_file(std::string from, std::string to, Deadline deadline) {
+    return on_pool(deadline, [from = std::move(from), to = std::move(to)]() -> Result<void> {
         if (::rename(from.c_str(), to.c_str()) != 0)
             return last_error();
         return {};
     });
 }
 
-Result<void> remove_file(std::string path) {
-    return on_pool([path = std::move(path)]() -> Result<void> {
+Result<void> remove_file(std::string path, Deadline deadline) {
+    return on_pool(deadline, [path = std::move(path)]() -> Result<void> {
         if (::unlink(path.c_str()) != 0)
             return last_error();
         return {};
     });
 }
 
-Result<bool> file_exists(std::string path) {
-    return on_pool([path = std::move(path)]() -> Result<bool> {
+Result<bool> file_exists(std::string path, Deadline deadline) {
+    return on_pool(deadline, [path = std::move(path)]() -> Result<bool> {
         struct stat st {};
         if (::stat(path.c_str(), &st) == 0)
             return true;
@@ -243,8 +243,8 @@ Result<bool> file_exists(std::string path) {
     });
 }
 
-Result<void> make_directories(std::string path) {
-    return on_pool([path = std::move(path)]() -> Result<void> {
+Result<void> make_directories(std::string path, Deadline deadline) {
+    return on_pool(deadline, [path = std::move(path)]() -> Result<void> {
         std::error_code ec;
         std::filesystem::create_directories(path, ec);
         if (ec)

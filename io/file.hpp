@@ -1,6 +1,7 @@
 // Files through the runtime: every operation runs on the offload pool, so the loop never blocks on a disk.
 #pragma once
 
+#include "clock/time.hpp"
 #include "runtime/result.hpp"
 
 #include <cstdint>
@@ -34,22 +35,23 @@ constexpr bool has(OpenMode set, OpenMode flag) noexcept {
 enum class Durability : unsigned char { buffered, synced };
 
 /// An open file. Each operation blocks the calling task (not the loop) until the
-/// pool finished it. The descriptor closes when the File and every operation in
+/// pool finished it, or its deadline passes (Errc::timed_out; the operation itself
+/// still completes on the pool). The descriptor closes when the File and every operation in
 /// flight on it are gone.
 class File {
 public:
     File() = default;
-    static Result<File> open(std::string path, OpenMode mode);
+    static Result<File> open(std::string path, OpenMode mode, Deadline deadline = Deadline::never());
 
     /// Up to `max_bytes` from `offset` (fewer at the end of the file).
-    Result<std::string> read_at(std::uint64_t offset, std::size_t max_bytes);
-    Result<void> write_at(std::uint64_t offset, std::string_view bytes);
+    Result<std::string> read_at(std::uint64_t offset, std::size_t max_bytes, Deadline deadline = Deadline::never());
+    Result<void> write_at(std::uint64_t offset, std::string_view bytes, Deadline deadline = Deadline::never());
     /// Writes at the end of the file.
-    Result<void> append(std::string_view bytes);
+    Result<void> append(std::string_view bytes, Deadline deadline = Deadline::never());
     /// fsync(2).
-    Result<void> sync();
-    Result<std::uint64_t> size();
-    Result<void> truncate(std::uint64_t size);
+    Result<void> sync(Deadline deadline = Deadline::never());
+    Result<std::uint64_t> size(Deadline deadline = Deadline::never());
+    Result<void> truncate(std::uint64_t size, Deadline deadline = Deadline::never());
     void close() noexcept { core_.reset(); }
     bool is_open() const noexcept { return core_ != nullptr; }
     const std::string& path() const;
@@ -60,18 +62,21 @@ private:
 };
 
 /// The whole file. Errors: not_found, limit (larger than `max_bytes`), io.
-Result<std::string> read_file(std::string path, std::size_t max_bytes = 256 * 1024 * 1024);
+Result<std::string> read_file(std::string path, std::size_t max_bytes = 256 * 1024 * 1024,
+                              Deadline deadline = Deadline::never());
 /// Creates or replaces the file's contents.
-Result<void> write_file(std::string path, std::string_view bytes, Durability durability = Durability::buffered);
+Result<void> write_file(std::string path, std::string_view bytes, Durability durability = Durability::buffered,
+                        Deadline deadline = Deadline::never());
 /// Replaces the file's contents atomically: a crash leaves the old or the new
 /// contents, never a mix (write to a temporary, fsync, rename, fsync the directory).
-Result<void> write_file_atomic(std::string path, std::string_view bytes);
-Result<void> append_file(std::string path, std::string_view bytes, Durability durability = Durability::buffered);
-Result<void> rename_file(std::string from, std::string to);
-Result<void> remove_file(std::string path);
+Result<void> write_file_atomic(std::string path, std::string_view bytes, Deadline deadline = Deadline::never());
+Result<void> append_file(std::string path, std::string_view bytes, Durability durability = Durability::buffered,
+                         Deadline deadline = Deadline::never());
+Result<void> rename_file(std::string from, std::string to, Deadline deadline = Deadline::never());
+Result<void> remove_file(std::string path, Deadline deadline = Deadline::never());
 /// Whether a file or directory exists at `path`.
-Result<bool> file_exists(std::string path);
+Result<bool> file_exists(std::string path, Deadline deadline = Deadline::never());
 /// mkdir -p.
-Result<void> make_directories(std::string path);
+Result<void> make_directories(std::string path, Deadline deadline = Deadline::never());
 
 } // namespace reprise

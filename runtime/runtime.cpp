@@ -18,6 +18,7 @@
 #endif
 #endif
 #ifdef REPRISE_ASAN
+#include <pthread.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -28,7 +29,6 @@ using namespace detail;
 namespace detail {
 
 namespace {
-thread_local Runtime::Impl* tl_current = nullptr;
 
 // ASan must be told when the stack changes under it (Boost.Context's fcontext
 // switches stacks behind its back). `fake` is null when the left stack dies.
@@ -46,15 +46,10 @@ inline void asan_finish_switch([[maybe_unused]] void* fake, [[maybe_unused]] con
 }
 } // namespace
 
-Runtime::Impl& current_runtime(const char* operation) {
-    if (tl_current == nullptr) {
-        std::string msg = fmt::format("{} needs a running reprise runtime", operation);
-        assert_fail("current runtime", __FILE__, __LINE__, msg.c_str());
-    }
-    return *tl_current;
+void no_current_runtime(const char* operation) {
+    std::string msg = fmt::format("{} needs a running reprise runtime", operation);
+    assert_fail("current runtime", __FILE__, __LINE__, msg.c_str());
 }
-Runtime::Impl* current_runtime_or_null() noexcept { return tl_current; }
-void set_current_runtime(Runtime::Impl* rt) noexcept { tl_current = rt; }
 
 const char* wake_kind_name(WakeKind kind) noexcept {
     switch (kind) {
@@ -73,10 +68,9 @@ const char* wake_kind_name(WakeKind kind) noexcept {
 
 // The first switch into a fiber lands here, on the fiber's own stack.
 [[noreturn]] static void fiber_main(ctx::transfer_t from) {
-    auto* f = static_cast<Fiber*>(from.data);
-    Runtime::Impl* rt = f->rt;
-    rt->loop_context = from.fctx;
-    asan_finish_switch(nullptr, &rt->loop_stack_bottom, &rt->loop_stack_bytes);
+    Runtime::Impl* rt = tl_current_runtime;
+    Fiber* f = rt->current;
+    rt->finish_switch(from, f);
     try {
         f->body();
     } catch (...) {
@@ -84,8 +78,8 @@ const char* wake_kind_name(WakeKind kind) noexcept {
     }
     f->body = UniqueFunction{};
     rt->finish_fiber(f);
-    asan_start_switch(nullptr, rt->loop_stack_bottom, rt->loop_stack_bytes);
-    ctx::jump_fcontext(rt->loop_context, nullptr);
+    rt->finished.push_back(f);
+    rt->switch_context(f, rt->ready.pop(), true);
     assert_fail("unreachable", __FILE__, __LINE__, "a finished fiber was resumed");
 }
 
@@ -164,6 +158,14 @@ Runtime::Impl::Impl(Runtime& owner_, Options options_)
     REPRISE_ASSERT_MSG(options.offload_threads >= 1 && options.offload_threads <= limits::offload_threads_max,
                        "Options::offload_threads is outside [1, offload_threads_max]");
     install_overflow_handler();
+#ifdef REPRISE_ASAN
+    pthread_attr_t attr;
+    REPRISE_ASSERT(pthread_getattr_np(pthread_self(), &attr) == 0);
+    void* stack_addr = nullptr;
+    REPRISE_ASSERT(pthread_attr_getstack(&attr, &stack_addr, &loop_stack_bytes) == 0);
+    pthread_attr_destroy(&attr);
+    loop_stack_bottom = stack_addr;
+#endif
     backend = make_live_backend(*this, options.offload_threads);
     backend->read_clock(now_ns, wall_ns);
     if (options.stop_on_signals) {
@@ -251,35 +253,39 @@ Fiber* Runtime::Impl::spawn(std::shared_ptr<TaskCore> core, UniqueFunction body,
     return f;
 }
 
-void Runtime::Impl::resume(Fiber* f) {
-    REPRISE_ASSERT(current == nullptr && f->state == FiberState::ready);
-    f->state = FiberState::running;
-    current = f;
-    ++stats.switches;
-    set_running_fiber(&f->running_info);
-    void* fake = nullptr;
-    asan_start_switch(&fake, f->stack.bottom(), f->stack.usable_bytes);
-    ctx::transfer_t back = ctx::jump_fcontext(f->context, f);
-    asan_finish_switch(fake, nullptr, nullptr);
-    set_running_fiber(nullptr);
-    current = nullptr;
-    if (f->state != FiberState::done) {
-        f->context = back.fctx;
-        return;
+void Runtime::Impl::switch_context(Fiber* from, Fiber* to, bool from_finished) {
+    ctx::fcontext_t* save = from_finished ? nullptr : from ? &from->context : &loop_context;
+    void** fake = from_finished ? nullptr : from ? &from->asan_fake_stack : &loop_asan_fake_stack;
+    current = to;
+    if (to) {
+        REPRISE_ASSERT(to->state == FiberState::ready);
+        to->state = FiberState::running;
+        ++stats.switches;
+        set_running_fiber(&to->running_info);
+        asan_start_switch(fake, to->stack.bottom(), to->stack.usable_bytes);
+    } else {
+        set_running_fiber(nullptr);
+        asan_start_switch(fake, loop_stack_bottom, loop_stack_bytes);
     }
-    if (stack_cache.size() < limits::stack_cache_max && f->stack.usable_bytes == options.stack_bytes)
-        stack_cache.push_back(f->stack);
-    else
-        unmap_stack(f->stack);
-    delete f;
+    ctx::transfer_t back = ctx::jump_fcontext(to ? to->context : loop_context, save);
+    finish_switch(back, from);
+}
+
+void Runtime::Impl::finish_switch(ctx::transfer_t back, Fiber* self) noexcept {
+    asan_finish_switch(self ? self->asan_fake_stack : loop_asan_fake_stack, nullptr, nullptr);
+    // Whoever switched here left its context to be saved (null when it ended).
+    if (back.data)
+        *static_cast<ctx::fcontext_t*>(back.data) = back.fctx;
 }
 
 void Runtime::Impl::suspend() {
     Fiber* f = current;
-    asan_start_switch(&f->asan_fake_stack, loop_stack_bottom, loop_stack_bytes);
-    ctx::transfer_t back = ctx::jump_fcontext(loop_context, nullptr);
-    asan_finish_switch(f->asan_fake_stack, &loop_stack_bottom, &loop_stack_bytes);
-    loop_context = back.fctx;
+    Fiber* next = ready.pop();
+    if (next == f) {  // a yield with nobody else ready
+        f->state = FiberState::running;
+        return;
+    }
+    switch_context(f, next, false);
 }
 
 WakeReason Runtime::Impl::park(Deadline deadline, bool cancellable) {
@@ -426,8 +432,19 @@ void Runtime::Impl::tick_once() {
 }
 
 void Runtime::Impl::run_ready() {
-    while (Fiber* f = ready.pop())
-        resume(f);
+    // Fibers hand over to each other while any is ready; the loop gets control
+    // back only when none is.
+    if (Fiber* f = ready.pop())
+        switch_context(nullptr, f, false);
+    REPRISE_ASSERT(ready.empty() && current == nullptr);
+    for (Fiber* f : finished) {
+        if (stack_cache.size() < limits::stack_cache_max && f->stack.usable_bytes == options.stack_bytes)
+            stack_cache.push_back(f->stack);
+        else
+            unmap_stack(f->stack);
+        delete f;
+    }
+    finished.clear();
 }
 
 void Runtime::Impl::flush_outputs() {

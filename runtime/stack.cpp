@@ -16,7 +16,6 @@ namespace reprise::detail {
 
 namespace {
 
-__attribute__((tls_model("initial-exec"))) thread_local const RunningFiberInfo* tl_running = nullptr;
 __attribute__((tls_model("initial-exec"))) thread_local bool tl_handler_installed = false;
 
 // The actions that were in place before ours, to hand faults that are not ours to.
@@ -51,7 +50,7 @@ void write_u64(std::uint64_t v) noexcept {
 }
 
 void on_fault(int signo, siginfo_t* info, void* uctx) {
-    const RunningFiberInfo* running = tl_running;
+    const RunningFiberInfo* running = tl_running_fiber;
     if (running && running->stack && running->stack->in_guard(info->si_addr)) {
         write_str("reprise: stack overflow in task '");
         write_str(running->name);
@@ -131,6 +130,5 @@ void install_overflow_handler() {
     }
 }
 
-void set_running_fiber(const RunningFiberInfo* info) noexcept { tl_running = info; }
 
 } // namespace reprise::detail

@@ -173,16 +173,23 @@ struct Runtime::Impl {
     std::uint64_t fibers_alive = 0;
     std::vector<detail::Stack> stack_cache;
     detail::ctx::fcontext_t loop_context = nullptr;
-    const void* loop_stack_bottom = nullptr;   ///< for ASan's fiber annotations
+    const void* loop_stack_bottom = nullptr;   ///< the thread's stack, for ASan's fiber annotations
     std::size_t loop_stack_bytes = 0;
+    void* loop_asan_fake_stack = nullptr;
+    std::vector<detail::Fiber*> finished;      ///< ended fibers whose stacks the loop frees
     std::shared_ptr<detail::TaskCore> main_task;
     bool running = false;
     bool draining = false;     ///< main returned; every task is being cancelled
 
     detail::Fiber* spawn(std::shared_ptr<detail::TaskCore> core, UniqueFunction body, std::size_t stack_bytes);
-    void resume(detail::Fiber* f);
-    /// Switches from the current fiber back to the loop.
+    /// Switches from `from` (null: the loop) to `to` (null: the loop). A finished
+    /// `from` is never resumed, so its context is not saved.
+    void switch_context(detail::Fiber* from, detail::Fiber* to, bool from_finished);
+    /// Leaves the current fiber: straight to the next ready fiber when there is
+    /// one (one context switch, not two), else to the loop.
     void suspend();
+    /// Runs first after every switch, on the receiving side.
+    void finish_switch(detail::ctx::transfer_t back, detail::Fiber* self) noexcept;
     /// Blocks the current fiber until wake(), the deadline or cancellation.
     detail::WakeReason park(Deadline deadline, bool cancellable = true);
     /// Makes a parked fiber ready with `reason`; a no-op for any other fiber.
@@ -229,10 +236,17 @@ struct Runtime::Impl {
 };
 
 namespace detail {
+/// The runtime running on this thread (the convenience API's "current runtime").
+inline thread_local Runtime::Impl* tl_current_runtime = nullptr;
+[[noreturn]] void no_current_runtime(const char* operation);
 /// The runtime of the calling thread; asserts there is one.
-Runtime::Impl& current_runtime(const char* operation);
-Runtime::Impl* current_runtime_or_null() noexcept;
-void set_current_runtime(Runtime::Impl* rt) noexcept;
+inline Runtime::Impl& current_runtime(const char* operation) {
+    if (tl_current_runtime == nullptr) [[unlikely]]
+        no_current_runtime(operation);
+    return *tl_current_runtime;
+}
+inline Runtime::Impl* current_runtime_or_null() noexcept { return tl_current_runtime; }
+inline void set_current_runtime(Runtime::Impl* rt) noexcept { tl_current_runtime = rt; }
 } // namespace detail
 
 } // namespace reprise

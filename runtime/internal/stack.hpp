@@ -33,7 +33,9 @@ struct RunningFiberInfo {
 /// Installs, once per thread, an alternate signal stack and a SIGSEGV/SIGBUS handler
 /// that names the fiber whose guard page was hit, then dies by the signal.
 void install_overflow_handler();
-/// Set on every switch into or out of a fiber (null info when the loop runs).
-void set_running_fiber(const RunningFiberInfo* info) noexcept;
+/// The fiber running on this thread, for the fault handler; set on every switch
+/// (null while the loop runs).
+inline thread_local const RunningFiberInfo* tl_running_fiber = nullptr;
+inline void set_running_fiber(const RunningFiberInfo* info) noexcept { tl_running_fiber = info; }
 
 } // namespace reprise::detail
