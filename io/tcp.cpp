@@ -56,13 +56,28 @@ Result<void> Connection::wait_readable(Deadline deadline) {
     }
 }
 
+static void set_reading_paused(Runtime::Impl& rt, ConnState& c, bool paused) {
+    if (c.read_paused != paused) {
+        c.read_paused = paused;
+        rt.backend->set_reading(c, !paused);
+    }
+}
+
 // Consumes input; a connection whose reading was paused on a full buffer resumes.
 static void consume_input(Runtime::Impl& rt, ConnState& c, std::size_t n) {
     c.input.consume(n);
-    if (c.read_paused && c.input.size() < limits::input_buffer_bytes_max / 2) {
-        c.read_paused = false;
-        rt.backend->set_reading(c, true);
-    }
+    c.input_limit = limits::input_buffer_bytes_max;
+    if (c.read_paused && c.input.size() < c.input_limit / 2)
+        set_reading_paused(rt, c, false);
+}
+
+// A reader that needs `want` bytes buffered at once may need more than the usual
+// input limit: raise it for this read (the caller's own bound) and resume reading.
+static void want_input(Runtime::Impl& rt, ConnState& c, std::size_t want) {
+    if (want > c.input_limit)
+        c.input_limit = want;
+    if (c.read_paused && c.input.size() < c.input_limit)
+        set_reading_paused(rt, c, false);
 }
 
 Result<std::size_t> Connection::read_some(std::span<char> buffer, Deadline deadline) {
@@ -91,6 +106,7 @@ Result<void> Connection::read_exact(std::span<char> buffer, Deadline deadline) {
     while (state_->input.size() < buffer.size()) {
         // Wait for more than what is buffered: readable alone is not enough.
         ConnState& c = *state_;
+        want_input(current_runtime("read"), c, buffer.size());
         if (c.closed)
             return Errc::closed;
         if (c.error)
@@ -128,6 +144,7 @@ Result<std::string> Connection::read_until(std::string_view delimiter, std::size
         if (at != std::string_view::npos || in.size() >= max_bytes)
             return Errc::limit;
         searched = in.size() >= delimiter.size() ? in.size() - delimiter.size() + 1 : 0;
+        want_input(current_runtime("read"), c, max_bytes);
         if (c.closed)
             return Errc::closed;
         if (c.error)

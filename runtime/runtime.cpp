@@ -132,13 +132,15 @@ void WaitList::wait_uncancellable() {
     Fiber::unlink_from_wait_list(f);
 }
 
-bool WaitList::notify_one() {
+bool WaitList::notify_one() { return notify_one_task() != 0; }
+
+std::uint64_t WaitList::notify_one_task() {
     Fiber* f = head_;
     if (!f)
-        return false;
+        return 0;
     remove(f);
     f->rt->wake(f, WakeReason::signaled);
-    return true;
+    return f->id;
 }
 
 std::size_t WaitList::notify_all() {
@@ -338,6 +340,13 @@ void Runtime::Impl::finish_fiber(Fiber* f) noexcept {
     core.finished = true;
     core.fiber = nullptr;
     core.joiners.notify_all();
+    if (&core == main_task.get()) {
+        // The program is over when main returns: stop the other tasks (and any
+        // they spawn while unwinding) at once, before any of them runs again.
+        draining = true;
+        for (Fiber* other = all_head; other; other = other->all_next)
+            cancel(other);
+    }
     if (core.detached && core.exception) {
         std::string what = "unknown exception";
         try {
@@ -405,13 +414,7 @@ int Runtime::Impl::run(std::function<int()> entry) {
     main_task = core;
     TaskState<int>* main_state = core.get();
     spawn(core, [main_state, &entry] { main_state->value = entry(); }, 0);
-    while (!main_state->finished)
-        tick_once();
-    // The program is over when main returns: stop the other tasks (and any they
-    // spawn while unwinding) and let them finish.
-    draining = true;
-    for (Fiber* f = all_head; f; f = f->all_next)
-        cancel(f);
+    // When main ends, finish_fiber() cancels the others; the loop runs until they end.
     while (fibers_alive > 0)
         tick_once();
     draining = false;
@@ -544,7 +547,7 @@ void Runtime::Impl::deliver(const Wakeup& w, std::string_view data) {
     switch (w.kind) {
     case WakeKind::bytes_read:
         c->input.append(data);
-        if (c->input.size() >= limits::input_buffer_bytes_max && !c->read_paused) {
+        if (c->input.size() >= c->input_limit && !c->read_paused) {
             c->read_paused = true;
             backend->set_reading(*c, false);
         }

@@ -9,14 +9,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <sanitizer/asan_interface.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 namespace reprise::detail {
 
 namespace {
-
-__attribute__((tls_model("initial-exec"))) thread_local bool tl_handler_installed = false;
 
 // The actions that were in place before ours, to hand faults that are not ours to.
 struct sigaction previous_segv;
@@ -99,15 +98,18 @@ Stack map_stack(std::size_t usable_bytes) {
 }
 
 void unmap_stack(Stack& s) noexcept {
-    if (s.base)
+    if (s.base) {
+        // ASan keeps the poison of frames that never returned (a fiber's last
+        // switch); whatever is mapped here later must not inherit it.
+        ASAN_UNPOISON_MEMORY_REGION(s.bottom(), s.usable_bytes);
         ::munmap(s.base, s.mapped_bytes);
+    }
     s = Stack{};
 }
 
 void install_overflow_handler() {
-    if (tl_handler_installed)
-        return;
-    tl_handler_installed = true;
+    // Checked at every Runtime's construction, not once per thread: whoever set a
+    // SIGSEGV handler since (a test framework, a crash reporter) would silence ours.
     // Each thread that runs fibers needs its own alternate stack: the fault
     // happens with the fiber's stack exhausted. It lives as long as the thread.
     stack_t current{};

@@ -9,19 +9,27 @@ Result<void> Mutex::lock(Deadline deadline) {
     const std::uint64_t me = current_task_id();
     REPRISE_ASSERT_MSG(me != 0, "Mutex::lock outside a task");
     REPRISE_ASSERT_MSG(owner_ != me, "Mutex is not recursive: the holder locked it again");
-    while (owner_ != 0) {
+    if (owner_ == 0) {
+        owner_ = me;
+        return {};
+    }
+    // unlock() hands the mutex straight to the longest waiter, so a task that
+    // locks again right after unlocking cannot overtake the ones waiting.
+    while (owner_ != me) {
         if (auto r = waiters_.wait(deadline); !r.ok())
             return r;
     }
-    owner_ = me;
     return {};
 }
 
 void Mutex::relock() {
     const std::uint64_t me = current_task_id();
-    while (owner_ != 0)
+    if (owner_ == 0) {
+        owner_ = me;
+        return;
+    }
+    while (owner_ != me)
         waiters_.wait_uncancellable();
-    owner_ = me;
 }
 
 bool Mutex::try_lock() noexcept {
@@ -33,8 +41,7 @@ bool Mutex::try_lock() noexcept {
 
 void Mutex::unlock() {
     REPRISE_ASSERT_MSG(owner_ == current_task_id(), "Mutex unlocked by a task that does not hold it");
-    owner_ = 0;
-    waiters_.notify_one();
+    owner_ = waiters_.notify_one_task();
 }
 
 Result<void> Condition::wait(Mutex& m, Deadline deadline) {

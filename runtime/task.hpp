@@ -77,7 +77,7 @@ public:
         if (auto r = detail::join_task(*state_, deadline); !r.ok())
             return r.error();
         if (state_->exception)
-            std::rethrow_exception(state_->exception);
+            std::rethrow_exception(std::exchange(state_->exception, nullptr));  // joined: no longer unobserved
         if constexpr (std::is_void_v<T>) {
             return {};
         } else {

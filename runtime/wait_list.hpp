@@ -5,6 +5,7 @@
 #include "runtime/result.hpp"
 
 #include <cstddef>
+#include <cstdint>
 
 namespace reprise {
 
@@ -30,6 +31,9 @@ public:
     void wait_uncancellable();
     /// Wakes the longest waiting task; false when none waits.
     bool notify_one();
+    /// Wakes the longest waiting task and returns its task id (0 when none waits),
+    /// for hand-over primitives such as Mutex.
+    std::uint64_t notify_one_task();
     /// Wakes every waiting task; returns how many.
     std::size_t notify_all();
     bool empty() const noexcept { return head_ == nullptr; }

@@ -5,6 +5,7 @@
 #include "runtime/internal/handle.hpp"
 #include "io/address.hpp"
 #include "io/internal/byte_buffer.hpp"
+#include "runtime/limits.hpp"
 #include "runtime/result.hpp"
 #include "runtime/wait_list.hpp"
 
@@ -40,7 +41,10 @@ struct ConnState : Handle {
     std::optional<Error> error;       ///< first error seen; ends both directions
     bool connecting = false;          ///< connect() in flight
     bool eof = false;                 ///< the peer closed its side
-    bool read_paused = false;         ///< input is full; the loop stopped reading
+    bool read_paused = false;         ///< input reached input_limit; the loop stopped reading
+    /// Input buffered before the loop stops reading: limits::input_buffer_bytes_max,
+    /// or more while a read_exact/read_until asks for more than that.
+    std::size_t input_limit = limits::input_buffer_bytes_max;
     bool write_shut = false;          ///< shutdown() was called
     bool closed = false;              ///< close() was called; the socket belongs to the backend
     bool in_flush_list = false;

@@ -1,0 +1,239 @@
+// Tests that runtimes sharing a thread do not see each other: ids, tasks, timers, PRNG, stats.
+#include "runtime/reprise.hpp"
+
+#include "child_process.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+using namespace reprise;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// The ids a fixed sequence of actions gets from the current runtime.
+std::vector<std::uint64_t> ids_of_fixed_actions() {
+    std::vector<std::uint64_t> ids;
+    ids.push_back(current_task_id());
+    auto a = spawn("a", [] {});
+    auto b = spawn("b", [] { sleep_for(1ms).value(); });
+    Timer t;
+    ids.push_back(a.id());
+    ids.push_back(b.id());
+    ids.push_back(t.id());
+    a.join().value();
+    b.join().value();
+    ids.push_back(spawn("c", [] {}).id());
+    return ids;
+}
+
+Options seeded(std::uint64_t seed) {
+    Options options;
+    options.seed = seed;
+    return options;
+}
+
+Options named(std::string name) {
+    Options options;
+    options.node_name = std::move(name);
+    return options;
+}
+
+std::vector<std::uint64_t> draws(int n) {
+    std::vector<std::uint64_t> out;
+    for (int i = 0; i < n; ++i)
+        out.push_back(random_u64());
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("two runtimes in one thread hand out the same ids for the same actions") {
+    Runtime first;
+    Runtime second;
+    std::vector<std::uint64_t> ids_first;
+    std::vector<std::uint64_t> ids_second;
+    first.run([&] {
+        ids_first = ids_of_fixed_actions();
+        return 0;
+    });
+    second.run([&] {
+        ids_second = ids_of_fixed_actions();
+        return 0;
+    });
+    REQUIRE(ids_first.size() == 5);
+    REQUIRE(ids_first == ids_second);
+    REQUIRE(ids_first[0] == 1);   // main is the first handle of a fresh runtime
+}
+
+TEST_CASE("a runtime's ids keep counting across its runs and are not reused") {
+    Runtime rt;
+    std::uint64_t first_main = 0;
+    std::uint64_t second_main = 0;
+    std::uint64_t last_task = 0;
+    rt.run([&] {
+        first_main = current_task_id();
+        last_task = spawn("t", [] {}).id();
+        return 0;
+    });
+    rt.run([&] {
+        second_main = current_task_id();
+        return 0;
+    });
+    REQUIRE(second_main > last_task);
+    REQUIRE(last_task > first_main);
+}
+
+TEST_CASE("runtimes with the same seed draw the same sequence, other seeds another") {
+    Runtime a(seeded(1234));
+    Runtime b(seeded(1234));
+    Runtime c(seeded(1235));
+    CAPTURE(a.seed(), c.seed());
+    std::vector<std::uint64_t> from_a;
+    std::vector<std::uint64_t> from_b;
+    std::vector<std::uint64_t> from_c;
+    a.run([&] {
+        from_a = draws(16);
+        return 0;
+    });
+    b.run([&] {
+        from_b = draws(16);
+        return 0;
+    });
+    c.run([&] {
+        from_c = draws(16);
+        return 0;
+    });
+    REQUIRE(a.seed() == 1234);
+    REQUIRE(from_a == from_b);
+    REQUIRE(from_a != from_c);
+}
+
+TEST_CASE("drawing from one runtime does not advance another's PRNG") {
+    constexpr std::uint64_t seed = 987654321;
+    CAPTURE(seed);
+    Runtime reference(seeded(seed));
+    std::vector<std::uint64_t> expected;
+    reference.run([&] {
+        expected = draws(6);
+        return 0;
+    });
+
+    Runtime a(seeded(seed));
+    Runtime b(seeded(seed));
+    std::vector<std::uint64_t> from_a;
+    std::vector<std::uint64_t> from_b;
+    auto take = [](std::vector<std::uint64_t>& into, int n) {
+        return [&into, n] {
+            for (auto v : draws(n))
+                into.push_back(v);
+            return 0;
+        };
+    };
+    a.run(take(from_a, 3));
+    b.run(take(from_b, 5));
+    a.run(take(from_a, 3));   // continues where a stopped, whatever b drew
+    b.run(take(from_b, 1));
+    REQUIRE(from_a == expected);
+    REQUIRE(from_b == expected);
+}
+
+TEST_CASE("runtimes without a seed draw theirs from the operating system") {
+    Runtime a;
+    Runtime b;
+    CAPTURE(a.seed(), b.seed());
+    REQUIRE(a.seed() != b.seed());   // equal with probability 2^-64
+}
+
+TEST_CASE("stats, node names and the current runtime are kept per runtime") {
+    Runtime a(named("alpha"));
+    Runtime b(named("beta"));
+    REQUIRE(Runtime::current() == nullptr);
+    a.run([&] {
+        REQUIRE(Runtime::current() == &a);
+        for (int i = 0; i < 4; ++i)
+            spawn("a-task", [] { yield(); });
+        return 0;
+    });
+    REQUIRE(Runtime::current() == nullptr);
+    b.run([&] {
+        REQUIRE(Runtime::current() == &b);
+        spawn("b-task", [] {});
+        return 0;
+    });
+    REQUIRE(Runtime::current() == nullptr);
+    REQUIRE(a.node_name() == "alpha");
+    REQUIRE(b.node_name() == "beta");
+    REQUIRE(a.stats().fibers_spawned == 5);
+    REQUIRE(b.stats().fibers_spawned == 2);
+    REQUIRE(a.stats().fibers_alive == 0);
+    REQUIRE(b.stats().fibers_alive == 0);
+    REQUIRE(b.stats().switches < a.stats().switches);
+}
+
+TEST_CASE("a timer of one runtime never fires in another runtime's loop") {
+    Runtime a;
+    Runtime b;
+    std::optional<Timer> timer_of_a;
+    a.run([&] {
+        timer_of_a.emplace();
+        timer_of_a->start(1ms);
+        return 0;   // returns before the timer is due; it stays armed
+    });
+    // CHECK, not REQUIRE: the Timer must still be destroyed inside a's run below.
+    CHECK(timer_of_a->armed());
+    b.run([&] {
+        sleep_for(30ms).value();   // well past the deadline of a's timer
+        return 0;
+    });
+    CHECK(timer_of_a->armed());   // b's loop did not fire it
+    std::uint64_t fires = 0;
+    a.run([&] {
+        fires = timer_of_a->wait(10s).value();   // due: fires in a's next tick
+        timer_of_a.reset();
+        return 0;
+    });
+    REQUIRE(fires == 1);
+}
+
+TEST_CASE("each runtime's tasks run only in its own run") {
+    Runtime a;
+    Runtime b;
+    std::vector<std::string> log;
+    a.run([&] {
+        spawn("a-side", [&] { log.push_back("a"); });
+        return 0;   // a-side is drained by a's run, never by b's
+    });
+    REQUIRE(log == std::vector<std::string>{"a"});
+    b.run([&] {
+        log.push_back("b-main");
+        return 0;
+    });
+    REQUIRE(log == std::vector<std::string>{"a", "b-main"});
+}
+
+TEST_CASE("running a runtime from inside a task of another runtime is refused") {
+    auto child = test::run_in_child([] {
+        Runtime outer;
+        Runtime inner;
+        return outer.run([&] { return inner.run([] { return 0; }); });
+    });
+    INFO(child.describe());
+    REQUIRE(child.died_by(SIGABRT));
+    REQUIRE_THAT(child.err, Catch::Contains("inside a fiber"));
+}
+
+TEST_CASE("running a runtime again from inside its own task is refused") {
+    auto child = test::run_in_child([] {
+        Runtime rt;
+        return rt.run([&] { return rt.run([] { return 0; }); });
+    });
+    INFO(child.describe());
+    REQUIRE(child.died_by(SIGABRT));
+    REQUIRE_THAT(child.err, Catch::Contains("not reentrant"));
+}

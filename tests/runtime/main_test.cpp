@@ -1,0 +1,204 @@
+// Tests of the main wrapper: flags, --help, exit codes, and the graceful stop on SIGINT/SIGTERM.
+#include "runtime/reprise.hpp"
+
+#include "child_process.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+using namespace reprise;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// An argv for run_main built from strings (run_main takes a mutable char**).
+class Argv {
+public:
+    Argv(std::initializer_list<std::string> args) : strings_(args) {
+        for (auto& s : strings_)
+            pointers_.push_back(s.data());
+        pointers_.push_back(nullptr);
+    }
+    int argc() const { return static_cast<int>(strings_.size()); }
+    char** argv() { return pointers_.data(); }
+
+private:
+    std::vector<std::string> strings_;
+    std::vector<char*> pointers_;
+};
+
+template <class Entry>
+int run_with(Argv argv, Entry entry, ProgramInfo info = {}) {
+    return run_main(argv.argc(), argv.argv(), entry, std::move(info));
+}
+
+} // namespace
+
+TEST_CASE("--help prints the usage and returns 0 without running the program") {
+    auto child = test::run_in_child([] {
+        return run_with({"prog", "--help"}, [](MainContext&) { return 7; },
+                        ProgramInfo{.name = "demo-server", .usage = "  --port=N   where to listen"});
+    });
+    INFO(child.describe());
+    REQUIRE(child.exited_with(0));
+    REQUIRE_THAT(child.out, Catch::Contains("Usage: demo-server") && Catch::Contains("--port=N   where to listen") &&
+                                Catch::Contains("--seed=N") && Catch::Contains("--stack-size"));
+}
+
+TEST_CASE("a bad runtime flag returns 2 with a message naming the flag") {
+    auto flag = GENERATE(as<std::string>{}, "--seed=abc", "--seed=", "--stack-size=1k", "--stack-size=64m",
+                         "--offload-threads=0", "--node=");
+    CAPTURE(flag);
+    auto child = test::run_in_child([&] {
+        return run_with({"prog", flag}, [](MainContext&) {
+            std::printf("the program ran\n");
+            return 0;
+        });
+    });
+    INFO(child.describe());
+    REQUIRE(child.exited_with(2));
+    const std::string name = flag.substr(0, flag.find('='));
+    REQUIRE_THAT(child.err, Catch::Contains(name) && Catch::Contains("--help"));
+    REQUIRE_THAT(child.out, !Catch::Contains("the program ran"));
+}
+
+TEST_CASE("--seed=N makes random_u64 reproducible") {
+    auto draw = [](std::string seed_flag, std::uint64_t& seed_seen) {
+        std::vector<std::uint64_t> out;
+        int code = run_with({"prog", seed_flag}, [&](MainContext& ctx) {
+            seed_seen = ctx.runtime.seed();
+            for (int i = 0; i < 8; ++i)
+                out.push_back(random_u64());
+            return 0;
+        });
+        REQUIRE(code == 0);
+        return out;
+    };
+    std::uint64_t seed_a = 0;
+    std::uint64_t seed_b = 0;
+    std::uint64_t seed_c = 0;
+    auto a = draw("--seed=18446744073709551615", seed_a);
+    auto b = draw("--seed=18446744073709551615", seed_b);
+    auto c = draw("--seed=42", seed_c);
+    REQUIRE(seed_a == UINT64_MAX);
+    REQUIRE(seed_b == UINT64_MAX);
+    REQUIRE(seed_c == 42);
+    REQUIRE(a == b);
+    REQUIRE(a != c);
+}
+
+TEST_CASE("the program gets its own arguments without the runtime's flags") {
+    std::vector<std::string> args;
+    std::string node;
+    int code = run_with({"prog", "--node=n1", "--port=80", "--seed=5", "file", "--", "--seed=6", "--help"},
+                        [&](MainContext& ctx) {
+                            args = ctx.args;
+                            node = ctx.runtime.node_name();
+                            return static_cast<int>(ctx.runtime.seed());
+                        });
+    REQUIRE(code == 5);
+    REQUIRE(node == "n1");
+    REQUIRE(args == std::vector<std::string>{"prog", "--port=80", "file", "--seed=6", "--help"});
+}
+
+TEST_CASE("run_main returns the program's exit code") {
+    REQUIRE(run_with({"prog"}, [](MainContext&) { return 0; }) == 0);
+    REQUIRE(run_with({"prog"}, [](MainContext&) {
+                sleep_for(1ms).value();
+                return 3;
+            }) == 3);
+}
+
+TEST_CASE("--stack-size sets the default fiber stack") {
+    // With 1 MiB stacks, main can hold a 700 KiB frame chain.
+    auto child = test::run_in_child([] {
+        return run_with({"prog", "--stack-size=1m"}, [](MainContext&) {
+            auto t = spawn("big-frames", [] {
+                // Touched from the top down, so a stack too small faults on its guard page.
+                volatile char block[700 * 1024];
+                for (std::size_t i = sizeof block; i > 0; i -= 1024)
+                    block[i - 1] = 1;
+                block[0] = 2;
+                return block[0] == 2 && block[sizeof block - 1] == 1;
+            });
+            return t.join().value() ? 0 : 1;
+        });
+    });
+    INFO(child.describe());
+    REQUIRE(child.exited_with(0));
+}
+
+TEST_CASE("SIGTERM cancels main's blocking sleep and run_main returns") {
+    Errc main_sleep{};
+    Errc helper_sleep{};
+    bool stop_seen = false;
+    int code = run_with({"prog"}, [&](MainContext& ctx) {
+        spawn("raiser", [&] {
+            ::raise(SIGTERM);
+            // Only main is cancelled by the stop; this task is drained once main returns.
+            helper_sleep = sleep_for(1h).code();
+        });
+        main_sleep = sleep_for(1h).code();
+        stop_seen = ctx.runtime.stop_requested();
+        return 4;
+    });
+    REQUIRE(code == 4);
+    REQUIRE(main_sleep == Errc::cancelled);
+    REQUIRE(helper_sleep == Errc::cancelled);
+    REQUIRE(stop_seen);
+}
+
+TEST_CASE("SIGINT cancels main's blocking accept") {
+    Errc accepted{};
+    int code = run_with({"prog"}, [&](MainContext&) {
+        auto listener = listen(Address::loopback(0));
+        REQUIRE(listener.ok());
+        spawn("raiser", [] { ::kill(::getpid(), SIGINT); });
+        auto conn = listener->accept();
+        accepted = conn.ok() ? Errc{} : conn.code();
+        return 0;
+    });
+    REQUIRE(code == 0);
+    REQUIRE(accepted == Errc::cancelled);
+}
+
+TEST_CASE("a runtime with stop_on_signals stops gracefully on SIGTERM") {
+    Options options;
+    options.stop_on_signals = true;
+    Runtime rt(options);
+    Errc main_sleep{};
+    int code = rt.run([&] {
+        spawn("raiser", [] {
+            sleep_for(1ms).value();
+            ::raise(SIGTERM);
+        });
+        main_sleep = sleep_for(1h).code();
+        return 0;
+    });
+    REQUIRE(code == 0);
+    REQUIRE(main_sleep == Errc::cancelled);
+    REQUIRE(rt.stop_requested());
+}
+
+TEST_CASE("request_stop cancels main only, and the others are drained after it returns") {
+    Runtime rt;
+    std::vector<std::string> log;
+    int code = rt.run([&] {
+        spawn("worker", [&] {
+            auto r = sleep_for(1h);
+            log.push_back(std::string("worker:") + errc_name(r.code()));
+        });
+        spawn("stopper", [&] { Runtime::current()->request_stop(); });
+        auto r = sleep_for(1h);
+        log.push_back(std::string("main:") + errc_name(r.code()));
+        return 8;
+    });
+    REQUIRE(code == 8);
+    REQUIRE(rt.stop_requested());
+    REQUIRE(log == std::vector<std::string>{"main:cancelled", "worker:cancelled"});
+}
