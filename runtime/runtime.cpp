@@ -213,12 +213,9 @@ Handle* Runtime::Impl::find_handle(std::uint64_t id) const noexcept {
 
 // --- fibers -----------------------------------------------------------------
 
-Fiber* Runtime::Impl::running_fiber(const char* operation) const {
-    if (current == nullptr) {
-        std::string msg = fmt::format("{} must be called from a task (a fiber), not from the loop", operation);
-        assert_fail("current fiber", __FILE__, __LINE__, msg.c_str());
-    }
-    return current;
+void Runtime::Impl::not_in_fiber(const char* operation) {
+    std::string msg = fmt::format("{} must be called from a task (a fiber), not from the loop", operation);
+    assert_fail("current fiber", __FILE__, __LINE__, msg.c_str());
 }
 
 Fiber* Runtime::Impl::spawn(std::shared_ptr<TaskCore> core, UniqueFunction body, std::size_t stack_bytes) {

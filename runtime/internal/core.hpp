@@ -196,7 +196,13 @@ struct Runtime::Impl {
     void wake(detail::Fiber* f, detail::WakeReason reason) noexcept;
     void cancel(detail::Fiber* f) noexcept;
     void finish_fiber(detail::Fiber* f) noexcept;
-    detail::Fiber* running_fiber(const char* operation) const;
+    /// The fiber running now; asserts the caller is one (not the loop).
+    detail::Fiber* running_fiber(const char* operation) const {
+        if (current == nullptr) [[unlikely]]
+            not_in_fiber(operation);
+        return current;
+    }
+    [[noreturn]] static void not_in_fiber(const char* operation);
 
     // --- time ---------------------------------------------------------------
     std::int64_t now_ns = 0;    ///< loop time of the current tick
