@@ -1,6 +1,7 @@
 // Loop time, precise reads, sleeps and the Timer handle.
 #include "clock/clock.hpp"
 
+#include "record/codec.hpp"
 #include "runtime/internal/core.hpp"
 
 namespace reprise {
@@ -17,7 +18,15 @@ Deadline Deadline::from_now(Duration after) {
 
 Instant now() { return Instant{Duration{current_runtime("now()").now_ns}}; }
 WallTime wall_now() { return WallTime{Duration{current_runtime("wall_now()").wall_ns}}; }
-Instant precise_now() { return Instant{Duration{current_runtime("precise_now()").backend->precise_clock_ns()}}; }
+Instant precise_now() {
+    Runtime::Impl& rt = current_runtime("precise_now()");
+    std::string v = rt.sync_input(trace::InputKind::precise_clock, "",
+                                  [&] { return encode_value(rt.backend->precise_clock_ns()); });
+    auto ns = decode_value<std::int64_t>(v);
+    if (!ns)
+        rt.journal->diverge("a precise clock read that does not decode", "read the precise clock");
+    return Instant{Duration{*ns}};
+}
 
 Result<void> sleep_until(Instant t) {
     Runtime::Impl& rt = current_runtime("sleep_until()");

@@ -3,6 +3,7 @@
 
 #include "runtime/assert.hpp"
 
+#include <cerrno>
 #include <ctime>
 
 namespace reprise::detail {
@@ -16,4 +17,12 @@ static std::int64_t read_ns(clockid_t id) noexcept {
 std::int64_t read_monotonic_ns() noexcept { return read_ns(CLOCK_MONOTONIC); }
 std::int64_t read_realtime_ns() noexcept { return read_ns(CLOCK_REALTIME); }
 
+} // namespace reprise::detail
+
+namespace reprise::detail {
+void sleep_until_monotonic_ns(std::int64_t deadline_ns) noexcept {
+    timespec ts{static_cast<time_t>(deadline_ns / 1'000'000'000), static_cast<long>(deadline_ns % 1'000'000'000)};
+    while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+    }
+}
 } // namespace reprise::detail

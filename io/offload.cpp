@@ -4,9 +4,36 @@
 #include "io/internal/offload_state.hpp"
 #include "runtime/internal/core.hpp"
 
+#include <stdexcept>
+
 namespace reprise::detail {
 
-Result<void> run_offload(UniqueFunction job, Deadline deadline) {
+std::string OffloadState::result_bytes() const {
+    if (exception) {
+        std::string what = "unknown exception";
+        try {
+            std::rethrow_exception(exception);
+        } catch (const std::exception& e) {
+            what = e.what();
+        } catch (...) {
+        }
+        return '\x01' + what;
+    }
+    return '\x00' + codec.encode();
+}
+
+bool OffloadState::set_result(std::string_view bytes) {
+    if (bytes.empty())
+        return false;
+    if (bytes[0] == '\x01') {
+        // Replay cannot recreate the exception's type; its message survives.
+        exception = std::make_exception_ptr(std::runtime_error(std::string(bytes.substr(1))));
+        return true;
+    }
+    return bytes[0] == '\x00' && codec.decode(bytes.substr(1));
+}
+
+Result<void> run_offload(UniqueFunction job, OffloadCodec codec, Deadline deadline) {
     Runtime::Impl& rt = current_runtime("offload()");
     rt.running_fiber("offload()");
     if (cancelled())
@@ -15,6 +42,7 @@ Result<void> run_offload(UniqueFunction job, Deadline deadline) {
         return Errc::limit;
     auto request = std::make_shared<OffloadState>(rt.new_id());
     request->job = std::move(job);
+    request->codec = std::move(codec);
     request->self = request;
     rt.add_handle(request.get());
     ++rt.offloads_in_flight;

@@ -47,9 +47,11 @@ Result<std::string> secure_random(std::size_t n) {
     detail::current_runtime("secure_random()");
     if (n > limits::secure_random_bytes_max)
         return Errc::limit;
-    std::string out(n, '\0');
-    detail::os_random_bytes(out.data(), n);
-    return out;
+    return detail::current_runtime("secure_random()").sync_input(trace::InputKind::secure_random, "", [n] {
+        std::string out(n, '\0');
+        detail::os_random_bytes(out.data(), n);
+        return out;
+    });
 }
 
 } // namespace reprise

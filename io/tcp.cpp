@@ -1,6 +1,7 @@
 // TCP operations of tasks. They touch only buffers and wait lists; sockets belong to the backend.
 #include "io/tcp.hpp"
 
+#include "record/codec.hpp"
 #include "runtime/internal/core.hpp"
 
 #include <cstring>
@@ -166,6 +167,8 @@ Result<void> Connection::write(std::string_view bytes, Deadline deadline) {
         return Error{Errc::broken_pipe};
     if (c.error)
         return *c.error;
+    if (rt.journal)
+        rt.journal->output(trace::OutputKind::conn_write, c.id, bytes);
     c.output.append(bytes);
     rt.queue_flush(&c);
     while (c.output.size() > limits::output_high_water_bytes) {
@@ -237,10 +240,21 @@ std::uint64_t Listener::id() const noexcept { return state_ ? state_->id : 0; }
 Result<Listener> listen(const Address& address) {
     Runtime::Impl& rt = current_runtime("listen()");
     auto* l = new ListenerState(rt.new_id());
-    if (auto r = rt.backend->listen(*l, address); !r.ok()) {
+    // The outcome (the bound address, which with port 0 the system chose, or the
+    // error) is an input: replay binds nothing and takes it from the trace.
+    std::string outcome = rt.sync_input(trace::InputKind::listen, address.to_string(), [&] {
+        Result<void> r = rt.backend->listen(*l, address);
+        return encode_value(std::make_pair(r, l->local.to_string()));
+    });
+    auto decoded = decode_value<std::pair<Result<void>, std::string>>(outcome);
+    if (!decoded)
+        rt.journal->diverge("a listen outcome that does not decode", "listened");
+    if (!decoded->first.ok()) {
         delete l;
-        return r.error();
+        return decoded->first.error();
     }
+    if (rt.replaying())
+        l->local = Address::parse(decoded->second).value();
     rt.add_handle(l);
     return Listener(l);
 }
@@ -253,9 +267,14 @@ Result<Connection> connect(const Address& address, Deadline deadline) {
     rt.add_handle(c);
     Connection conn(c);  // closes the socket on every early return
     c->connecting = true;
-    if (auto r = rt.backend->connect(*c, address); !r.ok()) {
+    std::string started = rt.sync_input(trace::InputKind::connect, address.to_string(),
+                                        [&] { return encode_value(rt.backend->connect(*c, address)); });
+    auto r = decode_value<Result<void>>(started);
+    if (!r)
+        rt.journal->diverge("a connect outcome that does not decode", "connected");
+    if (!r->ok()) {
         c->connecting = false;
-        return r.error();
+        return r->error();
     }
     while (c->connecting) {
         if (auto r = c->writers.wait(deadline); !r.ok())

@@ -2,6 +2,7 @@
 #include "runtime/main.hpp"
 
 #include <charconv>
+#include <cstdlib>
 #include <cstdio>
 #include <fmt/core.h>
 #include <optional>
@@ -17,6 +18,15 @@ constexpr const char* runtime_usage = R"(Runtime options (reprise):
   --stack-size=BYTES    default fiber stack size, suffix k or m allowed (default: 256k, max 8m)
   --offload-threads=N   threads for blocking work and files (default: 4)
   --verbose-seed        print the PRNG seed on stderr at start
+  --record=PATH         record every input of this run into the trace PATH (env: REPRISE_RECORD)
+  --record-full         record written bytes in full (default: length and digest)
+  --record-segment=BYTES  split the trace into PATH.0, PATH.1, ... of about BYTES each (k, m, g suffixes)
+  --record-fsync        fsync the trace after every chunk (default: at the end)
+  --replay=PATH         replay the trace PATH instead of touching the world (env: REPRISE_REPLAY);
+                        the program's arguments come from the trace
+  --speed=max|N         replay pace: max jumps straight to each recorded tick (default), N is N times
+                        the recorded pace (1: as recorded)
+  --break-at=N          replay: raise SIGTRAP just before event N is delivered (for gdb)
   --help                this text
   --                    end of runtime options; the rest goes to the program
 )";
@@ -35,6 +45,8 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
         scale = 1024;
     else if (!text.empty() && (text.back() == 'm' || text.back() == 'M'))
         scale = 1024 * 1024;
+    else if (!text.empty() && (text.back() == 'g' || text.back() == 'G'))
+        scale = 1024 * 1024 * 1024;
     if (scale != 1)
         text.remove_suffix(1);
     auto v = parse_u64(text);
@@ -93,10 +105,49 @@ std::optional<std::string> parse_flags(int argc, char** argv, Parsed& out) {
             if (!n || *n < 1 || *n > limits::offload_threads_max)
                 return fmt::format("--offload-threads needs a number from 1 to {}, got '{}'", limits::offload_threads_max, *v);
             out.options.offload_threads = static_cast<std::size_t>(*n);
+        } else if (auto v = value_of("--record")) {
+            if (v->empty())
+                return std::string("--record needs a path");
+            out.options.record_path = std::string(*v);
+        } else if (arg == "--record-full") {
+            out.options.record_full_outputs = true;
+        } else if (arg == "--record-fsync") {
+            out.options.record_fsync_every_chunk = true;
+        } else if (auto v = value_of("--record-segment")) {
+            auto bytes = parse_size(*v);
+            if (!bytes || *bytes < 1024 * 1024)
+                return fmt::format("--record-segment needs a size of at least 1m, got '{}'", *v);
+            out.options.record_segment_bytes = *bytes;
+        } else if (auto v = value_of("--replay")) {
+            if (v->empty())
+                return std::string("--replay needs a path");
+            out.options.replay_path = std::string(*v);
+        } else if (auto v = value_of("--speed")) {
+            if (*v == "max") {
+                out.options.replay_speed = 0;
+            } else {
+                auto n = parse_u64(*v);
+                if (!n || *n < 1 || *n > 1'000'000)
+                    return fmt::format("--speed needs max or a number from 1 to 1000000, got '{}'", *v);
+                out.options.replay_speed = static_cast<std::uint32_t>(*n);
+            }
+        } else if (auto v = value_of("--break-at")) {
+            auto n = parse_u64(*v);
+            if (!n || *n == 0)
+                return fmt::format("--break-at needs an event number from 1, got '{}'", *v);
+            out.options.break_at = *n;
         } else {
             out.args.emplace_back(arg);
         }
     }
+    if (out.options.record_path.empty())
+        if (const char* p = std::getenv("REPRISE_RECORD"); p && *p)  // reprise-allow: env (the runtime's own mode)
+            out.options.record_path = p;
+    if (out.options.replay_path.empty())
+        if (const char* p = std::getenv("REPRISE_REPLAY"); p && *p)  // reprise-allow: env (the runtime's own mode)
+            out.options.replay_path = p;
+    if (!out.options.record_path.empty() && !out.options.replay_path.empty())
+        return std::string("--record and --replay cannot be used together");
     return std::nullopt;
 }
 
@@ -118,11 +169,35 @@ int run_main(int argc, char** argv, std::function<int(MainContext&)> entry, Prog
         return 0;
     }
     parsed.options.stop_on_signals = true;
-    Runtime runtime(parsed.options);
+    parsed.options.argv = parsed.args;
+    std::optional<Runtime> runtime;
+    try {
+        runtime.emplace(parsed.options);
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "{}: {}\n", program, e.what());
+        return 2;
+    }
+    if (runtime->replaying()) {
+        // The program's own arguments come from the trace; given ones must match.
+        const auto& recorded = runtime->recorded_argv();
+        if (parsed.args.size() > 1 && (recorded.empty() || std::vector<std::string>(parsed.args.begin() + 1, parsed.args.end()) !=
+                                                                std::vector<std::string>(recorded.begin() + 1, recorded.end()))) {
+            std::string given, was;
+            for (std::size_t i = 1; i < parsed.args.size(); ++i)
+                given += " " + parsed.args[i];
+            for (std::size_t i = 1; i < recorded.size(); ++i)
+                was += " " + recorded[i];
+            fmt::print(stderr, "{}: the arguments given ({}) differ from the recorded ones ({}); omit them to use the recorded ones\n",
+                       program, given.empty() ? " none" : given, was.empty() ? " none" : was);
+            return 2;
+        }
+        if (!recorded.empty())
+            parsed.args = recorded;
+    }
     if (parsed.verbose_seed)
-        fmt::print(stderr, "{}: node '{}' seed {}\n", program, runtime.node_name(), runtime.seed());
-    MainContext context{std::move(parsed.args), runtime};
-    return runtime.run([&] { return entry(context); });
+        fmt::print(stderr, "{}: node '{}' seed {}\n", program, runtime->node_name(), runtime->seed());
+    MainContext context{std::move(parsed.args), *runtime};
+    return runtime->run([&] { return entry(context); });
 }
 
 } // namespace reprise

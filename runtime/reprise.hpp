@@ -5,6 +5,7 @@
 #include "clock/time.hpp"
 #include "io/address.hpp"
 #include "io/file.hpp"
+#include "io/input.hpp"
 #include "io/offload.hpp"
 #include "io/random.hpp"
 #include "io/signal.hpp"

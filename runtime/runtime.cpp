@@ -2,11 +2,15 @@
 #include "runtime/internal/core.hpp"
 
 #include "io/internal/offload_state.hpp"
+#include "record/internal/build_id.hpp"
+#include "record/internal/recorder.hpp"
+#include "replay/internal/replayer.hpp"
 #include "io/internal/os_random.hpp"
 
 #include <fmt/core.h>
 
 #include <csignal>
+#include <stdexcept>
 #include <cstdio>
 #include <cstdlib>
 
@@ -168,8 +172,46 @@ Runtime::Impl::Impl(Runtime& owner_, Options options_)
     pthread_attr_destroy(&attr);
     loop_stack_bottom = stack_addr;
 #endif
-    backend = make_live_backend(*this, options.offload_threads);
+    REPRISE_ASSERT_MSG(options.record_path.empty() || options.replay_path.empty(),
+                       "a runtime records or replays, not both");
+    if (!options.replay_path.empty()) {
+        // Replay: the trace is the backend and the journal; seed and name come from it.
+        std::string error;
+        auto reader = trace::Reader::open(options.replay_path, &error);
+        if (!reader.ok())
+            throw std::runtime_error(error);
+        seed = reader->header().seed;
+        prng = Prng(seed);
+        options.node_name = reader->header().node;
+        recorded_argv = reader->header().argv;
+        auto replayer = std::make_unique<Replayer>(
+            *this, std::move(*reader), ReplayConfig{.speed = options.replay_speed, .break_at = options.break_at});
+        journal = replayer.get();
+        backend = std::move(replayer);
+    } else {
+        backend = make_live_backend(*this, options.offload_threads);
+    }
     backend->read_clock(now_ns, wall_ns);
+    if (!options.record_path.empty()) {
+        RecorderConfig config;
+        config.path = options.record_path;
+        config.header = trace::Header{.node = options.node_name,
+                                      .argv = options.argv,
+                                      .seed = seed,
+                                      .start_mono_ns = now_ns,
+                                      .start_wall_ns = wall_ns,
+                                      .runtime_version = REPRISE_VERSION,
+                                      .build_id = executable_build_id()};
+        config.fsync = options.record_fsync_every_chunk ? FsyncPolicy::every_chunk : FsyncPolicy::at_end;
+        config.segment_bytes = options.record_segment_bytes;
+        config.full_outputs = options.record_full_outputs;
+        std::string error;
+        auto rec = Recorder::open(std::move(config), error);
+        if (!rec)
+            throw std::runtime_error(error);
+        journal = rec.get();
+        recorder = std::move(rec);
+    }
     if (options.stop_on_signals) {
         backend->watch_signal(SIGINT);
         backend->watch_signal(SIGTERM);
@@ -179,6 +221,8 @@ Runtime::Impl::Impl(Runtime& owner_, Options options_)
 Runtime::Impl::~Impl() {
     REPRISE_ASSERT_MSG(!running, "a Runtime was destroyed while it runs");
     REPRISE_ASSERT_MSG(fibers_alive == 0, "a Runtime was destroyed with live fibers");
+    recorder.reset();  // writes what is left of the trace
+    journal = nullptr;
     backend.reset();   // joins the offload threads
     // Offload requests whose results never reached the loop still hold themselves.
     std::vector<OffloadState*> orphans;
@@ -247,6 +291,8 @@ Fiber* Runtime::Impl::spawn(std::shared_ptr<TaskCore> core, UniqueFunction body,
     all_tail = f;
     ++fibers_alive;
     ++stats.fibers_spawned;
+    if (journal)
+        journal->spawn(f->id, f->name);
     stats.fibers_alive = fibers_alive;
     ready.push(f);
     return f;
@@ -418,9 +464,12 @@ int Runtime::Impl::run(std::function<int()> entry) {
     running = false;
     main_task.reset();
     set_current_runtime(outer);
+    const int exit_code = main_state->exception ? 1 : main_state->value.value_or(1);
+    if (journal)
+        journal->end(exit_code);
     if (main_state->exception)
         std::rethrow_exception(main_state->exception);
-    return main_state->value.value_or(1);
+    return exit_code;
 }
 
 void Runtime::Impl::tick_once() {
@@ -464,6 +513,8 @@ void Runtime::Impl::poll_world() {
         report_deadlock();
     backend->read_clock(now_ns, wall_ns);
     ++stats.ticks;
+    if (journal)
+        journal->tick(now_ns, wall_ns);
     backend->collect_due_timers(timers, now_ns);
     for (std::size_t i = 0; i < batch.items.size(); ++i)
         deliver(batch.items[i], batch.data(batch.items[i]));
@@ -490,6 +541,8 @@ void Runtime::Impl::request_stop() {
 void Runtime::Impl::deliver(const Wakeup& w, std::string_view data) {
     ++stats.wakeups;
     if (w.kind == WakeKind::signal) {
+        if (journal)
+            journal->wakeup(w, data);
         SignalWatch& watch = signals[w.value];
         ++watch.pending;
         watch.waiters.notify_all();
@@ -501,15 +554,39 @@ void Runtime::Impl::deliver(const Wakeup& w, std::string_view data) {
     // anyone to observe them: they are dropped before anything could see them.
     Handle* h = find_handle(w.handle);
     if (h == nullptr) {
+        if (replaying())
+            journal->diverge(fmt::format("wake {} for handle {}", wake_kind_name(w.kind), w.handle),
+                             "has no such handle (never created, or already closed)");
         if (w.kind == WakeKind::accepted)
             backend->drop_accepted(w.value);
         return;
     }
+    if (w.kind == WakeKind::offload_done) {
+        // An offloaded job's result is an input: recorded here, fed back in replay.
+        auto* o = static_cast<OffloadState*>(h);
+        if (replaying()) {
+            if (!o->set_result(data))
+                journal->diverge(fmt::format("offload {} result of {} bytes", o->id, data.size()),
+                                 "expects a result of another type (the recorded bytes do not decode)");
+            journal->wakeup(w, data);
+        } else if (journal) {
+            journal->wakeup(w, o->result_bytes());
+        }
+    } else if (journal) {
+        journal->wakeup(w, data);
+    }
     switch (w.kind) {
-    case WakeKind::timer_fired:
+    case WakeKind::timer_fired: {
         REPRISE_ASSERT(h->kind == HandleKind::timer);
-        fire_timer(static_cast<TimerState*>(h));
+        auto* t = static_cast<TimerState*>(h);
+        if (replaying() && (!t->armed() || t->deadline_ns > now_ns))
+            journal->diverge(fmt::format("timer {} fires at virtual {} ns", t->id, now_ns),
+                             t->armed() ? fmt::format("armed it for {} ns, later than that", t->deadline_ns)
+                                        : std::string("has that timer disarmed"));
+        disarm_timer(t);
+        fire_timer(t);
         return;
+    }
     case WakeKind::accepted: {
         REPRISE_ASSERT(h->kind == HandleKind::listener);
         auto* l = static_cast<ListenerState*>(h);
@@ -621,6 +698,8 @@ Runtime::~Runtime() = default;
 int Runtime::run(std::function<int()> entry) { return impl_->run(std::move(entry)); }
 void Runtime::request_stop() { impl_->request_stop(); }
 bool Runtime::stop_requested() const noexcept { return impl_->stop_requested; }
+bool Runtime::replaying() const noexcept { return impl_->replaying(); }
+const std::vector<std::string>& Runtime::recorded_argv() const noexcept { return impl_->recorded_argv; }
 std::uint64_t Runtime::seed() const noexcept { return impl_->seed; }
 const std::string& Runtime::node_name() const noexcept { return impl_->options.node_name; }
 RuntimeStats Runtime::stats() const noexcept { return impl_->stats; }

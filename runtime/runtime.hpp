@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace reprise {
 
@@ -23,6 +24,24 @@ struct Options {
     std::size_t offload_threads = limits::offload_threads_default;
     /// Turn SIGINT/SIGTERM into a graceful stop (request_stop()).
     bool stop_on_signals = false;
+
+    /// Record every input of the run into this trace (empty: do not record).
+    std::string record_path;
+    /// Replay this trace: it is the world; no socket, timer or clock is touched.
+    std::string replay_path;
+    /// Replay pace: 0 jumps straight to each recorded tick (time warp); N replays
+    /// at N times the recorded pace (1: as recorded).
+    std::uint32_t replay_speed = 0;
+    /// Replay: raise SIGTRAP just before event N is delivered (0: never).
+    std::uint64_t break_at = 0;
+    /// Record written bytes in full rather than as length + digest.
+    bool record_full_outputs = false;
+    /// Split the recording into numbered segment files of about this size (0: one file).
+    std::uint64_t record_segment_bytes = 0;
+    /// fsync the trace after every chunk (else only when the recording ends).
+    bool record_fsync_every_chunk = false;
+    /// The program's arguments, kept in the trace header.
+    std::vector<std::string> argv;
 };
 
 /// Counters of a runtime, for tests, benchmarks and diagnostics.
@@ -42,6 +61,8 @@ class Runtime {
 public:
     struct Impl;
 
+    /// Starts a node. Throws std::runtime_error with a clear message when a trace
+    /// cannot be created (recording) or read (replay).
     explicit Runtime(Options options = {});
     ~Runtime();
     Runtime(const Runtime&) = delete;
@@ -60,6 +81,11 @@ public:
     std::uint64_t seed() const noexcept;
     const std::string& node_name() const noexcept;
     RuntimeStats stats() const noexcept;
+
+    /// Whether this runtime replays a trace (and so touches nothing of the world).
+    bool replaying() const noexcept;
+    /// The trace's header arguments in replay (empty otherwise).
+    const std::vector<std::string>& recorded_argv() const noexcept;
 
     /// The runtime running on this thread now, or nullptr.
     static Runtime* current() noexcept;

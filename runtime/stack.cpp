@@ -4,6 +4,7 @@
 #include "runtime/assert.hpp"
 #include "runtime/limits.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -48,6 +49,31 @@ void write_u64(std::uint64_t v) noexcept {
     write_str(p);
 }
 
+// Crash hooks: a fixed table, so that the fatal path neither allocates nor locks.
+struct CrashHookSlot {
+    std::atomic<CrashHook> hook{nullptr};
+    std::atomic<void*> arg{nullptr};
+};
+CrashHookSlot crash_hooks[16];
+std::atomic<bool> crash_hooks_ran{false};
+
+void run_crash_hooks() noexcept {
+    if (crash_hooks_ran.exchange(true))
+        return;
+    for (auto& slot : crash_hooks) {
+        CrashHook hook = slot.hook.load();
+        if (hook)
+            hook(slot.arg.load());
+    }
+}
+
+// SIGBUS, SIGFPE, SIGILL, SIGABRT: flush, then die the way we would have.
+void on_fatal(int signo) {
+    run_crash_hooks();
+    ::signal(signo, SIG_DFL);
+    ::raise(signo);
+}
+
 void on_fault(int signo, siginfo_t* info, void* uctx) {
     const RunningFiberInfo* running = tl_running_fiber;
     if (running && running->stack && running->stack->in_guard(info->si_addr)) {
@@ -58,9 +84,11 @@ void on_fault(int signo, siginfo_t* info, void* uctx) {
         write_str("): its stack of ");
         write_u64(running->stack->usable_bytes);
         write_str(" bytes is exhausted; spawn it with a larger SpawnOptions::stack_bytes\n");
+        run_crash_hooks();
         ::signal(signo, SIG_DFL);
         return;  // the faulting instruction runs again and the default action kills us
     }
+    run_crash_hooks();
     const struct sigaction& prev = signo == SIGSEGV ? previous_segv : previous_bus;
     if (prev.sa_flags & SA_SIGINFO) {
         prev.sa_sigaction(signo, info, uctx);
@@ -132,5 +160,37 @@ void install_overflow_handler() {
     }
 }
 
+
+void add_crash_hook(CrashHook hook, void* arg) {
+    for (auto& slot : crash_hooks) {
+        CrashHook expected = nullptr;
+        if (slot.hook.load() == nullptr) {
+            slot.arg.store(arg);
+            if (slot.hook.compare_exchange_strong(expected, hook))
+                break;
+        }
+    }
+    crash_hooks_ran.store(false);
+    for (int signo : {SIGFPE, SIGILL, SIGABRT}) {
+        struct sigaction before{};
+        ::sigaction(signo, nullptr, &before);
+        if (before.sa_handler == on_fatal)
+            continue;
+        struct sigaction ours{};
+        ours.sa_handler = on_fatal;
+        ours.sa_flags = SA_ONSTACK | SA_NODEFER | SA_RESETHAND;
+        sigemptyset(&ours.sa_mask);
+        ::sigaction(signo, &ours, nullptr);
+    }
+}
+
+void remove_crash_hook(CrashHook hook, void* arg) noexcept {
+    for (auto& slot : crash_hooks) {
+        if (slot.hook.load() == hook && slot.arg.load() == arg) {
+            slot.hook.store(nullptr);
+            slot.arg.store(nullptr);
+        }
+    }
+}
 
 } // namespace reprise::detail

@@ -2,12 +2,15 @@
 #pragma once
 
 #include "runtime/internal/private.hpp"
+#include "io/offload.hpp"
 #include "runtime/internal/handle.hpp"
 #include "runtime/unique_function.hpp"
 #include "runtime/wait_list.hpp"
 
 #include <exception>
 #include <functional>
+#include <string>
+#include <string_view>
 #include <memory>
 
 namespace reprise::detail {
@@ -20,6 +23,12 @@ struct OffloadState : Handle {
     bool done = false;                    ///< the offload_done wake-up was delivered
     WaitList waiter;
     std::shared_ptr<OffloadState> self;   ///< keeps the request alive until its wake-up
+    OffloadCodec codec;                   ///< the result as trace bytes and back
+
+    /// The recorded form of the outcome: a flag byte, then the result or what escaped.
+    std::string result_bytes() const;
+    /// Replay: takes the outcome from its recorded form; false when it does not decode.
+    bool set_result(std::string_view bytes);
 };
 
 } // namespace reprise::detail

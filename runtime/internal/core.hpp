@@ -6,6 +6,7 @@
 #include "clock/internal/timers.hpp"
 #include "io/internal/tcp_state.hpp"
 #include "runtime/internal/handle.hpp"
+#include "runtime/internal/journal.hpp"
 #include "runtime/internal/prng.hpp"
 #include "runtime/internal/stack.hpp"
 #include "runtime/internal/wakeup.hpp"
@@ -213,6 +214,15 @@ struct Runtime::Impl {
 
     // --- the world ----------------------------------------------------------
     std::unique_ptr<detail::Backend> backend;
+    /// Recorder or replayer; null in live mode. The replayer is also the backend.
+    detail::Journal* journal = nullptr;
+    std::unique_ptr<detail::Journal> recorder;
+    std::vector<std::string> recorded_argv;
+    /// A synchronous input: through the journal when there is one.
+    std::string sync_input(trace::InputKind kind, std::string_view name, const std::function<std::string()>& produce) {
+        return journal ? journal->input(kind, name, produce) : produce();
+    }
+    bool replaying() const noexcept { return journal != nullptr && journal->replaying(); }
     detail::WakeBatch batch;                       ///< this tick's wake-ups
     std::vector<detail::ConnState*> flush_list;    ///< connections with output to flush
     std::map<int, detail::SignalWatch> signals;

@@ -33,6 +33,12 @@ struct RunningFiberInfo {
 /// Installs, once per thread, an alternate signal stack and a SIGSEGV/SIGBUS handler
 /// that names the fiber whose guard page was hit, then dies by the signal.
 void install_overflow_handler();
+/// A function run (async-signal-safe) when the process dies of SIGSEGV, SIGBUS,
+/// SIGFPE, SIGILL or SIGABRT, before it dies: the recorder flushes its buffer here.
+using CrashHook = void (*)(void* arg) noexcept;
+void add_crash_hook(CrashHook hook, void* arg);
+void remove_crash_hook(CrashHook hook, void* arg) noexcept;
+
 /// The fiber running on this thread, for the fault handler; set on every switch
 /// (null while the loop runs).
 inline thread_local const RunningFiberInfo* tl_running_fiber = nullptr;

@@ -62,7 +62,7 @@ std::uint64_t test_seed(const char* test) {
 
 // --- loop time ---------------------------------------------------------------------
 
-TEST_CASE("now() stays the same within a tick, across yields and busy work") {
+TEST_CASE("now() stays the same within a tick across yields and busy work") {
     run_main_task([] {
         const Instant t0 = now();
         const WallTime w0 = wall_now();
@@ -155,7 +155,7 @@ TEST_CASE("sleeps ending at the same instant wake in the order they started") {
 
 // --- timers ------------------------------------------------------------------------
 
-TEST_CASE("a one-shot timer fires once, not before its deadline") {
+TEST_CASE("a one-shot timer fires once and not before its deadline") {
     run_main_task([] {
         Timer t;
         REQUIRE_FALSE(t.armed());
@@ -289,7 +289,7 @@ TEST_CASE("a timer can be started again after it fired or was cancelled") {
     });
 }
 
-TEST_CASE("a moved timer keeps its id, deadline and fires") {
+TEST_CASE("a moved timer keeps its id and deadline and fires") {
     run_main_task([] {
         Timer a;
         a.start(5ms);
@@ -329,8 +329,8 @@ TEST_CASE("timers with equal deadlines fire in creation order") {
     });
 }
 
-TEST_CASE("timers fire in order of deadline, then of creation") {
-    const std::uint64_t seed = test_seed("timers fire in order of deadline, then of creation");
+TEST_CASE("timers fire in order of deadline and then of creation") {
+    const std::uint64_t seed = test_seed("timers fire in order of deadline and then of creation");
     CAPTURE(seed);
     std::mt19937_64 rng(seed);
     run_main_task([&] {

@@ -24,8 +24,8 @@ RULES = {
     "io": (
         re.compile(r"(::(socket|connect|accept4?|recv|send|recvfrom|sendto|read|write|pread|pwrite|open|"
                    r"openat|fsync|rename|unlink|ftruncate|bind|listen)\s*\(|\bfopen\s*\(|std::[io]?fstream)"),
-        ["io/"],
-        "does socket or file I/O outside io/",
+        ["io/", "record/"],
+        "does socket or file I/O outside io/ (and the trace files of record/)",
     ),
     "random": (
         re.compile(r"(\bs?rand\s*\(|random_device|getrandom|mt19937|minstd_rand|/dev/u?random|arc4random)"),

@@ -89,7 +89,7 @@ TEST_CASE("a runtime's ids keep counting across its runs and are not reused") {
     REQUIRE(last_task > first_main);
 }
 
-TEST_CASE("runtimes with the same seed draw the same sequence, other seeds another") {
+TEST_CASE("runtimes with the same seed draw the same sequence and other seeds another") {
     Runtime a(seeded(1234));
     Runtime b(seeded(1234));
     Runtime c(seeded(1235));
@@ -150,7 +150,7 @@ TEST_CASE("runtimes without a seed draw theirs from the operating system") {
     REQUIRE(a.seed() != b.seed());   // equal with probability 2^-64
 }
 
-TEST_CASE("stats, node names and the current runtime are kept per runtime") {
+TEST_CASE("stats and node names and the current runtime are kept per runtime") {
     Runtime a(named("alpha"));
     Runtime b(named("beta"));
     REQUIRE(Runtime::current() == nullptr);

@@ -185,7 +185,7 @@ TEST_CASE("a runtime with stop_on_signals stops gracefully on SIGTERM") {
     REQUIRE(rt.stop_requested());
 }
 
-TEST_CASE("request_stop cancels main only, and the others are drained after it returns") {
+TEST_CASE("request_stop cancels only main and the others are drained after it returns") {
     Runtime rt;
     std::vector<std::string> log;
     int code = rt.run([&] {

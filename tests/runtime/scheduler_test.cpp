@@ -41,7 +41,7 @@ TEST_CASE("ready tasks run in spawn order") {
     REQUIRE(order == std::vector<int>{0, 1, 2, 3, 4});
 }
 
-TEST_CASE("ten thousand tasks run, yield and finish in FIFO order") {
+TEST_CASE("ten thousand tasks run and yield and finish in FIFO order") {
     constexpr int tasks_n = 10'000;
     Runtime rt;
     std::vector<int> first_run;
@@ -152,7 +152,7 @@ TEST_CASE("a task spawned by a task runs after the tasks already ready") {
     REQUIRE(log == "POC");
 }
 
-TEST_CASE("task ids are unique, increase in spawn order, and name the running task") {
+TEST_CASE("task ids are unique and increase in spawn order and name the running task") {
     Runtime rt;
     rt.run([&] {
         REQUIRE(current_task_name() == "main");
@@ -178,7 +178,7 @@ TEST_CASE("task ids are unique, increase in spawn order, and name the running ta
     REQUIRE(current_task_name() == "loop");
 }
 
-TEST_CASE("join returns the task's value, also a move-only one") {
+TEST_CASE("join returns the task's value even a move-only one") {
     Runtime rt;
     rt.run([&] {
         auto number = spawn("number", [] { return 42; });
@@ -312,7 +312,7 @@ TEST_CASE("a cancelled task's blocked sleep returns cancelled") {
     });
 }
 
-TEST_CASE("a task cancelled before it first runs still runs, sees cancelled() and fails its first block") {
+TEST_CASE("a task cancelled before it first runs still runs and sees cancelled() and fails its first block") {
     Runtime rt;
     bool ran = false;
     bool flag_at_start = false;
@@ -416,7 +416,7 @@ TEST_CASE("run returns main's exit code") {
     }) == 0);
 }
 
-TEST_CASE("when main returns, the remaining tasks are cancelled and drained") {
+TEST_CASE("when main returns the remaining tasks are cancelled and drained") {
     Runtime rt;
     std::string sleeper_end;
     std::string receiver_end;

@@ -117,7 +117,7 @@ TEST_CASE("blocked receivers are served in the order they started waiting") {
     });
 }
 
-TEST_CASE("a closed channel drains what is buffered, then fails recv with closed") {
+TEST_CASE("a closed channel drains what is buffered and then fails recv with closed") {
     run_main_task([] {
         Channel<int> ch(4);
         ch.send(1).value();
@@ -158,7 +158,7 @@ TEST_CASE("close wakes blocked receivers and senders with closed") {
     });
 }
 
-TEST_CASE("try_send fails on a full channel and try_recv on an empty one, without blocking") {
+TEST_CASE("try_send fails on a full channel and try_recv on an empty one without blocking") {
     run_main_task([] {
         Channel<std::unique_ptr<int>> ch(1);
         const std::uint64_t ticks = ticks_now();
@@ -328,7 +328,7 @@ TEST_CASE("a mutex serves its waiters in the order they started waiting") {
 
 // unlock() hands the lock to its longest waiter: an unlocker that locks again
 // before the woken waiter runs must queue behind it.
-TEST_CASE("unlock hands the mutex to the longest waiter, ahead of a task that locks again") {
+TEST_CASE("unlock hands the mutex to the longest waiter ahead of a task that locks again") {
     run_main_task([] {
         Mutex m;
         std::string log;
@@ -345,6 +345,27 @@ TEST_CASE("unlock hands the mutex to the longest waiter, ahead of a task that lo
         m.unlock();
         waiter.join().value();
         REQUIRE(log == "WM");
+    });
+}
+
+TEST_CASE("a mutex handed to a waiter stays its even if the waiter is cancelled before it runs") {
+    run_main_task([] {
+        Mutex m;
+        m.lock().value();
+        bool got = false;
+        auto waiter = spawn("waiter", [&] {
+            got = m.lock().ok();
+            if (got)
+                m.unlock();   // asserts that the waiter holds it
+        });
+        yield();   // the waiter blocks
+        m.unlock();
+        REQUIRE(m.locked());           // already the waiter's
+        REQUIRE_FALSE(m.try_lock());   // so nobody else can take it
+        waiter.cancel();               // too late: the hand-off happened
+        waiter.join().value();
+        REQUIRE(got);
+        REQUIRE_FALSE(m.locked());
     });
 }
 
@@ -535,7 +556,7 @@ TEST_CASE("a condition wait without a mutex times out and is cancelled like any 
 
 // --- Event ------------------------------------------------------------------------
 
-TEST_CASE("an event releases every waiter when set, and later waits return at once until cleared") {
+TEST_CASE("an event releases every waiter when set and later waits return at once until cleared") {
     run_main_task([] {
         Event ev;
         REQUIRE_FALSE(ev.is_set());

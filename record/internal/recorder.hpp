@@ -1,0 +1,88 @@
+// The recorder: encodes every input and output on the loop thread; a writer thread writes sealed chunks.
+#pragma once
+
+#include "runtime/internal/private.hpp"
+
+#include "record/trace.hpp"
+#include "runtime/internal/journal.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace reprise::detail {
+
+/// When the recorder calls fsync(2).
+enum class FsyncPolicy : std::uint8_t { never, every_chunk, at_end };
+
+struct RecorderConfig {
+    std::string path;
+    trace::Header header;
+    FsyncPolicy fsync = FsyncPolicy::never;
+    /// Memory for sealed chunks not yet written; past it the loop waits (lossless).
+    std::size_t buffer_bytes_max = 64 * 1024 * 1024;
+    /// Start a new segment file (path.0, path.1, ...) past this size; 0: one file.
+    std::uint64_t segment_bytes = 0;
+    /// Record written bytes in full, not only their length and digest.
+    bool full_outputs = false;
+    /// A chunk is sealed at the first tick this long after its first record, so a
+    /// killed process loses at most this much.
+    std::int64_t seal_interval_ns = 50'000'000;
+};
+
+class Recorder final : public Journal {
+public:
+    /// Creates the trace file and writes its header. A message on failure.
+    static std::unique_ptr<Recorder> open(RecorderConfig config, std::string& error);
+    ~Recorder() override;
+
+    void tick(std::int64_t mono_ns, std::int64_t wall_ns) override;
+    void wakeup(const Wakeup& w, std::string_view data) override;
+    std::string input(trace::InputKind kind, std::string_view name,
+                      const std::function<std::string()>& produce) override;
+    void output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) override;
+    void spawn(std::uint64_t id, std::string_view name) override;
+    void end(int exit_code) override;
+    bool replaying() const noexcept override { return false; }
+    [[noreturn]] void diverge(std::string_view, std::string_view) override;
+
+    std::uint64_t records() const noexcept { return records_; }
+    /// Set when a write failed: the trace stops at `stopped_at_record()`.
+    bool failed() const noexcept { return failed_.load(); }
+
+private:
+    explicit Recorder(RecorderConfig config);
+    bool open_file(std::string& error);
+    void committed();              ///< after each complete record
+    void seal();                   ///< frames the chunk and queues it for the writer
+    void writer_main();
+    bool write_all(int fd, std::string_view bytes) noexcept;
+    static void crash_flush(void* self) noexcept;
+
+    RecorderConfig config_;
+    trace::Encoder encoder_;
+    std::size_t committed_bytes_ = 0;     ///< encoder bytes that end on a record boundary
+    std::int64_t chunk_first_mono_ns_ = -1;
+    std::int64_t now_mono_ns_ = 0;
+    std::uint64_t records_ = 0;
+    bool ended_ = false;
+
+    std::mutex mutex_;
+    std::condition_variable work_;        ///< writer: chunks to write, or stop
+    std::condition_variable space_;       ///< loop: room in the buffer again
+    std::deque<std::string> chunks_;      ///< sealed, framed, not yet written
+    std::size_t queued_bytes_ = 0;
+    bool stopping_ = false;
+    std::atomic<std::size_t> chunks_unwritten_{0};
+    std::atomic<int> fd_{-1};
+    std::atomic<bool> failed_{false};
+    std::uint64_t file_bytes_ = 0;        ///< writer thread only
+    std::uint32_t segment_ = 0;           ///< writer thread only
+    std::thread writer_;
+};
+
+} // namespace reprise::detail

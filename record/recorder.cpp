@@ -1,0 +1,231 @@
+// The recorder: one encoder on the loop thread, one writer thread, lossless and bounded, flushed on a crash.
+#include "record/internal/recorder.hpp"
+
+#include "runtime/internal/stack.hpp"
+
+#include <fmt/core.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace reprise::detail {
+
+Recorder::Recorder(RecorderConfig config) : config_(std::move(config)) {
+    encoder_.set_base(config_.header.start_mono_ns, config_.header.start_wall_ns);
+    now_mono_ns_ = config_.header.start_mono_ns;
+}
+
+std::unique_ptr<Recorder> Recorder::open(RecorderConfig config, std::string& error) {
+    std::unique_ptr<Recorder> r(new Recorder(std::move(config)));
+    if (!r->open_file(error))
+        return nullptr;
+    r->writer_ = std::thread([raw = r.get()] { raw->writer_main(); });
+    add_crash_hook(&Recorder::crash_flush, r.get());
+    return r;
+}
+
+// Opens the next file (the trace, or its next segment) and writes its header.
+bool Recorder::open_file(std::string& error) {
+    std::string path = config_.segment_bytes > 0 ? fmt::format("{}.{}", config_.path, segment_) : config_.path;
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);  // reprise-allow: io (the trace file)
+    if (fd < 0) {
+        error = fmt::format("cannot create trace {}: {}", path, std::strerror(errno));
+        return false;
+    }
+    trace::Header h = config_.header;
+    h.segment = segment_;
+    std::string header = trace::encode_header(h);
+    if (!write_all(fd, header)) {
+        error = fmt::format("cannot write the header of trace {}: {}", path, std::strerror(errno));
+        ::close(fd);
+        return false;
+    }
+    file_bytes_ = header.size();
+    int old = fd_.exchange(fd);
+    if (old >= 0) {
+        if (config_.fsync != FsyncPolicy::never)
+            ::fsync(old);
+        ::close(old);
+    }
+    return true;
+}
+
+Recorder::~Recorder() {
+    if (!ended_)
+        end(-1);
+    remove_crash_hook(&Recorder::crash_flush, this);
+    int fd = fd_.exchange(-1);
+    if (fd >= 0) {
+        if (config_.fsync != FsyncPolicy::never)
+            ::fsync(fd);
+        ::close(fd);
+    }
+}
+
+bool Recorder::write_all(int fd, std::string_view bytes) noexcept {
+    while (!bytes.empty()) {
+        ssize_t n = ::write(fd, bytes.data(), bytes.size());  // reprise-allow: io (the trace file)
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+// --- the loop thread's side -------------------------------------------------------
+
+void Recorder::committed() {
+    ++records_;
+    committed_bytes_ = encoder_.payload().size();
+    if (chunk_first_mono_ns_ < 0)
+        chunk_first_mono_ns_ = now_mono_ns_;
+    if (committed_bytes_ >= trace::chunk_bytes_target)
+        seal();
+}
+
+void Recorder::tick(std::int64_t mono_ns, std::int64_t wall_ns) {
+    now_mono_ns_ = mono_ns;
+    // A chunk older than the seal interval goes to disk now: a process killed
+    // without warning loses at most that much.
+    if (chunk_first_mono_ns_ >= 0 && mono_ns - chunk_first_mono_ns_ >= config_.seal_interval_ns)
+        seal();
+    encoder_.tick(mono_ns, wall_ns);
+    committed();
+}
+
+void Recorder::wakeup(const Wakeup& w, std::string_view data) {
+    const bool addresses = w.kind == WakeKind::accepted || (w.kind == WakeKind::connected && w.value == 0);
+    encoder_.wake(static_cast<std::uint8_t>(w.kind), w.handle, w.value, data, addresses ? &w.peer : nullptr,
+                  addresses ? &w.local : nullptr);
+    committed();
+}
+
+std::string Recorder::input(trace::InputKind kind, std::string_view name, const std::function<std::string()>& produce) {
+    std::string value = produce();
+    REPRISE_ASSERT_MSG(value.size() <= trace::record_payload_bytes_max, "an input is larger than a record may be");
+    encoder_.input(kind, name, value);
+    committed();
+    return value;
+}
+
+void Recorder::output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) {
+    std::string_view full = config_.full_outputs && bytes.size() <= trace::record_payload_bytes_max ? bytes : std::string_view{};
+    encoder_.output(kind, handle, bytes.size(), trace::digest64(bytes), full);
+    committed();
+}
+
+void Recorder::spawn(std::uint64_t id, std::string_view name) {
+    encoder_.spawn(id, name);
+    committed();
+}
+
+void Recorder::end(int exit_code) {
+    if (ended_)
+        return;
+    ended_ = true;
+    encoder_.end(exit_code);
+    committed();
+    seal();
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    work_.notify_all();
+    if (writer_.joinable())
+        writer_.join();
+}
+
+void Recorder::diverge(std::string_view, std::string_view) {
+    assert_fail("replaying()", __FILE__, __LINE__, "the recorder never diverges");
+}
+
+void Recorder::seal() {
+    if (committed_bytes_ == 0)
+        return;
+    std::string chunk = trace::frame_chunk(std::string_view(encoder_.payload()).substr(0, committed_bytes_));
+    encoder_.payload().erase(0, committed_bytes_);
+    committed_bytes_ = 0;
+    chunk_first_mono_ns_ = -1;
+    std::unique_lock lock(mutex_);
+    // Lossless: when the writer is this far behind, the loop waits for the disk.
+    space_.wait(lock, [&] { return queued_bytes_ < config_.buffer_bytes_max || failed_.load(); });
+    if (failed_.load())
+        return;
+    queued_bytes_ += chunk.size();
+    chunks_.push_back(std::move(chunk));
+    chunks_unwritten_.fetch_add(1);
+    lock.unlock();
+    work_.notify_one();
+}
+
+// --- the writer thread --------------------------------------------------------------
+
+void Recorder::writer_main() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        work_.wait(lock, [&] { return stopping_ || !chunks_.empty(); });
+        if (chunks_.empty())
+            return;
+        std::string chunk = std::move(chunks_.front());
+        chunks_.pop_front();
+        lock.unlock();
+        bool ok = true;
+        if (config_.segment_bytes > 0 && file_bytes_ > 0 && file_bytes_ + chunk.size() > config_.segment_bytes &&
+            file_bytes_ > trace::header_bytes_max) {
+            ++segment_;
+            std::string error;
+            ok = open_file(error);
+            if (!ok)
+                fmt::print(stderr, "reprise: recording stops: {}\n", error);
+        }
+        ok = ok && write_all(fd_.load(), chunk);
+        if (ok && config_.fsync == FsyncPolicy::every_chunk)
+            ::fsync(fd_.load());
+        if (!ok && !failed_.exchange(true))
+            fmt::print(stderr,
+                       "reprise: RECORDING STOPPED: writing the trace {} failed ({}); the trace ends before record {}. "
+                       "The program goes on unrecorded.\n",
+                       config_.path, std::strerror(errno), records_);
+        file_bytes_ += chunk.size();
+        chunks_unwritten_.fetch_sub(1);
+        lock.lock();
+        queued_bytes_ -= chunk.size();
+        space_.notify_all();
+        if (failed_.load()) {
+            chunks_.clear();
+            queued_bytes_ = 0;
+        }
+    }
+}
+
+// --- the crash path -------------------------------------------------------------------
+
+// Runs inside a fatal signal handler: lets the writer finish the sealed chunks
+// (bounded wait), then writes the records encoded since, without allocating.
+void Recorder::crash_flush(void* arg) noexcept {
+    auto* self = static_cast<Recorder*>(arg);
+    if (self->ended_)
+        return;
+    for (int i = 0; i < 2000 && self->chunks_unwritten_.load() > 0; ++i)
+        ::usleep(1000);
+    int fd = self->fd_.load();
+    std::string_view payload(self->encoder_.payload().data(), self->committed_bytes_);
+    if (fd < 0 || payload.empty() || self->chunks_unwritten_.load() > 0)
+        return;
+    unsigned char frame[8];
+    auto len = static_cast<std::uint32_t>(payload.size());
+    std::uint32_t crc = trace::crc32c(payload);
+    for (int i = 0; i < 4; ++i) {
+        frame[i] = static_cast<unsigned char>(len >> (8 * i));
+        frame[4 + i] = static_cast<unsigned char>(crc >> (8 * i));
+    }
+    if (self->write_all(fd, std::string_view(reinterpret_cast<char*>(frame), sizeof frame)))
+        self->write_all(fd, payload);
+    ::fsync(fd);
+}
+
+} // namespace reprise::detail

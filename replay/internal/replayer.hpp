@@ -1,0 +1,94 @@
+// The replayer: the trace as the backend (no sockets, no real clock, time warped) and the journal that checks the program against it.
+#pragma once
+
+#include "runtime/internal/private.hpp"
+
+#include "record/trace.hpp"
+#include "runtime/internal/core.hpp"
+#include "runtime/internal/journal.hpp"
+
+#include <deque>
+#include <memory>
+#include <string>
+
+namespace reprise::detail {
+
+struct ReplayConfig {
+    /// 0: as fast as the program computes (time warped); N: N times the recorded pace.
+    std::uint32_t speed = 0;
+    /// Raise SIGTRAP just before record N is delivered (0: never).
+    std::uint64_t break_at = 0;
+    /// Progress on stderr (only when it is a terminal).
+    bool progress = true;
+};
+
+/// Exit codes of a replay.
+inline constexpr int replay_exit_diverged = 3;
+inline constexpr int replay_exit_damaged = 2;
+
+class Replayer final : public Backend, public Journal {
+public:
+    Replayer(Runtime::Impl& rt, trace::Reader reader, ReplayConfig config);
+    ~Replayer() override;
+
+    // --- Backend: the world, as the trace tells it -------------------------------
+    bool poll(std::int64_t deadline_ns) override;
+    void read_clock(std::int64_t& mono_ns, std::int64_t& wall_ns) override;
+    std::int64_t precise_clock_ns() override;
+    void collect_due_timers(TimerHeap&, std::int64_t) override {}
+    Result<void> listen(ListenerState&, const Address&) override { return {}; }
+    void set_accepting(ListenerState&, bool) override {}
+    void close_listener(ListenerState&) override {}
+    void adopt(ConnState&, std::int32_t) override {}
+    void drop_accepted(std::int32_t) override {}
+    Result<void> connect(ConnState&, const Address&) override { return {}; }
+    void set_reading(ConnState&, bool) override {}
+    void flush(ConnState& conn) override { conn.output.consume(conn.output.size()); }
+    void shutdown_write(ConnState&) override {}
+    void close(ConnState& conn) override { conn.output.consume(conn.output.size()); }
+    void watch_signal(int) override {}
+    void submit_offload(std::shared_ptr<OffloadState>) override {}
+
+    // --- Journal: the program checked against the trace --------------------------
+    void tick(std::int64_t, std::int64_t) override {}
+    void wakeup(const Wakeup& w, std::string_view data) override;
+    std::string input(trace::InputKind kind, std::string_view name,
+                      const std::function<std::string()>& produce) override;
+    void output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) override;
+    void spawn(std::uint64_t id, std::string_view name) override;
+    void end(int exit_code) override;
+    bool replaying() const noexcept override { return true; }
+    [[noreturn]] void diverge(std::string_view trace_says, std::string_view program_did) override;
+
+    const trace::Header& header() const noexcept { return reader_.header(); }
+    std::uint64_t events() const noexcept { return consumed_; }
+
+private:
+    /// The next record, read ahead; null at the end of the trace.
+    const trace::Record* peek();
+    void consume();
+    /// The trace ran out: a damaged/truncated trace (exit 2) or a program that
+    /// goes on past the recorded end (exit 3).
+    [[noreturn]] void trace_ran_out(std::string_view program_did);
+    void before_event();  ///< --break-at: SIGTRAP before the next record is handed over
+    void pace(std::int64_t tick_mono_ns);
+    void report_progress();
+    void print_summary(const char* how);
+
+    Runtime::Impl& rt_;
+    trace::Reader reader_;
+    ReplayConfig config_;
+    trace::Record next_;
+    bool have_next_ = false;
+    std::uint64_t consumed_ = 0;
+    std::int64_t tick_mono_ns_ = 0;
+    std::int64_t tick_wall_ns_ = 0;
+    std::int64_t first_mono_ns_ = 0;
+    std::int64_t wall_start_ns_ = 0;       ///< real monotonic time when replay started
+    std::int64_t last_progress_ns_ = 0;
+    bool progress_shown_ = false;
+    std::string last_good_;                ///< the last record consumed, described
+    std::deque<std::string> pending_;      ///< this tick's wake-ups, read but not yet delivered
+};
+
+} // namespace reprise::detail

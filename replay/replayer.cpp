@@ -1,0 +1,220 @@
+// The replayer: feeds the trace to the runtime as its world and stops at the first divergence.
+#include "replay/internal/replayer.hpp"
+
+#include "clock/internal/system_clock.hpp"
+
+#include <fmt/core.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <unistd.h>
+
+namespace reprise::detail {
+
+Replayer::Replayer(Runtime::Impl& rt, trace::Reader reader, ReplayConfig config)
+    : rt_(rt), reader_(std::move(reader)), config_(config) {
+    tick_mono_ns_ = first_mono_ns_ = reader_.header().start_mono_ns;
+    tick_wall_ns_ = reader_.header().start_wall_ns;
+    wall_start_ns_ = last_progress_ns_ = read_monotonic_ns();
+    config_.progress = config_.progress && ::isatty(STDERR_FILENO);
+}
+
+Replayer::~Replayer() = default;
+
+const trace::Record* Replayer::peek() {
+    if (!have_next_)
+        have_next_ = reader_.next(next_);
+    return have_next_ ? &next_ : nullptr;
+}
+
+void Replayer::consume() {
+    REPRISE_ASSERT(have_next_);
+    last_good_ = trace::describe(next_);
+    have_next_ = false;
+    ++consumed_;
+    if (config_.progress)
+        report_progress();
+}
+
+// Called before each record is handed to the program: --break-at stops here.
+void Replayer::before_event() {
+    if (config_.break_at != 0 && consumed_ == config_.break_at) {
+        fmt::print(stderr, "reprise: break at event {} ({}): raising SIGTRAP\n", consumed_, trace::describe(next_));
+        std::fflush(stderr);
+        ::raise(SIGTRAP);
+    }
+}
+
+void Replayer::trace_ran_out(std::string_view program_did) {
+    if (reader_.error()) {
+        const trace::ReadError& e = *reader_.error();
+        print_summary("stopped");
+        fmt::print(stderr,
+                   "reprise: replay stops: the trace is damaged at byte offset {}: {}\n"
+                   "  last good event: #{} {}\n",
+                   e.offset, e.message, consumed_ == 0 ? 0 : consumed_ - 1, last_good_.empty() ? "(none)" : last_good_);
+        std::fflush(stderr);
+        std::_Exit(replay_exit_damaged);
+    }
+    if (!reader_.saw_end()) {
+        print_summary("stopped");
+        fmt::print(stderr,
+                   "reprise: replay stops: the trace ends at event {} without an end record (the recording was cut "
+                   "off), while the program {}\n  last good event: #{} {}\n",
+                   consumed_, program_did, consumed_ == 0 ? 0 : consumed_ - 1, last_good_.empty() ? "(none)" : last_good_);
+        std::fflush(stderr);
+        std::_Exit(replay_exit_damaged);
+    }
+    diverge("the trace has ended (the recorded program exited)", program_did);
+}
+
+void Replayer::diverge(std::string_view trace_says, std::string_view program_did) {
+    Fiber* f = rt_.current;
+    double vt = static_cast<double>(tick_mono_ns_ - first_mono_ns_) / 1e9;
+    fmt::print(stderr,
+               "reprise: DIVERGENCE at event {} (node '{}', virtual time {:.6f} s)\n"
+               "  trace says:  {}\n"
+               "  program did: {}\n"
+               "  task:        {}\n",
+               consumed_, reader_.header().node, vt, trace_says, program_did,
+               f ? fmt::format("'{}' (id {})", f->name, f->id) : std::string("the loop (delivering wake-ups)"));
+    std::fflush(stderr);
+    std::_Exit(replay_exit_diverged);
+}
+
+// --- Backend -------------------------------------------------------------------------
+
+bool Replayer::poll(std::int64_t) {
+    const trace::Record* r = peek();
+    if (r == nullptr)
+        trace_ran_out("waits for the world (for a tick)");
+    if (r->kind != trace::RecordKind::tick)
+        diverge(trace::describe(*r), "waits for the world: it did less than was recorded before the next tick");
+    before_event();
+    tick_mono_ns_ = r->mono_ns;
+    tick_wall_ns_ = r->wall_ns;
+    consume();
+    if (config_.speed != 0)
+        pace(tick_mono_ns_);
+    WakeBatch& batch = rt_.batch;
+    while ((r = peek()) != nullptr && r->kind == trace::RecordKind::wake) {
+        Wakeup w{.kind = static_cast<WakeKind>(r->sub), .handle = r->handle, .value = static_cast<std::int32_t>(r->value)};
+        w.data_offset = static_cast<std::uint32_t>(batch.bytes.size());
+        w.data_bytes = static_cast<std::uint32_t>(r->data.size());
+        batch.bytes += r->data;
+        w.peer = r->peer;
+        w.local = r->local;
+        batch.items.push_back(w);
+        // The record is consumed when the gate delivers it (see wakeup()), so that
+        // event numbers and --break-at match delivery.
+        have_next_ = false;
+        pending_.push_back(trace::describe(*r));
+    }
+    return true;
+}
+
+void Replayer::read_clock(std::int64_t& mono_ns, std::int64_t& wall_ns) {
+    mono_ns = tick_mono_ns_;
+    wall_ns = tick_wall_ns_;
+}
+
+std::int64_t Replayer::precise_clock_ns() {
+    // precise_now() is an input: replay answers it from the trace, never from here.
+    return tick_mono_ns_;
+}
+
+void Replayer::pace(std::int64_t tick_mono_ns) {
+    std::int64_t due = wall_start_ns_ + (tick_mono_ns - first_mono_ns_) / static_cast<std::int64_t>(config_.speed);
+    if (due > read_monotonic_ns())
+        sleep_until_monotonic_ns(due);
+}
+
+// --- Journal ---------------------------------------------------------------------------
+
+void Replayer::wakeup(const Wakeup&, std::string_view) {
+    REPRISE_ASSERT(!pending_.empty());
+    if (config_.break_at != 0 && consumed_ == config_.break_at) {
+        fmt::print(stderr, "reprise: break at event {} ({}): raising SIGTRAP\n", consumed_, pending_.front());
+        std::fflush(stderr);
+        ::raise(SIGTRAP);
+    }
+    last_good_ = std::move(pending_.front());
+    pending_.pop_front();
+    ++consumed_;
+}
+
+std::string Replayer::input(trace::InputKind kind, std::string_view name, const std::function<std::string()>&) {
+    const trace::Record* r = peek();
+    std::string asked = fmt::format("input {} name=\"{}\"", trace::input_kind_name(kind), name);
+    if (r == nullptr)
+        trace_ran_out(fmt::format("asks for an {}", asked));
+    if (r->kind != trace::RecordKind::input || r->sub != static_cast<std::uint8_t>(kind) || r->name != name)
+        diverge(trace::describe(*r), fmt::format("asked for an {}", asked));
+    before_event();
+    std::string value = std::move(next_.data);
+    consume();
+    return value;
+}
+
+void Replayer::output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) {
+    const trace::Record* r = peek();
+    std::uint64_t digest = trace::digest64(bytes);
+    auto did = [&] {
+        return fmt::format("output {} handle={} length={} digest={:016x}", trace::output_kind_name(kind), handle,
+                           bytes.size(), digest);
+    };
+    if (r == nullptr)
+        trace_ran_out(fmt::format("sends {}", did()));
+    if (r->kind != trace::RecordKind::output || r->sub != static_cast<std::uint8_t>(kind) || r->handle != handle ||
+        r->value != static_cast<std::int64_t>(bytes.size()) || r->digest != digest)
+        diverge(trace::describe(*r), did());
+    before_event();
+    consume();
+}
+
+void Replayer::spawn(std::uint64_t id, std::string_view name) {
+    const trace::Record* r = peek();
+    auto did = [&] { return fmt::format("spawn task={} name=\"{}\"", id, name); };
+    if (r == nullptr)
+        trace_ran_out(did());
+    if (r->kind != trace::RecordKind::spawn || r->handle != id || r->name != name)
+        diverge(trace::describe(*r), did());
+    before_event();
+    consume();
+}
+
+void Replayer::end(int exit_code) {
+    const trace::Record* r = peek();
+    auto did = fmt::format("ended with exit code {}", exit_code);
+    if (r == nullptr)
+        trace_ran_out(did);
+    if (r->kind != trace::RecordKind::end || r->value != exit_code)
+        diverge(trace::describe(*r), did);
+    consume();
+    print_summary("done");
+}
+
+void Replayer::report_progress() {
+    if ((consumed_ & 1023) != 0)
+        return;
+    std::int64_t t = read_monotonic_ns();
+    if (t - last_progress_ns_ < 500'000'000)
+        return;
+    last_progress_ns_ = t;
+    progress_shown_ = true;
+    fmt::print(stderr, "\rreplay: {} events, virtual time {:.3f} s   ", consumed_,
+               static_cast<double>(tick_mono_ns_ - first_mono_ns_) / 1e9);
+}
+
+void Replayer::print_summary(const char* how) {
+    double wall = static_cast<double>(read_monotonic_ns() - wall_start_ns_) / 1e9;
+    double virt = static_cast<double>(tick_mono_ns_ - first_mono_ns_) / 1e9;
+    if (progress_shown_)
+        fmt::print(stderr, "\n");
+    fmt::print(stderr, "reprise: replay {}: {} events, virtual time {:.3f} s, wall time {:.3f} s, speed-up {:.1f}x\n", how,
+               consumed_, virt, wall, wall > 0 ? virt / wall : 0.0);
+    std::fflush(stderr);
+}
+
+} // namespace reprise::detail

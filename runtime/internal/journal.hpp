@@ -1,0 +1,47 @@
+// Journal: the interface through which recording writes, and replay checks, every input and output.
+#pragma once
+
+#include "runtime/internal/private.hpp"
+
+#include "record/trace.hpp"
+#include "runtime/internal/wakeup.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace reprise::detail {
+
+struct Fiber;
+
+/// The recorder and the replayer are twins behind this interface (rr's
+/// RecordSession/ReplaySession): each hook is called at the one place where the
+/// runtime meets that kind of input or output. The recorder writes what happens;
+/// the replayer hands back what was recorded and checks what the program does.
+class Journal {
+public:
+    virtual ~Journal() = default;
+
+    /// A tick's time (recorder: written; replayer: its own backend supplied it).
+    virtual void tick(std::int64_t mono_ns, std::int64_t wall_ns) = 0;
+    /// A wake-up about to be delivered through the gate.
+    virtual void wakeup(const Wakeup& w, std::string_view data) = 0;
+    /// A synchronous input: the recorder calls `produce` and writes its result;
+    /// the replayer returns the recorded value without calling it.
+    virtual std::string input(trace::InputKind kind, std::string_view name,
+                              const std::function<std::string()>& produce) = 0;
+    /// Bytes the program sends to the world.
+    virtual void output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) = 0;
+    /// A task was spawned (a checkpoint of the program's own order).
+    virtual void spawn(std::uint64_t id, std::string_view name) = 0;
+    /// The program ended with `exit_code`.
+    virtual void end(int exit_code) = 0;
+    /// True in replay: inputs come from the trace and nothing touches the world.
+    virtual bool replaying() const noexcept = 0;
+    /// Replay only: reports that the program did something other than the trace
+    /// says, and ends the process with exit code 3.
+    [[noreturn]] virtual void diverge(std::string_view trace_says, std::string_view program_did) = 0;
+};
+
+} // namespace reprise::detail
