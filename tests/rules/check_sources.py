@@ -22,7 +22,7 @@ RULES = {
         "reads a clock outside clock/",
     ),
     "io": (
-        re.compile(r"(::(socket|connect|accept4?|recv|send|recvfrom|sendto|read|write|pread|pwrite|open|"
+        re.compile(r"((?<![A-Za-z0-9_>])::(socket|connect|accept4?|recv|send|recvfrom|sendto|read|write|pread|pwrite|open|"
                    r"openat|fsync|rename|unlink|ftruncate|bind|listen)\s*\(|\bfopen\s*\(|std::[io]?fstream)"),
         ["io/", "record/"],
         "does socket or file I/O outside io/ (and the trace files of record/)",
