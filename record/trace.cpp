@@ -67,6 +67,13 @@ struct Fields {
     std::size_t size() const { return a.size; }
     std::uint64_t u64(std::size_t i) const { return a.ptr[i].as<std::uint64_t>(); }
     std::int64_t i64(std::size_t i) const { return a.ptr[i].as<std::int64_t>(); }
+    // A kind or sub-kind: refused (not truncated to 8 bits) when it does not fit.
+    std::uint8_t u8(std::size_t i) const {
+        std::uint64_t v = u64(i);
+        if (v > 0xff)
+            throw msgpack::type_error();
+        return static_cast<std::uint8_t>(v);
+    }
     std::string_view bytes(std::size_t i) const {
         const msgpack::object& o = a.ptr[i];
         if (o.type == msgpack::type::BIN)
@@ -237,21 +244,24 @@ std::optional<std::string> decode_record(const msgpack::object& o, std::int64_t&
         return std::string("a record is not an array of at least 2 fields");
     Fields f{o.via.array};
     try {
-        auto kind = static_cast<RecordKind>(f.u64(0));
+        auto kind = static_cast<RecordKind>(f.u8(0));
         r = Record{};
         r.kind = kind;
         switch (kind) {
         case RecordKind::tick:
             if (f.size() != 3)
                 return std::string("tick: wrong field count");
-            r.mono_ns = last_mono += f.i64(1);
-            r.wall_ns = last_wall += f.i64(2);
+            // Hostile deltas must not overflow the running sums (undefined behaviour).
+            if (__builtin_add_overflow(last_mono, f.i64(1), &last_mono) ||
+                __builtin_add_overflow(last_wall, f.i64(2), &last_wall))
+                return std::string("tick: the time overflows 64 bits");
             r.mono_ns = last_mono;
+            r.wall_ns = last_wall;
             return std::nullopt;
         case RecordKind::wake:
             if (f.size() != 4 && f.size() != 5 && f.size() != 7)
                 return std::string("wake: wrong field count");
-            r.sub = static_cast<std::uint8_t>(f.u64(1));
+            r.sub = f.u8(1);
             if (r.sub < 1 || r.sub > 9)
                 return fmt::format("wake: unknown wake-up kind {}", r.sub);
             r.handle = f.u64(2);
@@ -267,7 +277,7 @@ std::optional<std::string> decode_record(const msgpack::object& o, std::int64_t&
         case RecordKind::input:
             if (f.size() != 4)
                 return std::string("input: wrong field count");
-            r.sub = static_cast<std::uint8_t>(f.u64(1));
+            r.sub = f.u8(1);
             if (r.sub < 1 || r.sub > 6)
                 return fmt::format("input: unknown input kind {}", r.sub);
             r.name = std::string(f.bytes(2));
@@ -276,7 +286,7 @@ std::optional<std::string> decode_record(const msgpack::object& o, std::int64_t&
         case RecordKind::output:
             if (f.size() != 5 && f.size() != 6)
                 return std::string("output: wrong field count");
-            r.sub = static_cast<std::uint8_t>(f.u64(1));
+            r.sub = f.u8(1);
             if (r.sub < 1 || r.sub > 2)
                 return fmt::format("output: unknown output kind {}", r.sub);
             r.handle = f.u64(2);
@@ -297,7 +307,7 @@ std::optional<std::string> decode_record(const msgpack::object& o, std::int64_t&
             r.value = f.i64(1);
             return std::nullopt;
         }
-        return fmt::format("unknown record kind {}", f.u64(0));
+        return fmt::format("unknown record kind {}", static_cast<unsigned>(kind));
     } catch (const msgpack::type_error&) {
         return std::string("a record field has the wrong type");
     }
@@ -394,6 +404,8 @@ Reader& Reader::operator=(Reader&& o) noexcept {
         chunk_offset_ = o.chunk_offset_;
         file_offset_ = o.file_offset_;
         records_ = o.records_;
+        chunks_ = o.chunks_;
+        chunk_payload_bytes_ = o.chunk_payload_bytes_;
         last_mono_ns_ = o.last_mono_ns_;
         last_wall_ns_ = o.last_wall_ns_;
         error_ = std::move(o.error_);
@@ -412,6 +424,11 @@ Result<Reader> Reader::open(const std::string& path, std::string* error_message)
     Reader r;
     namespace fs = std::filesystem;
     std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+        if (error_message)
+            *error_message = fmt::format("{}: is a directory, not a trace", path);
+        return Errc::invalid_argument;
+    }
     if (fs::exists(path, ec)) {
         r.paths_.push_back(path);
     } else {
@@ -463,6 +480,12 @@ bool Reader::open_segment(std::size_t index, std::string* error_message) {
     Header h;
     if (auto why = decode_header(body, h))
         return refuse(*why);
+    // Times are delta-encoded across segment boundaries: a later segment alone
+    // cannot be read, only the whole trace from segment 0.
+    if (index == 0 && h.segment != 0)
+        return refuse(fmt::format("this is segment {} of a segmented trace; open the trace by its name without the "
+                                  "\".{}\" suffix to read it from segment 0",
+                                  h.segment, h.segment));
     if (index == 0)
         header_ = std::move(h);
     else if (h.segment != index)
@@ -506,6 +529,8 @@ bool Reader::load_chunk() {
             return fail(chunk_offset_, "chunk checksum mismatch (the file is damaged)");
         file_offset_ += sizeof frame + length;
         chunk_pos_ = 0;
+        ++chunks_;
+        chunk_payload_bytes_ += length;
         return true;
     }
 }
@@ -519,21 +544,38 @@ bool Reader::next(Record& out) {
         std::size_t before = chunk_pos_;
         msgpack::object_handle oh =
             msgpack::unpack(chunk_.data(), chunk_.size(), chunk_pos_, nullptr, nullptr, record_limit);
+        // The record's own offset: its chunk passed its checksum, so the record is the bad part.
+        const std::uint64_t record_offset = chunk_offset_ + 8 + before;
         if (chunk_pos_ == before)
-            return fail(chunk_offset_, "a record of zero bytes");
+            return fail(record_offset, "a record of zero bytes");
         std::int64_t mono = last_mono_ns_, wall = last_wall_ns_;
         if (auto why = decode_record(oh.get(), mono, wall, out))
-            return fail(chunk_offset_, fmt::format("record {} is malformed: {}", records_, *why));
+            return fail(record_offset, fmt::format("record {} is malformed: {}", records_, *why));
         if (out.kind == RecordKind::tick) {
             last_mono_ns_ = mono;
             last_wall_ns_ = wall;
         }
     } catch (const std::exception& e) {
-        return fail(chunk_offset_, fmt::format("record {} does not decode: {}", records_, e.what()));
+        return fail(chunk_offset_ + 8 + chunk_pos_, fmt::format("record {} does not decode: {}", records_, e.what()));
     }
     ++records_;
     if (out.kind == RecordKind::end)
         saw_end_ = true;
+    return true;
+}
+
+bool Reader::check_nothing_after_end() {
+    REPRISE_ASSERT_MSG(saw_end_, "check_nothing_after_end() before the end record");
+    if (error_)
+        return false;
+    if (chunk_pos_ < chunk_.size())
+        return fail(chunk_offset_ + 8 + chunk_pos_,
+                    fmt::format("{} byte(s) follow the end record in its chunk", chunk_.size() - chunk_pos_));
+    unsigned char byte;
+    if (std::fread(&byte, 1, 1, file_) == 1)
+        return fail(file_offset_, "bytes follow the chunk that holds the end record");
+    if (segment_ + 1 < paths_.size())
+        return fail(0, fmt::format("segment {} follows the one that holds the end record", paths_[segment_ + 1]));
     return true;
 }
 
@@ -555,6 +597,21 @@ std::string printable(std::string_view bytes, std::size_t max) {
         out += "...";
     return out;
 }
+
+// The bytes as the inside of a JSON string: printable ASCII as is, every other
+// byte as \u00XX (JSON has no \x escape, and the bytes need not be UTF-8).
+std::string json_chars(std::string_view bytes) {
+    std::string out;
+    for (unsigned char c : bytes) {
+        if (c == '\\' || c == '"')
+            out += fmt::format("\\{}", static_cast<char>(c));
+        else if (c >= 0x20 && c < 0x7f)
+            out += static_cast<char>(c);
+        else
+            out += fmt::format("\\u{:04x}", c);
+    }
+    return out;
+}
 } // namespace
 
 std::string describe(const Record& r) {
@@ -572,9 +629,13 @@ std::string describe(const Record& r) {
     case RecordKind::input:
         return fmt::format("input {} name=\"{}\" bytes={} \"{}\"", input_kind_name(static_cast<InputKind>(r.sub)),
                            printable(r.name, 64), r.data.size(), printable(r.data, 32));
-    case RecordKind::output:
-        return fmt::format("output {} handle={} length={} digest={:016x}", output_kind_name(static_cast<OutputKind>(r.sub)),
-                           r.handle, r.value, r.digest);
+    case RecordKind::output: {
+        std::string s = fmt::format("output {} handle={} length={} digest={:016x}",
+                                    output_kind_name(static_cast<OutputKind>(r.sub)), r.handle, r.value, r.digest);
+        if (!r.data.empty())
+            s += fmt::format(" \"{}\"", printable(r.data, 48));
+        return s;
+    }
     case RecordKind::spawn:
         return fmt::format("spawn task={} name=\"{}\"", r.handle, printable(r.name, 64));
     case RecordKind::end:
@@ -603,14 +664,16 @@ std::string to_json(const Record& r) {
         break;
     case RecordKind::input:
         s += fmt::format(",\"input\":\"{}\",\"name\":\"{}\",\"bytes\":{},\"data_hex\":\"{}\"",
-                         input_kind_name(static_cast<InputKind>(r.sub)), printable(r.name, 1024), r.data.size(), hex(r.data));
+                         input_kind_name(static_cast<InputKind>(r.sub)), json_chars(r.name), r.data.size(), hex(r.data));
         break;
     case RecordKind::output:
         s += fmt::format(",\"output\":\"{}\",\"handle\":{},\"length\":{},\"digest\":\"{:016x}\"",
                          output_kind_name(static_cast<OutputKind>(r.sub)), r.handle, r.value, r.digest);
+        if (!r.data.empty())
+            s += fmt::format(",\"data_hex\":\"{}\"", hex(r.data));
         break;
     case RecordKind::spawn:
-        s += fmt::format(",\"task\":{},\"name\":\"{}\"", r.handle, printable(r.name, 1024));
+        s += fmt::format(",\"task\":{},\"name\":\"{}\"", r.handle, json_chars(r.name));
         break;
     case RecordKind::end:
         s += fmt::format(",\"exit_code\":{}", r.value);

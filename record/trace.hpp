@@ -134,6 +134,8 @@ struct ReadError {
 class Reader {
 public:
     /// Opens `path`; when it is a segmented trace (path.0, path.1, ...) reads them in order.
+    /// Refuses a directory, and a later segment opened on its own (its times are
+    /// deltas from the segment before it).
     static Result<Reader> open(const std::string& path, std::string* error_message);
     Reader(Reader&&) noexcept;
     Reader& operator=(Reader&&) noexcept;
@@ -150,6 +152,19 @@ public:
     std::uint64_t offset() const noexcept { return chunk_offset_; }
     /// Whether the trace ended with an End record.
     bool saw_end() const noexcept { return saw_end_; }
+    /// After the End record: checks that no byte follows it (in its chunk, its file
+    /// or a further segment); when one does, sets error() and returns false.
+    bool check_nothing_after_end();
+
+    /// Path of the file being read (the current segment of a segmented trace).
+    const std::string& path() const noexcept { return paths_[segment_]; }
+    /// Number of files of the trace (1 unless it is segmented).
+    std::size_t segments() const noexcept { return paths_.size(); }
+    /// Complete chunks read so far, and the sum of their payload lengths.
+    std::uint64_t chunks_read() const noexcept { return chunks_; }
+    std::uint64_t chunk_payload_bytes() const noexcept { return chunk_payload_bytes_; }
+    /// Byte offset in the current file just past the last complete chunk read.
+    std::uint64_t end_offset() const noexcept { return file_offset_; }
 
 private:
     Reader() = default;
@@ -166,6 +181,8 @@ private:
     std::uint64_t chunk_offset_ = 0;
     std::uint64_t file_offset_ = 0;
     std::uint64_t records_ = 0;
+    std::uint64_t chunks_ = 0;
+    std::uint64_t chunk_payload_bytes_ = 0;
     std::int64_t last_mono_ns_ = 0;
     std::int64_t last_wall_ns_ = 0;
     std::optional<ReadError> error_;

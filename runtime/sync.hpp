@@ -73,13 +73,16 @@ class Event {
 public:
     void set() {
         set_ = true;
+        ++generation_;
         waiters_.notify_all();
     }
     void clear() noexcept { set_ = false; }
     bool is_set() const noexcept { return set_; }
-    /// Errors: timed_out, cancelled.
+    /// Returns once the event is set, or was set since this wait began (even if
+    /// cleared again before the waiter ran). Errors: timed_out, cancelled.
     Result<void> wait(Deadline deadline = Deadline::never()) {
-        while (!set_) {
+        const std::uint64_t began = generation_;
+        while (!set_ && generation_ == began) {
             if (auto r = waiters_.wait(deadline); !r.ok())
                 return r;
         }
@@ -88,6 +91,7 @@ public:
 
 private:
     bool set_ = false;
+    std::uint64_t generation_ = 0;  ///< counts set() calls
     WaitList waiters_;
 };
 
@@ -97,13 +101,17 @@ public:
     void add(std::size_t n = 1) noexcept { count_ += n; }
     void done() {
         REPRISE_ASSERT_MSG(count_ > 0, "WaitGroup::done() without a matching add()");
-        if (--count_ == 0)
+        if (--count_ == 0) {
+            ++drained_;
             waiters_.notify_all();
+        }
     }
     std::size_t count() const noexcept { return count_; }
-    /// Errors: timed_out, cancelled.
+    /// Returns once the count is zero, or reached zero since this wait began (even
+    /// if add() raised it again before the waiter ran). Errors: timed_out, cancelled.
     Result<void> wait(Deadline deadline = Deadline::never()) {
-        while (count_ > 0) {
+        const std::uint64_t began = drained_;
+        while (count_ > 0 && drained_ == began) {
             if (auto r = waiters_.wait(deadline); !r.ok())
                 return r;
         }
@@ -112,6 +120,7 @@ public:
 
 private:
     std::size_t count_ = 0;
+    std::uint64_t drained_ = 0;  ///< times the count reached zero
     WaitList waiters_;
 };
 

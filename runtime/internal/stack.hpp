@@ -30,8 +30,9 @@ struct RunningFiberInfo {
     std::uint64_t id = 0;
 };
 
-/// Installs, once per thread, an alternate signal stack and a SIGSEGV/SIGBUS handler
-/// that names the fiber whose guard page was hit, then dies by the signal.
+/// Installs an alternate signal stack (once per thread) and a SIGSEGV/SIGBUS handler
+/// (again whenever another handler replaced it) that names the fiber whose guard
+/// page was hit, then dies by the signal.
 void install_overflow_handler();
 /// A function run (async-signal-safe) when the process dies of SIGSEGV, SIGBUS,
 /// SIGFPE, SIGILL or SIGABRT, before it dies: the recorder flushes its buffer here.
