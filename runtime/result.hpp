@@ -4,6 +4,7 @@
 #include "runtime/assert.hpp"
 
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -48,6 +49,8 @@ class [[nodiscard]] Result {
 public:
     Result(T value) : v_(std::move(value)) {}
     Result(Error error) : v_(error) {}
+    /// An error from its code alone (not offered for Result<Errc>, whose value is an Errc).
+    template <class U = T, std::enable_if_t<!std::is_same_v<U, Errc>, int> = 0>
     Result(Errc code) : v_(Error{code}) {}
 
     bool ok() const noexcept { return v_.index() == 0; }

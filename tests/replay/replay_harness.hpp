@@ -1,0 +1,333 @@
+// Test support for record → replay → compare: records a scenario in-process, replays it in a child, reads traces back.
+#pragma once
+
+#include "../io/io_test_support.hpp"
+#include "../runtime/child_process.hpp"
+
+#include "record/trace.hpp"
+#include "runtime/reprise.hpp"
+
+#include <catch2/catch.hpp>
+#include <fmt/core.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unistd.h>
+#include <utility>
+#include <vector>
+
+namespace reprise::test {
+
+/// A program under test. It runs as the task "main", appends what it observes to
+/// `log` and returns its exit code. Record and replay must leave the same log:
+/// everything a scenario may observe reaches it through the runtime.
+using Scenario = std::function<int(std::string& log)>;
+
+/// The value of `r`, or an exception that ends the scenario (and so the test) with
+/// a message. Scenarios use it instead of Catch's macros: they also run in replay
+/// children, where only the log and the exit status reach the test.
+template <class T>
+T must(Result<T> r, std::string_view what) {
+    if (!r.ok())
+        throw std::runtime_error(fmt::format("{} failed: {}", what, r.error().message()));
+    return std::move(r).value();
+}
+inline void must(Result<void> r, std::string_view what) {
+    if (!r.ok())
+        throw std::runtime_error(fmt::format("{} failed: {}", what, r.error().message()));
+}
+
+/// "ok" or the error's name: how scenarios log an operation's outcome.
+template <class T>
+std::string outcome_name(const Result<T>& r) {
+    return r.ok() ? std::string("ok") : std::string(errc_name(r.code()));
+}
+
+// --- plain POSIX files of the harness itself (never through a runtime) ------------------
+
+inline std::string slurp(const std::string& path) {
+    std::string out;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return out;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return out;
+}
+
+/// Creates or replaces `path` with `bytes`; false when that fails.
+inline bool spit(const std::string& path, std::string_view bytes) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return false;
+    while (!bytes.empty()) {
+        ssize_t n = ::write(fd, bytes.data(), bytes.size());
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            ::close(fd);
+            return false;
+        }
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return ::close(fd) == 0;
+}
+
+inline bool file_is_there(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+// --- traces, read back with trace::Reader -------------------------------------------------
+
+/// What a trace file holds.
+struct TraceFacts {
+    bool opened = false;
+    std::string open_error;
+    std::uint64_t records = 0;
+    bool saw_end = false;
+    std::optional<trace::ReadError> error;
+    std::vector<trace::Record> all;  ///< every record, when asked for
+};
+
+inline TraceFacts read_trace(const std::string& path, bool keep_records = false) {
+    TraceFacts facts;
+    auto reader = trace::Reader::open(path, &facts.open_error);
+    if (!reader.ok())
+        return facts;
+    facts.opened = true;
+    trace::Record r;
+    while (reader->next(r))
+        if (keep_records)
+            facts.all.push_back(r);
+    facts.records = reader->records_read();
+    facts.saw_end = reader->saw_end();
+    facts.error = reader->error();
+    return facts;
+}
+
+/// The 0-based index (the replayer's event number) of the first record that
+/// satisfies `pred`, or nothing.
+template <class Pred>
+std::optional<std::uint64_t> index_of_first(const std::string& path, Pred pred) {
+    TraceFacts facts = read_trace(path, true);
+    for (std::size_t i = 0; i < facts.all.size(); ++i)
+        if (pred(facts.all[i]))
+            return i;
+    return std::nullopt;
+}
+
+// --- record (in-process: a recording never exits on its own) --------------------------------
+
+struct Recording {
+    std::string trace_path;
+    int exit_code = -1;
+    std::string log;
+    RuntimeStats stats;
+    std::uint64_t seed = 0;
+    TraceFacts trace;
+};
+
+/// Runs `scenario` live, recording it to `trace_path`, and reads the trace back.
+inline Recording record(const std::string& trace_path, const Scenario& scenario, Options options = {}) {
+    options.record_path = trace_path;
+    Recording rec;
+    rec.trace_path = trace_path;
+    {
+        Runtime rt(options);
+        rec.exit_code = rt.run([&] { return scenario(rec.log); });
+        rec.stats = rt.stats();
+        rec.seed = rt.seed();
+    }
+    rec.trace = read_trace(trace_path);
+    return rec;
+}
+
+// --- replay (in a child: a replay that diverges or meets damage ends the process) -----------
+
+struct Replay {
+    ChildResult child;
+    bool finished = false;  ///< run() returned and the child reported back
+    int exit_code = -1;     ///< what run() returned
+    std::string log;
+    RuntimeStats stats;
+    std::int64_t run_wall_ns = -1;  ///< real time spent in run(), measured by the child
+    bool replaying = false;         ///< Runtime::replaying() in the child
+    std::uint64_t seed = 0;         ///< Runtime::seed() in the child (from the trace header)
+    // The replayer's summary line ("reprise: replay done: N events, virtual time ...").
+    std::optional<std::uint64_t> summary_events;
+    double summary_virtual_s = -1;
+    double summary_wall_s = -1;
+};
+
+/// Replays `trace_path` in a child running `scenario`. `prepare_child` runs in
+/// the child first (to change its environment, say). The child writes its log and
+/// counters to a file next to the trace with plain POSIX calls.
+inline Replay replay(const std::string& trace_path, const Scenario& scenario, Options options = {},
+                     const std::function<void()>& prepare_child = {}) {
+    options.replay_path = trace_path;
+    const std::string report_path = trace_path + ".replay-report";
+    ::unlink(report_path.c_str());
+    Replay out;
+    out.child = run_in_child(
+        [&] {
+            if (prepare_child)
+                prepare_child();
+            std::string log;
+            Runtime rt(options);
+            const auto start = std::chrono::steady_clock::now();
+            const int code = rt.run([&] { return scenario(log); });
+            const auto wall = std::chrono::steady_clock::now() - start;
+            const RuntimeStats s = rt.stats();
+            std::string report = fmt::format(
+                "{} {} {} {} {} {} {} {} {}\n", code, s.ticks, s.wakeups, s.switches, s.fibers_spawned,
+                std::chrono::duration_cast<std::chrono::nanoseconds>(wall).count(), rt.replaying() ? 1 : 0, rt.seed(),
+                log.size());
+            report += log;
+            return spit(report_path, report) ? 0 : 98;
+        },
+        std::chrono::seconds(60));
+    if (out.child.exited_with(0)) {
+        const std::string report = slurp(report_path);
+        unsigned long long f[9] = {};
+        const auto eol = report.find('\n');
+        if (eol != std::string::npos &&
+            std::sscanf(report.c_str(), "%llu %llu %llu %llu %llu %llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3], &f[4],
+                        &f[5], &f[6], &f[7], &f[8]) == 9 &&
+            report.size() == eol + 1 + f[8]) {
+            out.finished = true;
+            out.exit_code = static_cast<int>(f[0]);
+            out.stats.ticks = f[1];
+            out.stats.wakeups = f[2];
+            out.stats.switches = f[3];
+            out.stats.fibers_spawned = f[4];
+            out.run_wall_ns = static_cast<std::int64_t>(f[5]);
+            out.replaying = f[6] != 0;
+            out.seed = f[7];
+            out.log = report.substr(eol + 1);
+        }
+    }
+    const std::string done = "reprise: replay done: ";
+    if (auto at = out.child.err.find(done); at != std::string::npos) {
+        unsigned long long events = 0;
+        double virt = 0, wall = 0;
+        if (std::sscanf(out.child.err.c_str() + at + done.size(), "%llu events, virtual time %lf s, wall time %lf s",
+                        &events, &virt, &wall) == 3) {
+            out.summary_events = events;
+            out.summary_virtual_s = virt;
+            out.summary_wall_s = wall;
+        }
+    }
+    return out;
+}
+
+/// Where two logs first differ, with some context (Catch would print both whole).
+inline std::string first_difference(const std::string& recorded, const std::string& replayed) {
+    std::size_t i = 0;
+    while (i < recorded.size() && i < replayed.size() && recorded[i] == replayed[i])
+        ++i;
+    if (i == recorded.size() && i == replayed.size())
+        return "the logs are equal";
+    const std::size_t from = i > 60 ? i - 60 : 0;
+    return fmt::format("the logs differ at byte {} (recorded {} bytes, replayed {}):\n  recorded: ...{}\n  replayed: ...{}",
+                       i, recorded.size(), replayed.size(), recorded.substr(from, 120), replayed.substr(from, 120));
+}
+
+/// Both halves of a round trip.
+struct RoundTrip {
+    Recording recorded;
+    Replay replayed;
+};
+
+/// Records `scenario`, replays it in a child, and checks that the replay observed
+/// exactly what the recording did and ended at the same final event: the same log,
+/// the same exit code, "replay done" after as many events as the trace has records,
+/// and the same counts of ticks, wake-ups and tasks.
+inline RoundTrip record_and_replay(const std::string& trace_path, const Scenario& scenario, Options options = {},
+                                   const std::function<void()>& prepare_child = {}) {
+    RoundTrip trip;
+    trip.recorded = record(trace_path, scenario, options);
+    const Recording& rec = trip.recorded;
+    INFO("trace " << trace_path << ": " << rec.trace.records << " records");
+    REQUIRE(rec.trace.opened);
+    REQUIRE_FALSE(rec.trace.error.has_value());
+    REQUIRE(rec.trace.saw_end);
+
+    trip.replayed = replay(trace_path, scenario, Options{}, prepare_child);
+    const Replay& rep = trip.replayed;
+    INFO(rep.child.describe());
+    REQUIRE(rep.child.exited_with(0));
+    REQUIRE(rep.finished);
+    REQUIRE(rep.replaying);
+    REQUIRE(rep.seed == rec.seed);
+    INFO(first_difference(rec.log, rep.log));
+    REQUIRE(rep.log == rec.log);
+    REQUIRE(rep.exit_code == rec.exit_code);
+    REQUIRE(rep.summary_events.has_value());
+    REQUIRE(*rep.summary_events == rec.trace.records);
+    REQUIRE(rep.stats.ticks == rec.stats.ticks);
+    REQUIRE(rep.stats.wakeups == rec.stats.wakeups);
+    REQUIRE(rep.stats.fibers_spawned == rec.stats.fibers_spawned);
+    REQUIRE(rep.stats.switches == rec.stats.switches);
+    return trip;
+}
+
+// --- divergence reports --------------------------------------------------------------------------
+
+/// The parts of "reprise: DIVERGENCE at event N (node 'X', virtual time T s)" and the lines below it.
+struct DivergenceReport {
+    bool present = false;
+    std::uint64_t event = 0;
+    std::string node;
+    std::string trace_says;
+    std::string program_did;
+    std::string task;
+};
+
+inline DivergenceReport parse_divergence(const std::string& err) {
+    DivergenceReport d;
+    const std::string head = "reprise: DIVERGENCE at event ";
+    const auto at = err.find(head);
+    if (at == std::string::npos)
+        return d;
+    const char* p = err.c_str() + at + head.size();
+    char* end = nullptr;
+    d.event = std::strtoull(p, &end, 10);
+    if (end == p)
+        return d;
+    auto line_after = [&](const std::string& label) -> std::string {
+        const auto l = err.find(label, at);
+        if (l == std::string::npos)
+            return {};
+        const auto from = l + label.size();
+        const auto to = err.find('\n', from);
+        std::string s = err.substr(from, to == std::string::npos ? std::string::npos : to - from);
+        s.erase(0, s.find_first_not_of(' '));
+        return s;
+    };
+    if (auto n = err.find("(node '", at); n != std::string::npos) {
+        const auto from = n + 7;
+        d.node = err.substr(from, err.find('\'', from) - from);
+    }
+    d.trace_says = line_after("\n  trace says:");
+    d.program_did = line_after("\n  program did:");
+    d.task = line_after("\n  task:");
+    d.present = !d.trace_says.empty() && !d.program_did.empty();
+    return d;
+}
+
+} // namespace reprise::test
