@@ -86,11 +86,38 @@ struct Fields {
 
 } // namespace
 
-std::uint32_t crc32c(std::string_view bytes) noexcept {
-    std::uint32_t c = 0xffffffffu;
+namespace {
+std::uint32_t crc32c_table(std::uint32_t c, std::string_view bytes) noexcept {
     for (unsigned char b : bytes)
         c = crc_table[(c ^ b) & 0xff] ^ (c >> 8);
-    return c ^ 0xffffffffu;
+    return c;
+}
+
+#if defined(__x86_64__)
+// The SSE4.2 crc32 instruction computes the same CRC-32C, 8 bytes at a time.
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(std::uint32_t c, std::string_view bytes) noexcept {
+    std::size_t i = 0;
+    std::uint64_t c64 = c;
+    for (; i + 8 <= bytes.size(); i += 8) {
+        std::uint64_t w;
+        std::memcpy(&w, bytes.data() + i, 8);
+        c64 = __builtin_ia32_crc32di(c64, w);
+    }
+    c = static_cast<std::uint32_t>(c64);
+    for (; i < bytes.size(); ++i)
+        c = __builtin_ia32_crc32qi(c, static_cast<unsigned char>(bytes[i]));
+    return c;
+}
+const bool have_sse42 = __builtin_cpu_supports("sse4.2");
+#endif
+} // namespace
+
+std::uint32_t crc32c(std::string_view bytes) noexcept {
+#if defined(__x86_64__)
+    if (have_sse42)
+        return crc32c_sse42(0xffffffffu, bytes) ^ 0xffffffffu;
+#endif
+    return crc32c_table(0xffffffffu, bytes) ^ 0xffffffffu;
 }
 
 std::uint64_t digest64(std::string_view bytes) noexcept {

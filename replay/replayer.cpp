@@ -30,7 +30,8 @@ const trace::Record* Replayer::peek() {
 
 void Replayer::consume() {
     REPRISE_ASSERT(have_next_);
-    last_good_ = trace::describe(next_);
+    std::swap(last_good_, next_);  // described only if a report needs it
+    have_last_ = true;
     have_next_ = false;
     ++consumed_;
     if (config_.progress)
@@ -53,7 +54,7 @@ void Replayer::trace_ran_out(std::string_view program_did) {
         fmt::print(stderr,
                    "reprise: replay stops: the trace is damaged at byte offset {}: {}\n"
                    "  last good event: #{} {}\n",
-                   e.offset, e.message, consumed_ == 0 ? 0 : consumed_ - 1, last_good_.empty() ? "(none)" : last_good_);
+                   e.offset, e.message, consumed_ == 0 ? 0 : consumed_ - 1, last_good());
         std::fflush(stderr);
         std::_Exit(replay_exit_damaged);
     }
@@ -62,12 +63,14 @@ void Replayer::trace_ran_out(std::string_view program_did) {
         fmt::print(stderr,
                    "reprise: replay stops: the trace ends at event {} without an end record (the recording was cut "
                    "off), while the program {}\n  last good event: #{} {}\n",
-                   consumed_, program_did, consumed_ == 0 ? 0 : consumed_ - 1, last_good_.empty() ? "(none)" : last_good_);
+                   consumed_, program_did, consumed_ == 0 ? 0 : consumed_ - 1, last_good());
         std::fflush(stderr);
         std::_Exit(replay_exit_damaged);
     }
     diverge("the trace has ended (the recorded program exited)", program_did);
 }
+
+std::string Replayer::last_good() const { return have_last_ ? trace::describe(last_good_) : "(none)"; }
 
 void Replayer::diverge(std::string_view trace_says, std::string_view program_did) {
     Fiber* f = rt_.current;
@@ -109,7 +112,7 @@ bool Replayer::poll(std::int64_t) {
         // The record is consumed when the gate delivers it (see wakeup()), so that
         // event numbers and --break-at match delivery.
         have_next_ = false;
-        pending_.push_back(trace::describe(*r));
+        pending_.push_back(std::move(next_));
     }
     return true;
 }
@@ -135,11 +138,13 @@ void Replayer::pace(std::int64_t tick_mono_ns) {
 void Replayer::wakeup(const Wakeup&, std::string_view) {
     REPRISE_ASSERT(!pending_.empty());
     if (config_.break_at != 0 && consumed_ == config_.break_at) {
-        fmt::print(stderr, "reprise: break at event {} ({}): raising SIGTRAP\n", consumed_, pending_.front());
+        fmt::print(stderr, "reprise: break at event {} ({}): raising SIGTRAP\n", consumed_,
+                   trace::describe(pending_.front()));
         std::fflush(stderr);
         ::raise(SIGTRAP);
     }
     last_good_ = std::move(pending_.front());
+    have_last_ = true;
     pending_.pop_front();
     ++consumed_;
 }

@@ -73,6 +73,7 @@ private:
     void before_event();  ///< --break-at: SIGTRAP before the next record is handed over
     void pace(std::int64_t tick_mono_ns);
     void report_progress();
+    std::string last_good() const;
     void print_summary(const char* how);
 
     Runtime::Impl& rt_;
@@ -87,8 +88,9 @@ private:
     std::int64_t wall_start_ns_ = 0;       ///< real monotonic time when replay started
     std::int64_t last_progress_ns_ = 0;
     bool progress_shown_ = false;
-    std::string last_good_;                ///< the last record consumed, described
-    std::deque<std::string> pending_;      ///< this tick's wake-ups, read but not yet delivered
+    trace::Record last_good_;              ///< the last record consumed (for reports)
+    bool have_last_ = false;
+    std::deque<trace::Record> pending_;    ///< this tick's wake-ups, read but not yet delivered
 };
 
 } // namespace reprise::detail

@@ -1,0 +1,733 @@
+// reprise: the command line tool that inspects traces (info, dump, verify, diff).
+#include "record/trace.hpp"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#ifndef REPRISE_VERSION
+#define REPRISE_VERSION "unknown"
+#endif
+
+namespace {
+
+namespace trace = reprise::trace;
+
+// Exit codes shared by every command.
+constexpr int exit_ok = 0;
+constexpr int exit_failed = 1;  ///< verify: not intact; diff: the traces differ; dump: the trace is damaged
+constexpr int exit_usage = 2;   ///< bad command line, or a trace that cannot be opened
+
+constexpr const char* main_help = R"(Usage: reprise COMMAND [OPTIONS] TRACE...
+
+Inspects traces written by programs on the reprise runtime (--record=TRACE).
+A segmented trace (TRACE.0, TRACE.1, ...) is named without its suffix.
+
+Commands:
+  info TRACE             what the header says, record counts, time span and whether it is complete
+  dump TRACE             one line per event (--json for JSON lines; --from, --to, --kind to select)
+  verify TRACE           checks every chunk and the end record; exit 0 when intact and complete
+  diff A B               the first event where two traces differ
+  help [COMMAND]         this text, or a command's
+
+Options:
+  -h, --help             this text (after a command: the command's help)
+  --version              the tool's version and the trace format version it reads
+
+Events are numbered from 0 in trace order (#N), as replay numbers them for --break-at=N.
+Virtual time is a tick's monotonic time minus the trace's start time, as replay reports it.
+
+Exit codes: 0 success; 1 the trace is damaged or incomplete (verify, dump) or the traces
+differ (diff); 2 a bad command line or a file that is not a readable trace.
+)";
+
+constexpr const char* info_help = R"(Usage: reprise info TRACE
+
+Prints the header (node, program arguments, seed, start time, runtime version, build id,
+format version, segments), the number of records of each kind (wake-ups, inputs and
+outputs also by their own kind), the number of ticks, the virtual time from the first
+tick to the last, the payload bytes, and how the trace ends: closed cleanly (the end
+record and the program's exit code), or cut off or damaged (the reader's message, the
+byte offset and the last good event).
+
+Exit code: 0 when the header could be read (whatever the state of the rest: use
+`reprise verify` for a yes/no answer), 2 otherwise.
+)";
+
+constexpr const char* dump_help = R"(Usage: reprise dump TRACE [--json] [--from N] [--to N] [--kind K[,K...]]
+
+Prints one event per line: its index (#N), its virtual time in seconds, and the record.
+
+Options:
+  --json        one JSON object per line: "index", "vt_ns" (virtual time in nanoseconds)
+                and the record's fields (bytes as hex in "data_hex")
+  --from N      start at event N (default 0)
+  --to N        stop after event N (inclusive; default: the last event)
+  --kind K      only records of kind K: a record kind (tick, wake, input, output, spawn,
+                end), a wake-up kind (timer_fired, bytes_read, eof, io_error, accepted,
+                connected, drained, signal, offload_done), an input kind (precise_clock,
+                secure_random, env, app, listen, connect) or an output kind (conn_write,
+                exit). Repeat the option or separate kinds by commas for several.
+
+Exit code: 0 when the selected events were read; 1 when the trace is damaged before
+--to (the events up to the damage are printed; the message goes to stderr); 2 on a bad
+command line or an unreadable file. A trace cut off without damage (no end record)
+exits 0 with a note on stderr.
+)";
+
+constexpr const char* verify_help = R"(Usage: reprise verify TRACE
+
+Reads the whole trace: the header and every chunk (length, crc32c), decodes every
+record, and checks that the trace ends with an end record followed by nothing.
+
+Exit code: 0 with a one-line OK summary when the trace is intact and complete; 1 when
+it is damaged (the first bad byte offset and the last good event are printed) or
+incomplete (no end record: the recording was cut off); 2 on a bad command line or a
+file that does not exist.
+)";
+
+constexpr const char* diff_help = R"(Usage: reprise diff A B
+
+Compares two traces event by event and prints the first event where they differ, with
+both sides. Tick records compare by virtual time (the time since each trace's first
+tick, monotonic and wall clock), not by absolute time; every other field compares
+exactly, wake-up data byte for byte. Differences in the headers (node, arguments, seed,
+build id, runtime version) are printed as notes and do not count as a difference.
+
+Exit code: 0 when the traces hold the same events; 1 when they differ (the index and
+both records are printed); 2 when either cannot be read, or when one is damaged at a
+point up to which both agree (they cannot be compared past it).
+)";
+
+// --- small helpers ----------------------------------------------------------------
+
+// A string from a (hostile) file, safe for a terminal: printable ASCII as is,
+// anything else escaped; quoted when it had to be escaped or holds a space.
+std::string shown(std::string_view s) {
+    bool plain = !s.empty();
+    for (unsigned char c : s)
+        plain = plain && c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+    if (plain)
+        return std::string(s);
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\')
+            out += fmt::format("\\{}", static_cast<char>(c));
+        else if (c >= 0x20 && c < 0x7f)
+            out += static_cast<char>(c);
+        else
+            out += fmt::format("\\x{:02x}", c);
+    }
+    return out + "\"";
+}
+
+// Nanoseconds as seconds with nine decimals, computed in integers.
+std::string seconds(std::int64_t ns) {
+    const bool negative = ns < 0;
+    const std::uint64_t magnitude = negative ? 0 - static_cast<std::uint64_t>(ns) : static_cast<std::uint64_t>(ns);
+    return fmt::format("{}{}.{:09}", negative ? "-" : "", magnitude / 1'000'000'000u, magnitude % 1'000'000'000u);
+}
+
+// Wall-clock nanoseconds since the Unix epoch as ISO-8601 UTC (computed, no clock is read).
+std::string iso8601(std::int64_t wall_ns) {
+    constexpr std::int64_t ns_per_s = 1'000'000'000;
+    constexpr std::int64_t s_per_day = 86'400;
+    std::int64_t secs = wall_ns / ns_per_s;
+    std::int64_t frac = wall_ns % ns_per_s;
+    if (frac < 0) {
+        frac += ns_per_s;
+        --secs;
+    }
+    std::int64_t days = secs / s_per_day;
+    std::int64_t in_day = secs % s_per_day;
+    if (in_day < 0) {
+        in_day += s_per_day;
+        --days;
+    }
+    const std::chrono::year_month_day date{std::chrono::sys_days{std::chrono::days{days}}};
+    if (!date.ok())
+        return fmt::format("{} ns since the epoch", wall_ns);
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", static_cast<int>(date.year()),
+                       static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()), in_day / 3600,
+                       in_day / 60 % 60, in_day % 60, frac);
+}
+
+// The name of a record's own sub-kind (wake-up, input or output kind), or nullptr.
+const char* sub_kind_name(const trace::Record& r) {
+    switch (r.kind) {
+    case trace::RecordKind::wake: return trace::wake_kind_name(r.sub);
+    case trace::RecordKind::input: return trace::input_kind_name(static_cast<trace::InputKind>(r.sub));
+    case trace::RecordKind::output: return trace::output_kind_name(static_cast<trace::OutputKind>(r.sub));
+    default: return nullptr;
+    }
+}
+
+// Every name --kind accepts, in the order the help lists them.
+std::vector<std::string> kind_names() {
+    std::vector<std::string> names;
+    for (int k = 1; k <= 6; ++k)
+        names.emplace_back(trace::record_kind_name(static_cast<trace::RecordKind>(k)));
+    for (int k = 1; k <= 9; ++k)
+        names.emplace_back(trace::wake_kind_name(static_cast<std::uint8_t>(k)));
+    for (int k = 1; k <= 6; ++k)
+        names.emplace_back(trace::input_kind_name(static_cast<trace::InputKind>(k)));
+    for (int k = 1; k <= 2; ++k)
+        names.emplace_back(trace::output_kind_name(static_cast<trace::OutputKind>(k)));
+    return names;
+}
+
+// --- the command line -------------------------------------------------------------------
+
+// One command's arguments: its options (with or without a value) and its operands.
+struct Args {
+    std::vector<std::string> operands;
+    std::map<std::string, std::vector<std::string>> options;
+    bool help = false;
+
+    bool has(const std::string& name) const { return options.count(name) != 0; }
+};
+
+// Parses `--name`, `--name=value` and `--name value`; `--` ends the options.
+// Returns a message on an unknown option or a missing value.
+std::optional<std::string> parse_args(int argc, char** argv, int first, const std::set<std::string>& flags,
+                                      const std::set<std::string>& valued, Args& out) {
+    bool options_done = false;
+    for (int i = first; i < argc; ++i) {
+        std::string_view a = argv[i];
+        if (options_done || a.size() < 2 || a[0] != '-') {
+            out.operands.emplace_back(a);
+            continue;
+        }
+        if (a == "--") {
+            options_done = true;
+            continue;
+        }
+        if (a == "-h" || a == "--help") {
+            out.help = true;
+            continue;
+        }
+        std::string name(a.substr(0, a.find('=')));
+        if (flags.count(name)) {
+            if (name.size() != a.size())
+                return fmt::format("option {} takes no value", name);
+            out.options[name];
+            continue;
+        }
+        if (valued.count(name)) {
+            if (name.size() != a.size()) {
+                out.options[name].emplace_back(a.substr(name.size() + 1));
+            } else if (i + 1 < argc) {
+                out.options[name].emplace_back(argv[++i]);
+            } else {
+                return fmt::format("option {} needs a value", name);
+            }
+            continue;
+        }
+        return fmt::format("unknown option {}", shown(a));
+    }
+    return std::nullopt;
+}
+
+int usage_error(std::string_view command, std::string_view message) {
+    fmt::print(stderr, "reprise{}{}: {}\nTry 'reprise {}--help'.\n", command.empty() ? "" : " ", command, message,
+               command.empty() ? std::string() : std::string(command) + " ");
+    return exit_usage;
+}
+
+std::optional<std::uint64_t> parse_index(std::string_view text) {
+    std::uint64_t v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc{} || end != text.data() + text.size() || text.empty())
+        return std::nullopt;
+    return v;
+}
+
+// --- reading a trace ------------------------------------------------------------------------
+
+// A reader plus what every command needs: the current event's index and virtual
+// time, the first tick's times, and the last good event for messages.
+struct Cursor {
+    std::string name;             ///< the trace as the user named it
+    trace::Reader reader;
+    trace::Record record;
+    std::uint64_t index = 0;      ///< of `record`, once next() returned true
+    std::uint64_t count = 0;      ///< records read
+    std::int64_t tick_mono_ns = 0;
+    std::int64_t tick_wall_ns = 0;
+    std::optional<std::int64_t> first_tick_mono_ns;
+    std::optional<std::int64_t> first_tick_wall_ns;
+    std::string last_good;        ///< describe() of the last record read
+
+    Cursor(std::string n, trace::Reader r) : name(std::move(n)), reader(std::move(r)) {
+        tick_mono_ns = reader.header().start_mono_ns;
+        tick_wall_ns = reader.header().start_wall_ns;
+    }
+
+    bool next() {
+        if (!reader.next(record))
+            return false;
+        index = count++;
+        if (record.kind == trace::RecordKind::tick) {
+            tick_mono_ns = record.mono_ns;
+            tick_wall_ns = record.wall_ns;
+            if (!first_tick_mono_ns) {
+                first_tick_mono_ns = record.mono_ns;
+                first_tick_wall_ns = record.wall_ns;
+            }
+        }
+        last_good = trace::describe(record);
+        return true;
+    }
+
+    /// Virtual time of the current event: its tick's time since the trace's start.
+    std::int64_t vt_ns() const { return tick_mono_ns - reader.header().start_mono_ns; }
+
+    /// "#N description" of the last good event, or "(none)".
+    std::string last_good_event() const {
+        return count == 0 ? std::string("(none: no event could be read)") : fmt::format("#{} {}", count - 1, last_good);
+    }
+
+    /// Where and why reading stopped early, in one sentence.
+    std::string damage() const {
+        const trace::ReadError& e = *reader.error();
+        return fmt::format("{} at byte offset {} of {}", e.message, e.offset, reader.path());
+    }
+};
+
+std::optional<Cursor> open_trace(const std::string& path, std::string_view command, int& exit_code) {
+    std::string why;
+    auto r = trace::Reader::open(path, &why);
+    if (!r.ok()) {
+        fmt::print(stderr, "reprise {}: {}\n", command, why);
+        exit_code = exit_usage;
+        return std::nullopt;
+    }
+    return Cursor(path, std::move(*r));
+}
+
+// Sum of the sizes of a trace's files.
+std::uint64_t file_bytes(const Cursor& c) {
+    std::error_code ec;
+    std::uint64_t total = 0;
+    if (c.reader.segments() == 1 && std::filesystem::exists(c.name, ec)) {
+        auto n = std::filesystem::file_size(c.name, ec);
+        return ec ? 0 : n;
+    }
+    for (std::size_t i = 0; i < c.reader.segments(); ++i) {
+        auto n = std::filesystem::file_size(fmt::format("{}.{}", c.name, i), ec);
+        total += ec ? 0 : n;
+    }
+    return total;
+}
+
+// --- info -------------------------------------------------------------------------------------
+
+int cmd_info(const Args& args) {
+    if (args.operands.size() != 1)
+        return usage_error("info", "expects exactly one trace");
+    int code = exit_ok;
+    auto c = open_trace(args.operands[0], "info", code);
+    if (!c)
+        return code;
+
+    std::map<trace::RecordKind, std::uint64_t> by_kind;
+    std::map<trace::RecordKind, std::map<std::string, std::uint64_t>> by_sub;
+    std::uint64_t data_bytes = 0, written_bytes = 0;
+    std::optional<std::int64_t> last_tick_mono_ns;
+    std::int64_t exit_code = 0;
+    while (c->next()) {
+        const trace::Record& r = c->record;
+        ++by_kind[r.kind];
+        if (const char* sub = sub_kind_name(r))
+            ++by_sub[r.kind][sub];
+        data_bytes += r.data.size();
+        if (r.kind == trace::RecordKind::output && r.sub == static_cast<std::uint8_t>(trace::OutputKind::conn_write))
+            written_bytes += static_cast<std::uint64_t>(r.value);
+        if (r.kind == trace::RecordKind::tick)
+            last_tick_mono_ns = r.mono_ns;
+        if (r.kind == trace::RecordKind::end)
+            exit_code = r.value;
+    }
+    const bool clean = c->reader.saw_end() && c->reader.check_nothing_after_end();
+
+    const trace::Header& h = c->reader.header();
+    std::string argv;
+    for (const std::string& a : h.argv)
+        argv += (argv.empty() ? "" : " ") + shown(a);
+    std::string segments = c->reader.segments() == 1
+                               ? std::string("1 (a single file)")
+                               : fmt::format("{} ({}.0 to {}.{})", c->reader.segments(), c->name, c->name,
+                                             c->reader.segments() - 1);
+
+    fmt::print("trace            {}\n", c->name);
+    fmt::print("format           version {}, {} bytes, {} chunks holding {} payload bytes\n", trace::format_version,
+               file_bytes(*c), c->reader.chunks_read(), c->reader.chunk_payload_bytes());
+    fmt::print("segments         {}\n", segments);
+    fmt::print("node             {}\n", shown(h.node));
+    fmt::print("argv             {}\n", argv.empty() ? "(none)" : argv);
+    fmt::print("seed             {} (0x{:016x})\n", h.seed, h.seed);
+    fmt::print("started          {} (wall clock); monotonic clock {} s\n", iso8601(h.start_wall_ns),
+               seconds(h.start_mono_ns));
+    fmt::print("runtime version  {}\n", shown(h.runtime_version));
+    fmt::print("build id         {}\n", h.build_id.empty() ? "(none)" : shown(h.build_id));
+    fmt::print("records          {}\n", c->count);
+    for (int k = 1; k <= 6; ++k) {
+        auto kind = static_cast<trace::RecordKind>(k);
+        std::string subs;
+        for (const auto& [name, n] : by_sub[kind])
+            subs += fmt::format("{}{} {}", subs.empty() ? "" : ", ", name, n);
+        fmt::print("  {:<14} {:>8}{}\n", trace::record_kind_name(kind), by_kind[kind],
+                   subs.empty() ? std::string() : fmt::format("   ({})", subs));
+    }
+    fmt::print("ticks            {}\n", by_kind[trace::RecordKind::tick]);
+    if (c->first_tick_mono_ns)
+        fmt::print("virtual time     {} s from the first tick to the last ({} s to {} s after the start)\n",
+                   seconds(*last_tick_mono_ns - *c->first_tick_mono_ns), seconds(*c->first_tick_mono_ns - h.start_mono_ns),
+                   seconds(*last_tick_mono_ns - h.start_mono_ns));
+    else
+        fmt::print("virtual time     (no tick)\n");
+    fmt::print("payload bytes    {} (bytes read, input values, offload results, full outputs)\n", data_bytes);
+    fmt::print("bytes written    {} (by the program to its connections)\n", written_bytes);
+    if (clean) {
+        fmt::print("state            closed cleanly: end record, exit code {}\n", exit_code);
+    } else if (c->reader.error()) {
+        fmt::print("state            truncated or damaged: {}\n", c->damage());
+        fmt::print("last good event  {}\n", c->last_good_event());
+    } else {
+        fmt::print("state            incomplete: no end record (the recording was cut off, or is still going on)\n");
+        fmt::print("last good event  {}\n", c->last_good_event());
+    }
+    return exit_ok;
+}
+
+// --- dump -------------------------------------------------------------------------------------
+
+int cmd_dump(const Args& args) {
+    if (args.operands.size() != 1)
+        return usage_error("dump", "expects exactly one trace");
+    std::uint64_t from = 0, to = UINT64_MAX;
+    if (args.has("--from")) {
+        auto v = parse_index(args.options.at("--from").back());
+        if (!v)
+            return usage_error("dump", fmt::format("--from needs an event index, not {}", shown(args.options.at("--from").back())));
+        from = *v;
+    }
+    if (args.has("--to")) {
+        auto v = parse_index(args.options.at("--to").back());
+        if (!v)
+            return usage_error("dump", fmt::format("--to needs an event index, not {}", shown(args.options.at("--to").back())));
+        to = *v;
+    }
+    if (from > to)
+        return usage_error("dump", fmt::format("--from {} is past --to {}", from, to));
+    std::set<std::string> kinds;
+    if (args.has("--kind")) {
+        const std::vector<std::string> known = kind_names();
+        for (const std::string& list : args.options.at("--kind")) {
+            std::size_t start = 0;
+            for (;;) {
+                std::size_t comma = list.find(',', start);
+                std::string k = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+                if (std::find(known.begin(), known.end(), k) == known.end()) {
+                    std::string all;
+                    for (const std::string& n : known)
+                        all += (all.empty() ? "" : ", ") + n;
+                    return usage_error("dump", fmt::format("unknown kind {}; known kinds: {}", shown(k), all));
+                }
+                kinds.insert(k);
+                if (comma == std::string::npos)
+                    break;
+                start = comma + 1;
+            }
+        }
+    }
+    const bool json = args.has("--json");
+
+    int code = exit_ok;
+    auto c = open_trace(args.operands[0], "dump", code);
+    if (!c)
+        return code;
+    while (c->count <= to && c->next()) {
+        if (c->index < from)
+            continue;
+        const trace::Record& r = c->record;
+        if (!kinds.empty()) {
+            const char* sub = sub_kind_name(r);
+            if (!kinds.count(trace::record_kind_name(r.kind)) && !(sub && kinds.count(sub)))
+                continue;
+        }
+        if (json) {
+            std::string body = trace::to_json(r);
+            fmt::print("{{\"index\":{},\"vt_ns\":{},{}\n", c->index, c->vt_ns(), std::string_view(body).substr(1));
+        } else {
+            fmt::print("#{:<7} {:>15}  {}\n", c->index, seconds(c->vt_ns()), trace::describe(r));
+        }
+    }
+    std::fflush(stdout);
+    if (c->reader.error()) {
+        fmt::print(stderr, "reprise dump: the trace stops early: {}\n  last good event: {}\n", c->damage(),
+                   c->last_good_event());
+        return exit_failed;
+    }
+    if (c->count <= to && !c->reader.saw_end())
+        fmt::print(stderr, "reprise dump: note: the trace has no end record (the recording was cut off); last event: {}\n",
+                   c->last_good_event());
+    return exit_ok;
+}
+
+// --- verify -----------------------------------------------------------------------------------
+
+int cmd_verify(const Args& args) {
+    if (args.operands.size() != 1)
+        return usage_error("verify", "expects exactly one trace");
+    const std::string& path = args.operands[0];
+    std::string why;
+    auto r = trace::Reader::open(path, &why);
+    if (!r.ok()) {
+        if (r.code() == reprise::Errc::not_found) {
+            fmt::print(stderr, "reprise verify: {}\n", why);
+            return exit_usage;
+        }
+        fmt::print("FAILED {}\n", why);
+        return exit_failed;
+    }
+    Cursor c(path, std::move(*r));
+    std::int64_t exit_code = 0;
+    while (c.next())
+        if (c.record.kind == trace::RecordKind::end)
+            exit_code = c.record.value;
+    if (c.reader.saw_end())
+        c.reader.check_nothing_after_end();
+    if (c.reader.error()) {
+        fmt::print("FAILED {}: damaged: {}\n  last good event: {}\n", path, c.damage(), c.last_good_event());
+        return exit_failed;
+    }
+    if (!c.reader.saw_end()) {
+        fmt::print("FAILED {}: incomplete: no end record after {} event(s); the trace stops at byte offset {} of {} "
+                   "(the recording was cut off)\n  last good event: {}\n",
+                   path, c.count, c.reader.end_offset(), c.reader.path(), c.last_good_event());
+        return exit_failed;
+    }
+    const std::int64_t span_ns = c.first_tick_mono_ns ? c.tick_mono_ns - *c.first_tick_mono_ns : 0;
+    fmt::print("OK {}: {} events in {} chunks ({} file{}), virtual time {} s, ended with exit code {}\n", path, c.count,
+               c.reader.chunks_read(), c.reader.segments(), c.reader.segments() == 1 ? "" : "s", seconds(span_ns),
+               exit_code);
+    return exit_ok;
+}
+
+// --- diff ---------------------------------------------------------------------------------------
+
+// Where the first bytes of two strings differ.
+std::size_t first_mismatch(std::string_view a, std::string_view b) {
+    std::size_t i = 0;
+    while (i < a.size() && i < b.size() && a[i] == b[i])
+        ++i;
+    return i;
+}
+
+// What differs between the current records of two traces, or nothing.
+std::optional<std::string> difference(const Cursor& a, const Cursor& b) {
+    const trace::Record& x = a.record;
+    const trace::Record& y = b.record;
+    if (x.kind != y.kind)
+        return fmt::format("record kind: {} vs {}", trace::record_kind_name(x.kind), trace::record_kind_name(y.kind));
+    if (x.kind == trace::RecordKind::tick) {
+        const std::int64_t xm = x.mono_ns - *a.first_tick_mono_ns, ym = y.mono_ns - *b.first_tick_mono_ns;
+        if (xm != ym)
+            return fmt::format("time since the first tick: {} s vs {} s", seconds(xm), seconds(ym));
+        const std::int64_t xw = x.wall_ns - *a.first_tick_wall_ns, yw = y.wall_ns - *b.first_tick_wall_ns;
+        if (xw != yw)
+            return fmt::format("wall-clock time since the first tick: {} s vs {} s", seconds(xw), seconds(yw));
+        return std::nullopt;
+    }
+    if (x.sub != y.sub)
+        return fmt::format("kind: {} vs {}", sub_kind_name(x), sub_kind_name(y));
+    if (x.handle != y.handle)
+        return fmt::format("{}: {} vs {}", x.kind == trace::RecordKind::spawn ? "task id" : "handle", x.handle, y.handle);
+    if (x.value != y.value) {
+        const char* what = x.kind == trace::RecordKind::output ? "length"
+                           : x.kind == trace::RecordKind::end  ? "exit code"
+                                                               : "value";
+        return fmt::format("{}: {} vs {}", what, x.value, y.value);
+    }
+    if (x.digest != y.digest)
+        return fmt::format("digest: {:016x} vs {:016x}", x.digest, y.digest);
+    if (x.name != y.name)
+        return fmt::format("name: {} vs {}", shown(x.name), shown(y.name));
+    if (x.data != y.data) {
+        std::size_t at = first_mismatch(x.data, y.data);
+        return fmt::format("data: {} vs {} bytes, first different byte at {}", x.data.size(), y.data.size(), at);
+    }
+    if (x.has_addresses != y.has_addresses || !(x.peer == y.peer) || !(x.local == y.local))
+        return fmt::format("addresses: peer {} local {} vs peer {} local {}", x.peer.to_string(), x.local.to_string(),
+                           y.peer.to_string(), y.local.to_string());
+    return std::nullopt;
+}
+
+// How a trace that has no event at the current index ended.
+std::string ran_out(const Cursor& c) {
+    if (c.reader.error())
+        return fmt::format("(no event: the trace is damaged: {})", c.damage());
+    if (c.reader.saw_end())
+        return "(no event: the trace ended with its end record)";
+    return "(no event: the trace stops here without an end record)";
+}
+
+void header_notes(const Cursor& a, const Cursor& b) {
+    const trace::Header& x = a.reader.header();
+    const trace::Header& y = b.reader.header();
+    auto note = [](const char* field, const std::string& xa, const std::string& yb) {
+        if (xa != yb)
+            fmt::print("note: the headers differ in {}: A {}, B {}\n", field, xa, yb);
+    };
+    auto joined = [](const std::vector<std::string>& v) {
+        std::string s;
+        for (const std::string& a : v)
+            s += (s.empty() ? "" : " ") + shown(a);
+        return "[" + s + "]";
+    };
+    note("node", shown(x.node), shown(y.node));
+    note("argv", joined(x.argv), joined(y.argv));
+    note("seed", std::to_string(x.seed), std::to_string(y.seed));
+    note("build id", shown(x.build_id), shown(y.build_id));
+    note("runtime version", shown(x.runtime_version), shown(y.runtime_version));
+}
+
+int cmd_diff(const Args& args) {
+    if (args.operands.size() != 2)
+        return usage_error("diff", "expects two traces");
+    int code = exit_ok;
+    auto a = open_trace(args.operands[0], "diff", code);
+    if (!a)
+        return code;
+    auto b = open_trace(args.operands[1], "diff", code);
+    if (!b)
+        return code;
+    header_notes(*a, *b);
+    auto side = [](const char* label, const Cursor& c) {
+        return fmt::format("  {} #{} vt={} s  {}", label, c.index, seconds(c.vt_ns()), trace::describe(c.record));
+    };
+    for (;;) {
+        const bool ha = a->next();
+        const bool hb = b->next();
+        if (!ha && !hb)
+            break;
+        if (ha && hb) {
+            if (auto what = difference(*a, *b)) {
+                fmt::print("the traces differ at event #{}: {}\n{}\n{}\n  last common event: {}\n", a->index, *what,
+                           side("A", *a), side("B", *b), a->index == 0 ? "(none)" : fmt::format("#{}", a->index - 1));
+                return exit_failed;
+            }
+            continue;
+        }
+        const std::uint64_t at = ha ? a->index : b->index;
+        fmt::print("the traces differ at event #{}: one trace has no event there\n{}\n{}\n", at,
+                   ha ? side("A", *a) : fmt::format("  A {}", ran_out(*a)),
+                   hb ? side("B", *b) : fmt::format("  B {}", ran_out(*b)));
+        return exit_failed;
+    }
+    // Both ran out at the same index: identical, unless damage hides what follows.
+    for (const Cursor* c : {&*a, &*b}) {
+        if (c->reader.error()) {
+            fmt::print(stderr,
+                       "reprise diff: the traces agree on their first {} event(s), but {} is damaged there and cannot "
+                       "be compared further: {}\n",
+                       c->count, c->name, c->damage());
+            return exit_usage;
+        }
+    }
+    // Equal records up to here means both have an end record or neither has.
+    const char* ending = a->reader.saw_end() ? "both end with their end record" : "both stop without an end record";
+    fmt::print("identical: {} events ({})\n", a->count, ending);
+    return exit_ok;
+}
+
+// --- main ---------------------------------------------------------------------------------------
+
+struct Command {
+    const char* name;
+    const char* help;
+    int (*run)(const Args&);
+    std::set<std::string> flags;
+    std::set<std::string> valued;
+};
+
+const std::vector<Command>& commands() {
+    static const std::vector<Command> list = {
+        {"info", info_help, cmd_info, {}, {}},
+        {"dump", dump_help, cmd_dump, {"--json"}, {"--from", "--to", "--kind"}},
+        {"verify", verify_help, cmd_verify, {}, {}},
+        {"diff", diff_help, cmd_diff, {}, {}},
+    };
+    return list;
+}
+
+const Command* find_command(std::string_view name) {
+    for (const Command& c : commands())
+        if (name == c.name)
+            return &c;
+    return nullptr;
+}
+
+int run(int argc, char** argv) {
+    if (argc < 2) {
+        fmt::print(stderr, "{}", main_help);
+        return exit_usage;
+    }
+    std::string_view first = argv[1];
+    if (first == "-h" || first == "--help") {
+        fmt::print("{}", main_help);
+        return exit_ok;
+    }
+    if (first == "--version") {
+        fmt::print("reprise {} (reads trace format version {})\n", REPRISE_VERSION, trace::format_version);
+        return exit_ok;
+    }
+    if (first == "help") {
+        if (argc == 2) {
+            fmt::print("{}", main_help);
+            return exit_ok;
+        }
+        const Command* c = find_command(argv[2]);
+        if (c == nullptr || argc > 3)
+            return usage_error("", fmt::format("no help on {}", shown(argv[2])));
+        fmt::print("{}", c->help);
+        return exit_ok;
+    }
+    if (!first.empty() && first[0] == '-')
+        return usage_error("", fmt::format("unknown option {} (a command comes first)", shown(first)));
+    const Command* c = find_command(first);
+    if (c == nullptr)
+        return usage_error("", fmt::format("unknown command {}", shown(first)));
+    Args args;
+    if (auto why = parse_args(argc, argv, 2, c->flags, c->valued, args))
+        return usage_error(c->name, *why);
+    if (args.help) {
+        fmt::print("{}", c->help);
+        return exit_ok;
+    }
+    return c->run(args);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        // The reader reports damage as values; this is for what is left (memory exhaustion).
+        fmt::print(stderr, "reprise: {}\n", e.what());
+        return exit_usage;
+    }
+}
