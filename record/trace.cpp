@@ -381,23 +381,29 @@ std::optional<std::string> decode_header(std::string_view bytes, Header& h) {
             return std::string("the header is not a map");
         for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
             const auto& kv = o.via.map.ptr[i];
+            if (kv.key.type != msgpack::type::STR)
+                return fmt::format("the header's key {} is not a string", i);
             std::string key = kv.key.as<std::string>();
-            if (key == "node")
-                h.node = kv.val.as<std::string>();
-            else if (key == "argv")
-                h.argv = kv.val.as<std::vector<std::string>>();
-            else if (key == "seed")
-                h.seed = kv.val.as<std::uint64_t>();
-            else if (key == "start_mono_ns")
-                h.start_mono_ns = kv.val.as<std::int64_t>();
-            else if (key == "start_wall_ns")
-                h.start_wall_ns = kv.val.as<std::int64_t>();
-            else if (key == "runtime_version")
-                h.runtime_version = kv.val.as<std::string>();
-            else if (key == "build_id")
-                h.build_id = kv.val.as<std::string>();
-            else if (key == "segment")
-                h.segment = kv.val.as<std::uint32_t>();
+            try {
+                if (key == "node")
+                    h.node = kv.val.as<std::string>();
+                else if (key == "argv")
+                    h.argv = kv.val.as<std::vector<std::string>>();
+                else if (key == "seed")
+                    h.seed = kv.val.as<std::uint64_t>();
+                else if (key == "start_mono_ns")
+                    h.start_mono_ns = kv.val.as<std::int64_t>();
+                else if (key == "start_wall_ns")
+                    h.start_wall_ns = kv.val.as<std::int64_t>();
+                else if (key == "runtime_version")
+                    h.runtime_version = kv.val.as<std::string>();
+                else if (key == "build_id")
+                    h.build_id = kv.val.as<std::string>();
+                else if (key == "segment")
+                    h.segment = kv.val.as<std::uint32_t>();
+            } catch (const msgpack::type_error&) {
+                return fmt::format("the header's field \"{}\" has the wrong type", key.substr(0, 64));
+            }
         }
         return std::nullopt;
     } catch (const std::exception& e) {
@@ -517,13 +523,17 @@ bool Reader::open_segment(std::size_t index, std::string* error_message) {
         header_ = std::move(h);
     else if (h.segment != index)
         return refuse(fmt::format("segment number {} where {} was expected", h.segment, index));
+    else if (h.start_mono_ns != header_.start_mono_ns || h.start_wall_ns != header_.start_wall_ns ||
+             h.node != header_.node || h.seed != header_.seed || h.build_id != header_.build_id)
+        return refuse("this segment belongs to another recording (its header differs from segment 0's); "
+                      "a leftover of an earlier recording to the same path?");
     segment_ = index;
     file_offset_ = sizeof fixed + length;
     return true;
 }
 
-bool Reader::fail(std::uint64_t offset, std::string message) {
-    error_ = ReadError{offset, records_, std::move(message)};
+bool Reader::fail(std::uint64_t offset, std::string message, std::size_t segment) {
+    error_ = ReadError{offset, records_, std::move(message), paths_[segment]};
     done_ = true;
     return false;
 }
@@ -536,7 +546,7 @@ bool Reader::load_chunk() {
             if (segment_ + 1 < paths_.size()) {
                 std::string why;
                 if (!open_segment(segment_ + 1, &why))
-                    return fail(0, why);
+                    return fail(0, why, segment_ + 1);
                 continue;
             }
             done_ = true;
@@ -567,12 +577,12 @@ bool Reader::next(Record& out) {
         return false;
     if (chunk_pos_ >= chunk_.size() && !load_chunk())
         return false;
+    // The record's own offset: its chunk passed its checksum, so the record is the bad part.
+    const std::size_t before = chunk_pos_;
+    const std::uint64_t record_offset = chunk_offset_ + 8 + before;
     try {
-        std::size_t before = chunk_pos_;
         msgpack::object_handle oh =
             msgpack::unpack(chunk_.data(), chunk_.size(), chunk_pos_, nullptr, nullptr, record_limit);
-        // The record's own offset: its chunk passed its checksum, so the record is the bad part.
-        const std::uint64_t record_offset = chunk_offset_ + 8 + before;
         if (chunk_pos_ == before)
             return fail(record_offset, "a record of zero bytes");
         std::int64_t mono = last_mono_ns_, wall = last_wall_ns_;
@@ -583,7 +593,7 @@ bool Reader::next(Record& out) {
             last_wall_ns_ = wall;
         }
     } catch (const std::exception& e) {
-        return fail(chunk_offset_ + 8 + chunk_pos_, fmt::format("record {} does not decode: {}", records_, e.what()));
+        return fail(record_offset, fmt::format("record {} does not decode: {}", records_, e.what()));
     }
     ++records_;
     if (out.kind == RecordKind::end)
@@ -602,7 +612,11 @@ bool Reader::check_nothing_after_end() {
     if (std::fread(&byte, 1, 1, file_) == 1)
         return fail(file_offset_, "bytes follow the chunk that holds the end record");
     if (segment_ + 1 < paths_.size())
-        return fail(0, fmt::format("segment {} follows the one that holds the end record", paths_[segment_ + 1]));
+        return fail(0,
+                    fmt::format("segment {} follows the one that holds the end record (a leftover of an earlier "
+                                "recording to the same path?)",
+                                paths_[segment_ + 1]),
+                    segment_ + 1);
     return true;
 }
 

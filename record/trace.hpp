@@ -127,6 +127,7 @@ struct ReadError {
     std::uint64_t offset = 0;           ///< byte offset of the bad part
     std::uint64_t records_good = 0;     ///< complete records before it
     std::string message;
+    std::string path;                   ///< the file `offset` is in (a segment's, when segmented)
 };
 
 /// Reads a trace file (or a set of segment files) as a sequence of records.
@@ -170,7 +171,8 @@ private:
     Reader() = default;
     bool load_chunk();
     bool open_segment(std::size_t index, std::string* error_message);
-    bool fail(std::uint64_t offset, std::string message);
+    bool fail(std::uint64_t offset, std::string message, std::size_t segment);
+    bool fail(std::uint64_t offset, std::string message) { return fail(offset, std::move(message), segment_); }
 
     std::vector<std::string> paths_;
     std::size_t segment_ = 0;

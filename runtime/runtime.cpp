@@ -450,7 +450,13 @@ int Runtime::Impl::run(std::function<int()> entry) {
     set_current_runtime(this);
     running = true;
     stop_requested = false;
+    // The run's first tick: read now (not at construction), recorded as a Tick so
+    // that replay starts from the same loop time.
+    if (replaying())
+        backend->poll(-1);
     backend->read_clock(now_ns, wall_ns);
+    if (journal)
+        journal->tick(now_ns, wall_ns);
 
     auto core = std::make_shared<TaskState<int>>();
     core->name = "main";
@@ -561,6 +567,14 @@ void Runtime::Impl::deliver(const Wakeup& w, std::string_view data) {
             backend->drop_accepted(w.value);
         return;
     }
+    if (replaying() && w.kind == WakeKind::timer_fired) {
+        auto* t = static_cast<TimerState*>(h);
+        if (!t->armed() || t->deadline_ns > now_ns)
+            journal->diverge(fmt::format("wake timer_fired: timer {} fires at this tick", t->id),
+                             t->armed() ? fmt::format("armed timer {} to fire {} ns later than that", t->id,
+                                                      t->deadline_ns - now_ns)
+                                        : fmt::format("has timer {} disarmed", t->id));
+    }
     if (w.kind == WakeKind::offload_done) {
         // An offloaded job's result is an input: recorded here, fed back in replay.
         auto* o = static_cast<OffloadState*>(h);
@@ -579,10 +593,6 @@ void Runtime::Impl::deliver(const Wakeup& w, std::string_view data) {
     case WakeKind::timer_fired: {
         REPRISE_ASSERT(h->kind == HandleKind::timer);
         auto* t = static_cast<TimerState*>(h);
-        if (replaying() && (!t->armed() || t->deadline_ns > now_ns))
-            journal->diverge(fmt::format("timer {} fires at virtual {} ns", t->id, now_ns),
-                             t->armed() ? fmt::format("armed it for {} ns, later than that", t->deadline_ns)
-                                        : std::string("has that timer disarmed"));
         disarm_timer(t);
         fire_timer(t);
         return;

@@ -48,8 +48,8 @@ Options:
 Events are numbered from 0 in trace order (#N), as replay numbers them for --break-at=N.
 Virtual time is a tick's monotonic time minus the trace's start time, as replay reports it.
 
-Exit codes: 0 success; 1 the trace is damaged or incomplete (verify, dump) or the traces
-differ (diff); 2 a bad command line or a file that is not a readable trace.
+Exit codes: 0 success; 1 the trace is damaged (dump, verify) or has no end record (verify),
+or the traces differ (diff); 2 a bad command line or a file that is not a readable trace.
 )";
 
 constexpr const char* info_help = R"(Usage: reprise info TRACE
@@ -268,6 +268,7 @@ struct Cursor {
     std::optional<std::int64_t> first_tick_mono_ns;
     std::optional<std::int64_t> first_tick_wall_ns;
     std::string last_good;        ///< describe() of the last record read
+    std::string before_last_good; ///< describe() of the record before it
 
     Cursor(std::string n, trace::Reader r) : name(std::move(n)), reader(std::move(r)) {
         tick_mono_ns = reader.header().start_mono_ns;
@@ -286,6 +287,7 @@ struct Cursor {
                 first_tick_wall_ns = record.wall_ns;
             }
         }
+        before_last_good = std::move(last_good);
         last_good = trace::describe(record);
         return true;
     }
@@ -301,7 +303,7 @@ struct Cursor {
     /// Where and why reading stopped early, in one sentence.
     std::string damage() const {
         const trace::ReadError& e = *reader.error();
-        return fmt::format("{} at byte offset {} of {}", e.message, e.offset, reader.path());
+        return fmt::format("{} at byte offset {} of {}", e.message, e.offset, e.path);
     }
 };
 
@@ -626,15 +628,18 @@ int cmd_diff(const Args& args) {
         if (ha && hb) {
             if (auto what = difference(*a, *b)) {
                 fmt::print("the traces differ at event #{}: {}\n{}\n{}\n  last common event: {}\n", a->index, *what,
-                           side("A", *a), side("B", *b), a->index == 0 ? "(none)" : fmt::format("#{}", a->index - 1));
+                           side("A", *a), side("B", *b),
+                           a->index == 0 ? "(none)" : fmt::format("#{} {}", a->index - 1, a->before_last_good));
                 return exit_failed;
             }
             continue;
         }
         const std::uint64_t at = ha ? a->index : b->index;
-        fmt::print("the traces differ at event #{}: one trace has no event there\n{}\n{}\n", at,
+        const Cursor& longer = ha ? *a : *b;
+        fmt::print("the traces differ at event #{}: one trace has no event there\n{}\n{}\n  last common event: {}\n", at,
                    ha ? side("A", *a) : fmt::format("  A {}", ran_out(*a)),
-                   hb ? side("B", *b) : fmt::format("  B {}", ran_out(*b)));
+                   hb ? side("B", *b) : fmt::format("  B {}", ran_out(*b)),
+                   at == 0 ? "(none)" : fmt::format("#{} {}", at - 1, longer.before_last_good));
         return exit_failed;
     }
     // Both ran out at the same index: identical, unless damage hides what follows.
