@@ -91,7 +91,7 @@ TEST_CASE("a timer whose duration changed diverges at its recorded fire") {
     };
     Diverged d = record_then_diverge(dir, timer_for(10ms), timer_for(60ms));
     INFO(d.replay.child.err);
-    REQUIRE_THAT(d.report.trace_says, Catch::StartsWith("timer ") && Catch::Contains("fires at virtual"));
+    REQUIRE_THAT(d.report.trace_says, Catch::StartsWith("wake timer_fired") && Catch::Contains("fires at this tick"));
     REQUIRE_THAT(d.report.program_did, Catch::Contains("armed it for") && Catch::Contains("later than that"));
     REQUIRE_THAT(d.report.task, Catch::Contains("the loop"));
     REQUIRE(d.report.event == event_of(d.trace_path, [](const trace::Record& r) {
@@ -110,7 +110,7 @@ TEST_CASE("a sleep made longer diverges when the recorded wake-up comes before i
     };
     Diverged d = record_then_diverge(dir, sleeper(10ms), sleeper(50ms));
     INFO(d.replay.child.err);
-    REQUIRE_THAT(d.report.trace_says, Catch::StartsWith("timer ") && Catch::Contains("fires at virtual"));
+    REQUIRE_THAT(d.report.trace_says, Catch::StartsWith("wake timer_fired") && Catch::Contains("fires at this tick"));
     REQUIRE_THAT(d.report.program_did, Catch::Contains("later than that"));
 }
 
