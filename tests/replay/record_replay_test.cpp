@@ -35,10 +35,6 @@ Options seeded_options(std::uint64_t seed) {
     return o;
 }
 
-/// Lets the loop tick once. Scenarios that observe loop time start here: before
-/// the first tick, now() is not what replay sees (see the KNOWN BUG test below).
-void wait_for_first_tick() { must(sleep_for(1us), "sleep until the first tick"); }
-
 /// Keeps the loop from polling for `d` of real time, as a slow handler would. Only
 /// the recording does this: replay gets the late ticks from the trace.
 void stall_the_loop_while_recording(Duration d) {
@@ -104,7 +100,6 @@ int tasks_channels_and_yields(std::string& log) {
 /// Sleeps, one-shot and periodic timers, a timer reset and a cancel; a stalled
 /// loop makes a periodic timer fall behind.
 int sleeps_and_timers(std::string& log) {
-    wait_for_first_tick();
     const Instant t0 = now();
     auto since = [&] { return (now() - t0).count(); };
 
@@ -176,7 +171,6 @@ int sleeps_and_timers(std::string& log) {
 
 /// Two seconds of sleeps with a heartbeat timer beside them.
 int long_sleeps(std::string& log) {
-    wait_for_first_tick();
     const Instant t0 = now();
     Timer heartbeat;
     heartbeat.start(100ms, 100ms);
@@ -610,14 +604,9 @@ TEST_CASE("a listener on port 0 replays with the recorded port and addresses") {
     REQUIRE_THAT(log, Catch::Contains("server read: ping\nclient read: pong\n"));
 }
 
-// KNOWN BUG, kept failing on purpose until runtime/ is fixed. Runtime::Impl::run()
-// (runtime/runtime.cpp:453) reads the live clock again before the first tick and
-// records nothing, while the trace header holds the time read in the constructor
-// (runtime/runtime.cpp:194) and the replayer answers read_clock() with that header
-// time until the first Tick record. So now(), wall_now() and every deadline taken
-// before the first tick differ between record and replay by the time between
-// constructing the Runtime and calling run(). Replay deadlines come out earlier,
-// so no divergence is reported: the program silently observes other values.
+// Loop time before the first tick comes from the run's first Tick record (an
+// earlier runtime read the live clock in run() without recording it, so replay
+// saw the header's construction-time clock instead).
 TEST_CASE("now() and wall_now() before the first tick replay the recorded values") {
     TempDir dir;
     const Scenario scenario = [](std::string& log) {
