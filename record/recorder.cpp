@@ -146,8 +146,15 @@ void Recorder::diverge(std::string_view, std::string_view) {
 void Recorder::seal() {
     if (committed_bytes_ == 0)
         return;
-    std::string chunk = trace::frame_chunk(std::string_view(encoder_.payload()).substr(0, committed_bytes_));
-    encoder_.payload().erase(0, committed_bytes_);
+    // The payload moves to the writer, which frames it (length, CRC) off the loop.
+    std::string chunk;
+    if (committed_bytes_ == encoder_.payload().size()) {
+        chunk.swap(encoder_.payload());
+        encoder_.payload().reserve(trace::chunk_bytes_target + 4096);
+    } else {
+        chunk.assign(encoder_.payload(), 0, committed_bytes_);
+        encoder_.payload().erase(0, committed_bytes_);
+    }
     committed_bytes_ = 0;
     chunk_first_mono_ns_ = -1;
     std::unique_lock lock(mutex_);
@@ -182,7 +189,7 @@ void Recorder::writer_main() {
             if (!ok)
                 fmt::print(stderr, "reprise: recording stops: {}\n", error);
         }
-        ok = ok && write_all(fd_.load(), chunk);
+        ok = ok && write_chunk(fd_.load(), chunk);
         if (ok && config_.fsync == FsyncPolicy::every_chunk)
             ::fsync(fd_.load());
         if (!ok && !failed_.exchange(true))
@@ -190,7 +197,7 @@ void Recorder::writer_main() {
                        "reprise: RECORDING STOPPED: writing the trace {} failed ({}); the trace ends before record {}. "
                        "The program goes on unrecorded.\n",
                        config_.path, std::strerror(errno), records_);
-        file_bytes_ += chunk.size();
+        file_bytes_ += chunk.size() + 8;
         chunks_unwritten_.fetch_sub(1);
         lock.lock();
         queued_bytes_ -= chunk.size();
@@ -200,6 +207,18 @@ void Recorder::writer_main() {
             queued_bytes_ = 0;
         }
     }
+}
+
+// Writes one chunk: its frame (length, CRC-32C of the payload), then the payload.
+bool Recorder::write_chunk(int fd, std::string_view payload) noexcept {
+    unsigned char frame[8];
+    auto len = static_cast<std::uint32_t>(payload.size());
+    std::uint32_t crc = trace::crc32c(payload);
+    for (int i = 0; i < 4; ++i) {
+        frame[i] = static_cast<unsigned char>(len >> (8 * i));
+        frame[4 + i] = static_cast<unsigned char>(crc >> (8 * i));
+    }
+    return write_all(fd, std::string_view(reinterpret_cast<char*>(frame), sizeof frame)) && write_all(fd, payload);
 }
 
 // --- the crash path -------------------------------------------------------------------
@@ -216,15 +235,7 @@ void Recorder::crash_flush(void* arg) noexcept {
     std::string_view payload(self->encoder_.payload().data(), self->committed_bytes_);
     if (fd < 0 || payload.empty() || self->chunks_unwritten_.load() > 0)
         return;
-    unsigned char frame[8];
-    auto len = static_cast<std::uint32_t>(payload.size());
-    std::uint32_t crc = trace::crc32c(payload);
-    for (int i = 0; i < 4; ++i) {
-        frame[i] = static_cast<unsigned char>(len >> (8 * i));
-        frame[4 + i] = static_cast<unsigned char>(crc >> (8 * i));
-    }
-    if (self->write_all(fd, std::string_view(reinterpret_cast<char*>(frame), sizeof frame)))
-        self->write_all(fd, payload);
+    self->write_chunk(fd, payload);
     ::fsync(fd);
 }
 

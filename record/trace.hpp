@@ -14,7 +14,7 @@
 namespace reprise::trace {
 
 /// Bumped on every change of the format; a reader refuses any other version.
-inline constexpr std::uint32_t format_version = 1;
+inline constexpr std::uint32_t format_version = 2;  // 2: four-lane digest64
 inline constexpr char magic[8] = {'R', 'E', 'P', 'R', 'I', 'S', 'E', '\n'};
 
 /// Largest chunk payload a writer produces and a reader accepts.

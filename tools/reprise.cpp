@@ -485,6 +485,8 @@ int cmd_dump(const Args& args) {
     if (c->count <= to && !c->reader.saw_end())
         fmt::print(stderr, "reprise dump: note: the trace has no end record (the recording was cut off); last event: {}\n",
                    c->last_good_event());
+    if (from >= c->count)
+        fmt::print(stderr, "reprise dump: note: there is no event #{}: the trace holds {} event(s)\n", from, c->count);
     return exit_ok;
 }
 

@@ -61,6 +61,7 @@ private:
     void seal();                   ///< frames the chunk and queues it for the writer
     void writer_main();
     bool write_all(int fd, std::string_view bytes) noexcept;
+    bool write_chunk(int fd, std::string_view payload) noexcept;
     static void crash_flush(void* self) noexcept;
 
     RecorderConfig config_;
@@ -74,7 +75,7 @@ private:
     std::mutex mutex_;
     std::condition_variable work_;        ///< writer: chunks to write, or stop
     std::condition_variable space_;       ///< loop: room in the buffer again
-    std::deque<std::string> chunks_;      ///< sealed, framed, not yet written
+    std::deque<std::string> chunks_;      ///< sealed payloads, not yet framed and written
     std::size_t queued_bytes_ = 0;
     bool stopping_ = false;
     std::atomic<std::size_t> chunks_unwritten_{0};

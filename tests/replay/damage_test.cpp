@@ -137,6 +137,14 @@ const Layout& chunky_trace(std::string* path_out = nullptr) {
     return layout;
 }
 
+/// `v` as the trace's little-endian u32.
+std::string le32(std::uint32_t v) {
+    std::string out;
+    for (int i = 0; i < 4; ++i)
+        out += static_cast<char>(v >> (8 * i));
+    return out;
+}
+
 /// A message a person can read: not empty, printable ASCII.
 bool clear_message(const std::string& m) {
     return !m.empty() && std::all_of(m.begin(), m.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
@@ -297,7 +305,7 @@ TEST_CASE("random files of random length are refused or read with a clear messag
             bytes = random_bytes(n, false);
             break;
         case 1:  // a magic and version, then anything
-            bytes = std::string(trace::magic, 8) + std::string("\x01\x00\x00\x00", 4) + random_bytes(n, false);
+            bytes = std::string(trace::magic, 8) + le32(trace::format_version) + random_bytes(n, false);
             break;
         case 2:  // a valid header, then garbage where chunks should be
             bytes = header + random_bytes(n, true);
@@ -431,10 +439,8 @@ TEST_CASE("hostile chunk framing and headers are refused with a message") {
     }
     SECTION("a header that is valid msgpack of the wrong shape") {
         const std::string body = raw({0x92, 0x01, 0x02});
-        std::string bytes(trace::magic, 8);
-        for (std::uint32_t v : {trace::format_version, static_cast<std::uint32_t>(body.size()), trace::crc32c(body)})
-            for (int i = 0; i < 4; ++i)
-                bytes += static_cast<char>(v >> (8 * i));
+        std::string bytes = std::string(trace::magic, 8) + le32(trace::format_version) +
+                            le32(static_cast<std::uint32_t>(body.size())) + le32(trace::crc32c(body));
         REQUIRE(spit(path, bytes + body));
         ReadOutcome r = read_all(path);
         REQUIRE_FALSE(r.opened);

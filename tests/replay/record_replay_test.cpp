@@ -2,6 +2,7 @@
 #include "replay_harness.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <numeric>
 #include <string>
@@ -147,9 +148,10 @@ int sleeps_and_timers(std::string& log) {
     for (auto& s : sleepers)
         must(s.join(generous), "join sleeper");
 
-    // Resetting a one-shot timer moves its deadline.
+    // Resetting a one-shot timer moves its deadline (from far away, so that it
+    // cannot have fired already when a loaded machine runs the sleep late).
     Timer r;
-    r.start(10ms);
+    r.start(1h);
     must(sleep_for(3ms), "sleep");
     const auto reset_at = since();
     r.reset(10ms);
@@ -277,9 +279,14 @@ int cancellation_of_blocked_tasks(std::string& log) {
         inner.cancel();
         return outcome_name(r);
     });
+    // Blocking work on a pool thread that lasts until every task was cancelled
+    // (replay does not run it).
+    static std::atomic<bool> release_offload;
+    release_offload = false;
     add("offload", [] {
         return outcome_name(offload([] {
-            ::usleep(20'000);  // blocking work on a pool thread; replay does not run it
+            for (int ms = 0; ms < 10'000 && !release_offload.load(); ++ms)
+                ::usleep(1000);
             return 42;
         }));
     });
@@ -302,6 +309,7 @@ int cancellation_of_blocked_tasks(std::string& log) {
             yield();
     }
     log += "\n";
+    release_offload = true;
     for (auto& b : blocked)
         log += fmt::format("{}: {}\n", b.name, must(b.task.join(generous), "join"));
     // A task cancelled before it first ran gets cancelled from its first wait.
@@ -508,8 +516,9 @@ TEST_CASE("reads racing their deadlines replay with the same timeouts and late a
     auto trip = record_and_replay(dir / "trace", timeouts_racing_reads, seeded_options(seed));
     const std::string& log = trip.recorded.log;
     INFO(log);
+    // Some deadlines fired first, and not all of them did.
     REQUIRE(count_of(log, "[timed_out]") >= 1);
-    REQUIRE(count_of(log, "r0\n") + count_of(log, "r1\n") >= 1);
+    REQUIRE(count_of(log, "[timed_out]") < 4 * 20);
     REQUIRE(count_of(log, "[then eof]") == 4);
 }
 
@@ -597,7 +606,7 @@ TEST_CASE("a listener on port 0 replays with the recorded port and addresses") {
     const long long port = logged_number(log, "port=");
     REQUIRE(port > 0);
     REQUIRE(logged_number(trip.replayed.log, "port=") == port);
-    REQUIRE_THAT(log, Catch::Contains(fmt::format("client local=127.0.0.1:")));
+    REQUIRE_THAT(log, Catch::Contains("client local=127.0.0.1:"));
     REQUIRE_THAT(log, Catch::Contains(fmt::format("peer=127.0.0.1:{}\n", port)));
     REQUIRE_THAT(log, Catch::Contains("accepted peer is the client: true"));
     REQUIRE_THAT(log, Catch::Contains("listen on the same port again: address_in_use"));

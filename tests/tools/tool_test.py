@@ -45,11 +45,12 @@ def crc32c(data):
     return c ^ 0xFFFFFFFF
 
 
-def layout(data):
+def layout(data, format_version):
     """Returns (header_end, [(chunk_offset, payload_length)]) and checks every checksum."""
     check(data[:8] == b"REPRISE\n", "the trace starts with the magic")
     version, header_len, header_crc = struct.unpack_from("<III", data, 8)
-    check(version == 1, "the format version is 1", f"version {version}")
+    check(version == format_version, "the trace has the format version the tool reads",
+          f"version {version}, the tool reads {format_version}")
     header_end = 20 + header_len
     check(crc32c(data[20:header_end]) == header_crc, "the header's crc32c matches")
     chunks = []
@@ -80,6 +81,10 @@ def main():
                 return 1
 
         # --- help and command-line errors ------------------------------------------
+        rc, out, _ = run([tool, "--version"])
+        m = re.search(r"reads trace format version (\d+)", out)
+        check(rc == 0 and m is not None, "reprise --version names the format version it reads", out)
+        format_version = int(m.group(1)) if m else -1
         rc, out, _ = run([tool, "--help"])
         check(rc == 0 and "Usage: reprise" in out, "reprise --help prints the usage and exits 0", out)
         for cmd in ("info", "dump", "verify", "diff"):
@@ -162,7 +167,7 @@ def main():
               "verify passes a good trace with one OK line", out + err)
 
         data = open(a, "rb").read()
-        header_end, chunks = layout(data)
+        header_end, chunks = layout(data, format_version)
         check(len(chunks) >= 1, "the trace has chunks")
 
         cut = os.path.join(tmp, "cut.trace")  # cut inside the last chunk
