@@ -2,6 +2,7 @@
 #pragma once
 
 #include "clock/time.hpp"
+#include "runtime/limits.hpp"
 #include "runtime/result.hpp"
 
 #include <cstdint>
@@ -62,7 +63,7 @@ private:
 };
 
 /// The whole file. Errors: not_found, limit (larger than `max_bytes`), io.
-Result<std::string> read_file(std::string path, std::size_t max_bytes = 256 * 1024 * 1024,
+Result<std::string> read_file(std::string path, std::size_t max_bytes = limits::file_read_bytes_max,
                               Deadline deadline = Deadline::never());
 /// Creates or replaces the file's contents.
 Result<void> write_file(std::string path, std::string_view bytes, Durability durability = Durability::buffered,

@@ -2,6 +2,7 @@
 #include "record/internal/recorder.hpp"
 
 #include "runtime/internal/stack.hpp"
+#include "runtime/limits.hpp"
 
 #include <fmt/core.h>
 
@@ -11,6 +12,11 @@
 #include <unistd.h>
 
 namespace reprise::detail {
+
+static_assert(limits::file_read_bytes_max + 64 <= trace::record_payload_bytes_max,
+              "a file read through the runtime is recorded as one record");
+static_assert(limits::read_chunk_bytes <= trace::record_payload_bytes_max);
+static_assert(limits::secure_random_bytes_max <= trace::record_payload_bytes_max);
 
 Recorder::Recorder(RecorderConfig config) : config_(std::move(config)) {
     encoder_.set_base(config_.header.start_mono_ns, config_.header.start_wall_ns);
@@ -98,6 +104,7 @@ void Recorder::tick(std::int64_t mono_ns, std::int64_t wall_ns) {
 }
 
 void Recorder::wakeup(const Wakeup& w, std::string_view data) {
+    REPRISE_ASSERT_MSG(data.size() <= trace::record_payload_bytes_max, "a wake-up's data is larger than a record may be");
     const bool addresses = w.kind == WakeKind::accepted || (w.kind == WakeKind::connected && w.value == 0);
     encoder_.wake(static_cast<std::uint8_t>(w.kind), w.handle, w.value, data, addresses ? &w.peer : nullptr,
                   addresses ? &w.local : nullptr);

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <sys/stat.h>
 
 namespace reprise::trace {
 
@@ -146,7 +147,8 @@ std::uint64_t digest64(std::string_view bytes) noexcept {
         h ^= h >> 29;
     }
     std::uint64_t tail = 0;
-    std::memcpy(&tail, p, n);
+    if (n > 0)
+        std::memcpy(&tail, p, n);
     h = (h ^ tail ^ n) * k2;
     h ^= h >> 31;
     h *= k0;
@@ -551,6 +553,15 @@ bool Reader::fail(std::uint64_t offset, std::string message, std::size_t segment
     return false;
 }
 
+std::uint64_t Reader::bytes_left_in_file() const {
+    struct stat st {};
+    if (::fstat(fileno(file_), &st) != 0)  // reprise-allow: io (the trace reader)
+        return 0;
+    std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
+    std::uint64_t at = file_offset_ + 8;
+    return size > at ? size - at : 0;
+}
+
 bool Reader::load_chunk() {
     for (;;) {
         unsigned char frame[8];
@@ -572,6 +583,10 @@ bool Reader::load_chunk() {
         std::uint32_t crc = get_u32(frame + 4);
         if (length == 0 || length > chunk_bytes_max)
             return fail(chunk_offset_, fmt::format("chunk length {} is outside 1..{}", length, chunk_bytes_max));
+        // Allocate no more than the file really holds: a hostile length is bounded
+        // by chunk_bytes_max, and a truncated file by its size.
+        if (length > bytes_left_in_file())
+            return fail(chunk_offset_, "truncated chunk (the recording stopped mid-write)");
         chunk_.resize(length);
         if (std::fread(chunk_.data(), 1, length, file_) != length)
             return fail(chunk_offset_, "truncated chunk (the recording stopped mid-write)");

@@ -18,13 +18,14 @@ inline constexpr std::uint32_t format_version = 2;  // 2: four-lane digest64
 inline constexpr char magic[8] = {'R', 'E', 'P', 'R', 'I', 'S', 'E', '\n'};
 
 /// Largest chunk payload a writer produces and a reader accepts.
-inline constexpr std::uint32_t chunk_bytes_max = 4 * 1024 * 1024;
+inline constexpr std::uint32_t chunk_bytes_max = 65 * 1024 * 1024;
 /// A writer seals its chunk once it holds this much.
 inline constexpr std::uint32_t chunk_bytes_target = 64 * 1024;
 /// Largest header a reader accepts.
 inline constexpr std::uint32_t header_bytes_max = 1024 * 1024;
 /// Largest payload of one record (bytes read, an input's value).
-inline constexpr std::uint32_t record_payload_bytes_max = 2 * 1024 * 1024;
+/// (An offloaded file read of limits::file_read_bytes_max must fit, with its framing.)
+inline constexpr std::uint32_t record_payload_bytes_max = 64 * 1024 * 1024 + 4096;
 static_assert(record_payload_bytes_max + 1024 <= chunk_bytes_max, "a record always fits in a chunk");
 static_assert(chunk_bytes_target <= chunk_bytes_max);
 
@@ -171,6 +172,7 @@ private:
     Reader() = default;
     bool load_chunk();
     bool open_segment(std::size_t index, std::string* error_message);
+    std::uint64_t bytes_left_in_file() const;
     bool fail(std::uint64_t offset, std::string message, std::size_t segment);
     bool fail(std::uint64_t offset, std::string message) { return fail(offset, std::move(message), segment_); }
 

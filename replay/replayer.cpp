@@ -92,6 +92,8 @@ bool Replayer::poll(std::int64_t) {
     const trace::Record* r = peek();
     if (r == nullptr)
         trace_ran_out("waits for the world (for a tick)");
+    if (r->kind == trace::RecordKind::end)
+        diverge(trace::describe(*r), "goes on: it waits for the world where the recorded program ended");
     if (r->kind != trace::RecordKind::tick)
         diverge(trace::describe(*r), "waits for the world: it did less than was recorded before the next tick");
     before_event();

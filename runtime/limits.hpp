@@ -50,7 +50,8 @@ inline constexpr std::size_t offload_queue_max = 65536;
 inline constexpr std::size_t channel_capacity_max = 1 << 20;
 
 /// Largest single file read through the runtime.
-inline constexpr std::size_t file_read_bytes_max = 256 * 1024 * 1024;
+/// (Its result is an input: it must fit in one trace record, trace::record_payload_bytes_max.)
+inline constexpr std::size_t file_read_bytes_max = 64 * 1024 * 1024;
 /// Largest secure_random() request.
 inline constexpr std::size_t secure_random_bytes_max = 1024 * 1024;
 
