@@ -91,6 +91,8 @@ public:
                 evtimer_add(wake_timer_, &tv);
             }
         }
+        if (!(flags & EVLOOP_NONBLOCK))
+            ++rt_.stats.clock_waits;
         int r = event_base_loop(base_, flags);
         REPRISE_ASSERT_MSG(r >= 0, "event_base_loop failed");
         evtimer_del(wake_timer_);

@@ -131,8 +131,10 @@ std::int64_t Replayer::precise_clock_ns() {
 
 void Replayer::pace(std::int64_t tick_mono_ns) {
     std::int64_t due = wall_start_ns_ + (tick_mono_ns - first_mono_ns_) / static_cast<std::int64_t>(config_.speed);
-    if (due > read_monotonic_ns())
+    if (due > read_monotonic_ns()) {
+        ++rt_.stats.clock_waits;
         sleep_until_monotonic_ns(due);
+    }
 }
 
 // --- Journal ---------------------------------------------------------------------------

@@ -52,6 +52,9 @@ struct RuntimeStats {
     std::uint64_t fibers_spawned = 0;
     std::uint64_t fibers_alive = 0;
     std::uint64_t handles_alive = 0;   ///< timers, connections, listeners, offload requests
+    /// Times the backend blocked on the real world or clock. A time-warped replay
+    /// never does: it stays 0 there.
+    std::uint64_t clock_waits = 0;
 };
 
 /// One node. Several runtimes may live in one thread; nothing of a node lives in a

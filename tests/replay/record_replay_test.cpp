@@ -510,6 +510,34 @@ TEST_CASE("two seconds of recorded sleeps replay in a fraction of the time") {
     REQUIRE(rep.run_wall_ns < 1'000'000'000);
 }
 
+TEST_CASE("a warped replay never waits on the clock and a paced one does") {
+    TempDir dir;
+    Recording rec = record(dir / "trace", [](std::string& log) {
+        for (int i = 0; i < 3; ++i) {
+            sleep_for(std::chrono::milliseconds(20)).value();
+            log += "slept\n";
+        }
+        return 0;
+    });
+    REQUIRE(rec.stats.clock_waits >= 1);  // live: the loop blocked while sleeping
+    const Scenario same = [](std::string& log) {
+        for (int i = 0; i < 3; ++i) {
+            sleep_for(std::chrono::milliseconds(20)).value();
+            log += "slept\n";
+        }
+        return 0;
+    };
+    Replay warped = replay(rec.trace_path, same);
+    REQUIRE(warped.finished);
+    REQUIRE(warped.stats.clock_waits == 0);
+    Options paced;
+    paced.replay_speed = 1;
+    Replay at_pace = replay(rec.trace_path, same, paced);
+    REQUIRE(at_pace.finished);
+    REQUIRE(at_pace.log == rec.log);
+    REQUIRE(at_pace.stats.clock_waits >= 1);  // --speed=1 sleeps to the recorded pace
+}
+
 TEST_CASE("reads racing their deadlines replay with the same timeouts and late answers") {
     const std::uint64_t seed = test_seed("timeouts");
     TempDir dir;

@@ -194,21 +194,21 @@ inline Replay replay(const std::string& trace_path, const Scenario& scenario, Op
             const auto wall = std::chrono::steady_clock::now() - start;
             const RuntimeStats s = rt.stats();
             std::string report = fmt::format(
-                "{} {} {} {} {} {} {} {} {}\n", code, s.ticks, s.wakeups, s.switches, s.fibers_spawned,
+                "{} {} {} {} {} {} {} {} {} {}\n", code, s.ticks, s.wakeups, s.switches, s.fibers_spawned,
                 std::chrono::duration_cast<std::chrono::nanoseconds>(wall).count(), rt.replaying() ? 1 : 0, rt.seed(),
-                log.size());
+                s.clock_waits, log.size());
             report += log;
             return spit(report_path, report) ? 0 : 98;
         },
         std::chrono::seconds(60));
     if (out.child.exited_with(0)) {
         const std::string report = slurp(report_path);
-        unsigned long long f[9] = {};
+        unsigned long long f[10] = {};
         const auto eol = report.find('\n');
         if (eol != std::string::npos &&
-            std::sscanf(report.c_str(), "%llu %llu %llu %llu %llu %llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3], &f[4],
-                        &f[5], &f[6], &f[7], &f[8]) == 9 &&
-            report.size() == eol + 1 + f[8]) {
+            std::sscanf(report.c_str(), "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3],
+                        &f[4], &f[5], &f[6], &f[7], &f[8], &f[9]) == 10 &&
+            report.size() == eol + 1 + f[9]) {
             out.finished = true;
             out.exit_code = static_cast<int>(f[0]);
             out.stats.ticks = f[1];
@@ -218,6 +218,7 @@ inline Replay replay(const std::string& trace_path, const Scenario& scenario, Op
             out.run_wall_ns = static_cast<std::int64_t>(f[5]);
             out.replaying = f[6] != 0;
             out.seed = f[7];
+            out.stats.clock_waits = f[8];
             out.log = report.substr(eol + 1);
         }
     }
@@ -283,6 +284,8 @@ inline RoundTrip record_and_replay(const std::string& trace_path, const Scenario
     REQUIRE(rep.stats.wakeups == rec.stats.wakeups);
     REQUIRE(rep.stats.fibers_spawned == rec.stats.fibers_spawned);
     REQUIRE(rep.stats.switches == rec.stats.switches);
+    // Time-warped replay never waits on the real clock (asserted, not timed).
+    REQUIRE(rep.stats.clock_waits == 0);
     return trip;
 }
 
