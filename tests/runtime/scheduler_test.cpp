@@ -1,5 +1,6 @@
 // Tests of the scheduler: spawn, join, FIFO order, yield, cancellation, draining, deadlock.
 #include "runtime/reprise.hpp"
+#include "test_support.hpp"
 
 #include "child_process.hpp"
 
@@ -14,18 +15,8 @@
 
 using namespace reprise;
 using namespace std::chrono_literals;
+using test::outcome;
 
-namespace {
-
-/// How an operation ended, as a name: "ok" or the error's ("cancelled"). Tasks
-/// return this rather than an Errc, since Result<Errc> cannot exist (its two
-/// constructors would collide).
-template <class R>
-std::string outcome(const R& r) {
-    return r.ok() ? "ok" : errc_name(r.code());
-}
-
-} // namespace
 
 TEST_CASE("ready tasks run in spawn order") {
     Runtime rt;

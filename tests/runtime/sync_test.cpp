@@ -1,5 +1,6 @@
 // Tests of the fiber-aware synchronization: bounded channels, mutex, condition, event, wait group.
 #include "runtime/reprise.hpp"
+#include "test_support.hpp"
 
 #include "child_process.hpp"
 
@@ -13,28 +14,14 @@
 
 using namespace reprise;
 using namespace std::chrono_literals;
+using test::outcome;
+using test::run_main_task;
+using test::ticks_now;
 
 namespace {
 
-/// How an operation ended, as a name: "ok" or the error's ("cancelled"). Tasks
-/// return this rather than an Errc, since Result<Errc> cannot exist (its two
-/// constructors would collide).
-template <class R>
-std::string outcome(const R& r) {
-    return r.ok() ? "ok" : errc_name(r.code());
-}
 
-/// Runs `body` as the main task of a fresh runtime and checks it returned 0.
-template <class Body>
-void run_main_task(Body&& body) {
-    Runtime rt;
-    REQUIRE(rt.run([&] {
-        body();
-        return 0;
-    }) == 0);
-}
 
-std::uint64_t ticks_now() { return Runtime::current()->stats().ticks; }
 
 } // namespace
 
