@@ -103,6 +103,12 @@ void Recorder::tick(std::int64_t mono_ns, std::int64_t wall_ns) {
     committed();
 }
 
+void Recorder::idle(std::int64_t mono_ns) {
+    now_mono_ns_ = mono_ns;
+    if (chunk_first_mono_ns_ >= 0 && mono_ns - chunk_first_mono_ns_ >= config_.seal_interval_ns)
+        seal();
+}
+
 void Recorder::wakeup(const Wakeup& w, std::string_view data) {
     REPRISE_ASSERT_MSG(data.size() <= trace::record_payload_bytes_max, "a wake-up's data is larger than a record may be");
     const bool addresses = w.kind == WakeKind::accepted || (w.kind == WakeKind::connected && w.value == 0);

@@ -514,14 +514,28 @@ void Runtime::Impl::flush_outputs() {
 
 void Runtime::Impl::poll_world() {
     TimerState* next = timers.top();
-    bool could_wake = backend->poll(next ? next->deadline_ns : -1);
+    std::int64_t deadline_ns = next ? next->deadline_ns : -1;
+    if (journal) {
+        // A recording wakes the loop in time to seal its buffered records.
+        std::int64_t seal_ns = journal->seal_deadline_ns();
+        if (seal_ns >= 0 && (deadline_ns < 0 || seal_ns < deadline_ns))
+            deadline_ns = seal_ns;
+    }
+    bool could_wake = backend->poll(deadline_ns);
     if (!could_wake && batch.items.empty() && timers.empty())
         report_deadlock();
     backend->read_clock(now_ns, wall_ns);
+    backend->collect_due_timers(timers, now_ns);
+    if (batch.items.empty()) {
+        // Woken with nothing to deliver (a wait that ended early, or the recorder's
+        // seal deadline): no task runs, so nothing observes this time; no tick.
+        if (journal)
+            journal->idle(now_ns);
+        return;
+    }
     ++stats.ticks;
     if (journal)
         journal->tick(now_ns, wall_ns);
-    backend->collect_due_timers(timers, now_ns);
     for (std::size_t i = 0; i < batch.items.size(); ++i)
         deliver(batch.items[i], batch.data(batch.items[i]));
     batch.clear();

@@ -48,6 +48,10 @@ public:
     void spawn(std::uint64_t id, std::string_view name) override;
     void end(int exit_code) override;
     bool replaying() const noexcept override { return false; }
+    void idle(std::int64_t mono_ns) override;
+    std::int64_t seal_deadline_ns() const noexcept override {
+        return chunk_first_mono_ns_ < 0 ? -1 : chunk_first_mono_ns_ + config_.seal_interval_ns;
+    }
     [[noreturn]] void diverge(std::string_view, std::string_view) override;
 
     std::uint64_t records() const noexcept { return records_; }

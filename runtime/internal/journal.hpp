@@ -37,6 +37,11 @@ public:
     virtual void spawn(std::uint64_t id, std::string_view name) = 0;
     /// The program ended with `exit_code`.
     virtual void end(int exit_code) = 0;
+    /// Recording: the monotonic time by which the loop should wake so that
+    /// buffered records reach the disk even while the program idles (-1: none).
+    virtual std::int64_t seal_deadline_ns() const noexcept { return -1; }
+    /// The loop woke and found nothing to deliver (not a tick: nothing observed it).
+    virtual void idle(std::int64_t /*mono_ns*/) {}
     /// True in replay: inputs come from the trace and nothing touches the world.
     virtual bool replaying() const noexcept = 0;
     /// Replay only: reports that the program did something other than the trace
