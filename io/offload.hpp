@@ -33,7 +33,10 @@ Result<void> run_offload(UniqueFunction job, OffloadCodec codec, Deadline deadli
 /// other tasks. `fn` must not touch the runtime or its handles: it runs on another
 /// thread. Use it for blocking calls (DNS, compression, a legacy client library).
 /// The result is an input of the program: it is recorded, and in replay `fn` is not
-/// run at all. So the result type needs a reprise::Codec (record/codec.hpp).
+/// run at all. So the result type needs a reprise::Codec (record/codec.hpp). An
+/// exception escaping `fn` is rethrown in the task; in replay it comes back as a
+/// std::runtime_error with the recorded what() (its type is not recorded), so catch
+/// std::exception around offload() in code that must replay.
 template <class F>
 auto offload(F&& fn, Deadline deadline = Deadline::never()) -> Result<std::invoke_result_t<std::decay_t<F>>> {
     using T = std::invoke_result_t<std::decay_t<F>>;

@@ -44,7 +44,9 @@ struct Options {
     std::vector<std::string> argv;
 };
 
-/// Counters of a runtime, for tests, benchmarks and diagnostics.
+/// Counters of a runtime, for tests, benchmarks and diagnostics. They are not
+/// inputs: a program must not decide anything on them (replay reproduces ticks,
+/// wake-ups, switches and spawns, but clock_waits is 0 in a warped replay).
 struct RuntimeStats {
     std::uint64_t ticks = 0;           ///< loop iterations that waited for the world
     std::uint64_t wakeups = 0;         ///< wake-ups delivered through the gate
