@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <numeric>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -656,4 +657,34 @@ TEST_CASE("now() and wall_now() before the first tick replay the recorded values
         return 0;
     };
     record_and_replay(dir / "trace", scenario);
+}
+
+TEST_CASE("a recording split into segment files replays across them in order") {
+    TempDir dir;
+    const Scenario scenario = [](std::string& log) {
+        // About 3 MiB crosses loopback, so the trace needs several 1 MiB segments.
+        Listener listener = must(listen(Address::loopback(0)), "listen");
+        auto server = spawn("server", [&] {
+            Connection conn = must(listener.accept(generous), "accept");
+            std::size_t got = 0;
+            while (got < 3 * 1024 * 1024)
+                got += must(conn.read_some(64 * 1024, generous), "server read").size();
+            return got;
+        });
+        Connection client = must(connect(listener.local_address(), generous), "connect");
+        std::string block(64 * 1024, 'x');
+        for (int i = 0; i < 48; ++i) {
+            block[0] = static_cast<char>('a' + i % 26);
+            must(client.write(block, generous), "write");
+        }
+        log += fmt::format("server got {} bytes\n", server.join().value());
+        return 0;
+    };
+    Options options;
+    options.record_segment_bytes = 1024 * 1024;
+    const std::string path = dir / "trace";
+    record_and_replay(path, scenario, options);
+    REQUIRE_FALSE(std::filesystem::exists(path));  // only PATH.0, PATH.1, ...
+    REQUIRE(std::filesystem::exists(path + ".0"));
+    REQUIRE(std::filesystem::exists(path + ".2"));
 }
