@@ -688,3 +688,46 @@ TEST_CASE("a recording split into segment files replays across them in order") {
     REQUIRE(std::filesystem::exists(path + ".0"));
     REQUIRE(std::filesystem::exists(path + ".2"));
 }
+
+// A crashing program: the crash hook writes the buffered records before the
+// process dies, and the replay reaches the same crash at the same event.
+TEST_CASE("a recorded program that aborts leaves its last events in the trace and replays to the same crash") {
+    TempDir dir;
+    const std::string path = dir / "trace";
+    const auto crashing = [](Options options) {
+        Runtime rt(std::move(options));
+        return rt.run([] {
+            for (int i = 0; i < 3; ++i)
+                sleep_for(2ms).value();
+            const auto last = precise_now();  // the last input before the crash
+            std::fprintf(stderr, "last precise_now %lld\n", static_cast<long long>(last.time_since_epoch().count()));
+            std::abort();
+            return 0;
+        });
+    };
+    Options rec;
+    rec.record_path = path;
+    ChildResult recorded = run_in_child([&] { return crashing(rec); });
+    INFO(recorded.describe());
+    REQUIRE(recorded.died_by(SIGABRT));
+    TraceFacts facts = read_trace(path, true);
+    REQUIRE(facts.opened);
+    REQUIRE_FALSE(facts.saw_end);
+    REQUIRE_FALSE(facts.error.has_value());
+    // The records of the moments before the crash made it: three sleeps' ticks and
+    // the precise clock read right before abort().
+    REQUIRE_FALSE(facts.all.empty());
+    const trace::Record& last = facts.all.back();
+    REQUIRE(last.kind == trace::RecordKind::input);
+    REQUIRE(last.sub == static_cast<std::uint8_t>(trace::InputKind::precise_clock));
+
+    Options rep;
+    rep.replay_path = path;
+    ChildResult replayed = run_in_child([&] { return crashing(rep); });
+    INFO(replayed.describe());
+    REQUIRE(replayed.died_by(SIGABRT));
+    // The same value of the last input shows the replay reached the same point.
+    const auto line = [](const std::string& err) { return err.substr(err.find("last precise_now")); };
+    REQUIRE(line(replayed.err).substr(0, line(replayed.err).find('\n')) ==
+            line(recorded.err).substr(0, line(recorded.err).find('\n')));
+}
