@@ -94,18 +94,16 @@ void Recorder::committed() {
 }
 
 void Recorder::tick(std::int64_t mono_ns, std::int64_t wall_ns) {
-    now_mono_ns_ = mono_ns;
-    // A chunk older than the seal interval goes to disk now: a process killed
-    // without warning loses at most that much.
-    if (chunk_first_mono_ns_ >= 0 && mono_ns - chunk_first_mono_ns_ >= config_.seal_interval_ns)
-        seal();
+    idle(mono_ns);
     encoder_.tick(mono_ns, wall_ns);
     committed();
 }
 
+// A chunk older than the seal interval goes to disk now: a process killed
+// without warning loses at most that much.
 void Recorder::idle(std::int64_t mono_ns) {
     now_mono_ns_ = mono_ns;
-    if (chunk_first_mono_ns_ >= 0 && mono_ns - chunk_first_mono_ns_ >= config_.seal_interval_ns)
+    if (seal_deadline_ns() >= 0 && mono_ns >= seal_deadline_ns())
         seal();
 }
 

@@ -39,9 +39,9 @@ void Replayer::consume() {
 }
 
 // Called before each record is handed to the program: --break-at stops here.
-void Replayer::before_event() {
+void Replayer::before_event(const trace::Record& r) {
     if (config_.break_at != 0 && consumed_ == config_.break_at) {
-        fmt::print(stderr, "reprise: break at event {} ({}): raising SIGTRAP\n", consumed_, trace::describe(next_));
+        fmt::print(stderr, "reprise: break at event {} ({}): raising SIGTRAP\n", consumed_, trace::describe(r));
         std::fflush(stderr);
         ::raise(SIGTRAP);
     }
@@ -96,7 +96,7 @@ bool Replayer::poll(std::int64_t) {
         diverge(trace::describe(*r), "goes on: it waits for the world where the recorded program ended");
     if (r->kind != trace::RecordKind::tick)
         diverge(trace::describe(*r), "waits for the world: it did less than was recorded before the next tick");
-    before_event();
+    before_event(next_);
     tick_mono_ns_ = r->mono_ns;
     tick_wall_ns_ = r->wall_ns;
     consume();
@@ -141,12 +141,7 @@ void Replayer::pace(std::int64_t tick_mono_ns) {
 
 void Replayer::wakeup(const Wakeup&, std::string_view) {
     REPRISE_ASSERT(!pending_.empty());
-    if (config_.break_at != 0 && consumed_ == config_.break_at) {
-        fmt::print(stderr, "reprise: break at event {} ({}): raising SIGTRAP\n", consumed_,
-                   trace::describe(pending_.front()));
-        std::fflush(stderr);
-        ::raise(SIGTRAP);
-    }
+    before_event(pending_.front());
     last_good_ = std::move(pending_.front());
     have_last_ = true;
     pending_.pop_front();
@@ -160,7 +155,7 @@ std::string Replayer::input(trace::InputKind kind, std::string_view name, const 
         trace_ran_out(fmt::format("asks for an {}", asked));
     if (r->kind != trace::RecordKind::input || r->sub != static_cast<std::uint8_t>(kind) || r->name != name)
         diverge(trace::describe(*r), fmt::format("asked for an {}", asked));
-    before_event();
+    before_event(next_);
     std::string value = std::move(next_.data);
     consume();
     return value;
@@ -178,7 +173,7 @@ void Replayer::output(trace::OutputKind kind, std::uint64_t handle, std::string_
     if (r->kind != trace::RecordKind::output || r->sub != static_cast<std::uint8_t>(kind) || r->handle != handle ||
         r->value != static_cast<std::int64_t>(bytes.size()) || r->digest != digest)
         diverge(trace::describe(*r), did());
-    before_event();
+    before_event(next_);
     consume();
 }
 
@@ -189,7 +184,7 @@ void Replayer::spawn(std::uint64_t id, std::string_view name) {
         trace_ran_out(did());
     if (r->kind != trace::RecordKind::spawn || r->handle != id || r->name != name)
         diverge(trace::describe(*r), did());
-    before_event();
+    before_event(next_);
     consume();
 }
 

@@ -559,8 +559,8 @@ void Runtime::Impl::request_stop() {
 // --- the gate -----------------------------------------------------------------
 
 void Runtime::Impl::deliver(const Wakeup& w, std::string_view data) {
-    ++stats.wakeups;
     if (w.kind == WakeKind::signal) {
+        ++stats.wakeups;
         if (journal)
             journal->wakeup(w, data);
         SignalWatch& watch = signals[w.value];
@@ -581,6 +581,9 @@ void Runtime::Impl::deliver(const Wakeup& w, std::string_view data) {
             backend->drop_accepted(w.value);
         return;
     }
+    // Counted only once delivered, like the journal's record of it: a dropped
+    // wake-up is in neither, so record and replay count alike.
+    ++stats.wakeups;
     if (replaying() && w.kind == WakeKind::timer_fired) {
         auto* t = static_cast<TimerState*>(h);
         if (!t->armed() || t->deadline_ns > now_ns)

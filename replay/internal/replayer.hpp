@@ -70,7 +70,8 @@ private:
     /// The trace ran out: a damaged/truncated trace (exit 2) or a program that
     /// goes on past the recorded end (exit 3).
     [[noreturn]] void trace_ran_out(std::string_view program_did);
-    void before_event();  ///< --break-at: SIGTRAP before the next record is handed over
+    /// --break-at: SIGTRAP before record `r` is handed to the program.
+    void before_event(const trace::Record& r);
     void pace(std::int64_t tick_mono_ns);
     void report_progress();
     std::string last_good() const;
