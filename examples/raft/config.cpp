@@ -1,0 +1,165 @@
+// Parsing of reprise-raft's flags: --id, --peers, --data, --client-port and the timings.
+#include "config.hpp"
+
+#include "runtime/assert.hpp"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <charconv>
+#include <string_view>
+
+namespace reprise::raft {
+
+const char* const config_usage = R"(Program usage:
+  reprise-raft --id N --peers ID=HOST:RAFTPORT:CLIENTPORT,... --data DIR [options]
+    --id N                 this node's id (one of the --peers ids, 1..1000)
+    --peers LIST           every member, this node included: 1=127.0.0.1:7001:7101,2=...
+    --data DIR             term, vote and log live here (created if missing)
+    --client-port P        override this node's client (RESP) port from --peers
+    --heartbeat-ms MS      leader heartbeat period (default 100)
+    --election-min-ms MS   election timeout, drawn uniformly from [min, max] (default 400)
+    --election-max-ms MS   (default 800)
+    --commit-timeout-ms MS how long a write waits for its commit (default 5000)
+  Flags take their value as the next argument or after '='.)";
+
+namespace {
+
+template <class T>
+bool parse_number(std::string_view text, T& out, T lo, T hi) {
+    std::uint64_t v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || v < static_cast<std::uint64_t>(lo) ||
+        v > static_cast<std::uint64_t>(hi))
+        return false;
+    out = static_cast<T>(v);
+    return true;
+}
+
+// "ID=HOST:RAFTPORT:CLIENTPORT"
+std::optional<Member> parse_member(std::string_view text) {
+    Member m;
+    auto eq = text.find('=');
+    if (eq == std::string_view::npos || !parse_number<std::uint32_t>(text.substr(0, eq), m.id, 1, 1000))
+        return std::nullopt;
+    text.remove_prefix(eq + 1);
+    auto c2 = text.rfind(':');
+    if (c2 == std::string_view::npos)
+        return std::nullopt;
+    auto c1 = text.substr(0, c2).rfind(':');
+    if (c1 == std::string_view::npos || c1 == 0)
+        return std::nullopt;
+    m.host = std::string(text.substr(0, c1));
+    if (!parse_number<std::uint16_t>(text.substr(c1 + 1, c2 - c1 - 1), m.raft_port, 1, 65535) ||
+        !parse_number<std::uint16_t>(text.substr(c2 + 1), m.client_port, 1, 65535))
+        return std::nullopt;
+    return m;
+}
+
+} // namespace
+
+const Member& Config::self() const {
+    const Member* m = member(id);
+    REPRISE_ASSERT_MSG(m != nullptr, "the node is one of the members");
+    return *m;
+}
+
+const Member* Config::member(std::uint32_t wanted) const {
+    for (const auto& m : members)
+        if (m.id == wanted)
+            return &m;
+    return nullptr;
+}
+
+std::optional<Config> parse_config(const std::vector<std::string>& args, std::string& error) {
+    Config c;
+    std::optional<std::uint16_t> client_port;
+    std::string peers;
+    std::uint64_t heartbeat_ms = 100, election_min_ms = 400, election_max_ms = 800, commit_timeout_ms = 5000;
+    for (std::size_t i = 1; i < args.size(); ++i) {
+        std::string_view arg = args[i];
+        std::string value;
+        std::string name(arg);
+        if (auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string_view::npos) {
+            name = std::string(arg.substr(0, eq));
+            value = std::string(arg.substr(eq + 1));
+        } else if (arg.rfind("--", 0) == 0 && i + 1 < args.size()) {
+            value = args[++i];
+        } else {
+            error = fmt::format("unexpected argument '{}'", arg);
+            return std::nullopt;
+        }
+        bool ok = true;
+        if (name == "--id") {
+            ok = parse_number<std::uint32_t>(value, c.id, 1, 1000);
+        } else if (name == "--peers") {
+            peers = value;
+        } else if (name == "--data") {
+            c.data_dir = value;
+            ok = !value.empty();
+        } else if (name == "--client-port") {
+            std::uint16_t p = 0;
+            ok = parse_number<std::uint16_t>(value, p, 1, 65535);
+            client_port = p;
+        } else if (name == "--heartbeat-ms") {
+            ok = parse_number<std::uint64_t>(value, heartbeat_ms, 1, 60'000);
+        } else if (name == "--election-min-ms") {
+            ok = parse_number<std::uint64_t>(value, election_min_ms, 1, 600'000);
+        } else if (name == "--election-max-ms") {
+            ok = parse_number<std::uint64_t>(value, election_max_ms, 1, 600'000);
+        } else if (name == "--commit-timeout-ms") {
+            ok = parse_number<std::uint64_t>(value, commit_timeout_ms, 1, 600'000);
+        } else {
+            error = fmt::format("unknown flag '{}'", name);
+            return std::nullopt;
+        }
+        if (!ok) {
+            error = fmt::format("bad value '{}' for {}", value, name);
+            return std::nullopt;
+        }
+    }
+    if (c.id == 0 || peers.empty() || c.data_dir.empty()) {
+        error = "--id, --peers and --data are required";
+        return std::nullopt;
+    }
+    std::string_view rest = peers;
+    while (!rest.empty()) {
+        auto comma = rest.find(',');
+        std::string_view item = rest.substr(0, comma);
+        auto m = parse_member(item);
+        if (!m) {
+            error = fmt::format("bad member '{}' in --peers (want ID=HOST:RAFTPORT:CLIENTPORT)", item);
+            return std::nullopt;
+        }
+        if (c.member(m->id)) {
+            error = fmt::format("member {} appears twice in --peers", m->id);
+            return std::nullopt;
+        }
+        c.members.push_back(*m);
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+    if (c.members.size() > 15) {
+        error = "at most 15 members";
+        return std::nullopt;
+    }
+    std::sort(c.members.begin(), c.members.end(), [](const Member& a, const Member& b) { return a.id < b.id; });
+    if (!c.member(c.id)) {
+        error = fmt::format("--id {} is not one of the --peers", c.id);
+        return std::nullopt;
+    }
+    if (client_port)
+        for (auto& m : c.members)
+            if (m.id == c.id)
+                m.client_port = *client_port;
+    if (election_min_ms > election_max_ms || heartbeat_ms >= election_min_ms) {
+        error = "want heartbeat < election-min <= election-max";
+        return std::nullopt;
+    }
+    c.heartbeat = std::chrono::milliseconds(heartbeat_ms);
+    c.election_min = std::chrono::milliseconds(election_min_ms);
+    c.election_max = std::chrono::milliseconds(election_max_ms);
+    c.commit_timeout = std::chrono::milliseconds(commit_timeout_ms);
+    return c;
+}
+
+} // namespace reprise::raft

@@ -1,0 +1,606 @@
+// The RAFT node: election with randomized timeouts, log replication, commit, and recovery from disk.
+#include "node.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+using namespace std::chrono_literals;
+
+namespace reprise::raft {
+
+namespace {
+
+/// Bounds of a peer link's reconnect backoff (the upper one also stays below half the
+/// election timeout, so that a restarted follower hears from the leader before it
+/// times out and disrupts the cluster with an election), and how long it waits for a reply.
+constexpr Duration reconnect_backoff_min = 50ms;
+constexpr Duration reconnect_backoff_max = 1s;
+constexpr Duration connect_timeout = 1s;
+constexpr Duration reply_timeout = 2s;
+
+} // namespace
+
+const char* role_name(Role r) noexcept {
+    switch (r) {
+    case Role::follower:
+        return "follower";
+    case Role::candidate:
+        return "candidate";
+    case Role::leader:
+        return "leader";
+    }
+    return "?";
+}
+
+// The narrative on stdout: one flushed line per event, derived only from the run's inputs,
+// so a replay prints exactly the same lines.
+template <class... Args>
+void Node::say(fmt::format_string<Args...> f, Args&&... args) {
+    fmt::print("node {}: {}\n", config_.id, fmt::format(f, std::forward<Args>(args)...));
+    std::fflush(stdout);
+}
+
+Node::Node(Config config) : config_(std::move(config)) {
+    for (const Member& m : config_.members)
+        if (m.id != config_.id)
+            peers_.emplace(m.id, Peer{m});
+}
+
+int Node::run_main_task(Config config) {
+    auto node = std::make_shared<Node>(std::move(config));
+    return node->run();
+}
+
+void Node::fail(const std::string& what) {
+    if (cancelled() || failed_)
+        return;  // a cancelled operation during a stop is not a disk failure
+    failed_ = true;
+    exit_code_ = 1;
+    fmt::print(stderr, "node {}: storage failure: {}; stopping\n", config_.id, what);
+    std::fflush(stderr);
+    stop_.set();
+    changed_.notify_all();
+}
+
+int Node::run() {
+    Recovery recovery;
+    if (std::string error = storage_.open(config_.data_dir, recovery); !error.empty()) {
+        fmt::print(stderr, "node {}: {}\n", config_.id, error);
+        return 1;
+    }
+    term_ = recovery.hard_state.term;
+    voted_for_ = recovery.hard_state.voted_for;
+    say("recovered term {}, vote {}, {} log entries{}", term_, voted_for_, recovery.entries,
+        recovery.torn_bytes ? fmt::format(" (cut a torn last record of {} bytes)", recovery.torn_bytes) : "");
+
+    const Member& self = config_.self();
+    auto raft_address = Address::parse(fmt::format("{}:{}", self.host, self.raft_port));
+    auto client_address = Address::parse(fmt::format("{}:{}", self.host, self.client_port));
+    if (!raft_address.ok() || !client_address.ok()) {
+        fmt::print(stderr, "node {}: bad host '{}'\n", config_.id, self.host);
+        return 2;
+    }
+    auto raft_listener = listen(*raft_address);
+    if (!raft_listener.ok()) {
+        fmt::print(stderr, "node {}: cannot listen on {}: {}\n", config_.id, raft_address->to_string(),
+                   raft_listener.error().message());
+        return 1;
+    }
+    auto client_listener = listen(*client_address);
+    if (!client_listener.ok()) {
+        fmt::print(stderr, "node {}: cannot listen on {}: {}\n", config_.id, client_address->to_string(),
+                   client_listener.error().message());
+        return 1;
+    }
+    raft_listener_ = std::move(*raft_listener);
+    client_listener_ = std::move(*client_listener);
+    fmt::print("node {} listening raft {} client {}\n", config_.id, raft_listener_.port(), client_listener_.port());
+    std::fflush(stdout);
+
+    reset_election_timer();
+    auto self_ptr = shared_from_this();
+    spawn("raft-accept", [self_ptr] { self_ptr->accept_peers(); });
+    spawn("client-accept", [self_ptr] { self_ptr->accept_clients(); });
+    spawn("election", [self_ptr] { self_ptr->run_election_timer(); });
+    spawn("heartbeat", [self_ptr] { self_ptr->run_heartbeat(); });
+    for (auto& [peer_id, peer] : peers_)
+        spawn(fmt::format("peer-{}", peer_id), [self_ptr, id = peer_id] { self_ptr->run_peer_link(id); });
+
+    // Runs until SIGINT/SIGTERM cancels the main task, or a disk failure sets stop_.
+    if (auto r = stop_.wait(); !r.ok())
+        say("term {}: stopping ({} at commit index {})", term_, role_name(role_), commit_index_);
+    raft_listener_.close();
+    client_listener_.close();
+    changed_.notify_all();
+    return exit_code_;  // the runtime cancels the other tasks; the last one drops the node
+}
+
+// --- tasks ---------------------------------------------------------------------------
+
+void Node::accept_peers() {
+    auto self_ptr = shared_from_this();
+    for (;;) {
+        auto conn = raft_listener_.accept();
+        if (!conn.ok())
+            return;  // cancelled or closed
+        spawn("raft-in", [self_ptr, c = std::move(*conn)]() mutable { self_ptr->serve_peer(std::move(c)); });
+    }
+}
+
+void Node::accept_clients() {
+    auto self_ptr = shared_from_this();
+    for (;;) {
+        auto conn = client_listener_.accept();
+        if (!conn.ok())
+            return;
+        spawn("client", [self_ptr, c = std::move(*conn)]() mutable { self_ptr->serve_client(std::move(c)); });
+    }
+}
+
+// Answers one peer's requests, one at a time, on the connection the peer opened.
+void Node::serve_peer(Connection conn) {
+    while (!cancelled() && !failed_) {
+        auto header = conn.read_exact(wire::frame_header_bytes);
+        if (!header.ok())
+            return;
+        auto length = frame_body_length(*header);
+        if (!length)
+            return;  // a frame above the limit: drop the peer
+        auto body = conn.read_exact(*length);
+        if (!body.ok())
+            return;
+        Decoded d = decode_message(*header + *body);
+        if (!d.message)
+            return;
+        Message reply;
+        {
+            LockGuard guard(mu_);
+            if (!guard.ok() || failed_)
+                return;
+            if (auto* a = std::get_if<AppendEntries>(&*d.message))
+                reply = handle_append(*a);
+            else if (auto* v = std::get_if<RequestVote>(&*d.message))
+                reply = handle_vote(*v);
+            else
+                return;  // replies do not come this way
+            if (failed_)
+                return;  // what the reply promises did not reach the disk
+        }
+        if (!conn.write(encode_message(reply)).ok())
+            return;
+    }
+}
+
+// The outbound link to one peer: connects (with bounded backoff), then sends what the
+// role asks for (vote requests, appends, heartbeats) and handles each reply in turn.
+void Node::run_peer_link(std::uint32_t peer_id) {
+    Peer& peer = peers_.at(peer_id);
+    auto address = Address::parse(fmt::format("{}:{}", peer.member.host, peer.member.raft_port));
+    if (!address.ok()) {
+        fmt::print(stderr, "node {}: bad address of peer {}\n", config_.id, peer_id);
+        return;
+    }
+    Connection conn;
+    const Duration backoff_max = std::max(reconnect_backoff_min, std::min(reconnect_backoff_max, config_.election_min / 2));
+    Duration backoff = reconnect_backoff_min;
+    auto back_off = [&]() -> bool {
+        conn = Connection{};
+        if (!sleep_for(backoff).ok())
+            return false;
+        backoff = std::min(backoff * 2, backoff_max);
+        return true;
+    };
+    while (!cancelled() && !failed_) {
+        if (!conn) {
+            auto c = connect(*address, connect_timeout);
+            if (!c.ok()) {
+                if (c.code() == Errc::cancelled || !back_off())
+                    return;
+                continue;
+            }
+            conn = std::move(*c);
+        }
+        std::optional<Message> request;
+        {
+            LockGuard guard(mu_);
+            if (!guard.ok())
+                return;
+            request = next_request(peer);
+        }
+        if (!request) {
+            if (!changed_.wait().ok())
+                return;
+            continue;
+        }
+        Deadline deadline(now() + reply_timeout);
+        std::optional<Message> reply;
+        if (conn.write(encode_message(*request), deadline).ok()) {
+            if (auto header = conn.read_exact(wire::frame_header_bytes, deadline); header.ok()) {
+                if (auto length = frame_body_length(*header)) {
+                    if (auto body = conn.read_exact(*length, deadline); body.ok())
+                        reply = decode_message(*header + *body).message;
+                }
+            }
+        }
+        if (cancelled())
+            return;
+        bool handled = false;
+        if (reply) {
+            LockGuard guard(mu_);
+            if (!guard.ok())
+                return;
+            handled = handle_reply(peer, *request, *reply);
+        }
+        if (!handled) {
+            if (!back_off())
+                return;
+            continue;
+        }
+        backoff = reconnect_backoff_min;
+    }
+}
+
+// Starts an election when the randomized timeout passes without a leader's word.
+void Node::run_election_timer() {
+    while (!cancelled() && !failed_) {
+        if (role_ == Role::leader || !election_timer_.armed()) {
+            if (!changed_.wait().ok())
+                return;
+            continue;
+        }
+        auto fired = election_timer_.wait();
+        if (!fired.ok()) {
+            if (fired.code() == Errc::cancelled)
+                return;
+            continue;  // closed: the timer was cancelled (this node became leader)
+        }
+        LockGuard guard(mu_);
+        if (!guard.ok())
+            return;
+        if (role_ == Role::leader || failed_)
+            continue;
+        if (now() < election_deadline_) {
+            election_timer_.start_at(election_deadline_);  // a reset raced with the fire
+            continue;
+        }
+        start_election();
+    }
+}
+
+// While leader: marks every peer due for an append each heartbeat period (one timer for all peers).
+void Node::run_heartbeat() {
+    while (!cancelled() && !failed_) {
+        if (role_ != Role::leader) {
+            if (!changed_.wait().ok())
+                return;
+            continue;
+        }
+        const std::uint64_t term = term_;
+        Instant next = now() + config_.heartbeat;
+        while (role_ == Role::leader && term_ == term) {
+            if (!sleep_until(next).ok())
+                return;
+            if (role_ != Role::leader || term_ != term)
+                break;
+            for (auto& [id, p] : peers_)
+                p.heartbeat_due = true;
+            changed_.notify_all();
+            next += config_.heartbeat;
+        }
+    }
+}
+
+// --- the protocol (under mu_) --------------------------------------------------------
+
+void Node::reset_election_timer() {
+    const auto timeout = Duration(random_between(config_.election_min.count(), config_.election_max.count()));
+    election_deadline_ = now() + timeout;
+    election_timer_.start(timeout);
+    changed_.notify_all();
+}
+
+bool Node::persist_hard_state() {
+    HardState wanted{term_, voted_for_};
+    if (storage_.hard_state() == wanted)
+        return true;
+    if (!storage_.save_hard_state(wanted)) {
+        fail(storage_.last_error());
+        return false;
+    }
+    return true;
+}
+
+void Node::step_down(std::uint64_t term) {
+    REPRISE_ASSERT(term >= term_);
+    if (term > term_) {
+        term_ = term;
+        voted_for_ = 0;
+        leader_id_ = 0;
+    }
+    if (role_ != Role::follower) {
+        role_ = Role::follower;
+        say("term {}: became follower", term_);
+    }
+    reset_election_timer();
+}
+
+void Node::start_election() {
+    REPRISE_ASSERT(role_ != Role::leader);
+    term_ += 1;
+    voted_for_ = config_.id;
+    role_ = Role::candidate;
+    leader_id_ = 0;
+    votes_ = {config_.id};
+    if (!persist_hard_state())
+        return;
+    say("term {}: became candidate", term_);
+    reset_election_timer();
+    if (has_majority(votes_.size()))
+        become_leader();
+    changed_.notify_all();
+}
+
+void Node::become_leader() {
+    REPRISE_ASSERT(role_ == Role::candidate);
+    role_ = Role::leader;
+    leader_id_ = config_.id;
+    election_timer_.cancel();
+    for (auto& [id, p] : peers_) {
+        p.next_index = storage_.last_index() + 1;
+        p.match_index = 0;
+        p.sent_commit = 0;
+        p.heartbeat_due = true;
+    }
+    say("term {}: became leader", term_);
+    // A no-op of the new term lets the entries of earlier terms commit (RAFT §5.4.2).
+    if (!storage_.append({Entry{term_, encode_command(Command{})}})) {
+        fail(storage_.last_error());
+        return;
+    }
+    advance_commit();
+    changed_.notify_all();
+}
+
+void Node::set_commit(std::uint64_t index) {
+    REPRISE_ASSERT(index > commit_index_ && index <= storage_.last_index());
+    commit_index_ = index;
+    say("commit index {}", commit_index_);
+    while (last_applied_ < commit_index_) {
+        ++last_applied_;
+        const Entry& e = storage_.entry(last_applied_);
+        auto command = decode_command(e.command);
+        long long value = 0;
+        if (command)
+            value = kv_.apply(*command);
+        else
+            fmt::print(stderr, "node {}: entry {} holds no valid command; applied as a no-op\n", config_.id, last_applied_);
+        if (auto it = waiting_.find({last_applied_, e.term}); it != waiting_.end())
+            it->second = value;
+    }
+    changed_.notify_all();
+}
+
+// The leader commits the highest index of its own term that a majority holds.
+void Node::advance_commit() {
+    if (role_ != Role::leader)
+        return;
+    for (std::uint64_t n = storage_.last_index(); n > commit_index_ && storage_.term_at(n) == term_; --n) {
+        std::size_t holders = 1;
+        for (const auto& [id, p] : peers_)
+            holders += p.match_index >= n ? 1 : 0;
+        if (has_majority(holders)) {
+            set_commit(n);
+            return;
+        }
+    }
+}
+
+std::optional<Message> Node::next_request(Peer& p) {
+    if (failed_)
+        return std::nullopt;
+    const std::uint64_t last = storage_.last_index();
+    if (role_ == Role::candidate && p.vote_term != term_)
+        return RequestVote{term_, config_.id, last, storage_.term_at(last)};
+    if (role_ != Role::leader)
+        return std::nullopt;
+    if (!p.heartbeat_due && p.next_index > last && p.sent_commit >= commit_index_)
+        return std::nullopt;
+    p.heartbeat_due = false;
+    REPRISE_ASSERT(p.next_index >= 1 && p.next_index <= last + 1);
+    AppendEntries m;
+    m.term = term_;
+    m.leader = config_.id;
+    m.prev_log_index = p.next_index - 1;
+    m.prev_log_term = storage_.term_at(m.prev_log_index);
+    m.leader_commit = commit_index_;
+    std::size_t bytes = 0;
+    for (std::uint64_t i = p.next_index; i <= last && m.entries.size() < wire::entries_per_message_max; ++i) {
+        const Entry& e = storage_.entry(i);
+        if (!m.entries.empty() && bytes + e.command.size() > wire::entries_bytes_per_message)
+            break;
+        bytes += e.command.size();
+        m.entries.push_back(e);
+    }
+    return m;
+}
+
+// Returns false when the reply does not answer the request (the link is then reset).
+bool Node::handle_reply(Peer& p, const Message& request, const Message& reply) {
+    if (const auto* vote = std::get_if<VoteReply>(&reply)) {
+        const auto* req = std::get_if<RequestVote>(&request);
+        if (!req)
+            return false;
+        if (vote->term > term_) {
+            step_down(vote->term);
+            persist_hard_state();
+            return true;
+        }
+        if (role_ != Role::candidate || term_ != req->term)
+            return true;
+        p.vote_term = req->term;
+        if (vote->granted) {
+            votes_.insert(p.member.id);
+            if (has_majority(votes_.size()))
+                become_leader();
+        }
+        return true;
+    }
+    const auto* append = std::get_if<AppendReply>(&reply);
+    const auto* req = std::get_if<AppendEntries>(&request);
+    if (!append || !req)
+        return false;
+    if (append->term > term_) {
+        step_down(append->term);
+        persist_hard_state();
+        return true;
+    }
+    if (role_ != Role::leader || term_ != req->term)
+        return true;
+    if (append->success) {
+        const std::uint64_t sent_up_to = req->prev_log_index + req->entries.size();
+        if (append->match_index != sent_up_to)
+            return false;  // not an answer to this request
+        p.match_index = std::max(p.match_index, append->match_index);
+        p.next_index = append->match_index + 1;
+        p.sent_commit = std::max(p.sent_commit, req->leader_commit);
+        advance_commit();
+    } else {
+        // Back off to the follower's hint, always at least one entry further back.
+        std::uint64_t hint = append->conflict_index == 0 ? req->prev_log_index : append->conflict_index;
+        p.next_index = std::max<std::uint64_t>(1, std::min(hint, req->prev_log_index));
+        p.next_index = std::max(p.next_index, p.match_index + 1);
+    }
+    return true;
+}
+
+AppendReply Node::handle_append(const AppendEntries& m) {
+    AppendReply r{term_, config_.id, false, 0, 0};
+    if (m.term < term_)
+        return r;
+    if (m.term > term_ || role_ != Role::follower)
+        step_down(m.term);
+    else
+        reset_election_timer();
+    if (leader_id_ != m.leader) {
+        leader_id_ = m.leader;
+        say("term {}: following leader {}", term_, leader_id_);
+    }
+    r.term = term_;
+    if (!persist_hard_state())
+        return r;
+    const std::uint64_t last = storage_.last_index();
+    if (m.prev_log_index > last) {
+        r.conflict_index = last + 1;
+        return r;
+    }
+    if (storage_.term_at(m.prev_log_index) != m.prev_log_term) {
+        // Skip back over the whole conflicting term (never below what is committed).
+        const std::uint64_t bad_term = storage_.term_at(m.prev_log_index);
+        std::uint64_t i = m.prev_log_index;
+        while (i > commit_index_ + 1 && storage_.term_at(i - 1) == bad_term)
+            --i;
+        r.conflict_index = i;
+        return r;
+    }
+    // Find the first entry that is new or conflicts; entries already held stay.
+    std::size_t k = 0;
+    std::uint64_t index = m.prev_log_index + 1;
+    for (; k < m.entries.size() && index <= last; ++k, ++index) {
+        if (storage_.term_at(index) != m.entries[k].term)
+            break;
+    }
+    if (k < m.entries.size()) {
+        if (index <= last) {
+            if (index <= commit_index_) {
+                fmt::print(stderr, "node {}: leader {} asks to replace committed entry {}; refused\n", config_.id,
+                           m.leader, index);
+                return r;
+            }
+            if (!storage_.truncate_from(index)) {
+                fail(storage_.last_error());
+                return r;
+            }
+        }
+        if (!storage_.append(std::vector<Entry>(m.entries.begin() + static_cast<std::ptrdiff_t>(k), m.entries.end()))) {
+            fail(storage_.last_error());
+            return r;
+        }
+        changed_.notify_all();
+    }
+    r.success = true;
+    r.match_index = m.prev_log_index + m.entries.size();
+    if (m.leader_commit > commit_index_) {
+        const std::uint64_t c = std::min(m.leader_commit, r.match_index);
+        if (c > commit_index_)
+            set_commit(c);
+    }
+    return r;
+}
+
+VoteReply Node::handle_vote(const RequestVote& m) {
+    if (m.term > term_)
+        step_down(m.term);
+    const std::uint64_t last = storage_.last_index();
+    const std::uint64_t last_term = storage_.term_at(last);
+    const bool up_to_date = m.last_log_term > last_term || (m.last_log_term == last_term && m.last_log_index >= last);
+    const bool granted = m.term == term_ && (voted_for_ == 0 || voted_for_ == m.candidate) && up_to_date &&
+                         m.candidate != config_.id;
+    if (granted && voted_for_ != m.candidate) {
+        voted_for_ = m.candidate;
+        say("term {}: voted for {}", term_, m.candidate);
+    }
+    if (granted)
+        reset_election_timer();
+    if (!persist_hard_state())
+        return VoteReply{term_, config_.id, false};
+    return VoteReply{term_, config_.id, granted};
+}
+
+// --- proposals -------------------------------------------------------------------------
+
+Node::Proposal Node::propose(const Command& c) {
+    std::uint64_t index = 0, term = 0;
+    {
+        LockGuard guard(mu_);
+        if (!guard.ok())
+            return {Proposal::Status::cancelled, 0};
+        if (failed_)
+            return {Proposal::Status::failed, 0};
+        if (role_ != Role::leader)
+            return {Proposal::Status::not_leader, 0};
+        term = term_;
+        if (!storage_.append({Entry{term, encode_command(c)}})) {
+            fail(storage_.last_error());
+            return {Proposal::Status::failed, 0};
+        }
+        index = storage_.last_index();
+        waiting_[{index, term}] = std::nullopt;
+        advance_commit();  // a one-node cluster commits at once
+        changed_.notify_all();
+    }
+    const auto key = std::make_pair(index, term);
+    Deadline deadline(now() + config_.commit_timeout);
+    Proposal result{Proposal::Status::ok, 0};
+    for (;;) {
+        if (storage_.last_index() < index || storage_.term_at(index) != term) {
+            result.status = Proposal::Status::lost;  // overwritten by another leader's entry
+            break;
+        }
+        if (last_applied_ >= index) {
+            result.value = waiting_.at(key).value_or(0);
+            break;
+        }
+        if (failed_) {
+            result.status = Proposal::Status::failed;
+            break;
+        }
+        if (auto r = changed_.wait(deadline); !r.ok()) {
+            result.status = r.code() == Errc::timed_out ? Proposal::Status::timed_out : Proposal::Status::cancelled;
+            break;
+        }
+    }
+    waiting_.erase(key);
+    return result;
+}
+
+} // namespace reprise::raft

@@ -1,0 +1,122 @@
+// A RAFT node on the runtime: election, replication, commit, persistence, and its client front-end.
+#pragma once
+
+#include "config.hpp"
+#include "message.hpp"
+#include "state_machine.hpp"
+#include "storage.hpp"
+
+#include "runtime/reprise.hpp"
+
+#include <fmt/core.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+
+namespace reprise::raft {
+
+enum class Role { follower, candidate, leader };
+const char* role_name(Role r) noexcept;
+
+/// One RAFT node. Its tasks (accepting peers and clients, one outbound link per
+/// peer, the election timer, the leader's heartbeat) share it through a shared_ptr,
+/// so it lives until the last of them ended. State that must reach the disk before a
+/// message depending on it leaves is changed under `mu_`, which is held across the
+/// persisting; everything else relies on cooperative scheduling (no blocking call
+/// between a check and its use).
+class Node : public std::enable_shared_from_this<Node> {
+public:
+    explicit Node(Config config);
+
+    /// The main task's body: recovers from disk, listens, runs until the main task is
+    /// cancelled (SIGINT/SIGTERM: exit 0) or the disk fails (exit 1).
+    static int run_main_task(Config config);
+
+    // --- what the client front-end sees ---
+    struct Proposal {
+        enum class Status { ok, not_leader, lost, timed_out, cancelled, failed };
+        Status status = Status::failed;
+        long long value = 0;
+    };
+    /// Appends `c` to the leader's log and waits until it is applied (or it cannot be).
+    Proposal propose(const Command& c);
+    Role role() const noexcept { return role_; }
+    std::uint32_t id() const noexcept { return config_.id; }
+    std::uint32_t leader_id() const noexcept { return leader_id_; }
+    std::uint64_t term() const noexcept { return term_; }
+    std::uint64_t commit_index() const noexcept { return commit_index_; }
+    std::uint64_t last_applied() const noexcept { return last_applied_; }
+    std::uint64_t log_length() const noexcept { return storage_.last_index(); }
+    const KvStore& kv() const noexcept { return kv_; }
+    const Config& config() const noexcept { return config_; }
+
+private:
+    struct Peer {
+        Member member;
+        std::uint64_t next_index = 1;
+        std::uint64_t match_index = 0;
+        std::uint64_t sent_commit = 0;  ///< leader_commit the peer last acknowledged
+        std::uint64_t vote_term = 0;    ///< term whose vote this peer already answered
+        bool heartbeat_due = false;
+    };
+
+    int run();
+    void accept_peers();
+    void accept_clients();
+    void serve_peer(Connection conn);
+    void serve_client(Connection conn);
+    void run_peer_link(std::uint32_t peer_id);
+    void run_election_timer();
+    void run_heartbeat();
+
+    // All of these run under mu_.
+    AppendReply handle_append(const AppendEntries& m);
+    VoteReply handle_vote(const RequestVote& m);
+    std::optional<Message> next_request(Peer& p);
+    bool handle_reply(Peer& p, const Message& request, const Message& reply);
+    void start_election();
+    void become_leader();
+    void step_down(std::uint64_t term);
+    void advance_commit();
+    void set_commit(std::uint64_t index);
+    void reset_election_timer();
+    bool persist_hard_state();
+    bool has_majority(std::size_t votes) const noexcept { return votes * 2 > config_.members.size(); }
+    void fail(const std::string& what);
+
+    template <class... Args>
+    void say(fmt::format_string<Args...> f, Args&&... args);
+
+    Config config_;
+    Storage storage_;
+    KvStore kv_;
+    std::map<std::uint32_t, Peer> peers_;  ///< every member but this node
+    Listener raft_listener_;
+    Listener client_listener_;
+
+    Role role_ = Role::follower;
+    std::uint64_t term_ = 0;
+    std::uint32_t voted_for_ = 0;
+    std::uint32_t leader_id_ = 0;
+    std::set<std::uint32_t> votes_;
+    std::uint64_t commit_index_ = 0;
+    std::uint64_t last_applied_ = 0;
+    /// Results of applied entries some client waits for, by (index, term).
+    std::map<std::pair<std::uint64_t, std::uint64_t>, std::optional<long long>> waiting_;
+
+    Mutex mu_;
+    /// Notified on every change of role, term, log, commit or applied state.
+    Condition changed_;
+    Timer election_timer_;
+    Instant election_deadline_{};
+    Event stop_;
+    bool failed_ = false;
+    int exit_code_ = 0;
+};
+
+} // namespace reprise::raft
