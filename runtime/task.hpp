@@ -123,10 +123,12 @@ auto spawn(std::string name, F&& fn, SpawnOptions options = {}) -> Task<std::inv
     detail::spawn_fiber(
         state,
         [raw, fn = std::forward<F>(fn)]() mutable {
-            if constexpr (std::is_void_v<T>)
+            if constexpr (std::is_void_v<T>) {
+                (void)raw;  // unused for void tasks (clang's -Wunused-lambda-capture)
                 fn();
-            else
+            } else {
                 raw->value.emplace(fn());
+            }
         },
         options.stack_bytes);
     return Task<T>(std::move(state));
