@@ -1,0 +1,458 @@
+#!/usr/bin/env python3
+"""Live reprise-raft clusters, recorded node by node, then each node's trace replayed.
+
+usage: raft_test.py PATH/TO/reprise-raft PATH/TO/examples/raft/cluster [SCENARIO...]
+
+Scenarios: election, replication, leader-crash, follower-restart, persistence. Each starts
+a cluster with the cluster script (--record), drives it with a RESP client over sockets,
+stops it, and then replays every node's trace: a node stopped by SIGTERM must replay to
+exit 0 and print exactly its live narrative; a node cut by SIGKILL must replay to its cut,
+exit 2 with "the trace ends", and print a prefix of its live narrative.
+Every wait is bounded in time; every loop in count.
+"""
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+BIN = os.path.abspath(sys.argv[1])
+CLUSTER = os.path.abspath(sys.argv[2])
+ROOT = os.environ.get("REPRISE_TEST_BUILD_ROOT", "/tmp")
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+
+
+def wait_for(what, predicate, timeout_s=10.0, step_s=0.05):
+    """Polls predicate() (bounded in time); returns its first truthy value or fails."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except (OSError, Failure) as e:
+            last = e
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(step_s)
+    raise Failure(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
+
+
+# --- a small speaking RESP client ---------------------------------------------------------
+
+class RespError(Exception):
+    pass
+
+
+def encode(*args):
+    out = f"*{len(args)}\r\n".encode()
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        out += f"${len(b)}\r\n".encode() + b + b"\r\n"
+    return out
+
+
+class Client:
+    def __init__(self, port, timeout_s=5.0):
+        self.port = port
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def _line(self):
+        for _ in range(100000):
+            i = self.buf.find(b"\r\n")
+            if i >= 0:
+                line, self.buf = self.buf[:i], self.buf[i + 2:]
+                return line
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            self.buf += chunk
+        raise Failure("reply line too long")
+
+    def _exact(self, n):
+        for _ in range(100000):
+            if len(self.buf) >= n:
+                out, self.buf = self.buf[:n], self.buf[n:]
+                return out
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            self.buf += chunk
+        raise Failure("reply too long")
+
+    def reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:].decode()
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            return RespError(rest)
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exact(n + 2)[:-2].decode()
+        if kind == b"*":
+            return [self.reply() for _ in range(int(rest))]
+        raise Failure(f"bad reply line {line!r}")
+
+    def call(self, *args):
+        self.sock.sendall(encode(*args))
+        return self.reply()
+
+
+def call(port, *args):
+    c = Client(port)
+    try:
+        return c.call(*args)
+    finally:
+        c.close()
+
+
+def info(port):
+    text = call(port, "INFO")
+    check(isinstance(text, str), f"INFO answered {text!r}")
+    return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
+
+
+# --- a cluster driven through the cluster script ---------------------------------------------
+
+def ports_free(ports):
+    for p in ports:
+        s = socket.socket()
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
+class Cluster:
+    def __init__(self, name, nodes=3):
+        self.name = name
+        self.nodes = nodes
+        self.dir = os.path.join(ROOT, f"raft-test-{name}-{os.getpid()}")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        rng = random.Random(os.getpid() * 31 + len(name))
+        for _ in range(200):
+            base = rng.randrange(20000, 60000, 200)
+            if ports_free([base + n for n in range(1, nodes + 1)] + [base + 100 + n for n in range(1, nodes + 1)]):
+                break
+        else:
+            raise Failure("no free port range")
+        self.base = base
+        # Each incarnation of a node: (node, stem, how it ended: None while running, 'stopped', 'killed').
+        self.incarnations = []
+        self.restarts = {n: 0 for n in range(1, nodes + 1)}
+
+    def script(self, *args, timeout_s=60):
+        p = subprocess.run([CLUSTER, *args, "--dir", self.dir], capture_output=True, text=True, timeout=timeout_s)
+        if p.returncode != 0:
+            raise Failure(f"cluster {' '.join(args)} exited {p.returncode}: {p.stderr.strip()} {p.stdout.strip()}")
+        return p.stdout
+
+    def port(self, n):
+        return self.base + 100 + n
+
+    def _end(self, n, how):
+        for i, (node, stem, ended) in enumerate(self.incarnations):
+            if node == n and ended is None:
+                self.incarnations[i] = (node, stem, how)
+
+    def start(self):
+        out = self.script("start", "--nodes", str(self.nodes), "--base-port", str(self.base), "--record",
+                          "--bin", BIN)
+        for n in range(1, self.nodes + 1):
+            self.incarnations.append((n, f"node-{n}", None))
+        return out
+
+    def stop(self):
+        self.script("stop")
+        for n in range(1, self.nodes + 1):
+            self._end(n, "stopped")
+
+    def kill(self, n):
+        self.script("kill", str(n))
+        self._end(n, "killed")
+
+    def restart(self, n):
+        self.script("restart", str(n))
+        self._end(n, "stopped")
+        self.restarts[n] += 1
+        self.incarnations.append((n, f"node-{n}.restart-{self.restarts[n]}", None))
+
+    def leader(self, timeout_s=10.0, exclude=()):
+        def one():
+            leaders = []
+            for n in range(1, self.nodes + 1):
+                if n in exclude:
+                    continue
+                try:
+                    i = info(self.port(n))
+                except OSError:
+                    continue
+                if i["role"] == "leader":
+                    leaders.append((int(i["term"]), n))
+            return max(leaders)[1] if leaders else None
+        return wait_for("a leader", one, timeout_s)
+
+    def write(self, key, value, timeout_s=10.0):
+        """SET through any node, following MOVED and retrying TRYAGAIN (bounded)."""
+        deadline = time.monotonic() + timeout_s
+        port = self.port(1)
+        last = None
+        for _ in range(1000):
+            if time.monotonic() > deadline:
+                break
+            try:
+                r = call(port, "SET", key, value)
+            except OSError as e:
+                last = e
+                port = self.port((port - self.base - 100) % self.nodes + 1)
+                time.sleep(0.05)
+                continue
+            if r == "OK":
+                return
+            last = r
+            if isinstance(r, RespError) and str(r).startswith("MOVED "):
+                port = int(str(r).rsplit(":", 1)[1])
+                continue
+            time.sleep(0.05)
+        raise Failure(f"SET {key} did not succeed in {timeout_s} s (last: {last!r})")
+
+    def wait_replicated(self, nodes, keys, timeout_s=10.0):
+        """Every node in `nodes` answers RAFT.GET k == v for every (k, v) in keys."""
+        for n in nodes:
+            def has_all(n=n):
+                c = Client(self.port(n))
+                try:
+                    for k, v in keys.items():
+                        if c.call("RAFT.GET", k) != v:
+                            return False
+                    return True
+                finally:
+                    c.close()
+            wait_for(f"node {n} to hold {len(keys)} keys", has_all, timeout_s)
+
+    def path(self, stem, ext):
+        return os.path.join(self.dir, f"{stem}.{ext}")
+
+    def verify_replays(self):
+        """Replays every incarnation's trace and compares it with its live run."""
+        check(self.incarnations, "no incarnations recorded")
+        for node, stem, ended in self.incarnations:
+            check(ended is not None, f"{stem} still running at the replay check")
+            trace = self.path(stem, "trace")
+            with open(self.path(stem, "log"), "rb") as f:
+                live = f.read()
+            check(b" listening raft " in live, f"{stem}: the live log lacks its listening line")
+            p = subprocess.run([BIN, f"--replay={trace}"], capture_output=True, timeout=120)
+            where = f"{stem} ({ended}): replay exit {p.returncode}, stderr: {p.stderr.decode(errors='replace')[-600:]}"
+            if ended == "stopped":
+                check(p.returncode == 0, where)
+                check(p.stdout == live, f"{where}\n--- replay stdout ---\n{p.stdout.decode()}\n--- live ---\n{live.decode()}")
+            else:
+                check(p.returncode == 2, where)
+                check(b"the trace ends" in p.stderr, where)
+                check(live.startswith(p.stdout) and b" listening raft " in p.stdout,
+                      f"{where}\n--- replay stdout is not a prefix of the live log ---\n{p.stdout.decode()}")
+            lines = p.stdout.count(b"\n")
+            print(f"  replayed {stem} ({ended}): exit {p.returncode}, {lines} narrative lines match")
+
+    def cleanup(self, ok):
+        try:
+            self.script("stop", timeout_s=60)
+        except Exception as e:  # noqa: BLE001 — best effort after a failure
+            print(f"  (stop after failure: {e})")
+        if ok:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            print(f"  kept {self.dir} for inspection")
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+def roles(c):
+    out = {}
+    for n in range(1, c.nodes + 1):
+        i = info(c.port(n))
+        out[n] = (i["role"], int(i["term"]), int(i["leader_id"]))
+    return out
+
+
+def scenario_election(c):
+    c.start()
+    leader = c.leader()
+
+    def agreed():
+        r = roles(c)
+        leaders = [n for n, (role, _, _) in r.items() if role == "leader"]
+        terms = {term for (_, term, _) in r.values()}
+        ids = {lid for (_, _, lid) in r.values()}
+        return r if len(leaders) == 1 and len(terms) == 1 and ids == {leaders[0]} else None
+    r = wait_for("all nodes to agree on one leader and term", agreed)
+    check(r[leader][0] == "leader", f"leader {leader} is not leader in {r}")
+    # An idle cluster keeps its leader: heartbeats arrive well inside the election timeout.
+    time.sleep(1.5)
+    r2 = roles(c)
+    check(r2 == r, f"an idle cluster changed roles or terms: {r} -> {r2}")
+    print(f"  leader {leader}, term {r[leader][1]}, stable over 1.5 s idle")
+    c.stop()
+
+
+def scenario_replication(c):
+    c.start()
+    leader = c.leader()
+    follower = next(n for n in range(1, c.nodes + 1) if n != leader)
+    # A follower redirects writes and reads to the leader, Redis Cluster style.
+    r = call(c.port(follower), "SET", "x", "1")
+    check(isinstance(r, RespError) and str(r) == f"MOVED 0 127.0.0.1:{c.port(leader)}", f"follower SET -> {r!r}")
+    r = call(c.port(follower), "GET", "x")
+    check(isinstance(r, RespError) and str(r).startswith("MOVED 0 "), f"follower GET -> {r!r}")
+    keys = {f"key{i}": f"value-{i}-" + "v" * i for i in range(30)}
+    for k, v in keys.items():
+        c.write(k, v)
+    for k, v in keys.items():
+        check(call(c.port(leader), "GET", k) == v, f"leader GET {k}")
+    c.wait_replicated(range(1, c.nodes + 1), keys)
+    check(call(c.port(leader), "DEL", "key0", "nokey") == 1, "DEL counts the keys it removed")
+    check(call(c.port(leader), "DEL", "key0") == 0, "a second DEL removes nothing")
+    check(call(c.port(leader), "GET", "key0") is None, "GET of a deleted key is null")
+    del keys["key0"]
+
+    def converged():
+        infos = [info(c.port(n)) for n in range(1, c.nodes + 1)]
+        commits = {i["commit_index"] for i in infos} | {i["last_applied"] for i in infos}
+        return infos if len(commits) == 1 and all(i["keys"] == str(len(keys)) for i in infos) else None
+    infos = wait_for("commit and apply to converge", converged)
+    # 1 no-op + 30 SETs + 2 DELs.
+    check(int(infos[0]["commit_index"]) == 33, f"commit index {infos[0]['commit_index']} (want 33)")
+    check(call(c.port(follower), "RAFT.GET", "key0") is None, "a follower applied the DEL")
+    check(call(c.port(follower), "PING") == "PONG", "PING")
+    check(call(c.port(follower), "COMMAND") == [], "COMMAND")
+    print(f"  30 SETs and 2 DELs via MOVED to leader {leader}; every node at commit index 33")
+    c.stop()
+
+
+def scenario_leader_crash(c):
+    c.start()
+    old = c.leader()
+    old_term = int(info(c.port(old))["term"])
+    keys = {f"a{i}": str(i) for i in range(10)}
+    for k, v in keys.items():
+        c.write(k, v)
+    c.kill(old)
+    new = c.leader(exclude=(old,))
+    check(new != old, "a new leader")
+    new_term = int(info(c.port(new))["term"])
+    check(new_term > old_term, f"the new leader's term {new_term} is above {old_term}")
+    more = {f"b{i}": str(i) for i in range(10)}
+    for k, v in more.items():
+        c.write(k, v)
+    keys.update(more)
+    survivors = [n for n in range(1, c.nodes + 1) if n != old]
+    c.wait_replicated(survivors, keys)
+    c.restart(old)
+    c.wait_replicated([old], keys)
+    i = info(c.port(old))
+    check(i["role"] == "follower" and int(i["term"]) >= new_term, f"the old leader rejoined as follower: {i}")
+    print(f"  leader {old} (term {old_term}) killed; {new} leads term {new_term}; writes continued; {old} caught up")
+    c.stop()
+
+
+def scenario_follower_restart(c):
+    c.start()
+    leader = c.leader()
+    follower = next(n for n in range(1, c.nodes + 1) if n != leader)
+    keys = {f"f{i}": str(i) for i in range(5)}
+    for k, v in keys.items():
+        c.write(k, v)
+    c.kill(follower)  # writes go on while it is down...
+    for i in range(5, 25):
+        keys[f"f{i}"] = str(i)
+        c.write(f"f{i}", str(i))
+    c.restart(follower)  # ...and it catches up from the leader
+    c.wait_replicated([follower], keys)
+    c.restart(follower)  # a graceful restart too
+    keys["after"] = "graceful"
+    c.write("after", "graceful")
+    c.wait_replicated(range(1, c.nodes + 1), keys)
+    print(f"  follower {follower} killed, 20 writes, restarted: caught up; restarted gracefully: caught up")
+    c.stop()
+
+
+def scenario_persistence(c):
+    c.start()
+    c.leader()
+    keys = {f"p{i}": f"persist-{i}" for i in range(15)}
+    for k, v in keys.items():
+        c.write(k, v)
+    c.wait_replicated(range(1, c.nodes + 1), keys)
+    c.stop()
+    # A crash mid-append on node 1: half a record at its log's end.
+    with open(os.path.join(c.dir, "node-1", "log"), "ab") as f:
+        f.write(b"\x20\x00\x00\x00\x01\x02\x03")
+    for n in range(1, c.nodes + 1):
+        c.restart(n)
+    leader = c.leader()
+    for k, v in keys.items():
+        check(call(c.port(leader), "GET", k) == v, f"after a full restart, GET {k}")
+    c.wait_replicated(range(1, c.nodes + 1), keys)
+    with open(c.path("node-1.restart-1", "log"), "rb") as f:
+        first = f.readline().decode()
+    check("16 log entries (cut a torn last record of 7 bytes)" in first, f"node 1 recovered: {first!r}")
+    print(f"  15 keys survived a stop of every node; node 1 cut a torn record; {first.strip()}")
+    c.stop()
+
+
+SCENARIOS = {
+    "election": (scenario_election, 3),
+    "election-5": (scenario_election, 5),
+    "replication": (scenario_replication, 3),
+    "leader-crash": (scenario_leader_crash, 3),
+    "follower-restart": (scenario_follower_restart, 3),
+    "persistence": (scenario_persistence, 3),
+}
+
+
+def main():
+    names = sys.argv[3:] or list(SCENARIOS)
+    failed = []
+    for name in names:
+        fn, nodes = SCENARIOS[name]
+        print(f"scenario {name} ({nodes} nodes)", flush=True)
+        c = Cluster(name, nodes)
+        ok = False
+        started = time.monotonic()
+        try:
+            fn(c)
+            c.verify_replays()
+            ok = True
+            print(f"  ok in {time.monotonic() - started:.1f} s", flush=True)
+        except (Failure, OSError, subprocess.TimeoutExpired) as e:
+            print(f"  FAILED: {e}", flush=True)
+            failed.append(name)
+        finally:
+            c.cleanup(ok)
+    print(f"{len(names) - len(failed)} of {len(names)} scenarios passed" + (f"; failed: {failed}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
