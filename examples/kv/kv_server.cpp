@@ -184,7 +184,7 @@ struct Server::State {
     Instant started{};
     std::uint64_t next_client_id = 1;
     std::unordered_map<std::uint64_t, Task<void>> clients;
-    WaitGroup clients_running;
+    Task<void> expiry_task;
     /// The active expiry: the task sleeps on the timer (armed at the earliest deadline)
     /// or, with no deadline pending, on the condition.
     Timer expiry_timer;
@@ -521,8 +521,7 @@ void expire_generic(Ctx& c, Unit unit, std::string_view name) {
         ((flags & lt) && current != 0 && deadline_ns >= current))
         return resp::append_integer(c.out, 0);
     if (deadline_ns <= c.now_ns) {
-        c.s.keys.erase(c.argv[1]);
-        ++c.s.stats.expired_keys;
+        c.s.keys.erase(c.argv[1]);  // already past: deleted, not counted as expired (as in Redis)
     } else {
         c.s.set_expire(*e, c.argv[1], deadline_ns);
     }
@@ -665,6 +664,7 @@ void cmd_config(Ctx& c) {
         const std::uint64_t clients = c.s.stats.connected_clients;
         c.s.stats = Stats{};
         c.s.stats.connected_clients = clients;
+        c.s.keys.reset_expired();
         return c.ok();
     }
     unknown_subcommand(c, "CONFIG");
@@ -729,7 +729,7 @@ void append_info_section(Ctx& c, std::string& text, std::string_view section) {
             "total_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\n"
             "keyspace_hits:{}\r\nkeyspace_misses:{}\r\ntotal_error_replies:{}\r\n",
             s.stats.connections_received, s.stats.commands_processed, s.stats.net_input_bytes,
-            s.stats.net_output_bytes, s.stats.connections_rejected, s.stats.expired_keys + s.keys.expired(),
+            s.stats.net_output_bytes, s.stats.connections_rejected, s.keys.expired(),
             s.stats.keyspace_hits, s.stats.keyspace_misses, s.stats.error_replies);
     } else if (section == "keyspace") {
         text += "# Keyspace\r\n";
@@ -928,7 +928,7 @@ void Server::State::expiry_loop() {
     }
 }
 
-Server::Server(Config config) : state_(std::make_unique<State>()) {
+Server::Server(Config config) : state_(std::make_shared<State>()) {
     state_->config = std::move(config);
     state_->started = now();
 }
@@ -950,14 +950,21 @@ Result<void> Server::listen() {
 }
 
 std::uint16_t Server::port() const { return state_->listener.port(); }
-const Stats& Server::stats() const noexcept { return state_->stats; }
+Stats Server::stats() const noexcept {
+    Stats s = state_->stats;
+    s.expired_keys = state_->keys.expired();
+    return s;
+}
 std::size_t Server::key_count() const noexcept { return state_->keys.size(); }
 void Server::on_active_expire(std::function<void(std::string_view)> hook) { state_->expire_hook = std::move(hook); }
 
 int Server::serve() {
-    State& s = *state_;
+    std::shared_ptr<State> shared = state_;
+    State& s = *shared;
     REPRISE_ASSERT_MSG(s.listener, "Server::serve() before listen()");
-    Task<void> expiry = spawn("kv-expiry", [&s] { s.expiry_loop(); });
+    // Tasks hold the state they use: once the caller is cancelled it cannot block to
+    // join them, so they finish on their own after serve() returned.
+    s.expiry_task = spawn("kv-expiry", [shared] { shared->expiry_loop(); });
     int status = 0;
     for (;;) {
         auto conn = s.listener.accept();
@@ -981,22 +988,18 @@ int Server::serve() {
         }
         const std::uint64_t id = s.next_client_id++;
         ++s.stats.connected_clients;
-        s.clients_running.add();
-        s.clients.emplace(id, spawn(fmt::format("kv-client-{}", id), [&s, id, c = std::move(*conn)]() mutable {
-                              s.serve_client(std::move(c), id);
-                              --s.stats.connected_clients;
-                              s.clients.erase(id);  // detaches this task's own handle; it ends right here
-                              s.clients_running.done();
+        s.clients.emplace(id, spawn(fmt::format("kv-client-{}", id), [shared, id, c = std::move(*conn)]() mutable {
+                              shared->serve_client(std::move(c), id);
+                              --shared->stats.connected_clients;
+                              shared->clients.erase(id);  // detaches this task's own handle; it ends right here
                           }));
     }
-    // Graceful stop: no new clients; cancel the ones connected and the expiry task, and wait.
+    // Graceful stop: no new clients; the connected ones and the expiry task are cancelled
+    // (a blocked read or wait returns Errc::cancelled and the task ends).
     s.listener.close();
     for (auto& [id, task] : s.clients)
         task.cancel();
-    while (s.clients_running.count() > 0)
-        (void)s.clients_running.wait();
-    expiry.cancel();
-    (void)expiry.join();
+    s.expiry_task.cancel();
     return status;
 }
 

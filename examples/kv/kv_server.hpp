@@ -74,11 +74,13 @@ public:
     /// The bound port (after listen()).
     std::uint16_t port() const;
     /// Accepts clients until the calling task is cancelled (a graceful stop) or the
-    /// listener fails; then cancels the clients and the expiry task and waits for
-    /// them. Returns 0 after a graceful stop, 1 on a listener error.
+    /// listener fails; then closes the listener and cancels the clients and the expiry
+    /// task, which end on their own (they share the server's state, so the Server may
+    /// be destroyed before they are gone). Returns 0 after a graceful stop, 1 on a
+    /// listener error.
     int serve();
 
-    const Stats& stats() const noexcept;
+    Stats stats() const noexcept;
     /// Keys in the keyspace (expired keys not yet removed included).
     std::size_t key_count() const noexcept;
     /// Called for each key the active expiry removes (tests log it).
@@ -87,7 +89,7 @@ public:
     struct State;
 
 private:
-    std::unique_ptr<State> state_;
+    std::shared_ptr<State> state_;  ///< shared with the server's tasks, which may outlive serve()
 };
 
 /// The program: parses `ctx.args`, listens, prints "listening P" and serves.
