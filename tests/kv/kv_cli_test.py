@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Drives the built reprise-kv with redis-cli and redis-benchmark: live, recording, and the recording replayed.
+
+Usage: kv_cli_test.py REPRISE_KV
+
+Starts reprise-kv on 127.0.0.1 port 0 (it prints "listening P"), runs redis-cli over
+every command family and checks each output, checks inline commands and a protocol
+error on a raw socket, runs `redis-benchmark -t ping,set,get,incr,mset -n 20000 -q`
+with -P 16 and -P 1 and checks it reports no error, then stops the server with
+SIGTERM and checks it exits 0. Then the same with --record=FILE, and the trace is
+replayed (`reprise-kv --replay=FILE`, arguments from the trace), which must end with
+status 0 and say "replay done". Exits 77 (a skip for meson) only when redis-cli or
+redis-benchmark is missing. Every child runs under a timeout.
+"""
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+CMD_TIMEOUT_S = 30
+BENCH_TIMEOUT_S = 120
+START_TIMEOUT_S = 20
+STOP_TIMEOUT_S = 20
+FAILURES = []
+
+
+def check(condition, what, detail=""):
+    if not condition:
+        FAILURES.append(what)
+        print(f"FAIL: {what}" + (f"\n{detail}" if detail else ""), file=sys.stderr)
+    return condition
+
+
+class Server:
+    """reprise-kv as a child process, up once it printed "listening P"."""
+
+    def __init__(self, exe, extra):
+        self.argv = [exe] + extra + ["--port=0"]
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.stderr)
+        self.port = None
+        line = b""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline and not line.endswith(b"\n"):
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            byte = os.read(self.proc.stdout.fileno(), 1)
+            if not byte:
+                break
+            line += byte
+        m = re.match(rb"listening (\d+)\n", line)
+        if not m:
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError(f"{self.argv} did not print 'listening P' (got {line!r}); stderr: {self.err()}")
+        self.port = int(m.group(1))
+
+    def err(self):
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")
+
+    def stop(self):
+        """SIGTERM, then the exit status (None when it had to be killed)."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+
+def cli(port, *args):
+    p = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port)] + list(args), capture_output=True, text=True,
+                       errors="replace", timeout=CMD_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    return p.stdout
+
+
+# redis-cli's output (not a tty: raw) for each command, in order. A regex where the value varies.
+SCRIPT = [
+    (["PING"], "PONG\n"),
+    (["PING", "hello"], "hello\n"),
+    (["ECHO", "two words"], "two words\n"),
+    (["SET", "k", "v"], "OK\n"),
+    (["GET", "k"], "v\n"),
+    (["SET", "k", "w", "NX"], "\n"),
+    (["SET", "k", "w", "XX", "GET"], "v\n"),
+    (["SET", "fresh", "x", "XX"], "\n"),
+    (["GET", "missing"], "\n"),
+    (["SET", "k", "v", "EX", "0"], "ERR invalid expire time in 'set' command\n"),
+    (["SET", "k", "v", "EX", "soon"], "ERR value is not an integer or out of range\n"),
+    (["SET", "k", "v", "NX", "XX"], "ERR syntax error\n"),
+    (["GET"], "ERR wrong number of arguments for 'get' command\n"),
+    (["FOO", "bar"], "ERR unknown command 'FOO', with args beginning with: 'bar' \n"),
+    (["DEL", "k", "missing"], "1\n"),
+    (["MSET", "a", "1", "b", "2"], "OK\n"),
+    (["MGET", "a", "nope", "b"], "1\n\n2\n"),
+    (["EXISTS", "a", "b", "nope"], "2\n"),
+    (["INCR", "a"], "2\n"),
+    (["DECR", "a"], "1\n"),
+    (["INCRBY", "a", "10"], "11\n"),
+    (["DECRBY", "a", "5"], "6\n"),
+    (["INCR", "k2"], "1\n"),
+    (["SET", "s", "text"], "OK\n"),
+    (["INCR", "s"], "ERR value is not an integer or out of range\n"),
+    (["TTL", "a"], "-1\n"),
+    (["TTL", "nope"], "-2\n"),
+    (["EXPIRE", "a", "100"], "1\n"),
+    (["TTL", "a"], re.compile(r"99|100")),
+    (["PEXPIRE", "a", "100000"], "1\n"),
+    (["PTTL", "a"], re.compile(r"9\d{4}|100000")),
+    (["SET", "later", "v", "PX", "600000"], "OK\n"),
+    (["DBSIZE"], "5\n"),
+    (["CLIENT", "SETNAME", "cli"], "OK\n"),
+    (["CLIENT", "GETNAME"], "\n"),  # each redis-cli run is a new client
+    (["COMMAND"], ""),
+    (["COMMAND", "DOCS"], ""),
+    (["INFO", "keyspace"], re.compile(r"# Keyspace\ndb0:keys=5,expires=2,avg_ttl=0")),
+    (["FLUSHALL"], "OK\n"),
+    (["DBSIZE"], "0\n"),
+    (["QUIT"], "OK\n"),
+]
+
+
+def run_script(port, label):
+    for args, want in SCRIPT:
+        # redis-cli adds a blank line after some errors and prints bulk strings raw: compare
+        # without the trailing newlines and with CRLF as LF.
+        got = cli(port, *args).replace("\r\n", "\n").rstrip("\n")
+        if isinstance(want, re.Pattern):
+            ok = want.fullmatch(got) is not None
+        else:
+            ok = got == want.rstrip("\n")
+        check(ok, f"{label}: redis-cli {' '.join(args)}", f"  want {want!r}\n  got  {got!r}")
+    # Expiry on loop time: a key with PX 150 is gone 400 ms later.
+    check(cli(port, "SET", "brief", "v", "PX", "150") == "OK\n", f"{label}: SET PX 150")
+    time.sleep(0.4)
+    check(cli(port, "EXISTS", "brief") == "0\n", f"{label}: a key with PX 150 is gone after 400 ms")
+    info = cli(port, "INFO")
+    for section in ("# Server", "# Clients", "# Stats", "# Keyspace", "connected_clients:1", "expired_keys:"):
+        check(section in info, f"{label}: INFO has {section!r}", info)
+    # A session on one connection: CLIENT SETNAME then GETNAME (redis-cli reads commands from stdin).
+    p = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port)], input="CLIENT SETNAME me\nCLIENT GETNAME\n",
+                       capture_output=True, text=True, timeout=CMD_TIMEOUT_S)
+    check(p.stdout == "OK\nme\n", f"{label}: CLIENT SETNAME/GETNAME on one connection", repr(p.stdout))
+
+
+def raw_exchange(port, payload, want_bytes):
+    """Sends raw bytes, reads until the peer closes or `want_bytes` arrived (bounded by a timeout)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=CMD_TIMEOUT_S) as s:
+        s.sendall(payload)
+        got = b""
+        deadline = time.monotonic() + CMD_TIMEOUT_S
+        while len(got) < want_bytes and time.monotonic() < deadline:
+            chunk = s.recv(65536)
+            if not chunk:
+                return got, True
+            got += chunk
+        closed = False
+        s.settimeout(2)
+        try:
+            closed = s.recv(1) == b""
+        except socket.timeout:
+            pass
+        return got, closed
+
+
+def run_raw(port, label):
+    got, _ = raw_exchange(port, b"PING\r\nset greeting \"hello world\"\r\nget greeting\r\n", 30)
+    check(got == b"+PONG\r\n+OK\r\n$11\r\nhello world\r\n", f"{label}: inline commands (as from nc)", repr(got))
+    got, closed = raw_exchange(port, b"*1\r\n$-3\r\n", 100)
+    check(got == b"-ERR Protocol error: invalid bulk length\r\n", f"{label}: protocol error text", repr(got))
+    check(closed, f"{label}: the connection is closed after a protocol error")
+    check(cli(port, "PING") == "PONG\n", f"{label}: others are still served after a protocol error")
+
+
+def run_benchmark(port, label):
+    for pipeline in ("16", "1"):
+        argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "ping,set,get,incr,mset", "-n", "20000",
+                "-P", pipeline, "-q"]
+        p = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=BENCH_TIMEOUT_S,
+                           stdin=subprocess.DEVNULL)
+        text = (p.stdout + p.stderr).replace("\r", "\n")
+        finals = [line for line in text.splitlines() if "requests per second" in line]
+        names = {line.split(":")[0].strip() for line in finals}
+        check(p.returncode == 0, f"{label}: redis-benchmark -P {pipeline} exit status", text[-2000:])
+        check("error" not in text.lower(), f"{label}: redis-benchmark -P {pipeline} reports no error", text[-2000:])
+        check({"PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "MSET (10 keys)"} <= names,
+              f"{label}: redis-benchmark -P {pipeline} ran every test", "\n".join(finals))
+        print(f"{label} -P {pipeline}: " + "; ".join(f.strip() for f in finals))
+
+
+def session(exe, extra, label):
+    server = Server(exe, extra)
+    try:
+        run_script(server.port, label)
+        run_raw(server.port, label)
+        run_benchmark(server.port, label)
+    finally:
+        status = server.stop()
+    check(status == 0, f"{label}: SIGTERM stops reprise-kv with status 0 (got {status})", server.err()[-2000:])
+    return server
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    exe = sys.argv[1]
+    for tool in ("redis-cli", "redis-benchmark"):
+        if shutil.which(tool) is None:
+            print(f"SKIP: {tool} is not installed (./dev installs redis-tools)")
+            return 77
+
+    session(exe, [], "live")
+
+    with tempfile.TemporaryDirectory(prefix="reprise-kv-cli-") as tmp:
+        trace = os.path.join(tmp, "kv.trace")
+        recorded = session(exe, [f"--record={trace}"], "recording")
+        check(os.path.getsize(trace) > 0, "recording: the trace is written")
+        start = time.monotonic()
+        p = subprocess.run([exe, f"--replay={trace}"], capture_output=True, text=True, errors="replace",
+                           timeout=BENCH_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        took = time.monotonic() - start
+        check(p.returncode == 0, f"replay: exits 0 (got {p.returncode})", p.stderr[-3000:])
+        check(p.stdout == f"listening {recorded.port}\n", "replay: listens on the recorded port", repr(p.stdout))
+        check("replay done" in p.stderr, "replay: ends at the trace's end ('replay done')", p.stderr[-3000:])
+        print(f"replay took {took:.2f} s: {p.stderr.strip()[-300:]}")
+
+    if FAILURES:
+        print(f"{len(FAILURES)} check(s) failed", file=sys.stderr)
+        return 1
+    print("kv-cli: all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
