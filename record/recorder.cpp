@@ -34,7 +34,7 @@ std::unique_ptr<Recorder> Recorder::open(RecorderConfig config, std::string& err
 
 // Opens the next file (the trace, or its next segment) and writes its header.
 bool Recorder::open_file(std::string& error) {
-    std::string path = config_.segment_bytes > 0 ? fmt::format("{}.{}", config_.path, segment_) : config_.path;
+    const std::string path = file_path();
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);  // reprise-allow: io (the trace file)
     if (fd < 0) {
         error = fmt::format("cannot create trace {}: {}", path, std::strerror(errno));
@@ -46,6 +46,10 @@ bool Recorder::open_file(std::string& error) {
     if (!write_all(fd, header)) {
         error = fmt::format("cannot write the header of trace {}: {}", path, std::strerror(errno));
         ::close(fd);
+        // A segment file we named ourselves goes, so that the trace's segments stop
+        // cleanly at the last complete one. (A single-file path may be a device: kept.)
+        if (config_.segment_bytes > 0)
+            ::unlink(path.c_str());  // reprise-allow: io (the trace file)
         return false;
     }
     file_bytes_ = header.size();
@@ -75,6 +79,8 @@ bool Recorder::write_all(int fd, std::string_view bytes) noexcept {
         ssize_t n = ::write(fd, bytes.data(), bytes.size());  // reprise-allow: io (the trace file)
         if (n < 0 && errno == EINTR)
             continue;
+        if (n == 0)
+            errno = EIO;  // no progress and no error: never retry forever
         if (n <= 0)
             return false;
         bytes.remove_prefix(static_cast<std::size_t>(n));
@@ -124,7 +130,11 @@ std::string Recorder::input(trace::InputKind kind, std::string_view name, const 
 }
 
 void Recorder::output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) {
-    std::string_view full = config_.full_outputs && bytes.size() <= trace::record_payload_bytes_max ? bytes : std::string_view{};
+    output_bytes(kind, handle, bytes, config_.full_outputs);
+}
+
+void Recorder::output_bytes(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes, bool full_bytes) {
+    std::string_view full = full_bytes && bytes.size() <= trace::record_payload_bytes_max ? bytes : std::string_view{};
     encoder_.output(kind, handle, bytes.size(), trace::digest64(bytes), full);
     committed();
 }
@@ -158,12 +168,12 @@ void Recorder::seal() {
     if (committed_bytes_ == 0)
         return;
     // The payload moves to the writer, which frames it (length, CRC) off the loop.
-    std::string chunk;
+    Sealed chunk{.payload = {}, .records_through = records_};
     if (committed_bytes_ == encoder_.payload().size()) {
-        chunk.swap(encoder_.payload());
+        chunk.payload.swap(encoder_.payload());
         encoder_.payload().reserve(trace::chunk_bytes_target + 4096);
     } else {
-        chunk.assign(encoder_.payload(), 0, committed_bytes_);
+        chunk.payload.assign(encoder_.payload(), 0, committed_bytes_);
         encoder_.payload().erase(0, committed_bytes_);
     }
     committed_bytes_ = 0;
@@ -173,7 +183,7 @@ void Recorder::seal() {
     space_.wait(lock, [&] { return queued_bytes_ < config_.buffer_bytes_max || failed_.load(); });
     if (failed_.load())
         return;
-    queued_bytes_ += chunk.size();
+    queued_bytes_ += chunk.payload.size();
     chunks_.push_back(std::move(chunk));
     chunks_unwritten_.fetch_add(1);
     lock.unlock();
@@ -188,36 +198,64 @@ void Recorder::writer_main() {
         work_.wait(lock, [&] { return stopping_ || !chunks_.empty(); });
         if (chunks_.empty())
             return;
-        std::string chunk = std::move(chunks_.front());
+        Sealed chunk = std::move(chunks_.front());
         chunks_.pop_front();
         lock.unlock();
-        bool ok = true;
-        if (config_.segment_bytes > 0 && file_bytes_ > 0 && file_bytes_ + chunk.size() > config_.segment_bytes &&
-            file_bytes_ > trace::header_bytes_max) {
-            ++segment_;
-            std::string error;
-            ok = open_file(error);
-            if (!ok)
-                fmt::print(stderr, "reprise: recording stops: {}\n", error);
-        }
-        ok = ok && write_chunk(fd_.load(), chunk);
-        if (ok && config_.fsync == FsyncPolicy::every_chunk)
-            ::fsync(fd_.load());
-        if (!ok && !failed_.exchange(true))
-            fmt::print(stderr,
-                       "reprise: RECORDING STOPPED: writing the trace {} failed ({}); the trace ends before record {}. "
-                       "The program goes on unrecorded.\n",
-                       config_.path, std::strerror(errno), records_);
-        file_bytes_ += chunk.size() + 8;
+        // After a failure the chunks still queued are dropped: nothing may follow a gap.
+        if (!failed_.load())
+            write_sealed(chunk);
         chunks_unwritten_.fetch_sub(1);
         lock.lock();
-        queued_bytes_ -= chunk.size();
+        queued_bytes_ -= chunk.payload.size();
         space_.notify_all();
-        if (failed_.load()) {
-            chunks_.clear();
-            queued_bytes_ = 0;
+    }
+}
+
+// Writes one sealed chunk, starting the next segment first when it would not fit.
+void Recorder::write_sealed(const Sealed& chunk) {
+    if (config_.segment_bytes > 0 && file_bytes_ + chunk.payload.size() > config_.segment_bytes &&
+        file_bytes_ > trace::header_bytes_max) {
+        ++segment_;
+        std::string error;
+        if (!open_file(error)) {
+            stop_writing(error);
+            return;
         }
     }
+    const int fd = fd_.load();
+    if (!write_chunk(fd, chunk.payload)) {
+        const int error_number = errno;
+        stop_writing(fmt::format("writing the trace {} failed: {}", file_path(), std::strerror(error_number)));
+        return;
+    }
+    file_bytes_ += chunk.payload.size() + 8;
+    records_written_ = chunk.records_through;
+    if (config_.fsync == FsyncPolicy::every_chunk && ::fsync(fd) != 0) {
+        const int error_number = errno;
+        stop_writing(fmt::format("syncing the trace {} failed: {}", file_path(), std::strerror(error_number)));
+    }
+}
+
+// A write failed (disk full, file too large, I/O error): the trace is cut back to its
+// last complete chunk, so that it reads as cut off there rather than damaged, and says
+// so once, loudly. The loop stops handing over chunks; the program goes on unrecorded.
+void Recorder::stop_writing(std::string_view what) {
+    if (failed_.exchange(true))
+        return;
+    const int fd = fd_.load();
+    const bool cut = fd >= 0 && ::ftruncate(fd, static_cast<off_t>(file_bytes_)) == 0;
+    fmt::print(stderr,
+               "reprise: RECORDING STOPPED: {}; the trace ends before record {} ({}, {}). "
+               "The program goes on unrecorded.\n",
+               what, records_written_,
+               records_written_ == 0 ? std::string("it holds no record")
+                                     : fmt::format("it holds events #0 to #{}", records_written_ - 1),
+               cut ? "in complete chunks" : "its last chunk may be cut short: it could not be truncated");
+    std::fflush(stderr);
+}
+
+std::string Recorder::file_path() const {
+    return config_.segment_bytes > 0 ? fmt::format("{}.{}", config_.path, segment_) : config_.path;
 }
 
 // Writes one chunk: its frame (length, CRC-32C of the payload), then the payload.
@@ -238,7 +276,7 @@ bool Recorder::write_chunk(int fd, std::string_view payload) noexcept {
 // (bounded wait), then writes the records encoded since, without allocating.
 void Recorder::crash_flush(void* arg) noexcept {
     auto* self = static_cast<Recorder*>(arg);
-    if (self->ended_)
+    if (self->ended_ || self->failed_.load())
         return;
     for (int i = 0; i < 2000 && self->chunks_unwritten_.load() > 0; ++i)
         ::usleep(1000);
@@ -246,7 +284,9 @@ void Recorder::crash_flush(void* arg) noexcept {
     std::string_view payload(self->encoder_.payload().data(), self->committed_bytes_);
     if (fd < 0 || payload.empty() || self->chunks_unwritten_.load() > 0)
         return;
-    self->write_chunk(fd, payload);
+    // The writer is idle (nothing unwritten), so its count of complete bytes holds.
+    if (!self->write_chunk(fd, payload))
+        (void)::ftruncate(fd, static_cast<off_t>(self->file_bytes_));
     ::fsync(fd);
 }
 

@@ -45,6 +45,8 @@ public:
     std::string input(trace::InputKind kind, std::string_view name,
                       const std::function<std::string()>& produce) override;
     void output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) override;
+    /// An output written in full (`full`) or as length and digest, whatever the config says.
+    void output_bytes(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes, bool full);
     void spawn(std::uint64_t id, std::string_view name) override;
     void end(int exit_code) override;
     bool replaying() const noexcept override { return false; }
@@ -55,15 +57,26 @@ public:
     [[noreturn]] void diverge(std::string_view, std::string_view) override;
 
     std::uint64_t records() const noexcept { return records_; }
-    /// Set when a write failed: the trace stops at `stopped_at_record()`.
+    /// Set when a write failed: the trace on disk stops at a chunk boundary and the
+    /// recorder writes nothing more.
     bool failed() const noexcept { return failed_.load(); }
 
 private:
+    /// A sealed payload, not yet framed and written, and the number of records in the
+    /// trace up to the end of it (the writer reports where a failed trace stops).
+    struct Sealed {
+        std::string payload;
+        std::uint64_t records_through = 0;
+    };
+
     explicit Recorder(RecorderConfig config);
     bool open_file(std::string& error);
     void committed();              ///< after each complete record
     void seal();                   ///< frames the chunk and queues it for the writer
     void writer_main();
+    void write_sealed(const Sealed& chunk);
+    void stop_writing(std::string_view what);
+    std::string file_path() const;  ///< the file being written: the trace, or its current segment
     bool write_all(int fd, std::string_view bytes) noexcept;
     bool write_chunk(int fd, std::string_view payload) noexcept;
     static void crash_flush(void* self) noexcept;
@@ -79,13 +92,14 @@ private:
     std::mutex mutex_;
     std::condition_variable work_;        ///< writer: chunks to write, or stop
     std::condition_variable space_;       ///< loop: room in the buffer again
-    std::deque<std::string> chunks_;      ///< sealed payloads, not yet framed and written
+    std::deque<Sealed> chunks_;
     std::size_t queued_bytes_ = 0;
     bool stopping_ = false;
     std::atomic<std::size_t> chunks_unwritten_{0};
     std::atomic<int> fd_{-1};
     std::atomic<bool> failed_{false};
-    std::uint64_t file_bytes_ = 0;        ///< writer thread only
+    std::uint64_t file_bytes_ = 0;        ///< writer thread only: bytes of complete chunks in the current file
+    std::uint64_t records_written_ = 0;   ///< writer thread only: records in complete chunks on disk
     std::uint32_t segment_ = 0;           ///< writer thread only
     std::thread writer_;
 };

@@ -1,0 +1,196 @@
+// Crashes of a recorded program (segfault, abort, failed assertion, stack overflow): the trace ends with the events just before the crash, and replay crashes at that same event.
+#include "replay_harness.hpp"
+
+#include "runtime/assert.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+using namespace reprise;
+using namespace reprise::test;
+using namespace std::chrono_literals;
+
+#if defined(__SANITIZE_ADDRESS__)
+#define REPRISE_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define REPRISE_TEST_ASAN 1
+#endif
+#endif
+
+namespace {
+
+enum class Crash { segfault, abort, assertion, stack_overflow };
+
+const char* crash_name(Crash how) {
+    switch (how) {
+    case Crash::segfault: return "segfault";
+    case Crash::abort: return "abort";
+    case Crash::assertion: return "assertion";
+    case Crash::stack_overflow: return "stack overflow";
+    }
+    return "?";
+}
+
+// The compiler cannot know this is null, so the store below is a real fault.
+int* volatile crash_target = nullptr;
+
+// Deep enough to exhaust any fiber stack (a million 4 KiB frames); the volatile
+// buffer keeps each frame alive.
+int recurse(int depth) {
+    volatile char frame[4096];
+    frame[0] = static_cast<char>(depth);
+    if (depth > 1'000'000)
+        return frame[0];
+    return recurse(depth + 1) + frame[0];
+}
+
+[[noreturn]] void crash(Crash how) {
+    switch (how) {
+    case Crash::segfault:
+        *crash_target = 42;
+        break;
+    case Crash::abort:
+        std::abort();
+    case Crash::assertion:
+        REPRISE_ASSERT_MSG(crash_target != nullptr, "the test's deliberate assertion failure");
+        break;
+    case Crash::stack_overflow:
+        std::printf("%d\n", recurse(0));
+        break;
+    }
+    std::abort();  // not reached
+}
+
+/// The program under test: a server task answers "ok N" to each line "req N" of a
+/// client task of the same process, and crashes on the line "crash". The client
+/// sends 20 requests, sleeping 1 ms between them (so the loop ticks on timers
+/// too), prints each answer on stdout, then sends "crash" and waits.
+int crashing_server(Options options, Crash how) {
+    // As in a production process: Catch's own fatal-signal handlers (inherited by
+    // this forked child) would print a test report into the program's output.
+    for (int signo : {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE, SIGTRAP})
+        std::signal(signo, SIG_DFL);
+    Runtime rt(std::move(options));
+    return rt.run([&] {
+        Listener listener = must(listen(Address::loopback(0)), "listen");
+        auto server = spawn("server", [&] {
+            Connection conn = must(listener.accept(generous), "accept");
+            for (;;) {
+                const std::string line = must(conn.read_until("\n", 1024, generous), "server read");
+                if (line == "crash\n")
+                    crash(how);
+                must(conn.write("ok " + line.substr(4), generous), "answer");
+            }
+        });
+        Connection client = must(connect(listener.local_address(), generous), "connect");
+        for (int i = 0; i < 20; ++i) {
+            must(client.write(fmt::format("req {}\n", i), generous), "request");
+            const std::string answer = must(client.read_until("\n", 1024, generous), "client read");
+            std::printf("%s", answer.c_str());
+            std::fflush(stdout);
+            must(sleep_for(1ms), "sleep");
+        }
+        must(client.write("crash\n", generous), "the fatal request");
+        (void)client.read_some(1024, generous);  // the server dies before it answers
+        return 0;
+    });
+}
+
+/// How the crash shows in a child's status. ASan's own SIGSEGV handler (which the
+/// runtime's hands a fault on to) reports and exits 1 instead of dying by the signal;
+/// a stack overflow is reported by the runtime itself and dies by SIGSEGV anyway.
+bool died_of(const ChildResult& child, Crash how) {
+    switch (how) {
+    case Crash::segfault:
+#ifdef REPRISE_TEST_ASAN
+        if (child.exited_with(1) && child.err.find("AddressSanitizer: SEGV") != std::string::npos)
+            return true;
+#endif
+        return child.died_by(SIGSEGV);
+    case Crash::abort:
+    case Crash::assertion:
+        return child.died_by(SIGABRT);
+    case Crash::stack_overflow:
+        return child.died_by(SIGSEGV) && child.err.find("stack overflow in task 'server'") != std::string::npos;
+    }
+    return false;
+}
+
+void check_crash_replays_at_the_same_event(Crash how) {
+    INFO("crash by " << crash_name(how));
+    TempDir dir;
+    const std::string path = dir / "trace";
+    Options rec;
+    rec.record_path = path;
+    ChildResult recorded = run_in_child([&] { return crashing_server(rec, how); });
+    INFO("record: " << recorded.describe());
+    REQUIRE(died_of(recorded, how));
+    std::string answers;
+    for (int i = 0; i < 20; ++i)
+        answers += fmt::format("ok {}\n", i);
+    REQUIRE(recorded.out == answers);
+
+    // The trace is intact, has no end record, and its last events are the ones right
+    // before the crash: the fatal line read by the server, after the tick that
+    // delivered it (both in the chunk the crash hook wrote: a chunk is sealed only
+    // at a tick, before that tick's record), after the client's write of it.
+    const TraceFacts facts = read_trace(path, true);
+    INFO("trace: " << facts.records << " records" << (facts.error ? ", error: " + facts.error->message : std::string()));
+    REQUIRE(facts.opened);
+    REQUIRE_FALSE(facts.error.has_value());
+    REQUIRE_FALSE(facts.saw_end);
+    REQUIRE(facts.all.size() >= 3);
+    const std::uint64_t last = facts.all.size() - 1;
+    const trace::Record& fatal = facts.all[last];
+    REQUIRE(fatal.kind == trace::RecordKind::wake);
+    REQUIRE(std::string(trace::wake_kind_name(fatal.sub)) == "bytes_read");
+    REQUIRE(fatal.data == "crash\n");
+    REQUIRE(facts.all[last - 1].kind == trace::RecordKind::tick);
+    const trace::Record& write = facts.all[last - 2];
+    REQUIRE(write.kind == trace::RecordKind::output);
+    REQUIRE(write.value == 6);  // "crash\n"
+    REQUIRE(write.digest == trace::digest64("crash\n"));
+
+    // Replay crashes the same way, with the same output, at the same event: it
+    // reaches the last event (--break-at stops just before it), it does not ask for
+    // an event after it (that would end with "the trace ends", exit 2), and it does
+    // not diverge on the way (exit 3).
+    Options rep;
+    rep.replay_path = path;
+    ChildResult replayed = run_in_child([&] { return crashing_server(rep, how); });
+    INFO("replay: " << replayed.describe());
+    REQUIRE(died_of(replayed, how));
+    REQUIRE(replayed.out == answers);
+    REQUIRE(replayed.err.find("the trace ends") == std::string::npos);
+    REQUIRE(replayed.err.find("DIVERGENCE") == std::string::npos);
+
+    Options stop_before_last = rep;
+    stop_before_last.break_at = last;
+    ChildResult stopped = run_in_child([&] { return crashing_server(stop_before_last, how); });
+    INFO("replay with --break-at=" << last << ": " << stopped.describe());
+    REQUIRE(stopped.died_by(SIGTRAP));
+    REQUIRE_THAT(stopped.err, Catch::Contains(fmt::format("break at event {} (wake bytes_read", last)));
+    REQUIRE(stopped.out == answers);
+}
+
+} // namespace
+
+TEST_CASE("a recorded program that segfaults leaves the events before the crash, and replay segfaults at the same event") {
+    check_crash_replays_at_the_same_event(Crash::segfault);
+}
+
+TEST_CASE("a recorded program that aborts leaves the events before the crash, and replay aborts at the same event") {
+    check_crash_replays_at_the_same_event(Crash::abort);
+}
+
+TEST_CASE("a recorded program whose assertion fails leaves the events before it, and replay fails it at the same event") {
+    check_crash_replays_at_the_same_event(Crash::assertion);
+}
+
+TEST_CASE("a recorded program whose task overflows its stack leaves the events before it, and replay overflows at the same event") {
+    check_crash_replays_at_the_same_event(Crash::stack_overflow);
+}
