@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""disk_full: reprise-kv recording onto a disk that is or becomes full.
+
+The behaviour checked (docs/reliability.md, "Disk full"):
+  - a trace whose header cannot be written (--record=/dev/full): the server refuses to
+    start, exit 2, with the reason; it never listens;
+  - a disk that fills while the server runs (RLIMIT_FSIZE with SIGXFSZ ignored: EFBIG
+    after N bytes; and, when this process may mount, a 1 MiB tmpfs: real ENOSPC):
+    the server keeps serving (redis-benchmark sees no error, redis-cli reads back what
+    it wrote), says once on stderr "RECORDING STOPPED ... the trace ends before record
+    N", and the trace on disk is cut back to its last complete chunk: `reprise verify`
+    calls it incomplete (not damaged) after exactly N events, and `reprise-kv
+    --replay` replays those N events and stops with "the trace ends at event N" (exit 2).
+
+Usage: disk_full.py --build DIR
+"""
+import argparse
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+failures = []
+
+
+def check(cond, what):
+    print(("ok      " if cond else "FAILED  ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+    return cond
+
+
+def wait_for_listening(proc, timeout_s=10):
+    deadline = time.monotonic() + timeout_s
+    buf = b""
+    os.set_blocking(proc.stdout.fileno(), False)
+    while time.monotonic() < deadline:
+        try:
+            chunk = proc.stdout.read()
+        except BlockingIOError:
+            chunk = None
+        if chunk:
+            buf += chunk
+            m = re.search(rb"listening (\d+)\n", buf)
+            if m:
+                return int(m.group(1))
+        if proc.poll() is not None:
+            return None
+        time.sleep(0.005)
+    return None
+
+
+def full_device(kv):
+    r = subprocess.run([kv, "--port=0", "--record=/dev/full"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=30)
+    err = r.stderr.decode(errors="replace")
+    check(r.returncode == 2, f"--record=/dev/full: the server refuses to start (exit {r.returncode})")
+    check("cannot write the header of trace /dev/full: No space left on device" in err,
+          f"--record=/dev/full: the reason is given: {err.strip()!r}")
+    check(b"listening" not in r.stdout, "--record=/dev/full: the server never listens")
+
+
+def filling_disk(kv, reprise, trace, label, file_limit=None):
+    """Records reprise-kv under redis-benchmark load into `trace`, on a disk that fills
+    (a file size limit, or a small file system), and checks the server, the message,
+    the trace and its replay."""
+    def limit():
+        if file_limit is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
+
+    server = subprocess.Popen([kv, "--port=0", f"--record={trace}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, preexec_fn=limit)
+    try:
+        port = wait_for_listening(server)
+        if not check(port is not None, f"{label}: the server listens"):
+            return
+        # About 4 MB of requests: several times what the disk takes.
+        bench = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", "4", "-n", "20000",
+                                "-d", "200", "-r", "1000", "-t", "set,get", "--csv"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        bout = bench.stdout.decode(errors="replace") + bench.stderr.decode(errors="replace")
+        check(bench.returncode == 0 and '"SET"' in bout and '"GET"' in bout and "rror" not in bout,
+              f"{label}: redis-benchmark's 20000 SET and 20000 GET all succeed")
+        cli = ["redis-cli", "-h", "127.0.0.1", "-p", str(port)]
+        setr = subprocess.run(cli + ["SET", "after-the-disk-filled", "still-serving"], stdout=subprocess.PIPE,
+                              timeout=30)
+        getr = subprocess.run(cli + ["GET", "after-the-disk-filled"], stdout=subprocess.PIPE, timeout=30)
+        check(setr.stdout.strip() == b"OK" and getr.stdout.strip() == b"still-serving",
+              f"{label}: after the failure, a client still sets and gets a key")
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGKILL)
+            server.wait(10)
+    err = server.stderr.read().decode(errors="replace")
+    check(server.returncode == 0, f"{label}: the server stops on SIGTERM with exit 0 (got {server.returncode})")
+    check(err.count("RECORDING STOPPED") == 1, f"{label}: one 'RECORDING STOPPED' message: {err.strip()!r}")
+    m = re.search(r"the trace ends before record (\d+)", err)
+    if not check(m is not None, f"{label}: the message says where the trace ends"):
+        return
+    n = int(m.group(1))
+    check(n > 0, f"{label}: the trace holds records ({n})")
+    check("in complete chunks" in err, f"{label}: the trace was cut back to its last complete chunk")
+
+    v = subprocess.run([reprise, "verify", trace], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    vout = v.stdout.decode(errors="replace")
+    check(v.returncode == 1 and f"incomplete: no end record after {n} event(s)" in vout and "damaged" not in vout,
+          f"{label}: reprise verify: incomplete after exactly {n} events, not damaged: {vout.strip()!r}")
+    stop = re.search(r"the trace stops at byte offset (\d+)", vout)
+    size = os.path.getsize(trace)
+    check(stop is not None and int(stop.group(1)) == size,
+          f"{label}: the file ends where its last complete chunk ends ({size} bytes)")
+
+    r = subprocess.run([kv, f"--replay={trace}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    rerr = r.stderr.decode(errors="replace")
+    check(r.returncode == 2 and f"the trace ends at event {n} without an end record" in rerr
+          and "DIVERGENCE" not in rerr,
+          f"{label}: replay reproduces the {n} events and stops at event {n} (exit {r.returncode}): "
+          f"{rerr.strip()[-300:]!r}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", required=True)
+    args = ap.parse_args()
+    for tool in ("redis-benchmark", "redis-cli"):
+        if shutil.which(tool) is None:
+            print(f"disk_full: {tool} is not installed (./dev installs it); skipping")
+            return 77
+    kv = os.path.join(args.build, "examples", "kv", "reprise-kv")
+    reprise = os.path.join(args.build, "tools", "reprise")
+    work = tempfile.mkdtemp(prefix="reprise-disk-full-")
+    try:
+        full_device(kv)
+        filling_disk(kv, reprise, os.path.join(work, "fsize.trace"), "file size limit (EFBIG at 300000 bytes)",
+                     file_limit=300000)
+        mnt = os.path.join(work, "small-disk")
+        os.mkdir(mnt)
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE).returncode == 0
+        if mounted:
+            try:
+                filling_disk(kv, reprise, os.path.join(mnt, "trace"), "a full 1 MiB tmpfs (ENOSPC)")
+            finally:
+                subprocess.run(["umount", mnt])
+        else:
+            print("skipped a full 1 MiB tmpfs (ENOSPC): this process may not mount one")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if failures:
+        print(f"disk_full: {len(failures)} check(s) failed")
+        return 1
+    print("disk_full: all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
