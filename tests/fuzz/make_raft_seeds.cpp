@@ -1,0 +1,47 @@
+// Writes seed frames for the RAFT message fuzzer: every message kind, encoded by examples/raft's own encoder.
+//
+// Usage: make_raft_seeds DIR
+#include "message.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+using namespace reprise::raft;
+
+namespace {
+
+void write(const std::string& path, const std::string& bytes) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!out) {
+        std::fprintf(stderr, "make_raft_seeds: cannot write %s\n", path.c_str());
+        std::exit(1);
+    }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    if (argc != 2) {
+        std::fprintf(stderr, "usage: %s DIR\n", argv[0]);
+        return 2;
+    }
+    const std::string dir = argv[1];
+    write(dir + "/request-vote", encode_message(RequestVote{.term = 3, .candidate = 2, .last_log_index = 17, .last_log_term = 2}));
+    write(dir + "/vote-reply-granted", encode_message(VoteReply{.term = 3, .from = 1, .granted = true}));
+    write(dir + "/vote-reply-refused", encode_message(VoteReply{.term = 4, .from = 3, .granted = false}));
+    write(dir + "/heartbeat", encode_message(AppendEntries{.term = 3, .leader = 2, .prev_log_index = 17,
+                                                           .prev_log_term = 2, .leader_commit = 15, .entries = {}}));
+    write(dir + "/append-entries",
+          encode_message(AppendEntries{.term = 3, .leader = 2, .prev_log_index = 17, .prev_log_term = 2,
+                                       .leader_commit = 17,
+                                       .entries = {Entry{2, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"},
+                                                   Entry{3, "*2\r\n$3\r\nDEL\r\n$1\r\nk\r\n"}, Entry{3, ""}}}));
+    write(dir + "/append-reply-ok",
+          encode_message(AppendReply{.term = 3, .from = 1, .success = true, .match_index = 19, .conflict_index = 0}));
+    write(dir + "/append-reply-conflict",
+          encode_message(AppendReply{.term = 3, .from = 3, .success = false, .match_index = 0, .conflict_index = 12}));
+    return 0;
+}
