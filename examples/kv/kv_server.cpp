@@ -22,6 +22,8 @@ namespace {
 /// The Redis version INFO reports: the release whose command set and error texts reprise-kv follows.
 constexpr std::string_view redis_version = "7.0.0";
 constexpr std::size_t initial_input_bytes = 16 * 1024;
+/// An emptied input buffer larger than this is freed (the next read starts small again).
+constexpr std::size_t release_above_bytes = 1024 * 1024;
 
 struct KeyHash {
     using is_transparent = void;
@@ -786,8 +788,13 @@ public:
     std::string_view pending() const noexcept { return {data_.get() + begin_, end_ - begin_}; }
     void consume(std::size_t n) noexcept {
         begin_ += n;
-        if (begin_ == end_)
+        if (begin_ == end_) {
             begin_ = end_ = 0;
+            if (cap_ > release_above_bytes) {  // a client that once sent a big value does not keep its buffer
+                data_.reset();
+                cap_ = 0;
+            }
+        }
     }
     /// Room for at least `want` more bytes (fewer at the bound), moving pending bytes
     /// to the front or growing the buffer; empty when pending bytes already fill `max_bytes`.
