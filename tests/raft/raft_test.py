@@ -3,7 +3,8 @@
 
 usage: raft_test.py PATH/TO/reprise-raft PATH/TO/examples/raft/cluster [SCENARIO...]
 
-Scenarios: election, replication, leader-crash, follower-restart, persistence. Each starts
+Scenarios: election, election-5, replication, leader-crash, follower-restart, persistence,
+crash-under-load. Each starts
 a cluster with the cluster script (--record), drives it with a RESP client over sockets,
 stops it, and then replays every node's trace: a node stopped by SIGTERM must replay to
 exit 0 and print exactly its live narrative; a node cut by SIGKILL must replay to its cut,
@@ -421,6 +422,44 @@ def scenario_persistence(c):
     c.stop()
 
 
+def scenario_crash_under_load(c):
+    """Four clients write while the leader is SIGKILLed: every acknowledged write survives on every node."""
+    import threading
+    c.start()
+    old = c.leader()
+    acked = {}
+    errors = []
+    lock = threading.Lock()
+
+    def writer(t):
+        for i in range(30):
+            k, v = f"t{t}-{i}", f"{t}:{i}"
+            try:
+                c.write(k, v, timeout_s=15)
+            except Failure as e:
+                with lock:
+                    errors.append(str(e))
+                return
+            with lock:
+                acked[k] = v
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    wait_for("the first writes", lambda: len(acked) >= 20, 10)
+    c.kill(old)
+    for t in threads:
+        t.join(timeout=60)
+    check(not any(t.is_alive() for t in threads), "writers finished")
+    check(not errors, f"writes failed: {errors[:3]}")
+    check(len(acked) == 120, f"{len(acked)} of 120 writes acknowledged")
+    new = c.leader(exclude=(old,))
+    c.restart(old)
+    c.wait_replicated(range(1, c.nodes + 1), acked, timeout_s=20)
+    print(f"  4 clients x 30 writes, leader {old} killed after 20+ acknowledged; {new} took over; all 120 acknowledged writes on every node")
+    c.stop()
+
+
 SCENARIOS = {
     "election": (scenario_election, 3),
     "election-5": (scenario_election, 5),
@@ -428,6 +467,7 @@ SCENARIOS = {
     "leader-crash": (scenario_leader_crash, 3),
     "follower-restart": (scenario_follower_restart, 3),
     "persistence": (scenario_persistence, 3),
+    "crash-under-load": (scenario_crash_under_load, 3),
 }
 
 
