@@ -2,6 +2,7 @@
 #include "replay/internal/replayer.hpp"
 
 #include "clock/internal/system_clock.hpp"
+#include "record/internal/recorder.hpp"
 
 #include <fmt/core.h>
 
@@ -219,6 +220,56 @@ void Replayer::print_summary(const char* how) {
     fmt::print(stderr, "reprise: replay {}: {} events, virtual time {:.3f} s, wall time {:.3f} s, speed-up {:.1f}x\n", how,
                consumed_, virt, wall, wall > 0 ? virt / wall : 0.0);
     std::fflush(stderr);
+}
+
+// --- Rerecorder: replay checks, the recorder writes ---------------------------------------
+// Each hook lets the replayer check (and feed) first: on a divergence it ends the
+// process before the recorder writes the record the program got wrong.
+
+Rerecorder::Rerecorder(Replayer& replayer, std::unique_ptr<Recorder> recorder)
+    : replayer_(replayer), recorder_(std::move(recorder)) {
+    REPRISE_ASSERT(recorder_ != nullptr);
+}
+
+Rerecorder::~Rerecorder() = default;
+
+void Rerecorder::tick(std::int64_t mono_ns, std::int64_t wall_ns) {
+    replayer_.tick(mono_ns, wall_ns);
+    recorder_->tick(mono_ns, wall_ns);
+}
+
+void Rerecorder::wakeup(const Wakeup& w, std::string_view data) {
+    replayer_.wakeup(w, data);
+    recorder_->wakeup(w, data);
+}
+
+std::string Rerecorder::input(trace::InputKind kind, std::string_view name, const std::function<std::string()>& produce) {
+    std::string value = replayer_.input(kind, name, produce);
+    return recorder_->input(kind, name, [&] { return value; });
+}
+
+void Rerecorder::output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) {
+    replayer_.output(kind, handle, bytes);
+    // Written in full exactly when the trace has it in full (--record-full at recording).
+    recorder_->output_bytes(kind, handle, bytes, !replayer_.last_event().data.empty());
+}
+
+void Rerecorder::spawn(std::uint64_t id, std::string_view name) {
+    replayer_.spawn(id, name);
+    recorder_->spawn(id, name);
+}
+
+void Rerecorder::end(int exit_code) {
+    replayer_.end(exit_code);
+    recorder_->end(exit_code);
+}
+
+std::int64_t Rerecorder::seal_deadline_ns() const noexcept { return recorder_->seal_deadline_ns(); }
+
+void Rerecorder::idle(std::int64_t mono_ns) { recorder_->idle(mono_ns); }
+
+void Rerecorder::diverge(std::string_view trace_says, std::string_view program_did) {
+    replayer_.diverge(trace_says, program_did);
 }
 
 } // namespace reprise::detail

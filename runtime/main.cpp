@@ -18,7 +18,8 @@ constexpr const char* runtime_usage = R"(Runtime options (reprise):
   --stack-size=BYTES    default fiber stack size, suffix k or m allowed (default: 256k, max 8m)
   --offload-threads=N   threads for blocking work and files (default: 4)
   --verbose-seed        print the PRNG seed on stderr at start
-  --record=PATH         record every input of this run into the trace PATH (env: REPRISE_RECORD)
+  --record=PATH         record every input of this run into the trace PATH (env: REPRISE_RECORD);
+                        with --replay, records the replay again (`reprise diff` then finds no difference)
   --record-full         record written bytes in full (default: length and digest)
   --record-segment=BYTES  split the trace into PATH.0, PATH.1, ... of about BYTES each (k, m, g suffixes)
   --record-fsync        fsync the trace after every chunk (default: at the end)
@@ -146,8 +147,6 @@ std::optional<std::string> parse_flags(int argc, char** argv, Parsed& out) {
     if (out.options.replay_path.empty())
         if (const char* p = std::getenv("REPRISE_REPLAY"); p && *p)  // reprise-allow: env (the runtime's own mode)
             out.options.replay_path = p;
-    if (!out.options.record_path.empty() && !out.options.replay_path.empty())
-        return std::string("--record and --replay cannot be used together");
     return std::nullopt;
 }
 

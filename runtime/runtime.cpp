@@ -10,6 +10,7 @@
 #include <fmt/core.h>
 
 #include <csignal>
+#include <filesystem>
 #include <stdexcept>
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +25,16 @@
 #ifdef REPRISE_ASAN
 #include <pthread.h>
 #include <sanitizer/common_interface_defs.h>
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define REPRISE_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define REPRISE_TSAN 1
+#endif
+#endif
+#ifdef REPRISE_TSAN
+#include <sanitizer/tsan_interface.h>
 #endif
 
 namespace reprise {
@@ -46,6 +57,36 @@ inline void asan_finish_switch([[maybe_unused]] void* fake, [[maybe_unused]] con
                                [[maybe_unused]] std::size_t* old_size) noexcept {
 #ifdef REPRISE_ASAN
     __sanitizer_finish_switch_fiber(fake, old_bottom, old_size);
+#endif
+}
+
+// TSan keeps a shadow state per stack: each fiber gets its own, and every switch
+// names the fiber about to run (with synchronization: a fiber switch orders what
+// the fibers of one thread do, as on one thread). The loop is the thread's own.
+inline void* tsan_create_fiber([[maybe_unused]] const char* name) noexcept {
+#ifdef REPRISE_TSAN
+    void* fiber = __tsan_create_fiber(0);
+    __tsan_set_fiber_name(fiber, name);
+    return fiber;
+#else
+    return nullptr;
+#endif
+}
+inline void* tsan_current_fiber() noexcept {
+#ifdef REPRISE_TSAN
+    return __tsan_get_current_fiber();
+#else
+    return nullptr;
+#endif
+}
+inline void tsan_switch_to([[maybe_unused]] void* fiber) noexcept {
+#ifdef REPRISE_TSAN
+    __tsan_switch_to_fiber(fiber, 0);
+#endif
+}
+inline void tsan_destroy_fiber([[maybe_unused]] void* fiber) noexcept {
+#ifdef REPRISE_TSAN
+    __tsan_destroy_fiber(fiber);
 #endif
 }
 } // namespace
@@ -172,8 +213,7 @@ Runtime::Impl::Impl(Runtime& owner_, Options options_)
     pthread_attr_destroy(&attr);
     loop_stack_bottom = stack_addr;
 #endif
-    REPRISE_ASSERT_MSG(options.record_path.empty() || options.replay_path.empty(),
-                       "a runtime records or replays, not both");
+    Replayer* replayer_ptr = nullptr;
     if (!options.replay_path.empty()) {
         // Replay: the trace is the backend and the journal; seed and name come from it.
         std::string error;
@@ -186,17 +226,24 @@ Runtime::Impl::Impl(Runtime& owner_, Options options_)
         recorded_argv = reader->header().argv;
         auto replayer = std::make_unique<Replayer>(
             *this, std::move(*reader), ReplayConfig{.speed = options.replay_speed, .break_at = options.break_at});
-        journal = replayer.get();
+        journal = replayer_ptr = replayer.get();
         backend = std::move(replayer);
     } else {
         backend = make_live_backend(*this, options.offload_threads);
     }
     backend->read_clock(now_ns, wall_ns);
     if (!options.record_path.empty()) {
+        // Replaying too (a re-recording): the header is the replayed trace's (node,
+        // argv, seed, start times), so that the new trace compares equal to it.
+        std::error_code ec;
+        if (replayer_ptr && (options.record_path == options.replay_path ||
+                             std::filesystem::equivalent(options.record_path, options.replay_path, ec)))
+            throw std::runtime_error(fmt::format("cannot record into {}: it is the trace being replayed",
+                                                 options.record_path));
         RecorderConfig config;
         config.path = options.record_path;
         config.header = trace::Header{.node = options.node_name,
-                                      .argv = options.argv,
+                                      .argv = replayer_ptr ? recorded_argv : options.argv,
                                       .seed = seed,
                                       .start_mono_ns = now_ns,
                                       .start_wall_ns = wall_ns,
@@ -209,8 +256,11 @@ Runtime::Impl::Impl(Runtime& owner_, Options options_)
         auto rec = Recorder::open(std::move(config), error);
         if (!rec)
             throw std::runtime_error(error);
-        journal = rec.get();
-        recorder = std::move(rec);
+        if (replayer_ptr)
+            recorder = std::make_unique<Rerecorder>(*replayer_ptr, std::move(rec));
+        else
+            recorder = std::move(rec);
+        journal = recorder.get();
     }
     if (options.stop_on_signals) {
         backend->watch_signal(SIGINT);
@@ -280,6 +330,7 @@ Fiber* Runtime::Impl::spawn(std::shared_ptr<TaskCore> core, UniqueFunction body,
     }
     f->running_info = RunningFiberInfo{&f->stack, f->name.c_str(), f->id};
     f->context = ctx::make_fcontext(f->stack.top(), f->stack.usable_bytes, fiber_main);
+    f->tsan_fiber = tsan_create_fiber(f->name.c_str());
     f->body = std::move(body);
     f->cancel_requested = draining;
     core->id = f->id;
@@ -308,9 +359,11 @@ void Runtime::Impl::switch_context(Fiber* from, Fiber* to, bool from_finished) {
         ++stats.switches;
         set_running_fiber(&to->running_info);
         asan_start_switch(fake, to->stack.bottom(), to->stack.usable_bytes);
+        tsan_switch_to(to->tsan_fiber);
     } else {
         set_running_fiber(nullptr);
         asan_start_switch(fake, loop_stack_bottom, loop_stack_bytes);
+        tsan_switch_to(loop_tsan_fiber);
     }
     ctx::transfer_t back = ctx::jump_fcontext(to ? to->context : loop_context, save);
     finish_switch(back, from);
@@ -448,6 +501,7 @@ int Runtime::Impl::run(std::function<int()> entry) {
                        "Runtime::run() called from inside a fiber");
     Runtime::Impl* outer = current_runtime_or_null();
     set_current_runtime(this);
+    loop_tsan_fiber = tsan_current_fiber();
     running = true;
     stop_requested = false;
     // The run's first tick: read now (not at construction), recorded as a Tick so
@@ -497,6 +551,7 @@ void Runtime::Impl::run_ready() {
             stack_cache.push_back(f->stack);
         else
             unmap_stack(f->stack);
+        tsan_destroy_fiber(f->tsan_fiber);
         delete f;
     }
     finished.clear();

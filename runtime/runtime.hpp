@@ -25,7 +25,8 @@ struct Options {
     /// Turn SIGINT/SIGTERM into a graceful stop (request_stop()).
     bool stop_on_signals = false;
 
-    /// Record every input of the run into this trace (empty: do not record).
+    /// Record every input of the run into this trace (empty: do not record). With
+    /// replay_path too, the replay is recorded again under the replayed trace's header.
     std::string record_path;
     /// Replay this trace: it is the world; no socket, timer or clock is touched.
     std::string replay_path;

@@ -62,6 +62,8 @@ public:
 
     const trace::Header& header() const noexcept { return reader_.header(); }
     std::uint64_t events() const noexcept { return consumed_; }
+    /// The record handed to the program last (valid once an event was consumed).
+    const trace::Record& last_event() const noexcept { return last_good_; }
 
 private:
     /// The next record, read ahead; null at the end of the trace.
@@ -92,6 +94,36 @@ private:
     trace::Record last_good_;              ///< the last record consumed (for reports)
     bool have_last_ = false;
     std::deque<trace::Record> pending_;    ///< this tick's wake-ups, read but not yet delivered
+};
+
+class Recorder;
+
+/// Replay and record at once (`--replay=A --record=B`): the replayer is the world
+/// and checks the program; the recorder writes what the program observed, so B
+/// holds A's records again, times and payloads alike, under A's header (node, argv,
+/// seed, start times). `reprise diff A B` finding nothing is the determinism
+/// self-test; a difference is a record that replay feeds or checks differently from
+/// how recording writes it.
+class Rerecorder final : public Journal {
+public:
+    Rerecorder(Replayer& replayer, std::unique_ptr<Recorder> recorder);
+    ~Rerecorder() override;
+
+    void tick(std::int64_t mono_ns, std::int64_t wall_ns) override;
+    void wakeup(const Wakeup& w, std::string_view data) override;
+    std::string input(trace::InputKind kind, std::string_view name,
+                      const std::function<std::string()>& produce) override;
+    void output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) override;
+    void spawn(std::uint64_t id, std::string_view name) override;
+    void end(int exit_code) override;
+    std::int64_t seal_deadline_ns() const noexcept override;
+    void idle(std::int64_t mono_ns) override;
+    bool replaying() const noexcept override { return true; }
+    [[noreturn]] void diverge(std::string_view trace_says, std::string_view program_did) override;
+
+private:
+    Replayer& replayer_;
+    std::unique_ptr<Recorder> recorder_;
 };
 
 } // namespace reprise::detail

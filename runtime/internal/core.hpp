@@ -54,6 +54,7 @@ struct Fiber {
     bool cancel_requested = false;
     bool park_cancellable = true;    ///< false while parked in wait_uncancellable()
     void* asan_fake_stack = nullptr;
+    void* tsan_fiber = nullptr;      ///< TSan's state of this fiber (TSan builds only)
 
     /// WaitList access for the scheduler (WaitList's links are private to it).
     static void unlink_from_wait_list(Fiber* f) noexcept {
@@ -177,6 +178,7 @@ struct Runtime::Impl {
     const void* loop_stack_bottom = nullptr;   ///< the thread's stack, for ASan's fiber annotations
     std::size_t loop_stack_bytes = 0;
     void* loop_asan_fake_stack = nullptr;
+    void* loop_tsan_fiber = nullptr;           ///< TSan's state of the thread running the loop
     std::vector<detail::Fiber*> finished;      ///< ended fibers whose stacks the loop frees
     std::shared_ptr<detail::TaskCore> main_task;
     bool running = false;
