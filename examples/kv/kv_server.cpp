@@ -772,7 +772,6 @@ void unknown_command(Ctx& c) {
 }
 
 void execute(Ctx& c) {
-    ++c.s.stats.commands_processed;
     const Command* cmd = find_command(c.argv[0]);
     if (cmd == nullptr)
         return unknown_command(c);
@@ -780,6 +779,7 @@ void execute(Ctx& c) {
     if ((cmd->arity >= 0 && argc != cmd->arity) || (cmd->arity < 0 && argc < -cmd->arity))
         return arity_error(c, cmd->name);
     cmd->handler(c);
+    ++c.s.stats.commands_processed;  // as in Redis: rejected commands do not count, and INFO does not see itself
 }
 
 /// A client's unparsed input: bytes [begin, end) of a buffer that grows up to a bound.
