@@ -347,3 +347,25 @@ TEST_CASE("reprise-kv's arguments are parsed and bad ones refused") {
     CHECK_FALSE(kv::parse_args({"reprise-kv", "--max-bulk=64m"}, config).empty());  // above the client input bound
     CHECK(kv::usage_text().find("--max-client-input") != std::string::npos);
 }
+
+TEST_CASE("a graceful stop with clients connected, one mid-request, ends every task of the server") {
+    Runtime rt;
+    const int rc = rt.run([&] {
+        kv::Server server(test_config());
+        take(server.listen(), "kv listen");
+        auto serving = spawn("kv-server", [&] { return server.serve(); });
+        std::vector<KvClient> clients;
+        for (int i = 0; i < 3; ++i) {
+            clients.emplace_back(server.port());
+            CHECK(clients.back().call({"SET", "k", "v", "EX", "100"}) == ok);
+        }
+        clients[0].send("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\nabc");  // a request in flight
+        take(sleep_for(10ms), "sleep");
+        serving.cancel();
+        CHECK(serving.join().value() == 0);
+        for (auto& c : clients)
+            CHECK(c.reply() == "<eof>");  // the server closed each connection
+        return 0;
+    });
+    CHECK(rc == 0);
+}
