@@ -199,13 +199,27 @@ def run_benchmark(port, label):
 
 def session(exe, extra, label):
     server = Server(exe, extra)
+    held = []
     try:
         run_script(server.port, label)
         run_raw(server.port, label)
         run_benchmark(server.port, label)
+        # Clients still connected at the stop, one of them mid-request.
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=CMD_TIMEOUT_S)
+            s.sendall(b"SET held v EX 100\r\n")
+            check(s.recv(100) == b"+OK\r\n", f"{label}: SET from a client held across the stop")
+            held.append(s)
+        held[0].sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\nabc")
     finally:
         status = server.stop()
     check(status == 0, f"{label}: SIGTERM stops reprise-kv with status 0 (got {status})", server.err()[-2000:])
+    for s in held:
+        try:
+            check(s.recv(100) == b"", f"{label}: a client connected at the stop sees the connection closed")
+        except OSError as e:
+            check(False, f"{label}: a client connected at the stop sees the connection closed ({e})")
+        s.close()
     return server
 
 
