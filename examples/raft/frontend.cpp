@@ -94,11 +94,23 @@ void Node::serve_client(Connection conn) {
             else
                 wrong_arity(out, "ping");
         } else if (name == "GET") {
-            if (argc != 2)
+            if (argc != 2) {
                 wrong_arity(out, "get");
-            else if (role_ != Role::leader)
+                return true;
+            }
+            switch (wait_read_ready()) {
+            case ReadStatus::ok:
+                break;
+            case ReadStatus::not_leader:
                 redirect();
-            else if (const std::string* v = kv_.get(std::string(args[1])))
+                return true;
+            case ReadStatus::timed_out:
+                resp::append_error(out, "TRYAGAIN the leader has not committed an entry of its term yet");
+                return true;
+            case ReadStatus::cancelled:
+                return false;
+            }
+            if (const std::string* v = kv_.get(std::string(args[1])))
                 resp::append_bulk(out, *v);
             else
                 resp::append_null(out);
@@ -131,9 +143,17 @@ void Node::serve_client(Connection conn) {
                 redirect();
             } else {
                 Command c{Command::Op::del, {}, {}};
+                std::size_t command_bytes = del_command_overhead_bytes;
                 for (std::size_t i = 1; i < argc; ++i) {
                     if (args[i].size() > key_bytes_max) {
                         resp::append_error(out, "ERR key too long");
+                        return true;
+                    }
+                    command_bytes += del_key_overhead_bytes + args[i].size();
+                    if (command_bytes > wire::command_bytes_max) {
+                        // Many long keys would not fit one log entry.
+                        resp::append_error(out, fmt::format("ERR DEL keys too long together (at most {} bytes)",
+                                                            wire::command_bytes_max));
                         return true;
                     }
                     c.keys.emplace_back(args[i]);

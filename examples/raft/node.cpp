@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <span>
 
 using namespace std::chrono_literals;
 
@@ -17,6 +18,37 @@ constexpr Duration reconnect_backoff_min = 50ms;
 constexpr Duration reconnect_backoff_max = 1s;
 constexpr Duration connect_timeout = 1s;
 constexpr Duration reply_timeout = 2s;
+/// Once a frame's header arrived, its body must follow within this long: a peer that
+/// declares a large frame and stalls does not hold the connection and its buffer forever.
+constexpr Duration frame_body_timeout = 10s;
+/// Inbound peer connections held at once (a real cluster needs one per peer, plus a few
+/// being replaced); past it the least recently active one is closed.
+constexpr std::size_t inbound_peer_links_max = 64;
+/// Client (RESP) connections served at once; more get Redis's "max number of clients" error.
+constexpr std::size_t client_connections_max = 1024;
+static_assert(inbound_peer_links_max >= 4 * 15, "room for every member of the largest cluster, several times");
+
+/// Reads one frame (header and body) into `frame`. The body is read as it arrives,
+/// never allocated whole up front from the declared length: a peer that declares 8 MiB
+/// and sends four bytes costs four bytes, not 8 MiB. False when the connection fails,
+/// the header declares a body above the limit, or a deadline passes.
+bool read_frame(Connection& conn, Deadline header_deadline, std::string& frame) {
+    frame.assign(wire::frame_header_bytes, '\0');
+    if (!conn.read_exact(std::span<char>(frame.data(), frame.size()), header_deadline).ok())
+        return false;
+    auto length = frame_body_length(frame);
+    if (!length)
+        return false;  // a frame above the limit: drop the peer
+    Deadline body_deadline(now() + frame_body_timeout);
+    while (frame.size() < wire::frame_header_bytes + *length) {
+        const std::size_t missing = wire::frame_header_bytes + *length - frame.size();
+        auto chunk = conn.read_some(std::min(missing, limits::read_chunk_bytes), body_deadline);
+        if (!chunk.ok())
+            return false;
+        frame += *chunk;
+    }
+    return true;
+}
 
 } // namespace
 
@@ -133,23 +165,35 @@ void Node::accept_clients() {
         auto conn = client_listener_.accept();
         if (!conn.ok())
             return;
-        spawn("client", [self_ptr, c = std::move(*conn)]() mutable { self_ptr->serve_client(std::move(c)); });
+        if (clients_ >= client_connections_max) {
+            (void)conn->write("-ERR max number of clients reached\r\n");
+            continue;  // dropping it closes it once the error is sent
+        }
+        ++clients_;
+        spawn("client", [self_ptr, c = std::move(*conn)]() mutable {
+            self_ptr->serve_client(std::move(c));
+            --self_ptr->clients_;
+        });
     }
 }
 
 // Answers one peer's requests, one at a time, on the connection the peer opened.
 void Node::serve_peer(Connection conn) {
+    evict_inbound_peer_if_full();
+    const std::uint64_t seq = ++inbound_seq_;
+    inbound_[seq] = InboundLink{&conn, now()};
+    struct Unregister {
+        std::map<std::uint64_t, InboundLink>& links;
+        std::uint64_t seq;
+        ~Unregister() { links.erase(seq); }
+    } unregister{inbound_, seq};
+    std::string frame;
     while (!cancelled() && !failed_) {
-        auto header = conn.read_exact(wire::frame_header_bytes);
-        if (!header.ok())
+        if (!read_frame(conn, Deadline::never(), frame))
             return;
-        auto length = frame_body_length(*header);
-        if (!length)
-            return;  // a frame above the limit: drop the peer
-        auto body = conn.read_exact(*length);
-        if (!body.ok())
-            return;
-        Decoded d = decode_message(*header + *body);
+        if (auto it = inbound_.find(seq); it != inbound_.end())
+            it->second.last_active = now();
+        Decoded d = decode_message(frame);
         if (!d.message)
             return;
         Message reply;
@@ -169,6 +213,17 @@ void Node::serve_peer(Connection conn) {
         if (!conn.write(encode_message(reply)).ok())
             return;
     }
+}
+
+void Node::evict_inbound_peer_if_full() {
+    if (inbound_.size() < inbound_peer_links_max)
+        return;
+    auto oldest = inbound_.begin();
+    for (auto it = inbound_.begin(); it != inbound_.end(); ++it)
+        if (it->second.last_active < oldest->second.last_active)
+            oldest = it;
+    oldest->second.conn->close();  // its task wakes with Errc::closed and ends
+    inbound_.erase(oldest);
 }
 
 // The outbound link to one peer: connects (with bounded backoff), then sends what the
@@ -215,12 +270,8 @@ void Node::run_peer_link(std::uint32_t peer_id) {
         Deadline deadline(now() + reply_timeout);
         std::optional<Message> reply;
         if (conn.write(encode_message(*request), deadline).ok()) {
-            if (auto header = conn.read_exact(wire::frame_header_bytes, deadline); header.ok()) {
-                if (auto length = frame_body_length(*header)) {
-                    if (auto body = conn.read_exact(*length, deadline); body.ok())
-                        reply = decode_message(*header + *body).message;
-                }
-            }
+            if (std::string frame; read_frame(conn, deadline, frame))
+                reply = decode_message(frame).message;
         }
         if (cancelled())
             return;
@@ -321,7 +372,13 @@ void Node::step_down(std::uint64_t term) {
         role_ = Role::follower;
         say("term {}: became follower", term_);
     }
-    reset_election_timer();
+    // Only a former leader needs its timer started: a higher term alone (a vote request
+    // this node may refuse, a stale reply) must not postpone this node's own election,
+    // or a candidate with a stale log that keeps retrying would hold every follower
+    // back. A leader's AppendEntries and a granted vote reset the timer themselves.
+    if (!election_timer_.armed())
+        reset_election_timer();
+    changed_.notify_all();
 }
 
 void Node::start_election() {
@@ -479,8 +536,7 @@ AppendReply Node::handle_append(const AppendEntries& m) {
         return r;
     if (m.term > term_ || role_ != Role::follower)
         step_down(m.term);
-    else
-        reset_election_timer();
+    reset_election_timer();  // the current term's leader spoke
     if (leader_id_ != m.leader) {
         leader_id_ = m.leader;
         say("term {}: following leader {}", term_, leader_id_);
@@ -556,7 +612,25 @@ VoteReply Node::handle_vote(const RequestVote& m) {
     return VoteReply{term_, config_.id, granted};
 }
 
-// --- proposals -------------------------------------------------------------------------
+// --- proposals and reads ---------------------------------------------------------------
+
+Node::ReadStatus Node::wait_read_ready() {
+    if (role_ != Role::leader)
+        return ReadStatus::not_leader;
+    const std::uint64_t term = term_;
+    Deadline deadline(now() + config_.commit_timeout);
+    for (;;) {
+        if (role_ != Role::leader || term_ != term)
+            return ReadStatus::not_leader;
+        if (commit_index_ > 0 && storage_.term_at(commit_index_) == term_)
+            return ReadStatus::ok;
+        if (failed_)
+            return ReadStatus::cancelled;
+        if (auto r = changed_.wait(deadline); !r.ok())
+            return r.code() == Errc::timed_out ? ReadStatus::timed_out : ReadStatus::cancelled;
+    }
+}
+
 
 Node::Proposal Node::propose(const Command& c) {
     std::uint64_t index = 0, term = 0;

@@ -45,6 +45,11 @@ public:
     };
     /// Appends `c` to the leader's log and waits until it is applied (or it cannot be).
     Proposal propose(const Command& c);
+    /// Whether this node may serve a read from its applied state now: it is the leader
+    /// and has committed an entry of its own term, so it knows every committed entry
+    /// (RAFT §8). A leader just elected waits (up to the commit timeout) for its no-op.
+    enum class ReadStatus { ok, not_leader, timed_out, cancelled };
+    ReadStatus wait_read_ready();
     Role role() const noexcept { return role_; }
     std::uint32_t id() const noexcept { return config_.id; }
     std::uint32_t leader_id() const noexcept { return leader_id_; }
@@ -69,6 +74,10 @@ private:
     void accept_peers();
     void accept_clients();
     void serve_peer(Connection conn);
+    /// Closes the least recently active inbound peer connection when there are
+    /// inbound_peer_links_max of them (a flood of idle connections cannot pin fibers,
+    /// sockets and frame buffers; a real peer whose link is closed reconnects).
+    void evict_inbound_peer_if_full();
     void serve_client(Connection conn);
     void run_peer_link(std::uint32_t peer_id);
     void run_election_timer();
@@ -98,6 +107,16 @@ private:
     std::map<std::uint32_t, Peer> peers_;  ///< every member but this node
     Listener raft_listener_;
     Listener client_listener_;
+    /// Inbound peer connections by a sequence number (not by address, so the choice of
+    /// which one to evict is a function of the run's inputs): the connection and when it
+    /// last delivered a frame.
+    struct InboundLink {
+        Connection* conn = nullptr;
+        Instant last_active{};
+    };
+    std::map<std::uint64_t, InboundLink> inbound_;
+    std::uint64_t inbound_seq_ = 0;
+    std::size_t clients_ = 0;  ///< client connections being served
 
     Role role_ = Role::follower;
     std::uint64_t term_ = 0;

@@ -6,6 +6,8 @@
 
 namespace reprise::raft {
 
+static_assert(set_command_bytes_max <= wire::command_bytes_max, "every SET fits one log entry");
+
 namespace {
 
 void put_u32(std::string& out, std::uint32_t v) {

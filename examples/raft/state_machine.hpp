@@ -15,6 +15,11 @@ namespace reprise::raft {
 inline constexpr std::size_t key_bytes_max = 64 * 1024;
 inline constexpr std::size_t value_bytes_max = 512 * 1024;
 inline constexpr std::size_t del_keys_max = 1024;
+/// Encoded sizes (see encode_command): a SET always fits one entry; a DEL of many long
+/// keys may not, so the front-end checks its total (op byte + count, then length + key each).
+inline constexpr std::size_t del_command_overhead_bytes = 1 + 4;
+inline constexpr std::size_t del_key_overhead_bytes = 4;
+inline constexpr std::size_t set_command_bytes_max = 1 + 4 + key_bytes_max + 4 + value_bytes_max;
 
 /// A state machine command. A leader appends a noop when it takes office (so that
 /// entries of earlier terms commit under the current-term rule).

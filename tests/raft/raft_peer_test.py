@@ -1,0 +1,452 @@
+#!/usr/bin/env python3
+"""One live reprise-raft node against peers this script plays, byte for byte on the wire.
+
+usage: raft_peer_test.py PATH/TO/reprise-raft [SCENARIO...]
+
+Scenarios: del-too-long, read-after-election, vote-storm, hostile-peer. The real node
+records its trace; after each scenario it is stopped with SIGTERM and its trace must
+replay to exit 0 printing exactly its live narrative. Every wait is bounded.
+"""
+import os
+import random
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+BIN = os.path.abspath(sys.argv[1])
+ROOT = os.environ.get("REPRISE_TEST_BUILD_ROOT", "/tmp")
+SEED = int(os.environ.get("RAFT_TEST_SEED", str(random.randrange(1 << 30))))
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+
+
+def wait_for(what, predicate, timeout_s=10.0, step_s=0.05):
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except (OSError, Failure) as e:
+            last = e
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(step_s)
+    raise Failure(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
+
+
+# --- the disk format and the wire format (docs/raft.md) -------------------------------------
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
+
+
+def cmd_noop():
+    return b"\x00"
+
+
+def cmd_set(key, value):
+    return b"\x01" + struct.pack("<I", len(key)) + key + struct.pack("<I", len(value)) + value
+
+
+def write_data(d, term, vote, entries):
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "state"), "w") as f:
+        f.write(f"reprise-raft state 1\nterm {term}\nvote {vote}\n")
+    with open(os.path.join(d, "log"), "wb") as f:
+        f.write(b"RRAFTLG1")
+        for t, command in entries:
+            payload = struct.pack("<Q", t) + command
+            f.write(struct.pack("<II", len(payload), crc32c(payload)) + payload)
+
+
+def frame(body):
+    return struct.pack(">I", len(body)) + body
+
+
+def request_vote(term, candidate, last_index, last_term):
+    return frame(struct.pack("<BQIQQ", 1, term, candidate, last_index, last_term))
+
+
+def vote_reply(term, sender, granted):
+    return frame(struct.pack("<BQIB", 2, term, sender, 1 if granted else 0))
+
+
+def append_reply(term, sender, success, match, conflict=0):
+    return frame(struct.pack("<BQIBQQ", 4, term, sender, 1 if success else 0, match, conflict))
+
+
+def recv_exact(sock, n):
+    out = b""
+    while len(out) < n:
+        chunk = sock.recv(n - len(out))
+        if not chunk:
+            raise ConnectionError("peer closed")
+        out += chunk
+    return out
+
+
+def read_message(sock):
+    """(type, fields dict) of one frame from the node."""
+    (length,) = struct.unpack(">I", recv_exact(sock, 4))
+    body = recv_exact(sock, length)
+    kind = body[0]
+    if kind == 1:
+        term, cand, li, lt = struct.unpack_from("<QIQQ", body, 1)
+        return "request-vote", {"term": term, "candidate": cand, "last_index": li, "last_term": lt}
+    if kind == 2:
+        term, sender, granted = struct.unpack_from("<QIB", body, 1)
+        return "vote-reply", {"term": term, "from": sender, "granted": bool(granted)}
+    if kind == 3:
+        term, leader, pi, pt, commit, count = struct.unpack_from("<QIQQQI", body, 1)
+        return "append", {"term": term, "leader": leader, "prev_index": pi, "prev_term": pt, "commit": commit,
+                          "count": count}
+    if kind == 4:
+        term, sender, ok, match, conflict = struct.unpack_from("<QIBQQ", body, 1)
+        return "append-reply", {"term": term, "from": sender, "success": bool(ok), "match": match}
+    raise Failure(f"unknown message type {kind}")
+
+
+class FakePeer:
+    """Listens on a peer's raft port and answers the real node's link to it.
+
+    votes: grant every RequestVote (True) or refuse (False). acking: answer AppendEntries
+    with success (set it to False to hold the node's commits: appends are then read and
+    left unanswered)."""
+
+    def __init__(self, peer_id, port, grant_votes=True, acking=True):
+        self.id = peer_id
+        self.grant_votes = grant_votes
+        self.acking = acking
+        self.received = []  # (kind, fields)
+        self.lock = threading.Lock()
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", port))
+        self.listener.listen(16)
+        self.listener.settimeout(0.2)
+        self.stopping = False
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()
+
+    def _serve(self, conn):
+        conn.settimeout(0.5)
+        with conn:
+            while not self.stopping:
+                try:
+                    kind, m = read_message(conn)
+                except socket.timeout:
+                    continue
+                except (OSError, ConnectionError, struct.error):
+                    return
+                with self.lock:
+                    self.received.append((kind, m))
+                if kind == "request-vote":
+                    conn.sendall(vote_reply(m["term"], self.id, self.grant_votes))
+                elif kind == "append" and self.acking:
+                    conn.sendall(append_reply(m["term"], self.id, True, m["prev_index"] + m["count"]))
+
+    def count(self, kind):
+        with self.lock:
+            return sum(1 for k, _ in self.received if k == kind)
+
+    def close(self):
+        self.stopping = True
+        self.listener.close()
+
+
+def free_ports(n):
+    rng = random.Random(SEED + os.getpid())
+    for _ in range(200):
+        base = rng.randrange(20000, 60000, 50)
+        ports = [base + i for i in range(n)]
+        ok = True
+        for p in ports:
+            s = socket.socket()
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return ports
+    raise Failure("no free ports")
+
+
+class RealNode:
+    """Node 1, recorded, in a cluster of `members` whose other members the test plays."""
+
+    def __init__(self, name, members, extra=()):
+        self.dir = os.path.join(ROOT, f"raft-peer-{name}-{os.getpid()}")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        ports = free_ports(2 * members)
+        self.raft_ports = {n: ports[n - 1] for n in range(1, members + 1)}
+        self.client_ports = {n: ports[members + n - 1] for n in range(1, members + 1)}
+        self.data = os.path.join(self.dir, "node-1")
+        self.trace = os.path.join(self.dir, "node-1.trace")
+        self.log = os.path.join(self.dir, "node-1.log")
+        peers = ",".join(f"{n}=127.0.0.1:{self.raft_ports[n]}:{self.client_ports[n]}" for n in range(1, members + 1))
+        self.argv = [BIN, f"--record={self.trace}", f"--seed={SEED}", "--node=node-1", "--id", "1", "--peers", peers,
+                     "--data", self.data, *extra]
+        self.proc = None
+
+    def start(self):
+        with open(self.log, "wb") as out, open(os.path.join(self.dir, "node-1.err"), "wb") as err:
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+
+        def listening():
+            if self.proc.poll() is not None:
+                raise Failure(f"node exited {self.proc.returncode}: {self.stderr()}")
+            with open(self.log, "rb") as f:
+                return b" listening raft " in f.read()
+        wait_for("the node to listen", listening)
+
+    def stderr(self):
+        with open(os.path.join(self.dir, "node-1.err"), "rb") as f:
+            return f.read().decode(errors="replace")[-800:]
+
+    def narrative(self):
+        with open(self.log, "rb") as f:
+            return f.read()
+
+    def port(self):
+        return self.client_ports[1]
+
+    def call(self, *args, timeout_s=10.0):
+        with socket.create_connection(("127.0.0.1", self.port()), timeout=timeout_s) as s:
+            req = f"*{len(args)}\r\n".encode()
+            for a in args:
+                b = a if isinstance(a, bytes) else str(a).encode()
+                req += f"${len(b)}\r\n".encode() + b + b"\r\n"
+            s.sendall(req)
+            buf = b""
+            while b"\r\n" not in buf:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise ConnectionError("the node closed the connection")
+                buf += chunk
+            line, rest = buf.split(b"\r\n", 1)
+            if line[:1] == b"$":
+                n = int(line[1:])
+                if n < 0:
+                    return None
+                while len(rest) < n + 2:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        raise ConnectionError("the node closed the connection")
+                    rest += chunk
+                return rest[:n].decode()
+            return line.decode()
+
+    def info(self):
+        text = self.call("INFO")
+        return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise Failure("no VmRSS")
+
+    def stop_and_replay(self):
+        check(self.proc.poll() is None, f"the node died: exit {self.proc.returncode}: {self.stderr()}")
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise Failure("the node did not stop within 30 s of SIGTERM")
+        check(code == 0, f"the node exited {code}: {self.stderr()}")
+        p = subprocess.run([BIN, f"--replay={self.trace}"], capture_output=True, timeout=120)
+        check(p.returncode == 0, f"replay exit {p.returncode}: {p.stderr.decode(errors='replace')[-600:]}")
+        check(p.stdout == self.narrative(), f"replay narrative differs:\n{p.stdout.decode()}\n--- live ---\n"
+                                            f"{self.narrative().decode()}")
+        lines = p.stdout.count(b"\n")
+        print(f"  replayed: exit 0, {lines} narrative lines match")
+
+    def cleanup(self, ok):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if ok:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            print(f"  kept {self.dir}")
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+def scenario_del_too_long(node):
+    """A DEL whose keys together do not fit one log entry is refused; it used to abort the leader."""
+    node.start()
+    wait_for("a one-node leader", lambda: node.info()["role"] == "leader")
+    keys = [bytes([65 + i]) * (64 * 1024) for i in range(17)]  # 17 x 64 KiB > 1 MiB
+    r = node.call("DEL", *keys)
+    check(r.startswith("-ERR DEL keys too long together"), f"DEL of 17 x 64 KiB keys -> {r!r}")
+    check(node.call("SET", "a", "1") == "+OK", "SET after the refused DEL")
+    check(node.call("GET", "a") == "1", "GET after the refused DEL")
+    r = node.call("DEL", *keys[:15])  # 15 x 64 KiB fits: replicated as one entry
+    check(r == ":0", f"DEL of 15 long keys -> {r!r}")
+    print("  DEL of 17 x 64 KiB keys refused with an error; the leader kept serving")
+    node.stop_and_replay()
+
+
+def scenario_read_after_election(node):
+    """A new leader does not serve GET before it has committed an entry of its term.
+
+    Node 1's log holds SET x 1 of term 1, committed by the old cluster; on restart its
+    commit index is 0. It wins term 2 with peer 2's vote, but peer 2 holds its appends, so
+    the no-op of term 2 cannot commit: a GET must not answer null (it used to)."""
+    write_data(node.data, 1, 0, [(1, cmd_noop()), (1, cmd_set(b"x", b"1"))])
+    peer2 = FakePeer(2, node.raft_ports[2], grant_votes=True, acking=False)
+    try:
+        node.start()
+        first = node.narrative().split(b"\n", 1)[0]
+        check(b"recovered term 1, vote 0, 2 log entries" in first and b"cut" not in first, f"recovery: {first!r}")
+        wait_for("node 1 to lead", lambda: node.info()["role"] == "leader")
+        check(node.info()["commit_index"] == "0", "nothing committed while peer 2 holds its appends")
+        r = node.call("GET", "x")
+        check(r == "-TRYAGAIN the leader has not committed an entry of its term yet",
+              f"GET on a leader that has not committed in its term -> {r!r}")
+        peer2.acking = True
+        v = wait_for("GET x once the no-op commits", lambda: node.call("GET", "x") == "1", 15)
+        check(v, "GET x")
+        check(int(node.info()["commit_index"]) == 3, "noop, SET x and the term-2 no-op committed")
+        print("  a new leader answered TRYAGAIN until its no-op committed, then the old write")
+    finally:
+        peer2.close()
+    node.stop_and_replay()
+
+
+def scenario_vote_storm(node):
+    """A candidate with a stale log asking with ever higher terms does not keep node 1 from
+    its own election (a refused vote used to reset node 1's election timer)."""
+    write_data(node.data, 1, 0, [(1, cmd_noop()), (1, cmd_set(b"k", b"v"))])
+    peer2 = FakePeer(2, node.raft_ports[2], grant_votes=False, acking=True)
+    replies = []
+    stop = threading.Event()
+
+    def stale_candidate():
+        s = socket.create_connection(("127.0.0.1", node.raft_ports[1]), timeout=5)
+        with s:
+            term = 2
+            while not stop.is_set():
+                s.sendall(request_vote(term, 3, 0, 0))
+                replies.append(read_message(s))
+                term += 1
+                time.sleep(0.15)  # well inside the election timeout (400..800 ms)
+
+    try:
+        node.start()
+        t = threading.Thread(target=stale_candidate, daemon=True)
+        t.start()
+        wait_for("node 1 to ask peer 2 for a vote", lambda: peer2.count("request-vote") > 0, 6)
+        stop.set()
+        t.join(timeout=10)
+        check(replies and all(k == "vote-reply" and not m["granted"] for k, m in replies),
+              f"every stale candidate's request refused: {replies[:3]}")
+        print(f"  {len(replies)} stale vote requests refused; node 1 still started its own election")
+    finally:
+        stop.set()
+        peer2.close()
+    node.stop_and_replay()
+
+
+def scenario_hostile_peer(node):
+    """Frames that declare 8 MiB and stall cost what they sent; idle inbound connections are
+    bounded; garbage drops the connection; the node keeps committing."""
+    node.start()
+    wait_for("a one-node leader", lambda: node.info()["role"] == "leader")
+    before = node.rss_kib()
+    stalled = []
+    for _ in range(40):
+        s = socket.create_connection(("127.0.0.1", node.raft_ports[1]), timeout=5)
+        s.sendall(struct.pack(">I", 8 * 1024 * 1024) + b"\x03" + b"\x00" * 999)
+        stalled.append(s)
+    check(node.call("PING") == "+PONG", "PING with 40 stalled frames")
+    grown = node.rss_kib() - before
+    check(grown < 64 * 1024, f"40 stalled 8 MiB frames grew the node by {grown} KiB")
+    for s in stalled:
+        s.close()
+    # Garbage: a length above the limit, an unknown type. Each connection is dropped.
+    for junk in (b"\xff\xff\xff\xff", frame(b"\x09hello")):
+        s = socket.create_connection(("127.0.0.1", node.raft_ports[1]), timeout=5)
+        s.sendall(junk)
+        check(s.recv(16) == b"", f"{junk!r}: the node closes the connection")
+        s.close()
+    # Idle connections: past 64 the least recently active one is closed.
+    idle = [socket.create_connection(("127.0.0.1", node.raft_ports[1]), timeout=5) for _ in range(64)]
+    time.sleep(0.3)
+    extra = socket.create_connection(("127.0.0.1", node.raft_ports[1]), timeout=5)
+    idle[0].settimeout(10)
+    check(idle[0].recv(16) == b"", "the oldest idle inbound connection is closed once 65 are open")
+    for s in idle + [extra]:
+        s.close()
+    check(node.call("SET", "after", "hostile") == "+OK", "SET after the hostile peers")
+    print(f"  40 stalled 8 MiB frames grew RSS by {grown} KiB; garbage dropped; 65th idle link evicted the oldest")
+    node.stop_and_replay()
+
+
+SCENARIOS = {
+    "del-too-long": (scenario_del_too_long, 1, ()),
+    "read-after-election": (scenario_read_after_election, 3, ("--commit-timeout-ms", "1000")),
+    "vote-storm": (scenario_vote_storm, 3, ()),
+    "hostile-peer": (scenario_hostile_peer, 1, ()),
+}
+
+
+def main():
+    print(f"seed {SEED} (RAFT_TEST_SEED)")
+    names = sys.argv[2:] or list(SCENARIOS)
+    failed = []
+    for name in names:
+        fn, members, extra = SCENARIOS[name]
+        print(f"scenario {name}", flush=True)
+        node = RealNode(name, members, extra)
+        ok = False
+        try:
+            fn(node)
+            ok = True
+            print("  ok", flush=True)
+        except (Failure, OSError, subprocess.TimeoutExpired) as e:
+            print(f"  FAILED: {e}", flush=True)
+            failed.append(name)
+        finally:
+            node.cleanup(ok)
+    print(f"{len(names) - len(failed)} of {len(names)} scenarios passed" + (f"; failed: {failed}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
