@@ -263,6 +263,12 @@ class Cluster:
             with open(self.path(stem, "log"), "rb") as f:
                 live = f.read()
             check(b" listening raft " in live, f"{stem}: the live log lacks its listening line")
+            # The cluster script names each node's trace: the header holds the node name as a
+            # msgpack string of its own ("node-N" alone, not inside the --data path).
+            with open(trace, "rb") as f:
+                head = f.read(4096)
+            name = f"node-{node}".encode()
+            check(bytes([0xA0 | len(name)]) + name in head, f"{stem}: the trace header does not name {name!r}")
             p = subprocess.run([BIN, f"--replay={trace}"], capture_output=True, timeout=120)
             where = f"{stem} ({ended}): replay exit {p.returncode}, stderr: {p.stderr.decode(errors='replace')[-600:]}"
             if ended == "stopped":
@@ -374,7 +380,14 @@ def scenario_leader_crash(c):
     i = info(c.port(old))
     check(i["role"] == "follower" and int(i["term"]) >= new_term, f"the old leader rejoined as follower: {i}")
     print(f"  leader {old} (term {old_term}) killed; {new} leads term {new_term}; writes continued; {old} caught up")
-    c.stop()
+    # The script with a node already dead: kill refuses, stop stops the others.
+    c.kill(old)
+    p = subprocess.run([CLUSTER, "kill", str(old), "--dir", c.dir], capture_output=True, text=True, timeout=60)
+    check(p.returncode == 1 and "not running" in p.stderr, f"kill of a dead node: {p.returncode} {p.stderr!r}")
+    out = c.script("stop")
+    check(f"node {old}: stopped" not in out and out.count(": stopped") == c.nodes - 1, f"stop with node {old} dead: {out!r}")
+    for n in range(1, c.nodes + 1):
+        c._end(n, "stopped")
 
 
 def scenario_follower_restart(c):
