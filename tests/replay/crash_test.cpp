@@ -4,6 +4,7 @@
 #include "runtime/assert.hpp"
 
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -35,7 +36,9 @@ const char* crash_name(Crash how) {
     return "?";
 }
 
-// The compiler cannot know this is null, so the store below is a real fault.
+// An unmapped address the compiler cannot see through, so the store below is a
+// real fault (not null: UBSan would stop at a null store before the fault).
+volatile std::uintptr_t crash_address = 16;
 int* volatile crash_target = nullptr;
 
 // Deep enough to exhaust any fiber stack (a million 4 KiB frames); the volatile
@@ -51,7 +54,7 @@ int recurse(int depth) {
 [[noreturn]] void crash(Crash how) {
     switch (how) {
     case Crash::segfault:
-        *crash_target = 42;
+        *reinterpret_cast<int*>(crash_address) = 42;
         break;
     case Crash::abort:
         std::abort();
