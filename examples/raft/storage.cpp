@@ -129,6 +129,8 @@ std::string Storage::open(const std::string& dir, Recovery& recovery) {
             if (!good) {
                 if (record_header_bytes + len == rest.size())
                     break;  // a bad last record: torn mid-write
+                if (rest.find_first_not_of('\0') == std::string_view::npos)
+                    break;  // zeros to the end: the file grew before its data landed (torn)
                 return fmt::format("{} is corrupt at byte offset {} (entry {}): bad record followed by more data",
                                    log_path, pos, entries_.size() + 1);
             }

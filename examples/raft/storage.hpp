@@ -31,8 +31,9 @@ struct Recovery {
 /// - `log`: the magic "RRAFTLG1", then one record per entry: u32 payload length,
 ///   u32 CRC-32C of the payload, payload = u64 term + command (little-endian).
 ///   Appends are synced before they are acknowledged. A torn last record (a crash
-///   mid-append) is cut off at open; a bad record followed by more data is corruption
-///   and refuses to open.
+///   mid-append), or a bad record followed by nothing but zero bytes (the file grew
+///   before the data landed), is cut off at open; a bad record followed by other data
+///   is corruption and refuses to open.
 /// Log indices start at 1; index 0 is the empty prefix with term 0.
 class Storage {
 public:

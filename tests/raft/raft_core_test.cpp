@@ -169,6 +169,34 @@ TEST_CASE("a torn last record is cut off at open, and appends continue after it"
     });
 }
 
+TEST_CASE("a zero-filled tail after the last good record is cut off as torn", "[raft][storage]") {
+    const std::string dir = scratch_dir("zeros");
+    test::run_main_task([&] {
+        {
+            Storage s;
+            Recovery r;
+            REQUIRE(s.open(dir, r).empty());
+            REQUIRE(s.append({Entry{1, "first"}, Entry{1, "second"}}));
+        }
+        // A crash after the file's size grew but before the appended data reached it.
+        REQUIRE(append_file(dir + "/log", std::string(100, '\0')).ok());
+        {
+            Storage s;
+            Recovery r;
+            REQUIRE(s.open(dir, r).empty());
+            CHECK(r.entries == 2);
+            CHECK(r.torn_bytes == 100);
+            REQUIRE(s.append({Entry{2, "third"}}));
+        }
+        Storage s;
+        Recovery r;
+        REQUIRE(s.open(dir, r).empty());
+        CHECK(r.torn_bytes == 0);
+        REQUIRE(s.last_index() == 3);
+        CHECK(s.entry(3) == Entry{2, "third"});
+    });
+}
+
 TEST_CASE("a damaged record followed by more records refuses to open", "[raft][storage]") {
     const std::string dir = scratch_dir("corrupt");
     test::run_main_task([&] {
