@@ -85,6 +85,16 @@ std::string Storage::open(const std::string& dir, Recovery& recovery) {
     }
 
     const std::string log_path = dir + "/log";
+    // A new log is created whole with its magic and its directory entry synced (the
+    // entries appended later are fsynced, but an fsync of a file does not make its name
+    // durable: after a power cut the acknowledged entries could vanish with the name).
+    auto exists = file_exists(log_path);
+    if (!exists.ok())
+        return fmt::format("cannot look for {}: {}", log_path, exists.error().message());
+    if (!*exists) {
+        if (auto r = write_file_atomic(log_path, log_magic); !r.ok())
+            return fmt::format("cannot create {}: {}", log_path, r.error().message());
+    }
     auto file = File::open(log_path, OpenMode::read | OpenMode::write | OpenMode::create);
     if (!file.ok())
         return fmt::format("cannot open {}: {}", log_path, file.error().message());
