@@ -3,7 +3,7 @@
 
 usage: raft_peer_test.py PATH/TO/reprise-raft [SCENARIO...]
 
-Scenarios: del-too-long, read-after-election, vote-storm, hostile-peer. The real node
+Scenarios: del-too-long, read-after-election, vote-storm, hostile-peer, leader-loss. The real node
 records its trace; after each scenario it is stopped with SIGTERM and its trace must
 replay to exit 0 printing exactly its live narrative. Every wait is bounded.
 """
@@ -86,6 +86,13 @@ def request_vote(term, candidate, last_index, last_term):
 
 def vote_reply(term, sender, granted):
     return frame(struct.pack("<BQIB", 2, term, sender, 1 if granted else 0))
+
+
+def append_entries(term, leader, prev_index, prev_term, commit, entries):
+    body = struct.pack("<BQIQQQI", 3, term, leader, prev_index, prev_term, commit, len(entries))
+    for t, command in entries:
+        body += struct.pack("<QI", t, len(command)) + command
+    return frame(body)
 
 
 def append_reply(term, sender, success, match, conflict=0):
@@ -383,6 +390,46 @@ def scenario_vote_storm(node):
     node.stop_and_replay()
 
 
+def scenario_leader_loss(node):
+    """A client waiting for its write when a new leader overwrites the entry gets an error at
+    once: not +OK, and not only at its commit deadline."""
+    peer2 = FakePeer(2, node.raft_ports[2], grant_votes=True, acking=False)
+    result = {}
+    try:
+        node.start()
+        wait_for("node 1 to lead", lambda: node.info()["role"] == "leader")
+
+        def writer():
+            try:
+                result["reply"] = node.call("SET", "y", "2", timeout_s=60)
+            except OSError as e:
+                result["reply"] = e
+            result["at"] = time.monotonic()
+        t = threading.Thread(target=writer, daemon=True)
+        t.start()
+        wait_for("the SET to be appended", lambda: node.info()["log_length"] == "2")
+        check("reply" not in result, f"the SET answered before it could commit: {result}")
+        # Leader 3 of term 5 replaces node 1's uncommitted entries with its own.
+        sent = time.monotonic()
+        with socket.create_connection(("127.0.0.1", node.raft_ports[1]), timeout=10) as s:
+            s.sendall(append_entries(5, 3, 0, 0, 0, [(5, cmd_noop())]))
+            kind, m = read_message(s)
+        check(kind == "append-reply" and m["success"] and m["match"] == 1 and m["term"] == 5, f"reply {kind} {m}")
+        t.join(timeout=30)
+        check(not t.is_alive(), "the waiting client got no answer within 30 s")
+        r = result["reply"]
+        check(r == "-TRYAGAIN leadership changed before the write committed", f"the waiting SET got {r!r}")
+        waited = result["at"] - sent
+        check(waited < 10, f"the waiting SET was answered {waited:.2f} s after its entry was replaced "
+                           "(its commit deadline is 20 s)")
+        r = node.call("SET", "y", "3")
+        check(r == f"-MOVED 0 127.0.0.1:{node.client_ports[3]}", f"SET on the deposed leader -> {r!r}")
+        print(f"  the waiting SET answered TRYAGAIN {waited:.2f} s after leader 3 replaced its entry")
+    finally:
+        peer2.close()
+    node.stop_and_replay()
+
+
 def scenario_hostile_peer(node):
     """Frames that declare 8 MiB and stall cost what they sent; idle inbound connections are
     bounded; garbage drops the connection; the node keeps committing."""
@@ -435,6 +482,7 @@ SCENARIOS = {
     "read-after-election": (scenario_read_after_election, 3, ("--commit-timeout-ms", "1000")),
     "vote-storm": (scenario_vote_storm, 3, ()),
     "hostile-peer": (scenario_hostile_peer, 1, ()),
+    "leader-loss": (scenario_leader_loss, 3, ("--commit-timeout-ms", "20000")),
 }
 
 
