@@ -20,7 +20,8 @@ const char* const config_usage = R"(Program usage:
     --heartbeat-ms MS      leader heartbeat period (default 100)
     --election-min-ms MS   election timeout, drawn uniformly from [min, max] (default 400)
     --election-max-ms MS   (default 800)
-    --commit-timeout-ms MS how long a write waits for its commit (default 5000)
+    --commit-timeout-ms MS how long a write (or a GET on a leader just elected) waits for
+                           a commit before -TRYAGAIN (default 5000)
   Flags take their value as the next argument or after '='.)";
 
 namespace {
