@@ -263,6 +263,10 @@ class Cluster:
             with open(self.path(stem, "log"), "rb") as f:
                 live = f.read()
             check(b" listening raft " in live, f"{stem}: the live log lacks its listening line")
+            with open(self.path(stem, "err"), "rb") as f:
+                err = f.read()
+            for report in (b"AddressSanitizer", b"LeakSanitizer", b"runtime error:", b"assertion failed"):
+                check(report not in err, f"{stem}: its live stderr holds a report: {err.decode(errors='replace')[-1500:]}")
             # The cluster script names each node's trace: the header holds the node name as a
             # msgpack string of its own ("node-N" alone, not inside the --data path).
             with open(trace, "rb") as f:
