@@ -3,7 +3,7 @@
 
 usage: raft_peer_test.py PATH/TO/reprise-raft [SCENARIO...]
 
-Scenarios: del-too-long, read-after-election, vote-storm, hostile-peer, leader-loss. The real node
+Scenarios: del-too-long, read-after-election, vote-storm, hostile-peer, client-cap, leader-loss. The real node
 records its trace; after each scenario it is stopped with SIGTERM and its trace must
 replay to exit 0 printing exactly its live narrative. Every wait is bounded.
 """
@@ -477,11 +477,59 @@ def scenario_hostile_peer(node):
     node.stop_and_replay()
 
 
+def scenario_client_cap(node):
+    """At most 1024 clients are served at once; the next one gets Redis's error and a slot
+    frees when a client leaves."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 1024 + 200
+    if hard != resource.RLIM_INFINITY and hard < want:
+        print(f"  skipped: the hard limit of open files is {hard} (< {want})")
+        node.start()
+        node.stop_and_replay()
+        return
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))  # the node inherits it
+    node.start()
+    wait_for("a one-node leader", lambda: node.info()["role"] == "leader")
+    clients = []
+    try:
+        for i in range(1024):
+            c = socket.create_connection(("127.0.0.1", node.port()), timeout=10)
+            clients.append(c)
+            c.sendall(b"PING\r\n")
+        for i, c in enumerate(clients):
+            buf = b""
+            while not buf.endswith(b"\r\n"):
+                chunk = c.recv(64)
+                check(chunk, f"client {i} was closed")
+                buf += chunk
+            check(buf == b"+PONG\r\n", f"client {i} got {buf!r}")
+        # It sends nothing: bytes unread at the close would turn it into a reset.
+        extra = socket.create_connection(("127.0.0.1", node.port()), timeout=10)
+        got = b""
+        while True:
+            chunk = extra.recv(256)
+            if not chunk:
+                break
+            got += chunk
+        extra.close()
+        check(got == b"-ERR max number of clients reached\r\n", f"client 1025 got {got!r}")
+        clients.pop().close()
+        wait_for("a freed slot", lambda: node.call("PING") == "+PONG", 10)
+    finally:
+        for c in clients:
+            c.close()
+    print("  1024 clients served; the 1025th got the max-clients error; a closed client freed a slot")
+    node.stop_and_replay()
+
+
 SCENARIOS = {
     "del-too-long": (scenario_del_too_long, 1, ()),
     "read-after-election": (scenario_read_after_election, 3, ("--commit-timeout-ms", "1000")),
     "vote-storm": (scenario_vote_storm, 3, ()),
     "hostile-peer": (scenario_hostile_peer, 1, ()),
+    "client-cap": (scenario_client_cap, 1, ()),
     "leader-loss": (scenario_leader_loss, 3, ("--commit-timeout-ms", "20000")),
 }
 
