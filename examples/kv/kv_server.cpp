@@ -820,7 +820,7 @@ public:
             }
             return {data_.get() + end_, cap_ - end_};
         }
-        auto bigger = std::make_unique<char[]>(cap);
+        auto bigger = std::make_unique_for_overwrite<char[]>(cap);  // no zero-fill
         if (used > 0)
             std::memcpy(bigger.get(), data_.get() + begin_, used);
         data_ = std::move(bigger);
@@ -898,7 +898,12 @@ void Server::State::serve_client(Connection conn, std::uint64_t id) {
             conn.shutdown();
             return;
         }
-        const std::size_t want = std::max<std::size_t>(conn.buffered(), std::min(needed - data.size(), lim.max_client_input_bytes));
+        // Room for what has arrived (at least a read chunk), never for what a header only
+        // declares: a client claiming an 8 MiB bulk and sending 10 bytes costs a 16 KiB
+        // buffer, not 8 MiB. The buffer doubles as bytes come, so a big value still costs
+        // amortised linear copying, and `needed` spares re-parsing until it is all here.
+        const std::size_t want = std::min(std::max(conn.buffered(), initial_input_bytes),
+                                          lim.max_client_input_bytes);
         std::span<char> room = input.space(want, lim.max_client_input_bytes);
         REPRISE_ASSERT_MSG(!room.empty(), "a client's input buffer below its bound always has room");
         auto n = conn.read_some(room);
