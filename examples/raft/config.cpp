@@ -22,6 +22,8 @@ const char* const config_usage = R"(Program usage:
     --election-max-ms MS   (default 800)
     --commit-timeout-ms MS how long a write (or a GET on a leader just elected) waits for
                            a commit before -TRYAGAIN (default 5000)
+    --max-clients N        client connections served at once; more get "-ERR max number
+                           of clients reached" (default 10000, as Redis)
   Flags take their value as the next argument or after '='.)";
 
 namespace {
@@ -77,6 +79,7 @@ std::optional<Config> parse_config(const std::vector<std::string>& args, std::st
     std::optional<std::uint16_t> client_port;
     std::string peers;
     std::uint64_t heartbeat_ms = 100, election_min_ms = 400, election_max_ms = 800, commit_timeout_ms = 5000;
+    std::uint64_t max_clients = 10000;
     for (std::size_t i = 1; i < args.size(); ++i) {
         std::string_view arg = args[i];
         std::string value;
@@ -110,6 +113,8 @@ std::optional<Config> parse_config(const std::vector<std::string>& args, std::st
             ok = parse_number<std::uint64_t>(value, election_max_ms, 1, 600'000);
         } else if (name == "--commit-timeout-ms") {
             ok = parse_number<std::uint64_t>(value, commit_timeout_ms, 1, 600'000);
+        } else if (name == "--max-clients") {
+            ok = parse_number<std::uint64_t>(value, max_clients, 1, 1'000'000);
         } else {
             error = fmt::format("unknown flag '{}'", name);
             return std::nullopt;
@@ -160,6 +165,7 @@ std::optional<Config> parse_config(const std::vector<std::string>& args, std::st
     c.election_min = std::chrono::milliseconds(election_min_ms);
     c.election_max = std::chrono::milliseconds(election_max_ms);
     c.commit_timeout = std::chrono::milliseconds(commit_timeout_ms);
+    c.max_clients = static_cast<std::size_t>(max_clients);
     return c;
 }
 

@@ -3,6 +3,7 @@
 
 #include "clock/time.hpp"
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -28,6 +29,8 @@ struct Config {
     Duration election_max{std::chrono::milliseconds(800)};
     /// How long a client's write waits for its commit before -TRYAGAIN.
     Duration commit_timeout{std::chrono::seconds(5)};
+    /// Client (RESP) connections served at once; more get Redis's "max number of clients" error.
+    std::size_t max_clients = 10000;
 
     const Member& self() const;
     const Member* member(std::uint32_t id) const;

@@ -24,8 +24,6 @@ constexpr Duration frame_body_timeout = 10s;
 /// Inbound peer connections held at once (a real cluster needs one per peer, plus a few
 /// being replaced); past it the least recently active one is closed.
 constexpr std::size_t inbound_peer_links_max = 64;
-/// Client (RESP) connections served at once; more get Redis's "max number of clients" error.
-constexpr std::size_t client_connections_max = 1024;
 static_assert(inbound_peer_links_max >= 4 * 15, "room for every member of the largest cluster, several times");
 
 /// Reads one frame (header and body) into `frame`. The body is read as it arrives,
@@ -165,7 +163,7 @@ void Node::accept_clients() {
         auto conn = client_listener_.accept();
         if (!conn.ok())
             return;
-        if (clients_ >= client_connections_max) {
+        if (clients_ >= config_.max_clients) {
             (void)conn->write("-ERR max number of clients reached\r\n");
             continue;  // dropping it closes it once the error is sent
         }

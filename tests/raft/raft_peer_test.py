@@ -529,7 +529,7 @@ SCENARIOS = {
     "read-after-election": (scenario_read_after_election, 3, ("--commit-timeout-ms", "1000")),
     "vote-storm": (scenario_vote_storm, 3, ()),
     "hostile-peer": (scenario_hostile_peer, 1, ()),
-    "client-cap": (scenario_client_cap, 1, ()),
+    "client-cap": (scenario_client_cap, 1, ("--max-clients", "1024")),
     "leader-loss": (scenario_leader_loss, 3, ("--commit-timeout-ms", "20000")),
 }
 
