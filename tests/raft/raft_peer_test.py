@@ -18,32 +18,11 @@ import sys
 import threading
 import time
 
+from raft_support import Failure, check, wait_for  # beside this script
+
 BIN = os.path.abspath(sys.argv[1])
 ROOT = os.environ.get("REPRISE_TEST_BUILD_ROOT", "/tmp")
 SEED = int(os.environ.get("RAFT_TEST_SEED", str(random.randrange(1 << 30))))
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Failure(what)
-
-
-def wait_for(what, predicate, timeout_s=10.0, step_s=0.05):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except (OSError, Failure) as e:
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(step_s)
-    raise Failure(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
 
 
 # --- the disk format and the wire format (docs/raft.md) -------------------------------------

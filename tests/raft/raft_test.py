@@ -19,33 +19,11 @@ import subprocess
 import sys
 import time
 
+from raft_support import Failure, check, wait_for  # beside this script
+
 BIN = os.path.abspath(sys.argv[1])
 CLUSTER = os.path.abspath(sys.argv[2])
 ROOT = os.environ.get("REPRISE_TEST_BUILD_ROOT", "/tmp")
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Failure(what)
-
-
-def wait_for(what, predicate, timeout_s=10.0, step_s=0.05):
-    """Polls predicate() (bounded in time); returns its first truthy value or fails."""
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except (OSError, Failure) as e:
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(step_s)
-    raise Failure(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
 
 
 # --- a small speaking RESP client ---------------------------------------------------------
