@@ -1,6 +1,7 @@
 // Writes seed frames for the RAFT message fuzzer: every message kind, encoded by examples/raft's own encoder.
 //
 // Usage: make_raft_seeds DIR
+#include "seed_file.hpp"
 #include "message.hpp"
 
 #include <cstdio>
@@ -12,14 +13,7 @@ using namespace reprise::raft;
 
 namespace {
 
-void write(const std::string& path, const std::string& bytes) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out) {
-        std::fprintf(stderr, "make_raft_seeds: cannot write %s\n", path.c_str());
-        std::exit(1);
-    }
-}
+void write(const std::string& path, const std::string& bytes) { reprise::fuzz::write_seed("make_raft_seeds", path, bytes); }
 
 } // namespace
 

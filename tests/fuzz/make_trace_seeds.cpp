@@ -3,6 +3,7 @@
 // Usage: make_trace_seeds DIR. The traces are built with the real encoder (trace::Encoder,
 // encode_header, frame_chunk), so they are what a recorder writes: every wake-up kind,
 // every input kind, full and digest-only outputs, several chunks, deltas of both signs.
+#include "seed_file.hpp"
 #include "io/address.hpp"
 #include "record/trace.hpp"
 
@@ -14,14 +15,7 @@ using namespace reprise;
 
 namespace {
 
-void write(const std::string& path, const std::string& bytes) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out) {
-        std::fprintf(stderr, "make_trace_seeds: cannot write %s\n", path.c_str());
-        std::exit(1);
-    }
-}
+void write(const std::string& path, const std::string& bytes) { fuzz::write_seed("make_trace_seeds", path, bytes); }
 
 trace::Header header(const char* node) {
     return trace::Header{.node = node,

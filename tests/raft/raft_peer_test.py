@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from raft_support import Failure, check, wait_for  # beside this script
+from raft_support import Failure, check, run_scenarios, wait_for  # beside this script
 
 BIN = os.path.abspath(sys.argv[1])
 ROOT = os.environ.get("REPRISE_TEST_BUILD_ROOT", "/tmp")
@@ -515,24 +515,13 @@ SCENARIOS = {
 
 def main():
     print(f"seed {SEED} (RAFT_TEST_SEED)")
-    names = sys.argv[2:] or list(SCENARIOS)
-    failed = []
-    for name in names:
-        fn, members, extra = SCENARIOS[name]
+
+    def start(name):
+        _, members, extra = SCENARIOS[name]
         print(f"scenario {name}", flush=True)
-        node = RealNode(name, members, extra)
-        ok = False
-        try:
-            fn(node)
-            ok = True
-            print("  ok", flush=True)
-        except (Failure, OSError, subprocess.TimeoutExpired) as e:
-            print(f"  FAILED: {e}", flush=True)
-            failed.append(name)
-        finally:
-            node.cleanup(ok)
-    print(f"{len(names) - len(failed)} of {len(names)} scenarios passed" + (f"; failed: {failed}" if failed else ""))
-    return 1 if failed else 0
+        return RealNode(name, members, extra)
+
+    return run_scenarios(sys.argv[2:] or list(SCENARIOS), start, lambda name, node: SCENARIOS[name][0](node))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Shared by the RAFT test drivers: failures, checks and bounded waits."""
+"""Shared by the RAFT test drivers: failures, checks, bounded waits and the scenario loop."""
+import subprocess
 import time
 
 
@@ -24,3 +25,24 @@ def wait_for(what, predicate, timeout_s=10.0, step_s=0.05):
             return last
         time.sleep(step_s)
     raise Failure(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
+
+
+def run_scenarios(names, start, run):
+    """Runs each named scenario: `start(name)` makes its fixture (with a cleanup(ok)
+    method), `run(name, fixture)` plays it. Prints each outcome; returns the exit code."""
+    failed = []
+    for name in names:
+        fixture = start(name)
+        ok = False
+        started = time.monotonic()
+        try:
+            run(name, fixture)
+            ok = True
+            print(f"  ok in {time.monotonic() - started:.1f} s", flush=True)
+        except (Failure, OSError, subprocess.TimeoutExpired) as e:
+            print(f"  FAILED: {e}", flush=True)
+            failed.append(name)
+        finally:
+            fixture.cleanup(ok)
+    print(f"{len(names) - len(failed)} of {len(names)} scenarios passed" + (f"; failed: {failed}" if failed else ""))
+    return 1 if failed else 0

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from raft_support import Failure, check, wait_for  # beside this script
+from raft_support import Failure, check, run_scenarios, wait_for  # beside this script
 
 BIN = os.path.abspath(sys.argv[1])
 CLUSTER = os.path.abspath(sys.argv[2])
@@ -467,26 +467,16 @@ SCENARIOS = {
 
 
 def main():
-    names = sys.argv[3:] or list(SCENARIOS)
-    failed = []
-    for name in names:
+    def start(name):
         fn, nodes = SCENARIOS[name]
         print(f"scenario {name} ({nodes} nodes)", flush=True)
-        c = Cluster(name, nodes)
-        ok = False
-        started = time.monotonic()
-        try:
-            fn(c)
-            c.verify_replays()
-            ok = True
-            print(f"  ok in {time.monotonic() - started:.1f} s", flush=True)
-        except (Failure, OSError, subprocess.TimeoutExpired) as e:
-            print(f"  FAILED: {e}", flush=True)
-            failed.append(name)
-        finally:
-            c.cleanup(ok)
-    print(f"{len(names) - len(failed)} of {len(names)} scenarios passed" + (f"; failed: {failed}" if failed else ""))
-    return 1 if failed else 0
+        return Cluster(name, nodes)
+
+    def run(name, c):
+        SCENARIOS[name][0](c)
+        c.verify_replays()
+
+    return run_scenarios(sys.argv[3:] or list(SCENARIOS), start, run)
 
 
 if __name__ == "__main__":
