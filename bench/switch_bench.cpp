@@ -1,5 +1,5 @@
 // Fiber switch cost: reprise tasks ping-ponging through yield(), against raw Boost.Context jumps.
-#include "runtime/reprise.hpp"
+#include <reprise/runtime/reprise.hpp>
 
 #include <boost/context/detail/fcontext.hpp>
 

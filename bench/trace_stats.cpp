@@ -8,7 +8,7 @@
 // offload results) and the values of inputs. Everything else in the file (header, chunk
 // framing, record encodings, input and task names, output digests) is overhead.
 // Exit status: 0 for a complete trace, 1 for a damaged or truncated one, 2 for usage.
-#include "record/trace.hpp"
+#include <reprise/record/trace.hpp>
 
 #include <fmt/core.h>
 

@@ -5,7 +5,7 @@
 // precise_now(), a recorded input), and a second task sleeps in steps of 700 ms beside it.
 // Recorded, it takes --seconds of wall time; replayed, the runtime warps its clock over the
 // idle stretches, so the replay takes as long as the work alone.
-#include "runtime/reprise.hpp"
+#include <reprise/runtime/reprise.hpp>
 
 #include <fmt/core.h>
 

@@ -1,8 +1,8 @@
 // Loop time, precise reads, sleeps and the Timer handle.
-#include "clock/clock.hpp"
+#include "reprise/clock/clock.hpp"
 
-#include "record/codec.hpp"
-#include "runtime/internal/core.hpp"
+#include "reprise/record/codec.hpp"
+#include "reprise/runtime/internal/core.hpp"
 
 namespace reprise {
 

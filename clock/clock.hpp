@@ -1,8 +1,8 @@
 // Loop time, precise reads, sleeps and timers of the current runtime.
 #pragma once
 
-#include "clock/time.hpp"
-#include "runtime/result.hpp"
+#include "reprise/clock/time.hpp"
+#include "reprise/runtime/result.hpp"
 
 #include <cstdint>
 

@@ -1,7 +1,7 @@
 // The operating system's clocks, read with clock_gettime.
-#include "clock/internal/system_clock.hpp"
+#include "reprise/clock/internal/system_clock.hpp"
 
-#include "runtime/assert.hpp"
+#include "reprise/runtime/assert.hpp"
 
 #include <cerrno>
 #include <ctime>

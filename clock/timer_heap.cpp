@@ -1,7 +1,7 @@
 // The timer heap: a binary heap with back-indices for O(log n) removal.
-#include "clock/internal/timers.hpp"
+#include "reprise/clock/internal/timers.hpp"
 
-#include "runtime/assert.hpp"
+#include "reprise/runtime/assert.hpp"
 
 namespace reprise::detail {
 

@@ -1,5 +1,5 @@
 // Address parsing and printing.
-#include "io/address.hpp"
+#include "reprise/io/address.hpp"
 
 #include <arpa/inet.h>
 #include <charconv>

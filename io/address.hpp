@@ -1,7 +1,7 @@
 // Address: an IPv4 or IPv6 socket address, parsed from and printed as "host:port".
 #pragma once
 
-#include "runtime/result.hpp"
+#include "reprise/runtime/result.hpp"
 
 #include <cstdint>
 #include <string>

@@ -1,8 +1,8 @@
 // File operations, each run on the offload pool with its result returned to the task.
-#include "io/file.hpp"
+#include "reprise/io/file.hpp"
 
-#include "io/offload.hpp"
-#include "runtime/limits.hpp"
+#include "reprise/io/offload.hpp"
+#include "reprise/runtime/limits.hpp"
 
 #include <cerrno>
 #include <fcntl.h>

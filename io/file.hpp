@@ -1,9 +1,9 @@
 // Files through the runtime: every operation runs on the offload pool, so the loop never blocks on a disk.
 #pragma once
 
-#include "clock/time.hpp"
-#include "runtime/limits.hpp"
-#include "runtime/result.hpp"
+#include "reprise/clock/time.hpp"
+#include "reprise/runtime/limits.hpp"
+#include "reprise/runtime/result.hpp"
 
 #include <cstdint>
 #include <memory>

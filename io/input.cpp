@@ -1,7 +1,7 @@
 // env() and app-defined inputs, through the runtime's journal.
-#include "io/input.hpp"
+#include "reprise/io/input.hpp"
 
-#include "runtime/internal/core.hpp"
+#include "reprise/runtime/internal/core.hpp"
 
 #include <cstdlib>
 #include <fmt/core.h>

@@ -1,9 +1,9 @@
 // The live backend: libevent underneath. Harvests reads, accepts, connects, signals and
 // offload completions as wake-ups, and flushes connection output.
-#include "runtime/internal/core.hpp"
+#include "reprise/runtime/internal/core.hpp"
 
-#include "clock/internal/system_clock.hpp"
-#include "io/internal/offload_pool.hpp"
+#include "reprise/clock/internal/system_clock.hpp"
+#include "reprise/io/internal/offload_pool.hpp"
 
 #include <event2/event.h>
 #include <fmt/core.h>

@@ -1,8 +1,8 @@
 // run_offload: an offload request's life from the asking task to the pool and back through the gate.
-#include "io/offload.hpp"
+#include "reprise/io/offload.hpp"
 
-#include "io/internal/offload_state.hpp"
-#include "runtime/internal/core.hpp"
+#include "reprise/io/internal/offload_state.hpp"
+#include "reprise/runtime/internal/core.hpp"
 
 #include <stdexcept>
 

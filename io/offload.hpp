@@ -1,10 +1,10 @@
 // offload(): run blocking work on the runtime's thread pool; its result arrives as a wake-up.
 #pragma once
 
-#include "clock/time.hpp"
-#include "record/codec.hpp"
-#include "runtime/result.hpp"
-#include "runtime/unique_function.hpp"
+#include "reprise/clock/time.hpp"
+#include "reprise/record/codec.hpp"
+#include "reprise/runtime/result.hpp"
+#include "reprise/runtime/unique_function.hpp"
 
 #include <functional>
 #include <memory>

@@ -1,7 +1,7 @@
 // The offload pool's threads and its completion queue.
-#include "io/internal/offload_pool.hpp"
+#include "reprise/io/internal/offload_pool.hpp"
 
-#include "runtime/assert.hpp"
+#include "reprise/runtime/assert.hpp"
 
 #include <cerrno>
 #include <sys/eventfd.h>

@@ -1,8 +1,8 @@
 // The runtime's PRNG draws and the operating system's random bytes.
-#include "io/random.hpp"
+#include "reprise/io/random.hpp"
 
-#include "io/internal/os_random.hpp"
-#include "runtime/internal/core.hpp"
+#include "reprise/io/internal/os_random.hpp"
+#include "reprise/runtime/internal/core.hpp"
 
 #include <cerrno>
 #include <sys/random.h>

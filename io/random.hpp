@@ -1,7 +1,7 @@
 // Randomness of the current runtime: a seeded deterministic PRNG, and secure random bytes.
 #pragma once
 
-#include "runtime/result.hpp"
+#include "reprise/runtime/result.hpp"
 
 #include <cstddef>
 #include <cstdint>

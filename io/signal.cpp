@@ -1,7 +1,7 @@
 // wait_signal: a signal watch of the runtime and the tasks waiting on it.
-#include "io/signal.hpp"
+#include "reprise/io/signal.hpp"
 
-#include "runtime/internal/core.hpp"
+#include "reprise/runtime/internal/core.hpp"
 
 namespace reprise {
 

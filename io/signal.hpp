@@ -1,8 +1,8 @@
 // Signals as wake-ups: a task waits for a signal instead of installing a handler.
 #pragma once
 
-#include "clock/time.hpp"
-#include "runtime/result.hpp"
+#include "reprise/clock/time.hpp"
+#include "reprise/runtime/result.hpp"
 
 #include <cstdint>
 

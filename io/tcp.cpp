@@ -1,8 +1,8 @@
 // TCP operations of tasks. They touch only buffers and wait lists; sockets belong to the backend.
-#include "io/tcp.hpp"
+#include "reprise/io/tcp.hpp"
 
-#include "record/codec.hpp"
-#include "runtime/internal/core.hpp"
+#include "reprise/record/codec.hpp"
+#include "reprise/runtime/internal/core.hpp"
 
 #include <cstring>
 

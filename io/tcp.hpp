@@ -1,10 +1,10 @@
 // TCP for tasks: listen, accept, connect, buffered reads and writes, shutdown, close.
 #pragma once
 
-#include "clock/time.hpp"
-#include "io/address.hpp"
-#include "runtime/limits.hpp"
-#include "runtime/result.hpp"
+#include "reprise/clock/time.hpp"
+#include "reprise/io/address.hpp"
+#include "reprise/runtime/limits.hpp"
+#include "reprise/runtime/result.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -1,5 +1,5 @@
 // Reads the main executable's build-id note from its loaded program headers.
-#include "record/internal/build_id.hpp"
+#include "reprise/record/internal/build_id.hpp"
 
 #include <cstring>
 #include <elf.h>

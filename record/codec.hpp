@@ -1,7 +1,7 @@
 // Codec<T>: how a value that is an input (an offloaded result, an app-defined input) becomes trace bytes and back.
 #pragma once
 
-#include "runtime/result.hpp"
+#include "reprise/runtime/result.hpp"
 
 #include <cstdint>
 #include <cstring>

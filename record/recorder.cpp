@@ -1,8 +1,8 @@
 // The recorder: one encoder on the loop thread, one writer thread, lossless and bounded, flushed on a crash.
-#include "record/internal/recorder.hpp"
+#include "reprise/record/internal/recorder.hpp"
 
-#include "runtime/internal/stack.hpp"
-#include "runtime/limits.hpp"
+#include "reprise/runtime/internal/stack.hpp"
+#include "reprise/runtime/limits.hpp"
 
 #include <fmt/core.h>
 

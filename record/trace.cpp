@@ -1,5 +1,5 @@
 // The trace format: chunk framing, each record's encoder beside its decoder, and the hostile-input reader.
-#include "record/trace.hpp"
+#include "reprise/record/trace.hpp"
 
 #include <msgpack.hpp>
 

@@ -1,8 +1,8 @@
 // The trace format: header, chunks and records — each record's encoding and decoding side by side.
 #pragma once
 
-#include "io/address.hpp"
-#include "runtime/result.hpp"
+#include "reprise/io/address.hpp"
+#include "reprise/runtime/result.hpp"
 
 #include <cstdint>
 #include <cstdio>

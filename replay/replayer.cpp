@@ -1,8 +1,8 @@
 // The replayer: feeds the trace to the runtime as its world and stops at the first divergence.
-#include "replay/internal/replayer.hpp"
+#include "reprise/replay/internal/replayer.hpp"
 
-#include "clock/internal/system_clock.hpp"
-#include "record/internal/recorder.hpp"
+#include "reprise/clock/internal/system_clock.hpp"
+#include "reprise/record/internal/recorder.hpp"
 
 #include <fmt/core.h>
 

@@ -1,6 +1,6 @@
 // Error messages and the errno mapping, plus the always-on assertion's failure path.
-#include "runtime/assert.hpp"
-#include "runtime/result.hpp"
+#include "reprise/runtime/assert.hpp"
+#include "reprise/runtime/result.hpp"
 
 #include <cerrno>
 #include <cstdio>

@@ -1,5 +1,5 @@
 // run_main: the runtime's command-line flags, --help, and the graceful-stop wiring.
-#include "runtime/main.hpp"
+#include "reprise/runtime/main.hpp"
 
 #include <charconv>
 #include <cstdlib>

@@ -1,7 +1,7 @@
 // The main wrapper: owns main(), parses the runtime's flags, stops gracefully on SIGINT/SIGTERM.
 #pragma once
 
-#include "runtime/runtime.hpp"
+#include "reprise/runtime/runtime.hpp"
 
 #include <functional>
 #include <string>

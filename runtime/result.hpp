@@ -1,7 +1,7 @@
 // Errors as values: the error codes of every runtime operation and Result<T>.
 #pragma once
 
-#include "runtime/assert.hpp"
+#include "reprise/runtime/assert.hpp"
 
 #include <string>
 #include <type_traits>

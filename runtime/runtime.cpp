@@ -1,11 +1,11 @@
 // The scheduler and the loop of one Runtime: fibers, park/wake, the tick, and the gate.
-#include "runtime/internal/core.hpp"
+#include "reprise/runtime/internal/core.hpp"
 
-#include "io/internal/offload_state.hpp"
-#include "record/internal/build_id.hpp"
-#include "record/internal/recorder.hpp"
-#include "replay/internal/replayer.hpp"
-#include "io/internal/os_random.hpp"
+#include "reprise/io/internal/offload_state.hpp"
+#include "reprise/record/internal/build_id.hpp"
+#include "reprise/record/internal/recorder.hpp"
+#include "reprise/replay/internal/replayer.hpp"
+#include "reprise/io/internal/os_random.hpp"
 
 #include <fmt/core.h>
 

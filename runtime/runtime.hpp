@@ -1,7 +1,7 @@
 // Runtime: everything of one node — its fibers, handles, clock, backend — and its event loop.
 #pragma once
 
-#include "runtime/limits.hpp"
+#include "reprise/runtime/limits.hpp"
 
 #include <cstdint>
 #include <functional>

@@ -1,8 +1,8 @@
 // Fiber stacks (mmap + guard page) and the fault handler that names a fiber whose stack overflowed.
-#include "runtime/internal/stack.hpp"
+#include "reprise/runtime/internal/stack.hpp"
 
-#include "runtime/assert.hpp"
-#include "runtime/limits.hpp"
+#include "reprise/runtime/assert.hpp"
+#include "reprise/runtime/limits.hpp"
 
 #include <atomic>
 #include <cerrno>

@@ -1,7 +1,7 @@
 // Mutex and Condition: ownership checks and hand-off in FIFO order.
-#include "runtime/sync.hpp"
+#include "reprise/runtime/sync.hpp"
 
-#include "runtime/task.hpp"
+#include "reprise/runtime/task.hpp"
 
 namespace reprise {
 

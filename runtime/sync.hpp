@@ -1,9 +1,9 @@
 // Fiber-aware synchronization: bounded channels, mutex, condition, event, wait group.
 #pragma once
 
-#include "runtime/limits.hpp"
-#include "runtime/result.hpp"
-#include "runtime/wait_list.hpp"
+#include "reprise/runtime/limits.hpp"
+#include "reprise/runtime/result.hpp"
+#include "reprise/runtime/wait_list.hpp"
 
 #include <cstdint>
 #include <deque>

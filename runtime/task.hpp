@@ -1,10 +1,10 @@
 // Tasks: fibers spawned with a name, joined for their result, cancelled, yielded.
 #pragma once
 
-#include "clock/time.hpp"
-#include "runtime/result.hpp"
-#include "runtime/unique_function.hpp"
-#include "runtime/wait_list.hpp"
+#include "reprise/clock/time.hpp"
+#include "reprise/runtime/result.hpp"
+#include "reprise/runtime/unique_function.hpp"
+#include "reprise/runtime/wait_list.hpp"
 
 #include <cstdint>
 #include <exception>

@@ -1,8 +1,8 @@
 // WaitList: the one blocking primitive every fiber-aware object (channel, mutex, timer) is built on.
 #pragma once
 
-#include "clock/time.hpp"
-#include "runtime/result.hpp"
+#include "reprise/clock/time.hpp"
+#include "reprise/runtime/result.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -1,7 +1,7 @@
 // Helpers shared by the runtime and clock tests: running a main task, naming outcomes.
 #pragma once
 
-#include "runtime/reprise.hpp"
+#include <reprise/runtime/reprise.hpp>
 
 #include <catch2/catch.hpp>
 

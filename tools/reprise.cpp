@@ -1,5 +1,5 @@
 // reprise: the command line tool that inspects traces (info, dump, verify, diff).
-#include "record/trace.hpp"
+#include <reprise/record/trace.hpp>
 
 #include <fmt/core.h>
 

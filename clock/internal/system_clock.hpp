@@ -1,7 +1,7 @@
 // Reads of the operating system's clocks; the only place in reprise that reads a clock.
 #pragma once
 
-#include "runtime/internal/private.hpp"
+#include "reprise/runtime/internal/private.hpp"
 
 #include <cstdint>
 

@@ -1,9 +1,9 @@
 // Timer state and the runtime's timer heap, ordered by (deadline, creation id).
 #pragma once
 
-#include "runtime/internal/private.hpp"
-#include "runtime/internal/handle.hpp"
-#include "runtime/wait_list.hpp"
+#include "reprise/runtime/internal/private.hpp"
+#include "reprise/runtime/internal/handle.hpp"
+#include "reprise/runtime/wait_list.hpp"
 
 #include <cstdint>
 #include <functional>

@@ -1,5 +1,5 @@
 // reprise-echo: an echo server on the runtime, and a demo that runs it with clients in one process.
-#include "runtime/reprise.hpp"
+#include <reprise/runtime/reprise.hpp>
 
 #include <fmt/core.h>
 

@@ -2,7 +2,7 @@
 #pragma once
 
 #include "resp.hpp"
-#include "runtime/reprise.hpp"
+#include <reprise/runtime/reprise.hpp>
 
 #include <cstddef>
 #include <cstdint>

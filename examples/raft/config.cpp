@@ -1,7 +1,7 @@
 // Parsing of reprise-raft's flags: --id, --peers, --data, --client-port and the timings.
 #include "config.hpp"
 
-#include "runtime/assert.hpp"
+#include <reprise/runtime/assert.hpp>
 
 #include <fmt/core.h>
 

@@ -1,7 +1,7 @@
 // A RAFT node's command line: its id, the cluster's members, its data directory and timings.
 #pragma once
 
-#include "clock/time.hpp"
+#include <reprise/clock/time.hpp>
 
 #include <cstddef>
 #include <cstdint>

@@ -2,7 +2,7 @@
 #include "config.hpp"
 #include "node.hpp"
 
-#include "runtime/reprise.hpp"
+#include <reprise/runtime/reprise.hpp>
 
 #include <fmt/core.h>
 

@@ -1,7 +1,7 @@
 // The RAFT wire codec: every read is bounds-checked against the frame it was given.
 #include "message.hpp"
 
-#include "runtime/assert.hpp"
+#include <reprise/runtime/assert.hpp>
 
 #include <type_traits>
 

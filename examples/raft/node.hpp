@@ -6,7 +6,7 @@
 #include "state_machine.hpp"
 #include "storage.hpp"
 
-#include "runtime/reprise.hpp"
+#include <reprise/runtime/reprise.hpp>
 
 #include <fmt/core.h>
 

@@ -2,7 +2,7 @@
 #include "state_machine.hpp"
 
 #include "message.hpp"
-#include "runtime/assert.hpp"
+#include <reprise/runtime/assert.hpp>
 
 namespace reprise::raft {
 

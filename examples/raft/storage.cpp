@@ -1,8 +1,8 @@
 // The node's disk state: atomic term+vote file, and the length+checksum framed append-only log.
 #include "storage.hpp"
 
-#include "record/trace.hpp"
-#include "runtime/assert.hpp"
+#include <reprise/record/trace.hpp>
+#include <reprise/runtime/assert.hpp>
 
 #include <fmt/core.h>
 

@@ -3,7 +3,7 @@
 
 #include "message.hpp"
 
-#include "io/file.hpp"
+#include <reprise/io/file.hpp>
 
 #include <cstdint>
 #include <string>

@@ -1,8 +1,8 @@
 // ByteBuffer: a growable FIFO of bytes for connection input and output.
 #pragma once
 
-#include "runtime/internal/private.hpp"
-#include "runtime/assert.hpp"
+#include "reprise/runtime/internal/private.hpp"
+#include "reprise/runtime/assert.hpp"
 
 #include <cstring>
 #include <memory>

@@ -1,9 +1,9 @@
 // The offload pool: threads that run blocking jobs and report their completion to one loop.
 #pragma once
 
-#include "runtime/internal/private.hpp"
+#include "reprise/runtime/internal/private.hpp"
 
-#include "io/internal/offload_state.hpp"
+#include "reprise/io/internal/offload_state.hpp"
 
 #include <condition_variable>
 #include <cstdint>

@@ -1,11 +1,11 @@
 // An offload request: a blocking job run on the pool, whose completion is a wake-up.
 #pragma once
 
-#include "runtime/internal/private.hpp"
-#include "io/offload.hpp"
-#include "runtime/internal/handle.hpp"
-#include "runtime/unique_function.hpp"
-#include "runtime/wait_list.hpp"
+#include "reprise/runtime/internal/private.hpp"
+#include "reprise/io/offload.hpp"
+#include "reprise/runtime/internal/handle.hpp"
+#include "reprise/runtime/unique_function.hpp"
+#include "reprise/runtime/wait_list.hpp"
 
 #include <exception>
 #include <functional>

@@ -1,7 +1,7 @@
 // Randomness from the operating system (seeds and secure_random), the only source besides the PRNG.
 #pragma once
 
-#include "runtime/internal/private.hpp"
+#include "reprise/runtime/internal/private.hpp"
 
 #include <cstddef>
 #include <cstdint>

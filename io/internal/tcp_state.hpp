@@ -1,13 +1,13 @@
 // The runtime-side state of TCP listeners and connections (the handles behind Listener and Connection).
 #pragma once
 
-#include "runtime/internal/private.hpp"
-#include "runtime/internal/handle.hpp"
-#include "io/address.hpp"
-#include "io/internal/byte_buffer.hpp"
-#include "runtime/limits.hpp"
-#include "runtime/result.hpp"
-#include "runtime/wait_list.hpp"
+#include "reprise/runtime/internal/private.hpp"
+#include "reprise/runtime/internal/handle.hpp"
+#include "reprise/io/address.hpp"
+#include "reprise/io/internal/byte_buffer.hpp"
+#include "reprise/runtime/limits.hpp"
+#include "reprise/runtime/result.hpp"
+#include "reprise/runtime/wait_list.hpp"
 
 #include <deque>
 #include <optional>

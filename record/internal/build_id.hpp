@@ -1,7 +1,7 @@
 // The GNU build-id of the running executable, kept in a trace's header.
 #pragma once
 
-#include "runtime/internal/private.hpp"
+#include "reprise/runtime/internal/private.hpp"
 
 #include <string>
 

@@ -1,10 +1,10 @@
 // The recorder: encodes every input and output on the loop thread; a writer thread writes sealed chunks.
 #pragma once
 
-#include "runtime/internal/private.hpp"
+#include "reprise/runtime/internal/private.hpp"
 
-#include "record/trace.hpp"
-#include "runtime/internal/journal.hpp"
+#include "reprise/record/trace.hpp"
+#include "reprise/runtime/internal/journal.hpp"
 
 #include <atomic>
 #include <condition_variable>

@@ -1,11 +1,11 @@
 // The replayer: the trace as the backend (no sockets, no real clock, time warped) and the journal that checks the program against it.
 #pragma once
 
-#include "runtime/internal/private.hpp"
+#include "reprise/runtime/internal/private.hpp"
 
-#include "record/trace.hpp"
-#include "runtime/internal/core.hpp"
-#include "runtime/internal/journal.hpp"
+#include "reprise/record/trace.hpp"
+#include "reprise/runtime/internal/core.hpp"
+#include "reprise/runtime/internal/journal.hpp"
 
 #include <deque>
 #include <memory>

@@ -1,18 +1,18 @@
 // The inside of a Runtime: fibers, the scheduler, the handle table, the backend and the gate.
 #pragma once
 
-#include "runtime/internal/private.hpp"
+#include "reprise/runtime/internal/private.hpp"
 
-#include "clock/internal/timers.hpp"
-#include "io/internal/tcp_state.hpp"
-#include "runtime/internal/handle.hpp"
-#include "runtime/internal/journal.hpp"
-#include "runtime/internal/prng.hpp"
-#include "runtime/internal/stack.hpp"
-#include "runtime/internal/wakeup.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/task.hpp"
-#include "runtime/wait_list.hpp"
+#include "reprise/clock/internal/timers.hpp"
+#include "reprise/io/internal/tcp_state.hpp"
+#include "reprise/runtime/internal/handle.hpp"
+#include "reprise/runtime/internal/journal.hpp"
+#include "reprise/runtime/internal/prng.hpp"
+#include "reprise/runtime/internal/stack.hpp"
+#include "reprise/runtime/internal/wakeup.hpp"
+#include "reprise/runtime/runtime.hpp"
+#include "reprise/runtime/task.hpp"
+#include "reprise/runtime/wait_list.hpp"
 
 #include <boost/context/detail/fcontext.hpp>
 

@@ -1,7 +1,7 @@
 // Handle: the base of every long-lived object a runtime names by id in its wake-ups.
 #pragma once
 
-#include "runtime/internal/private.hpp"
+#include "reprise/runtime/internal/private.hpp"
 
 #include <cstdint>
 

@@ -1,10 +1,10 @@
 // Journal: the interface through which recording writes, and replay checks, every input and output.
 #pragma once
 
-#include "runtime/internal/private.hpp"
+#include "reprise/runtime/internal/private.hpp"
 
-#include "record/trace.hpp"
-#include "runtime/internal/wakeup.hpp"
+#include "reprise/record/trace.hpp"
+#include "reprise/runtime/internal/wakeup.hpp"
 
 #include <cstdint>
 #include <functional>

@@ -1,7 +1,7 @@
 // The runtime's deterministic PRNG (xoshiro256**, seeded through splitmix64).
 #pragma once
 
-#include "runtime/internal/private.hpp"
+#include "reprise/runtime/internal/private.hpp"
 
 #include <cstdint>
 

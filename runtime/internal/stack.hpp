@@ -1,7 +1,7 @@
 // Fiber stacks: mmap'ed, lazily committed, with a guard page that turns an overflow into a named crash.
 #pragma once
 
-#include "runtime/internal/private.hpp"
+#include "reprise/runtime/internal/private.hpp"
 
 #include <cstddef>
 #include <cstdint>

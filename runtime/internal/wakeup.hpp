@@ -1,9 +1,9 @@
 // Wake-ups: everything the world tells a runtime, as delivered through the one gate.
 #pragma once
 
-#include "runtime/internal/private.hpp"
+#include "reprise/runtime/internal/private.hpp"
 
-#include "io/address.hpp"
+#include "reprise/io/address.hpp"
 
 #include <cstdint>
 #include <string>

@@ -1,5 +1,5 @@
 // Tests of loop time, sleeps, timers and deadlines.
-#include "runtime/reprise.hpp"
+#include <reprise/runtime/reprise.hpp>
 #include "test_support.hpp"
 
 #include <catch2/catch.hpp>

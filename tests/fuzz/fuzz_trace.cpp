@@ -7,8 +7,8 @@
 // Under libFuzzer a custom mutator repairs the header's and the chunks' CRC-32C after
 // half of the mutations: a trace with one flipped byte is refused at its checksum, so
 // without the repair almost no mutation would reach the msgpack decoding behind it.
-#include "record/trace.hpp"
-#include "runtime/assert.hpp"
+#include <reprise/record/trace.hpp>
+#include <reprise/runtime/assert.hpp>
 
 #include <cstddef>
 #include <cstdint>

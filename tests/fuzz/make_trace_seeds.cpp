@@ -4,8 +4,8 @@
 // encode_header, frame_chunk), so they are what a recorder writes: every wake-up kind,
 // every input kind, full and digest-only outputs, several chunks, deltas of both signs.
 #include "seed_file.hpp"
-#include "io/address.hpp"
-#include "record/trace.hpp"
+#include <reprise/io/address.hpp>
+#include <reprise/record/trace.hpp>
 
 #include <cstdio>
 #include <fstream>

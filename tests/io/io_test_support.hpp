@@ -1,7 +1,7 @@
 // Helpers shared by the io/ tests: seeds, byte patterns, loopback pairs, temporary folders.
 #pragma once
 
-#include "runtime/reprise.hpp"
+#include <reprise/runtime/reprise.hpp>
 
 #include <catch2/catch.hpp>
 

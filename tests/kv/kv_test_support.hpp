@@ -5,7 +5,7 @@
 
 #include "kv_server.hpp"
 #include "resp.hpp"
-#include "runtime/reprise.hpp"
+#include <reprise/runtime/reprise.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,7 +1,7 @@
 // Crashes of a recorded program (segfault, abort, failed assertion, stack overflow): the trace ends with the events just before the crash, and replay crashes at that same event.
 #include "replay_harness.hpp"
 
-#include "runtime/assert.hpp"
+#include <reprise/runtime/assert.hpp>
 
 #include <csignal>
 #include <cstdint>

@@ -4,8 +4,8 @@
 #include "../io/io_test_support.hpp"
 #include "../runtime/child_process.hpp"
 
-#include "record/trace.hpp"
-#include "runtime/reprise.hpp"
+#include <reprise/record/trace.hpp>
+#include <reprise/runtime/reprise.hpp>
 
 #include <catch2/catch.hpp>
 #include <fmt/core.h>

@@ -1,5 +1,5 @@
 // Tests that runtimes sharing a thread do not see each other: ids, tasks, timers, PRNG, stats.
-#include "runtime/reprise.hpp"
+#include <reprise/runtime/reprise.hpp>
 
 #include "child_process.hpp"
 

@@ -1,5 +1,5 @@
 // Tests of the main wrapper: flags, --help, exit codes, and the graceful stop on SIGINT/SIGTERM.
-#include "runtime/reprise.hpp"
+#include <reprise/runtime/reprise.hpp>
 
 #include "child_process.hpp"
 

@@ -1,5 +1,5 @@
 // Tests of the scheduler: spawn, join, FIFO order, yield, cancellation, draining, deadlock.
-#include "runtime/reprise.hpp"
+#include <reprise/runtime/reprise.hpp>
 #include "test_support.hpp"
 
 #include "child_process.hpp"

@@ -1,5 +1,5 @@
 // Tests of fiber stacks: sizes from Options and SpawnOptions are honoured, an overflow faults naming the task.
-#include "runtime/reprise.hpp"
+#include <reprise/runtime/reprise.hpp>
 
 #include "child_process.hpp"
 

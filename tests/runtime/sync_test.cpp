@@ -1,5 +1,5 @@
 // Tests of the fiber-aware synchronization: bounded channels, mutex, condition, event, wait group.
-#include "runtime/reprise.hpp"
+#include <reprise/runtime/reprise.hpp>
 #include "test_support.hpp"
 
 #include "child_process.hpp"
