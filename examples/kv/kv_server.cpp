@@ -1,6 +1,9 @@
 // reprise-kv's server: keyspace with lazy and timer-driven expiry, RESP sessions, commands, INFO.
 #include "kv_server.hpp"
 
+#include "flags.hpp"
+
+#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -192,6 +195,18 @@ struct Server::State {
     Timer expiry_timer;
     Condition expiry_wake;
     std::function<void(std::string_view)> expire_hook;
+    /// A client sent SHUTDOWN: the listener is closed, and serve() ends as after a graceful stop.
+    bool shutdown_requested = false;
+
+    /// SHUTDOWN: stop accepting (the accept loop wakes with Errc::closed and ends serve()).
+    void request_shutdown(std::uint64_t client_id) {
+        if (shutdown_requested)
+            return;
+        shutdown_requested = true;
+        fmt::print("stopping: SHUTDOWN from client {}\n", client_id);
+        std::fflush(stdout);
+        listener.close();
+    }
 
     /// A new earliest deadline: move the timer (or wake the idle expiry task).
     void deadline_added(std::int64_t deadline_ns) {
@@ -590,6 +605,29 @@ void cmd_quit(Ctx& c) {
     c.quit = true;
 }
 
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE], as Redis 7 spells it: a graceful stop of the whole
+/// server. Nothing is persisted, so SAVE and NOSAVE are accepted and mean the same; NOW and
+/// FORCE too (there is nothing to wait for). As in Redis, success has no reply: the
+/// connection closes (redis-cli prints nothing and exits 0).
+void cmd_shutdown(Ctx& c) {
+    bool save = false, nosave = false;
+    for (std::size_t i = 1; i < c.argv.size(); ++i) {
+        const std::string_view opt = c.argv[i];
+        if (equals_ci(opt, "nosave"))
+            nosave = true;
+        else if (equals_ci(opt, "save"))
+            save = true;
+        else if (equals_ci(opt, "abort"))
+            return c.error("ERR No shutdown in progress.");  // a SHUTDOWN here never waits
+        else if (!equals_ci(opt, "now") && !equals_ci(opt, "force"))
+            return c.syntax_error();
+    }
+    if (save && nosave)
+        return c.syntax_error();
+    c.s.request_shutdown(c.client.id);
+    c.quit = true;
+}
+
 void unknown_subcommand(Ctx& c, std::string_view container) {
     c.error(fmt::format("ERR unknown subcommand '{:.128}'. Try {} HELP.", c.argv[1], container));
 }
@@ -685,7 +723,8 @@ constexpr Command command_table[] = {
     {"info", -1, cmd_info},      {"mget", -2, cmd_mget},       {"mset", -3, cmd_mset},
     {"persist", 2, cmd_persist}, {"pexpire", -3, cmd_pexpire}, {"ping", -1, cmd_ping},
     {"pttl", 2, cmd_pttl},       {"quit", -1, cmd_quit},       {"select", 2, cmd_select},
-    {"set", -3, cmd_set},        {"setnx", 3, cmd_setnx},      {"strlen", 2, cmd_strlen},
+    {"set", -3, cmd_set},        {"setnx", 3, cmd_setnx},      {"shutdown", -1, cmd_shutdown},
+    {"strlen", 2, cmd_strlen},
     {"time", 1, cmd_time},       {"ttl", 2, cmd_ttl},          {"type", 2, cmd_type},
 };
 
@@ -895,7 +934,7 @@ void Server::State::serve_client(Connection conn, std::uint64_t id) {
                 out.shrink_to_fit();
         }
         if (quit) {
-            conn.shutdown();
+            conn.shutdown();  // after QUIT's +OK, a protocol error, or SHUTDOWN (no reply)
             return;
         }
         // Room for what has arrived (at least a read chunk), never for what a header only
@@ -984,7 +1023,7 @@ int Server::serve() {
             if (conn.code() == Errc::cancelled)
                 break;
             if (conn.code() == Errc::closed) {
-                status = 1;
+                status = s.shutdown_requested ? 0 : 1;  // SHUTDOWN closed it: a graceful stop
                 break;
             }
             fmt::print(stderr, "reprise-kv: accept failed: {}\n", conn.error().message());
@@ -1006,7 +1045,7 @@ int Server::serve() {
                               shared->clients.erase(id);  // detaches this task's own handle; it ends right here
                           }));
     }
-    // Graceful stop: no new clients; the connected ones and the expiry task are cancelled
+    // Graceful stop (cancelled, or SHUTDOWN): no new clients; the connected ones and the expiry task are cancelled
     // (a blocked read or wait returns Errc::cancelled and the task ends).
     s.listener.close();
     for (auto& [id, task] : s.clients)
@@ -1019,21 +1058,24 @@ std::string usage_text() {
     const ServerLimits d;
     return fmt::format(
         R"(Program usage:
-  reprise-kv [--port=P] [--bind=ADDR] [limits]
+  reprise-kv [--port P] [--bind ADDR] [limits]
   A Redis-protocol (RESP2) string key-value server. Prints "listening P" once it listens.
-  --port=P                  TCP port (default 6379; 0: any free port)
-  --bind=ADDR               numeric address to listen on (default 127.0.0.1)
+  Flags take their value as the next argument or after '=' (--port 7000, --port=7000).
+  --port P                  TCP port (default 6379; 0: any free port)
+  --bind ADDR               numeric address to listen on (default 127.0.0.1)
 Limits (a request past one gets "-ERR Protocol error: ..." and its connection is closed):
-  --max-bulk=BYTES          one bulk string (key or value) (default {} = 8m)
-  --max-args=N              elements of one multibulk request (default {})
-  --max-inline=BYTES        one inline command line, and a *N/$N header line (default {} = 64k)
-  --max-client-input=BYTES  unparsed input buffered for one client (default {} = 32m)
-  --max-clients=N           clients at once; more get "-ERR max number of clients reached" (default {})
+  --max-bulk BYTES          one bulk string (key or value) (default {} = 8m)
+  --max-args N              elements of one multibulk request (default {})
+  --max-inline BYTES        one inline command line, and a *N/$N header line (default {} = 64k)
+  --max-client-input BYTES  unparsed input buffered for one client (default {} = 32m)
+  --max-clients N           clients at once; more get "-ERR max number of clients reached" (default {})
   (BYTES takes a k or m suffix.)
 Commands: PING ECHO GET SET(EX PX EXAT PXAT NX XX KEEPTTL GET) SETNX GETSET GETDEL APPEND STRLEN TYPE
   DEL EXISTS INCR DECR INCRBY DECRBY MGET MSET EXPIRE PEXPIRE(NX XX GT LT) TTL PTTL PERSIST
   DBSIZE FLUSHALL FLUSHDB SELECT 0 TIME INFO QUIT CLIENT(SETNAME GETNAME ID) COMMAND(COUNT DOCS INFO)
-  CONFIG(GET RESETSTAT); inline commands (as typed into nc) and pipelining.)",
+  CONFIG(GET RESETSTAT) SHUTDOWN; inline commands (as typed into nc) and pipelining.
+  SHUTDOWN [NOSAVE|SAVE] stops the server gracefully (exit 0; a recording is sealed) and closes
+  the connection without a reply, as Redis does; nothing is ever saved, so SAVE changes nothing.)",
         d.resp.max_bulk_bytes, d.resp.max_args, d.resp.max_inline_bytes, d.max_client_input_bytes, d.max_clients);
 }
 
@@ -1061,43 +1103,46 @@ bool parse_size_arg(std::string_view text, std::size_t min, std::size_t max, std
 } // namespace
 
 std::string parse_args(const std::vector<std::string>& args, Config& config) {
-    for (std::size_t i = 1; i < args.size(); ++i) {
-        const std::string_view arg = args[i];
-        auto value_of = [&](std::string_view flag, std::string_view& value) {
-            if (arg.size() > flag.size() && arg.substr(0, flag.size()) == flag && arg[flag.size()] == '=') {
-                value = arg.substr(flag.size() + 1);
-                return true;
-            }
-            return false;
-        };
-        std::string_view v;
+    // CLI11 splits "--flag value" / "--flag=value" and finds unknown flags; values are
+    // checked here, in this order, with the messages below.
+    static constexpr const char* names[] = {"--port",       "--bind",           "--max-bulk", "--max-args",
+                                            "--max-inline", "--max-client-input", "--max-clients"};
+    std::string values[std::size(names)];
+    CLI::App app{"reprise-kv"};
+    for (std::size_t i = 0; i < std::size(names); ++i)
+        app.add_option(names[i], values[i]);
+    if (std::string error = flags::parse(app, args); !error.empty())
+        return error;
+    ServerLimits& lim = config.limits;
+    for (std::size_t i = 0; i < std::size(names); ++i) {
+        const std::string_view flag = names[i];
+        const std::string_view v = values[i];
+        if (app.count(names[i]) == 0)
+            continue;
         std::size_t n = 0;
-        ServerLimits& lim = config.limits;
-        if (value_of("--port", v)) {
+        if (flag == "--port") {
             if (!parse_size_arg(v, 0, 65535, n) || v.back() == 'k' || v.back() == 'm')
                 return fmt::format("--port needs a number from 0 to 65535, got '{}'", v);
             config.port = static_cast<std::uint16_t>(n);
-        } else if (value_of("--bind", v)) {
+        } else if (flag == "--bind") {
             if (v.empty())
                 return "--bind needs an address";
             config.bind = std::string(v);
-        } else if (value_of("--max-bulk", v)) {
+        } else if (flag == "--max-bulk") {
             if (!parse_size_arg(v, 1, 512u * 1024 * 1024, lim.resp.max_bulk_bytes))
                 return fmt::format("--max-bulk needs a size from 1 to 512m, got '{}'", v);
-        } else if (value_of("--max-args", v)) {
+        } else if (flag == "--max-args") {
             if (!parse_size_arg(v, 1, 1u << 24, lim.resp.max_args))
                 return fmt::format("--max-args needs a number from 1 to {}, got '{}'", 1u << 24, v);
-        } else if (value_of("--max-inline", v)) {
+        } else if (flag == "--max-inline") {
             if (!parse_size_arg(v, 64, 16u * 1024 * 1024, lim.resp.max_inline_bytes))
                 return fmt::format("--max-inline needs a size from 64 to 16m, got '{}'", v);
-        } else if (value_of("--max-client-input", v)) {
+        } else if (flag == "--max-client-input") {
             if (!parse_size_arg(v, 64 * 1024, std::size_t{4} * 1024 * 1024 * 1024, lim.max_client_input_bytes))
                 return fmt::format("--max-client-input needs a size from 64k to 4096m, got '{}'", v);
-        } else if (value_of("--max-clients", v)) {
+        } else if (flag == "--max-clients") {
             if (!parse_size_arg(v, 1, 1u << 20, lim.max_clients))
                 return fmt::format("--max-clients needs a number from 1 to {}, got '{}'", 1u << 20, v);
-        } else {
-            return fmt::format("unknown argument '{}'", arg);
         }
     }
     // A maximal bulk with its header must fit in a client's input buffer.
@@ -1109,7 +1154,7 @@ std::string parse_args(const std::vector<std::string>& args, Config& config) {
 int main_entry(MainContext& ctx) {
     Config config;
     if (std::string error = parse_args(ctx.args, config); !error.empty()) {
-        fmt::print(stderr, "reprise-kv: {}\n{}\n", error, usage_text());
+        fmt::print(stderr, "reprise-kv: {}\n(see reprise-kv --help)\n", error);
         return 2;
     }
     Server server(std::move(config));

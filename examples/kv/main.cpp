@@ -2,6 +2,8 @@
 #include "kv_server.hpp"
 
 int main(int argc, char** argv) {
-    return reprise::run_main(argc, argv, reprise::kv::main_entry,
-                             reprise::ProgramInfo{"reprise-kv", reprise::kv::usage_text()});
+    reprise::ProgramInfo info;
+    info.name = "reprise-kv";
+    info.usage = reprise::kv::usage_text();
+    return reprise::run_main(argc, argv, reprise::kv::main_entry, std::move(info));
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Drives the built reprise-kv with redis-cli and redis-benchmark: live, recording, and the recording replayed.
 
-Usage: kv_cli_test.py REPRISE_KV
+Usage: kv_cli_test.py REPRISE_KV [REPRISE_TOOL]
 
 Starts reprise-kv on 127.0.0.1 port 0 (it prints "listening P"), runs redis-cli over
 every command family and checks each output, checks inline commands and a protocol
@@ -9,7 +9,11 @@ error on a raw socket, runs `redis-benchmark -t ping,set,get,incr,mset -n 20000 
 with -P 16 and -P 1 and checks it reports no error, then stops the server with
 SIGTERM and checks it exits 0. Then the same with --record=FILE, and the trace is
 replayed (`reprise-kv --replay=FILE`, arguments from the trace), which must end with
-status 0 and say "replay done". Exits 77 (a skip for meson) only when redis-cli or
+status 0 and say "replay done". Then SHUTDOWN: a recorded server (flags given as
+`--port 0`) is stopped by `redis-cli SHUTDOWN NOSAVE` (no output, exit 0), exits 0 on its
+own with every client closed, its trace passes `reprise verify` (with REPRISE_TOOL) and
+replays to exit 0 with the same output. A mistyped flag is refused with exit 2 naming the
+closest flag. Exits 77 (a skip for meson) only when redis-cli or
 redis-benchmark is missing. Every child runs under a timeout.
 """
 import os
@@ -40,8 +44,8 @@ def check(condition, what, detail=""):
 class Server:
     """reprise-kv as a child process, up once it printed "listening P"."""
 
-    def __init__(self, exe, extra):
-        self.argv = [exe] + extra + ["--port=0"]
+    def __init__(self, exe, extra, port_args=("--port=0",)):
+        self.argv = [exe] + extra + list(port_args)
         self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.stderr)
         self.port = None
@@ -223,11 +227,67 @@ def session(exe, extra, label):
     return server
 
 
+def run_shutdown(exe, tool, tmp):
+    """Recorded; SHUTDOWN from redis-cli ends the server (exit 0); the trace verifies and replays."""
+    trace = os.path.join(tmp, "kv-shutdown.trace")
+    server = Server(exe, [f"--record={trace}"], ("--port", "0"))  # the flag's value after a space
+    held = None
+    try:
+        check(cli(server.port, "SET", "k", "v") == "OK\n", "shutdown: SET before SHUTDOWN")
+        got = cli(server.port, "SHUTDOWN", "MAYBE").replace("\r\n", "\n").rstrip("\n")
+        check(got == "ERR syntax error", "shutdown: SHUTDOWN with an unknown option is a syntax error", repr(got))
+        check(server.proc.poll() is None, "shutdown: a refused SHUTDOWN leaves the server running")
+        held = socket.create_connection(("127.0.0.1", server.port), timeout=CMD_TIMEOUT_S)
+        held.sendall(b"PING\r\n")
+        check(held.recv(100) == b"+PONG\r\n", "shutdown: a client connected across the SHUTDOWN")
+        p = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(server.port), "SHUTDOWN", "NOSAVE"],
+                           capture_output=True, text=True, errors="replace", timeout=CMD_TIMEOUT_S,
+                           stdin=subprocess.DEVNULL)
+        check(p.returncode == 0 and p.stdout == "", "shutdown: redis-cli SHUTDOWN NOSAVE prints nothing, exits 0",
+              f"exit {p.returncode}, stdout {p.stdout!r}, stderr {p.stderr!r}")
+        try:
+            status = server.proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            status = None
+        check(status == 0, f"shutdown: reprise-kv exits 0 on its own after SHUTDOWN (got {status})", server.err()[-2000:])
+        held.settimeout(STOP_TIMEOUT_S)
+        try:
+            check(held.recv(100) == b"", "shutdown: a client connected at the SHUTDOWN sees the connection closed")
+        except OSError as e:
+            check(False, f"shutdown: a client connected at the SHUTDOWN sees the connection closed ({e})")
+    finally:
+        if held is not None:
+            held.close()
+        if server.proc.poll() is None:
+            server.stop()
+    live_out = f"listening {server.port}\n" + server.proc.stdout.read().decode(errors="replace")
+    check("stopping: SHUTDOWN from client" in live_out, "shutdown: the server says why it stops", live_out)
+    if tool:
+        v = subprocess.run([tool, "verify", trace], capture_output=True, text=True, errors="replace",
+                           timeout=CMD_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        check(v.returncode == 0, f"shutdown: reprise verify passes the trace (exit {v.returncode})", v.stdout + v.stderr)
+    p = subprocess.run([exe, f"--replay={trace}"], capture_output=True, text=True, errors="replace",
+                       timeout=BENCH_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    check(p.returncode == 0, f"shutdown: the replay exits 0 (got {p.returncode})", p.stderr[-3000:])
+    check(p.stdout == live_out, "shutdown: the replay prints what the live run printed",
+          f"  live   {live_out!r}\n  replay {p.stdout!r}")
+    check("replay done" in p.stderr, "shutdown: the replay reaches the trace's end", p.stderr[-3000:])
+    print(f"shutdown: exit 0 live and in replay; {p.stderr.strip()[-200:]}")
+
+
+def run_flag_typo(exe):
+    p = subprocess.run([exe, "--prot", "7000"], capture_output=True, text=True, errors="replace",
+                       timeout=CMD_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    check(p.returncode == 2 and "unknown flag --prot; did you mean --port?" in p.stderr,
+          "a mistyped flag exits 2 naming the closest one", f"exit {p.returncode}, stderr {p.stderr!r}")
+
+
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         print(__doc__, file=sys.stderr)
         return 2
     exe = sys.argv[1]
+    reprise_tool = sys.argv[2] if len(sys.argv) == 3 else None
     for tool in ("redis-cli", "redis-benchmark"):
         if shutil.which(tool) is None:
             print(f"SKIP: {tool} is not installed (./dev installs redis-tools)")
@@ -247,6 +307,8 @@ def main():
         check(p.stdout == f"listening {recorded.port}\n", "replay: listens on the recorded port", repr(p.stdout))
         check("replay done" in p.stderr, "replay: ends at the trace's end ('replay done')", p.stderr[-3000:])
         print(f"replay took {took:.2f} s: {p.stderr.strip()[-300:]}")
+        run_shutdown(exe, reprise_tool, tmp)
+    run_flag_typo(exe)
 
     if FAILURES:
         print(f"{len(FAILURES)} check(s) failed", file=sys.stderr)

@@ -105,7 +105,42 @@ int busy_session(std::string& log) {
     return serving.join().value();
 }
 
+/// A client writes, then sends SHUTDOWN: serve() ends on its own (nobody cancels it).
+int shutdown_session(std::string& log) {
+    kv::Server server(test_config());
+    must(server.listen(), "listen");
+    auto serving = spawn("kv-server", [&] { return server.serve(); });
+    ScenarioClient idle(server.port());
+    log += "idle " + printable(idle.call({"PING"})) + "\n";
+    {
+        Connection conn = must(connect(Address::loopback(server.port()), generous), "connect");
+        must(conn.write(resp::encode_command({"SET", "k", "v"}) + resp::encode_command({"SHUTDOWN", "NOSAVE"})), "write");
+        std::string got;
+        for (;;) {
+            auto more = conn.read_some(64 * 1024, generous);
+            if (!more.ok()) {
+                log += fmt::format("read ends: {}\n", errc_name(more.code()));
+                break;
+            }
+            got += *more;
+        }
+        log += "shutdown client got " + printable(got) + "\n";
+    }
+    const int status = serving.join(generous).value();
+    log += fmt::format("serve() returned {}\n", status);
+    return status;
+}
+
 } // namespace
+
+TEST_CASE("SHUTDOWN, recorded, replays to the same graceful stop") {
+    TempDir dir;
+    RoundTrip trip = record_and_replay(dir / "kv-shutdown.trace", shutdown_session);
+    const std::string& log = trip.recorded.log;
+    INFO(log);
+    CHECK(log.find("shutdown client got +OK\\r\\n\n") != std::string::npos);  // SET answered, SHUTDOWN not
+    CHECK(log.find("serve() returned 0") != std::string::npos);
+}
 
 TEST_CASE("a key with a 5 s expiry, recorded, expires at the same event in a time-warped replay") {
     TempDir dir;

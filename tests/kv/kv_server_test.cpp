@@ -1,4 +1,5 @@
 // reprise-kv's commands over real loopback sockets, on an in-process runtime: replies byte for byte as Redis words them.
+#include "flags.hpp"
 #include "kv_test_support.hpp"
 
 #include <fmt/core.h>
@@ -346,6 +347,66 @@ TEST_CASE("reprise-kv's arguments are parsed and bad ones refused") {
     CHECK_FALSE(kv::parse_args({"reprise-kv", "--what"}, config).empty());
     CHECK_FALSE(kv::parse_args({"reprise-kv", "--max-bulk=64m"}, config).empty());  // above the client input bound
     CHECK(kv::usage_text().find("--max-client-input") != std::string::npos);
+}
+
+TEST_CASE("reprise-kv's flags take their value after a space or '=', and a typo names the closest flag") {
+    kv::Config config;
+    CHECK(kv::parse_args({"reprise-kv", "--port", "7000", "--bind", "::1", "--max-clients=5", "--max-bulk", "1m"}, config)
+              .empty());
+    CHECK(config.port == 7000);
+    CHECK(config.bind == "::1");
+    CHECK(config.limits.max_clients == 5);
+    CHECK(config.limits.resp.max_bulk_bytes == 1024 * 1024);
+    CHECK(kv::parse_args({"reprise-kv", "--port", "1", "--port=2"}, config).empty());
+    CHECK(config.port == 2);  // the last one given wins
+    CHECK(kv::parse_args({"reprise-kv", "--prot", "7000"}, config) == "unknown flag --prot; did you mean --port?");
+    CHECK(kv::parse_args({"reprise-kv", "--prot=7000"}, config) == "unknown flag --prot; did you mean --port?");
+    CHECK(kv::parse_args({"reprise-kv", "--maxclients", "5"}, config) ==
+          "unknown flag --maxclients; did you mean --max-clients?");
+    CHECK(kv::parse_args({"reprise-kv", "-port", "1"}, config) == "unknown flag -port; did you mean --port?");
+    CHECK(kv::parse_args({"reprise-kv", "--verbose"}, config) == "unknown flag --verbose");
+    CHECK(kv::parse_args({"reprise-kv", "--port"}, config) == "--port needs a value");
+    CHECK(kv::parse_args({"reprise-kv", "--port", "--bind", "x"}, config) == "--port needs a value");
+    CHECK(kv::parse_args({"reprise-kv", "--bind="}, config) == "--bind needs a value");
+    CHECK(kv::parse_args({"reprise-kv", "7000"}, config) == "unexpected argument '7000'");
+    CHECK(kv::parse_args({"reprise-kv", "--port", "x"}, config) == "--port needs a number from 0 to 65535, got 'x'");
+}
+
+TEST_CASE("the flag suggestion: edit distance with swaps, nearest within a few edits") {
+    CHECK(flags::edit_distance("port", "port") == 0);
+    CHECK(flags::edit_distance("prot", "port") == 1);  // a swap of adjacent letters is one edit
+    CHECK(flags::edit_distance("", "abc") == 3);
+    CHECK(flags::edit_distance("kitten", "sitting") == 3);
+    const std::vector<std::string> known = {"--port", "--bind", "--max-clients", "--max-args"};
+    CHECK(flags::closest("--prot", known) == "--port");
+    CHECK(flags::closest("--bnid", known) == "--bind");
+    CHECK(flags::closest("--max-client", known) == "--max-clients");
+    CHECK(flags::closest("--max-arg", known) == "--max-args");
+    CHECK(flags::closest("--x", known).empty());
+    CHECK(flags::closest("--verbose", known).empty());
+}
+
+TEST_CASE("SHUTDOWN stops the server gracefully: no reply, every client closed, serve() returns 0") {
+    Runtime rt;
+    const int rc = rt.run([&] {
+        kv::Server server(test_config());
+        take(server.listen(), "kv listen");
+        auto serving = spawn("kv-server", [&] { return server.serve(); });
+        KvClient other(server.port());
+        CHECK(other.call({"SET", "k", "v"}) == ok);
+        KvClient c(server.port());
+        CHECK(c.call({"SHUTDOWN", "BOGUS"}) == err("ERR syntax error"));
+        CHECK(c.call({"SHUTDOWN", "SAVE", "NOSAVE"}) == err("ERR syntax error"));
+        CHECK(c.call({"SHUTDOWN", "ABORT"}) == err("ERR No shutdown in progress."));
+        c.send("*2\r\n$8\r\nshutdown\r\n$6\r\nNOSAVE\r\nPING\r\n");
+        CHECK(c.reply() == "<eof>");  // no reply, as Redis; the PING after it is not answered
+        CHECK(serving.join(5s).value() == 0);
+        CHECK(other.reply() == "<eof>");
+        auto late = connect(Address::loopback(server.port()), 1s);
+        CHECK_FALSE(late.ok());  // no longer listening
+        return 0;
+    });
+    CHECK(rc == 0);
 }
 
 TEST_CASE("a graceful stop with clients connected, one mid-request, ends every task of the server") {
