@@ -250,8 +250,9 @@ std::string Rerecorder::input(trace::InputKind kind, std::string_view name, cons
 
 void Rerecorder::output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) {
     replayer_.output(kind, handle, bytes);
-    // Written in full exactly when the trace has it in full (--record-full at recording).
-    recorder_->output_bytes(kind, handle, bytes, !replayer_.last_event().data.empty());
+    // Written in full when the replayed trace has it in full (--record-full at recording), or
+    // when this re-recording asks for it: digests in production, every byte on the laptop.
+    recorder_->output_bytes(kind, handle, bytes, recorder_->full_outputs() || !replayer_.last_event().data.empty());
 }
 
 void Rerecorder::spawn(std::uint64_t id, std::string_view name) {

@@ -1,6 +1,9 @@
 // run_main: the runtime's command-line flags, --help, and the graceful-stop wiring.
 #include "reprise/runtime/main.hpp"
 
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <cstdio>
@@ -12,49 +15,32 @@ namespace reprise {
 
 namespace {
 
-constexpr const char* runtime_usage = R"(Runtime options (reprise):
-  --seed=N              seed of the deterministic PRNG (default: drawn at start, printed with --verbose-seed)
-  --node=NAME           name of this node in traces and reports (default: node)
-  --stack-size=BYTES    default fiber stack size, suffix k or m allowed (default: 256k, max 8m)
-  --offload-threads=N   threads for blocking work and files (default: 4)
+constexpr const char* runtime_usage = R"(Runtime options (reprise; `--flag value` and `--flag=value` both work):
+  --seed N              seed of the deterministic PRNG (default: drawn at start, printed with --verbose-seed)
+  --node NAME           name of this node in traces and reports (default: node)
+  --stack-size BYTES    default fiber stack size, suffix k or m allowed (default: 256k, max 8m)
+  --offload-threads N   threads for blocking work and files (default: 4)
   --verbose-seed        print the PRNG seed on stderr at start
-  --record=PATH         record every input of this run into the trace PATH (env: REPRISE_RECORD);
+  --record PATH         record every input of this run into the trace PATH (env: REPRISE_RECORD);
                         with --replay, records the replay again (`reprise diff` then finds no difference)
-  --record-full         record written bytes in full (default: length and digest)
-  --record-segment=BYTES  split the trace into PATH.0, PATH.1, ... of about BYTES each (k, m, g suffixes)
+  --record-full         record written bytes in full (default: length and digest); with --replay,
+                        the re-recorded trace holds every written byte, even where the replayed
+                        trace kept only digests
+  --record-segment BYTES  split the trace into PATH.0, PATH.1, ... of about BYTES each (k, m, g suffixes)
   --record-fsync        fsync the trace after every chunk (default: at the end)
-  --replay=PATH         replay the trace PATH instead of touching the world (env: REPRISE_REPLAY);
+  --replay PATH         replay the trace PATH instead of touching the world (env: REPRISE_REPLAY);
                         the program's arguments come from the trace
-  --speed=max|N         replay pace: max jumps straight to each recorded tick (default), N is N times
+  --speed max|N         replay pace: max jumps straight to each recorded tick (default), N is N times
                         the recorded pace (1: as recorded)
-  --break-at=N          replay: raise SIGTRAP just before event N is delivered (for gdb)
-  --help                this text
+  --break-at N          replay: raise SIGTRAP just before event N is delivered (for gdb)
+  -h, --help            this text
   --                    end of runtime options; the rest goes to the program
 )";
 
-std::optional<std::uint64_t> parse_u64(std::string_view text) {
-    std::uint64_t v = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc{} || end != text.data() + text.size() || text.empty())
-        return std::nullopt;
-    return v;
-}
-
-std::optional<std::uint64_t> parse_size(std::string_view text) {
-    std::uint64_t scale = 1;
-    if (!text.empty() && (text.back() == 'k' || text.back() == 'K'))
-        scale = 1024;
-    else if (!text.empty() && (text.back() == 'm' || text.back() == 'M'))
-        scale = 1024 * 1024;
-    else if (!text.empty() && (text.back() == 'g' || text.back() == 'G'))
-        scale = 1024 * 1024 * 1024;
-    if (scale != 1)
-        text.remove_suffix(1);
-    auto v = parse_u64(text);
-    if (!v || *v > (UINT64_MAX / scale))
-        return std::nullopt;
-    return *v * scale;
-}
+// Every flag the runtime takes, for "did you mean" on a near miss.
+const std::vector<std::string> runtime_flags = {
+    "--seed", "--node", "--stack-size", "--offload-threads", "--verbose-seed", "--record", "--record-full",
+    "--record-segment", "--record-fsync", "--replay", "--speed", "--break-at", "--help"};
 
 struct Parsed {
     Options options;
@@ -64,103 +50,160 @@ struct Parsed {
 };
 
 // Returns an error message, or nothing when the flags are fine.
-std::optional<std::string> parse_flags(int argc, char** argv, Parsed& out) {
+std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo& info, Parsed& out) {
     out.args.emplace_back(argc > 0 ? argv[0] : "program");
-    bool runtime_flags = true;
-    for (int i = 1; i < argc; ++i) {
-        std::string_view arg = argv[i];
-        if (!runtime_flags) {
-            out.args.emplace_back(arg);
-            continue;
+    // `--` ends the runtime's flags: what follows goes to the program untouched.
+    int end = 1;
+    while (end < argc && std::string_view(argv[end]) != "--")
+        ++end;
+
+    CLI::App app;
+    app.set_help_flag();
+    app.allow_extras();
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    std::optional<std::uint64_t> seed;
+    std::string node, speed;
+    std::uint64_t stack_bytes = 0, offload_threads = 0, segment_bytes = 0, break_at = 0;
+    app.add_flag("-h,--help", out.help);
+    app.add_flag("--verbose-seed", out.verbose_seed);
+    app.add_option("--seed", seed);
+    auto* node_opt = app.add_option("--node", node);
+    auto* stack_opt = app.add_option("--stack-size", stack_bytes)
+                          ->transform(CLI::AsSizeValue(false))
+                          ->check(CLI::Range(std::uint64_t{limits::stack_bytes_min}, std::uint64_t{limits::stack_bytes_max}));
+    auto* threads_opt = app.add_option("--offload-threads", offload_threads)
+                            ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{limits::offload_threads_max}));
+    auto* record_opt = app.add_option("--record", out.options.record_path);
+    auto* full_opt = app.add_flag("--record-full", out.options.record_full_outputs);
+    auto* fsync_opt = app.add_flag("--record-fsync", out.options.record_fsync_every_chunk);
+    auto* segment_opt = app.add_option("--record-segment", segment_bytes)
+                            ->transform(CLI::AsSizeValue(false))
+                            ->check(CLI::Range(std::uint64_t{1024 * 1024}, std::uint64_t{UINT64_MAX}));
+    auto* replay_opt = app.add_option("--replay", out.options.replay_path);
+    auto* speed_opt = app.add_option("--speed", speed);
+    auto* break_opt = app.add_option("--break-at", break_at)->check(CLI::Range(std::uint64_t{1}, std::uint64_t{UINT64_MAX}));
+
+    std::vector<std::string> reversed;  // CLI11 takes the arguments last first
+    for (int i = end - 1; i >= 1; --i)
+        reversed.emplace_back(argv[i]);
+    try {
+        app.parse(reversed);
+    } catch (const CLI::ParseError& e) {
+        return std::string(e.what());
+    }
+    for (const std::string& extra : app.remaining()) {
+        std::string_view flag = extra;
+        if (flag.size() > 2 && flag.substr(0, 2) == "--") {
+            flag = flag.substr(0, flag.find('='));
+            bool the_programs = std::find(info.flags.begin(), info.flags.end(), flag) != info.flags.end();
+            if (std::string near = closest_flag(flag, runtime_flags); !near.empty() && !the_programs)
+                return fmt::format("unknown flag '{}'; did you mean '{}'? (a flag of the program itself goes after --)",
+                                   flag, near);
         }
-        if (arg == "--") {
-            runtime_flags = false;
-            continue;
-        }
-        auto value_of = [&](std::string_view flag) -> std::optional<std::string_view> {
-            if (arg.size() > flag.size() && arg.substr(0, flag.size()) == flag && arg[flag.size()] == '=')
-                return arg.substr(flag.size() + 1);
-            return std::nullopt;
-        };
-        if (arg == "--help" || arg == "-h") {
-            out.help = true;
-        } else if (arg == "--verbose-seed") {
-            out.verbose_seed = true;
-        } else if (auto v = value_of("--seed")) {
-            auto seed = parse_u64(*v);
-            if (!seed)
-                return fmt::format("--seed needs a number from 0 to {}, got '{}'", UINT64_MAX, *v);
-            out.options.seed = *seed;
-        } else if (auto v = value_of("--node")) {
-            if (v->empty())
-                return std::string("--node needs a name");
-            out.options.node_name = std::string(*v);
-        } else if (auto v = value_of("--stack-size")) {
-            auto bytes = parse_size(*v);
-            if (!bytes || *bytes < limits::stack_bytes_min || *bytes > limits::stack_bytes_max)
-                return fmt::format("--stack-size needs a size from {}k to {}m, got '{}'", limits::stack_bytes_min / 1024,
-                                   limits::stack_bytes_max / (1024 * 1024), *v);
-            out.options.stack_bytes = static_cast<std::size_t>(*bytes);
-        } else if (auto v = value_of("--offload-threads")) {
-            auto n = parse_u64(*v);
-            if (!n || *n < 1 || *n > limits::offload_threads_max)
-                return fmt::format("--offload-threads needs a number from 1 to {}, got '{}'", limits::offload_threads_max, *v);
-            out.options.offload_threads = static_cast<std::size_t>(*n);
-        } else if (auto v = value_of("--record")) {
-            if (v->empty())
-                return std::string("--record needs a path");
-            out.options.record_path = std::string(*v);
-        } else if (arg == "--record-full") {
-            out.options.record_full_outputs = true;
-        } else if (arg == "--record-fsync") {
-            out.options.record_fsync_every_chunk = true;
-        } else if (auto v = value_of("--record-segment")) {
-            auto bytes = parse_size(*v);
-            if (!bytes || *bytes < 1024 * 1024)
-                return fmt::format("--record-segment needs a size of at least 1m, got '{}'", *v);
-            out.options.record_segment_bytes = *bytes;
-        } else if (auto v = value_of("--replay")) {
-            if (v->empty())
-                return std::string("--replay needs a path");
-            out.options.replay_path = std::string(*v);
-        } else if (auto v = value_of("--speed")) {
-            if (*v == "max") {
-                out.options.replay_speed = 0;
-            } else {
-                auto n = parse_u64(*v);
-                if (!n || *n < 1 || *n > 1'000'000)
-                    return fmt::format("--speed needs max or a number from 1 to 1000000, got '{}'", *v);
-                out.options.replay_speed = static_cast<std::uint32_t>(*n);
-            }
-        } else if (auto v = value_of("--break-at")) {
-            auto n = parse_u64(*v);
-            if (!n || *n == 0)
-                return fmt::format("--break-at needs an event number from 1, got '{}'", *v);
-            out.options.break_at = *n;
+        out.args.push_back(extra);
+    }
+    for (int i = end + 1; i < argc; ++i)
+        out.args.emplace_back(argv[i]);
+
+    if (seed)
+        out.options.seed = *seed;
+    if (*node_opt) {
+        if (node.empty())
+            return std::string("--node needs a name");
+        out.options.node_name = node;
+    }
+    if (*stack_opt)
+        out.options.stack_bytes = static_cast<std::size_t>(stack_bytes);
+    if (*threads_opt)
+        out.options.offload_threads = static_cast<std::size_t>(offload_threads);
+    if (*segment_opt)
+        out.options.record_segment_bytes = segment_bytes;
+    if (*record_opt && out.options.record_path.empty())
+        return std::string("--record needs a path");
+    if (*replay_opt && out.options.replay_path.empty())
+        return std::string("--replay needs a path");
+    if (*speed_opt) {
+        if (speed == "max") {
+            out.options.replay_speed = 0;
         } else {
-            out.args.emplace_back(arg);
+            std::uint64_t n = 0;
+            auto [ptr, ec] = std::from_chars(speed.data(), speed.data() + speed.size(), n);
+            if (ec != std::errc{} || ptr != speed.data() + speed.size() || n < 1 || n > 1'000'000)
+                return fmt::format("--speed needs max or a number from 1 to 1000000, got '{}'", speed);
+            out.options.replay_speed = static_cast<std::uint32_t>(n);
         }
     }
+    if (*break_opt)
+        out.options.break_at = break_at;
+
     if (out.options.record_path.empty())
         if (const char* p = std::getenv("REPRISE_RECORD"); p && *p)  // reprise-allow: env (the runtime's own mode)
             out.options.record_path = p;
     if (out.options.replay_path.empty())
         if (const char* p = std::getenv("REPRISE_REPLAY"); p && *p)  // reprise-allow: env (the runtime's own mode)
             out.options.replay_path = p;
+
+    // Flags that cannot take effect are errors, not silence.
+    const bool replaying = !out.options.replay_path.empty(), recording = !out.options.record_path.empty();
+    for (auto* opt : {speed_opt, break_opt})
+        if (*opt && !replaying)
+            return fmt::format("{} applies to a replay: add --replay=TRACE", opt->get_name());
+    for (auto* opt : {full_opt, fsync_opt, segment_opt})
+        if (*opt && !recording)
+            return fmt::format("{} applies to a recording: add --record=PATH", opt->get_name());
     return std::nullopt;
+}
+
+// Edits between two names, a swap of neighbours counting as one (optimal string alignment).
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+    for (std::size_t i = 0; i <= a.size(); ++i)
+        d[i][0] = i;
+    for (std::size_t j = 0; j <= b.size(); ++j)
+        d[0][j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i)
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    return d[a.size()][b.size()];
 }
 
 } // namespace
 
+std::string closest_flag(std::string_view unknown, const std::vector<std::string>& known) {
+    auto name_of = [](std::string_view flag) {
+        while (!flag.empty() && flag.front() == '-')
+            flag.remove_prefix(1);
+        return flag;
+    };
+    std::string_view name = name_of(unknown);
+    std::string best;
+    std::size_t best_distance = SIZE_MAX;
+    for (const std::string& candidate : known) {
+        std::string_view other = name_of(candidate);
+        if (other == name)
+            return {};  // a known flag is not a near miss
+        std::size_t distance = edit_distance(name, other);
+        std::size_t allowed = std::min(name.size(), other.size()) <= 4 ? 1 : 2;
+        if (distance <= allowed && distance < best_distance) {
+            best = candidate;
+            best_distance = distance;
+        }
+    }
+    return best;
+}
+
 int run_main(int argc, char** argv, std::function<int(MainContext&)> entry, ProgramInfo info) {
     Parsed parsed;
     std::string program = info.name.empty() ? (argc > 0 ? argv[0] : "program") : info.name;
-    if (auto error = parse_flags(argc, argv, parsed)) {
+    if (auto error = parse_flags(argc, argv, info, parsed)) {
         fmt::print(stderr, "{}: {}\n(see {} --help)\n", program, *error, program);
         return 2;
     }
     if (parsed.help) {
-        fmt::print("Usage: {} [runtime options] [program options]\n\n", program);
+        fmt::print("Usage: {} [runtime options] [program options] [-- program arguments]\n\n", program);
         if (!info.usage.empty())
             fmt::print("{}\n\n", info.usage);
         fmt::print("{}", runtime_usage);

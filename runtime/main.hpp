@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace reprise {
@@ -18,15 +19,25 @@ struct MainContext {
 
 /// Describes the program for --help.
 struct ProgramInfo {
-    std::string name;          ///< defaults to argv[0]
-    std::string usage;         ///< the application's own usage text, printed after the runtime's
+    std::string name = {};     ///< defaults to argv[0]
+    std::string usage = {};    ///< the application's own usage text, printed after the runtime's
+    /// The program's own flags (e.g. "--port"), if it declares them: an unknown flag close to
+    /// a runtime flag is refused as a typo ("did you mean --record?") unless it is listed here.
+    std::vector<std::string> flags = {};
 };
 
-/// Parses the runtime's flags (--seed=N, --node=NAME, --stack-size=BYTES[k|m],
-/// --offload-threads=N, --help; `--` ends them), starts a Runtime that stops
-/// gracefully on SIGINT/SIGTERM (the main task is cancelled), runs `entry` as the
-/// main task and returns its exit code. Bad flags print a message and return 2.
+/// Parses the runtime's flags (`--seed N` or `--seed=N`, --node, --stack-size, --offload-threads,
+/// --record..., --replay..., -h/--help; `--` ends them; the list is in --help), starts a
+/// Runtime that stops gracefully on SIGINT/SIGTERM (the main task is cancelled), runs `entry`
+/// as the main task and returns its exit code. Flags that are not the runtime's go to the
+/// program in order. Bad flags, flags that cannot take effect (--break-at without a replay)
+/// and near-misses of runtime flags print a message and return 2.
 int run_main(int argc, char** argv, std::function<int(MainContext&)> entry, ProgramInfo info = {});
+
+/// The flag of `known` closest to `unknown` (spelled as given, e.g. "--recrod"), or "" when
+/// none is close (edit distance at most 2, 1 for short names): for "did you mean" messages
+/// of programs that parse their own flags.
+std::string closest_flag(std::string_view unknown, const std::vector<std::string>& known);
 
 } // namespace reprise
 

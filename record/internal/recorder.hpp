@@ -47,6 +47,8 @@ public:
     void output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) override;
     /// An output written in full (`full`) or as length and digest, whatever the config says.
     void output_bytes(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes, bool full);
+    /// Whether this recording was asked to keep every written byte (--record-full).
+    bool full_outputs() const noexcept { return config_.full_outputs; }
     void spawn(std::uint64_t id, std::string_view name) override;
     void end(int exit_code) override;
     bool replaying() const noexcept override { return false; }

@@ -181,7 +181,8 @@ struct Rerecorded {
     Trace ta, tb;
 };
 
-Rerecorded record_replay_rerecord(const TempDir& dir, const Scenario& scenario, Options options) {
+Rerecorded record_replay_rerecord(const TempDir& dir, const Scenario& scenario, Options options,
+                                  bool rerecord_full = false) {
     Rerecorded out;
     const std::string a = dir / "A.trace";
     const std::string b = dir / "B.trace";
@@ -189,6 +190,7 @@ Rerecorded record_replay_rerecord(const TempDir& dir, const Scenario& scenario, 
     REQUIRE(out.a.exit_code == 0);
     Options replay_options;
     replay_options.record_path = b;
+    replay_options.record_full_outputs = rerecord_full;
     out.replay = replay(a, scenario, replay_options);
     INFO(out.replay.child.describe());
     REQUIRE(out.replay.child.exited_with(0));
@@ -266,6 +268,28 @@ TEST_CASE("a re-recording of a --record-full trace keeps the written bytes in fu
         full += r.tb.records[i].kind == trace::RecordKind::output && !r.tb.records[i].data.empty() ? 1 : 0;
     }
     REQUIRE(full > 0);
+}
+
+TEST_CASE("--record-full while re-recording a digest-only trace keeps every written byte, each matching its digest") {
+    const std::uint64_t seed = test_seed("rerecord-full-later");
+    TempDir dir;
+    REQUIRE(spit(dir / "data.txt", "recorded file contents"));
+    Rerecorded r = record_replay_rerecord(dir, mixed(dir.path()), seeded_node(seed), true);
+    std::size_t outputs = 0;
+    REQUIRE(r.tb.records.size() == r.ta.records.size());
+    for (std::size_t i = 0; i < r.ta.records.size(); ++i) {
+        const auto& a = r.ta.records[i];
+        const auto& b = r.tb.records[i];
+        INFO("event #" << i << ": A " << trace::describe(a) << "\n  B " << trace::describe(b));
+        REQUIRE(a.kind == b.kind);
+        if (a.kind != trace::RecordKind::output || a.value == 0)
+            continue;
+        ++outputs;
+        CHECK(a.data.empty());
+        REQUIRE(b.data.size() == static_cast<std::size_t>(a.value));
+        REQUIRE(trace::digest64(b.data) == a.digest);
+    }
+    REQUIRE(outputs > 0);
 }
 
 TEST_CASE("reprise diff finds a re-recording identical and flags a trace changed in one record") {

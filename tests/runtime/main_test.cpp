@@ -47,7 +47,7 @@ TEST_CASE("--help prints the usage and returns 0 without running the program") {
     INFO(child.describe());
     REQUIRE(child.exited_with(0));
     REQUIRE_THAT(child.out, Catch::Contains("Usage: demo-server") && Catch::Contains("--port=N   where to listen") &&
-                                Catch::Contains("--seed=N") && Catch::Contains("--stack-size"));
+                                Catch::Contains("--seed N") && Catch::Contains("--stack-size"));
 }
 
 TEST_CASE("a bad runtime flag returns 2 with a message naming the flag") {
@@ -104,6 +104,94 @@ TEST_CASE("the program gets its own arguments without the runtime's flags") {
     REQUIRE(code == 5);
     REQUIRE(node == "n1");
     REQUIRE(args == std::vector<std::string>{"prog", "--port=80", "file", "--seed=6", "--help"});
+}
+
+TEST_CASE("runtime flags take their value as the next argument too, and -h is --help") {
+    std::vector<std::string> args;
+    std::string node;
+    int code = run_with({"prog", "--node", "n2", "--port", "7000", "--seed", "9", "--stack-size", "512k", "file"},
+                        [&](MainContext& ctx) {
+                            args = ctx.args;
+                            node = ctx.runtime.node_name();
+                            return static_cast<int>(ctx.runtime.seed());
+                        });
+    REQUIRE(code == 9);
+    REQUIRE(node == "n2");
+    REQUIRE(args == std::vector<std::string>{"prog", "--port", "7000", "file"});
+
+    auto child = test::run_in_child([] {
+        return run_with({"prog", "-h"}, [](MainContext&) { return 7; }, ProgramInfo{.name = "demo-server"});
+    });
+    INFO(child.describe());
+    REQUIRE(child.exited_with(0));
+    REQUIRE_THAT(child.out, Catch::Contains("Usage: demo-server") && Catch::Contains("--record PATH"));
+}
+
+TEST_CASE("a near miss of a runtime flag is refused with the flag it resembles, unless the program declares it") {
+    auto [typo, meant] = GENERATE(table<std::string, std::string>({{"--recrod=t.trace", "--record"},
+                                                                   {"--replya", "--replay"},
+                                                                   {"--sede", "--seed"},
+                                                                   {"--break_at=3", "--break-at"}}));
+    CAPTURE(typo);
+    auto child = test::run_in_child([&] {
+        return run_with({"prog", typo}, [](MainContext&) {
+            std::printf("the program ran\n");
+            return 0;
+        });
+    });
+    INFO(child.describe());
+    REQUIRE(child.exited_with(2));
+    REQUIRE_THAT(child.err, Catch::Contains("did you mean '" + meant + "'"));
+    REQUIRE_THAT(child.out, !Catch::Contains("the program ran"));
+
+    // Declared by the program, or after --, the same flag is the program's.
+    const std::string flag = typo.substr(0, typo.find('='));
+    std::vector<std::string> args;
+    REQUIRE(run_with({"prog", typo}, [&](MainContext& ctx) { args = ctx.args; return 0; },
+                     ProgramInfo{.name = "p", .usage = "", .flags = {flag}}) == 0);
+    REQUIRE(args == std::vector<std::string>{"prog", typo});
+    REQUIRE(run_with({"prog", "--", typo}, [&](MainContext& ctx) { args = ctx.args; return 0; }) == 0);
+    REQUIRE(args == std::vector<std::string>{"prog", typo});
+    // Flags far from every runtime flag are the program's business.
+    REQUIRE(run_with({"prog", "--port=1", "--peers", "a,b"}, [&](MainContext& ctx) { args = ctx.args; return 0; }) == 0);
+    REQUIRE(args == std::vector<std::string>{"prog", "--port=1", "--peers", "a,b"});
+}
+
+TEST_CASE("flags that cannot take effect are refused") {
+    auto [flags, says] = GENERATE(table<std::vector<std::string>, std::string>({
+        {{"--break-at=5"}, "--break-at applies to a replay"},
+        {{"--speed", "1"}, "--speed applies to a replay"},
+        {{"--record-full"}, "--record-full applies to a recording"},
+        {{"--record-fsync"}, "--record-fsync applies to a recording"},
+        {{"--record-segment=8m"}, "--record-segment applies to a recording"},
+    }));
+    CAPTURE(flags);
+    auto child = test::run_in_child([&] {
+        std::vector<std::string> argv{"prog"};
+        argv.insert(argv.end(), flags.begin(), flags.end());
+        std::vector<char*> pointers;
+        for (auto& a : argv)
+            pointers.push_back(a.data());
+        pointers.push_back(nullptr);
+        return run_main(static_cast<int>(argv.size()), pointers.data(), [](MainContext&) {
+            std::printf("the program ran\n");
+            return 0;
+        });
+    });
+    INFO(child.describe());
+    REQUIRE(child.exited_with(2));
+    REQUIRE_THAT(child.err, Catch::Contains(says));
+    REQUIRE_THAT(child.out, !Catch::Contains("the program ran"));
+}
+
+TEST_CASE("closest_flag suggests a near known flag and nothing for a far or known one") {
+    const std::vector<std::string> known{"--port", "--bind", "--maxmemory", "--requirepass"};
+    CHECK(closest_flag("--prot", known) == "--port");
+    CHECK(closest_flag("--maxmemroy", known) == "--maxmemory");
+    CHECK(closest_flag("--requirepas", known) == "--requirepass");
+    CHECK(closest_flag("--port", known).empty());
+    CHECK(closest_flag("--verbose", known).empty());
+    CHECK(closest_flag("--bd", known).empty());
 }
 
 TEST_CASE("run_main returns the program's exit code") {
