@@ -1,5 +1,8 @@
 // reprise: the command line tool that inspects traces (info, dump, verify, diff).
 #include <reprise/record/trace.hpp>
+#include <reprise/runtime/main.hpp>
+
+#include <CLI/CLI.hpp>
 
 #include <fmt/core.h>
 
@@ -198,47 +201,6 @@ struct Args {
     bool has(const std::string& name) const { return options.count(name) != 0; }
 };
 
-// Parses `--name`, `--name=value` and `--name value`; `--` ends the options.
-// Returns a message on an unknown option or a missing value.
-std::optional<std::string> parse_args(int argc, char** argv, int first, const std::set<std::string>& flags,
-                                      const std::set<std::string>& valued, Args& out) {
-    bool options_done = false;
-    for (int i = first; i < argc; ++i) {
-        std::string_view a = argv[i];
-        if (options_done || a.size() < 2 || a[0] != '-') {
-            out.operands.emplace_back(a);
-            continue;
-        }
-        if (a == "--") {
-            options_done = true;
-            continue;
-        }
-        if (a == "-h" || a == "--help") {
-            out.help = true;
-            continue;
-        }
-        std::string name(a.substr(0, a.find('=')));
-        if (flags.count(name)) {
-            if (name.size() != a.size())
-                return fmt::format("option {} takes no value", name);
-            out.options[name];
-            continue;
-        }
-        if (valued.count(name)) {
-            if (name.size() != a.size()) {
-                out.options[name].emplace_back(a.substr(name.size() + 1));
-            } else if (i + 1 < argc) {
-                out.options[name].emplace_back(argv[++i]);
-            } else {
-                return fmt::format("option {} needs a value", name);
-            }
-            continue;
-        }
-        return fmt::format("unknown option {}", shown(a));
-    }
-    return std::nullopt;
-}
-
 int usage_error(std::string_view command, std::string_view message) {
     fmt::print(stderr, "reprise{}{}: {}\nTry 'reprise {}--help'.\n", command.empty() ? "" : " ", command, message,
                command.empty() ? std::string() : std::string(command) + " ");
@@ -251,6 +213,55 @@ std::optional<std::uint64_t> parse_index(std::string_view text) {
     if (ec != std::errc{} || end != text.data() + text.size() || text.empty())
         return std::nullopt;
     return v;
+}
+
+// Parses a command's options with CLI11 (`--name`, `--name=value`, `--name value`; `--` ends
+// the options). Returns a message on an unknown option (naming the closest known one) or a
+// missing value.
+std::optional<std::string> parse_args(int argc, char** argv, int first, const std::set<std::string>& flags,
+                                      const std::set<std::string>& valued, Args& out) {
+    std::vector<std::string> known{"--help"};
+    known.insert(known.end(), flags.begin(), flags.end());
+    known.insert(known.end(), valued.begin(), valued.end());
+    for (int i = first; i < argc; ++i) {
+        std::string_view a = argv[i];
+        if (a == "--")
+            break;
+        if (a.size() < 2 || a[0] != '-' || a == "-h")
+            continue;
+        std::string name(a.substr(0, a.find('=')));
+        if (std::find(known.begin(), known.end(), name) != known.end())
+            continue;
+        std::string near = reprise::closest_flag(name, known);
+        return near.empty() ? fmt::format("unknown option {}", shown(a))
+                            : fmt::format("unknown option {}; did you mean {}?", shown(name), near);
+    }
+
+    CLI::App app;
+    app.set_help_flag();
+    app.add_flag("-h,--help", out.help);
+    std::map<std::string, std::size_t> counts;
+    for (const std::string& f : flags)
+        app.add_flag(f, counts[f]);
+    std::map<std::string, std::vector<std::string>> values;
+    for (const std::string& v : valued)
+        app.add_option(v, values[v])->allow_extra_args(false)->take_all();
+    app.add_option("operands", out.operands);
+    std::vector<std::string> reversed;  // CLI11 takes the arguments last first
+    for (int i = argc - 1; i >= first; --i)
+        reversed.emplace_back(argv[i]);
+    try {
+        app.parse(reversed);
+    } catch (const CLI::ParseError& e) {
+        return std::string(e.what());
+    }
+    for (const auto& [name, n] : counts)
+        if (n > 0)
+            out.options[name];
+    for (auto& [name, list] : values)
+        if (!list.empty())
+            out.options[name] = std::move(list);
+    return std::nullopt;
 }
 
 // --- reading a trace ------------------------------------------------------------------------
@@ -712,11 +723,20 @@ int run(int argc, char** argv) {
         fmt::print("{}", c->help);
         return exit_ok;
     }
-    if (!first.empty() && first[0] == '-')
-        return usage_error("", fmt::format("unknown option {} (a command comes first)", shown(first)));
+    if (!first.empty() && first[0] == '-') {
+        std::string near = reprise::closest_flag(first, {"--help", "--version"});
+        return usage_error("", near.empty() ? fmt::format("unknown option {} (a command comes first)", shown(first))
+                                            : fmt::format("unknown option {}; did you mean {}?", shown(first), near));
+    }
     const Command* c = find_command(first);
-    if (c == nullptr)
-        return usage_error("", fmt::format("unknown command {}", shown(first)));
+    if (c == nullptr) {
+        std::vector<std::string> names;
+        for (const Command& k : commands())
+            names.emplace_back(k.name);
+        std::string near = reprise::closest_flag(first, names);
+        return usage_error("", near.empty() ? fmt::format("unknown command {}", shown(first))
+                                            : fmt::format("unknown command {}; did you mean {}?", shown(first), near));
+    }
     Args args;
     if (auto why = parse_args(argc, argv, 2, c->flags, c->valued, args))
         return usage_error(c->name, *why);
