@@ -1,8 +1,11 @@
 // Parsing of reprise-raft's flags: --id, --peers, --data, --client-port and the timings.
 #include "config.hpp"
 
+#include "flags.hpp"
+
 #include <reprise/runtime/assert.hpp>
 
+#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -24,7 +27,8 @@ const char* const config_usage = R"(Program usage:
                            a commit before -TRYAGAIN (default 5000)
     --max-clients N        client connections served at once; more get "-ERR max number
                            of clients reached" (default 10000, as Redis)
-  Flags take their value as the next argument or after '='.)";
+  Flags take their value as the next argument or after '=' (--id 1, --id=1); the last one
+  given wins; a mistyped flag is refused naming the closest one.)";
 
 namespace {
 
@@ -80,19 +84,22 @@ std::optional<Config> parse_config(const std::vector<std::string>& args, std::st
     std::string peers;
     std::uint64_t heartbeat_ms = 100, election_min_ms = 400, election_max_ms = 800, commit_timeout_ms = 5000;
     std::uint64_t max_clients = 10000;
-    for (std::size_t i = 1; i < args.size(); ++i) {
-        std::string_view arg = args[i];
-        std::string value;
-        std::string name(arg);
-        if (auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string_view::npos) {
-            name = std::string(arg.substr(0, eq));
-            value = std::string(arg.substr(eq + 1));
-        } else if (arg.rfind("--", 0) == 0 && i + 1 < args.size()) {
-            value = args[++i];
-        } else {
-            error = fmt::format("unexpected argument '{}'", arg);
-            return std::nullopt;
-        }
+    // CLI11 splits "--flag value" / "--flag=value" and finds unknown flags (flags::parse
+    // names the closest known one); each value is checked here, in this order.
+    static constexpr const char* names[] = {"--id",           "--peers",           "--data",
+                                            "--client-port",  "--heartbeat-ms",    "--election-min-ms",
+                                            "--election-max-ms", "--commit-timeout-ms", "--max-clients"};
+    std::string values[std::size(names)];
+    CLI::App app{"reprise-raft"};
+    for (std::size_t i = 0; i < std::size(names); ++i)
+        app.add_option(names[i], values[i]);
+    if (error = flags::parse(app, args); !error.empty())
+        return std::nullopt;
+    for (std::size_t i = 0; i < std::size(names); ++i) {
+        if (app.count(names[i]) == 0)
+            continue;
+        const std::string_view name = names[i];
+        const std::string& value = values[i];
         bool ok = true;
         if (name == "--id") {
             ok = parse_number<std::uint32_t>(value, c.id, 1, 1000);
@@ -115,9 +122,6 @@ std::optional<Config> parse_config(const std::vector<std::string>& args, std::st
             ok = parse_number<std::uint64_t>(value, commit_timeout_ms, 1, 600'000);
         } else if (name == "--max-clients") {
             ok = parse_number<std::uint64_t>(value, max_clients, 1, 1'000'000);
-        } else {
-            error = fmt::format("unknown flag '{}'", name);
-            return std::nullopt;
         }
         if (!ok) {
             error = fmt::format("bad value '{}' for {}", value, name);

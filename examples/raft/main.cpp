@@ -8,16 +8,19 @@
 
 int main(int argc, char** argv) {
     using namespace reprise;
+    ProgramInfo info;
+    info.name = "reprise-raft";
+    info.usage = raft::config_usage;
     return run_main(
         argc, argv,
         [](MainContext& ctx) -> int {
             std::string error;
             auto config = raft::parse_config(ctx.args, error);
             if (!config) {
-                fmt::print(stderr, "reprise-raft: {}\n{}\n", error, raft::config_usage);
+                fmt::print(stderr, "reprise-raft: {}\n(see reprise-raft --help)\n", error);
                 return 2;
             }
             return raft::Node::run_main_task(std::move(*config));
         },
-        ProgramInfo{"reprise-raft", raft::config_usage});
+        std::move(info));
 }

@@ -234,3 +234,27 @@ TEST_CASE("the command line names every member and this node", "[raft][config]")
     CHECK_FALSE(parse_config({"x", "--id", "1", "--peers", "1=h:1:2,1=h:3:4", "--data", "d"}, error).has_value());
     CHECK_FALSE(parse_config({"x", "--id", "1", "--peers", "1=h:1:2", "--data", "d", "--bogus", "1"}, error).has_value());
 }
+
+TEST_CASE("a mistyped flag names the closest one; a flag without its value is refused", "[raft][config]") {
+    std::string error;
+    const std::vector<std::string> base = {"x", "--id", "1", "--peers", "1=127.0.0.1:7001:7101", "--data", "d"};
+    auto with = [&](std::vector<std::string> more) {
+        std::vector<std::string> args = base;
+        args.insert(args.end(), more.begin(), more.end());
+        return parse_config(args, error);
+    };
+    CHECK_FALSE(with({"--heartbeat", "50"}).has_value());
+    CHECK(error == "unknown flag --heartbeat; did you mean --heartbeat-ms?");
+    CHECK_FALSE(with({"--pers=1=h:1:2"}).has_value());
+    CHECK(error == "unknown flag --pers; did you mean --peers?");
+    CHECK_FALSE(with({"--election-mni-ms", "500"}).has_value());
+    CHECK(error == "unknown flag --election-mni-ms; did you mean --election-min-ms?");
+    CHECK_FALSE(with({"--client-port"}).has_value());
+    CHECK(error == "--client-port needs a value");
+    CHECK_FALSE(with({"stray"}).has_value());
+    CHECK(error == "unexpected argument 'stray'");
+    auto c = with({"--heartbeat-ms", "20", "--heartbeat-ms=30", "--election-min-ms", "300"});
+    REQUIRE(c.has_value());
+    CHECK(c->heartbeat == std::chrono::milliseconds(30));  // the last one given wins
+    CHECK(c->election_min == std::chrono::milliseconds(300));
+}

@@ -4,7 +4,7 @@
 usage: raft_test.py PATH/TO/reprise-raft PATH/TO/examples/raft/cluster [SCENARIO...]
 
 Scenarios: election, election-5, replication, leader-crash, follower-restart, persistence,
-crash-under-load. Each starts
+crash-under-load, pause-leader (with --client-base; also each command's --help). Each starts
 a cluster with the cluster script (--record), drives it with a RESP client over sockets,
 stops it, and then replays every node's trace: a node stopped by SIGTERM must replay to
 exit 0 and print exactly its live narrative; a node cut by SIGKILL must replay to its cut,
@@ -123,15 +123,19 @@ def ports_free(ports):
 
 
 class Cluster:
-    def __init__(self, name, nodes=3):
+    def __init__(self, name, nodes=3, client_offset=100):
+        """Node n's raft port is base+n, its client port base+client_offset+n (the script's
+        default is base+100; another offset is passed as --client-base)."""
         self.name = name
         self.nodes = nodes
+        self.client_offset = client_offset
         self.dir = os.path.join(ROOT, f"raft-test-{name}-{os.getpid()}")
         shutil.rmtree(self.dir, ignore_errors=True)
         rng = random.Random(os.getpid() * 31 + len(name))
         for _ in range(200):
             base = rng.randrange(20000, 60000, 200)
-            if ports_free([base + n for n in range(1, nodes + 1)] + [base + 100 + n for n in range(1, nodes + 1)]):
+            if ports_free([base + n for n in range(1, nodes + 1)] +
+                          [base + client_offset + n for n in range(1, nodes + 1)]):
                 break
         else:
             raise Failure("no free port range")
@@ -147,7 +151,7 @@ class Cluster:
         return p.stdout
 
     def port(self, n):
-        return self.base + 100 + n
+        return self.base + self.client_offset + n
 
     def _end(self, n, how):
         for i, (node, stem, ended) in enumerate(self.incarnations):
@@ -155,7 +159,8 @@ class Cluster:
                 self.incarnations[i] = (node, stem, how)
 
     def start(self):
-        out = self.script("start", "--nodes", str(self.nodes), "--base-port", str(self.base), "--record",
+        more = [] if self.client_offset == 100 else ["--client-base", str(self.base + self.client_offset)]
+        out = self.script("start", "--nodes", str(self.nodes), "--base-port", str(self.base), *more, "--record",
                           "--bin", BIN)
         for n in range(1, self.nodes + 1):
             self.incarnations.append((n, f"node-{n}", None))
@@ -191,10 +196,10 @@ class Cluster:
             return max(leaders)[1] if leaders else None
         return wait_for("a leader", one, timeout_s)
 
-    def write(self, key, value, timeout_s=10.0):
-        """SET through any node, following MOVED and retrying TRYAGAIN (bounded)."""
+    def write(self, key, value, timeout_s=10.0, via=1):
+        """SET through node `via` first, following MOVED and retrying TRYAGAIN (bounded)."""
         deadline = time.monotonic() + timeout_s
-        port = self.port(1)
+        port = self.port(via)
         last = None
         for _ in range(1000):
             if time.monotonic() > deadline:
@@ -203,7 +208,7 @@ class Cluster:
                 r = call(port, "SET", key, value)
             except OSError as e:
                 last = e
-                port = self.port((port - self.base - 100) % self.nodes + 1)
+                port = self.port((port - self.base - self.client_offset) % self.nodes + 1)
                 time.sleep(0.05)
                 continue
             if r == "OK":
@@ -455,6 +460,61 @@ def scenario_crash_under_load(c):
     c.stop()
 
 
+def scenario_pause_leader(c):
+    """Client ports from --client-base; the leader paused (SIGSTOP) as if partitioned away: the
+    others elect a new leader and keep writing; resumed, the old leader steps down and catches up."""
+    for cmd in ("start", "stop", "kill", "pause", "resume", "restart", "status", "leader"):
+        p = subprocess.run([CLUSTER, cmd, "--help"], capture_output=True, text=True, timeout=60)
+        check(p.returncode == 0 and p.stdout.startswith(f"usage: cluster {cmd}"),
+              f"cluster {cmd} --help: exit {p.returncode}, {p.stdout[:200]!r} {p.stderr[:200]!r}")
+    p = subprocess.run([CLUSTER, "start", "--help"], capture_output=True, text=True, timeout=60)
+    check("--client-base C" in p.stdout, f"start --help names --client-base: {p.stdout!r}")
+    out = c.start()
+    for n in range(1, c.nodes + 1):
+        want = f"node {n}: pid "
+        line = next((l for l in out.splitlines() if l.startswith(want)), "")
+        check(line.endswith(f"raft 127.0.0.1:{c.base + n}, client 127.0.0.1:{c.port(n)}"), f"start printed {line!r}")
+        check(info(c.port(n))["node_id"] == str(n), f"node {n} answers INFO on its --client-base port {c.port(n)}")
+    old = c.leader()
+    old_term = int(info(c.port(old))["term"])
+    others = [n for n in range(1, c.nodes + 1) if n != old]
+    # A follower's MOVED names the leader's --client-base port.
+    r = call(c.port(others[0]), "SET", "x", "1")
+    check(isinstance(r, RespError) and str(r) == f"MOVED 0 127.0.0.1:{c.port(old)}", f"follower SET -> {r!r}")
+    keys = {f"before{i}": str(i) for i in range(5)}
+    for k, v in keys.items():
+        c.write(k, v, via=old)
+    c.wait_replicated(range(1, c.nodes + 1), keys)
+
+    out = c.script("pause", str(old))
+    check(f"node {old}: paused" in out, f"pause printed {out!r}")
+    status = c.script("status")
+    check(f"node {old}: paused" in status, f"status shows node {old} paused: {status!r}")
+    new = c.leader(timeout_s=15, exclude=(old,))
+    new_term = int(info(c.port(new))["term"])
+    check(new != old and new_term > old_term, f"new leader {new} term {new_term} (old {old} term {old_term})")
+    check(c.script("leader").strip() == str(new), "cluster leader skips the paused node")
+    more = {f"during{i}": str(i) for i in range(5)}
+    for k, v in more.items():
+        c.write(k, v, via=new)
+    keys.update(more)
+    c.wait_replicated(others, keys)
+
+    out = c.script("resume", str(old))
+    check(f"node {old}: resumed" in out, f"resume printed {out!r}")
+
+    def stepped_down():
+        i = info(c.port(old))
+        return i if i["role"] == "follower" and int(i["term"]) >= new_term and i["leader_id"] == str(new) else None
+    i = wait_for(f"node {old} to step down and follow {new}", stepped_down, 15)
+    c.wait_replicated([old], keys)
+    status = c.script("status")
+    check("paused" not in status, f"status after resume: {status!r}")
+    print(f"  client ports {c.port(1)}..; leader {old} (term {old_term}) paused; {new} leads term {new_term}; "
+          f"resumed, {old} follows at term {i['term']} and caught up")
+    c.stop()
+
+
 SCENARIOS = {
     "election": (scenario_election, 3),
     "election-5": (scenario_election, 5),
@@ -463,6 +523,7 @@ SCENARIOS = {
     "follower-restart": (scenario_follower_restart, 3),
     "persistence": (scenario_persistence, 3),
     "crash-under-load": (scenario_crash_under_load, 3),
+    "pause-leader": (scenario_pause_leader, 3),
 }
 
 
@@ -470,7 +531,7 @@ def main():
     def start(name):
         fn, nodes = SCENARIOS[name]
         print(f"scenario {name} ({nodes} nodes)", flush=True)
-        return Cluster(name, nodes)
+        return Cluster(name, nodes, client_offset=150 if name == "pause-leader" else 100)
 
     def run(name, c):
         SCENARIOS[name][0](c)
