@@ -1,11 +1,12 @@
-// The shared flag glue over CLI11 and the "did you mean" suggestion (see flags.hpp).
+// The shared flag glue over CLI11 (see flags.hpp); "did you mean" is the runtime's closest_flag.
 #include "flags.hpp"
+
+#include <reprise/runtime/main.hpp>
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
 #include <algorithm>
-#include <numeric>
 
 namespace reprise::flags {
 
@@ -26,40 +27,6 @@ std::string_view flag_name(std::string_view arg) {
 }
 
 } // namespace
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-    // Three rows of the dynamic programme: two back for the transposition.
-    const std::size_t n = b.size();
-    std::vector<std::size_t> before(n + 1), prev(n + 1), cur(n + 1);
-    std::iota(prev.begin(), prev.end(), std::size_t{0});
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        cur[0] = i;
-        for (std::size_t j = 1; j <= n; ++j) {
-            const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost});
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-                cur[j] = std::min(cur[j], before[j - 2] + 1);
-        }
-        std::swap(before, prev);
-        std::swap(prev, cur);
-    }
-    return prev[n];
-}
-
-std::string closest(std::string_view given, const std::vector<std::string>& candidates) {
-    const std::string_view g = undashed(given);
-    const std::size_t allowed = std::min<std::size_t>(3, 1 + g.size() / 4);
-    std::string best;
-    std::size_t best_distance = allowed + 1;
-    for (const auto& c : candidates) {
-        const std::size_t d = edit_distance(g, undashed(c));
-        if (d < best_distance) {
-            best_distance = d;
-            best = c;
-        }
-    }
-    return best;
-}
 
 std::string parse(CLI::App& app, const std::vector<std::string>& args) {
     app.set_help_flag();  // run_main handles -h/--help
@@ -100,7 +67,10 @@ std::string parse(CLI::App& app, const std::vector<std::string>& args) {
             continue;
         if (extra.size() > 1 && extra.front() == '-') {
             const std::string_view name = flag_name(extra);
-            const std::string near = closest(name, known);
+            std::string near = closest_flag(name, known);
+            for (const auto& k : known)  // "-port": the right name with the wrong dashes
+                if (near.empty() && undashed(k) == undashed(name))
+                    near = k;
             if (near.empty())
                 return fmt::format("unknown flag {}", name);
             return fmt::format("unknown flag {}; did you mean {}?", name, near);

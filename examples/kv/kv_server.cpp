@@ -1102,11 +1102,17 @@ bool parse_size_arg(std::string_view text, std::size_t min, std::size_t max, std
 
 } // namespace
 
+namespace {
+constexpr const char* flag_table[] = {"--port",       "--bind",             "--max-bulk", "--max-args",
+                                      "--max-inline", "--max-client-input", "--max-clients"};
+} // namespace
+
+std::vector<std::string> flag_names() { return {std::begin(flag_table), std::end(flag_table)}; }
+
 std::string parse_args(const std::vector<std::string>& args, Config& config) {
     // CLI11 splits "--flag value" / "--flag=value" and finds unknown flags; values are
     // checked here, in this order, with the messages below.
-    static constexpr const char* names[] = {"--port",       "--bind",           "--max-bulk", "--max-args",
-                                            "--max-inline", "--max-client-input", "--max-clients"};
+    const auto& names = flag_table;
     std::string values[std::size(names)];
     CLI::App app{"reprise-kv"};
     for (std::size_t i = 0; i < std::size(names); ++i)

@@ -59,6 +59,8 @@ class Server;
 std::string parse_args(const std::vector<std::string>& args, Config& config);
 /// reprise-kv's usage text (its options and limits).
 std::string usage_text();
+/// reprise-kv's own flags ("--port", ...), for ProgramInfo::flags.
+std::vector<std::string> flag_names();
 
 /// A server on the current runtime. Create it in a task, listen(), then serve()
 /// until that task is cancelled; serve() stops and joins its client tasks itself.

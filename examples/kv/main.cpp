@@ -5,5 +5,6 @@ int main(int argc, char** argv) {
     reprise::ProgramInfo info;
     info.name = "reprise-kv";
     info.usage = reprise::kv::usage_text();
+    info.flags = reprise::kv::flag_names();
     return reprise::run_main(argc, argv, reprise::kv::main_entry, std::move(info));
 }

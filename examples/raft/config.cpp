@@ -78,6 +78,14 @@ const Member* Config::member(std::uint32_t wanted) const {
     return nullptr;
 }
 
+namespace {
+constexpr const char* flag_table[] = {"--id",           "--peers",           "--data",
+                                      "--client-port",  "--heartbeat-ms",    "--election-min-ms",
+                                      "--election-max-ms", "--commit-timeout-ms", "--max-clients"};
+} // namespace
+
+std::vector<std::string> config_flags() { return {std::begin(flag_table), std::end(flag_table)}; }
+
 std::optional<Config> parse_config(const std::vector<std::string>& args, std::string& error) {
     Config c;
     std::optional<std::uint16_t> client_port;
@@ -86,9 +94,7 @@ std::optional<Config> parse_config(const std::vector<std::string>& args, std::st
     std::uint64_t max_clients = 10000;
     // CLI11 splits "--flag value" / "--flag=value" and finds unknown flags (flags::parse
     // names the closest known one); each value is checked here, in this order.
-    static constexpr const char* names[] = {"--id",           "--peers",           "--data",
-                                            "--client-port",  "--heartbeat-ms",    "--election-min-ms",
-                                            "--election-max-ms", "--commit-timeout-ms", "--max-clients"};
+    const auto& names = flag_table;
     std::string values[std::size(names)];
     CLI::App app{"reprise-raft"};
     for (std::size_t i = 0; i < std::size(names); ++i)

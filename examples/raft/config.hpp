@@ -38,6 +38,8 @@ struct Config {
 
 /// Usage text of the program's own flags.
 extern const char* const config_usage;
+/// The program's own flags ("--id", ...), for ProgramInfo::flags.
+std::vector<std::string> config_flags();
 
 /// Parses the program's arguments (argv[0] first, runtime flags already removed).
 /// On a bad command line returns nothing and sets `error`.

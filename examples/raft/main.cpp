@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
     ProgramInfo info;
     info.name = "reprise-raft";
     info.usage = raft::config_usage;
+    info.flags = raft::config_flags();
     return run_main(
         argc, argv,
         [](MainContext& ctx) -> int {

@@ -1,5 +1,4 @@
 // reprise-kv's commands over real loopback sockets, on an in-process runtime: replies byte for byte as Redis words them.
-#include "flags.hpp"
 #include "kv_test_support.hpp"
 
 #include <fmt/core.h>
@@ -370,20 +369,6 @@ TEST_CASE("reprise-kv's flags take their value after a space or '=', and a typo 
     CHECK(kv::parse_args({"reprise-kv", "--bind="}, config) == "--bind needs a value");
     CHECK(kv::parse_args({"reprise-kv", "7000"}, config) == "unexpected argument '7000'");
     CHECK(kv::parse_args({"reprise-kv", "--port", "x"}, config) == "--port needs a number from 0 to 65535, got 'x'");
-}
-
-TEST_CASE("the flag suggestion: edit distance with swaps, nearest within a few edits") {
-    CHECK(flags::edit_distance("port", "port") == 0);
-    CHECK(flags::edit_distance("prot", "port") == 1);  // a swap of adjacent letters is one edit
-    CHECK(flags::edit_distance("", "abc") == 3);
-    CHECK(flags::edit_distance("kitten", "sitting") == 3);
-    const std::vector<std::string> known = {"--port", "--bind", "--max-clients", "--max-args"};
-    CHECK(flags::closest("--prot", known) == "--port");
-    CHECK(flags::closest("--bnid", known) == "--bind");
-    CHECK(flags::closest("--max-client", known) == "--max-clients");
-    CHECK(flags::closest("--max-arg", known) == "--max-args");
-    CHECK(flags::closest("--x", known).empty());
-    CHECK(flags::closest("--verbose", known).empty());
 }
 
 TEST_CASE("SHUTDOWN stops the server gracefully: no reply, every client closed, serve() returns 0") {

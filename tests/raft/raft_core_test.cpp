@@ -243,8 +243,8 @@ TEST_CASE("a mistyped flag names the closest one; a flag without its value is re
         args.insert(args.end(), more.begin(), more.end());
         return parse_config(args, error);
     };
-    CHECK_FALSE(with({"--heartbeat", "50"}).has_value());
-    CHECK(error == "unknown flag --heartbeat; did you mean --heartbeat-ms?");
+    CHECK_FALSE(with({"--hearbeat-ms", "50"}).has_value());
+    CHECK(error == "unknown flag --hearbeat-ms; did you mean --heartbeat-ms?");
     CHECK_FALSE(with({"--pers=1=h:1:2"}).has_value());
     CHECK(error == "unknown flag --pers; did you mean --peers?");
     CHECK_FALSE(with({"--election-mni-ms", "500"}).has_value());
