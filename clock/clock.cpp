@@ -95,6 +95,7 @@ void Timer::cancel() {
     Runtime::Impl& rt = current_runtime("Timer::cancel");
     rt.disarm_timer(state_);
     state_->fires_pending = 0;
+    ++state_->cancels;
     state_->waiters.notify_all();
 }
 
@@ -105,6 +106,20 @@ Result<std::uint64_t> Timer::wait(Deadline deadline) {
             return Errc::closed;
         if (auto r = state_->waiters.wait(deadline); !r.ok())
             return r.error();
+    }
+    std::uint64_t fires = state_->fires_pending;
+    state_->fires_pending = 0;
+    return fires;
+}
+
+Result<std::uint64_t> Timer::wait_until_fired(Deadline deadline) {
+    REPRISE_ASSERT(state_ != nullptr);
+    while (state_->fires_pending == 0) {
+        const std::uint64_t cancels = state_->cancels;
+        if (auto r = state_->waiters.wait(deadline); !r.ok())
+            return r.error();
+        if (state_->fires_pending == 0 && state_->cancels != cancels)
+            return Errc::closed;
     }
     std::uint64_t fires = state_->fires_pending;
     state_->fires_pending = 0;

@@ -52,7 +52,15 @@ public:
     /// Blocks until the timer fires; returns the number of fires since the last
     /// wait (more than 1 when a periodic timer fell behind). Errors: closed
     /// (the timer is or gets cancelled), timed_out, cancelled.
+    /// A timer that is not armed and has no fire pending returns Errc::closed at once:
+    /// one never started, one cancelled, or a one-shot whose fire was taken, so that
+    /// `while (timer.wait())` ends with its timer. To wait on a timer that another task
+    /// arms later (an idle timeout), use wait_until_fired().
     Result<std::uint64_t> wait(Deadline deadline = Deadline::never());
+    /// Blocks until the timer fires, also while it is not armed yet: it waits for
+    /// another task to start() it and for that fire. Returns the fires since the last
+    /// wait. Errors: closed (cancel() is called while it waits), timed_out, cancelled.
+    Result<std::uint64_t> wait_until_fired(Deadline deadline = Deadline::never());
 
     bool armed() const noexcept;
     /// When it fires next (meaningful only while armed).

@@ -40,10 +40,10 @@ std::size_t Connection::buffered() const noexcept { return state_ ? state_->inpu
 
 // Waits until input is buffered, or says why none will come. Buffered bytes are
 // served before a pending eof or error is reported.
-Result<void> Connection::wait_readable(Deadline deadline) {
-    REPRISE_ASSERT_MSG(state_ != nullptr, "read from an empty Connection");
+static Result<void> wait_readable(ConnState* state, Deadline deadline) {
+    REPRISE_ASSERT_MSG(state != nullptr, "read from an empty Connection");
     for (;;) {
-        ConnState& c = *state_;
+        ConnState& c = *state;
         if (!c.input.empty())
             return {};
         if (c.closed)
@@ -84,7 +84,7 @@ static void want_input(Runtime::Impl& rt, ConnState& c, std::size_t want) {
 Result<std::size_t> Connection::read_some(std::span<char> buffer, Deadline deadline) {
     if (buffer.empty())
         return std::size_t{0};
-    if (auto r = wait_readable(deadline); !r.ok())
+    if (auto r = wait_readable(state_, deadline); !r.ok())
         return r.error();
     std::string_view in = state_->input.view();
     std::size_t n = std::min(in.size(), buffer.size());
@@ -94,7 +94,7 @@ Result<std::size_t> Connection::read_some(std::span<char> buffer, Deadline deadl
 }
 
 Result<std::string> Connection::read_some(std::size_t max_bytes, Deadline deadline) {
-    if (auto r = wait_readable(deadline); !r.ok())
+    if (auto r = wait_readable(state_, deadline); !r.ok())
         return r.error();
     std::string_view in = state_->input.view();
     std::string out(in.substr(0, max_bytes));
@@ -102,12 +102,61 @@ Result<std::string> Connection::read_some(std::size_t max_bytes, Deadline deadli
     return out;
 }
 
-Result<void> Connection::read_exact(std::span<char> buffer, Deadline deadline) {
+std::string_view Connection::peek() const noexcept { return state_ ? state_->input.view() : std::string_view{}; }
+
+std::size_t Connection::discard(std::size_t n) noexcept {
+    if (state_ == nullptr)
+        return 0;
+    n = std::min(n, state_->input.size());
+    if (n > 0)
+        consume_input(current_runtime("discard"), *state_, n);
+    return n;
+}
+
+// What a read that must not wait says when nothing is buffered: nothing yet, or why
+// nothing will come.
+static Result<void> nothing_buffered_yet(const detail::ConnState& c) {
+    if (c.closed)
+        return Errc::closed;
+    if (c.error)
+        return *c.error;
+    if (c.eof)
+        return Errc::eof;
+    return {};
+}
+
+Result<std::string> Connection::try_read(std::size_t max_bytes) {
     REPRISE_ASSERT_MSG(state_ != nullptr, "read from an empty Connection");
-    while (state_->input.size() < buffer.size()) {
+    if (state_->input.size() == 0) {
+        if (auto r = nothing_buffered_yet(*state_); !r.ok())
+            return r.error();
+        return std::string();
+    }
+    std::string out(state_->input.view().substr(0, max_bytes));
+    consume_input(current_runtime("read"), *state_, out.size());
+    return out;
+}
+
+Result<std::size_t> Connection::try_read(std::span<char> buffer) {
+    REPRISE_ASSERT_MSG(state_ != nullptr, "read from an empty Connection");
+    if (state_->input.size() == 0) {
+        if (auto r = nothing_buffered_yet(*state_); !r.ok())
+            return r.error();
+        return std::size_t{0};
+    }
+    std::string_view in = state_->input.view();
+    std::size_t n = std::min(in.size(), buffer.size());
+    std::memcpy(buffer.data(), in.data(), n);
+    consume_input(current_runtime("read"), *state_, n);
+    return n;
+}
+
+Result<void> Connection::wait_buffered(std::size_t n, Deadline deadline) {
+    REPRISE_ASSERT_MSG(state_ != nullptr, "read from an empty Connection");
+    while (state_->input.size() < n) {
         // Wait for more than what is buffered: readable alone is not enough.
         ConnState& c = *state_;
-        want_input(current_runtime("read"), c, buffer.size());
+        want_input(current_runtime("read"), c, n);
         if (c.closed)
             return Errc::closed;
         if (c.error)
@@ -117,6 +166,12 @@ Result<void> Connection::read_exact(std::span<char> buffer, Deadline deadline) {
         if (auto r = c.readers.wait(deadline); !r.ok())
             return r;
     }
+    return {};
+}
+
+Result<void> Connection::read_exact(std::span<char> buffer, Deadline deadline) {
+    if (auto r = wait_buffered(buffer.size(), deadline); !r.ok())
+        return r;
     std::memcpy(buffer.data(), state_->input.view().data(), buffer.size());
     consume_input(current_runtime("read"), *state_, buffer.size());
     return {};

@@ -52,6 +52,23 @@ public:
                                    Deadline deadline = Deadline::never());
     /// Bytes buffered now (a read of that many does not block).
     std::size_t buffered() const noexcept;
+    /// Takes up to `max_bytes` of what is buffered now, without waiting: an empty string
+    /// when nothing is. Errors only when nothing is buffered and nothing more will come:
+    /// eof, reset, closed. A server that gathers its replies uses it to learn whether a
+    /// client sent more before it flushes (docs/porting.md, "gather, then flush").
+    Result<std::string> try_read(std::size_t max_bytes = limits::read_chunk_bytes);
+    /// Copies what is buffered now into `buffer` without waiting (0 when nothing is).
+    Result<std::size_t> try_read(std::span<char> buffer);
+    /// The bytes buffered now, neither waiting nor consuming them: a parser looks, then
+    /// discard()s what it used. Valid until this connection is next read, discarded from,
+    /// or the task blocks.
+    std::string_view peek() const noexcept;
+    /// Drops up to `n` buffered bytes without copying them; returns how many it dropped.
+    std::size_t discard(std::size_t n) noexcept;
+    /// Waits until at least `n` bytes are buffered, consuming none (with peek(): a parser
+    /// holding part of a request waits for buffered() + 1). Errors: eof when fewer will
+    /// ever come (those stay buffered), reset, closed, timed_out, cancelled.
+    Result<void> wait_buffered(std::size_t n, Deadline deadline = Deadline::never());
 
     /// Buffers `bytes` for the loop to send. Blocks only while the buffered output
     /// is above the high-water mark. Errors: reset, broken_pipe, closed, timed_out, ...
@@ -69,7 +86,6 @@ public:
     explicit operator bool() const noexcept { return state_ != nullptr; }
 
 private:
-    Result<void> wait_readable(Deadline deadline);
     detail::ConnState* state_ = nullptr;
 };
 

@@ -27,6 +27,7 @@ struct TimerState : Handle {
     Fiber* fiber = nullptr;              ///< park_timeout: the parked fiber
     std::uint64_t park_seq = 0;          ///< park_timeout: which park it bounds
     std::uint64_t fires_pending = 0;     ///< user: fires not yet taken by wait()
+    std::uint64_t cancels = 0;           ///< user: cancel() calls, so a waiter learns it was cancelled
     WaitList waiters;                    ///< user: tasks in Timer::wait()
     std::function<void()> action;        ///< action: what firing does
 

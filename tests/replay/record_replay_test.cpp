@@ -192,6 +192,116 @@ int long_sleeps(std::string& log) {
     return 0;
 }
 
+/// A server that gathers its replies: it answers every complete line it holds, asks
+/// try_read (which never waits) whether the client sent more, and flushes only when it
+/// has nothing more to answer. Clients send requests in random pieces and read the
+/// replies with peek and discard. Without a read that does not wait, the server would
+/// block holding replies the client waits for.
+int gather_then_flush(std::string& log) {
+    constexpr int clients_n = 3;
+    constexpr int requests_n = 30;
+    Listener listener = must(listen(Address::loopback(0)), "listen");
+    auto server = spawn("server", [&] {
+        std::vector<Task<void>> handlers;
+        for (int i = 0; i < clients_n; ++i) {
+            Connection c = must(listener.accept(generous), "accept");
+            handlers.push_back(spawn(fmt::format("handler-{}", i), [&log, i, conn = std::move(c)]() mutable {
+                std::string held, replies;
+                std::size_t flushes = 0, answered = 0;
+                for (;;) {
+                    auto more = conn.try_read();
+                    if (!more.ok()) {
+                        log += fmt::format("handler {}: {} answered in {} flushes, then {}\n", i, answered, flushes,
+                                           more.error().message());
+                        return;
+                    }
+                    held += *more;
+                    for (std::size_t nl; (nl = held.find('\n')) != std::string::npos; held.erase(0, nl + 1)) {
+                        replies += fmt::format("ok {}\n", held.substr(0, nl));
+                        ++answered;
+                    }
+                    if (!more->empty())
+                        continue;  // the client sent more: answer it before flushing
+                    if (!replies.empty()) {
+                        must(conn.write(replies), "write");
+                        replies.clear();
+                        ++flushes;
+                    }
+                    auto got = conn.read_some(4096, generous);  // nothing buffered: wait
+                    if (!got.ok()) {
+                        log += fmt::format("handler {}: {} answered in {} flushes, then {}\n", i, answered, flushes,
+                                           got.error().message());
+                        return;
+                    }
+                    held += *got;
+                }
+            }));
+        }
+        for (auto& h : handlers)
+            must(h.join(generous), "join handler");
+    });
+    std::vector<Task<void>> clients;
+    for (int i = 0; i < clients_n; ++i)
+        clients.push_back(spawn(fmt::format("client-{}", i), [&, i] {
+            Connection conn = must(connect(Address::loopback(listener.port()), generous), "connect");
+            std::string requests;
+            for (int r = 0; r < requests_n; ++r)
+                requests += fmt::format("c{}-r{}\n", i, r);
+            for (std::size_t at = 0; at < requests.size();) {
+                std::size_t n = std::min<std::size_t>(1 + random_below(40), requests.size() - at);
+                must(conn.write(std::string_view(requests).substr(at, n)), "write");
+                at += n;
+                if (random_below(3) == 0)
+                    must(sleep_for(Duration(static_cast<std::int64_t>(random_below(500'000)))), "sleep");
+            }
+            // Replies read in place: peek at what is buffered, discard the lines taken.
+            int replies = 0;
+            std::size_t discarded = 0;
+            while (replies < requests_n) {
+                std::string_view in = conn.peek();
+                std::size_t lines_end = in.rfind('\n');
+                if (lines_end == std::string_view::npos) {
+                    must(conn.wait_buffered(in.size() + 1, generous), "wait_buffered");
+                    continue;
+                }
+                replies += static_cast<int>(std::count(in.begin(), in.begin() + lines_end + 1, '\n'));
+                discarded += conn.discard(lines_end + 1);
+            }
+            log += fmt::format("client {}: {} replies, {} bytes discarded\n", i, replies, discarded);
+            conn.shutdown();
+        }));
+    for (auto& c : clients)
+        must(c.join(generous), "join client");
+    must(server.join(generous), "join server");
+    return 0;
+}
+
+/// wait() on a timer that is not armed returns closed at once; wait_until_fired() waits
+/// for another task to arm it and for its fire, and returns closed when it is cancelled.
+int timer_armed_later(std::string& log) {
+    const Instant t0 = now();
+    Timer idle;
+    auto early = idle.wait();
+    log += fmt::format("wait on a never-armed timer: {}\n", early.ok() ? "fired" : early.error().message());
+    auto watcher = spawn("watcher", [&] {
+        std::string seen;
+        for (;;) {
+            auto fires = idle.wait_until_fired(generous);
+            if (!fires.ok())
+                return seen + "then " + fires.error().message();
+            seen += fmt::format("fired {} at={} ", *fires, (now() - t0).count());
+        }
+    });
+    must(sleep_for(5ms), "sleep");
+    idle.start(3ms);
+    must(sleep_for(10ms), "sleep");
+    idle.start(2ms);
+    must(sleep_for(10ms), "sleep");
+    idle.cancel();
+    log += fmt::format("watcher: {}\n", must(watcher.join(generous), "join watcher"));
+    return 0;
+}
+
 /// Clients of an in-process echo server read with short deadlines while the
 /// server answers after random delays: some deadlines fire first, and the late
 /// answer is what the next read sees.
@@ -495,6 +605,31 @@ TEST_CASE("sleeps, timers and a periodic timer that fell behind replay with the 
     REQUIRE(logged_number(log, "fell_behind=") >= 1);
     REQUIRE(logged_number(log, "reset at=") >= 3'000'000);
     REQUIRE(logged_number(log, "fired at=") >= logged_number(log, "reset at=") + 10'000'000);
+}
+
+TEST_CASE("a server that gathers replies with try_read, and clients reading with peek and discard, replay") {
+    const std::uint64_t seed = test_seed("gather");
+    TempDir dir;
+    auto trip = record_and_replay(dir / "trace", gather_then_flush, seeded_options(seed));
+    const std::string& log = trip.recorded.log;
+    INFO(log);
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE_THAT(log, Catch::Contains(fmt::format("handler {}: 30 answered in", i)));
+        REQUIRE_THAT(log, Catch::Contains(fmt::format("client {}: 30 replies", i)));
+    }
+    REQUIRE(count_of(log, "flushes, then end of stream") == 3);
+}
+
+TEST_CASE("wait_until_fired waits for a timer armed later, and wait on an unarmed timer returns closed") {
+    const std::uint64_t seed = test_seed("armed-later");
+    TempDir dir;
+    auto trip = record_and_replay(dir / "trace", timer_armed_later, seeded_options(seed));
+    const std::string& log = trip.recorded.log;
+    INFO(log);
+    REQUIRE_THAT(log, Catch::Contains("wait on a never-armed timer: closed"));
+    REQUIRE(count_of(log, "fired 1 at=") == 2);
+    REQUIRE(logged_number(log, "fired 1 at=") >= 8'000'000);
+    REQUIRE_THAT(log, Catch::EndsWith("then closed\n"));
 }
 
 TEST_CASE("two seconds of recorded sleeps replay in a fraction of the time") {
