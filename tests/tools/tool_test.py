@@ -96,6 +96,16 @@ def main():
         check(rc == 2 and "unknown option" in err, "an unknown option exits 2 with a message", err)
         rc, _, err = run([tool, "dump", a, "--kind", "nonsense"])
         check(rc == 2 and "unknown kind" in err, "an unknown --kind exits 2 with a message", err)
+        rc, _, err = run([tool, "dmup", a])
+        check(rc == 2 and "did you mean dump?" in err, "a mistyped command names the closest one", err)
+        rc, _, err = run([tool, "dump", a, "--jsno"])
+        check(rc == 2 and "did you mean --json?" in err, "a mistyped option names the closest one", err)
+        rc, _, err = run([tool, "dump", a, "--to"])
+        check(rc == 2 and "--to" in err, "an option without its value exits 2 naming it", err)
+        rc, out_space, _ = run([tool, "dump", a, "--from", "1", "--to", "2", "--kind", "spawn,tick"])
+        rc2, out_equals, _ = run([tool, "dump", a, "--from=1", "--to=2", "--kind=spawn", "--kind=tick"])
+        check(rc == 0 and rc2 == 0 and out_space == out_equals and out_space.count("\n") >= 1,
+              "options take their value after a space or '=', and --kind repeats", out_space + out_equals)
         rc, _, err = run([tool])
         check(rc == 2, "no command exits 2", err)
 
