@@ -47,7 +47,7 @@ Result<void> sleep_for(Duration d) { return sleep_until(now() + d); }
 
 Timer::Timer() {
     Runtime::Impl& rt = current_runtime("Timer");
-    state_ = new TimerState(rt.new_id(), TimerState::Role::user);
+    state_ = new TimerState(rt, rt.new_id(), TimerState::Role::user);
     rt.add_handle(state_);
 }
 
@@ -67,7 +67,7 @@ Timer& Timer::operator=(Timer&& other) noexcept {
 void Timer::release() noexcept {
     if (!state_)
         return;
-    Runtime::Impl& rt = current_runtime("~Timer");
+    Runtime::Impl& rt = *state_->rt;
     REPRISE_ASSERT_MSG(state_->waiters.empty(), "a Timer was destroyed while tasks wait on it");
     rt.disarm_timer(state_);
     rt.remove_handle(state_);
@@ -77,13 +77,14 @@ void Timer::release() noexcept {
 
 void Timer::start(Duration after, Duration period) {
     REPRISE_ASSERT(state_ != nullptr);
-    start_at(now() + (after.count() > 0 ? after : Duration::zero()), period);
+    const Instant now_of_its_runtime{Duration{state_->rt->now_ns}};
+    start_at(now_of_its_runtime + (after.count() > 0 ? after : Duration::zero()), period);
 }
 
 void Timer::start_at(Instant when, Duration period) {
     REPRISE_ASSERT(state_ != nullptr);
     REPRISE_ASSERT_MSG(period.count() >= 0, "a timer's period is not negative");
-    Runtime::Impl& rt = current_runtime("Timer::start");
+    Runtime::Impl& rt = *state_->rt;
     state_->period_ns = period.count();
     rt.arm_timer(state_, when.time_since_epoch().count());
 }
@@ -92,7 +93,7 @@ void Timer::reset(Duration after) { start(after, Duration{state_->period_ns}); }
 
 void Timer::cancel() {
     REPRISE_ASSERT(state_ != nullptr);
-    Runtime::Impl& rt = current_runtime("Timer::cancel");
+    Runtime::Impl& rt = *state_->rt;
     rt.disarm_timer(state_);
     state_->fires_pending = 0;
     ++state_->cancels;
@@ -101,6 +102,7 @@ void Timer::cancel() {
 
 Result<std::uint64_t> Timer::wait(Deadline deadline) {
     REPRISE_ASSERT(state_ != nullptr);
+    check_own_handle(*state_, "Timer::wait");
     while (state_->fires_pending == 0) {
         if (!state_->armed())
             return Errc::closed;
@@ -114,6 +116,7 @@ Result<std::uint64_t> Timer::wait(Deadline deadline) {
 
 Result<std::uint64_t> Timer::wait_until_fired(Deadline deadline) {
     REPRISE_ASSERT(state_ != nullptr);
+    check_own_handle(*state_, "Timer::wait_until_fired");
     while (state_->fires_pending == 0) {
         const std::uint64_t cancels = state_->cancels;
         if (auto r = state_->waiters.wait(deadline); !r.ok())

@@ -40,7 +40,7 @@ Result<void> run_offload(UniqueFunction job, OffloadCodec codec, Deadline deadli
         return Errc::cancelled;
     if (rt.offloads_in_flight >= limits::offload_queue_max)
         return Errc::limit;
-    auto request = std::make_shared<OffloadState>(rt.new_id());
+    auto request = std::make_shared<OffloadState>(rt, rt.new_id());
     request->job = std::move(job);
     request->codec = std::move(codec);
     request->self = request;

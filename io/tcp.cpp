@@ -29,7 +29,7 @@ Connection& Connection::operator=(Connection&& other) noexcept {
 
 void Connection::close() noexcept {
     if (state_ && !state_->closed)
-        current_runtime("Connection::close").close_connection(state_);
+        state_->rt->close_connection(state_);
 }
 
 bool Connection::is_open() const noexcept { return state_ && !state_->closed; }
@@ -52,6 +52,7 @@ static Result<void> wait_readable(ConnState* state, Deadline deadline) {
             return *c.error;
         if (c.eof)
             return Errc::eof;
+        check_own_handle(c, "a read");
         if (auto r = c.readers.wait(deadline); !r.ok())
             return r;
     }
@@ -89,7 +90,7 @@ Result<std::size_t> Connection::read_some(std::span<char> buffer, Deadline deadl
     std::string_view in = state_->input.view();
     std::size_t n = std::min(in.size(), buffer.size());
     std::memcpy(buffer.data(), in.data(), n);
-    consume_input(current_runtime("read"), *state_, n);
+    consume_input(*state_->rt, *state_, n);
     return n;
 }
 
@@ -98,7 +99,7 @@ Result<std::string> Connection::read_some(std::size_t max_bytes, Deadline deadli
         return r.error();
     std::string_view in = state_->input.view();
     std::string out(in.substr(0, max_bytes));
-    consume_input(current_runtime("read"), *state_, out.size());
+    consume_input(*state_->rt, *state_, out.size());
     return out;
 }
 
@@ -109,7 +110,7 @@ std::size_t Connection::discard(std::size_t n) noexcept {
         return 0;
     n = std::min(n, state_->input.size());
     if (n > 0)
-        consume_input(current_runtime("discard"), *state_, n);
+        consume_input(*state_->rt, *state_, n);
     return n;
 }
 
@@ -133,7 +134,7 @@ Result<std::string> Connection::try_read(std::size_t max_bytes) {
         return std::string();
     }
     std::string out(state_->input.view().substr(0, max_bytes));
-    consume_input(current_runtime("read"), *state_, out.size());
+    consume_input(*state_->rt, *state_, out.size());
     return out;
 }
 
@@ -147,7 +148,7 @@ Result<std::size_t> Connection::try_read(std::span<char> buffer) {
     std::string_view in = state_->input.view();
     std::size_t n = std::min(in.size(), buffer.size());
     std::memcpy(buffer.data(), in.data(), n);
-    consume_input(current_runtime("read"), *state_, n);
+    consume_input(*state_->rt, *state_, n);
     return n;
 }
 
@@ -156,13 +157,14 @@ Result<void> Connection::wait_buffered(std::size_t n, Deadline deadline) {
     while (state_->input.size() < n) {
         // Wait for more than what is buffered: readable alone is not enough.
         ConnState& c = *state_;
-        want_input(current_runtime("read"), c, n);
+        want_input(*c.rt, c, n);
         if (c.closed)
             return Errc::closed;
         if (c.error)
             return *c.error;
         if (c.eof)
             return Errc::eof;
+        check_own_handle(c, "a read");
         if (auto r = c.readers.wait(deadline); !r.ok())
             return r;
     }
@@ -173,7 +175,7 @@ Result<void> Connection::read_exact(std::span<char> buffer, Deadline deadline) {
     if (auto r = wait_buffered(buffer.size(), deadline); !r.ok())
         return r;
     std::memcpy(buffer.data(), state_->input.view().data(), buffer.size());
-    consume_input(current_runtime("read"), *state_, buffer.size());
+    consume_input(*state_->rt, *state_, buffer.size());
     return {};
 }
 
@@ -194,19 +196,20 @@ Result<std::string> Connection::read_until(std::string_view delimiter, std::size
         std::size_t at = in.find(delimiter, searched);
         if (at != std::string_view::npos && at + delimiter.size() <= max_bytes) {
             std::string out(in.substr(0, at + delimiter.size()));
-            consume_input(current_runtime("read"), c, out.size());
+            consume_input(*c.rt, c, out.size());
             return out;
         }
         if (at != std::string_view::npos || in.size() >= max_bytes)
             return Errc::limit;
         searched = in.size() >= delimiter.size() ? in.size() - delimiter.size() + 1 : 0;
-        want_input(current_runtime("read"), c, max_bytes);
+        want_input(*c.rt, c, max_bytes);
         if (c.closed)
             return Errc::closed;
         if (c.error)
             return *c.error;
         if (c.eof)
             return Errc::eof;
+        check_own_handle(c, "a read");
         if (auto r = c.readers.wait(deadline); !r.ok())
             return r.error();
     }
@@ -214,7 +217,7 @@ Result<std::string> Connection::read_until(std::string_view delimiter, std::size
 
 Result<void> Connection::write(std::string_view bytes, Deadline deadline) {
     REPRISE_ASSERT_MSG(state_ != nullptr, "write to an empty Connection");
-    Runtime::Impl& rt = current_runtime("Connection::write");
+    Runtime::Impl& rt = *state_->rt;
     ConnState& c = *state_;
     if (c.closed)
         return Errc::closed;
@@ -227,6 +230,7 @@ Result<void> Connection::write(std::string_view bytes, Deadline deadline) {
     c.output.append(bytes);
     rt.queue_flush(&c);
     while (c.output.size() > limits::output_high_water_bytes) {
+        check_own_handle(c, "Connection::write");
         if (auto r = c.writers.wait(deadline); !r.ok())
             return r;
         if (c.closed)
@@ -240,7 +244,7 @@ Result<void> Connection::write(std::string_view bytes, Deadline deadline) {
 void Connection::shutdown() {
     if (!state_ || state_->closed || state_->write_shut)
         return;
-    Runtime::Impl& rt = current_runtime("Connection::shutdown");
+    Runtime::Impl& rt = *state_->rt;
     state_->write_shut = true;
     rt.backend->shutdown_write(*state_);
 }
@@ -264,12 +268,13 @@ Listener& Listener::operator=(Listener&& other) noexcept {
 
 void Listener::close() noexcept {
     if (state_ && !state_->closed)
-        current_runtime("Listener::close").close_listener(state_);
+        state_->rt->close_listener(state_);
 }
 
 Result<Connection> Listener::accept(Deadline deadline) {
     REPRISE_ASSERT_MSG(state_ != nullptr, "accept on an empty Listener");
-    Runtime::Impl& rt = current_runtime("accept()");
+    Runtime::Impl& rt = *state_->rt;
+    check_own_handle(*state_, "accept");
     ListenerState& l = *state_;
     while (l.ready.empty()) {
         if (l.closed)
@@ -294,7 +299,7 @@ std::uint64_t Listener::id() const noexcept { return state_ ? state_->id : 0; }
 
 Result<Listener> listen(const Address& address) {
     Runtime::Impl& rt = current_runtime("listen()");
-    auto* l = new ListenerState(rt.new_id());
+    auto* l = new ListenerState(rt, rt.new_id());
     // The outcome (the bound address, which with port 0 the system chose, or the
     // error) is an input: replay binds nothing and takes it from the trace.
     std::string outcome = rt.sync_input(trace::InputKind::listen, address.to_string(), [&] {
@@ -317,7 +322,7 @@ Result<Listener> listen(const Address& address) {
 Result<Connection> connect(const Address& address, Deadline deadline) {
     Runtime::Impl& rt = current_runtime("connect()");
     rt.running_fiber("connect()");
-    auto* c = new ConnState(rt.new_id());
+    auto* c = new ConnState(rt, rt.new_id());
     c->peer = address;
     rt.add_handle(c);
     Connection conn(c);  // closes the socket on every early return

@@ -91,6 +91,14 @@ inline void tsan_destroy_fiber([[maybe_unused]] void* fiber) noexcept {
 }
 } // namespace
 
+void foreign_handle(const Handle& h, const char* operation) {
+    std::string msg = fmt::format("{} on a handle (id {}) of node '{}' from {}", operation, h.id,
+                                  h.rt->options.node_name,
+                                  tl_current_runtime ? fmt::format("a task of node '{}'", tl_current_runtime->options.node_name)
+                                                     : std::string("outside every runtime"));
+    assert_fail("a task blocks only on handles of its own runtime", __FILE__, __LINE__, msg.c_str());
+}
+
 void no_current_runtime(const char* operation) {
     std::string msg = fmt::format("{} needs a running reprise runtime", operation);
     assert_fail("current runtime", __FILE__, __LINE__, msg.c_str());
@@ -395,7 +403,7 @@ WakeReason Runtime::Impl::park(Deadline deadline, bool cancellable) {
     ++f->park_seq;
     std::optional<TimerState> timeout;
     if (!deadline.is_never()) {
-        timeout.emplace(new_id(), TimerState::Role::park_timeout);
+        timeout.emplace(*this, new_id(), TimerState::Role::park_timeout);
         timeout->fiber = f;
         timeout->park_seq = f->park_seq;
         add_handle(&*timeout);
@@ -672,7 +680,7 @@ void Runtime::Impl::deliver(const Wakeup& w, std::string_view data) {
     case WakeKind::accepted: {
         REPRISE_ASSERT(h->kind == HandleKind::listener);
         auto* l = static_cast<ListenerState*>(h);
-        auto* c = new ConnState(new_id());
+        auto* c = new ConnState(*this, new_id());
         c->peer = w.peer;
         c->local = w.local;
         add_handle(c);

@@ -16,7 +16,7 @@
 namespace reprise::detail {
 
 struct OffloadState : Handle {
-    explicit OffloadState(std::uint64_t id_) : Handle{id_, HandleKind::offload} {}
+    OffloadState(Runtime::Impl& rt_, std::uint64_t id_) : Handle{id_, HandleKind::offload, &rt_} {}
 
     UniqueFunction job;            ///< runs on a pool thread, never on the loop
     std::exception_ptr exception;         ///< what escaped the job (set by the pool thread)

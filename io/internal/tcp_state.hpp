@@ -30,7 +30,7 @@ struct SocketSlot {
 /// A connection's state, owned by its Connection object. close() hands the socket
 /// and the unsent output to the backend, which finishes sending them on its own.
 struct ConnState : Handle {
-    explicit ConnState(std::uint64_t id_) : Handle{id_, HandleKind::connection} {}
+    ConnState(Runtime::Impl& rt_, std::uint64_t id_) : Handle{id_, HandleKind::connection, &rt_} {}
 
     ByteBuffer input;                 ///< harvested by the loop, consumed by readers
     ByteBuffer output;                ///< appended by writers, flushed by the loop
@@ -53,7 +53,7 @@ struct ConnState : Handle {
 
 /// A listener's state; it owns the accepted connections the app has not taken yet.
 struct ListenerState : Handle {
-    explicit ListenerState(std::uint64_t id_) : Handle{id_, HandleKind::listener} {}
+    ListenerState(Runtime::Impl& rt_, std::uint64_t id_) : Handle{id_, HandleKind::listener, &rt_} {}
 
     std::deque<ConnState*> ready;     ///< accepted by the loop, not yet by the app
     WaitList acceptors;

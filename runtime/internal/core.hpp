@@ -264,6 +264,13 @@ inline Runtime::Impl& current_runtime(const char* operation) {
     return *tl_current_runtime;
 }
 inline Runtime::Impl* current_runtime_or_null() noexcept { return tl_current_runtime; }
+[[noreturn]] void foreign_handle(const Handle& h, const char* operation);
+/// Asserts that the calling fiber belongs to the handle's runtime: a task blocks only on
+/// handles of its own runtime (another runtime's wake-ups would never reach it).
+inline void check_own_handle(const Handle& h, const char* operation) {
+    if (h.rt != tl_current_runtime) [[unlikely]]
+        foreign_handle(h, operation);
+}
 inline void set_current_runtime(Runtime::Impl* rt) noexcept { tl_current_runtime = rt; }
 } // namespace detail
 

@@ -4,6 +4,7 @@
 #include "child_process.hpp"
 
 #include <catch2/catch.hpp>
+#include <fmt/core.h>
 
 #include <csignal>
 #include <cstdint>
@@ -199,6 +200,59 @@ TEST_CASE("a timer of one runtime never fires in another runtime's loop") {
         return 0;
     });
     REQUIRE(fires == 1);
+}
+
+TEST_CASE("a handle of one runtime destroyed while another runs leaves the other's handle of the same id") {
+    Runtime a;
+    Runtime b;
+    // The same actions in both runtimes: a's and b's timers and listeners get equal ids.
+    std::optional<Timer> timer_of_a;
+    std::optional<Listener> listener_of_a;
+    a.run([&] {
+        timer_of_a.emplace();
+        timer_of_a->start(1h);
+        listener_of_a.emplace(listen(Address::loopback(0)).value());
+        return 0;
+    });
+    std::uint64_t timer_id = timer_of_a->id(), listener_id = listener_of_a->id();
+    std::string seen_by_b;
+    b.run([&] {
+        Timer timer_of_b;
+        timer_of_b.start(5ms);
+        Listener listener_of_b = listen(Address::loopback(0)).value();
+        REQUIRE(timer_of_b.id() == timer_id);
+        REQUIRE(listener_of_b.id() == listener_id);
+        // Destroyed while b runs: they must leave b's handles of the same ids alone.
+        timer_of_a.reset();
+        listener_of_a->close();
+        listener_of_a.reset();
+        auto client = spawn("client", [&] { return connect(Address::loopback(listener_of_b.port()), 10s).ok(); });
+        auto accepted = listener_of_b.accept(10s);
+        seen_by_b += fmt::format("accepted={} client={} ", accepted.ok(), client.join().value());
+        seen_by_b += fmt::format("fires={}", timer_of_b.wait(10s).value());
+        return 0;
+    });
+    REQUIRE(seen_by_b == "accepted=true client=true fires=1");
+    // And a's runtime no longer holds them: it runs and ends with nothing left behind.
+    REQUIRE(a.run([] { return sleep_for(1ms).ok() ? 0 : 1; }) == 0);
+}
+
+TEST_CASE("a task that blocks on a handle of another runtime is stopped with a message") {
+    auto child = reprise::test::run_in_child([] {
+        Runtime a(named("node-a"));
+        Runtime b(named("node-b"));
+        std::optional<Timer> timer_of_a;
+        a.run([&] {
+            timer_of_a.emplace();
+            timer_of_a->start(1ms);
+            return 0;
+        });
+        return b.run([&] { return timer_of_a->wait(1s).ok() ? 0 : 1; });
+    });
+    INFO(child.describe());
+    REQUIRE_FALSE(child.exited_with(0));
+    REQUIRE_THAT(child.err, Catch::Contains("Timer::wait on a handle") && Catch::Contains("of node 'node-a'") &&
+                                Catch::Contains("from a task of node 'node-b'"));
 }
 
 TEST_CASE("each runtime's tasks run only in its own run") {
