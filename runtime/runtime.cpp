@@ -99,6 +99,42 @@ void foreign_handle(const Handle& h, const char* operation) {
     assert_fail("a task blocks only on handles of its own runtime", __FILE__, __LINE__, msg.c_str());
 }
 
+TaskInfo describe_task(const Fiber& f) {
+    TaskInfo t;
+    t.id = f.id;
+    t.name = f.name;
+    switch (f.state) {
+    case FiberState::running: t.state = TaskInfo::State::running; break;
+    case FiberState::parked:
+        t.state = TaskInfo::State::waiting;
+        // A wait on a list says what on; a park without one is a sleep.
+        t.waits_on = f.waiting_on ? f.waiting_on->kind() : WaitKind::sleep;
+        t.handle = f.waiting_on ? f.waiting_on->handle() : 0;
+        t.deadline_ns = f.park_deadline_ns;
+        break;
+    default: t.state = TaskInfo::State::ready; break;
+    }
+    return t;
+}
+
+std::string describe_wait(const TaskInfo& t) {
+    if (t.state != TaskInfo::State::waiting)
+        return t.state == TaskInfo::State::running ? "running" : "ready";
+    std::string what = wait_kind_name(t.waits_on);
+    switch (t.waits_on) {
+    case WaitKind::timer: what += fmt::format(" on timer #{}", t.handle); break;
+    case WaitKind::read:
+    case WaitKind::write: what += fmt::format(" on connection #{}", t.handle); break;
+    case WaitKind::accept: what += fmt::format(" on listener #{}", t.handle); break;
+    case WaitKind::join: what += fmt::format(" of task #{}", t.handle); break;
+    case WaitKind::offload: what += fmt::format(" of job #{}", t.handle); break;
+    default: break;
+    }
+    if (t.deadline_ns >= 0)
+        what += fmt::format(" until {} ns", t.deadline_ns);
+    return what;
+}
+
 void no_current_runtime(const char* operation) {
     std::string msg = fmt::format("{} needs a running reprise runtime", operation);
     assert_fail("current runtime", __FILE__, __LINE__, msg.c_str());
@@ -137,6 +173,28 @@ const char* wake_kind_name(WakeKind kind) noexcept {
 }
 
 } // namespace detail
+
+const char* wait_kind_name(WaitKind kind) noexcept {
+    switch (kind) {
+    case WaitKind::none: return "none";
+    case WaitKind::sleep: return "sleep";
+    case WaitKind::timer: return "timer";
+    case WaitKind::read: return "read";
+    case WaitKind::write: return "write";
+    case WaitKind::accept: return "accept";
+    case WaitKind::join: return "join";
+    case WaitKind::offload: return "offload";
+    case WaitKind::signal: return "signal";
+    case WaitKind::channel_send: return "channel_send";
+    case WaitKind::channel_receive: return "channel_receive";
+    case WaitKind::mutex: return "mutex";
+    case WaitKind::condition: return "condition";
+    case WaitKind::event: return "event";
+    case WaitKind::wait_group: return "wait_group";
+    case WaitKind::other: return "other";
+    }
+    return "unknown";
+}
 
 // --- WaitList ---------------------------------------------------------------
 
@@ -342,6 +400,7 @@ Fiber* Runtime::Impl::spawn(std::shared_ptr<TaskCore> core, UniqueFunction body,
     f->body = std::move(body);
     f->cancel_requested = draining;
     core->id = f->id;
+    core->joiners.describe(WaitKind::join, f->id);
     core->fiber = f;
     f->task = std::move(core);
 
@@ -401,6 +460,7 @@ WakeReason Runtime::Impl::park(Deadline deadline, bool cancellable) {
     if (!deadline.is_never() && deadline.at_ns() <= now_ns)
         return WakeReason::timed_out;
     ++f->park_seq;
+    f->park_deadline_ns = deadline.is_never() ? -1 : deadline.at_ns();
     std::optional<TimerState> timeout;
     if (!deadline.is_never()) {
         timeout.emplace(*this, new_id(), TimerState::Role::park_timeout);
@@ -607,7 +667,7 @@ void Runtime::Impl::poll_world() {
 void Runtime::Impl::report_deadlock() {
     std::string list;
     for (Fiber* f = all_head; f; f = f->all_next)
-        list += fmt::format("\n  task '{}' (id {}) blocked forever", f->name, f->id);
+        list += fmt::format("\n  task '{}' (id {}) blocked forever: {}", f->name, f->id, describe_wait(describe_task(*f)));
     std::string msg = fmt::format("deadlock in node '{}': {} task(s) blocked with nothing left that could wake them:{}",
                                   options.node_name, fibers_alive, list);
     assert_fail("no deadlock", __FILE__, __LINE__, msg.c_str());
@@ -793,6 +853,13 @@ const std::vector<std::string>& Runtime::recorded_argv() const noexcept { return
 std::uint64_t Runtime::seed() const noexcept { return impl_->seed; }
 const std::string& Runtime::node_name() const noexcept { return impl_->options.node_name; }
 RuntimeStats Runtime::stats() const noexcept { return impl_->stats; }
+
+std::vector<TaskInfo> Runtime::tasks() const {
+    std::vector<TaskInfo> out;
+    for (Fiber* f = impl_->all_head; f; f = f->all_next)
+        out.push_back(describe_task(*f));
+    return out;
+}
 Runtime* Runtime::current() noexcept {
     Runtime::Impl* rt = current_runtime_or_null();
     return rt ? &rt->owner : nullptr;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "reprise/runtime/limits.hpp"
+#include "reprise/runtime/wait_list.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -60,6 +61,17 @@ struct RuntimeStats {
     std::uint64_t clock_waits = 0;
 };
 
+/// One task as Runtime::tasks() reports it: for diagnostics and the debugger.
+struct TaskInfo {
+    enum class State : std::uint8_t { ready, running, waiting };
+    std::uint64_t id = 0;
+    std::string name;
+    State state = State::ready;
+    WaitKind waits_on = WaitKind::none;  ///< while waiting: what on
+    std::uint64_t handle = 0;            ///< the timer, connection, listener, task or job waited on (0: none)
+    std::int64_t deadline_ns = -1;       ///< while waiting: the loop time the wait gives up at (-1: never)
+};
+
 /// One node. Several runtimes may live in one thread; nothing of a node lives in a
 /// global. While a runtime runs, it is the thread's current runtime, which the free
 /// functions (`spawn`, `now`, `connect`, ...) use.
@@ -87,6 +99,9 @@ public:
     std::uint64_t seed() const noexcept;
     const std::string& node_name() const noexcept;
     RuntimeStats stats() const noexcept;
+    /// Every live task in spawn order: its state and, for a waiting one, what it waits
+    /// on and until when. Not an input: a program must not decide anything on it.
+    std::vector<TaskInfo> tasks() const;
 
     /// Whether this runtime replays a trace (and so touches nothing of the world).
     bool replaying() const noexcept;

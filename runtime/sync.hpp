@@ -29,7 +29,7 @@ private:
     /// mutex again when it returns, whatever ended its wait.
     void relock();
     std::uint64_t owner_ = 0;  ///< task id of the holder
-    WaitList waiters_;
+    WaitList waiters_{WaitKind::mutex};
 };
 
 /// Holds a Mutex for a scope. Check `ok()` when the lock had a deadline.
@@ -64,7 +64,7 @@ public:
     void notify_all() { waiters_.notify_all(); }
 
 private:
-    WaitList waiters_;
+    WaitList waiters_{WaitKind::condition};
 };
 
 /// A flag tasks can wait for: set() releases every waiter, and later waits return
@@ -92,7 +92,7 @@ public:
 private:
     bool set_ = false;
     std::uint64_t generation_ = 0;  ///< counts set() calls
-    WaitList waiters_;
+    WaitList waiters_{WaitKind::event};
 };
 
 /// Waits for a group of tasks: add() before starting each, done() when each ends.
@@ -121,7 +121,7 @@ public:
 private:
     std::size_t count_ = 0;
     std::uint64_t drained_ = 0;  ///< times the count reached zero
-    WaitList waiters_;
+    WaitList waiters_{WaitKind::wait_group};
 };
 
 /// A bounded FIFO channel between tasks of one runtime. send() blocks while full,
@@ -195,8 +195,8 @@ private:
     std::deque<T> items_;
     std::size_t capacity_;
     bool closed_ = false;
-    WaitList senders_;
-    WaitList receivers_;
+    WaitList senders_{WaitKind::channel_send};
+    WaitList receivers_{WaitKind::channel_receive};
 };
 
 } // namespace reprise

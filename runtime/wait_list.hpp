@@ -13,6 +13,28 @@ namespace detail {
 struct Fiber;
 }
 
+/// What a blocked task waits on (Runtime::tasks(), deadlock reports, the debugger).
+enum class WaitKind : std::uint8_t {
+    none,             ///< not waiting
+    sleep,            ///< sleep_for / sleep_until
+    timer,            ///< Timer::wait of the timer `handle`
+    read,             ///< bytes, eof or an error on the connection `handle`
+    write,            ///< output to drain, or a connect to finish, on the connection `handle`
+    accept,           ///< a connection on the listener `handle`
+    join,             ///< the task `handle` to finish
+    offload,          ///< the offloaded job `handle` to finish
+    signal,           ///< a signal
+    channel_send,     ///< room in a channel
+    channel_receive,  ///< an item in a channel
+    mutex,
+    condition,
+    event,
+    wait_group,
+    other,            ///< a WaitList of the application's own
+};
+/// The name of a wait kind ("read", "channel_receive", ...).
+const char* wait_kind_name(WaitKind kind) noexcept;
+
 /// A FIFO of tasks blocked on something. `wait()` blocks the current task until
 /// `notify_one()`/`notify_all()` wakes it, its deadline passes (Errc::timed_out) or
 /// the task is cancelled (Errc::cancelled). Waking is FIFO, so it is deterministic.
@@ -20,6 +42,8 @@ struct Fiber;
 class WaitList {
 public:
     WaitList() = default;
+    /// A list whose waiters wait on `kind` of the handle `handle` (0: of no handle).
+    explicit WaitList(WaitKind kind, std::uint64_t handle = 0) noexcept : kind_(kind), handle_(handle) {}
     WaitList(const WaitList&) = delete;
     WaitList& operator=(const WaitList&) = delete;
     ~WaitList();
@@ -37,6 +61,14 @@ public:
     /// Wakes every waiting task; returns how many.
     std::size_t notify_all();
     bool empty() const noexcept { return head_ == nullptr; }
+    /// What its waiters wait on, as Runtime::tasks() reports it.
+    WaitKind kind() const noexcept { return kind_; }
+    std::uint64_t handle() const noexcept { return handle_; }
+    /// Names what its waiters wait on, for lists made before the handle's id is known.
+    void describe(WaitKind kind, std::uint64_t handle) noexcept {
+        kind_ = kind;
+        handle_ = handle;
+    }
 
 private:
     friend struct detail::Fiber;
@@ -44,6 +76,8 @@ private:
     void remove(detail::Fiber* fiber) noexcept;
     detail::Fiber* head_ = nullptr;
     detail::Fiber* tail_ = nullptr;
+    WaitKind kind_ = WaitKind::other;
+    std::uint64_t handle_ = 0;
 };
 
 } // namespace reprise

@@ -18,7 +18,8 @@ struct Fiber;
 struct TimerState : Handle {
     enum class Role : std::uint8_t { park_timeout, user, action };
 
-    TimerState(Runtime::Impl& rt_, std::uint64_t id_, Role role_) : Handle{id_, HandleKind::timer, &rt_}, role(role_) {}
+    TimerState(Runtime::Impl& rt_, std::uint64_t id_, Role role_)
+        : Handle{id_, HandleKind::timer, &rt_}, role(role_), waiters(WaitKind::timer, id_) {}
 
     Role role;
     std::int64_t deadline_ns = 0;

@@ -16,7 +16,7 @@
 namespace reprise::detail {
 
 struct OffloadState : Handle {
-    OffloadState(Runtime::Impl& rt_, std::uint64_t id_) : Handle{id_, HandleKind::offload, &rt_} {}
+    OffloadState(Runtime::Impl& rt_, std::uint64_t id_) : Handle{id_, HandleKind::offload, &rt_}, waiter(WaitKind::offload, id_) {}
 
     UniqueFunction job;            ///< runs on a pool thread, never on the loop
     std::exception_ptr exception;         ///< what escaped the job (set by the pool thread)

@@ -30,7 +30,8 @@ struct SocketSlot {
 /// A connection's state, owned by its Connection object. close() hands the socket
 /// and the unsent output to the backend, which finishes sending them on its own.
 struct ConnState : Handle {
-    ConnState(Runtime::Impl& rt_, std::uint64_t id_) : Handle{id_, HandleKind::connection, &rt_} {}
+    ConnState(Runtime::Impl& rt_, std::uint64_t id_)
+        : Handle{id_, HandleKind::connection, &rt_}, readers(WaitKind::read, id_), writers(WaitKind::write, id_) {}
 
     ByteBuffer input;                 ///< harvested by the loop, consumed by readers
     ByteBuffer output;                ///< appended by writers, flushed by the loop
@@ -53,7 +54,7 @@ struct ConnState : Handle {
 
 /// A listener's state; it owns the accepted connections the app has not taken yet.
 struct ListenerState : Handle {
-    ListenerState(Runtime::Impl& rt_, std::uint64_t id_) : Handle{id_, HandleKind::listener, &rt_} {}
+    ListenerState(Runtime::Impl& rt_, std::uint64_t id_) : Handle{id_, HandleKind::listener, &rt_}, acceptors(WaitKind::accept, id_) {}
 
     std::deque<ConnState*> ready;     ///< accepted by the loop, not yet by the app
     WaitList acceptors;

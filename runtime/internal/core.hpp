@@ -50,6 +50,7 @@ struct Fiber {
     WaitList* waiting_on = nullptr;
 
     std::uint64_t park_seq = 0;      ///< bumped at each park; stale timeouts are ignored
+    std::int64_t park_deadline_ns = -1;  ///< while parked: the loop time the wait ends at (-1: none)
     WakeReason wake_reason = WakeReason::signaled;
     bool cancel_requested = false;
     bool park_cancellable = true;    ///< false while parked in wait_uncancellable()
@@ -143,7 +144,7 @@ std::unique_ptr<Backend> make_live_backend(Runtime::Impl& rt, std::size_t offloa
 /// A signal the application waits for.
 struct SignalWatch {
     std::uint64_t pending = 0;
-    WaitList waiters;
+    WaitList waiters{WaitKind::signal};
 };
 
 } // namespace reprise::detail

@@ -476,6 +476,74 @@ TEST_CASE("a deadlock is reported with the names of the blocked tasks") {
     REQUIRE_THAT(child.err, Catch::Contains("deadlock") && Catch::Contains("stuck-node") &&
                                 Catch::Contains("'left'") && Catch::Contains("'right'") &&
                                 Catch::Contains("'main'"));
+    // Each says what it waits on.
+    REQUIRE_THAT(child.err, Catch::Contains("'left' (id 2) blocked forever: channel_receive") &&
+                                Catch::Contains("'main' (id 1) blocked forever: join of task #2"));
+}
+
+TEST_CASE("Runtime::tasks says what each task waits on, on which handle, until when") {
+    Runtime rt;
+    std::vector<TaskInfo> seen;
+    std::uint64_t timer_id = 0, listener_id = 0, conn_id = 0, sleeper_id = 0;
+    std::int64_t sleep_until_ns = 0;
+    rt.run([&] {
+        Timer timer;
+        timer_id = timer.id();
+        timer.start(1h);
+        Listener listener = listen(Address::loopback(0)).value();
+        listener_id = listener.id();
+        Listener other = listen(Address::loopback(0)).value();
+        Connection conn = connect(Address::loopback(other.port()), 10s).value();
+        Connection served = other.accept(10s).value();
+        conn_id = conn.id();
+        Channel<int> channel(1);
+        Mutex mutex;
+        mutex.lock().value();
+        Event event;
+        std::vector<Task<void>> tasks;
+        sleep_until_ns = (now() + 1h).time_since_epoch().count();
+        tasks.push_back(spawn("sleeper", [] { (void)sleep_for(1h); }));
+        sleeper_id = tasks.back().id();
+        tasks.push_back(spawn("timer-waiter", [&] { (void)timer.wait(); }));
+        tasks.push_back(spawn("acceptor", [&] { (void)listener.accept(); }));
+        tasks.push_back(spawn("reader", [&] { (void)conn.read_some(); }));
+        tasks.push_back(spawn("receiver", [&] { (void)channel.recv(); }));
+        tasks.push_back(spawn("locker", [&] { (void)mutex.lock(); }));
+        tasks.push_back(spawn("event-waiter", [&] { (void)event.wait(); }));
+        tasks.push_back(spawn("joiner", [&] { (void)tasks[0].join(); }));
+        yield();  // the others run up to their waits
+        tasks.push_back(spawn("ready", [] {}));  // spawned, not run yet
+        seen = Runtime::current()->tasks();
+        for (auto& t : tasks)
+            t.cancel();
+        mutex.unlock();
+        for (auto& t : tasks)
+            (void)t.join();
+        return 0;
+    });
+    auto find = [&](const std::string& name) {
+        for (const TaskInfo& t : seen)
+            if (t.name == name)
+                return t;
+        FAIL("no task " << name);
+        return TaskInfo{};
+    };
+    REQUIRE(seen.size() == 10);
+    CHECK(find("main").state == TaskInfo::State::running);
+    TaskInfo sleeper = find("sleeper");
+    CHECK(sleeper.state == TaskInfo::State::waiting);
+    CHECK(sleeper.waits_on == WaitKind::sleep);
+    CHECK(sleeper.deadline_ns == sleep_until_ns);
+    CHECK((find("timer-waiter").waits_on == WaitKind::timer && find("timer-waiter").handle == timer_id));
+    CHECK(find("timer-waiter").deadline_ns == -1);
+    CHECK((find("acceptor").waits_on == WaitKind::accept && find("acceptor").handle == listener_id));
+    CHECK((find("reader").waits_on == WaitKind::read && find("reader").handle == conn_id));
+    CHECK(find("receiver").waits_on == WaitKind::channel_receive);
+    CHECK(find("locker").waits_on == WaitKind::mutex);
+    CHECK(find("event-waiter").waits_on == WaitKind::event);
+    CHECK((find("joiner").waits_on == WaitKind::join && find("joiner").handle == sleeper_id));
+    CHECK(find("ready").state == TaskInfo::State::ready);
+    CHECK(std::string(wait_kind_name(WaitKind::channel_receive)) == "channel_receive");
 }
 
 TEST_CASE("a task waiting only for a timer is not a deadlock") {
