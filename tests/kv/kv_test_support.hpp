@@ -58,8 +58,13 @@ public:
                 return r;
             }
             auto more = conn_.read_some(64 * 1024, generous);
-            if (!more.ok())
-                return "<" + std::string(errc_name(more.code())) + ">";
+            if (!more.ok()) {
+                // Appended, not "<" + std::string(...): g++ 12 at -O3 warns -Wrestrict on that (bug 105651).
+                std::string r = "<";
+                r += errc_name(more.code());
+                r += '>';
+                return r;
+            }
             buffer_ += *more;
         }
     }
