@@ -278,8 +278,8 @@ void Recorder::crash_flush(void* arg) noexcept {
     auto* self = static_cast<Recorder*>(arg);
     if (self->ended_ || self->failed_.load())
         return;
-    for (int i = 0; i < 2000 && self->chunks_unwritten_.load() > 0; ++i)
-        ::usleep(1000);
+    while (self->chunks_unwritten_.load() > 0 && crash_wait_step()) {
+    }
     int fd = self->fd_.load();
     std::string_view payload(self->encoder_.payload().data(), self->committed_bytes_);
     if (fd < 0 || payload.empty() || self->chunks_unwritten_.load() > 0)

@@ -19,6 +19,16 @@ inline constexpr std::size_t stack_cache_max = 64;
 /// Alternate signal stack used to report a fiber's stack overflow.
 inline constexpr std::size_t signal_stack_bytes = 64 * 1024;
 
+/// Recording runtimes alive at once in one process (simulation and joint replay record
+/// every node): each holds a slot of the crash-flush table, which the fatal-signal path
+/// reads without allocating or locking. One more is refused with an assertion.
+inline constexpr std::size_t crash_hooks_max = 128;
+/// Time all crash hooks together may wait for their writer threads inside a fatal
+/// signal handler, spent in steps of crash_wait_step_ns: however many runtimes record,
+/// a crash is held up at most this long.
+inline constexpr std::int64_t crash_wait_total_ns = 2'000'000'000;
+inline constexpr std::int64_t crash_wait_step_ns = 1'000'000;
+
 /// Fibers alive at once in one runtime.
 inline constexpr std::size_t fibers_max = 1 << 20;
 /// Length of a fiber's name (longer names are cut).
@@ -62,5 +72,7 @@ static_assert(output_low_water_bytes < output_high_water_bytes);
 static_assert(read_chunk_bytes <= input_buffer_bytes_max);
 static_assert(accepts_per_event_max <= accept_queue_max);
 static_assert(offload_threads_default <= offload_threads_max);
+static_assert(crash_hooks_max >= 64, "simulation and joint replay record 64 nodes in one process");
+static_assert(crash_wait_step_ns > 0 && crash_wait_step_ns <= crash_wait_total_ns);
 
 } // namespace reprise::limits

@@ -54,8 +54,9 @@ struct CrashHookSlot {
     std::atomic<CrashHook> hook{nullptr};
     std::atomic<void*> arg{nullptr};
 };
-CrashHookSlot crash_hooks[16];
+CrashHookSlot crash_hooks[limits::crash_hooks_max];
 std::atomic<bool> crash_hooks_ran{false};
+std::atomic<std::int64_t> crash_wait_left_ns{limits::crash_wait_total_ns};
 
 void run_crash_hooks() noexcept {
     if (crash_hooks_ran.exchange(true))
@@ -162,15 +163,20 @@ void install_overflow_handler() {
 
 
 void add_crash_hook(CrashHook hook, void* arg) {
+    bool added = false;
     for (auto& slot : crash_hooks) {
         CrashHook expected = nullptr;
         if (slot.hook.load() == nullptr) {
             slot.arg.store(arg);
-            if (slot.hook.compare_exchange_strong(expected, hook))
+            if (slot.hook.compare_exchange_strong(expected, hook)) {
+                added = true;
                 break;
+            }
         }
     }
+    REPRISE_ASSERT_MSG(added, "more recording runtimes at once than limits::crash_hooks_max");
     crash_hooks_ran.store(false);
+    crash_wait_left_ns.store(limits::crash_wait_total_ns);
     for (int signo : {SIGFPE, SIGILL, SIGABRT}) {
         struct sigaction before{};
         ::sigaction(signo, nullptr, &before);
@@ -182,6 +188,13 @@ void add_crash_hook(CrashHook hook, void* arg) {
         sigemptyset(&ours.sa_mask);
         ::sigaction(signo, &ours, nullptr);
     }
+}
+
+bool crash_wait_step() noexcept {
+    if (crash_wait_left_ns.fetch_sub(limits::crash_wait_step_ns) <= 0)
+        return false;
+    ::usleep(static_cast<useconds_t>(limits::crash_wait_step_ns / 1000));
+    return true;
 }
 
 void remove_crash_hook(CrashHook hook, void* arg) noexcept {

@@ -37,8 +37,12 @@ void install_overflow_handler();
 /// A function run (async-signal-safe) when the process dies of SIGSEGV, SIGBUS,
 /// SIGFPE, SIGILL or SIGABRT, before it dies: the recorder flushes its buffer here.
 using CrashHook = void (*)(void* arg) noexcept;
+/// At most limits::crash_hooks_max at once: one more asserts.
 void add_crash_hook(CrashHook hook, void* arg);
 void remove_crash_hook(CrashHook hook, void* arg) noexcept;
+/// For a crash hook that waits: sleeps one step (limits::crash_wait_step_ns) of the budget
+/// all hooks share (limits::crash_wait_total_ns); false, without sleeping, once it is spent.
+bool crash_wait_step() noexcept;
 
 /// The fiber running on this thread, for the fault handler; set on every switch
 /// (null while the loop runs).

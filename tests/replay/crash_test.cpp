@@ -197,3 +197,73 @@ TEST_CASE("a recorded program whose assertion fails leaves the events before it,
 TEST_CASE("a recorded program whose task overflows its stack leaves the events before it, and replay overflows at the same event") {
     check_crash_replays_at_the_same_event(Crash::stack_overflow);
 }
+
+namespace {
+
+/// Records `nodes` runtimes at once in this process: each runs a task that takes an app
+/// input and sleeps, so each trace has records of its own. With `crash_after`, the last
+/// one aborts in the middle of its run, while every runtime is alive with its crash hook.
+int many_recording_runtimes(const std::string& dir, std::size_t nodes, bool crash_after) {
+    for (int signo : {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE})
+        std::signal(signo, SIG_DFL);
+    std::vector<std::unique_ptr<Runtime>> runtimes;
+    for (std::size_t i = 0; i < nodes; ++i) {
+        Options options;
+        options.node_name = fmt::format("node-{}", i);
+        options.seed = i;
+        options.record_path = fmt::format("{}/node-{}.trace", dir, i);
+        runtimes.push_back(std::make_unique<Runtime>(options));
+    }
+    for (auto& rt : runtimes) {
+        const bool last = &rt == &runtimes.back();
+        int code = rt->run([&] {
+            std::string who = input<std::string>("who", [] { return Runtime::current()->node_name(); });
+            for (int i = 0; i < 3; ++i)
+                if (!sleep_for(100us).ok())
+                    return 1;
+            if (crash_after && last)
+                std::abort();  // mid-run: only the crash hook can flush this trace
+            return who == Runtime::current()->node_name() ? 0 : 1;
+        });
+        if (code != 0)
+            return code;
+    }
+    runtimes.clear();
+    return 0;
+}
+
+} // namespace
+
+TEST_CASE("64 recording runtimes in one process each write their trace, and all are flushed by a crash") {
+    auto crash = GENERATE(false, true);
+    CAPTURE(crash);
+    TempDir dir;
+    constexpr std::size_t nodes = 64;
+    auto child = run_in_child([&] { return many_recording_runtimes(dir.path(), nodes, crash); }, std::chrono::seconds(60));
+    INFO(child.describe());
+    if (crash)
+        REQUIRE(child.died_by(SIGABRT));
+    else
+        REQUIRE(child.exited_with(0));
+    for (std::size_t i = 0; i < nodes; ++i) {
+        TraceFacts facts = read_trace(dir / fmt::format("node-{}.trace", i));
+        INFO("node-" << i << ": " << facts.open_error);
+        REQUIRE(facts.opened);
+        REQUIRE_FALSE(facts.error.has_value());
+        // Tick, spawn, input, three timer ticks and wake-ups at least: each was flushed.
+        REQUIRE(facts.records >= 8);
+        REQUIRE(facts.saw_end == !(crash && i == nodes - 1));
+    }
+}
+
+TEST_CASE("one recording runtime more than limits::crash_hooks_max is refused with a message") {
+    TempDir dir;
+    auto child = run_in_child(
+        [&] { return many_recording_runtimes(dir.path(), limits::crash_hooks_max + 1, false); },
+        std::chrono::seconds(120));
+    INFO(child.describe());
+    REQUIRE(child.died_by(SIGABRT));
+    REQUIRE_THAT(child.err, Catch::Contains("limits::crash_hooks_max"));
+    // The runtimes that did start had their traces flushed by the abort.
+    REQUIRE(read_trace(dir / "node-0.trace").opened);
+}
