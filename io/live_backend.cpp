@@ -50,20 +50,49 @@ void free_events(SocketSlot& s) noexcept {
 
 } // namespace
 
-class LiveBackend final : public Backend {
+} // namespace reprise::detail
+
+namespace reprise {
+
+/// One libevent loop that the live backends of several runtimes of one thread share,
+/// so that a driver stepping them blocks once for all of them.
+class LiveWorld {
 public:
-    LiveBackend(Runtime::Impl& rt, std::size_t offload_threads) : rt_(rt), pool_(offload_threads) {
+    LiveWorld() {
         event_config* cfg = event_config_new();
         REPRISE_ASSERT(cfg != nullptr);
         // Precise timers: libevent's default coarse clock would wake timers up to
         // a few milliseconds off.
         event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
-        base_ = event_base_new_with_config(cfg);
+        base = event_base_new_with_config(cfg);
         event_config_free(cfg);
-        REPRISE_ASSERT_MSG(base_ != nullptr, "event_base_new");
-        wake_timer_ = evtimer_new(base_, [](evutil_socket_t, short, void*) {}, nullptr);
+        REPRISE_ASSERT_MSG(base != nullptr, "event_base_new");
+        wake_timer = evtimer_new(base, [](evutil_socket_t, short, void*) {}, nullptr);
+        REPRISE_ASSERT(wake_timer != nullptr);
+    }
+    ~LiveWorld() {
+        event_free(wake_timer);
+        event_base_free(base);
+    }
+    LiveWorld(const LiveWorld&) = delete;
+    LiveWorld& operator=(const LiveWorld&) = delete;
+
+    event_base* base = nullptr;
+    event* wake_timer = nullptr;  ///< bounds one wait of the loop
+};
+
+std::shared_ptr<LiveWorld> make_live_world() { return std::make_shared<LiveWorld>(); }
+
+} // namespace reprise
+
+namespace reprise::detail {
+
+class LiveBackend final : public Backend {
+public:
+    LiveBackend(std::size_t offload_threads, std::shared_ptr<LiveWorld> world)
+        : pool_(offload_threads), world_(world ? std::move(world) : make_live_world()), base_(world_->base) {
         offload_event_ = event_new(base_, pool_.notify_fd(), EV_READ | EV_PERSIST, on_offload_done, this);
-        REPRISE_ASSERT(wake_timer_ && offload_event_);
+        REPRISE_ASSERT(offload_event_ != nullptr);
         scratch_.reset(new char[limits::read_chunk_bytes]);
     }
 
@@ -74,13 +103,13 @@ public:
         for (auto& [signo, ev] : signal_events_)
             event_free(ev);
         event_free(offload_event_);
-        event_free(wake_timer_);
-        event_base_free(base_);
     }
 
-    bool poll(std::int64_t deadline_ns) override {
+    PollResult poll(std::int64_t deadline_ns, WakeBatch& out) override {
+        REPRISE_ASSERT(out.items.empty());
+        PollResult result;
         int flags = EVLOOP_ONCE;
-        if (!rt_.batch.items.empty()) {
+        if (!batch_.items.empty()) {
             flags |= EVLOOP_NONBLOCK;
         } else if (deadline_ns >= 0) {
             std::int64_t wait_ns = deadline_ns - read_monotonic_ns();
@@ -88,15 +117,18 @@ public:
                 flags |= EVLOOP_NONBLOCK;
             } else {
                 timeval tv = to_timeval(wait_ns);
-                evtimer_add(wake_timer_, &tv);
+                evtimer_add(world_->wake_timer, &tv);
             }
         }
-        if (!(flags & EVLOOP_NONBLOCK))
-            ++rt_.stats.clock_waits;
+        result.waited_on_clock = !(flags & EVLOOP_NONBLOCK);
         int r = event_base_loop(base_, flags);
         REPRISE_ASSERT_MSG(r >= 0, "event_base_loop failed");
-        evtimer_del(wake_timer_);
-        return r == 0;
+        evtimer_del(world_->wake_timer);
+        // On a shared loop, nothing registered may be another runtime's; this one
+        // can still be woken as long as it has an event of its own.
+        result.could_wake = r == 0;
+        std::swap(out, batch_);  // the batch's storage goes back and forth, never reallocated
+        return result;
     }
 
     void read_clock(std::int64_t& mono_ns, std::int64_t& wall_ns) override {
@@ -106,12 +138,14 @@ public:
 
     std::int64_t precise_clock_ns() override { return read_monotonic_ns(); }
 
-    void collect_due_timers(TimerHeap& timers, std::int64_t now_ns) override {
+    std::int64_t next_known_event_ns() const noexcept override { return batch_.items.empty() ? -1 : 0; }
+
+    void collect_due_timers(TimerHeap& timers, std::int64_t now_ns, WakeBatch& out) override {
         while (TimerState* t = timers.top()) {
             if (t->deadline_ns > now_ns)
                 break;
             timers.pop();
-            rt_.batch.items.push_back(Wakeup{.kind = WakeKind::timer_fired, .handle = t->id});
+            out.items.push_back(Wakeup{.kind = WakeKind::timer_fired, .handle = t->id});
         }
     }
 
@@ -251,7 +285,7 @@ private:
         REPRISE_ASSERT(c.socket.read_event && c.socket.write_event);
     }
 
-    void push(Wakeup w) { rt_.batch.items.push_back(w); }
+    void push(Wakeup w) { batch_.items.push_back(w); }
 
     void push_error(ConnState& c, int e) {
         set_reading(c, false);
@@ -295,7 +329,7 @@ private:
             n = ::recv(fd, self.scratch_.get(), limits::read_chunk_bytes, 0);
         } while (n < 0 && errno == EINTR);
         if (n > 0) {
-            WakeBatch& batch = self.rt_.batch;
+            WakeBatch& batch = self.batch_;
             Wakeup w{.kind = WakeKind::bytes_read, .handle = c.id};
             w.data_offset = static_cast<std::uint32_t>(batch.bytes.size());
             w.data_bytes = static_cast<std::uint32_t>(n);
@@ -414,10 +448,10 @@ private:
         z.fd = -1;
     }
 
-    Runtime::Impl& rt_;
     OffloadPool pool_;
+    std::shared_ptr<LiveWorld> world_;
     event_base* base_ = nullptr;
-    event* wake_timer_ = nullptr;
+    WakeBatch batch_;  ///< what arrived since the last poll handed it over
     event* offload_event_ = nullptr;
     std::size_t offloads_in_flight_ = 0;
     std::vector<std::uint64_t> completed_;
@@ -426,8 +460,8 @@ private:
     std::unique_ptr<char[]> scratch_;
 };
 
-std::unique_ptr<Backend> make_live_backend(Runtime::Impl& rt, std::size_t offload_threads) {
-    return std::make_unique<LiveBackend>(rt, offload_threads);
+std::unique_ptr<Backend> make_live_backend(std::size_t offload_threads, std::shared_ptr<LiveWorld> world) {
+    return std::make_unique<LiveBackend>(offload_threads, std::move(world));
 }
 
 } // namespace reprise::detail

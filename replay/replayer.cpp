@@ -76,20 +76,24 @@ std::string Replayer::last_good() const { return have_last_ ? trace::describe(la
 void Replayer::diverge(std::string_view trace_says, std::string_view program_did) {
     Fiber* f = rt_.current;
     double vt = static_cast<double>(tick_mono_ns_ - first_mono_ns_) / 1e9;
-    fmt::print(stderr,
-               "reprise: DIVERGENCE at event {} (node '{}', virtual time {:.6f} s)\n"
-               "  trace says:  {}\n"
-               "  program did: {}\n"
-               "  task:        {}\n",
-               consumed_, reader_.header().node, vt, trace_says, program_did,
-               f ? fmt::format("'{}' (id {})", f->name, f->id) : std::string("the loop (delivering wake-ups)"));
+    const std::string report = fmt::format(
+        "reprise: DIVERGENCE at event {} (node '{}', virtual time {:.6f} s)\n"
+        "  trace says:  {}\n"
+        "  program did: {}\n"
+        "  task:        {}\n",
+        consumed_, reader_.header().node, vt, trace_says, program_did,
+        f ? fmt::format("'{}' (id {})", f->name, f->id) : std::string("the loop (delivering wake-ups)"));
+    fmt::print(stderr, "{}", report);
     std::fflush(stderr);
+    // A driver of several runtimes learns which node diverged and stops the others.
+    if (rt_.options.on_divergence)
+        rt_.options.on_divergence(report);
     std::_Exit(replay_exit_diverged);
 }
 
 // --- Backend -------------------------------------------------------------------------
 
-bool Replayer::poll(std::int64_t) {
+PollResult Replayer::poll(std::int64_t, WakeBatch& batch) {
     const trace::Record* r = peek();
     if (r == nullptr)
         trace_ran_out("waits for the world (for a tick)");
@@ -103,7 +107,6 @@ bool Replayer::poll(std::int64_t) {
     consume();
     if (config_.speed != 0)
         pace(tick_mono_ns_);
-    WakeBatch& batch = rt_.batch;
     while ((r = peek()) != nullptr && r->kind == trace::RecordKind::wake) {
         Wakeup w{.kind = static_cast<WakeKind>(r->sub), .handle = r->handle, .value = static_cast<std::int32_t>(r->value)};
         w.data_offset = static_cast<std::uint32_t>(batch.bytes.size());
@@ -117,7 +120,7 @@ bool Replayer::poll(std::int64_t) {
         have_next_ = false;
         pending_.push_back(std::move(next_));
     }
-    return true;
+    return {};
 }
 
 void Replayer::read_clock(std::int64_t& mono_ns, std::int64_t& wall_ns) {

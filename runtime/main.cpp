@@ -195,17 +195,49 @@ std::string closest_flag(std::string_view unknown, const std::vector<std::string
     return best;
 }
 
-int run_main(int argc, char** argv, std::function<int(MainContext&)> entry, ProgramInfo info) {
+CommandLine parse_command_line(int argc, char** argv, const ProgramInfo& info) {
     Parsed parsed;
-    std::string program = info.name.empty() ? (argc > 0 ? argv[0] : "program") : info.name;
-    if (auto error = parse_flags(argc, argv, info, parsed)) {
-        fmt::print(stderr, "{}: {}\n(see {} --help)\n", program, *error, program);
+    CommandLine out;
+    if (auto error = parse_flags(argc, argv, info, parsed))
+        out.error = std::move(*error);
+    out.options = std::move(parsed.options);
+    out.args = std::move(parsed.args);
+    out.help = parsed.help;
+    out.verbose_seed = parsed.verbose_seed;
+    return out;
+}
+
+void start_entry(Runtime& runtime, const ProgramEntry& entry, std::vector<std::string> args) {
+    REPRISE_ASSERT_MSG(entry.main != nullptr, "an ProgramEntry needs a main function");
+    // The context lives as long as the run: the runtime keeps the main function until it ends.
+    auto context = std::make_shared<MainContext>(MainContext{std::move(args), runtime});
+    runtime.start([context, main = entry.main] { return main(*context); });
+}
+
+int run_entry(Runtime& runtime, const ProgramEntry& entry, std::vector<std::string> args) {
+    start_entry(runtime, entry, std::move(args));
+    while (!runtime.step()) {
+    }
+    return runtime.result();
+}
+
+int run_main(int argc, char** argv, std::function<int(MainContext&)> main, ProgramInfo info) {
+    return run_main(argc, argv, ProgramEntry{.name = std::move(info.name), .main = std::move(main), .usage = std::move(info.usage),
+                                      .flags = std::move(info.flags)});
+}
+
+int run_main(int argc, char** argv, const ProgramEntry& entry) {
+    const ProgramInfo info{.name = entry.name, .usage = entry.usage, .flags = entry.flags};
+    std::string program = entry.name.empty() ? (argc > 0 ? argv[0] : "program") : entry.name;
+    CommandLine parsed = parse_command_line(argc, argv, info);
+    if (!parsed.error.empty()) {
+        fmt::print(stderr, "{}: {}\n(see {} --help)\n", program, parsed.error, program);
         return 2;
     }
     if (parsed.help) {
         fmt::print("Usage: {} [runtime options] [program options] [-- program arguments]\n\n", program);
-        if (!info.usage.empty())
-            fmt::print("{}\n\n", info.usage);
+        if (!entry.usage.empty())
+            fmt::print("{}\n\n", entry.usage);
         fmt::print("{}", runtime_usage);
         std::fflush(stdout);
         return 0;
@@ -238,8 +270,7 @@ int run_main(int argc, char** argv, std::function<int(MainContext&)> entry, Prog
     }
     if (parsed.verbose_seed)
         fmt::print(stderr, "{}: node '{}' seed {}\n", program, runtime->node_name(), runtime->seed());
-    MainContext context{std::move(parsed.args), *runtime};
-    return runtime->run([&] { return entry(context); });
+    return run_entry(*runtime, entry, std::move(parsed.args));
 }
 
 } // namespace reprise

@@ -26,6 +26,33 @@ struct ProgramInfo {
     std::vector<std::string> flags = {};
 };
 
+/// A program the runtime can host: its name, main and usage. One process can host
+/// several programs' mains, each on a runtime of its own (simulation, joint replay):
+/// start_entry() on each runtime, then a driver steps them (Runtime::step).
+struct ProgramEntry {
+    std::string name = {};
+    std::function<int(MainContext&)> main = {};
+    std::string usage = {};
+    std::vector<std::string> flags = {};  ///< the program's own flags (see ProgramInfo::flags)
+};
+
+/// The runtime's flags read from a command line: the first half of run_main.
+struct CommandLine {
+    Options options;                ///< what to build the Runtime from
+    std::vector<std::string> args;  ///< the program's own arguments, argv[0] first
+    bool help = false;              ///< -h or --help was given
+    bool verbose_seed = false;
+    std::string error;              ///< not empty: a bad flag (run_main prints it and returns 2)
+};
+CommandLine parse_command_line(int argc, char** argv, const ProgramInfo& info = {});
+
+/// Starts `entry`'s main as the task "main" of `runtime`, with the program arguments
+/// `args` (argv[0] first); nothing runs before the runtime is stepped. The second half
+/// of run_main, for drivers of several runtimes.
+void start_entry(Runtime& runtime, const ProgramEntry& entry, std::vector<std::string> args);
+/// start_entry, then steps the runtime until the program ends; its exit code.
+int run_entry(Runtime& runtime, const ProgramEntry& entry, std::vector<std::string> args);
+
 /// Parses the runtime's flags (`--seed N` or `--seed=N`, --node, --stack-size, --offload-threads,
 /// --record..., --replay..., -h/--help; `--` ends them; the list is in --help), starts a
 /// Runtime that stops gracefully on SIGINT/SIGTERM (the main task is cancelled), runs `entry`
@@ -33,6 +60,8 @@ struct ProgramInfo {
 /// program in order. Bad flags, flags that cannot take effect (--break-at without a replay)
 /// and near-misses of runtime flags print a message and return 2.
 int run_main(int argc, char** argv, std::function<int(MainContext&)> entry, ProgramInfo info = {});
+/// The same for a program declared as a ProgramEntry.
+int run_main(int argc, char** argv, const ProgramEntry& entry);
 
 /// The flag of `known` closest to `unknown` (spelled as given, e.g. "--recrod"), or "" when
 /// none is close (edit distance at most 2, 1 for short names): for "did you mean" messages

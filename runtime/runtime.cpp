@@ -295,7 +295,7 @@ Runtime::Impl::Impl(Runtime& owner_, Options options_)
         journal = replayer_ptr = replayer.get();
         backend = std::move(replayer);
     } else {
-        backend = make_live_backend(*this, options.offload_threads);
+        backend = make_live_backend(options.offload_threads, options.live_world);
     }
     backend->read_clock(now_ns, wall_ns);
     if (!options.record_path.empty()) {
@@ -563,19 +563,45 @@ void Runtime::Impl::fire_timer(TimerState* t) noexcept {
 
 // --- the loop ---------------------------------------------------------------
 
+namespace {
+// Makes `rt` the thread's current runtime for a scope (start, step), restoring the outer one.
+class CurrentRuntime {
+public:
+    explicit CurrentRuntime(Runtime::Impl* rt, const char* operation) : outer_(current_runtime_or_null()) {
+        if (outer_ != nullptr && outer_->current != nullptr) [[unlikely]]
+            assert_fail("a runtime is driven from the loop, not from a task", __FILE__, __LINE__,
+                        fmt::format("{} called from inside a task of node '{}'", operation, outer_->options.node_name)
+                            .c_str());
+        set_current_runtime(rt);
+    }
+    ~CurrentRuntime() { set_current_runtime(outer_); }
+    CurrentRuntime(const CurrentRuntime&) = delete;
+    CurrentRuntime& operator=(const CurrentRuntime&) = delete;
+
+private:
+    Runtime::Impl* outer_;
+};
+} // namespace
+
 int Runtime::Impl::run(std::function<int()> entry) {
-    REPRISE_ASSERT_MSG(!running, "Runtime::run() is not reentrant");
-    REPRISE_ASSERT_MSG(current_runtime_or_null() == nullptr || current_runtime_or_null()->current == nullptr,
-                       "Runtime::run() called from inside a fiber");
-    Runtime::Impl* outer = current_runtime_or_null();
-    set_current_runtime(this);
+    start(std::move(entry));
+    while (!step(-1)) {
+    }
+    return result();
+}
+
+void Runtime::Impl::start(std::function<int()> entry) {
+    REPRISE_ASSERT_MSG(!running, "a Runtime is started while it runs (Runtime::run() is not reentrant)");
+    CurrentRuntime scope(this, "Runtime::run() or start()");
     loop_tsan_fiber = tsan_current_fiber();
     running = true;
+    run_ended = false;
     stop_requested = false;
+    main_entry = std::move(entry);
     // The run's first tick: read now (not at construction), recorded as a Tick so
     // that replay starts from the same loop time.
     if (replaying())
-        backend->poll(-1);
+        backend->poll(-1, batch);
     backend->read_clock(now_ns, wall_ns);
     if (journal)
         journal->tick(now_ns, wall_ns);
@@ -583,29 +609,59 @@ int Runtime::Impl::run(std::function<int()> entry) {
     auto core = std::make_shared<TaskState<int>>();
     core->name = "main";
     main_task = core;
-    TaskState<int>* main_state = core.get();
-    spawn(core, [main_state, &entry] { main_state->value = entry(); }, 0);
-    // When main ends, finish_fiber() cancels the others; the loop runs until they end.
-    while (fibers_alive > 0)
-        tick_once();
+    main_state = core;
+    spawn(core, [this] { main_state->value = main_entry(); }, 0);
+}
+
+bool Runtime::Impl::step(std::int64_t wait_until_ns) {
+    REPRISE_ASSERT_MSG(running, "Runtime::step() before start(), or after the run ended");
+    CurrentRuntime scope(this, "Runtime::step()");
+    loop_tsan_fiber = tsan_current_fiber();
+    // When main ends, finish_fiber() cancels the others; the run goes on until they end.
+    tick_once(wait_until_ns);
+    if (fibers_alive > 0)
+        return false;
     draining = false;
     running = false;
+    run_ended = true;
     main_task.reset();
-    set_current_runtime(outer);
-    const int exit_code = main_state->exception ? 1 : main_state->value.value_or(1);
+    main_entry = nullptr;
+    exit_code = main_state->exception ? 1 : main_state->value.value_or(1);
     if (journal)
         journal->end(exit_code);
-    if (main_state->exception)
-        std::rethrow_exception(main_state->exception);
+    return true;
+}
+
+int Runtime::Impl::result() {
+    REPRISE_ASSERT_MSG(run_ended && main_state, "Runtime::result() before the run ended");
+    std::shared_ptr<TaskState<int>> state = std::move(main_state);
+    if (state->exception)
+        std::rethrow_exception(state->exception);
     return exit_code;
 }
 
-void Runtime::Impl::tick_once() {
+std::int64_t Runtime::Impl::next_event_ns() const noexcept {
+    if (!running)
+        return -1;
+    if (!ready.empty() || !batch.items.empty())
+        return now_ns;
+    std::int64_t next = backend->next_known_event_ns();
+    if (TimerState* t = timers.top(); t && (next < 0 || t->deadline_ns < next))
+        next = t->deadline_ns;
+    if (journal) {
+        std::int64_t seal_ns = journal->seal_deadline_ns();
+        if (seal_ns >= 0 && (next < 0 || seal_ns < next))
+            next = seal_ns;
+    }
+    return next;
+}
+
+void Runtime::Impl::tick_once(std::int64_t wait_until_ns) {
     run_ready();
     if (fibers_alive == 0)
         return;
     flush_outputs();
-    poll_world();
+    poll_world(wait_until_ns);
 }
 
 void Runtime::Impl::run_ready() {
@@ -635,7 +691,7 @@ void Runtime::Impl::flush_outputs() {
     flush_list.clear();
 }
 
-void Runtime::Impl::poll_world() {
+void Runtime::Impl::poll_world(std::int64_t wait_until_ns) {
     TimerState* next = timers.top();
     std::int64_t deadline_ns = next ? next->deadline_ns : -1;
     if (journal) {
@@ -644,11 +700,16 @@ void Runtime::Impl::poll_world() {
         if (seal_ns >= 0 && (deadline_ns < 0 || seal_ns < deadline_ns))
             deadline_ns = seal_ns;
     }
-    bool could_wake = backend->poll(deadline_ns);
-    if (!could_wake && batch.items.empty() && timers.empty())
+    // A driver of several runtimes bounds the wait by the others' next events.
+    if (wait_until_ns >= 0 && (deadline_ns < 0 || wait_until_ns < deadline_ns))
+        deadline_ns = wait_until_ns;
+    PollResult polled = backend->poll(deadline_ns, batch);
+    if (polled.waited_on_clock)
+        ++stats.clock_waits;
+    if (!polled.could_wake && batch.items.empty() && timers.empty())
         report_deadlock();
     backend->read_clock(now_ns, wall_ns);
-    backend->collect_due_timers(timers, now_ns);
+    backend->collect_due_timers(timers, now_ns, batch);
     if (batch.items.empty()) {
         // Woken with nothing to deliver (a wait that ended early, or the recorder's
         // seal deadline): no task runs, so nothing observes this time; no tick.
@@ -846,6 +907,11 @@ Runtime::Runtime(Options options) : impl_(std::make_unique<Impl>(*this, std::mov
 Runtime::~Runtime() = default;
 
 int Runtime::run(std::function<int()> entry) { return impl_->run(std::move(entry)); }
+void Runtime::start(std::function<int()> entry) { impl_->start(std::move(entry)); }
+bool Runtime::step(std::int64_t wait_until_ns) { return impl_->step(wait_until_ns); }
+std::int64_t Runtime::next_event_ns() const noexcept { return impl_->next_event_ns(); }
+bool Runtime::finished() const noexcept { return impl_->run_ended; }
+int Runtime::result() { return impl_->result(); }
 void Runtime::request_stop() { impl_->request_stop(); }
 bool Runtime::stop_requested() const noexcept { return impl_->stop_requested; }
 bool Runtime::replaying() const noexcept { return impl_->replaying(); }

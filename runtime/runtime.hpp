@@ -9,11 +9,17 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace reprise {
 
 /// How a runtime starts. Every field has a sensible default.
+/// One event loop that several live runtimes of one thread share, so that a driver
+/// stepping them (Runtime::step) blocks once for all of them instead of spinning.
+class LiveWorld;
+std::shared_ptr<LiveWorld> make_live_world();
+
 struct Options {
     /// Name of the node (it appears in traces and reports).
     std::string node_name = "node";
@@ -44,6 +50,13 @@ struct Options {
     bool record_fsync_every_chunk = false;
     /// The program's arguments, kept in the trace header.
     std::vector<std::string> argv;
+    /// Live: wait for the world on this shared loop (null: a loop of the runtime's own).
+    /// Every runtime of one LiveWorld must be used from one thread.
+    std::shared_ptr<LiveWorld> live_world;
+    /// Replay: called with the divergence report (also printed on stderr) before the
+    /// process exits with code 3, so that a driver of several runtimes can say which
+    /// node diverged and stop the others first.
+    std::function<void(std::string_view report)> on_divergence;
 };
 
 /// Counters of a runtime, for tests, benchmarks and diagnostics. They are not
@@ -87,8 +100,28 @@ public:
     Runtime& operator=(const Runtime&) = delete;
 
     /// Runs `entry` as the task "main" until it returns, then cancels the tasks still
-    /// alive and waits for them. Returns `entry`'s result (the exit code).
+    /// alive and waits for them. Returns `entry`'s result (the exit code). It is
+    /// `start(entry); while (!step()) {} return result();`.
     int run(std::function<int()> entry);
+
+    // --- stepping: a driver runs several runtimes in one thread ------------------------
+    /// Starts `entry` as the task "main" (the run's first tick is read now); nothing of
+    /// it runs before the first step().
+    void start(std::function<int()> entry);
+    /// One loop tick: runs the ready tasks, flushes output, waits for the world until
+    /// this runtime's next event but not past the monotonic `wait_until_ns` (-1: no
+    /// bound of the driver's; a time already past: do not wait), and delivers what came.
+    /// Returns true once main and every other task have ended (then call result()).
+    bool step(std::int64_t wait_until_ns = -1);
+    /// The monotonic time this runtime next has something to do at: now when a task is
+    /// ready, else its earliest timer (or the recorder's seal), else -1: only the world
+    /// (bytes, connections, signals, jobs) can wake it. A driver of several live
+    /// runtimes on one LiveWorld waits until the earliest of them.
+    std::int64_t next_event_ns() const noexcept;
+    /// Whether the run started by start() has ended.
+    bool finished() const noexcept;
+    /// After the run ended: main's exit code (1 when main threw); rethrows what escaped main.
+    int result();
 
     /// Asks for a graceful stop: the main task is cancelled, so its blocking
     /// operation returns Errc::cancelled. Safe to call from a fiber of this runtime.

@@ -1173,4 +1173,8 @@ int main_entry(MainContext& ctx) {
     return server.serve();
 }
 
+ProgramEntry program() {
+    return ProgramEntry{.name = "reprise-kv", .main = main_entry, .usage = usage_text(), .flags = flag_names()};
+}
+
 } // namespace reprise::kv

@@ -96,5 +96,7 @@ private:
 
 /// The program: parses `ctx.args`, listens, prints "listening P" and serves.
 int main_entry(MainContext& ctx);
+/// reprise-kv as a program the runtime hosts (run_main, or one of several in a process).
+ProgramEntry program();
 
 } // namespace reprise::kv

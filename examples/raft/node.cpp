@@ -675,4 +675,21 @@ Node::Proposal Node::propose(const Command& c) {
     return result;
 }
 
+ProgramEntry program() {
+    ProgramEntry entry;
+    entry.name = "reprise-raft";
+    entry.usage = config_usage;
+    entry.flags = config_flags();
+    entry.main = [](MainContext& ctx) -> int {
+        std::string error;
+        auto config = parse_config(ctx.args, error);
+        if (!config) {
+            fmt::print(stderr, "reprise-raft: {}\n(see reprise-raft --help)\n", error);
+            return 2;
+        }
+        return Node::run_main_task(std::move(*config));
+    };
+    return entry;
+}
+
 } // namespace reprise::raft

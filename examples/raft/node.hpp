@@ -138,4 +138,7 @@ private:
     int exit_code_ = 0;
 };
 
+/// reprise-raft as a program the runtime hosts: parses its arguments and runs the node.
+ProgramEntry program();
+
 } // namespace reprise::raft

@@ -32,10 +32,10 @@ public:
     ~Replayer() override;
 
     // --- Backend: the world, as the trace tells it -------------------------------
-    bool poll(std::int64_t deadline_ns) override;
+    PollResult poll(std::int64_t deadline_ns, WakeBatch& out) override;
     void read_clock(std::int64_t& mono_ns, std::int64_t& wall_ns) override;
     std::int64_t precise_clock_ns() override;
-    void collect_due_timers(TimerHeap&, std::int64_t) override {}
+    void collect_due_timers(TimerHeap&, std::int64_t, WakeBatch&) override {}
     Result<void> listen(ListenerState&, const Address&) override { return {}; }
     void set_accepting(ListenerState&, bool) override {}
     void close_listener(ListenerState&) override {}

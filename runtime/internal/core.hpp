@@ -95,25 +95,36 @@ private:
 struct OffloadState;
 class OffloadPool;
 
-/// Where the world comes from. Backends are twins (live now; replay and simulation
-/// later): the scheduler and the application do not know which one runs. A backend
-/// reports everything that happens as wake-ups appended to the runtime's batch
-/// (Runtime::Impl::batch); the runtime delivers them through its gate.
+/// What a backend's poll saw besides its wake-ups.
+struct PollResult {
+    bool could_wake = true;       ///< false: nothing is registered that could ever produce a wake-up
+    bool waited_on_clock = false; ///< it blocked waiting for the world (RuntimeStats::clock_waits)
+};
+
+/// Where the world comes from. Backends are twins (live and replay; simulation next):
+/// the scheduler and the application do not know which one runs. A backend returns
+/// what happened as wake-ups in the batch its poll fills; the runtime delivers them
+/// through its gate. It keeps what arrives between polls (a live backend on a loop
+/// shared with other runtimes sees their events too) until its own next poll.
 class Backend {
 public:
     virtual ~Backend() = default;
 
     /// Waits for the world until the monotonic `deadline_ns` (-1: no limit; a past
-    /// deadline or wake-ups already batched: do not wait). Returns false when
-    /// nothing is registered that could ever produce a wake-up.
-    virtual bool poll(std::int64_t deadline_ns) = 0;
+    /// deadline or wake-ups already held: do not wait) and appends what it saw to
+    /// `out` (empty when called).
+    virtual PollResult poll(std::int64_t deadline_ns, WakeBatch& out) = 0;
     /// The tick's monotonic and wall-clock time, read once per tick.
     virtual void read_clock(std::int64_t& mono_ns, std::int64_t& wall_ns) = 0;
     /// The monotonic clock read now (a synchronous input).
     virtual std::int64_t precise_clock_ns() = 0;
-    /// Live: turns timers due at `now_ns` into `timer_fired` wake-ups. The replay
-    /// backend takes timer firings from the trace instead.
-    virtual void collect_due_timers(TimerHeap& timers, std::int64_t now_ns) = 0;
+    /// Live: turns timers due at `now_ns` into `timer_fired` wake-ups appended to `out`.
+    /// The replay backend takes timer firings from the trace instead.
+    virtual void collect_due_timers(TimerHeap& timers, std::int64_t now_ns, WakeBatch& out) = 0;
+    /// The monotonic time of an event the backend already holds for its next poll (a
+    /// live backend's wake-ups that arrived while another runtime polled the shared
+    /// loop: now), or -1.
+    virtual std::int64_t next_known_event_ns() const noexcept { return -1; }
 
     virtual Result<void> listen(ListenerState& listener, const Address& address) = 0;
     virtual void set_accepting(ListenerState& listener, bool accepting) = 0;
@@ -139,7 +150,8 @@ public:
     virtual void submit_offload(std::shared_ptr<OffloadState> request) = 0;
 };
 
-std::unique_ptr<Backend> make_live_backend(Runtime::Impl& rt, std::size_t offload_threads);
+/// A live backend on `world`'s event loop (null: a loop of its own).
+std::unique_ptr<Backend> make_live_backend(std::size_t offload_threads, std::shared_ptr<LiveWorld> world);
 
 /// A signal the application waits for.
 struct SignalWatch {
@@ -233,12 +245,21 @@ struct Runtime::Impl {
     bool stop_requested = false;
     RuntimeStats stats;
 
+    // --- the run and its stepping (Runtime::start, step, result) ----------------
+    std::function<int()> main_entry;
+    std::shared_ptr<detail::TaskState<int>> main_state;
+    bool run_ended = false;
+    int exit_code = 0;
     int run(std::function<int()> entry);
+    void start(std::function<int()> entry);
+    bool step(std::int64_t wait_until_ns);
+    int result();
+    std::int64_t next_event_ns() const noexcept;
     /// One loop iteration: run ready fibers, flush, poll, read the clock, deliver.
-    void tick_once();
+    void tick_once(std::int64_t wait_until_ns);
     void run_ready();
     void flush_outputs();
-    void poll_world();
+    void poll_world(std::int64_t wait_until_ns);
     /// THE gate: every wake-up from the world reaches fibers through this function,
     /// in order; the recorder journals here and the replayer feeds here.
     void deliver(const detail::Wakeup& w, std::string_view data);

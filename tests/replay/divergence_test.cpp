@@ -263,3 +263,28 @@ TEST_CASE("an input read as another type diverges instead of decoding garbage") 
     INFO(d.replay.child.err);
     REQUIRE_THAT(d.report.trace_says + d.report.program_did, Catch::Contains("\"value\""));
 }
+
+TEST_CASE("a divergence is reported to the driver's on_divergence before the replay exits 3") {
+    TempDir dir;
+    auto sleeper = [](Duration d) -> Scenario {
+        return [d](std::string& log) {
+            must(sleep_for(d), "sleep");
+            log += "woke";
+            return 0;
+        };
+    };
+    Options recording;
+    recording.node_name = "node-7";
+    Recording rec = record(dir / "trace", sleeper(10ms), recording);
+    REQUIRE(rec.trace.saw_end);
+    Options replaying;
+    replaying.on_divergence = [](std::string_view report) {
+        std::printf("driver saw: %.*s", static_cast<int>(report.size()), report.data());
+        std::fflush(stdout);
+    };
+    Replay r = replay(dir / "trace", sleeper(50ms), replaying);
+    INFO(r.child.describe());
+    REQUIRE(r.child.exited_with(3));
+    REQUIRE_THAT(r.child.out, Catch::Contains("driver saw: reprise: DIVERGENCE at event") &&
+                                  Catch::Contains("node 'node-7'") && Catch::Contains("trace says:  wake timer_fired"));
+}
