@@ -96,15 +96,17 @@ TEST_CASE("a timer whose duration changed diverges at its recorded fire") {
             }));
 }
 
+/// A program that sleeps `d` once.
+Scenario sleeper(Duration d) {
+    return [d](std::string& log) {
+        must(sleep_for(d), "sleep");
+        log += "woke";
+        return 0;
+    };
+}
+
 TEST_CASE("a sleep made longer diverges when the recorded wake-up comes before its deadline") {
     TempDir dir;
-    auto sleeper = [](Duration d) -> Scenario {
-        return [d](std::string& log) {
-            must(sleep_for(d), "sleep");
-            log += "woke";
-            return 0;
-        };
-    };
     Diverged d = record_then_diverge(dir, sleeper(10ms), sleeper(50ms));
     INFO(d.replay.child.err);
     REQUIRE_THAT(d.report.trace_says, Catch::StartsWith("wake timer_fired") && Catch::Contains("fires at this tick"));
@@ -266,13 +268,6 @@ TEST_CASE("an input read as another type diverges instead of decoding garbage") 
 
 TEST_CASE("a divergence is reported to the driver's on_divergence before the replay exits 3") {
     TempDir dir;
-    auto sleeper = [](Duration d) -> Scenario {
-        return [d](std::string& log) {
-            must(sleep_for(d), "sleep");
-            log += "woke";
-            return 0;
-        };
-    };
     Options recording;
     recording.node_name = "node-7";
     Recording rec = record(dir / "trace", sleeper(10ms), recording);
