@@ -16,9 +16,8 @@ std::string app_input(std::string_view name, const std::function<std::string()>&
 
 void input_does_not_decode(std::string_view name) {
     Runtime::Impl& rt = current_runtime("input()");
-    if (rt.replaying())
-        rt.journal->diverge(fmt::format("input \"{}\" with a value of another type", name),
-                            fmt::format("asked for input \"{}\" as a different type", name));
+    if (rt.journal)
+        rt.journal->undecodable_input(name);
     assert_fail("input decodes", __FILE__, __LINE__, "an input's own encoding does not decode");
 }
 

@@ -313,8 +313,7 @@ Result<Listener> listen(const Address& address) {
         delete l;
         return decoded->first.error();
     }
-    if (rt.replaying())
-        l->local = Address::parse(decoded->second).value();
+    l->local = Address::parse(decoded->second).value();  // live: what the backend bound; replay: as recorded
     rt.add_handle(l);
     return Listener(l);
 }

@@ -1,6 +1,7 @@
 // The recorder: one encoder on the loop thread, one writer thread, lossless and bounded, flushed on a crash.
 #include "reprise/record/internal/recorder.hpp"
 
+#include "reprise/io/internal/offload_state.hpp"
 #include "reprise/runtime/internal/stack.hpp"
 #include "reprise/runtime/limits.hpp"
 
@@ -119,6 +120,10 @@ void Recorder::wakeup(const Wakeup& w, std::string_view data) {
     encoder_.wake(static_cast<std::uint8_t>(w.kind), w.handle, w.value, data, addresses ? &w.peer : nullptr,
                   addresses ? &w.local : nullptr);
     committed();
+}
+
+void Recorder::offload_done(const Wakeup& w, std::string_view, OffloadState& request) {
+    wakeup(w, request.result_bytes());
 }
 
 std::string Recorder::input(trace::InputKind kind, std::string_view name, const std::function<std::string()>& produce) {

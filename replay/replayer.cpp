@@ -2,6 +2,7 @@
 #include "reprise/replay/internal/replayer.hpp"
 
 #include "reprise/clock/internal/system_clock.hpp"
+#include "reprise/io/internal/offload_state.hpp"
 #include "reprise/record/internal/recorder.hpp"
 
 #include <fmt/core.h>
@@ -143,6 +144,30 @@ void Replayer::pace(std::int64_t tick_mono_ns) {
 
 // --- Journal ---------------------------------------------------------------------------
 
+void Replayer::unknown_handle(const Wakeup& w) {
+    diverge(fmt::format("wake {} for handle {}", wake_kind_name(w.kind), w.handle),
+            "has no such handle (never created, or already closed)");
+}
+
+void Replayer::timer_fires(std::uint64_t id, bool armed, std::int64_t deadline_ns, std::int64_t now_ns) {
+    if (!armed || deadline_ns > now_ns)
+        diverge(fmt::format("wake timer_fired: timer {} fires at this tick", id),
+                armed ? fmt::format("armed timer {} to fire {} ns later than that", id, deadline_ns - now_ns)
+                      : fmt::format("has timer {} disarmed", id));
+}
+
+void Replayer::undecodable_input(std::string_view name) {
+    diverge(fmt::format("input \"{}\" with a value of another type", name),
+            fmt::format("asked for input \"{}\" as a different type", name));
+}
+
+void Replayer::offload_done(const Wakeup& w, std::string_view data, OffloadState& request) {
+    if (!request.set_result(data))
+        diverge(fmt::format("offload {} result of {} bytes", request.id, data.size()),
+                "expects a result of another type (the recorded bytes do not decode)");
+    wakeup(w, data);
+}
+
 void Replayer::wakeup(const Wakeup&, std::string_view) {
     REPRISE_ASSERT(!pending_.empty());
     before_event(pending_.front());
@@ -243,6 +268,17 @@ void Rerecorder::tick(std::int64_t mono_ns, std::int64_t wall_ns) {
 
 void Rerecorder::wakeup(const Wakeup& w, std::string_view data) {
     replayer_.wakeup(w, data);
+    recorder_->wakeup(w, data);
+}
+
+void Rerecorder::unknown_handle(const Wakeup& w) { replayer_.unknown_handle(w); }
+
+void Rerecorder::timer_fires(std::uint64_t id, bool armed, std::int64_t deadline_ns, std::int64_t now_ns) {
+    replayer_.timer_fires(id, armed, deadline_ns, now_ns);
+}
+
+void Rerecorder::offload_done(const Wakeup& w, std::string_view data, OffloadState& request) {
+    replayer_.offload_done(w, data, request);
     recorder_->wakeup(w, data);
 }
 

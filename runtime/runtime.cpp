@@ -600,8 +600,7 @@ void Runtime::Impl::start(std::function<int()> entry) {
     main_entry = std::move(entry);
     // The run's first tick: read now (not at construction), recorded as a Tick so
     // that replay starts from the same loop time.
-    if (replaying())
-        backend->poll(-1, batch);
+    backend->begin_run(batch);
     backend->read_clock(now_ns, wall_ns);
     if (journal)
         journal->tick(now_ns, wall_ns);
@@ -743,24 +742,14 @@ void Runtime::Impl::request_stop() {
 // --- the gate -----------------------------------------------------------------
 
 void Runtime::Impl::deliver(const Wakeup& w, std::string_view data) {
-    if (w.kind == WakeKind::signal) {
-        ++stats.wakeups;
-        if (journal)
-            journal->wakeup(w, data);
-        SignalWatch& watch = signals[w.value];
-        ++watch.pending;
-        watch.waiters.notify_all();
-        if (options.stop_on_signals && (w.value == SIGINT || w.value == SIGTERM))
-            request_stop();
-        return;
-    }
+    if (w.kind == WakeKind::signal)
+        return deliver_signal(w, data);
     // A handle closed earlier in this batch leaves later wake-ups for it without
     // anyone to observe them: they are dropped before anything could see them.
     Handle* h = find_handle(w.handle);
     if (h == nullptr) {
-        if (replaying())
-            journal->diverge(fmt::format("wake {} for handle {}", wake_kind_name(w.kind), w.handle),
-                             "has no such handle (never created, or already closed)");
+        if (journal)
+            journal->unknown_handle(w);
         if (w.kind == WakeKind::accepted)
             backend->drop_accepted(w.value);
         return;
@@ -768,99 +757,111 @@ void Runtime::Impl::deliver(const Wakeup& w, std::string_view data) {
     // Counted only once delivered, like the journal's record of it: a dropped
     // wake-up is in neither, so record and replay count alike.
     ++stats.wakeups;
-    if (replaying() && w.kind == WakeKind::timer_fired) {
-        auto* t = static_cast<TimerState*>(h);
-        if (!t->armed() || t->deadline_ns > now_ns)
-            journal->diverge(fmt::format("wake timer_fired: timer {} fires at this tick", t->id),
-                             t->armed() ? fmt::format("armed timer {} to fire {} ns later than that", t->id,
-                                                      t->deadline_ns - now_ns)
-                                        : fmt::format("has timer {} disarmed", t->id));
+    switch (w.kind) {
+    case WakeKind::timer_fired:
+        REPRISE_ASSERT(h->kind == HandleKind::timer);
+        return deliver_timer(w, data, *static_cast<TimerState*>(h));
+    case WakeKind::accepted:
+        REPRISE_ASSERT(h->kind == HandleKind::listener);
+        return deliver_accepted(w, data, *static_cast<ListenerState*>(h));
+    case WakeKind::offload_done:
+        REPRISE_ASSERT(h->kind == HandleKind::offload);
+        return deliver_offload(w, data, *static_cast<OffloadState*>(h));
+    case WakeKind::bytes_read:
+    case WakeKind::eof:
+    case WakeKind::io_error:
+    case WakeKind::connected:
+    case WakeKind::drained:
+        REPRISE_ASSERT(h->kind == HandleKind::connection);
+        return deliver_connection(w, data, *static_cast<ConnState*>(h));
+    case WakeKind::signal:
+        break;
     }
-    if (w.kind == WakeKind::offload_done) {
-        // An offloaded job's result is an input: recorded here, fed back in replay.
-        auto* o = static_cast<OffloadState*>(h);
-        if (replaying()) {
-            if (!o->set_result(data))
-                journal->diverge(fmt::format("offload {} result of {} bytes", o->id, data.size()),
-                                 "expects a result of another type (the recorded bytes do not decode)");
-            journal->wakeup(w, data);
-        } else if (journal) {
-            journal->wakeup(w, o->result_bytes());
-        }
-    } else if (journal) {
+    REPRISE_ASSERT_MSG(false, "wake-up of an unknown kind");
+}
+
+void Runtime::Impl::deliver_signal(const Wakeup& w, std::string_view data) {
+    ++stats.wakeups;
+    if (journal)
+        journal->wakeup(w, data);
+    SignalWatch& watch = signals[w.value];
+    ++watch.pending;
+    watch.waiters.notify_all();
+    if (options.stop_on_signals && (w.value == SIGINT || w.value == SIGTERM))
+        request_stop();
+}
+
+void Runtime::Impl::deliver_timer(const Wakeup& w, std::string_view data, TimerState& t) {
+    if (journal) {
+        journal->timer_fires(t.id, t.armed(), t.deadline_ns, now_ns);
         journal->wakeup(w, data);
     }
-    switch (w.kind) {
-    case WakeKind::timer_fired: {
-        REPRISE_ASSERT(h->kind == HandleKind::timer);
-        auto* t = static_cast<TimerState*>(h);
-        disarm_timer(t);
-        fire_timer(t);
-        return;
+    disarm_timer(&t);
+    fire_timer(&t);
+}
+
+void Runtime::Impl::deliver_accepted(const Wakeup& w, std::string_view data, ListenerState& l) {
+    if (journal)
+        journal->wakeup(w, data);
+    auto* c = new ConnState(*this, new_id());
+    c->peer = w.peer;
+    c->local = w.local;
+    add_handle(c);
+    backend->adopt(*c, w.value);
+    l.ready.push_back(c);
+    if (l.ready.size() >= limits::accept_queue_max && !l.paused) {
+        l.paused = true;
+        backend->set_accepting(l, false);
     }
-    case WakeKind::accepted: {
-        REPRISE_ASSERT(h->kind == HandleKind::listener);
-        auto* l = static_cast<ListenerState*>(h);
-        auto* c = new ConnState(*this, new_id());
-        c->peer = w.peer;
-        c->local = w.local;
-        add_handle(c);
-        backend->adopt(*c, w.value);
-        l->ready.push_back(c);
-        if (l->ready.size() >= limits::accept_queue_max && !l->paused) {
-            l->paused = true;
-            backend->set_accepting(*l, false);
-        }
-        l->acceptors.notify_one();
-        return;
-    }
-    case WakeKind::offload_done: {
-        REPRISE_ASSERT(h->kind == HandleKind::offload);
-        auto* o = static_cast<OffloadState*>(h);
-        o->done = true;
-        --offloads_in_flight;
-        remove_handle(o);
-        o->waiter.notify_all();
-        o->self.reset();   // the loop's reference; the waiter may hold another
-        return;
-    }
-    default:
-        break;
-    }
-    REPRISE_ASSERT(h->kind == HandleKind::connection);
-    auto* c = static_cast<ConnState*>(h);
+    l.acceptors.notify_one();
+}
+
+void Runtime::Impl::deliver_offload(const Wakeup& w, std::string_view data, OffloadState& o) {
+    // An offloaded job's result is an input: recorded here, fed back in replay.
+    if (journal)
+        journal->offload_done(w, data, o);
+    o.done = true;
+    --offloads_in_flight;
+    remove_handle(&o);
+    o.waiter.notify_all();
+    o.self.reset();  // the loop's reference; the waiter may hold another
+}
+
+void Runtime::Impl::deliver_connection(const Wakeup& w, std::string_view data, ConnState& c) {
+    if (journal)
+        journal->wakeup(w, data);
     switch (w.kind) {
     case WakeKind::bytes_read:
-        c->input.append(data);
-        if (c->input.size() >= c->input_limit && !c->read_paused) {
-            c->read_paused = true;
-            backend->set_reading(*c, false);
+        c.input.append(data);
+        if (c.input.size() >= c.input_limit && !c.read_paused) {
+            c.read_paused = true;
+            backend->set_reading(c, false);
         }
-        c->readers.notify_all();
+        c.readers.notify_all();
         break;
     case WakeKind::eof:
-        c->eof = true;
-        c->readers.notify_all();
+        c.eof = true;
+        c.readers.notify_all();
         break;
     case WakeKind::io_error:
-        if (!c->error)
-            c->error = error_from_errno(w.value);
-        c->readers.notify_all();
-        c->writers.notify_all();
+        if (!c.error)
+            c.error = error_from_errno(w.value);
+        c.readers.notify_all();
+        c.writers.notify_all();
         break;
     case WakeKind::connected:
-        c->connecting = false;
+        c.connecting = false;
         if (w.value != 0)
-            c->error = error_from_errno(w.value);
+            c.error = error_from_errno(w.value);
         else
-            c->local = w.local;
-        c->writers.notify_all();
+            c.local = w.local;
+        c.writers.notify_all();
         break;
     case WakeKind::drained:
-        c->writers.notify_all();
+        c.writers.notify_all();
         break;
     default:
-        REPRISE_ASSERT_MSG(false, "wake-up of an unknown kind");
+        REPRISE_ASSERT_MSG(false, "a wake-up for a connection of another kind");
     }
 }
 

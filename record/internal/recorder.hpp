@@ -42,6 +42,7 @@ public:
 
     void tick(std::int64_t mono_ns, std::int64_t wall_ns) override;
     void wakeup(const Wakeup& w, std::string_view data) override;
+    void offload_done(const Wakeup& w, std::string_view data, OffloadState& request) override;
     std::string input(trace::InputKind kind, std::string_view name,
                       const std::function<std::string()>& produce) override;
     void output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) override;

@@ -33,6 +33,7 @@ public:
 
     // --- Backend: the world, as the trace tells it -------------------------------
     PollResult poll(std::int64_t deadline_ns, WakeBatch& out) override;
+    void begin_run(WakeBatch& out) override { poll(-1, out); }
     void read_clock(std::int64_t& mono_ns, std::int64_t& wall_ns) override;
     std::int64_t precise_clock_ns() override;
     void collect_due_timers(TimerHeap&, std::int64_t, WakeBatch&) override {}
@@ -52,6 +53,10 @@ public:
     // --- Journal: the program checked against the trace --------------------------
     void tick(std::int64_t, std::int64_t) override {}
     void wakeup(const Wakeup& w, std::string_view data) override;
+    void unknown_handle(const Wakeup& w) override;
+    void timer_fires(std::uint64_t id, bool armed, std::int64_t deadline_ns, std::int64_t now_ns) override;
+    void offload_done(const Wakeup& w, std::string_view data, OffloadState& request) override;
+    void undecodable_input(std::string_view name) override;
     std::string input(trace::InputKind kind, std::string_view name,
                       const std::function<std::string()>& produce) override;
     void output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) override;
@@ -111,6 +116,10 @@ public:
 
     void tick(std::int64_t mono_ns, std::int64_t wall_ns) override;
     void wakeup(const Wakeup& w, std::string_view data) override;
+    void unknown_handle(const Wakeup& w) override;
+    void timer_fires(std::uint64_t id, bool armed, std::int64_t deadline_ns, std::int64_t now_ns) override;
+    void offload_done(const Wakeup& w, std::string_view data, OffloadState& request) override;
+    void undecodable_input(std::string_view name) override { replayer_.undecodable_input(name); }
     std::string input(trace::InputKind kind, std::string_view name,
                       const std::function<std::string()>& produce) override;
     void output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) override;

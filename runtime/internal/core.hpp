@@ -114,6 +114,9 @@ public:
     /// deadline or wake-ups already held: do not wait) and appends what it saw to
     /// `out` (empty when called).
     virtual PollResult poll(std::int64_t deadline_ns, WakeBatch& out) = 0;
+    /// A run starts: its first tick's time is read next. The replay backend takes the
+    /// trace's first tick here (and any wake-ups after it, into `out`).
+    virtual void begin_run(WakeBatch& /*out*/) {}
     /// The tick's monotonic and wall-clock time, read once per tick.
     virtual void read_clock(std::int64_t& mono_ns, std::int64_t& wall_ns) = 0;
     /// The monotonic clock read now (a synchronous input).
@@ -263,6 +266,12 @@ struct Runtime::Impl {
     /// THE gate: every wake-up from the world reaches fibers through this function,
     /// in order; the recorder journals here and the replayer feeds here.
     void deliver(const detail::Wakeup& w, std::string_view data);
+    // One handler per kind of wake-up; each journals the wake-up first.
+    void deliver_signal(const detail::Wakeup& w, std::string_view data);
+    void deliver_timer(const detail::Wakeup& w, std::string_view data, detail::TimerState& t);
+    void deliver_accepted(const detail::Wakeup& w, std::string_view data, detail::ListenerState& l);
+    void deliver_offload(const detail::Wakeup& w, std::string_view data, detail::OffloadState& o);
+    void deliver_connection(const detail::Wakeup& w, std::string_view data, detail::ConnState& c);
     void request_stop();
     [[noreturn]] void report_deadlock();
 

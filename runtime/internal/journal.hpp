@@ -14,6 +14,7 @@
 namespace reprise::detail {
 
 struct Fiber;
+struct OffloadState;
 
 /// The recorder and the replayer are twins behind this interface (rr's
 /// RecordSession/ReplaySession): each hook is called at the one place where the
@@ -27,10 +28,23 @@ public:
     virtual void tick(std::int64_t mono_ns, std::int64_t wall_ns) = 0;
     /// A wake-up about to be delivered through the gate.
     virtual void wakeup(const Wakeup& w, std::string_view data) = 0;
+    /// A wake-up for a handle that does not exist (closed earlier in its batch): the
+    /// gate drops it unseen. Replay: the trace never holds one, so the program differs.
+    virtual void unknown_handle(const Wakeup& /*w*/) {}
+    /// A timer fires at loop time `now_ns` (armed, due at `deadline_ns`). Replay: a
+    /// recorded fire of a timer the program disarmed or set later is a divergence.
+    virtual void timer_fires(std::uint64_t /*id*/, bool /*armed*/, std::int64_t /*deadline_ns*/,
+                             std::int64_t /*now_ns*/) {}
+    /// An offloaded job finished: its result is an input. The recorder writes the
+    /// job's result; the replayer hands the recorded bytes (`data`) to the request.
+    virtual void offload_done(const Wakeup& w, std::string_view data, OffloadState& request) = 0;
     /// A synchronous input: the recorder calls `produce` and writes its result;
     /// the replayer returns the recorded value without calling it.
     virtual std::string input(trace::InputKind kind, std::string_view name,
                               const std::function<std::string()>& produce) = 0;
+    /// An input's value does not decode as the type the program asks for. Replay: the
+    /// program asks for another type than was recorded (a divergence); else a bug.
+    virtual void undecodable_input(std::string_view /*name*/) {}
     /// Bytes the program sends to the world.
     virtual void output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) = 0;
     /// A task was spawned (a checkpoint of the program's own order).
