@@ -39,15 +39,6 @@ Address local_address_of(int fd) {
     return Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
 }
 
-void free_events(SocketSlot& s) noexcept {
-    if (s.read_event)
-        event_free(s.read_event);
-    if (s.write_event)
-        event_free(s.write_event);
-    s.read_event = s.write_event = nullptr;
-    s.reading = s.writing = false;
-}
-
 } // namespace
 
 } // namespace reprise::detail
@@ -100,6 +91,12 @@ public:
         for (auto& z : zombies_)
             bury(*z);
         zombies_.clear();
+        for (std::uint32_t token = 1; token <= sockets_.size(); ++token)
+            if (Socket* s = socket_of(token)) {
+                ::close(s->fd);
+                std::uint32_t t = token;
+                release_socket(t);
+            }
         for (auto& [signo, ev] : signal_events_)
             event_free(ev);
         event_free(offload_event_);
@@ -164,21 +161,26 @@ public:
             return error_from_errno(e);
         }
         l.local = local_address_of(fd);
-        l.socket.fd = fd;
-        l.socket.owner = this;
-        l.socket.read_event = event_new(base_, fd, EV_READ | EV_PERSIST, on_acceptable, &l);
-        REPRISE_ASSERT(l.socket.read_event != nullptr);
+        Socket& s = new_socket(l.backend_token);
+        s.fd = fd;
+        s.listener = &l;
+        s.read_event = event_new(base_, fd, EV_READ | EV_PERSIST, on_acceptable, &s);
+        REPRISE_ASSERT(s.read_event != nullptr);
         set_accepting(l, true);
         return {};
     }
 
-    void set_accepting(ListenerState& l, bool accepting) override { set_event(l.socket.read_event, l.socket.reading, accepting); }
+    void set_accepting(ListenerState& l, bool accepting) override {
+        if (Socket* s = socket_of(l.backend_token))
+            set_event(s->read_event, s->reading, accepting);
+    }
 
     void close_listener(ListenerState& l) override {
-        free_events(l.socket);
-        if (l.socket.fd >= 0)
-            ::close(l.socket.fd);
-        l.socket.fd = -1;
+        if (Socket* s = socket_of(l.backend_token)) {
+            if (s->fd >= 0)
+                ::close(s->fd);
+            release_socket(l.backend_token);
+        }
     }
 
     // --- connections -----------------------------------------------------------
@@ -194,52 +196,58 @@ public:
         int fd = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
             return error_from_errno(errno);
-        attach(c, fd);
+        Socket& s = attach(c, fd);
         if (::connect(fd, address.sockaddr_ptr(), address.sockaddr_len()) == 0 || errno == EINPROGRESS) {
             // Completion (or refusal) shows as writability; it is reported as a
             // wake-up even when immediate, so the order of events is the loop's.
-            set_event(c.socket.write_event, c.socket.writing, true);
+            set_event(s.write_event, s.writing, true);
             return {};
         }
         return error_from_errno(errno);
     }
 
-    void set_reading(ConnState& c, bool reading) override { set_event(c.socket.read_event, c.socket.reading, reading); }
+    void set_reading(ConnState& c, bool reading) override {
+        if (Socket* s = socket_of(c.backend_token))
+            set_event(s->read_event, s->reading, reading);
+    }
 
     void flush(ConnState& c) override {
-        if (c.socket.fd < 0 || c.connecting)
+        Socket* s = socket_of(c.backend_token);
+        if (s == nullptr || c.connecting)
             return;
-        send_output(c);
+        send_output(*s, c);
     }
 
     void shutdown_write(ConnState& c) override {
-        if (c.socket.fd < 0)
+        Socket* s = socket_of(c.backend_token);
+        if (s == nullptr)
             return;
         if (c.output.empty())
-            ::shutdown(c.socket.fd, SHUT_WR);
+            ::shutdown(s->fd, SHUT_WR);
         else
-            c.socket.shutdown_pending = true;
+            s->shutdown_pending = true;
     }
 
     void close(ConnState& c) override {
-        if (c.socket.fd < 0)
+        Socket* s = socket_of(c.backend_token);
+        if (s == nullptr)
             return;
-        free_events(c.socket);
+        const int fd = s->fd;
+        const bool shutdown_after = s->shutdown_pending;
+        release_socket(c.backend_token);
         if (c.output.empty() || c.error) {
-            ::close(c.socket.fd);
-            c.socket.fd = -1;
+            ::close(fd);
             return;
         }
         // Unsent output outlives the connection: a zombie sends it on its own.
         auto z = std::make_unique<Zombie>();
         z->backend = this;
-        z->fd = c.socket.fd;
-        z->shutdown_after = c.socket.shutdown_pending;
+        z->fd = fd;
+        z->shutdown_after = shutdown_after;
         z->output = std::move(c.output);
         z->write_event = event_new(base_, z->fd, EV_WRITE | EV_PERSIST, on_zombie_writable, z.get());
         timeval linger = to_timeval(limits::close_linger_ns);
         event_add(z->write_event, &linger);
-        c.socket.fd = -1;
         zombies_.push_back(std::move(z));
     }
 
@@ -258,6 +266,56 @@ public:
     }
 
 private:
+    /// What the backend keeps per socket; the runtime's state names it by a token.
+    struct Socket {
+        LiveBackend* backend = nullptr;   ///< for libevent callbacks
+        ConnState* conn = nullptr;        ///< the connection it belongs to, or
+        ListenerState* listener = nullptr;  ///< the listener
+        int fd = -1;
+        ::event* read_event = nullptr;
+        ::event* write_event = nullptr;
+        bool reading = false;             ///< read_event is added
+        bool writing = false;             ///< write_event is added
+        bool shutdown_pending = false;    ///< shut the write side once output is sent
+    };
+
+    /// A free slot of the socket table, named by `token` (its index + 1).
+    Socket& new_socket(std::uint32_t& token) {
+        REPRISE_ASSERT_MSG(token == 0, "a handle gets one socket");
+        if (free_tokens_.empty()) {
+            REPRISE_ASSERT_MSG(sockets_.size() < UINT32_MAX, "socket table full");
+            sockets_.push_back(std::make_unique<Socket>());
+            token = static_cast<std::uint32_t>(sockets_.size());
+        } else {
+            token = free_tokens_.back();
+            free_tokens_.pop_back();
+        }
+        Socket& s = *sockets_[token - 1];
+        s = Socket{};
+        s.backend = this;
+        return s;
+    }
+
+    Socket* socket_of(std::uint32_t token) noexcept {
+        if (token == 0)
+            return nullptr;
+        REPRISE_ASSERT(token <= sockets_.size());
+        Socket* s = sockets_[token - 1].get();
+        return s->fd >= 0 ? s : nullptr;
+    }
+
+    /// Frees the socket's events and its slot (not the fd); the handle forgets its token.
+    void release_socket(std::uint32_t& token) noexcept {
+        Socket& s = *sockets_[token - 1];
+        if (s.read_event)
+            event_free(s.read_event);
+        if (s.write_event)
+            event_free(s.write_event);
+        s = Socket{};
+        free_tokens_.push_back(token);
+        token = 0;
+    }
+
     struct Zombie {
         LiveBackend* backend = nullptr;
         int fd = -1;
@@ -276,30 +334,32 @@ private:
         added = want;
     }
 
-    void attach(ConnState& c, int fd) {
+    Socket& attach(ConnState& c, int fd) {
         set_nodelay(fd);
-        c.socket.fd = fd;
-        c.socket.owner = this;
-        c.socket.read_event = event_new(base_, fd, EV_READ | EV_PERSIST, on_readable, &c);
-        c.socket.write_event = event_new(base_, fd, EV_WRITE | EV_PERSIST, on_writable, &c);
-        REPRISE_ASSERT(c.socket.read_event && c.socket.write_event);
+        Socket& s = new_socket(c.backend_token);
+        s.fd = fd;
+        s.conn = &c;
+        s.read_event = event_new(base_, fd, EV_READ | EV_PERSIST, on_readable, &s);
+        s.write_event = event_new(base_, fd, EV_WRITE | EV_PERSIST, on_writable, &s);
+        REPRISE_ASSERT(s.read_event && s.write_event);
+        return s;
     }
 
     void push(Wakeup w) { batch_.items.push_back(w); }
 
-    void push_error(ConnState& c, int e) {
-        set_reading(c, false);
-        set_event(c.socket.write_event, c.socket.writing, false);
+    void push_error(Socket& s, ConnState& c, int e) {
+        set_event(s.read_event, s.reading, false);
+        set_event(s.write_event, s.writing, false);
         push(Wakeup{.kind = WakeKind::io_error, .handle = c.id, .value = e});
     }
 
     // Sends what the kernel takes; arms writability for the rest. A writer blocked
     // on the high-water mark is woken once output is back under the low-water mark.
-    void send_output(ConnState& c) {
+    void send_output(Socket& s, ConnState& c) {
         std::size_t before = c.output.size();
         while (!c.output.empty()) {
             std::string_view out = c.output.view();
-            ssize_t n = ::send(c.socket.fd, out.data(), out.size(), MSG_NOSIGNAL);
+            ssize_t n = ::send(s.fd, out.data(), out.size(), MSG_NOSIGNAL);
             if (n > 0) {
                 c.output.consume(static_cast<std::size_t>(n));
                 continue;
@@ -308,13 +368,13 @@ private:
                 continue;
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
                 break;
-            push_error(c, n < 0 ? errno : EPIPE);
+            push_error(s, c, n < 0 ? errno : EPIPE);
             return;
         }
-        set_event(c.socket.write_event, c.socket.writing, !c.output.empty());
-        if (c.output.empty() && c.socket.shutdown_pending) {
-            c.socket.shutdown_pending = false;
-            ::shutdown(c.socket.fd, SHUT_WR);
+        set_event(s.write_event, s.writing, !c.output.empty());
+        if (c.output.empty() && s.shutdown_pending) {
+            s.shutdown_pending = false;
+            ::shutdown(s.fd, SHUT_WR);
         }
         if (before > limits::output_low_water_bytes && c.output.size() <= limits::output_low_water_bytes &&
             !c.writers.empty())
@@ -322,8 +382,9 @@ private:
     }
 
     static void on_readable(evutil_socket_t fd, short, void* arg) {
-        auto& c = *static_cast<ConnState*>(arg);
-        auto& self = *static_cast<LiveBackend*>(c.socket.owner);
+        auto& s = *static_cast<Socket*>(arg);
+        auto& c = *s.conn;
+        auto& self = *s.backend;
         ssize_t n;
         do {
             n = ::recv(fd, self.scratch_.get(), limits::read_chunk_bytes, 0);
@@ -336,37 +397,39 @@ private:
             batch.bytes.append(self.scratch_.get(), static_cast<std::size_t>(n));
             self.push(w);
         } else if (n == 0) {
-            self.set_reading(c, false);
+            set_event(s.read_event, s.reading, false);
             self.push(Wakeup{.kind = WakeKind::eof, .handle = c.id});
         } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            self.push_error(c, errno);
+            self.push_error(s, c, errno);
         }
     }
 
     static void on_writable(evutil_socket_t fd, short, void* arg) {
-        auto& c = *static_cast<ConnState*>(arg);
-        auto& self = *static_cast<LiveBackend*>(c.socket.owner);
+        auto& s = *static_cast<Socket*>(arg);
+        auto& c = *s.conn;
+        auto& self = *s.backend;
         if (!c.connecting) {
-            self.send_output(c);
+            self.send_output(s, c);
             return;
         }
         int err = 0;
         socklen_t len = sizeof err;
         if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = errno;
-        self.set_event(c.socket.write_event, c.socket.writing, false);
+        set_event(s.write_event, s.writing, false);
         Wakeup w{.kind = WakeKind::connected, .handle = c.id, .value = err};
         if (err == 0) {
             w.local = local_address_of(static_cast<int>(fd));
             w.peer = c.peer;
-            self.set_reading(c, true);
+            set_event(s.read_event, s.reading, true);
         }
         self.push(w);
     }
 
     static void on_acceptable(evutil_socket_t fd, short, void* arg) {
-        auto& l = *static_cast<ListenerState*>(arg);
-        auto& self = *static_cast<LiveBackend*>(l.socket.owner);
+        auto& s = *static_cast<Socket*>(arg);
+        auto& l = *s.listener;
+        auto& self = *s.backend;
         for (std::size_t i = 0; i < limits::accepts_per_event_max; ++i) {
             sockaddr_storage ss{};
             socklen_t len = sizeof ss;
@@ -395,11 +458,12 @@ private:
         event_base_once(
             base_, -1, EV_TIMEOUT,
             [](evutil_socket_t, short, void* arg) {
-                auto& listener = *static_cast<ListenerState*>(arg);
-                if (!listener.closed && !listener.paused)
-                    static_cast<LiveBackend*>(listener.socket.owner)->set_accepting(listener, true);
+                // The listener may be gone by now: look it up by its token's slot.
+                auto& s = *static_cast<Socket*>(arg);
+                if (s.listener != nullptr && !s.listener->closed && !s.listener->paused)
+                    s.backend->set_accepting(*s.listener, true);
             },
-            &l, &tv);
+            socket_of(l.backend_token), &tv);
     }
 
     static void on_signal(evutil_socket_t signo, short, void* arg) {
@@ -458,6 +522,8 @@ private:
     std::map<int, event*> signal_events_;
     std::vector<std::unique_ptr<Zombie>> zombies_;
     std::unique_ptr<char[]> scratch_;
+    std::vector<std::unique_ptr<Socket>> sockets_;  ///< by token - 1; slots are reused
+    std::vector<std::uint32_t> free_tokens_;
 };
 
 std::unique_ptr<Backend> make_live_backend(std::size_t offload_threads, std::shared_ptr<LiveWorld> world) {

@@ -12,20 +12,7 @@
 #include <deque>
 #include <optional>
 
-struct event;
-
 namespace reprise::detail {
-
-/// What the live backend keeps per socket; other backends leave it empty.
-struct SocketSlot {
-    int fd = -1;
-    void* owner = nullptr;       ///< the backend, for libevent callbacks
-    ::event* read_event = nullptr;
-    ::event* write_event = nullptr;
-    bool reading = false;        ///< read_event is added
-    bool writing = false;        ///< write_event is added
-    bool shutdown_pending = false;  ///< shut the write side once output is sent
-};
 
 /// A connection's state, owned by its Connection object. close() hands the socket
 /// and the unsent output to the backend, which finishes sending them on its own.
@@ -49,7 +36,9 @@ struct ConnState : Handle {
     bool write_shut = false;          ///< shutdown() was called
     bool closed = false;              ///< close() was called; the socket belongs to the backend
     bool in_flush_list = false;
-    SocketSlot socket;
+    /// The backend's name for this connection's socket (0: none). What a backend keeps
+    /// per socket (the live one: the fd and its libevent events) is its own.
+    std::uint32_t backend_token = 0;
 };
 
 /// A listener's state; it owns the accepted connections the app has not taken yet.
@@ -61,7 +50,7 @@ struct ListenerState : Handle {
     Address local;
     bool paused = false;              ///< the ready queue is full
     bool closed = false;
-    SocketSlot socket;
+    std::uint32_t backend_token = 0;  ///< the backend's name for the listening socket (0: none)
 };
 
 } // namespace reprise::detail
