@@ -458,7 +458,7 @@ private:
         event_base_once(
             base_, -1, EV_TIMEOUT,
             [](evutil_socket_t, short, void* arg) {
-                // The listener may be gone by now: look it up by its token's slot.
+                // The listener may be gone by now: its slot then names no listener.
                 auto& s = *static_cast<Socket*>(arg);
                 if (s.listener != nullptr && !s.listener->closed && !s.listener->paused)
                     s.backend->set_accepting(*s.listener, true);
