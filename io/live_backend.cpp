@@ -88,6 +88,12 @@ public:
     }
 
     ~LiveBackend() override {
+        // Output of connections closed at the end of the run (a last reply written
+        // just before the program stopped) is still sent: each closed connection
+        // sends what it can until its linger (limits::close_linger_ns) ends.
+        while (!zombies_.empty())
+            if (event_base_loop(base_, EVLOOP_ONCE) != 0)
+                break;
         for (auto& z : zombies_)
             bury(*z);
         zombies_.clear();

@@ -226,6 +226,11 @@ void Replayer::end(int exit_code) {
         diverge(trace::describe(*r), did);
     consume();
     print_summary("done");
+    fmt::print(stderr, "reprise: no divergence: every input was fed and every output matched the trace\n");
+    if (config_.break_at > consumed_)
+        fmt::print(stderr, "reprise: --break-at {} was never reached: the trace has {} events (numbered from 0)\n",
+                   config_.break_at, consumed_);
+    std::fflush(stderr);
 }
 
 void Replayer::report_progress() {

@@ -10,6 +10,7 @@
 #include <fmt/core.h>
 #include <optional>
 #include <string_view>
+#include <variant>
 
 namespace reprise {
 
@@ -61,18 +62,16 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
     app.set_help_flag();
     app.allow_extras();
     app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-    std::optional<std::uint64_t> seed;
-    std::string node, speed;
-    std::uint64_t stack_bytes = 0, offload_threads = 0, segment_bytes = 0, break_at = 0;
+    std::string seed, node, speed, offload_threads, break_at;
+    std::uint64_t stack_bytes = 0, segment_bytes = 0;
     app.add_flag("-h,--help", out.help);
     app.add_flag("--verbose-seed", out.verbose_seed);
-    app.add_option("--seed", seed);
+    auto* seed_opt = app.add_option("--seed", seed);
     auto* node_opt = app.add_option("--node", node);
     auto* stack_opt = app.add_option("--stack-size", stack_bytes)
                           ->transform(CLI::AsSizeValue(false))
                           ->check(CLI::Range(std::uint64_t{limits::stack_bytes_min}, std::uint64_t{limits::stack_bytes_max}));
-    auto* threads_opt = app.add_option("--offload-threads", offload_threads)
-                            ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{limits::offload_threads_max}));
+    auto* threads_opt = app.add_option("--offload-threads", offload_threads);
     auto* record_opt = app.add_option("--record", out.options.record_path);
     auto* full_opt = app.add_flag("--record-full", out.options.record_full_outputs);
     auto* fsync_opt = app.add_flag("--record-fsync", out.options.record_fsync_every_chunk);
@@ -81,7 +80,7 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
                             ->check(CLI::Range(std::uint64_t{1024 * 1024}, std::uint64_t{UINT64_MAX}));
     auto* replay_opt = app.add_option("--replay", out.options.replay_path);
     auto* speed_opt = app.add_option("--speed", speed);
-    auto* break_opt = app.add_option("--break-at", break_at)->check(CLI::Range(std::uint64_t{1}, std::uint64_t{UINT64_MAX}));
+    auto* break_opt = app.add_option("--break-at", break_at);
 
     std::vector<std::string> reversed;  // CLI11 takes the arguments last first
     for (int i = end - 1; i >= 1; --i)
@@ -105,8 +104,21 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
     for (int i = end + 1; i < argc; ++i)
         out.args.emplace_back(argv[i]);
 
-    if (seed)
-        out.options.seed = *seed;
+    // Whole numbers, each with a message that says what the flag takes.
+    auto number = [](const char* flag, const std::string& text, std::uint64_t min, std::uint64_t max,
+                     std::string_view what) -> std::variant<std::uint64_t, std::string> {
+        std::uint64_t n = 0;
+        auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+        if (text.empty() || ec != std::errc{} || ptr != text.data() + text.size() || n < min || n > max)
+            return fmt::format("{} needs {} from {} to {}, got '{}'", flag, what, min, max, text);
+        return n;
+    };
+    if (*seed_opt) {
+        auto n = number("--seed", seed, 0, UINT64_MAX, "a number");
+        if (auto* error = std::get_if<std::string>(&n))
+            return *error;
+        out.options.seed = std::get<std::uint64_t>(n);
+    }
     if (*node_opt) {
         if (node.empty())
             return std::string("--node needs a name");
@@ -114,8 +126,12 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
     }
     if (*stack_opt)
         out.options.stack_bytes = static_cast<std::size_t>(stack_bytes);
-    if (*threads_opt)
-        out.options.offload_threads = static_cast<std::size_t>(offload_threads);
+    if (*threads_opt) {
+        auto n = number("--offload-threads", offload_threads, 1, limits::offload_threads_max, "a number of threads");
+        if (auto* error = std::get_if<std::string>(&n))
+            return *error;
+        out.options.offload_threads = static_cast<std::size_t>(std::get<std::uint64_t>(n));
+    }
     if (*segment_opt)
         out.options.record_segment_bytes = segment_bytes;
     if (*record_opt && out.options.record_path.empty())
@@ -126,15 +142,18 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
         if (speed == "max") {
             out.options.replay_speed = 0;
         } else {
-            std::uint64_t n = 0;
-            auto [ptr, ec] = std::from_chars(speed.data(), speed.data() + speed.size(), n);
-            if (ec != std::errc{} || ptr != speed.data() + speed.size() || n < 1 || n > 1'000'000)
-                return fmt::format("--speed needs max or a number from 1 to 1000000, got '{}'", speed);
-            out.options.replay_speed = static_cast<std::uint32_t>(n);
+            auto n = number("--speed", speed, 1, 1'000'000, "max or a number");
+            if (auto* error = std::get_if<std::string>(&n))
+                return *error;
+            out.options.replay_speed = static_cast<std::uint32_t>(std::get<std::uint64_t>(n));
         }
     }
-    if (*break_opt)
-        out.options.break_at = break_at;
+    if (*break_opt) {
+        auto n = number("--break-at", break_at, 1, UINT64_MAX, "an event number");
+        if (auto* error = std::get_if<std::string>(&n))
+            return *error;
+        out.options.break_at = std::get<std::uint64_t>(n);
+    }
 
     if (out.options.record_path.empty())
         if (const char* p = std::getenv("REPRISE_RECORD"); p && *p)  // reprise-allow: env (the runtime's own mode)
@@ -256,13 +275,14 @@ int run_main(int argc, char** argv, const ProgramEntry& entry) {
         const auto& recorded = runtime->recorded_argv();
         if (parsed.args.size() > 1 && (recorded.empty() || std::vector<std::string>(parsed.args.begin() + 1, parsed.args.end()) !=
                                                                 std::vector<std::string>(recorded.begin() + 1, recorded.end()))) {
-            std::string given, was;
-            for (std::size_t i = 1; i < parsed.args.size(); ++i)
-                given += " " + parsed.args[i];
-            for (std::size_t i = 1; i < recorded.size(); ++i)
-                was += " " + recorded[i];
+            auto joined = [](const std::vector<std::string>& args) {
+                std::string out;
+                for (std::size_t i = 1; i < args.size(); ++i)
+                    out += (out.empty() ? "" : " ") + args[i];
+                return out.empty() ? std::string("none") : out;
+            };
             fmt::print(stderr, "{}: the arguments given ({}) differ from the recorded ones ({}); omit them to use the recorded ones\n",
-                       program, given.empty() ? " none" : given, was.empty() ? " none" : was);
+                       program, joined(parsed.args), joined(recorded));
             return 2;
         }
         if (!recorded.empty())

@@ -489,3 +489,44 @@ TEST_CASE("one process hosts two programs' mains, each on its own runtime, stepp
     REQUIRE(server_args == std::vector<std::string>{"tiny-server", "--verbose"});
     REQUIRE(client_log == std::vector<std::string>{"node-a got hello from node-b\n"});
 }
+
+TEST_CASE("a reply written just before the program ends still reaches its client") {
+    auto world = make_live_world();
+    Options options;
+    options.live_world = world;
+    std::optional<Runtime> server(std::in_place, options);
+    Runtime client(options);
+    std::optional<Listener> listener;
+    server->start([&] {
+        listener.emplace(listen(Address::loopback(0)).value());
+        Connection conn = listener->accept(10s).value();
+        std::string request = conn.read_until("\n", 100, 10s).value();
+        // The last thing the program does: the reply is still buffered when it ends.
+        conn.write(std::string(200'000, 'x') + " bye after " + request).value();
+        return 0;
+    });
+    server->step(0);
+    REQUIRE(listener.has_value());
+    const std::uint16_t port = listener->port();
+    std::string got;
+    client.start([&] {
+        Connection conn = connect(Address::loopback(port), 10s).value();
+        conn.write("stop\n").value();
+        auto reply = conn.read_until("\n", 300'000, 10s);
+        got = reply.ok() ? reply->substr(200'000) : std::string(reply.error().message());
+        return 0;
+    });
+    // Both run until the server's program has ended; then the server's runtime goes away.
+    for (int round = 0; round < 10'000; ++round) {
+        if (server->step(0))
+            break;  // its last step closed the connection with the reply unsent: nobody polled since
+        client.step(0);
+    }
+    REQUIRE(server->finished());
+    REQUIRE(server->result() == 0);
+    listener.reset();
+    server.reset();
+    drive({&client}, 10'000);
+    REQUIRE(client.result() == 0);
+    REQUIRE(got == " bye after stop\n");
+}

@@ -80,6 +80,20 @@ def main():
                 print(f"reprise-echo demo failed ({rc}):\n{out}\n{err}", file=sys.stderr)
                 return 1
 
+        # --- what a replay says at its end ---------------------------------------------
+        rc, _, err = run([echo, f"--replay={a}"], cwd=tmp)
+        check(rc == 0 and "no divergence: every input was fed and every output matched" in err,
+              "a replay that matched says so", err)
+        rc, _, err = run([echo, f"--replay={a}", "--break-at", "99999999"], cwd=tmp)
+        check(rc == 0 and "--break-at 99999999 was never reached: the trace has" in err,
+              "a --break-at past the trace's end is reported, not silently ignored", err)
+        rc, _, err = run([echo, f"--replay={a}", "--seed", "abc"], cwd=tmp)
+        check(rc == 2 and "--seed needs a number from 0 to 18446744073709551615, got 'abc'" in err,
+              "a runtime flag's bad number says what the flag takes", err)
+        rc, _, err = run([echo, f"--replay={a}", "other"], cwd=tmp)
+        check(rc == 2 and "the arguments given (other) differ from the recorded ones (demo)" in err,
+              "replay names given and recorded arguments without stray spaces", err)
+
         # --- help and command-line errors ------------------------------------------
         rc, out, _ = run([tool, "--version"])
         m = re.search(r"reads trace format version (\d+)", out)
