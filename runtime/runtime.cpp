@@ -2,16 +2,11 @@
 #include "reprise/runtime/internal/core.hpp"
 
 #include "reprise/io/internal/offload_state.hpp"
-#include "reprise/record/internal/build_id.hpp"
-#include "reprise/record/internal/recorder.hpp"
-#include "reprise/replay/internal/replayer.hpp"
 #include "reprise/io/internal/os_random.hpp"
 
 #include <fmt/core.h>
 
 #include <csignal>
-#include <filesystem>
-#include <stdexcept>
 #include <cstdio>
 #include <cstdlib>
 
@@ -279,55 +274,8 @@ Runtime::Impl::Impl(Runtime& owner_, Options options_)
     pthread_attr_destroy(&attr);
     loop_stack_bottom = stack_addr;
 #endif
-    Replayer* replayer_ptr = nullptr;
-    if (!options.replay_path.empty()) {
-        // Replay: the trace is the backend and the journal; seed and name come from it.
-        std::string error;
-        auto reader = trace::Reader::open(options.replay_path, &error);
-        if (!reader.ok())
-            throw std::runtime_error(error);
-        seed = reader->header().seed;
-        prng = Prng(seed);
-        options.node_name = reader->header().node;
-        recorded_argv = reader->header().argv;
-        auto replayer = std::make_unique<Replayer>(
-            *this, std::move(*reader), ReplayConfig{.speed = options.replay_speed, .break_at = options.break_at});
-        journal = replayer_ptr = replayer.get();
-        backend = std::move(replayer);
-    } else {
-        backend = make_live_backend(options.offload_threads, options.live_world);
-    }
-    backend->read_clock(now_ns, wall_ns);
-    if (!options.record_path.empty()) {
-        // Replaying too (a re-recording): the header is the replayed trace's (node,
-        // argv, seed, start times), so that the new trace compares equal to it.
-        std::error_code ec;
-        if (replayer_ptr && (options.record_path == options.replay_path ||
-                             std::filesystem::equivalent(options.record_path, options.replay_path, ec)))
-            throw std::runtime_error(fmt::format("cannot record into {}: it is the trace being replayed",
-                                                 options.record_path));
-        RecorderConfig config;
-        config.path = options.record_path;
-        config.header = trace::Header{.node = options.node_name,
-                                      .argv = replayer_ptr ? recorded_argv : options.argv,
-                                      .seed = seed,
-                                      .start_mono_ns = now_ns,
-                                      .start_wall_ns = wall_ns,
-                                      .runtime_version = REPRISE_VERSION,
-                                      .build_id = executable_build_id()};
-        config.fsync = options.record_fsync_every_chunk ? FsyncPolicy::every_chunk : FsyncPolicy::at_end;
-        config.segment_bytes = options.record_segment_bytes;
-        config.full_outputs = options.record_full_outputs;
-        std::string error;
-        auto rec = Recorder::open(std::move(config), error);
-        if (!rec)
-            throw std::runtime_error(error);
-        if (replayer_ptr)
-            recorder = std::make_unique<Rerecorder>(*replayer_ptr, std::move(rec));
-        else
-            recorder = std::move(rec);
-        journal = recorder.get();
-    }
+    // Which backend and journal this runtime gets is decided above the core.
+    wire_modes(*this);
     if (options.stop_on_signals) {
         backend->watch_signal(SIGINT);
         backend->watch_signal(SIGTERM);

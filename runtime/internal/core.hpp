@@ -153,6 +153,12 @@ public:
     virtual void submit_offload(std::shared_ptr<OffloadState> request) = 0;
 };
 
+/// Gives a runtime its backend and journal from its Options: live, record, replay, or
+/// replay and record again. Defined above the core (replay/modes.cpp), the one place
+/// that knows every mode; throws std::runtime_error with a clear message when a trace
+/// cannot be read or created.
+void wire_modes(Runtime::Impl& rt);
+
 /// A live backend on `world`'s event loop (null: a loop of its own).
 std::unique_ptr<Backend> make_live_backend(std::size_t offload_threads, std::shared_ptr<LiveWorld> world);
 

@@ -1,0 +1,68 @@
+// Mode wiring: which backend and journal a runtime gets from its Options (live, record,
+// replay, or replay and record again). It sits above the core, the one place that knows
+// every mode; the core only calls it.
+#include "reprise/replay/internal/replayer.hpp"
+
+#include "reprise/record/internal/build_id.hpp"
+#include "reprise/record/internal/recorder.hpp"
+
+#include <fmt/core.h>
+
+#include <filesystem>
+#include <stdexcept>
+
+namespace reprise::detail {
+
+void wire_modes(Runtime::Impl& rt) {
+    Replayer* replayer_ptr = nullptr;
+    if (!rt.options.replay_path.empty()) {
+        // Replay: the trace is the backend and the journal; seed and name come from it.
+        std::string error;
+        auto reader = trace::Reader::open(rt.options.replay_path, &error);
+        if (!reader.ok())
+            throw std::runtime_error(error);
+        rt.seed = reader->header().seed;
+        rt.prng = Prng(rt.seed);
+        rt.options.node_name = reader->header().node;
+        rt.recorded_argv = reader->header().argv;
+        auto replayer = std::make_unique<Replayer>(
+            rt, std::move(*reader), ReplayConfig{.speed = rt.options.replay_speed, .break_at = rt.options.break_at});
+        rt.journal = replayer_ptr = replayer.get();
+        rt.backend = std::move(replayer);
+    } else {
+        rt.backend = make_live_backend(rt.options.offload_threads, rt.options.live_world);
+    }
+    rt.backend->read_clock(rt.now_ns, rt.wall_ns);
+    if (!rt.options.record_path.empty()) {
+        // Replaying too (a re-recording): the header is the replayed trace's (node,
+        // argv, seed, start times), so that the new trace compares equal to it.
+        std::error_code ec;
+        if (replayer_ptr && (rt.options.record_path == rt.options.replay_path ||
+                             std::filesystem::equivalent(rt.options.record_path, rt.options.replay_path, ec)))
+            throw std::runtime_error(fmt::format("cannot record into {}: it is the trace being replayed",
+                                                 rt.options.record_path));
+        RecorderConfig config;
+        config.path = rt.options.record_path;
+        config.header = trace::Header{.node = rt.options.node_name,
+                                      .argv = replayer_ptr ? rt.recorded_argv : rt.options.argv,
+                                      .seed = rt.seed,
+                                      .start_mono_ns = rt.now_ns,
+                                      .start_wall_ns = rt.wall_ns,
+                                      .runtime_version = REPRISE_VERSION,
+                                      .build_id = executable_build_id()};
+        config.fsync = rt.options.record_fsync_every_chunk ? FsyncPolicy::every_chunk : FsyncPolicy::at_end;
+        config.segment_bytes = rt.options.record_segment_bytes;
+        config.full_outputs = rt.options.record_full_outputs;
+        std::string error;
+        auto rec = Recorder::open(std::move(config), error);
+        if (!rec)
+            throw std::runtime_error(error);
+        if (replayer_ptr)
+            rt.recorder = std::make_unique<Rerecorder>(*replayer_ptr, std::move(rec));
+        else
+            rt.recorder = std::move(rec);
+        rt.journal = rt.recorder.get();
+    }
+}
+
+} // namespace reprise::detail
