@@ -38,6 +38,17 @@ Address Connection::peer_address() const { return state_ ? state_->peer : Addres
 std::uint64_t Connection::id() const noexcept { return state_ ? state_->id : 0; }
 std::size_t Connection::buffered() const noexcept { return state_ ? state_->input.size() : 0; }
 
+// Why no more input will come to `c` (closed, its error, eof), or nothing: more may.
+static Result<void> no_more_input(const ConnState& c) {
+    if (c.closed)
+        return Errc::closed;
+    if (c.error)
+        return *c.error;
+    if (c.eof)
+        return Errc::eof;
+    return {};
+}
+
 // Waits until input is buffered, or says why none will come. Buffered bytes are
 // served before a pending eof or error is reported.
 static Result<void> wait_readable(ConnState* state, Deadline deadline) {
@@ -46,12 +57,8 @@ static Result<void> wait_readable(ConnState* state, Deadline deadline) {
         ConnState& c = *state;
         if (!c.input.empty())
             return {};
-        if (c.closed)
-            return Errc::closed;
-        if (c.error)
-            return *c.error;
-        if (c.eof)
-            return Errc::eof;
+        if (auto end = no_more_input(c); !end.ok())
+            return end.error();
         check_own_handle(c, "a read");
         if (auto r = c.readers.wait(deadline); !r.ok())
             return r;
@@ -114,35 +121,20 @@ std::size_t Connection::discard(std::size_t n) noexcept {
     return n;
 }
 
-// What a read that must not wait says when nothing is buffered: nothing yet, or why
-// nothing will come.
-static Result<void> nothing_buffered_yet(const detail::ConnState& c) {
-    if (c.closed)
-        return Errc::closed;
-    if (c.error)
-        return *c.error;
-    if (c.eof)
-        return Errc::eof;
-    return {};
-}
-
 Result<std::string> Connection::try_read(std::size_t max_bytes) {
     REPRISE_ASSERT_MSG(state_ != nullptr, "read from an empty Connection");
-    if (state_->input.size() == 0) {
-        if (auto r = nothing_buffered_yet(*state_); !r.ok())
-            return r.error();
-        return std::string();
-    }
-    std::string out(state_->input.view().substr(0, max_bytes));
-    consume_input(*state_->rt, *state_, out.size());
+    std::string out(std::min(max_bytes, state_->input.size()), '\0');
+    auto n = try_read(std::span<char>(out.data(), out.size()));
+    if (!n.ok())
+        return n.error();
     return out;
 }
 
 Result<std::size_t> Connection::try_read(std::span<char> buffer) {
     REPRISE_ASSERT_MSG(state_ != nullptr, "read from an empty Connection");
     if (state_->input.size() == 0) {
-        if (auto r = nothing_buffered_yet(*state_); !r.ok())
-            return r.error();
+        if (auto end = no_more_input(*state_); !end.ok())
+            return end.error();
         return std::size_t{0};
     }
     std::string_view in = state_->input.view();
@@ -158,12 +150,8 @@ Result<void> Connection::wait_buffered(std::size_t n, Deadline deadline) {
         // Wait for more than what is buffered: readable alone is not enough.
         ConnState& c = *state_;
         want_input(*c.rt, c, n);
-        if (c.closed)
-            return Errc::closed;
-        if (c.error)
-            return *c.error;
-        if (c.eof)
-            return Errc::eof;
+        if (auto end = no_more_input(c); !end.ok())
+            return end.error();
         check_own_handle(c, "a read");
         if (auto r = c.readers.wait(deadline); !r.ok())
             return r;
@@ -203,12 +191,8 @@ Result<std::string> Connection::read_until(std::string_view delimiter, std::size
             return Errc::limit;
         searched = in.size() >= delimiter.size() ? in.size() - delimiter.size() + 1 : 0;
         want_input(*c.rt, c, max_bytes);
-        if (c.closed)
-            return Errc::closed;
-        if (c.error)
-            return *c.error;
-        if (c.eof)
-            return Errc::eof;
+        if (auto end = no_more_input(c); !end.ok())
+            return end.error();
         check_own_handle(c, "a read");
         if (auto r = c.readers.wait(deadline); !r.ok())
             return r.error();

@@ -209,12 +209,13 @@ int gather_then_flush(std::string& log) {
                 std::string held, replies;
                 std::size_t flushes = 0, answered = 0;
                 for (;;) {
-                    auto more = conn.try_read();
-                    if (!more.ok()) {
+                    auto finished = [&](const Error& why) {
                         log += fmt::format("handler {}: {} answered in {} flushes, then {}\n", i, answered, flushes,
-                                           more.error().message());
-                        return;
-                    }
+                                           why.message());
+                    };
+                    auto more = conn.try_read();
+                    if (!more.ok())
+                        return finished(more.error());
                     held += *more;
                     for (std::size_t nl; (nl = held.find('\n')) != std::string::npos; held.erase(0, nl + 1)) {
                         replies += fmt::format("ok {}\n", held.substr(0, nl));
@@ -228,11 +229,8 @@ int gather_then_flush(std::string& log) {
                         ++flushes;
                     }
                     auto got = conn.read_some(4096, generous);  // nothing buffered: wait
-                    if (!got.ok()) {
-                        log += fmt::format("handler {}: {} answered in {} flushes, then {}\n", i, answered, flushes,
-                                           got.error().message());
-                        return;
-                    }
+                    if (!got.ok())
+                        return finished(got.error());
                     held += *got;
                 }
             }));
