@@ -43,15 +43,8 @@ const std::vector<std::string> runtime_flags = {
     "--seed", "--node", "--stack-size", "--offload-threads", "--verbose-seed", "--record", "--record-full",
     "--record-segment", "--record-fsync", "--replay", "--speed", "--break-at", "--help"};
 
-struct Parsed {
-    Options options;
-    std::vector<std::string> args;
-    bool help = false;
-    bool verbose_seed = false;
-};
-
 // Returns an error message, or nothing when the flags are fine.
-std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo& info, Parsed& out) {
+std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo& info, CommandLine& out) {
     out.args.emplace_back(argc > 0 ? argv[0] : "program");
     // `--` ends the runtime's flags: what follows goes to the program untouched.
     int end = 1;
@@ -215,19 +208,14 @@ std::string closest_flag(std::string_view unknown, const std::vector<std::string
 }
 
 CommandLine parse_command_line(int argc, char** argv, const ProgramInfo& info) {
-    Parsed parsed;
     CommandLine out;
-    if (auto error = parse_flags(argc, argv, info, parsed))
+    if (auto error = parse_flags(argc, argv, info, out))
         out.error = std::move(*error);
-    out.options = std::move(parsed.options);
-    out.args = std::move(parsed.args);
-    out.help = parsed.help;
-    out.verbose_seed = parsed.verbose_seed;
     return out;
 }
 
 void start_entry(Runtime& runtime, const ProgramEntry& entry, std::vector<std::string> args) {
-    REPRISE_ASSERT_MSG(entry.main != nullptr, "an ProgramEntry needs a main function");
+    REPRISE_ASSERT_MSG(entry.main != nullptr, "a ProgramEntry needs a main function");
     // The context lives as long as the run: the runtime keeps the main function until it ends.
     auto context = std::make_shared<MainContext>(MainContext{std::move(args), runtime});
     runtime.start([context, main = entry.main] { return main(*context); });
