@@ -1,10 +1,13 @@
-// Reads the main executable's build-id note from its loaded program headers.
+// The recording program's identity: its build-id note (from its loaded program headers), path and working directory.
 #include "reprise/record/internal/build_id.hpp"
 
 #include <cstring>
 #include <elf.h>
 #include <fmt/core.h>
 #include <link.h>
+#include <unistd.h>
+
+#include <climits>
 
 namespace reprise::detail {
 
@@ -36,6 +39,22 @@ std::string executable_build_id() {
         },
         &id);
     return id;
+}
+
+std::string executable_path() {
+    char buf[PATH_MAX];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+std::string working_directory() {
+    char buf[PATH_MAX];
+    return ::getcwd(buf, sizeof buf) ? std::string(buf) : std::string();
+}
+
+std::string program_name_from(const std::string& argv0) {
+    auto slash = argv0.rfind('/');
+    return slash == std::string::npos ? argv0 : argv0.substr(slash + 1);
 }
 
 } // namespace reprise::detail

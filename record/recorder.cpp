@@ -43,6 +43,7 @@ bool Recorder::open_file(std::string& error) {
     }
     trace::Header h = config_.header;
     h.segment = segment_;
+    h.encrypted = config_.key.has_value();
     std::string header = trace::encode_header(h);
     if (!write_all(fd, header)) {
         error = fmt::format("cannot write the header of trace {}: {}", path, std::strerror(errno));
@@ -54,6 +55,7 @@ bool Recorder::open_file(std::string& error) {
         return false;
     }
     file_bytes_ = header.size();
+    sealer_ = std::make_unique<trace::ChunkSealer>(trace::encode_header_body(h), config_.key ? &*config_.key : nullptr);
     int old = fd_.exchange(fd);
     if (old >= 0) {
         if (config_.fsync != FsyncPolicy::never)
@@ -102,7 +104,7 @@ void Recorder::committed() {
 
 void Recorder::tick(std::int64_t mono_ns, std::int64_t wall_ns) {
     idle(mono_ns);
-    encoder_.tick(mono_ns, wall_ns);
+    encoder_.put(trace::Tick{.mono_ns = mono_ns, .wall_ns = wall_ns});
     committed();
 }
 
@@ -116,9 +118,27 @@ void Recorder::idle(std::int64_t mono_ns) {
 
 void Recorder::wakeup(const Wakeup& w, std::string_view data) {
     REPRISE_ASSERT_MSG(data.size() <= trace::record_payload_bytes_max, "a wake-up's data is larger than a record may be");
-    const bool addresses = w.kind == WakeKind::accepted || (w.kind == WakeKind::connected && w.value == 0);
-    encoder_.wake(static_cast<std::uint8_t>(w.kind), w.handle, w.value, data, addresses ? &w.peer : nullptr,
-                  addresses ? &w.local : nullptr);
+    REPRISE_ASSERT_MSG(w.kind != WakeKind::accepted, "an accepted connection is recorded by accepted()");
+    if (w.kind == WakeKind::connected) {
+        trace::Connected r{.connection = w.handle, .error = w.value, .peer = {}, .local = {}};
+        if (w.value == 0) {
+            r.peer = w.peer;
+            r.local = w.local;
+        }
+        encoder_.put(r);
+    } else {
+        encoder_.put(trace::Wake{.wake = w.kind, .handle = w.handle, .value = w.value, .data = data});
+    }
+    committed();
+}
+
+void Recorder::accepted(const Wakeup& w, std::uint64_t connection) {
+    encoder_.put(trace::Accepted{.listener = w.handle, .connection = connection, .peer = w.peer, .local = w.local});
+    committed();
+}
+
+void Recorder::annotation(const trace::Annotation& a) {
+    encoder_.put(a);
     committed();
 }
 
@@ -129,7 +149,7 @@ void Recorder::offload_done(const Wakeup& w, std::string_view, OffloadState& req
 std::string Recorder::input(trace::InputKind kind, std::string_view name, const std::function<std::string()>& produce) {
     std::string value = produce();
     REPRISE_ASSERT_MSG(value.size() <= trace::record_payload_bytes_max, "an input is larger than a record may be");
-    encoder_.input(kind, name, value);
+    encoder_.put(trace::Input{.input = kind, .name = name, .value = value});
     committed();
     return value;
 }
@@ -140,12 +160,13 @@ void Recorder::output(trace::OutputKind kind, std::uint64_t handle, std::string_
 
 void Recorder::output_bytes(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes, bool full_bytes) {
     std::string_view full = full_bytes && bytes.size() <= trace::record_payload_bytes_max ? bytes : std::string_view{};
-    encoder_.output(kind, handle, bytes.size(), trace::digest64(bytes), full);
+    encoder_.put(trace::Output{
+        .output = kind, .handle = handle, .length = bytes.size(), .digest = trace::digest64(bytes), .bytes = full});
     committed();
 }
 
 void Recorder::spawn(std::uint64_t id, std::string_view name) {
-    encoder_.spawn(id, name);
+    encoder_.put(trace::Spawn{.task = id, .name = name});
     committed();
 }
 
@@ -153,7 +174,7 @@ void Recorder::end(int exit_code) {
     if (ended_)
         return;
     ended_ = true;
-    encoder_.end(exit_code);
+    encoder_.put(trace::End{.exit_code = exit_code});
     committed();
     seal();
     {
@@ -205,10 +226,13 @@ void Recorder::writer_main() {
             return;
         Sealed chunk = std::move(chunks_.front());
         chunks_.pop_front();
+        // Behind by more than a quarter of the buffer: this chunk goes uncompressed, so
+        // the writer catches up rather than the loop waiting for it.
+        const bool compress = config_.compress && queued_bytes_ <= config_.buffer_bytes_max / 4;
         lock.unlock();
         // After a failure the chunks still queued are dropped: nothing may follow a gap.
         if (!failed_.load())
-            write_sealed(chunk);
+            write_sealed(chunk, compress);
         chunks_unwritten_.fetch_sub(1);
         lock.lock();
         queued_bytes_ -= chunk.payload.size();
@@ -217,7 +241,7 @@ void Recorder::writer_main() {
 }
 
 // Writes one sealed chunk, starting the next segment first when it would not fit.
-void Recorder::write_sealed(const Sealed& chunk) {
+void Recorder::write_sealed(const Sealed& chunk, bool compress) {
     if (config_.segment_bytes > 0 && file_bytes_ + chunk.payload.size() > config_.segment_bytes &&
         file_bytes_ > trace::header_bytes_max) {
         ++segment_;
@@ -228,12 +252,16 @@ void Recorder::write_sealed(const Sealed& chunk) {
         }
     }
     const int fd = fd_.load();
-    if (!write_chunk(fd, chunk.payload)) {
+    framed_.clear();
+    sealer_->seal(chunk.payload, chunk_index_.load(), compress, framed_);
+    if (!write_all(fd, framed_)) {
         const int error_number = errno;
         stop_writing(fmt::format("writing the trace {} failed: {}", file_path(), std::strerror(error_number)));
         return;
     }
-    file_bytes_ += chunk.payload.size() + 8;
+    chunk_index_.fetch_add(1);
+    file_bytes_ += framed_.size();
+    stored_bytes_.fetch_add(framed_.size());
     records_written_ = chunk.records_through;
     if (config_.fsync == FsyncPolicy::every_chunk && ::fsync(fd) != 0) {
         const int error_number = errno;
@@ -263,18 +291,6 @@ std::string Recorder::file_path() const {
     return config_.segment_bytes > 0 ? fmt::format("{}.{}", config_.path, segment_) : config_.path;
 }
 
-// Writes one chunk: its frame (length, CRC-32C of the payload), then the payload.
-bool Recorder::write_chunk(int fd, std::string_view payload) noexcept {
-    unsigned char frame[8];
-    auto len = static_cast<std::uint32_t>(payload.size());
-    std::uint32_t crc = trace::crc32c(payload);
-    for (int i = 0; i < 4; ++i) {
-        frame[i] = static_cast<unsigned char>(len >> (8 * i));
-        frame[4 + i] = static_cast<unsigned char>(crc >> (8 * i));
-    }
-    return write_all(fd, std::string_view(reinterpret_cast<char*>(frame), sizeof frame)) && write_all(fd, payload);
-}
-
 // --- the crash path -------------------------------------------------------------------
 
 // Runs inside a fatal signal handler: lets the writer finish the sealed chunks
@@ -286,11 +302,24 @@ void Recorder::crash_flush(void* arg) noexcept {
     while (self->chunks_unwritten_.load() > 0 && crash_wait_step()) {
     }
     int fd = self->fd_.load();
-    std::string_view payload(self->encoder_.payload().data(), self->committed_bytes_);
-    if (fd < 0 || payload.empty() || self->chunks_unwritten_.load() > 0)
+    char* payload = self->encoder_.payload().data();
+    const std::size_t n = self->committed_bytes_;
+    if (fd < 0 || n == 0 || self->chunks_unwritten_.load() > 0 || !self->sealer_)
         return;
-    // The writer is idle (nothing unwritten), so its count of complete bytes holds.
-    if (!self->write_chunk(fd, payload))
+    // The writer is idle (nothing unwritten), so its sealer, chunk index and count of
+    // complete bytes hold. The chunk goes uncompressed, but sealed when the trace is:
+    // the payload is encrypted in place (the process is dying; nothing reads it after).
+    trace::SealedInPlace sealed;
+    if (!self->sealer_->seal_in_place(payload, n, self->chunk_index_.load(), sealed))
+        return;
+    auto bytes = [](const void* p, std::size_t len) { return std::string_view(static_cast<const char*>(p), len); };
+    bool ok = self->write_all(fd, bytes(sealed.frame, sizeof sealed.frame));
+    if (ok && sealed.encrypted)
+        ok = self->write_all(fd, bytes(sealed.nonce, sizeof sealed.nonce));
+    ok = ok && self->write_all(fd, bytes(payload, n));
+    if (ok && sealed.encrypted)
+        ok = self->write_all(fd, bytes(sealed.tag, sizeof sealed.tag));
+    if (!ok)
         (void)::ftruncate(fd, static_cast<off_t>(self->file_bytes_));
     ::fsync(fd);
 }

@@ -1,20 +1,30 @@
-// The trace format: header, chunks and records — each record's encoding and decoding side by side.
+// The trace format: header, chunks and records — one type per record, its encoding and decoding side by side.
 #pragma once
 
 #include "reprise/io/address.hpp"
+#include "reprise/runtime/events.hpp"
 #include "reprise/runtime/result.hpp"
 
+#include <array>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
+
+namespace reprise {
+class JsonWriter;
+}
 
 namespace reprise::trace {
 
 /// Bumped on every change of the format; a reader refuses any other version.
-inline constexpr std::uint32_t format_version = 2;  // 2: four-lane digest64
+/// 3: one type per record (accepted, connected, annotation), XXH3-64 digests, program
+/// identity in the header, chunk envelope (compressed, encrypted).
+inline constexpr std::uint32_t format_version = 3;
 inline constexpr char magic[8] = {'R', 'E', 'P', 'R', 'I', 'S', 'E', '\n'};
 
 /// Largest chunk payload a writer produces and a reader accepts.
@@ -29,82 +39,167 @@ inline constexpr std::uint32_t record_payload_bytes_max = 64 * 1024 * 1024 + 409
 static_assert(record_payload_bytes_max + 1024 <= chunk_bytes_max, "a record always fits in a chunk");
 static_assert(chunk_bytes_target <= chunk_bytes_max);
 
+/// Annotations stay small: they are milestones, not logs.
+inline constexpr std::size_t annotation_fields_max = 8;
+inline constexpr std::size_t annotation_name_bytes_max = 64;
+inline constexpr std::size_t annotation_text_bytes_max = 256;
+
+using reprise::InputKind;
+using reprise::OutputKind;
+using reprise::WakeKind;
+using reprise::input_kind_name;
+using reprise::output_kind_name;
+using reprise::wake_kind_name;
+
 /// What the trace says about the program that wrote it.
 struct Header {
     std::string node;
-    std::vector<std::string> argv;
+    std::string program;             ///< the program's name (its entry's); "same program" means this
+    std::vector<std::string> argv;   ///< argv[0] as given, then the program's own arguments
+    std::string executable;          ///< the executable, resolved (/proc/self/exe)
+    std::string working_directory;   ///< where it ran (a relative argv[0] or path is relative to it)
     std::uint64_t seed = 0;
     std::int64_t start_mono_ns = 0;
     std::int64_t start_wall_ns = 0;
     std::string runtime_version;
     std::string build_id;            ///< of the recorded binary (GNU build-id, hex)
     std::uint32_t segment = 0;       ///< index of this file in a segmented trace
+    bool encrypted = false;          ///< every chunk is sealed (the tools then need the key)
 };
 
+/// A record's kind: its first field on disk, and its index + 1 in `Record`.
 enum class RecordKind : std::uint8_t {
-    tick = 1,    ///< a loop tick's monotonic and wall time
-    wake = 2,    ///< a wake-up delivered through the gate
-    input = 3,   ///< a synchronous input a task asked for
-    output = 4,  ///< bytes the program sent to the world (length + digest)
-    spawn = 5,   ///< a task started (a checkpoint of the program's own order)
-    end = 6,     ///< the program ended; the trace is complete
+    tick = 1,        ///< a loop tick's monotonic and wall time
+    wake = 2,        ///< a wake-up delivered through the gate (not accepted / connected)
+    input = 3,       ///< a synchronous input a task asked for
+    output = 4,      ///< bytes the program sent to the world (length + digest, or in full)
+    spawn = 5,       ///< a task started (a checkpoint of the program's own order)
+    end = 6,         ///< the program ended; the trace is complete
+    accepted = 7,    ///< a listener accepted a connection, and the id it got
+    connected = 8,   ///< an outbound connect finished
+    annotation = 9,  ///< a milestone the program wrote (not checked by replay)
 };
-
-/// Kinds of synchronous inputs.
-enum class InputKind : std::uint8_t {
-    precise_clock = 1,  ///< precise_now()
-    secure_random = 2,  ///< secure_random(n)
-    env = 3,            ///< env(name)
-    app = 4,            ///< input(name, produce)
-    listen = 5,         ///< the result of listen() (bound address or error)
-    connect = 6,        ///< the immediate result of starting a connect
-};
-
-enum class OutputKind : std::uint8_t {
-    conn_write = 1,  ///< bytes written to a connection
-    exit = 2,        ///< the exit code (in `length`)
-};
-
+inline constexpr std::uint8_t record_kind_last = 9;
 const char* record_kind_name(RecordKind k) noexcept;
-const char* input_kind_name(InputKind k) noexcept;
-const char* output_kind_name(OutputKind k) noexcept;
-/// Wake-up kinds share numbering with the runtime's gate (detail::WakeKind).
-const char* wake_kind_name(std::uint8_t k) noexcept;
 
-/// One record, decoded. Fields are used according to `kind`; times are absolute
-/// (the encoding is delta-encoded against the previous tick).
-struct Record {
-    RecordKind kind = RecordKind::tick;
-    std::uint8_t sub = 0;          ///< wake: WakeKind; input: InputKind; output: OutputKind
-    std::int64_t mono_ns = 0;      ///< tick
-    std::int64_t wall_ns = 0;      ///< tick
-    std::uint64_t handle = 0;      ///< wake, output: the handle; spawn: the task id
-    std::int64_t value = 0;        ///< wake: errno/signal/fd; output: length; end: exit code
-    std::uint64_t digest = 0;      ///< output
-    std::string data;              ///< wake: bytes read / offload result; input: value; output: full bytes (optional)
-    std::string name;              ///< input: name; spawn: task name
-    Address peer;                  ///< wake (accepted, connected)
-    Address local;
-    bool has_addresses = false;
+// --- the records ------------------------------------------------------------------
+// Decoded records point into the reader's chunk (no allocation): see Reader::next
+// for how long they stay valid, and RecordCopy to keep one longer.
+
+struct Tick {
+    std::int64_t mono_ns = 0;  ///< absolute (the encoding is a delta from the previous tick)
+    std::int64_t wall_ns = 0;
+    friend bool operator==(const Tick&, const Tick&) = default;
 };
 
-/// 64-bit digest of output bytes (stable across machines and builds).
-std::uint64_t digest64(std::string_view bytes) noexcept;
-/// CRC-32C (Castagnoli) of a chunk's payload.
-std::uint32_t crc32c(std::string_view bytes) noexcept;
+struct Wake {
+    WakeKind wake = WakeKind::timer_fired;  ///< never accepted or connected: those have their own records
+    std::uint64_t handle = 0;               ///< 0 for signals
+    std::int64_t value = 0;                 ///< errno (io_error), signal number (signal), else 0
+    std::string_view data;                  ///< bytes_read: the bytes; offload_done: the result
+    friend bool operator==(const Wake&, const Wake&) = default;
+};
 
-/// Encodes records into one chunk payload; keeps the delta-encoding state.
+struct Accepted {
+    std::uint64_t listener = 0;
+    std::uint64_t connection = 0;  ///< the id the gate gave the new connection
+    Address peer;
+    Address local;
+    friend bool operator==(const Accepted&, const Accepted&) = default;
+};
+
+struct Connected {
+    std::uint64_t connection = 0;
+    std::int64_t error = 0;  ///< 0, or the connect's errno
+    Address peer;            ///< when error == 0
+    Address local;
+    friend bool operator==(const Connected&, const Connected&) = default;
+};
+
+struct Input {
+    InputKind input = InputKind::precise_clock;
+    std::string_view name;
+    std::string_view value;
+    friend bool operator==(const Input&, const Input&) = default;
+};
+
+struct Output {
+    OutputKind output = OutputKind::conn_write;
+    std::uint64_t handle = 0;
+    std::uint64_t length = 0;  ///< conn_write: bytes written; exit: the exit code
+    std::uint64_t digest = 0;  ///< XXH3-64 of the bytes
+    std::string_view bytes;    ///< every byte, when recorded in full (--record-full); else empty
+    friend bool operator==(const Output&, const Output&) = default;
+};
+
+struct Spawn {
+    std::uint64_t task = 0;
+    std::string_view name;
+    friend bool operator==(const Spawn&, const Spawn&) = default;
+};
+
+struct End {
+    std::int64_t exit_code = 0;
+    friend bool operator==(const End&, const End&) = default;
+};
+
+/// One field of an annotation: an integer or a text.
+struct AnnotationField {
+    std::string_view key;
+    bool is_text = false;
+    std::int64_t number = 0;
+    std::string_view text;
+    friend bool operator==(const AnnotationField&, const AnnotationField&) = default;
+};
+
+struct Annotation {
+    std::string_view name;
+    std::uint8_t count = 0;
+    std::array<AnnotationField, annotation_fields_max> fields{};
+    friend bool operator==(const Annotation&, const Annotation&) = default;
+};
+
+/// One record: the alternative's index is the kind - 1.
+using Record = std::variant<Tick, Wake, Input, Output, Spawn, End, Accepted, Connected, Annotation>;
+static_assert(std::variant_size_v<Record> == record_kind_last);
+
+inline RecordKind kind_of(const Record& r) noexcept { return static_cast<RecordKind>(r.index() + 1); }
+template <class T>
+bool is(const Record& r) noexcept { return std::holds_alternative<T>(r); }
+
+/// Why a record is not valid (nullopt when it is): checked before encoding (an
+/// assertion: the runtime's bug) and after decoding (damage: a message).
+std::optional<std::string> check(const Record& r);
+
+/// A record with its own copy of the bytes it points to. Assigning reuses the copy's
+/// memory, so keeping the last record of a hot loop does not allocate.
+class RecordCopy {
+public:
+    RecordCopy() = default;
+    RecordCopy(const RecordCopy& o) { assign(o.record_); }
+    RecordCopy& operator=(const RecordCopy& o) {
+        if (this != &o)
+            assign(o.record_);
+        return *this;
+    }
+    explicit RecordCopy(const Record& r) { assign(r); }
+    void assign(const Record& r);
+    const Record& get() const noexcept { return record_; }
+
+private:
+    Record record_;
+    std::string storage_;
+};
+
+/// 64-bit digest of output bytes: XXH3-64 with seed 0, so any xxhash package can
+/// check a trace (Python: xxhash.xxh3_64_intdigest(b)).
+std::uint64_t digest64(std::string_view bytes) noexcept;
+
+/// Encodes records into one chunk payload; keeps the delta-encoding state of ticks.
 class Encoder {
 public:
-    void tick(std::int64_t mono_ns, std::int64_t wall_ns);
-    void wake(std::uint8_t kind, std::uint64_t handle, std::int64_t value, std::string_view data,
-              const Address* peer, const Address* local);
-    void input(InputKind kind, std::string_view name, std::string_view value);
-    void output(OutputKind kind, std::uint64_t handle, std::uint64_t length, std::uint64_t digest,
-                std::string_view full_bytes);
-    void spawn(std::uint64_t id, std::string_view name);
-    void end(std::int64_t exit_code);
-
+    /// Appends the record (asserting that it is valid).
+    void put(const Record& r);
     std::string& payload() noexcept { return buf_; }
     /// Sets where deltas start from (the header's start times).
     void set_base(std::int64_t mono_ns, std::int64_t wall_ns) noexcept {
@@ -118,10 +213,21 @@ private:
     std::int64_t last_wall_ns_ = 0;
 };
 
-/// The file header's bytes (magic, version, length, msgpack map, crc).
+/// Decodes one record from the front of `in` (advancing it), in place: the record's
+/// bytes point into `in`. `last_mono_ns`/`last_wall_ns` carry the tick deltas and
+/// change only for a tick. A message when the bytes are not one valid record.
+std::optional<std::string> decode_record(std::string_view& in, std::int64_t& last_mono_ns, std::int64_t& last_wall_ns,
+                                         Record& out);
+
+/// The header body (a msgpack map), and the whole header as it starts a file
+/// (magic, version, length, crc, body).
+std::string encode_header_body(const Header& h);
 std::string encode_header(const Header& h);
-/// A chunk's framing: `length, crc32c` followed by the payload.
-std::string frame_chunk(std::string_view payload);
+/// Decodes a header from its body; a message on failure.
+std::optional<std::string> decode_header(std::string_view body, Header& out);
+
+struct TraceKey;
+class ChunkOpener;
 
 /// Where and why reading stopped early.
 struct ReadError {
@@ -137,14 +243,17 @@ class Reader {
 public:
     /// Opens `path`; when it is a segmented trace (path.0, path.1, ...) reads them in order.
     /// Refuses a directory, and a later segment opened on its own (its times are
-    /// deltas from the segment before it).
-    static Result<Reader> open(const std::string& path, std::string* error_message);
+    /// deltas from the segment before it). An encrypted trace needs its `key`.
+    static Result<Reader> open(const std::string& path, std::string* error_message, const TraceKey* key = nullptr);
     Reader(Reader&&) noexcept;
     Reader& operator=(Reader&&) noexcept;
     ~Reader();
 
     const Header& header() const noexcept { return header_; }
-    /// The next record, or nothing at the end (clean or not: see error()).
+    /// The next record, or false at the end (clean or not: see error()). The bytes a
+    /// record points to stay valid until the second call to next() after it (the
+    /// reader keeps the chunk before the current one), so one record of look-ahead
+    /// never invalidates the record before it.
     bool next(Record& out);
     /// Set when reading stopped at a damaged or truncated part.
     const std::optional<ReadError>& error() const noexcept { return error_; }
@@ -162,9 +271,14 @@ public:
     const std::string& path() const noexcept { return paths_[segment_]; }
     /// Number of files of the trace (1 unless it is segmented).
     std::size_t segments() const noexcept { return paths_.size(); }
-    /// Complete chunks read so far, and the sum of their payload lengths.
+    /// Complete chunks read so far; their bytes as stored (framing included) and as
+    /// records (after decompression).
     std::uint64_t chunks_read() const noexcept { return chunks_; }
+    std::uint64_t chunk_stored_bytes() const noexcept { return chunk_stored_bytes_; }
     std::uint64_t chunk_payload_bytes() const noexcept { return chunk_payload_bytes_; }
+    /// Chunks stored compressed / encrypted.
+    std::uint64_t chunks_compressed() const noexcept { return chunks_compressed_; }
+    std::uint64_t chunks_encrypted() const noexcept { return chunks_encrypted_; }
     /// Byte offset in the current file just past the last complete chunk read.
     std::uint64_t end_offset() const noexcept { return file_offset_; }
 
@@ -180,13 +294,21 @@ private:
     std::size_t segment_ = 0;
     std::FILE* file_ = nullptr;
     Header header_;
-    std::string chunk_;
+    std::unique_ptr<TraceKey> key_;
+    std::unique_ptr<ChunkOpener> opener_;  ///< of the current file (bound to its header)
+    std::string chunk_;                    ///< the current chunk's records
+    std::string previous_chunk_;           ///< the one before it (records may still point into it)
+    std::string stored_;                   ///< a chunk as stored, before it is opened
     std::size_t chunk_pos_ = 0;
+    bool chunk_is_plain_ = true;           ///< stored as is: a record's offset in the file is known
     std::uint64_t chunk_offset_ = 0;
     std::uint64_t file_offset_ = 0;
     std::uint64_t records_ = 0;
     std::uint64_t chunks_ = 0;
+    std::uint64_t chunk_stored_bytes_ = 0;
     std::uint64_t chunk_payload_bytes_ = 0;
+    std::uint64_t chunks_compressed_ = 0;
+    std::uint64_t chunks_encrypted_ = 0;
     std::int64_t last_mono_ns_ = 0;
     std::int64_t last_wall_ns_ = 0;
     std::optional<ReadError> error_;
@@ -194,11 +316,11 @@ private:
     bool done_ = false;
 };
 
-/// Decodes a header from the bytes after the magic; a message on failure.
-std::optional<std::string> decode_header(std::string_view bytes, Header& out);
-
 /// One line describing a record (for dumps and divergence reports).
 std::string describe(const Record& r);
+
+/// Writes the record's fields (not the braces around them) as JSON members.
+void to_json(const Record& r, JsonWriter& out);
 /// The record as a JSON object (one line).
 std::string to_json(const Record& r);
 

@@ -18,9 +18,33 @@ void wire_modes(Runtime::Impl& rt) {
     if (!rt.options.replay_path.empty()) {
         // Replay: the trace is the backend and the journal; seed and name come from it.
         std::string error;
-        auto reader = trace::Reader::open(rt.options.replay_path, &error);
+        std::optional<trace::TraceKey> key;
+        if (!rt.options.trace_key_path.empty()) {
+            auto loaded = trace::load_trace_key(rt.options.trace_key_path, error);
+            if (!loaded.ok())
+                throw std::runtime_error(error);
+            key = *loaded;
+        }
+        auto reader = trace::Reader::open(rt.options.replay_path, &error, key ? &*key : nullptr);
         if (!reader.ok())
             throw std::runtime_error(error);
+        const trace::Header& h = reader->header();
+        const std::string program = rt.options.program_name.empty() && !rt.options.argv.empty()
+                                        ? program_name_from(rt.options.argv[0])
+                                        : rt.options.program_name;
+        // "The same program" is the same program name; another build of it replays (and
+        // may diverge where it changed), another program is refused before it starts.
+        if (!h.program.empty() && !program.empty() && h.program != program)
+            throw std::runtime_error(fmt::format("{} was recorded by program '{}', not '{}': replay it with '{}'{}",
+                                                 rt.options.replay_path, h.program, program, h.program,
+                                                 h.executable.empty() ? "" : fmt::format(" ({})", h.executable)));
+        const std::string build = executable_build_id();
+        if (!h.build_id.empty() && !build.empty() && h.build_id != build)
+            fmt::print(stderr,
+                       "reprise: note: this is another build of '{}' than the one that recorded {} (build id {} vs "
+                       "{}): a divergence may come from the change\n",
+                       h.program.empty() ? program : h.program, rt.options.replay_path, build.substr(0, 12),
+                       h.build_id.substr(0, 12));
         rt.seed = reader->header().seed;
         rt.prng = Prng(rt.seed);
         rt.options.node_name = reader->header().node;
@@ -43,16 +67,42 @@ void wire_modes(Runtime::Impl& rt) {
                                                  rt.options.record_path));
         RecorderConfig config;
         config.path = rt.options.record_path;
-        config.header = trace::Header{.node = rt.options.node_name,
-                                      .argv = replayer_ptr ? rt.recorded_argv : rt.options.argv,
-                                      .seed = rt.seed,
-                                      .start_mono_ns = rt.now_ns,
-                                      .start_wall_ns = rt.wall_ns,
-                                      .runtime_version = REPRISE_VERSION,
-                                      .build_id = executable_build_id()};
+        if (replayer_ptr) {
+            // Who wrote it is this process: the rest is the replayed trace's.
+            config.header = replayer_ptr->header();
+            config.header.executable = executable_path();
+            config.header.working_directory = working_directory();
+            config.header.runtime_version = REPRISE_VERSION;
+            config.header.build_id = executable_build_id();
+            config.header.segment = 0;
+            config.header.encrypted = false;
+        } else {
+            config.header = trace::Header{
+                .node = rt.options.node_name,
+                .program = rt.options.program_name.empty() && !rt.options.argv.empty()
+                               ? program_name_from(rt.options.argv[0])
+                               : rt.options.program_name,
+                .argv = rt.options.argv,
+                .executable = executable_path(),
+                .working_directory = working_directory(),
+                .seed = rt.seed,
+                .start_mono_ns = rt.now_ns,
+                .start_wall_ns = rt.wall_ns,
+                .runtime_version = REPRISE_VERSION,
+                .build_id = executable_build_id(),
+            };
+        }
         config.fsync = rt.options.record_fsync_every_chunk ? FsyncPolicy::every_chunk : FsyncPolicy::at_end;
         config.segment_bytes = rt.options.record_segment_bytes;
         config.full_outputs = rt.options.record_full_outputs;
+        config.compress = rt.options.record_compress;
+        if (!rt.options.trace_key_path.empty()) {
+            std::string error;
+            auto key = trace::load_trace_key(rt.options.trace_key_path, error);
+            if (!key.ok())
+                throw std::runtime_error(error);
+            config.key = *key;
+        }
         std::string error;
         auto rec = Recorder::open(std::move(config), error);
         if (!rec)

@@ -24,15 +24,24 @@ Replayer::Replayer(Runtime::Impl& rt, trace::Reader reader, ReplayConfig config)
 
 Replayer::~Replayer() = default;
 
+// Annotations are skipped (and counted, so event numbers match the trace's): replay
+// checks none, so a build that writes one more or one less still replays.
 const trace::Record* Replayer::peek() {
-    if (!have_next_)
-        have_next_ = reader_.next(next_);
-    return have_next_ ? &next_ : nullptr;
+    while (!have_next_) {
+        if (!reader_.next(next_))
+            return nullptr;
+        if (!trace::is<trace::Annotation>(next_)) {
+            have_next_ = true;
+            break;
+        }
+        ++consumed_;
+    }
+    return &next_;
 }
 
 void Replayer::consume() {
     REPRISE_ASSERT(have_next_);
-    std::swap(last_good_, next_);  // described only if a report needs it
+    last_good_.assign(next_);  // described only if a report needs it
     have_last_ = true;
     have_next_ = false;
     ++consumed_;
@@ -72,7 +81,7 @@ void Replayer::trace_ran_out(std::string_view program_did) {
     diverge("the trace has ended (the recorded program exited)", program_did);
 }
 
-std::string Replayer::last_good() const { return have_last_ ? trace::describe(last_good_) : "(none)"; }
+std::string Replayer::last_good() const { return have_last_ ? trace::describe(last_good_.get()) : "(none)"; }
 
 void Replayer::diverge(std::string_view trace_says, std::string_view program_did) {
     Fiber* f = rt_.current;
@@ -98,28 +107,44 @@ PollResult Replayer::poll(std::int64_t, WakeBatch& batch) {
     const trace::Record* r = peek();
     if (r == nullptr)
         trace_ran_out("waits for the world (for a tick)");
-    if (r->kind == trace::RecordKind::end)
+    if (trace::is<trace::End>(*r))
         diverge(trace::describe(*r), "goes on: it waits for the world where the recorded program ended");
-    if (r->kind != trace::RecordKind::tick)
+    const auto* tick = std::get_if<trace::Tick>(r);
+    if (tick == nullptr)
         diverge(trace::describe(*r), "waits for the world: it did less than was recorded before the next tick");
     before_event(next_);
-    tick_mono_ns_ = r->mono_ns;
-    tick_wall_ns_ = r->wall_ns;
+    tick_mono_ns_ = tick->mono_ns;
+    tick_wall_ns_ = tick->wall_ns;
     consume();
     if (config_.speed != 0)
         pace(tick_mono_ns_);
-    while ((r = peek()) != nullptr && r->kind == trace::RecordKind::wake) {
-        Wakeup w{.kind = static_cast<WakeKind>(r->sub), .handle = r->handle, .value = static_cast<std::int32_t>(r->value)};
-        w.data_offset = static_cast<std::uint32_t>(batch.bytes.size());
-        w.data_bytes = static_cast<std::uint32_t>(r->data.size());
-        batch.bytes += r->data;
-        w.peer = r->peer;
-        w.local = r->local;
+    // The tick's wake-ups follow it. Each is consumed when the gate delivers it (see
+    // wakeup()), so that event numbers and --break-at match delivery; its bytes live
+    // in the batch meanwhile, so the pending record keeps none of its own.
+    pending_.clear();
+    pending_next_ = 0;
+    while ((r = peek()) != nullptr) {
+        Wakeup w{};
+        if (const auto* wake = std::get_if<trace::Wake>(r)) {
+            w = Wakeup{.kind = wake->wake, .handle = wake->handle, .value = static_cast<std::int32_t>(wake->value)};
+            w.data_offset = static_cast<std::uint32_t>(batch.bytes.size());
+            w.data_bytes = static_cast<std::uint32_t>(wake->data.size());
+            batch.bytes += wake->data;
+            trace::Wake kept = *wake;
+            kept.data = {};
+            pending_.push_back(kept);
+        } else if (const auto* acc = std::get_if<trace::Accepted>(r)) {
+            w = Wakeup{.kind = WakeKind::accepted, .handle = acc->listener, .peer = acc->peer, .local = acc->local};
+            pending_.push_back(*acc);
+        } else if (const auto* con = std::get_if<trace::Connected>(r)) {
+            w = Wakeup{.kind = WakeKind::connected, .handle = con->connection, .value = static_cast<std::int32_t>(con->error),
+                       .peer = con->peer, .local = con->local};
+            pending_.push_back(*con);
+        } else {
+            break;
+        }
         batch.items.push_back(w);
-        // The record is consumed when the gate delivers it (see wakeup()), so that
-        // event numbers and --break-at match delivery.
         have_next_ = false;
-        pending_.push_back(std::move(next_));
     }
     return {};
 }
@@ -149,6 +174,11 @@ void Replayer::unknown_handle(const Wakeup& w) {
             "has no such handle (never created, or already closed)");
 }
 
+void Replayer::wrong_handle_kind(const Wakeup& w) {
+    diverge(fmt::format("wake {} for handle {}", wake_kind_name(w.kind), w.handle),
+            fmt::format("has handle {} as another kind of handle (it drew its ids otherwise)", w.handle));
+}
+
 void Replayer::timer_fires(std::uint64_t id, bool armed, std::int64_t deadline_ns, std::int64_t now_ns) {
     if (!armed || deadline_ns > now_ns)
         diverge(fmt::format("wake timer_fired: timer {} fires at this tick", id),
@@ -168,13 +198,32 @@ void Replayer::offload_done(const Wakeup& w, std::string_view data, OffloadState
     wakeup(w, data);
 }
 
-void Replayer::wakeup(const Wakeup&, std::string_view) {
-    REPRISE_ASSERT(!pending_.empty());
-    before_event(pending_.front());
-    last_good_ = std::move(pending_.front());
+// The gate delivers the next of this tick's wake-ups: it is the next event. `check`
+// runs after --break-at's stop and before the event counts as consumed, so that a
+// divergence it reports names this event.
+template <class Check>
+void Replayer::deliver_pending(std::string_view data, Check&& check) {
+    REPRISE_ASSERT(pending_next_ < pending_.size());
+    trace::Record& r = pending_[pending_next_++];
+    if (auto* wake = std::get_if<trace::Wake>(&r))
+        wake->data = data;  // the batch's copy, alive while the gate delivers it
+    before_event(r);
+    check(r);
+    last_good_.assign(r);
     have_last_ = true;
-    pending_.pop_front();
     ++consumed_;
+}
+
+void Replayer::wakeup(const Wakeup&, std::string_view data) {
+    deliver_pending(data, [](const trace::Record&) {});
+}
+
+void Replayer::accepted(const Wakeup&, std::uint64_t connection) {
+    deliver_pending({}, [&](const trace::Record& r) {
+        const auto& a = std::get<trace::Accepted>(r);
+        if (a.connection != connection)
+            diverge(trace::describe(r), fmt::format("accepted a connection it named {}", connection));
+    });
 }
 
 std::string Replayer::input(trace::InputKind kind, std::string_view name, const std::function<std::string()>&) {
@@ -182,10 +231,11 @@ std::string Replayer::input(trace::InputKind kind, std::string_view name, const 
     std::string asked = fmt::format("input {} name=\"{}\"", trace::input_kind_name(kind), name);
     if (r == nullptr)
         trace_ran_out(fmt::format("asks for an {}", asked));
-    if (r->kind != trace::RecordKind::input || r->sub != static_cast<std::uint8_t>(kind) || r->name != name)
+    const auto* in = std::get_if<trace::Input>(r);
+    if (in == nullptr || in->input != kind || in->name != name)
         diverge(trace::describe(*r), fmt::format("asked for an {}", asked));
     before_event(next_);
-    std::string value = std::move(next_.data);
+    std::string value(in->value);
     consume();
     return value;
 }
@@ -199,8 +249,9 @@ void Replayer::output(trace::OutputKind kind, std::uint64_t handle, std::string_
     };
     if (r == nullptr)
         trace_ran_out(fmt::format("sends {}", did()));
-    if (r->kind != trace::RecordKind::output || r->sub != static_cast<std::uint8_t>(kind) || r->handle != handle ||
-        r->value != static_cast<std::int64_t>(bytes.size()) || r->digest != digest)
+    const auto* out = std::get_if<trace::Output>(r);
+    if (out == nullptr || out->output != kind || out->handle != handle || out->length != bytes.size() ||
+        out->digest != digest)
         diverge(trace::describe(*r), did());
     before_event(next_);
     consume();
@@ -211,7 +262,8 @@ void Replayer::spawn(std::uint64_t id, std::string_view name) {
     auto did = [&] { return fmt::format("spawn task={} name=\"{}\"", id, name); };
     if (r == nullptr)
         trace_ran_out(did());
-    if (r->kind != trace::RecordKind::spawn || r->handle != id || r->name != name)
+    const auto* sp = std::get_if<trace::Spawn>(r);
+    if (sp == nullptr || sp->task != id || sp->name != name)
         diverge(trace::describe(*r), did());
     before_event(next_);
     consume();
@@ -222,7 +274,8 @@ void Replayer::end(int exit_code) {
     auto did = fmt::format("ended with exit code {}", exit_code);
     if (r == nullptr)
         trace_ran_out(did);
-    if (r->kind != trace::RecordKind::end || r->value != exit_code)
+    const auto* end = std::get_if<trace::End>(r);
+    if (end == nullptr || end->exit_code != exit_code)
         diverge(trace::describe(*r), did);
     consume();
     print_summary("done");
@@ -276,6 +329,13 @@ void Rerecorder::wakeup(const Wakeup& w, std::string_view data) {
     recorder_->wakeup(w, data);
 }
 
+void Rerecorder::accepted(const Wakeup& w, std::uint64_t connection) {
+    replayer_.accepted(w, connection);
+    recorder_->accepted(w, connection);
+}
+
+void Rerecorder::annotation(const trace::Annotation& a) { recorder_->annotation(a); }
+
 void Rerecorder::unknown_handle(const Wakeup& w) { replayer_.unknown_handle(w); }
 
 void Rerecorder::timer_fires(std::uint64_t id, bool armed, std::int64_t deadline_ns, std::int64_t now_ns) {
@@ -296,7 +356,8 @@ void Rerecorder::output(trace::OutputKind kind, std::uint64_t handle, std::strin
     replayer_.output(kind, handle, bytes);
     // Written in full when the replayed trace has it in full (--record-full at recording), or
     // when this re-recording asks for it: digests in production, every byte on the laptop.
-    recorder_->output_bytes(kind, handle, bytes, recorder_->full_outputs() || !replayer_.last_event().data.empty());
+    const auto& replayed = std::get<trace::Output>(replayer_.last_event());
+    recorder_->output_bytes(kind, handle, bytes, recorder_->full_outputs() || !replayed.bytes.empty());
 }
 
 void Rerecorder::spawn(std::uint64_t id, std::string_view name) {

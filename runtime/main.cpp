@@ -29,6 +29,9 @@ constexpr const char* runtime_usage = R"(Runtime options (reprise; `--flag value
                         trace kept only digests
   --record-segment BYTES  split the trace into PATH.0, PATH.1, ... of about BYTES each (k, m, g suffixes)
   --record-fsync        fsync the trace after every chunk (default: at the end)
+  --record-compress on|off  compress the trace's chunks with zstd (default: on)
+  --record-key FILE     seal the trace with the key in FILE (64 hex digits, mode 0600; make one with
+                        `reprise keygen FILE`); a replay of a sealed trace needs it too
   --replay PATH         replay the trace PATH instead of touching the world (env: REPRISE_REPLAY);
                         the program's arguments come from the trace
   --speed max|N         replay pace: max jumps straight to each recorded tick (default), N is N times
@@ -41,7 +44,7 @@ constexpr const char* runtime_usage = R"(Runtime options (reprise; `--flag value
 // Every flag the runtime takes, for "did you mean" on a near miss.
 const std::vector<std::string> runtime_flags = {
     "--seed", "--node", "--stack-size", "--offload-threads", "--verbose-seed", "--record", "--record-full",
-    "--record-segment", "--record-fsync", "--replay", "--speed", "--break-at", "--help"};
+    "--record-segment", "--record-fsync", "--record-compress", "--record-key", "--replay", "--speed", "--break-at", "--help"};
 
 // Returns an error message, or nothing when the flags are fine.
 std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo& info, CommandLine& out) {
@@ -55,7 +58,7 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
     app.set_help_flag();
     app.allow_extras();
     app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-    std::string seed, node, speed, offload_threads, break_at;
+    std::string seed, node, speed, offload_threads, break_at, compress;
     std::uint64_t stack_bytes = 0, segment_bytes = 0;
     app.add_flag("-h,--help", out.help);
     app.add_flag("--verbose-seed", out.verbose_seed);
@@ -71,6 +74,8 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
     auto* segment_opt = app.add_option("--record-segment", segment_bytes)
                             ->transform(CLI::AsSizeValue(false))
                             ->check(CLI::Range(std::uint64_t{1024 * 1024}, std::uint64_t{UINT64_MAX}));
+    auto* compress_opt = app.add_option("--record-compress", compress);
+    auto* key_opt = app.add_option("--record-key", out.options.trace_key_path);
     auto* replay_opt = app.add_option("--replay", out.options.replay_path);
     auto* speed_opt = app.add_option("--speed", speed);
     auto* break_opt = app.add_option("--break-at", break_at);
@@ -127,6 +132,13 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
     }
     if (*segment_opt)
         out.options.record_segment_bytes = segment_bytes;
+    if (*compress_opt) {
+        if (compress != "on" && compress != "off")
+            return fmt::format("--record-compress takes on or off, got '{}'", compress);
+        out.options.record_compress = compress == "on";
+    }
+    if (*key_opt && out.options.trace_key_path.empty())
+        return std::string("--record-key needs a file");
     if (*record_opt && out.options.record_path.empty())
         return std::string("--record needs a path");
     if (*replay_opt && out.options.replay_path.empty())
@@ -160,9 +172,11 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
     for (auto* opt : {speed_opt, break_opt})
         if (*opt && !replaying)
             return fmt::format("{} applies to a replay: add --replay=TRACE", opt->get_name());
-    for (auto* opt : {full_opt, fsync_opt, segment_opt})
+    for (auto* opt : {full_opt, fsync_opt, segment_opt, compress_opt})
         if (*opt && !recording)
             return fmt::format("{} applies to a recording: add --record=PATH", opt->get_name());
+    if (*key_opt && !recording && !replaying)
+        return std::string("--record-key applies to a recording or a replay: add --record=PATH or --replay=TRACE");
     return std::nullopt;
 }
 
@@ -251,6 +265,7 @@ int run_main(int argc, char** argv, const ProgramEntry& entry) {
     }
     parsed.options.stop_on_signals = true;
     parsed.options.argv = parsed.args;
+    parsed.options.program_name = entry.name;
     std::optional<Runtime> runtime;
     try {
         runtime.emplace(parsed.options);

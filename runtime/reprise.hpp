@@ -10,6 +10,7 @@
 #include "reprise/io/random.hpp"
 #include "reprise/io/signal.hpp"
 #include "reprise/io/tcp.hpp"
+#include "reprise/record/annotate.hpp"
 #include "reprise/runtime/limits.hpp"
 #include "reprise/runtime/main.hpp"
 #include "reprise/runtime/result.hpp"

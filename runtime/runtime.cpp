@@ -135,21 +135,6 @@ void no_current_runtime(const char* operation) {
     assert_fail("current runtime", __FILE__, __LINE__, msg.c_str());
 }
 
-const char* wake_kind_name(WakeKind kind) noexcept {
-    switch (kind) {
-    case WakeKind::timer_fired: return "timer_fired";
-    case WakeKind::bytes_read: return "bytes_read";
-    case WakeKind::eof: return "eof";
-    case WakeKind::io_error: return "io_error";
-    case WakeKind::accepted: return "accepted";
-    case WakeKind::connected: return "connected";
-    case WakeKind::drained: return "drained";
-    case WakeKind::signal: return "signal";
-    case WakeKind::offload_done: return "offload_done";
-    }
-    return "unknown";
-}
-
 // The first switch into a fiber lands here, on the fiber's own stack.
 [[noreturn]] static void fiber_main(ctx::transfer_t from) {
     Runtime::Impl* rt = tl_current_runtime;
@@ -702,25 +687,32 @@ void Runtime::Impl::deliver(const Wakeup& w, std::string_view data) {
             backend->drop_accepted(w.value);
         return;
     }
+    // A wake-up for a handle of another kind: live, a bug; in replay, a program that
+    // drew its handles differently from the recorded one (a divergence, not a crash).
+    const HandleKind expected = w.kind == WakeKind::timer_fired    ? HandleKind::timer
+                                : w.kind == WakeKind::accepted     ? HandleKind::listener
+                                : w.kind == WakeKind::offload_done ? HandleKind::offload
+                                                                   : HandleKind::connection;
+    if (h->kind != expected) {
+        if (journal)
+            journal->wrong_handle_kind(w);
+        REPRISE_ASSERT_MSG(false, "a wake-up for a handle of another kind");
+    }
     // Counted only once delivered, like the journal's record of it: a dropped
     // wake-up is in neither, so record and replay count alike.
     ++stats.wakeups;
     switch (w.kind) {
     case WakeKind::timer_fired:
-        REPRISE_ASSERT(h->kind == HandleKind::timer);
         return deliver_timer(w, data, *static_cast<TimerState*>(h));
     case WakeKind::accepted:
-        REPRISE_ASSERT(h->kind == HandleKind::listener);
         return deliver_accepted(w, data, *static_cast<ListenerState*>(h));
     case WakeKind::offload_done:
-        REPRISE_ASSERT(h->kind == HandleKind::offload);
         return deliver_offload(w, data, *static_cast<OffloadState*>(h));
     case WakeKind::bytes_read:
     case WakeKind::eof:
     case WakeKind::io_error:
     case WakeKind::connected:
     case WakeKind::drained:
-        REPRISE_ASSERT(h->kind == HandleKind::connection);
         return deliver_connection(w, data, *static_cast<ConnState*>(h));
     case WakeKind::signal:
         break;
@@ -748,10 +740,13 @@ void Runtime::Impl::deliver_timer(const Wakeup& w, std::string_view data, TimerS
     fire_timer(&t);
 }
 
-void Runtime::Impl::deliver_accepted(const Wakeup& w, std::string_view data, ListenerState& l) {
+void Runtime::Impl::deliver_accepted(const Wakeup& w, std::string_view, ListenerState& l) {
+    // The id is drawn here, on delivery: a dropped wake-up moves no counter, and the
+    // trace names the connection that later records speak of.
+    const std::uint64_t id = new_id();
     if (journal)
-        journal->wakeup(w, data);
-    auto* c = new ConnState(*this, new_id());
+        journal->accepted(w, id);
+    auto* c = new ConnState(*this, id);
     c->peer = w.peer;
     c->local = w.local;
     add_handle(c);

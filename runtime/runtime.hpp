@@ -48,8 +48,16 @@ struct Options {
     std::uint64_t record_segment_bytes = 0;
     /// fsync the trace after every chunk (else only when the recording ends).
     bool record_fsync_every_chunk = false;
+    /// Compress the trace's chunks (zstd, on the recorder's writer thread).
+    bool record_compress = true;
+    /// A key file (64 hex digits, mode 0600): the recording is sealed with it, and a
+    /// sealed trace is replayed with it. Empty: recorded in the clear.
+    std::string trace_key_path;
     /// The program's arguments, kept in the trace header.
     std::vector<std::string> argv;
+    /// The program's name, kept in the trace header: replay refuses a trace of another
+    /// program (empty: the file name of argv[0]; run_main uses its entry's name).
+    std::string program_name;
     /// Live: wait for the world on this shared loop (null: a loop of the runtime's own).
     /// Every runtime of one LiveWorld must be used from one thread.
     std::shared_ptr<LiveWorld> live_world;

@@ -1,4 +1,6 @@
 // reprise: the command line tool that inspects traces (info, dump, verify, diff).
+#include <reprise/record/chunk.hpp>
+#include <reprise/record/json.hpp>
 #include <reprise/record/trace.hpp>
 #include <reprise/runtime/main.hpp>
 
@@ -42,11 +44,13 @@ Commands:
   dump TRACE             one line per event (--json for JSON lines; --from, --to, --kind to select)
   verify TRACE           checks every chunk and the end record; exit 0 when intact and complete
   diff A B               the first event where two traces differ
+  keygen FILE            a new key for sealed traces (--record-key=FILE), in a new file of mode 0600
   help [COMMAND]         this text, or a command's
 
 Options:
   -h, --help             this text (after a command: the command's help)
   --version              the tool's version and the trace format version it reads
+  --record-key FILE      the key of a sealed trace (every command that reads traces takes it)
 
 Events are numbered from 0 in trace order (#N), as replay numbers them for --break-at=N.
 Virtual time is a tick's monotonic time minus the trace's start time, as replay reports it.
@@ -78,15 +82,25 @@ Options:
   --from N      start at event N (default 0)
   --to N        stop after event N (inclusive; default: the last event)
   --kind K      only records of kind K: a record kind (tick, wake, input, output, spawn,
-                end), a wake-up kind (timer_fired, bytes_read, eof, io_error, accepted,
-                connected, drained, signal, offload_done), an input kind (precise_clock,
-                secure_random, env, app, listen, connect) or an output kind (conn_write,
-                exit). Repeat the option or separate kinds by commas for several.
+                end, accepted, connected, annotation), a wake-up kind (timer_fired,
+                bytes_read, eof, io_error, drained, signal, offload_done), an input kind
+                (precise_clock, secure_random, env, app, listen, connect) or an output kind
+                (conn_write, exit). Repeat the option or separate kinds by commas for several.
 
 Exit code: 0 when the selected events were read; 1 when the trace is damaged before
 --to (the events up to the damage are printed; the message goes to stderr); 2 on a bad
 command line or an unreadable file. A trace cut off without damage (no end record)
 exits 0 with a note on stderr.
+)";
+
+constexpr const char* keygen_help = R"(Usage: reprise keygen FILE
+
+Creates FILE (never replacing one) with a fresh random 256-bit key, as 64 hex digits, mode
+0600. A program recorded with --record-key=FILE seals every chunk of its trace with it
+(XChaCha20-Poly1305); replaying the trace, and every command of this tool, then need
+--record-key=FILE too. Lose the key and the trace cannot be read.
+
+Exit code: 0 when the key was written; 2 otherwise (the file exists, or cannot be created).
 )";
 
 constexpr const char* verify_help = R"(Usage: reprise verify TRACE
@@ -168,25 +182,30 @@ std::string iso8601(std::int64_t wall_ns) {
 
 // The name of a record's own sub-kind (wake-up, input or output kind), or nullptr.
 const char* sub_kind_name(const trace::Record& r) {
-    switch (r.kind) {
-    case trace::RecordKind::wake: return trace::wake_kind_name(r.sub);
-    case trace::RecordKind::input: return trace::input_kind_name(static_cast<trace::InputKind>(r.sub));
-    case trace::RecordKind::output: return trace::output_kind_name(static_cast<trace::OutputKind>(r.sub));
-    default: return nullptr;
-    }
+    if (const auto* w = std::get_if<trace::Wake>(&r))
+        return reprise::wake_kind_name(w->wake);
+    if (const auto* i = std::get_if<trace::Input>(&r))
+        return reprise::input_kind_name(i->input);
+    if (const auto* o = std::get_if<trace::Output>(&r))
+        return reprise::output_kind_name(o->output);
+    return nullptr;
 }
 
-// Every name --kind accepts, in the order the help lists them.
+// Every name --kind accepts, in the order the help lists them: record kinds, then the
+// kinds of wake-ups, inputs and outputs (accepted and connected are record kinds).
 std::vector<std::string> kind_names() {
     std::vector<std::string> names;
-    for (int k = 1; k <= 6; ++k)
+    for (int k = 1; k <= trace::record_kind_last; ++k)
         names.emplace_back(trace::record_kind_name(static_cast<trace::RecordKind>(k)));
-    for (int k = 1; k <= 9; ++k)
-        names.emplace_back(trace::wake_kind_name(static_cast<std::uint8_t>(k)));
-    for (int k = 1; k <= 6; ++k)
-        names.emplace_back(trace::input_kind_name(static_cast<trace::InputKind>(k)));
-    for (int k = 1; k <= 2; ++k)
-        names.emplace_back(trace::output_kind_name(static_cast<trace::OutputKind>(k)));
+    for (int k = 1; k <= reprise::wake_kind_last; ++k) {
+        auto w = static_cast<reprise::WakeKind>(k);
+        if (w != reprise::WakeKind::accepted && w != reprise::WakeKind::connected)
+            names.emplace_back(reprise::wake_kind_name(w));
+    }
+    for (int k = 1; k <= reprise::input_kind_last; ++k)
+        names.emplace_back(reprise::input_kind_name(static_cast<reprise::InputKind>(k)));
+    for (int k = 1; k <= reprise::output_kind_last; ++k)
+        names.emplace_back(reprise::output_kind_name(static_cast<reprise::OutputKind>(k)));
     return names;
 }
 
@@ -290,12 +309,12 @@ struct Cursor {
         if (!reader.next(record))
             return false;
         index = count++;
-        if (record.kind == trace::RecordKind::tick) {
-            tick_mono_ns = record.mono_ns;
-            tick_wall_ns = record.wall_ns;
+        if (const auto* tick = std::get_if<trace::Tick>(&record)) {
+            tick_mono_ns = tick->mono_ns;
+            tick_wall_ns = tick->wall_ns;
             if (!first_tick_mono_ns) {
-                first_tick_mono_ns = record.mono_ns;
-                first_tick_wall_ns = record.wall_ns;
+                first_tick_mono_ns = tick->mono_ns;
+                first_tick_wall_ns = tick->wall_ns;
             }
         }
         before_last_good = std::move(last_good);
@@ -318,9 +337,14 @@ struct Cursor {
     }
 };
 
+// The key given with --record-key, for sealed traces (loaded once, before a command runs).
+std::optional<trace::TraceKey> trace_key;
+
+const trace::TraceKey* key() { return trace_key ? &*trace_key : nullptr; }
+
 std::optional<Cursor> open_trace(const std::string& path, std::string_view command, int& exit_code) {
     std::string why;
-    auto r = trace::Reader::open(path, &why);
+    auto r = trace::Reader::open(path, &why, key());
     if (!r.ok()) {
         fmt::print(stderr, "reprise {}: {}\n", command, why);
         exit_code = exit_usage;
@@ -361,16 +385,22 @@ int cmd_info(const Args& args) {
     std::int64_t exit_code = 0;
     while (c->next()) {
         const trace::Record& r = c->record;
-        ++by_kind[r.kind];
+        const trace::RecordKind kind = trace::kind_of(r);
+        ++by_kind[kind];
         if (const char* sub = sub_kind_name(r))
-            ++by_sub[r.kind][sub];
-        data_bytes += r.data.size();
-        if (r.kind == trace::RecordKind::output && r.sub == static_cast<std::uint8_t>(trace::OutputKind::conn_write))
-            written_bytes += static_cast<std::uint64_t>(r.value);
-        if (r.kind == trace::RecordKind::tick)
-            last_tick_mono_ns = r.mono_ns;
-        if (r.kind == trace::RecordKind::end)
-            exit_code = r.value;
+            ++by_sub[kind][sub];
+        if (const auto* w = std::get_if<trace::Wake>(&r))
+            data_bytes += w->data.size();
+        else if (const auto* i = std::get_if<trace::Input>(&r))
+            data_bytes += i->value.size();
+        else if (const auto* o = std::get_if<trace::Output>(&r)) {
+            data_bytes += o->bytes.size();
+            if (o->output == trace::OutputKind::conn_write)
+                written_bytes += o->length;
+        } else if (const auto* t = std::get_if<trace::Tick>(&r))
+            last_tick_mono_ns = t->mono_ns;
+        else if (const auto* e = std::get_if<trace::End>(&r))
+            exit_code = e->exit_code;
     }
     const bool clean = c->reader.saw_end() && c->reader.check_nothing_after_end();
 
@@ -384,10 +414,22 @@ int cmd_info(const Args& args) {
                                              c->reader.segments() - 1);
 
     fmt::print("trace            {}\n", c->name);
-    fmt::print("format           version {}, {} bytes, {} chunks holding {} payload bytes\n", trace::format_version,
-               file_bytes(*c), c->reader.chunks_read(), c->reader.chunk_payload_bytes());
+    const trace::Reader& rd = c->reader;
+    fmt::print("format           version {}, {} bytes in {} chunks\n", trace::format_version, file_bytes(*c),
+               rd.chunks_read());
+    fmt::print("stored           {} bytes of chunks holding {} bytes of records{}\n", rd.chunk_stored_bytes(),
+               rd.chunk_payload_bytes(),
+               rd.chunk_stored_bytes() > 0
+                   ? fmt::format(" (compression {:.2f}x)", static_cast<double>(rd.chunk_payload_bytes()) /
+                                                               static_cast<double>(rd.chunk_stored_bytes()))
+                   : std::string());
+    fmt::print("chunks           {} compressed, {} encrypted{}\n", rd.chunks_compressed(), rd.chunks_encrypted(),
+               h.encrypted ? " (the trace is encrypted)" : "");
     fmt::print("segments         {}\n", segments);
     fmt::print("node             {}\n", shown(h.node));
+    fmt::print("program          {}\n", h.program.empty() ? "(none)" : shown(h.program));
+    fmt::print("executable       {}\n", h.executable.empty() ? "(unknown)" : shown(h.executable));
+    fmt::print("directory        {}\n", h.working_directory.empty() ? "(unknown)" : shown(h.working_directory));
     fmt::print("argv             {}\n", argv.empty() ? "(none)" : argv);
     fmt::print("seed             {} (0x{:016x})\n", h.seed, h.seed);
     fmt::print("started          {} (wall clock); monotonic clock {} s\n", iso8601(h.start_wall_ns),
@@ -395,7 +437,7 @@ int cmd_info(const Args& args) {
     fmt::print("runtime version  {}\n", shown(h.runtime_version));
     fmt::print("build id         {}\n", h.build_id.empty() ? "(none)" : shown(h.build_id));
     fmt::print("records          {}\n", c->count);
-    for (int k = 1; k <= 6; ++k) {
+    for (int k = 1; k <= trace::record_kind_last; ++k) {
         auto kind = static_cast<trace::RecordKind>(k);
         std::string subs;
         for (const auto& [name, n] : by_sub[kind])
@@ -471,18 +513,22 @@ int cmd_dump(const Args& args) {
     auto c = open_trace(args.operands[0], "dump", code);
     if (!c)
         return code;
+    reprise::JsonWriter line;
     while (c->count <= to && c->next()) {
         if (c->index < from)
             continue;
         const trace::Record& r = c->record;
         if (!kinds.empty()) {
             const char* sub = sub_kind_name(r);
-            if (!kinds.count(trace::record_kind_name(r.kind)) && !(sub && kinds.count(sub)))
+            if (!kinds.count(trace::record_kind_name(trace::kind_of(r))) && !(sub && kinds.count(sub)))
                 continue;
         }
         if (json) {
-            std::string body = trace::to_json(r);
-            fmt::print("{{\"index\":{},\"vt_ns\":{},{}\n", c->index, c->vt_ns(), std::string_view(body).substr(1));
+            line.clear();
+            line.begin_object().member("index", c->index).member("vt_ns", c->vt_ns());
+            trace::to_json(r, line);
+            line.end_object();
+            fmt::print("{}\n", line.str());
         } else {
             fmt::print("#{:<7} {:>15}  {}\n", c->index, seconds(c->vt_ns()), trace::describe(r));
         }
@@ -508,7 +554,7 @@ int cmd_verify(const Args& args) {
         return usage_error("verify", "expects exactly one trace");
     const std::string& path = args.operands[0];
     std::string why;
-    auto r = trace::Reader::open(path, &why);
+    auto r = trace::Reader::open(path, &why, key());
     if (!r.ok()) {
         if (r.code() == reprise::Errc::not_found) {
             fmt::print(stderr, "reprise verify: {}\n", why);
@@ -520,8 +566,8 @@ int cmd_verify(const Args& args) {
     Cursor c(path, std::move(*r));
     std::int64_t exit_code = 0;
     while (c.next())
-        if (c.record.kind == trace::RecordKind::end)
-            exit_code = c.record.value;
+        if (const auto* e = std::get_if<trace::End>(&c.record))
+            exit_code = e->exit_code;
     if (c.reader.saw_end())
         c.reader.check_nothing_after_end();
     if (c.reader.error()) {
@@ -551,43 +597,103 @@ std::size_t first_mismatch(std::string_view a, std::string_view b) {
     return i;
 }
 
+// What differs between two records of one kind (not ticks), or nothing.
+std::optional<std::string> field_difference(const trace::Record& x, const trace::Record& y) {
+    using std::get;
+    auto bytes = [](const char* what, std::string_view p, std::string_view q) -> std::optional<std::string> {
+        if (p == q)
+            return std::nullopt;
+        return fmt::format("{}: {} vs {} bytes, first different byte at {}", what, p.size(), q.size(),
+                           first_mismatch(p, q));
+    };
+    auto number = [](const char* what, auto p, auto q) -> std::optional<std::string> {
+        if (p == q)
+            return std::nullopt;
+        return fmt::format("{}: {} vs {}", what, p, q);
+    };
+    auto addresses = [](const reprise::Address& p1, const reprise::Address& l1, const reprise::Address& p2,
+                        const reprise::Address& l2) -> std::optional<std::string> {
+        if (p1 == p2 && l1 == l2)
+            return std::nullopt;
+        return fmt::format("addresses: peer {} local {} vs peer {} local {}", p1.to_string(), l1.to_string(),
+                           p2.to_string(), l2.to_string());
+    };
+    std::optional<std::string> d;
+    switch (trace::kind_of(x)) {
+    case trace::RecordKind::tick: break;
+    case trace::RecordKind::wake: {
+        const auto &p = get<trace::Wake>(x), &q = get<trace::Wake>(y);
+        if (p.wake != q.wake)
+            return fmt::format("kind: {} vs {}", reprise::wake_kind_name(p.wake), reprise::wake_kind_name(q.wake));
+        (d = number("handle", p.handle, q.handle)) || (d = number("value", p.value, q.value)) ||
+            (d = bytes("data", p.data, q.data));
+        break;
+    }
+    case trace::RecordKind::input: {
+        const auto &p = get<trace::Input>(x), &q = get<trace::Input>(y);
+        if (p.input != q.input)
+            return fmt::format("kind: {} vs {}", reprise::input_kind_name(p.input), reprise::input_kind_name(q.input));
+        if (p.name != q.name)
+            return fmt::format("name: {} vs {}", shown(p.name), shown(q.name));
+        d = bytes("value", p.value, q.value);
+        break;
+    }
+    case trace::RecordKind::output: {
+        const auto &p = get<trace::Output>(x), &q = get<trace::Output>(y);
+        if (p.output != q.output)
+            return fmt::format("kind: {} vs {}", reprise::output_kind_name(p.output), reprise::output_kind_name(q.output));
+        (d = number("handle", p.handle, q.handle)) || (d = number("length", p.length, q.length));
+        if (!d && p.digest != q.digest)
+            d = fmt::format("digest: {:016x} vs {:016x}", p.digest, q.digest);
+        if (!d && !p.bytes.empty() && !q.bytes.empty())
+            d = bytes("bytes", p.bytes, q.bytes);
+        break;
+    }
+    case trace::RecordKind::spawn: {
+        const auto &p = get<trace::Spawn>(x), &q = get<trace::Spawn>(y);
+        if (!(d = number("task id", p.task, q.task)) && p.name != q.name)
+            d = fmt::format("name: {} vs {}", shown(p.name), shown(q.name));
+        break;
+    }
+    case trace::RecordKind::end: d = number("exit code", get<trace::End>(x).exit_code, get<trace::End>(y).exit_code); break;
+    case trace::RecordKind::accepted: {
+        const auto &p = get<trace::Accepted>(x), &q = get<trace::Accepted>(y);
+        (d = number("listener", p.listener, q.listener)) || (d = number("connection", p.connection, q.connection)) ||
+            (d = addresses(p.peer, p.local, q.peer, q.local));
+        break;
+    }
+    case trace::RecordKind::connected: {
+        const auto &p = get<trace::Connected>(x), &q = get<trace::Connected>(y);
+        (d = number("connection", p.connection, q.connection)) || (d = number("error", p.error, q.error)) ||
+            (d = addresses(p.peer, p.local, q.peer, q.local));
+        break;
+    }
+    case trace::RecordKind::annotation:
+        if (trace::describe(x) != trace::describe(y))
+            d = fmt::format("annotation: {} vs {}", trace::describe(x), trace::describe(y));
+        break;
+    }
+    return d;
+}
+
 // What differs between the current records of two traces, or nothing.
 std::optional<std::string> difference(const Cursor& a, const Cursor& b) {
     const trace::Record& x = a.record;
     const trace::Record& y = b.record;
-    if (x.kind != y.kind)
-        return fmt::format("record kind: {} vs {}", trace::record_kind_name(x.kind), trace::record_kind_name(y.kind));
-    if (x.kind == trace::RecordKind::tick) {
-        const std::int64_t xm = x.mono_ns - *a.first_tick_mono_ns, ym = y.mono_ns - *b.first_tick_mono_ns;
+    if (trace::kind_of(x) != trace::kind_of(y))
+        return fmt::format("record kind: {} vs {}", trace::record_kind_name(trace::kind_of(x)),
+                           trace::record_kind_name(trace::kind_of(y)));
+    if (const auto* tx = std::get_if<trace::Tick>(&x)) {
+        const auto& ty = std::get<trace::Tick>(y);
+        const std::int64_t xm = tx->mono_ns - *a.first_tick_mono_ns, ym = ty.mono_ns - *b.first_tick_mono_ns;
         if (xm != ym)
             return fmt::format("time since the first tick: {} s vs {} s", seconds(xm), seconds(ym));
-        const std::int64_t xw = x.wall_ns - *a.first_tick_wall_ns, yw = y.wall_ns - *b.first_tick_wall_ns;
+        const std::int64_t xw = tx->wall_ns - *a.first_tick_wall_ns, yw = ty.wall_ns - *b.first_tick_wall_ns;
         if (xw != yw)
             return fmt::format("wall-clock time since the first tick: {} s vs {} s", seconds(xw), seconds(yw));
         return std::nullopt;
     }
-    if (x.sub != y.sub)
-        return fmt::format("kind: {} vs {}", sub_kind_name(x), sub_kind_name(y));
-    if (x.handle != y.handle)
-        return fmt::format("{}: {} vs {}", x.kind == trace::RecordKind::spawn ? "task id" : "handle", x.handle, y.handle);
-    if (x.value != y.value) {
-        const char* what = x.kind == trace::RecordKind::output ? "length"
-                           : x.kind == trace::RecordKind::end  ? "exit code"
-                                                               : "value";
-        return fmt::format("{}: {} vs {}", what, x.value, y.value);
-    }
-    if (x.digest != y.digest)
-        return fmt::format("digest: {:016x} vs {:016x}", x.digest, y.digest);
-    if (x.name != y.name)
-        return fmt::format("name: {} vs {}", shown(x.name), shown(y.name));
-    if (x.data != y.data) {
-        std::size_t at = first_mismatch(x.data, y.data);
-        return fmt::format("data: {} vs {} bytes, first different byte at {}", x.data.size(), y.data.size(), at);
-    }
-    if (x.has_addresses != y.has_addresses || !(x.peer == y.peer) || !(x.local == y.local))
-        return fmt::format("addresses: peer {} local {} vs peer {} local {}", x.peer.to_string(), x.local.to_string(),
-                           y.peer.to_string(), y.local.to_string());
-    return std::nullopt;
+    return field_difference(x, y);
 }
 
 // How a trace that has no event at the current index ended.
@@ -671,6 +777,22 @@ int cmd_diff(const Args& args) {
     return exit_ok;
 }
 
+// --- keygen -------------------------------------------------------------------------------------
+
+int cmd_keygen(const Args& args) {
+    if (args.operands.size() != 1)
+        return usage_error("keygen", "expects exactly one file to create");
+    std::string why;
+    if (!trace::write_new_trace_key(args.operands[0], why).ok()) {
+        fmt::print(stderr, "reprise keygen: {}\n", why);
+        return exit_usage;
+    }
+    fmt::print("wrote a new trace key to {} (mode 0600): record with --record-key={}; keep it as safe as the "
+               "traces it opens\n",
+               args.operands[0], args.operands[0]);
+    return exit_ok;
+}
+
 // --- main ---------------------------------------------------------------------------------------
 
 struct Command {
@@ -683,10 +805,11 @@ struct Command {
 
 const std::vector<Command>& commands() {
     static const std::vector<Command> list = {
-        {"info", info_help, cmd_info, {}, {}},
-        {"dump", dump_help, cmd_dump, {"--json"}, {"--from", "--to", "--kind"}},
-        {"verify", verify_help, cmd_verify, {}, {}},
-        {"diff", diff_help, cmd_diff, {}, {}},
+        {"info", info_help, cmd_info, {}, {"--record-key"}},
+        {"dump", dump_help, cmd_dump, {"--json"}, {"--from", "--to", "--kind", "--record-key"}},
+        {"verify", verify_help, cmd_verify, {}, {"--record-key"}},
+        {"diff", diff_help, cmd_diff, {}, {"--record-key"}},
+        {"keygen", keygen_help, cmd_keygen, {}, {}},
     };
     return list;
 }
@@ -743,6 +866,15 @@ int run(int argc, char** argv) {
     if (args.help) {
         fmt::print("{}", c->help);
         return exit_ok;
+    }
+    if (args.has("--record-key")) {
+        std::string why;
+        auto loaded = trace::load_trace_key(args.options.at("--record-key").back(), why);
+        if (!loaded.ok()) {
+            fmt::print(stderr, "reprise {}: {}\n", c->name, why);
+            return exit_usage;
+        }
+        trace_key = *loaded;
     }
     return c->run(args);
 }

@@ -1,6 +1,7 @@
 // The node's disk state: atomic term+vote file, and the length+checksum framed append-only log.
 #include "storage.hpp"
 
+#include <reprise/record/chunk.hpp>
 #include <reprise/record/trace.hpp>
 #include <reprise/runtime/assert.hpp>
 

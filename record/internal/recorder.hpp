@@ -3,6 +3,7 @@
 
 #include "reprise/runtime/internal/private.hpp"
 
+#include "reprise/record/chunk.hpp"
 #include "reprise/record/trace.hpp"
 #include "reprise/runtime/internal/journal.hpp"
 
@@ -29,6 +30,10 @@ struct RecorderConfig {
     std::uint64_t segment_bytes = 0;
     /// Record written bytes in full, not only their length and digest.
     bool full_outputs = false;
+    /// Compress chunks (zstd, on the writer thread).
+    bool compress = true;
+    /// Seal every chunk with this key (nullopt: stored in the clear).
+    std::optional<trace::TraceKey> key;
     /// A chunk is sealed at the first tick this long after its first record, so a
     /// killed process loses at most this much.
     std::int64_t seal_interval_ns = 50'000'000;
@@ -42,6 +47,8 @@ public:
 
     void tick(std::int64_t mono_ns, std::int64_t wall_ns) override;
     void wakeup(const Wakeup& w, std::string_view data) override;
+    void accepted(const Wakeup& w, std::uint64_t connection) override;
+    void annotation(const trace::Annotation& a) override;
     void offload_done(const Wakeup& w, std::string_view data, OffloadState& request) override;
     std::string input(trace::InputKind kind, std::string_view name,
                       const std::function<std::string()>& produce) override;
@@ -60,6 +67,8 @@ public:
     [[noreturn]] void diverge(std::string_view, std::string_view) override;
 
     std::uint64_t records() const noexcept { return records_; }
+    /// Bytes of chunks written so far, as stored (framed, compressed, sealed).
+    std::uint64_t stored_bytes() const noexcept { return stored_bytes_.load(); }
     /// Set when a write failed: the trace on disk stops at a chunk boundary and the
     /// recorder writes nothing more.
     bool failed() const noexcept { return failed_.load(); }
@@ -77,11 +86,10 @@ private:
     void committed();              ///< after each complete record
     void seal();                   ///< frames the chunk and queues it for the writer
     void writer_main();
-    void write_sealed(const Sealed& chunk);
+    void write_sealed(const Sealed& chunk, bool compress);
     void stop_writing(std::string_view what);
     std::string file_path() const;  ///< the file being written: the trace, or its current segment
     bool write_all(int fd, std::string_view bytes) noexcept;
-    bool write_chunk(int fd, std::string_view payload) noexcept;
     static void crash_flush(void* self) noexcept;
 
     RecorderConfig config_;
@@ -104,6 +112,12 @@ private:
     std::uint64_t file_bytes_ = 0;        ///< writer thread only: bytes of complete chunks in the current file
     std::uint64_t records_written_ = 0;   ///< writer thread only: records in complete chunks on disk
     std::uint32_t segment_ = 0;           ///< writer thread only
+    /// Seals chunks for the file being written (bound to its header). Replaced only by
+    /// the writer between chunks; the crash path uses it once the writer is idle.
+    std::unique_ptr<trace::ChunkSealer> sealer_;
+    std::atomic<std::uint64_t> chunk_index_{0};  ///< the next chunk's index in the whole trace
+    std::string framed_;                  ///< writer thread only: the chunk being written
+    std::atomic<std::uint64_t> stored_bytes_{0};
     std::thread writer_;
 };
 

@@ -7,7 +7,7 @@
 #include "reprise/runtime/internal/core.hpp"
 #include "reprise/runtime/internal/journal.hpp"
 
-#include <deque>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -53,7 +53,9 @@ public:
     // --- Journal: the program checked against the trace --------------------------
     void tick(std::int64_t, std::int64_t) override {}
     void wakeup(const Wakeup& w, std::string_view data) override;
+    void accepted(const Wakeup& w, std::uint64_t connection) override;
     void unknown_handle(const Wakeup& w) override;
+    void wrong_handle_kind(const Wakeup& w) override;
     void timer_fires(std::uint64_t id, bool armed, std::int64_t deadline_ns, std::int64_t now_ns) override;
     void offload_done(const Wakeup& w, std::string_view data, OffloadState& request) override;
     void undecodable_input(std::string_view name) override;
@@ -68,12 +70,16 @@ public:
     const trace::Header& header() const noexcept { return reader_.header(); }
     std::uint64_t events() const noexcept { return consumed_; }
     /// The record handed to the program last (valid once an event was consumed).
-    const trace::Record& last_event() const noexcept { return last_good_; }
+    const trace::Record& last_event() const noexcept { return last_good_.get(); }
 
 private:
     /// The next record, read ahead; null at the end of the trace.
     const trace::Record* peek();
     void consume();
+    /// The next of this tick's wake-ups is delivered (`data`: its bytes in the batch),
+    /// checked by `check(record)` first.
+    template <class Check>
+    void deliver_pending(std::string_view data, Check&& check);
     /// The trace ran out: a damaged/truncated trace (exit 2) or a program that
     /// goes on past the recorded end (exit 3).
     [[noreturn]] void trace_ran_out(std::string_view program_did);
@@ -96,9 +102,10 @@ private:
     std::int64_t wall_start_ns_ = 0;       ///< real monotonic time when replay started
     std::int64_t last_progress_ns_ = 0;
     bool progress_shown_ = false;
-    trace::Record last_good_;              ///< the last record consumed (for reports)
+    trace::RecordCopy last_good_;          ///< the last record consumed (for reports)
     bool have_last_ = false;
-    std::deque<trace::Record> pending_;    ///< this tick's wake-ups, read but not yet delivered
+    std::vector<trace::Record> pending_;   ///< this tick's wake-ups, read but not yet delivered (no bytes)
+    std::size_t pending_next_ = 0;         ///< the next of them the gate delivers
 };
 
 class Recorder;
@@ -116,7 +123,10 @@ public:
 
     void tick(std::int64_t mono_ns, std::int64_t wall_ns) override;
     void wakeup(const Wakeup& w, std::string_view data) override;
+    void accepted(const Wakeup& w, std::uint64_t connection) override;
+    void annotation(const trace::Annotation& a) override;
     void unknown_handle(const Wakeup& w) override;
+    void wrong_handle_kind(const Wakeup& w) override { replayer_.wrong_handle_kind(w); }
     void timer_fires(std::uint64_t id, bool armed, std::int64_t deadline_ns, std::int64_t now_ns) override;
     void offload_done(const Wakeup& w, std::string_view data, OffloadState& request) override;
     void undecodable_input(std::string_view name) override { replayer_.undecodable_input(name); }

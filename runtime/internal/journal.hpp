@@ -26,11 +26,17 @@ public:
 
     /// A tick's time (recorder: written; replayer: its own backend supplied it).
     virtual void tick(std::int64_t mono_ns, std::int64_t wall_ns) = 0;
-    /// A wake-up about to be delivered through the gate.
+    /// A wake-up about to be delivered through the gate (every kind but `accepted`).
     virtual void wakeup(const Wakeup& w, std::string_view data) = 0;
+    /// A connection accepted on listener `w.handle`, which the gate named `connection`.
+    /// Replay: the trace names the id the recorded run gave it; another is a divergence.
+    virtual void accepted(const Wakeup& w, std::uint64_t connection) = 0;
     /// A wake-up for a handle that does not exist (closed earlier in its batch): the
     /// gate drops it unseen. Replay: the trace never holds one, so the program differs.
     virtual void unknown_handle(const Wakeup& /*w*/) {}
+    /// A wake-up for a handle of another kind than it concerns (a timer's id where a
+    /// connection's is due). Replay: the program drew its ids otherwise (a divergence).
+    virtual void wrong_handle_kind(const Wakeup& /*w*/) {}
     /// A timer fires at loop time `now_ns` (armed, due at `deadline_ns`). Replay: a
     /// recorded fire of a timer the program disarmed or set later is a divergence.
     virtual void timer_fires(std::uint64_t /*id*/, bool /*armed*/, std::int64_t /*deadline_ns*/,
@@ -47,6 +53,9 @@ public:
     virtual void undecodable_input(std::string_view /*name*/) {}
     /// Bytes the program sends to the world.
     virtual void output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) = 0;
+    /// A milestone the program wrote (reprise::annotate). Recorded; replay checks
+    /// nothing and skips recorded ones, so a build with one more annotation replays.
+    virtual void annotation(const trace::Annotation& /*a*/) {}
     /// A task was spawned (a checkpoint of the program's own order).
     virtual void spawn(std::uint64_t id, std::string_view name) = 0;
     /// The program ended with `exit_code`.

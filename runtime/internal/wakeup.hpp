@@ -4,6 +4,7 @@
 #include "reprise/runtime/internal/private.hpp"
 
 #include "reprise/io/address.hpp"
+#include "reprise/runtime/events.hpp"
 
 #include <cstdint>
 #include <string>
@@ -12,21 +13,7 @@
 
 namespace reprise::detail {
 
-/// The kinds of asynchronous input. Each wake-up concerns one handle and wakes at
-/// most one kind of waiter of it; the recorder journals exactly these.
-enum class WakeKind : std::uint8_t {
-    timer_fired = 1,    ///< handle: timer
-    bytes_read,         ///< handle: connection; data: the bytes
-    eof,                ///< handle: connection; the peer closed its side
-    io_error,           ///< handle: connection; value: errno (reset, broken pipe, ...)
-    accepted,           ///< handle: listener; value: fd (live only); peer/local addresses
-    connected,          ///< handle: connection; value: 0 or the connect errno
-    drained,            ///< handle: connection; output fell below the low-water mark
-    signal,             ///< handle: 0; value: signal number
-    offload_done,       ///< handle: offload request
-};
-
-const char* wake_kind_name(WakeKind kind) noexcept;
+using reprise::WakeKind;
 
 struct Wakeup {
     WakeKind kind;

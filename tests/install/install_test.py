@@ -3,7 +3,7 @@
 temporary folder (never the build folder's prefix, so it races no other test), then checks:
 
   - the staged include folder holds exactly the public headers, no internal/ folder, and no header
-    includes fmt, libevent, Boost, CLI11, msgpack or an internal/ header;
+    includes fmt, libevent, Boost, CLI11, msgpack, zstd, libsodium or an internal/ header;
   - every public header compiles alone (-std=c++20 -Wall -Wextra -Wpedantic -Werror, the staged
     include folder only);
   - libreprise.so's soname, and what reprise.pc says (cflags, libs, private requirements);
@@ -32,7 +32,7 @@ from pathlib import Path
 
 STEP_TIMEOUT = 240  # seconds, for any one command
 
-FORBIDDEN_INCLUDES = re.compile(r'#\s*include\s*[<"](fmt/|event2/|event\.h|boost/|CLI/|msgpack|[^>"]*internal/)')
+FORBIDDEN_INCLUDES = re.compile(r'#\s*include\s*[<"](fmt/|event2/|event\.h|boost/|CLI/|msgpack|zstd|sodium|[^>"]*internal/)')
 
 
 class Failure(Exception):
@@ -152,11 +152,13 @@ def check_pkg_config(pc_env, includedir, libdir):
     check(static_libs.count('-lboost_context') == 1, f'-lboost_context should appear once: {static_libs}')
     check(not any(f.endswith('.a') or 'CLI11' in f for f in static_libs),
           f'no archive path and no CLI11 in the static libs: {static_libs}')
-    check({'-levent_core', '-lfmt'} <= set(static_libs), f'static libs lack libevent_core or fmt: {static_libs}')
+    check({'-levent_core', '-lfmt', '-lzstd', '-lsodium'} <= set(static_libs),
+          f'static libs lack libevent_core, fmt, zstd or sodium: {static_libs}')
     requires = run(['pkg-config', '--print-requires', 'reprise'], env=pc_env).split()
     check(requires == [], f'reprise.pc should require nothing publicly: {requires}')
     private = run(['pkg-config', '--print-requires-private', 'reprise'], env=pc_env).split()
-    check(sorted(private) == ['fmt', 'libevent_core'], f'Requires.private should be fmt, libevent_core: {private}')
+    check(sorted(private) == ['fmt', 'libevent_core', 'libsodium', 'libzstd'],
+          f'Requires.private should be fmt, libevent_core, libsodium, libzstd: {private}')
 
 
 def record_and_replay(exe, workdir, env, name):

@@ -148,14 +148,13 @@ void check_crash_replays_at_the_same_event(Crash how) {
     REQUIRE_FALSE(facts.saw_end);
     REQUIRE(facts.all.size() >= 3);
     const std::uint64_t last = facts.all.size() - 1;
-    const trace::Record& fatal = facts.all[last];
-    REQUIRE(fatal.kind == trace::RecordKind::wake);
-    REQUIRE(std::string(trace::wake_kind_name(fatal.sub)) == "bytes_read");
+    const auto& fatal = std::get<trace::Wake>(facts.all[last].get());
+    REQUIRE(fatal.wake == trace::WakeKind::bytes_read);
     REQUIRE(fatal.data == "crash\n");
-    REQUIRE(facts.all[last - 1].kind == trace::RecordKind::tick);
-    const trace::Record& write = facts.all[last - 2];
-    REQUIRE(write.kind == trace::RecordKind::output);
-    REQUIRE(write.value == 6);  // "crash\n"
+    REQUIRE(trace::is<trace::Tick>(facts.all[last - 1].get()));
+    REQUIRE(trace::is<trace::Output>(facts.all[last - 2].get()));
+    const auto& write = std::get<trace::Output>(facts.all[last - 2].get());
+    REQUIRE(write.length == 6);  // "crash\n"
     REQUIRE(write.digest == trace::digest64("crash\n"));
 
     // Replay crashes the same way, with the same output, at the same event: it

@@ -1,6 +1,8 @@
 // Damaged traces: truncated at every offset, bytes flipped, random and hostile files — the reader never crashes and says where.
 #include "replay_harness.hpp"
 
+#include <reprise/record/chunk.hpp>
+
 #include <algorithm>
 #include <random>
 #include <string>
@@ -94,8 +96,8 @@ Layout layout_of(const std::string& path) {
     REQUIRE(l.bytes.size() > 20);
     REQUIRE(l.bytes.compare(0, 8, std::string(trace::magic, 8)) == 0);
     l.header_end = 20 + u32_at(l.bytes, 12);
-    for (std::uint64_t at = l.header_end; at < l.bytes.size(); at += 8 + u32_at(l.bytes, at)) {
-        REQUIRE(at + 8 <= l.bytes.size());
+    for (std::uint64_t at = l.header_end; at < l.bytes.size(); at += trace::chunk_frame_bytes + u32_at(l.bytes, at)) {
+        REQUIRE(at + trace::chunk_frame_bytes <= l.bytes.size());
         l.chunk_start.push_back(at);
     }
     l.chunk_start.push_back(l.bytes.size());
@@ -135,6 +137,13 @@ const Layout& chunky_trace(std::string* path_out = nullptr) {
     if (path_out)
         *path_out = path;
     return layout;
+}
+
+/// One plain (uncompressed, unsealed) chunk around `payload`, framed as the recorder frames.
+std::string plain_chunk(std::string_view payload) {
+    std::string out;
+    trace::ChunkSealer(std::string_view{}, nullptr).seal(payload, 0, false, out);
+    return out;
 }
 
 /// `v` as the trace's little-endian u32.
@@ -313,7 +322,7 @@ TEST_CASE("random files of random length are refused or read with a clear messag
         case 3:  // a valid header and chunks with valid checksums around garbage records
             bytes = header;
             for (int c = 0; c < 3; ++c)
-                bytes += trace::frame_chunk(random_bytes(1 + rng() % 512, true));
+                bytes += plain_chunk(random_bytes(1 + rng() % 512, true));
             break;
         }
         REQUIRE(spit(path, bytes));
@@ -339,8 +348,7 @@ namespace {
 
 /// A trace with a valid header and one chunk with a valid checksum around `payload`.
 std::string hostile_trace(std::string_view payload, std::int64_t start_mono_ns = 1000) {
-    return trace::encode_header(header_of("hostile", start_mono_ns)) +
-           trace::frame_chunk(payload);
+    return trace::encode_header(header_of("hostile", start_mono_ns)) + plain_chunk(payload);
 }
 
 std::string raw(std::initializer_list<unsigned> bytes) {
@@ -381,7 +389,7 @@ TEST_CASE("hostile records with huge lengths or wrong shapes are refused with a 
     };
     TempDir dir;
     const std::string path = dir / "hostile";
-    const std::uint64_t chunk_offset = hostile_trace("").size() - 8;
+    const std::uint64_t chunk_offset = trace::encode_header(header_of("hostile")).size();
     for (const Case& c : cases) {
         for (bool after_a_good_record : {false, true}) {
             CAPTURE(c.what, after_a_good_record);
@@ -394,7 +402,7 @@ TEST_CASE("hostile records with huge lengths or wrong shapes are refused with a 
             CAPTURE(r.error->message, r.error->offset);
             REQUIRE(clear_message(r.error->message));
             // The chunk passed its checksum, so the offset is the bad record's own.
-            REQUIRE(r.error->offset == chunk_offset + 8 + (after_a_good_record ? tick.size() : 0));
+            REQUIRE(r.error->offset == chunk_offset + trace::chunk_frame_bytes + (after_a_good_record ? tick.size() : 0));
             REQUIRE(r.records == (after_a_good_record ? 1u : 0u));
             REQUIRE(r.error->records_good == r.records);
         }
@@ -406,15 +414,28 @@ TEST_CASE("hostile chunk framing and headers are refused with a message") {
     const std::string path = dir / "hostile";
     const std::string header = trace::encode_header(header_of("hostile"));
     SECTION("a chunk longer than the limit") {
-        REQUIRE(spit(path, header + raw({0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})));
+        REQUIRE(spit(path, header + raw({0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0})));
         ReadOutcome r = read_all(path);
         REQUIRE(r.opened);
         REQUIRE(r.error.has_value());
-        REQUIRE_THAT(r.error->message, Catch::Contains("chunk length"));
+        REQUIRE_THAT(r.error->message, Catch::Contains("raw length"));
         REQUIRE(r.error->offset == header.size());
     }
+    SECTION("a chunk frame with an unknown flag or a reserved byte set") {
+        for (unsigned at : {8u, 9u, 11u}) {
+            std::string frame = raw({1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+            frame[at] = at == 8 ? '\x04' : '\x01';
+            REQUIRE(spit(path, header + frame + "x"));
+            ReadOutcome r = read_all(path);
+            REQUIRE(r.opened);
+            REQUIRE(r.error.has_value());
+            CAPTURE(at, r.error->message);
+            REQUIRE(clear_message(r.error->message));
+            REQUIRE(r.error->offset == header.size());
+        }
+    }
     SECTION("a chunk of zero bytes") {
-        REQUIRE(spit(path, header + raw({0, 0, 0, 0, 0, 0, 0, 0})));
+        REQUIRE(spit(path, header + raw({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})));
         ReadOutcome r = read_all(path);
         REQUIRE(r.opened);
         REQUIRE(r.error.has_value());

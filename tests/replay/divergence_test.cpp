@@ -69,7 +69,8 @@ Scenario between_two_inputs(std::function<void()> extra = {}) {
 }
 
 bool is_input(const trace::Record& r, trace::InputKind kind, std::string_view name) {
-    return r.kind == trace::RecordKind::input && r.sub == static_cast<std::uint8_t>(kind) && r.name == name;
+    const auto* in = std::get_if<trace::Input>(&r);
+    return in != nullptr && in->input == kind && in->name == name;
 }
 
 } // namespace
@@ -92,7 +93,8 @@ TEST_CASE("a timer whose duration changed diverges at its recorded fire") {
     REQUIRE_THAT(d.report.program_did, Catch::Contains("armed timer") && Catch::Contains("later than that"));
     REQUIRE_THAT(d.report.task, Catch::Contains("the loop"));
     REQUIRE(d.report.event == event_of(d.trace_path, [](const trace::Record& r) {
-                return r.kind == trace::RecordKind::wake && r.sub == 1;  // timer_fired
+                const auto* w = std::get_if<trace::Wake>(&r);
+                return w != nullptr && w->wake == trace::WakeKind::timer_fired;
             }));
 }
 
@@ -133,9 +135,9 @@ TEST_CASE("a changed byte in a write diverges at that output, naming both digest
     REQUIRE(d.report.trace_says != d.report.program_did);  // the digests differ
     REQUIRE_THAT(d.report.task, Catch::Contains("'main'"));
     // The second output record: the first write matched.
-    const auto first_output = event_of(d.trace_path, [](const trace::Record& r) { return r.kind == trace::RecordKind::output; });
+    const auto first_output = event_of(d.trace_path, [](const trace::Record& r) { return trace::is<trace::Output>(r); });
     REQUIRE(d.report.event == event_of(d.trace_path, [&, seen = 0](const trace::Record& r) mutable {
-                return r.kind == trace::RecordKind::output && ++seen == 2;
+                return trace::is<trace::Output>(r) && ++seen == 2;
             }));
     REQUIRE(d.report.event > first_output);
 }
@@ -171,7 +173,7 @@ TEST_CASE("an extra connect diverges at its connect input") {
     REQUIRE_THAT(d.report.program_did, Catch::Contains("input connect name=\"127.0.0.1:"));
     REQUIRE_THAT(d.report.trace_says, Catch::StartsWith("output conn_write"));
     REQUIRE(d.report.event ==
-            event_of(d.trace_path, [](const trace::Record& r) { return r.kind == trace::RecordKind::output; }));
+            event_of(d.trace_path, [](const trace::Record& r) { return trace::is<trace::Output>(r); }));
 }
 
 TEST_CASE("tasks spawned in another order diverge at the first spawn") {
@@ -189,7 +191,8 @@ TEST_CASE("tasks spawned in another order diverge at the first spawn") {
     REQUIRE_THAT(d.report.trace_says, Catch::StartsWith("spawn ") && Catch::Contains("name=\"alpha\""));
     REQUIRE_THAT(d.report.program_did, Catch::StartsWith("spawn ") && Catch::Contains("name=\"beta\""));
     REQUIRE(d.report.event == event_of(d.trace_path, [](const trace::Record& r) {
-                return r.kind == trace::RecordKind::spawn && r.name == "alpha";
+                const auto* sp = std::get_if<trace::Spawn>(&r);
+                return sp != nullptr && sp->name == "alpha";
             }));
 }
 
@@ -221,7 +224,7 @@ TEST_CASE("a program that asks for more inputs than the trace holds diverges at 
     REQUIRE_THAT(d.report.trace_says, Catch::Contains("end exit_code=0"));
     REQUIRE_THAT(d.report.program_did, Catch::Contains("input env name=\"REPRISE_DIVERGE_C\""));
     REQUIRE(d.report.event ==
-            event_of(d.trace_path, [](const trace::Record& r) { return r.kind == trace::RecordKind::end; }));
+            event_of(d.trace_path, [](const trace::Record& r) { return trace::is<trace::End>(r); }));
 }
 
 TEST_CASE("a program that waits for the world past the trace's end diverges at the end record") {
@@ -239,7 +242,7 @@ TEST_CASE("a program that waits for the world past the trace's end diverges at t
     REQUIRE_THAT(d.report.trace_says, Catch::Contains("end exit_code=0"));
     REQUIRE_THAT(d.report.program_did, Catch::Contains("waits for the world"));
     REQUIRE(d.report.event ==
-            event_of(d.trace_path, [](const trace::Record& r) { return r.kind == trace::RecordKind::end; }));
+            event_of(d.trace_path, [](const trace::Record& r) { return trace::is<trace::End>(r); }));
 }
 
 TEST_CASE("another exit code diverges at the end record") {
@@ -282,4 +285,24 @@ TEST_CASE("a divergence is reported to the driver's on_divergence before the rep
     REQUIRE(r.child.exited_with(3));
     REQUIRE_THAT(r.child.out, Catch::Contains("driver saw: reprise: DIVERGENCE at event") &&
                                   Catch::Contains("node 'node-7'") && Catch::Contains("trace says:  wake timer_fired"));
+}
+
+// A changed program that draws one more handle id shifts every later id: the recorded
+// wake-up then names a handle of another kind (a timer where a connection was). That
+// is reported as a divergence, never an assertion of the gate.
+TEST_CASE("a wake-up for a handle that is another kind of handle in the changed program diverges") {
+    auto offloading = [](bool extra_timer) -> Scenario {
+        return [extra_timer](std::string& log) {
+            std::optional<Timer> extra;
+            if (extra_timer)
+                extra.emplace();  // takes the id the offload request had when recorded
+            log += std::to_string(must(offload([] { return 6 * 7; }), "offload"));
+            return 0;
+        };
+    };
+    TempDir dir;
+    Diverged d = record_then_diverge(dir, offloading(false), offloading(true));
+    INFO(d.replay.child.err);
+    REQUIRE_THAT(d.report.trace_says, Catch::StartsWith("wake offload_done"));
+    REQUIRE_THAT(d.report.program_did, Catch::Contains("as another kind of handle"));
 }

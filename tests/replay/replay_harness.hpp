@@ -101,7 +101,7 @@ struct TraceFacts {
     std::uint64_t records = 0;
     bool saw_end = false;
     std::optional<trace::ReadError> error;
-    std::vector<trace::Record> all;  ///< every record, when asked for
+    std::vector<trace::RecordCopy> all;  ///< every record, when asked for
 };
 
 inline TraceFacts read_trace(const std::string& path, bool keep_records = false) {
@@ -113,7 +113,7 @@ inline TraceFacts read_trace(const std::string& path, bool keep_records = false)
     trace::Record r;
     while (reader->next(r))
         if (keep_records)
-            facts.all.push_back(r);
+            facts.all.emplace_back(r);
     facts.records = reader->records_read();
     facts.saw_end = reader->saw_end();
     facts.error = reader->error();
@@ -126,7 +126,7 @@ template <class Pred>
 std::optional<std::uint64_t> index_of_first(const std::string& path, Pred pred) {
     TraceFacts facts = read_trace(path, true);
     for (std::size_t i = 0; i < facts.all.size(); ++i)
-        if (pred(facts.all[i]))
+        if (pred(facts.all[i].get()))
             return i;
     return std::nullopt;
 }

@@ -1,6 +1,8 @@
 // Determinism self-test: a recording replayed while recording again (--replay=A --record=B) gives B == A, record for record.
 #include "replay_harness.hpp"
 
+#include <reprise/record/chunk.hpp>
+
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -102,7 +104,7 @@ Scenario mixed(const std::string& dir) {
 
 struct Trace {
     trace::Header header;
-    std::vector<trace::Record> records;
+    std::vector<trace::RecordCopy> records;
     bool complete = false;
 };
 
@@ -115,38 +117,24 @@ Trace load(const std::string& path) {
     t.header = reader->header();
     trace::Record r;
     while (reader->next(r))
-        t.records.push_back(r);
+        t.records.emplace_back(r);
     REQUIRE_FALSE(reader->error().has_value());
     t.complete = reader->saw_end();
     return t;
 }
 
-bool same_record(const trace::Record& a, const trace::Record& b) {
-    return a.kind == b.kind && a.sub == b.sub && a.mono_ns == b.mono_ns && a.wall_ns == b.wall_ns &&
-           a.handle == b.handle && a.value == b.value && a.digest == b.digest && a.data == b.data &&
-           a.name == b.name && a.has_addresses == b.has_addresses && a.peer == b.peer && a.local == b.local;
-}
+bool same_record(const trace::RecordCopy& a, const trace::RecordCopy& b) { return a.get() == b.get(); }
 
-/// A trace file holding `records` under `header`, written by the real encoder.
-std::string encode_trace(const trace::Header& header, const std::vector<trace::Record>& records) {
+/// A trace file holding `records` under `header`, written by the real encoder and the
+/// recorder's own framing (one plain chunk).
+std::string encode_trace(const trace::Header& header, const std::vector<trace::RecordCopy>& records) {
     trace::Encoder e;
     e.set_base(header.start_mono_ns, header.start_wall_ns);
-    for (const trace::Record& r : records) {
-        switch (r.kind) {
-        case trace::RecordKind::tick: e.tick(r.mono_ns, r.wall_ns); break;
-        case trace::RecordKind::wake:
-            e.wake(r.sub, r.handle, r.value, r.data, r.has_addresses ? &r.peer : nullptr,
-                   r.has_addresses ? &r.local : nullptr);
-            break;
-        case trace::RecordKind::input: e.input(static_cast<trace::InputKind>(r.sub), r.name, r.data); break;
-        case trace::RecordKind::output:
-            e.output(static_cast<trace::OutputKind>(r.sub), r.handle, static_cast<std::uint64_t>(r.value), r.digest, r.data);
-            break;
-        case trace::RecordKind::spawn: e.spawn(r.handle, r.name); break;
-        case trace::RecordKind::end: e.end(r.value); break;
-        }
-    }
-    return trace::encode_header(header) + trace::frame_chunk(e.payload());
+    for (const trace::RecordCopy& r : records)
+        e.put(r.get());
+    std::string out = trace::encode_header(header);
+    trace::ChunkSealer(trace::encode_header_body(header), nullptr).seal(e.payload(), 0, false, out);
+    return out;
 }
 
 /// A program of the build, or a failure that says to build it.
@@ -213,21 +201,26 @@ TEST_CASE("a replay recorded again holds the same records as the recording it re
     const Trace& b = r.tb;
 
     // The scenario touched every kind of input it is meant to cover.
-    auto has = [&](trace::RecordKind kind, std::uint8_t sub) {
+    auto has = [&](auto pred) {
         for (const auto& rec : a.records)
-            if (rec.kind == kind && rec.sub == sub)
+            if (pred(rec.get()))
                 return true;
         return false;
     };
-    using K = trace::RecordKind;
-    CHECK(has(K::wake, 1));  // timer fired
-    CHECK(has(K::wake, 2));  // bytes read
-    CHECK(has(K::wake, 5));  // accepted
-    CHECK(has(K::wake, 9));  // offload done
-    CHECK(has(K::input, static_cast<std::uint8_t>(trace::InputKind::secure_random)));
-    CHECK(has(K::input, static_cast<std::uint8_t>(trace::InputKind::app)));
-    CHECK(has(K::input, static_cast<std::uint8_t>(trace::InputKind::precise_clock)));
-    CHECK(has(K::output, static_cast<std::uint8_t>(trace::OutputKind::conn_write)));
+    auto wake = [](trace::WakeKind k) {
+        return [k](const trace::Record& r) { return trace::is<trace::Wake>(r) && std::get<trace::Wake>(r).wake == k; };
+    };
+    auto input = [](trace::InputKind k) {
+        return [k](const trace::Record& r) { return trace::is<trace::Input>(r) && std::get<trace::Input>(r).input == k; };
+    };
+    CHECK(has(wake(trace::WakeKind::timer_fired)));
+    CHECK(has(wake(trace::WakeKind::bytes_read)));
+    CHECK(has(wake(trace::WakeKind::offload_done)));
+    CHECK(has([](const trace::Record& r) { return trace::is<trace::Accepted>(r); }));
+    CHECK(has(input(trace::InputKind::secure_random)));
+    CHECK(has(input(trace::InputKind::app)));
+    CHECK(has(input(trace::InputKind::precise_clock)));
+    CHECK(has([](const trace::Record& r) { return trace::is<trace::Output>(r); }));
 
     // B's header is A's: same node, arguments, seed and start times.
     CHECK(b.header.node == a.header.node);
@@ -243,7 +236,7 @@ TEST_CASE("a replay recorded again holds the same records as the recording it re
     REQUIRE(b.complete);
     REQUIRE(b.records.size() == a.records.size());
     for (std::size_t i = 0; i < a.records.size(); ++i) {
-        INFO("event #" << i << ": A " << trace::describe(a.records[i]) << "\n  B " << trace::describe(b.records[i]));
+        INFO("event #" << i << ": A " << trace::describe(a.records[i].get()) << "\n  B " << trace::describe(b.records[i].get()));
         REQUIRE(same_record(a.records[i], b.records[i]));
     }
     // And the re-recording replays like the recording.
@@ -263,9 +256,11 @@ TEST_CASE("a re-recording of a --record-full trace keeps the written bytes in fu
     std::size_t full = 0;
     REQUIRE(r.tb.records.size() == r.ta.records.size());
     for (std::size_t i = 0; i < r.ta.records.size(); ++i) {
-        INFO("event #" << i << ": A " << trace::describe(r.ta.records[i]) << "\n  B " << trace::describe(r.tb.records[i]));
+        INFO("event #" << i << ": A " << trace::describe(r.ta.records[i].get()) << "\n  B "
+                        << trace::describe(r.tb.records[i].get()));
         REQUIRE(same_record(r.ta.records[i], r.tb.records[i]));
-        full += r.tb.records[i].kind == trace::RecordKind::output && !r.tb.records[i].data.empty() ? 1 : 0;
+        const auto* out = std::get_if<trace::Output>(&r.tb.records[i].get());
+        full += out != nullptr && !out->bytes.empty() ? 1 : 0;
     }
     REQUIRE(full > 0);
 }
@@ -278,16 +273,18 @@ TEST_CASE("--record-full while re-recording a digest-only trace keeps every writ
     std::size_t outputs = 0;
     REQUIRE(r.tb.records.size() == r.ta.records.size());
     for (std::size_t i = 0; i < r.ta.records.size(); ++i) {
-        const auto& a = r.ta.records[i];
-        const auto& b = r.tb.records[i];
-        INFO("event #" << i << ": A " << trace::describe(a) << "\n  B " << trace::describe(b));
-        REQUIRE(a.kind == b.kind);
-        if (a.kind != trace::RecordKind::output || a.value == 0)
+        const trace::Record& ra = r.ta.records[i].get();
+        const trace::Record& rb = r.tb.records[i].get();
+        INFO("event #" << i << ": A " << trace::describe(ra) << "\n  B " << trace::describe(rb));
+        REQUIRE(trace::kind_of(ra) == trace::kind_of(rb));
+        const auto* a = std::get_if<trace::Output>(&ra);
+        if (a == nullptr || a->length == 0)
             continue;
+        const auto& b = std::get<trace::Output>(rb);
         ++outputs;
-        CHECK(a.data.empty());
-        REQUIRE(b.data.size() == static_cast<std::size_t>(a.value));
-        REQUIRE(trace::digest64(b.data) == a.digest);
+        CHECK(a->bytes.empty());
+        REQUIRE(b.bytes.size() == a->length);
+        REQUIRE(trace::digest64(b.bytes) == a->digest);
     }
     REQUIRE(outputs > 0);
 }
@@ -305,15 +302,21 @@ TEST_CASE("reprise diff finds a re-recording identical and flags a trace changed
     REQUIRE(same.out.find("identical: " + std::to_string(r.ta.records.size()) + " events") != std::string::npos);
 
     // One byte of one read changed: diff names that event.
-    std::vector<trace::Record> changed = r.tb.records;
+    std::vector<trace::RecordCopy> changed = r.tb.records;
     std::size_t at = changed.size();
-    for (std::size_t i = 0; i < changed.size(); ++i)
-        if (changed[i].kind == trace::RecordKind::wake && changed[i].sub == 2 && !changed[i].data.empty()) {
+    for (std::size_t i = 0; i < changed.size(); ++i) {
+        const auto* w = std::get_if<trace::Wake>(&changed[i].get());
+        if (w != nullptr && w->wake == trace::WakeKind::bytes_read && !w->data.empty()) {
             at = i;
             break;
         }
+    }
     REQUIRE(at < changed.size());
-    changed[at].data[0] ^= 0x20;
+    trace::Wake flipped = std::get<trace::Wake>(changed[at].get());
+    std::string data(flipped.data);
+    data[0] ^= 0x20;
+    flipped.data = data;
+    changed[at].assign(flipped);
     REQUIRE(spit(dir / "C.trace", encode_trace(r.tb.header, changed)));
     ChildResult differs = run_program({tool, "diff", dir / "A.trace", dir / "C.trace"});
     INFO(differs.describe());
@@ -325,15 +328,17 @@ TEST_CASE("reprise diff finds a re-recording identical and flags a trace changed
     REQUIRE(run_program({tool, "diff", dir / "A.trace", dir / "D.trace"}).exited_with(0));
 
     // A tick one nanosecond later is a difference too.
-    std::vector<trace::Record> later = r.tb.records;
+    std::vector<trace::RecordCopy> later = r.tb.records;
     std::size_t tick = later.size();
     for (std::size_t i = 1; i < later.size(); ++i)
-        if (later[i].kind == trace::RecordKind::tick) {
+        if (trace::is<trace::Tick>(later[i].get())) {
             tick = i;
             break;
         }
     REQUIRE(tick < later.size());
-    later[tick].mono_ns += 1;
+    trace::Tick moved = std::get<trace::Tick>(later[tick].get());
+    moved.mono_ns += 1;
+    later[tick].assign(moved);
     REQUIRE(spit(dir / "E.trace", encode_trace(r.tb.header, later)));
     ChildResult late = run_program({tool, "diff", dir / "A.trace", dir / "E.trace"});
     INFO(late.describe());

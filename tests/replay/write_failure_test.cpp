@@ -108,8 +108,9 @@ long long replay_ended_at(const std::string& err) {
 }
 
 std::size_t precise_clock_reads(const TraceFacts& facts) {
-    return static_cast<std::size_t>(std::count_if(facts.all.begin(), facts.all.end(), [](const trace::Record& r) {
-        return r.kind == trace::RecordKind::input && r.sub == static_cast<std::uint8_t>(trace::InputKind::precise_clock);
+    return static_cast<std::size_t>(std::count_if(facts.all.begin(), facts.all.end(), [](const trace::RecordCopy& r) {
+        const auto* in = std::get_if<trace::Input>(&r.get());
+        return in != nullptr && in->input == trace::InputKind::precise_clock;
     }));
 }
 
@@ -173,6 +174,7 @@ TEST_CASE("a disk that fills mid-run cuts the trace at its last complete chunk; 
     // 400 rounds carry about 1.2 MB of echoed bytes; the file may hold 300000 bytes,
     // not a multiple of anything the recorder writes, so the failing write is partial.
     Options rec;
+    rec.record_compress = false;  // the sizes below are of records as written, uncompressed
     rec.record_path = path;
     ChildResult recorded = run_in_child([&] {
         limit_file_size(300000);
@@ -201,6 +203,7 @@ TEST_CASE("a segment whose header cannot be written ends the trace after the seg
     constexpr int rounds = 300;
     constexpr std::size_t bytes = 8000;  // about 4.8 MB crosses loopback: more than two segments
     Options rec;
+    rec.record_compress = false;  // the sizes below are of records as written, uncompressed
     rec.record_path = path;
     rec.record_segment_bytes = 1024 * 1024;
     ChildResult recorded = run_in_child([&] { return echo_rounds(rec, rounds, bytes, false); });
@@ -229,6 +232,7 @@ TEST_CASE("a program that crashes after its recording stopped leaves the trace a
     constexpr int rounds = 300;
     constexpr std::size_t bytes = 8000;
     Options rec;
+    rec.record_compress = false;  // the sizes below are of records as written, uncompressed
     rec.record_path = path;
     rec.record_segment_bytes = 1024 * 1024;
     ChildResult recorded = run_in_child([&] { return echo_rounds(rec, rounds, bytes, true); });
@@ -247,6 +251,7 @@ TEST_CASE("a disk that fills right after the header leaves a trace with no recor
     TempDir dir;
     const std::string path = dir / "trace";
     Options rec;
+    rec.record_compress = false;  // the sizes below are of records as written, uncompressed
     rec.record_path = path;
     // The limit is set once the header is written: the file may not grow by one byte.
     ChildResult recorded = run_in_child(

@@ -18,6 +18,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import reprise_trace  # noqa: E402
+
 TIMEOUT_S = 60
 FAILURES = []
 
@@ -35,32 +38,17 @@ def run(argv, cwd=None):
     return p.returncode, p.stdout, p.stderr
 
 
-def crc32c(data):
-    # Reflected CRC-32C (Castagnoli, polynomial 0x82f63b78), as docs/trace-format.md specifies.
-    c = 0xFFFFFFFF
-    for b in data:
-        c ^= b
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-    return c ^ 0xFFFFFFFF
-
-
 def layout(data, format_version):
-    """Returns (header_end, [(chunk_offset, payload_length)]) and checks every checksum."""
-    check(data[:8] == b"REPRISE\n", "the trace starts with the magic")
-    version, header_len, header_crc = struct.unpack_from("<III", data, 8)
+    """Returns (header_end, [Chunk]) and checks every checksum."""
+    check(data[:8] == reprise_trace.MAGIC, "the trace starts with the magic")
+    version, header_end = reprise_trace.read_header(data)
     check(version == format_version, "the trace has the format version the tool reads",
           f"version {version}, the tool reads {format_version}")
-    header_end = 20 + header_len
-    check(crc32c(data[20:header_end]) == header_crc, "the header's crc32c matches")
-    chunks = []
-    off = header_end
-    while off < len(data):
-        length, crc = struct.unpack_from("<II", data, off)
-        check(crc32c(data[off + 8:off + 8 + length]) == crc, f"the crc32c of the chunk at {off} matches")
-        chunks.append((off, length))
-        off += 8 + length
-    check(off == len(data), "the chunks end exactly at the end of the file")
+    check(reprise_trace.header_crc_matches(data), "the header's crc32c matches")
+    _, chunks, end = reprise_trace.walk_chunks(data)
+    for c in chunks:
+        check(c.crc_matches(data), f"the crc32c of the chunk at {c.offset} matches")
+    check(end == len(data), "the chunks end exactly at the end of the file")
     return header_end, chunks
 
 
@@ -69,7 +57,7 @@ def main():
         print(__doc__, file=sys.stderr)
         return 2
     tool, echo = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    assert crc32c(b"123456789") == 0xE3069283, "the CRC-32C check value"
+    assert reprise_trace.crc32c(b"123456789") == 0xE3069283, "the CRC-32C check value"
 
     with tempfile.TemporaryDirectory(prefix="reprise-tool-test-") as tmp:
         a = os.path.join(tmp, "a.trace")
@@ -131,8 +119,10 @@ def main():
         check(re.search(r"^started\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", info, re.M) is not None,
               "info shows the start as ISO-8601", info)
         check("closed cleanly" in info and "exit code 0" in info, "info says the trace closed cleanly", info)
-        counts = {k: int(n) for k, n in re.findall(r"^  (tick|wake|input|output|spawn|end)\s+(\d+)", info, re.M)}
-        check(len(counts) == 6, "info counts every record kind", info)
+        kinds = ("tick", "wake", "input", "output", "spawn", "end", "accepted", "connected", "annotation")
+        counts = {k: int(n) for k, n in re.findall(r"^  (%s)\s+(\d+)" % "|".join(kinds), info, re.M)}
+        check(len(counts) == len(kinds), "info counts every record kind", info)
+        check(counts.get("accepted", 0) >= 1, "the echo demo's accepted connection has its own record", info)
         total = int(re.search(r"^records\s+(\d+)$", info, re.M).group(1)) if "records" in info else -1
         check(total == sum(counts.values()) and total > 0, "the record counts add up to the total", info)
         check(counts.get("end") == 1 and counts.get("tick", 0) > 0 and counts.get("wake", 0) > 0,
@@ -195,8 +185,8 @@ def main():
         check(len(chunks) >= 1, "the trace has chunks")
 
         cut = os.path.join(tmp, "cut.trace")  # cut inside the last chunk
-        last_off, last_len = chunks[-1]
-        open(cut, "wb").write(data[:last_off + 8 + last_len // 2])
+        last_off, last_len = chunks[-1].offset, chunks[-1].stored
+        open(cut, "wb").write(data[:last_off + reprise_trace.FRAME_BYTES + last_len // 2])
         rc, out, err = run([tool, "verify", cut])
         check(rc == 1 and f"byte offset {last_off} " in out and "truncated" in out,
               "verify fails a truncated trace at the offset of its cut chunk", out + err)
@@ -210,9 +200,9 @@ def main():
         check(rc == 0 and "incomplete" in out, "info says a trace without an end record is incomplete", out + err)
 
         flipped = os.path.join(tmp, "flipped.trace")
-        first_off, first_len = chunks[0]
+        first_off, first_len = chunks[0].offset, chunks[0].stored
         damaged = bytearray(data)
-        damaged[first_off + 8 + first_len // 2] ^= 0x40
+        damaged[first_off + reprise_trace.FRAME_BYTES + first_len // 2] ^= 0x40
         open(flipped, "wb").write(bytes(damaged))
         rc, out, err = run([tool, "verify", flipped])
         check(rc == 1 and f"byte offset {first_off} " in out and "checksum" in out,

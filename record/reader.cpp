@@ -1,0 +1,265 @@
+// The trace reader: opens each chunk's envelope and decodes its records in place, treating every byte as hostile.
+#include "reprise/record/trace.hpp"
+
+#include "reprise/record/chunk.hpp"
+#include "reprise/runtime/assert.hpp"
+
+#include <fmt/core.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <sys/stat.h>
+
+namespace reprise::trace {
+
+namespace {
+// How ChunkOpener says that an intact chunk does not open with the key given.
+constexpr std::string_view wrong_key = "does not open with this key";
+
+std::uint32_t get_u32(const unsigned char* p) {
+    return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
+           static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
+}
+} // namespace
+
+Reader::Reader(Reader&& o) noexcept { *this = std::move(o); }
+
+Reader& Reader::operator=(Reader&& o) noexcept {
+    if (this != &o) {
+        if (file_)
+            std::fclose(file_);
+        paths_ = std::move(o.paths_);
+        segment_ = o.segment_;
+        file_ = std::exchange(o.file_, nullptr);
+        header_ = std::move(o.header_);
+        key_ = std::move(o.key_);
+        opener_ = std::move(o.opener_);
+        chunk_ = std::move(o.chunk_);
+        previous_chunk_ = std::move(o.previous_chunk_);
+        stored_ = std::move(o.stored_);
+        chunk_pos_ = o.chunk_pos_;
+        chunk_is_plain_ = o.chunk_is_plain_;
+        chunk_offset_ = o.chunk_offset_;
+        file_offset_ = o.file_offset_;
+        records_ = o.records_;
+        chunks_ = o.chunks_;
+        chunk_stored_bytes_ = o.chunk_stored_bytes_;
+        chunk_payload_bytes_ = o.chunk_payload_bytes_;
+        chunks_compressed_ = o.chunks_compressed_;
+        chunks_encrypted_ = o.chunks_encrypted_;
+        last_mono_ns_ = o.last_mono_ns_;
+        last_wall_ns_ = o.last_wall_ns_;
+        error_ = std::move(o.error_);
+        saw_end_ = o.saw_end_;
+        done_ = o.done_;
+    }
+    return *this;
+}
+
+Reader::~Reader() {
+    if (file_)
+        std::fclose(file_);
+}
+
+Result<Reader> Reader::open(const std::string& path, std::string* error_message, const TraceKey* key) {
+    Reader r;
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+        if (error_message)
+            *error_message = fmt::format("{}: is a directory, not a trace", path);
+        return Errc::invalid_argument;
+    }
+    if (fs::exists(path, ec)) {
+        r.paths_.push_back(path);
+    } else {
+        for (std::size_t i = 0; fs::exists(fmt::format("{}.{}", path, i), ec); ++i)
+            r.paths_.push_back(fmt::format("{}.{}", path, i));
+    }
+    if (r.paths_.empty()) {
+        if (error_message)
+            *error_message = fmt::format("{}: no such trace (nor segments {}.0, {}.1, ...)", path, path, path);
+        return Errc::not_found;
+    }
+    if (key)
+        r.key_ = std::make_unique<TraceKey>(*key);
+    if (!r.open_segment(0, error_message))
+        return Errc::invalid_argument;
+    r.last_mono_ns_ = r.header_.start_mono_ns;
+    r.last_wall_ns_ = r.header_.start_wall_ns;
+    // A sealed trace is opened with its key at once: a wrong key is a refusal at open,
+    // not "damage" at the first chunk. (The chunk read stays for the first next(); a
+    // damaged or cut first chunk is reported by next() like any other.)
+    if (r.header_.encrypted && !r.load_chunk() && r.error_ && r.error_->message.find(wrong_key) != std::string::npos) {
+        if (error_message)
+            *error_message = fmt::format("{}: {}", path, r.error_->message);
+        return Errc::invalid_argument;
+    }
+    return r;
+}
+
+bool Reader::open_segment(std::size_t index, std::string* error_message) {
+    if (file_)
+        std::fclose(file_);
+    const std::string& path = paths_[index];
+    file_ = std::fopen(path.c_str(), "rb");  // reprise-allow: io (the trace reader is part of record/)
+    auto refuse = [&](std::string why) {
+        if (error_message)
+            *error_message = fmt::format("{}: {}", path, why);
+        return false;
+    };
+    if (!file_)
+        return refuse(std::strerror(errno));
+    unsigned char fixed[sizeof magic + 12];
+    if (std::fread(fixed, 1, sizeof fixed, file_) != sizeof fixed)
+        return refuse("not a reprise trace (too short for a header)");
+    if (std::memcmp(fixed, magic, sizeof magic) != 0)
+        return refuse("not a reprise trace (bad magic)");
+    std::uint32_t version = get_u32(fixed + 8);
+    if (version != format_version)
+        return refuse(fmt::format(
+            "trace format version {} is not supported: this reader reads version {} only{}", version, format_version,
+            version < format_version ? " (the trace was recorded by an older reprise: replay it with that version)"
+                                     : " (the trace was recorded by a newer reprise)"));
+    std::uint32_t length = get_u32(fixed + 12);
+    std::uint32_t crc = get_u32(fixed + 16);
+    if (length > header_bytes_max)
+        return refuse(fmt::format("header length {} exceeds the limit of {} bytes", length, header_bytes_max));
+    std::string body(length, '\0');
+    if (std::fread(body.data(), 1, length, file_) != length)
+        return refuse("the header is truncated");
+    if (crc32c(body) != crc)
+        return refuse("the header's checksum does not match");
+    Header h;
+    if (auto why = decode_header(body, h))
+        return refuse(*why);
+    // Times are delta-encoded across segment boundaries: a later segment alone
+    // cannot be read, only the whole trace from segment 0.
+    if (index == 0 && h.segment != 0)
+        return refuse(fmt::format("this is segment {} of a segmented trace; open the trace by its name without the "
+                                  "\".{}\" suffix to read it from segment 0",
+                                  h.segment, h.segment));
+    if (h.encrypted && !key_)
+        return refuse("the trace is encrypted: give its key (--record-key=FILE)");
+    if (index == 0)
+        header_ = std::move(h);
+    else if (h.segment != index)
+        return refuse(fmt::format("segment number {} where {} was expected", h.segment, index));
+    else if (h.start_mono_ns != header_.start_mono_ns || h.start_wall_ns != header_.start_wall_ns ||
+             h.node != header_.node || h.seed != header_.seed || h.build_id != header_.build_id ||
+             h.encrypted != header_.encrypted)
+        return refuse("this segment belongs to another recording (its header differs from segment 0's); "
+                      "a leftover of an earlier recording to the same path?");
+    // Each file's chunks are bound to its own header (an encrypted chunk opens only there).
+    opener_ = std::make_unique<ChunkOpener>(body, key_.get());
+    segment_ = index;
+    file_offset_ = sizeof fixed + length;
+    return true;
+}
+
+bool Reader::fail(std::uint64_t offset, std::string message, std::size_t segment) {
+    error_ = ReadError{offset, records_, std::move(message), paths_[segment]};
+    done_ = true;
+    return false;
+}
+
+std::uint64_t Reader::bytes_left_in_file() const {
+    struct stat st {};
+    if (::fstat(fileno(file_), &st) != 0)  // reprise-allow: io (the trace reader)
+        return 0;
+    std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
+    std::uint64_t at = file_offset_ + chunk_frame_bytes;
+    return size > at ? size - at : 0;
+}
+
+bool Reader::load_chunk() {
+    for (;;) {
+        unsigned char frame_bytes[chunk_frame_bytes];
+        std::size_t got = std::fread(frame_bytes, 1, sizeof frame_bytes, file_);
+        if (got == 0 && std::feof(file_)) {
+            if (segment_ + 1 < paths_.size()) {
+                std::string why;
+                if (!open_segment(segment_ + 1, &why))
+                    return fail(0, why, segment_ + 1);
+                continue;
+            }
+            done_ = true;
+            return false;
+        }
+        chunk_offset_ = file_offset_;
+        if (got != sizeof frame_bytes)
+            return fail(chunk_offset_, "truncated chunk frame (the recording stopped mid-write)");
+        ChunkFrame frame;
+        if (auto why = parse_chunk_frame(frame_bytes, frame))
+            return fail(chunk_offset_, *why);
+        // Allocate no more than the file really holds: a hostile length is bounded
+        // by the frame's limits, and a truncated file by its size.
+        if (frame.stored_bytes > bytes_left_in_file())
+            return fail(chunk_offset_, "truncated chunk (the recording stopped mid-write)");
+        stored_.resize(frame.stored_bytes);
+        if (std::fread(stored_.data(), 1, frame.stored_bytes, file_) != frame.stored_bytes)
+            return fail(chunk_offset_, "truncated chunk (the recording stopped mid-write)");
+        if (header_.encrypted && !(frame.flags & chunk_flag_encrypted))
+            return fail(chunk_offset_, "an unencrypted chunk in an encrypted trace (the file was altered)");
+        // The chunk before this one stays readable: the caller may still hold a record of it.
+        previous_chunk_.swap(chunk_);
+        if (auto why = opener_->open(frame, stored_, chunks_, chunk_))
+            return fail(chunk_offset_, *why);
+        REPRISE_ASSERT(chunk_.size() == frame.raw_bytes);
+        file_offset_ += chunk_frame_bytes + frame.stored_bytes;
+        chunk_pos_ = 0;
+        chunk_is_plain_ = frame.flags == 0;
+        ++chunks_;
+        chunk_stored_bytes_ += chunk_frame_bytes + frame.stored_bytes;
+        chunk_payload_bytes_ += frame.raw_bytes;
+        chunks_compressed_ += (frame.flags & chunk_flag_compressed) != 0;
+        chunks_encrypted_ += (frame.flags & chunk_flag_encrypted) != 0;
+        return true;
+    }
+}
+
+bool Reader::next(Record& out) {
+    if (done_ || saw_end_)
+        return false;
+    if (chunk_pos_ >= chunk_.size() && !load_chunk())
+        return false;
+    std::string_view rest(chunk_.data() + chunk_pos_, chunk_.size() - chunk_pos_);
+    const std::size_t before = rest.size();
+    if (auto why = decode_record(rest, last_mono_ns_, last_wall_ns_, out)) {
+        // The chunk passed its checksum, so the record is the bad part: its own offset in
+        // the file, or in its chunk's payload when that is stored compressed or sealed.
+        if (chunk_is_plain_)
+            return fail(chunk_offset_ + chunk_frame_bytes + chunk_pos_,
+                        fmt::format("record {} is malformed: {}", records_, *why));
+        return fail(chunk_offset_, fmt::format("record {} (at byte {} of this chunk's payload) is malformed: {}",
+                                               records_, chunk_pos_, *why));
+    }
+    REPRISE_ASSERT(rest.size() < before);
+    chunk_pos_ += before - rest.size();
+    ++records_;
+    if (is<End>(out))
+        saw_end_ = true;
+    return true;
+}
+
+bool Reader::check_nothing_after_end() {
+    REPRISE_ASSERT_MSG(saw_end_, "check_nothing_after_end() before the end record");
+    if (error_)
+        return false;
+    if (chunk_pos_ < chunk_.size())
+        return fail(chunk_is_plain_ ? chunk_offset_ + chunk_frame_bytes + chunk_pos_ : chunk_offset_,
+                    fmt::format("{} byte(s) follow the end record in its chunk", chunk_.size() - chunk_pos_));
+    unsigned char byte;
+    if (std::fread(&byte, 1, 1, file_) == 1)
+        return fail(file_offset_, "bytes follow the chunk that holds the end record");
+    if (segment_ + 1 < paths_.size())
+        return fail(0,
+                    fmt::format("segment {} follows the one that holds the end record (a leftover of an earlier "
+                                "recording to the same path?)",
+                                paths_[segment_ + 1]),
+                    segment_ + 1);
+    return true;
+}
+
+} // namespace reprise::trace
