@@ -322,6 +322,9 @@ void Recorder::crash_flush(void* arg) noexcept {
     if (!ok)
         (void)::ftruncate(fd, static_cast<off_t>(self->file_bytes_));
     ::fsync(fd);
+    // Written (and, sealed, encrypted in place): a second call must not write it again.
+    self->committed_bytes_ = 0;
+    self->failed_.store(true);
 }
 
 } // namespace reprise::detail

@@ -1,6 +1,8 @@
 // Crashes of a recorded program (segfault, abort, failed assertion, stack overflow): the trace ends with the events just before the crash, and replay crashes at that same event.
 #include "replay_harness.hpp"
 
+#include <reprise/record/chunk.hpp>
+
 #include <reprise/runtime/assert.hpp>
 
 #include <csignal>
@@ -123,12 +125,22 @@ bool died_of(const ChildResult& child, Crash how) {
     return false;
 }
 
-void check_crash_replays_at_the_same_event(Crash how) {
-    INFO("crash by " << crash_name(how));
+void check_crash_replays_at_the_same_event(Crash how, bool sealed = false) {
+    INFO("crash by " << crash_name(how) << (sealed ? ", trace sealed" : ""));
     TempDir dir;
     const std::string path = dir / "trace";
+    const std::string key_path = dir / "key";
+    std::optional<trace::TraceKey> key;
+    if (sealed) {
+        std::string why;
+        auto made = trace::write_new_trace_key(key_path, why);
+        REQUIRE(made.ok());
+        key = *made;
+    }
     Options rec;
     rec.record_path = path;
+    if (sealed)
+        rec.trace_key_path = key_path;
     ChildResult recorded = run_in_child([&] { return crashing_server(rec, how); });
     INFO("record: " << recorded.describe());
     REQUIRE(died_of(recorded, how));
@@ -141,12 +153,15 @@ void check_crash_replays_at_the_same_event(Crash how) {
     // before the crash: the fatal line read by the server, after the tick that
     // delivered it (both in the chunk the crash hook wrote: a chunk is sealed only
     // at a tick, before that tick's record), after the client's write of it.
-    const TraceFacts facts = read_trace(path, true);
+    const TraceFacts facts = read_trace(path, true, key ? &*key : nullptr);
     INFO("trace: " << facts.records << " records" << (facts.error ? ", error: " + facts.error->message : std::string()));
     REQUIRE(facts.opened);
     REQUIRE_FALSE(facts.error.has_value());
     REQUIRE_FALSE(facts.saw_end);
     REQUIRE(facts.all.size() >= 3);
+    // A sealed trace stays sealed to its last chunk, the one the crash hook wrote too.
+    if (sealed)
+        REQUIRE(facts.chunks_encrypted == facts.chunks);
     const std::uint64_t last = facts.all.size() - 1;
     const auto& fatal = std::get<trace::Wake>(facts.all[last].get());
     REQUIRE(fatal.wake == trace::WakeKind::bytes_read);
@@ -163,6 +178,8 @@ void check_crash_replays_at_the_same_event(Crash how) {
     // not diverge on the way (exit 3).
     Options rep;
     rep.replay_path = path;
+    if (sealed)
+        rep.trace_key_path = key_path;
     ChildResult replayed = run_in_child([&] { return crashing_server(rep, how); });
     INFO("replay: " << replayed.describe());
     REQUIRE(died_of(replayed, how));
@@ -187,6 +204,10 @@ TEST_CASE("a recorded program that segfaults leaves the events before the crash,
 
 TEST_CASE("a recorded program that aborts leaves the events before the crash, and replay aborts at the same event") {
     check_crash_replays_at_the_same_event(Crash::abort);
+}
+
+TEST_CASE("a sealed recording of a program that segfaults ends in a sealed chunk, and replays to the same crash") {
+    check_crash_replays_at_the_same_event(Crash::segfault, true);
 }
 
 TEST_CASE("a recorded program whose assertion fails leaves the events before it, and replay fails it at the same event") {

@@ -4,6 +4,7 @@
 #include "../io/io_test_support.hpp"
 #include "../runtime/child_process.hpp"
 
+#include <reprise/record/chunk.hpp>
 #include <reprise/record/trace.hpp>
 #include <reprise/runtime/reprise.hpp>
 
@@ -102,11 +103,13 @@ struct TraceFacts {
     bool saw_end = false;
     std::optional<trace::ReadError> error;
     std::vector<trace::RecordCopy> all;  ///< every record, when asked for
+    std::uint64_t chunks = 0;
+    std::uint64_t chunks_encrypted = 0;
 };
 
-inline TraceFacts read_trace(const std::string& path, bool keep_records = false) {
+inline TraceFacts read_trace(const std::string& path, bool keep_records = false, const trace::TraceKey* key = nullptr) {
     TraceFacts facts;
-    auto reader = trace::Reader::open(path, &facts.open_error);
+    auto reader = trace::Reader::open(path, &facts.open_error, key);
     if (!reader.ok())
         return facts;
     facts.opened = true;
@@ -117,6 +120,8 @@ inline TraceFacts read_trace(const std::string& path, bool keep_records = false)
     facts.records = reader->records_read();
     facts.saw_end = reader->saw_end();
     facts.error = reader->error();
+    facts.chunks = reader->chunks_read();
+    facts.chunks_encrypted = reader->chunks_encrypted();
     return facts;
 }
 
