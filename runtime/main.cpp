@@ -27,7 +27,8 @@ constexpr const char* runtime_usage = R"(Runtime options (reprise; `--flag value
   --record-full         record written bytes in full (default: length and digest); with --replay,
                         the re-recorded trace holds every written byte, even where the replayed
                         trace kept only digests
-  --record-segment BYTES  split the trace into PATH.0, PATH.1, ... of about BYTES each (k, m, g suffixes)
+  --record-segment BYTES  split the trace into PATH.0, PATH.1, ... of about BYTES each as stored on
+                        disk (compressed and sealed; k, m, g suffixes)
   --record-fsync        fsync the trace after every chunk (default: at the end)
   --record-compress on|off  compress the trace's chunks with zstd (default: on)
   --record-key FILE     seal the trace with the key in FILE (64 hex digits, mode 0600; make one with
