@@ -80,8 +80,10 @@ namespace reprise::detail {
 
 class LiveBackend final : public Backend {
 public:
-    LiveBackend(std::size_t offload_threads, std::shared_ptr<LiveWorld> world)
-        : pool_(offload_threads), world_(world ? std::move(world) : make_live_world()), base_(world_->base) {
+    LiveBackend(std::size_t offload_threads, std::shared_ptr<LiveWorld> world, std::shared_ptr<FileWorld> files)
+        : pool_(offload_threads), world_(world ? std::move(world) : make_live_world()), base_(world_->base),
+          files_(std::move(files)) {
+        REPRISE_ASSERT(files_ != nullptr);
         offload_event_ = event_new(base_, pool_.notify_fd(), EV_READ | EV_PERSIST, on_offload_done, this);
         REPRISE_ASSERT(offload_event_ != nullptr);
         scratch_.reset(new char[limits::read_chunk_bytes]);
@@ -264,6 +266,8 @@ public:
         REPRISE_ASSERT(ev != nullptr && evsignal_add(ev, nullptr) == 0);
         signal_events_.emplace(signo, ev);
     }
+
+    std::shared_ptr<FileWorld> file_world() override { return files_; }
 
     void submit_offload(std::shared_ptr<OffloadState> request) override {
         if (offloads_in_flight_++ == 0)
@@ -521,6 +525,7 @@ private:
     OffloadPool pool_;
     std::shared_ptr<LiveWorld> world_;
     event_base* base_ = nullptr;
+    std::shared_ptr<FileWorld> files_;
     WakeBatch batch_;  ///< what arrived since the last poll handed it over
     event* offload_event_ = nullptr;
     std::size_t offloads_in_flight_ = 0;
@@ -532,8 +537,9 @@ private:
     std::vector<std::uint32_t> free_tokens_;
 };
 
-std::unique_ptr<Backend> make_live_backend(std::size_t offload_threads, std::shared_ptr<LiveWorld> world) {
-    return std::make_unique<LiveBackend>(offload_threads, std::move(world));
+std::unique_ptr<Backend> make_live_backend(std::size_t offload_threads, std::shared_ptr<LiveWorld> world,
+                                           std::shared_ptr<FileWorld> files) {
+    return std::make_unique<LiveBackend>(offload_threads, std::move(world), std::move(files));
 }
 
 } // namespace reprise::detail

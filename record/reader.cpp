@@ -152,7 +152,9 @@ bool Reader::open_segment(std::size_t index, std::string* error_message) {
         return refuse("this segment belongs to another recording (its header differs from segment 0's); "
                       "a leftover of an earlier recording to the same path?");
     // Each file's chunks are bound to its own header (an encrypted chunk opens only there).
-    opener_ = std::make_unique<ChunkOpener>(body, key_.get());
+    // A key given for a trace in the clear is not needed: its chunks open without it (so one
+    // --record-key serves a re-recording that seals what it replays, or a diff of both).
+    opener_ = std::make_unique<ChunkOpener>(body, h.encrypted ? key_.get() : nullptr);
     segment_ = index;
     file_offset_ = sizeof fixed + length;
     return true;

@@ -241,8 +241,12 @@ void Recorder::writer_main() {
 }
 
 // Writes one sealed chunk, starting the next segment first when it would not fit.
+// The segment limit counts the chunk as stored (framed, compressed, sealed); a chunk is
+// sealed for the file it goes to, so one that starts a new segment is sealed again.
 void Recorder::write_sealed(const Sealed& chunk, bool compress) {
-    if (config_.segment_bytes > 0 && file_bytes_ + chunk.payload.size() > config_.segment_bytes &&
+    framed_.clear();
+    sealer_->seal(chunk.payload, chunk_index_.load(), compress, framed_);
+    if (config_.segment_bytes > 0 && file_bytes_ + framed_.size() > config_.segment_bytes &&
         file_bytes_ > trace::header_bytes_max) {
         ++segment_;
         std::string error;
@@ -250,10 +254,10 @@ void Recorder::write_sealed(const Sealed& chunk, bool compress) {
             stop_writing(error);
             return;
         }
+        framed_.clear();
+        sealer_->seal(chunk.payload, chunk_index_.load(), compress, framed_);
     }
     const int fd = fd_.load();
-    framed_.clear();
-    sealer_->seal(chunk.payload, chunk_index_.load(), compress, framed_);
     if (!write_all(fd, framed_)) {
         const int error_number = errno;
         stop_writing(fmt::format("writing the trace {} failed: {}", file_path(), std::strerror(error_number)));

@@ -72,12 +72,19 @@ std::string_view address_bytes(const Address& a) {
     return {reinterpret_cast<const char*>(a.sockaddr_ptr()), a.sockaddr_len()};
 }
 
-Address address_from(std::string_view bytes) {
-    if (bytes.size() < sizeof(sa_family_t))
-        return {};
+// An address's bytes, or an empty Address for no bytes; nullopt for bytes that are not a
+// sockaddr_in or sockaddr_in6 (damage: refused, not read as "no address").
+std::optional<Address> address_from(std::string_view bytes) {
+    if (bytes.empty())
+        return Address{};
+    if (bytes.size() != sizeof(sockaddr_in) && bytes.size() != sizeof(sockaddr_in6))
+        return std::nullopt;
     alignas(sockaddr_in6) char buf[sizeof(sockaddr_in6)] = {};
     std::memcpy(buf, bytes.data(), std::min(bytes.size(), sizeof buf));
-    return Address::from_sockaddr(reinterpret_cast<const sockaddr*>(buf), static_cast<socklen_t>(bytes.size()));
+    Address a = Address::from_sockaddr(reinterpret_cast<const sockaddr*>(buf), static_cast<socklen_t>(bytes.size()));
+    if (a.empty())
+        return std::nullopt;
+    return a;
 }
 
 // The bytes as a quoted, shortened line for describe(): printable ASCII as is.
@@ -150,6 +157,8 @@ std::optional<std::string> check(const Record& record) {
                     return fmt::format("output: unknown output kind {}", k);
                 if (!r.bytes.empty() && r.bytes.size() != r.length)
                     return fmt::format("output: {} bytes recorded in full for a length of {}", r.bytes.size(), r.length);
+                if (!r.bytes.empty() && digest64(r.bytes) != r.digest)
+                    return std::string("output: the bytes recorded in full do not have the recorded digest");
                 return std::nullopt;
             },
             [](const Spawn& r) -> std::optional<std::string> {
@@ -530,6 +539,12 @@ bool count_is(Cursor& c, std::uint32_t n, std::initializer_list<std::uint32_t> a
 std::optional<std::string> decode_record(std::string_view& in, std::int64_t& last_mono_ns, std::int64_t& last_wall_ns,
                                          Record& out) {
     Cursor c(in);
+    auto address = [&c](Address& to) {
+        if (auto a = address_from(c.bytes()))
+            to = *a;
+        else
+            c.fail("an address is neither a sockaddr_in nor a sockaddr_in6");
+    };
     const std::uint32_t n = c.array();
     const std::uint8_t kind = n >= 1 ? c.u8() : static_cast<std::uint8_t>(c.fail("a record of no fields"));
     if (c.error())
@@ -612,8 +627,8 @@ std::optional<std::string> decode_record(std::string_view& in, std::int64_t& las
         Accepted r;
         r.listener = c.u64();
         r.connection = c.u64();
-        r.peer = address_from(c.bytes());
-        r.local = address_from(c.bytes());
+        address(r.peer);
+        address(r.local);
         out = r;
         break;
     }
@@ -626,8 +641,8 @@ std::optional<std::string> decode_record(std::string_view& in, std::int64_t& las
         if (n == 5) {
             if (r.error != 0)
                 return std::string("connected: a failed connect has no addresses");
-            r.peer = address_from(c.bytes());
-            r.local = address_from(c.bytes());
+            address(r.peer);
+            address(r.local);
         } else if (r.error == 0 && !c.error()) {
             return std::string("connected: a connect that succeeded has its addresses");
         }
@@ -762,6 +777,9 @@ std::optional<std::string> decode_header(std::string_view bytes, Header& h) {
                     h.segment = kv.val.as<std::uint32_t>();
                 else if (key == "encrypted")
                     h.encrypted = kv.val.as<bool>();
+                else if (key == "format_version" && kv.val.as<std::uint32_t>() != format_version)
+                    return fmt::format("the header's format_version {} differs from the file's version {}",
+                                       kv.val.as<std::uint32_t>(), format_version);
             } catch (const msgpack::type_error&) {
                 return fmt::format("the header's field \"{}\" has the wrong type", key.substr(0, 64));
             }

@@ -3,6 +3,7 @@
 // every mode; the core only calls it.
 #include "reprise/replay/internal/replayer.hpp"
 
+#include "reprise/io/file_world.hpp"
 #include "reprise/record/internal/build_id.hpp"
 #include "reprise/record/internal/recorder.hpp"
 
@@ -54,7 +55,8 @@ void wire_modes(Runtime::Impl& rt) {
         rt.journal = replayer_ptr = replayer.get();
         rt.backend = std::move(replayer);
     } else {
-        rt.backend = make_live_backend(rt.options.offload_threads, rt.options.live_world);
+        rt.backend = make_live_backend(rt.options.offload_threads, rt.options.live_world,
+                                       rt.options.file_world ? rt.options.file_world : real_file_world());
     }
     rt.backend->read_clock(rt.now_ns, rt.wall_ns);
     if (!rt.options.record_path.empty()) {

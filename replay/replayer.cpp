@@ -2,6 +2,7 @@
 #include "reprise/replay/internal/replayer.hpp"
 
 #include "reprise/clock/internal/system_clock.hpp"
+#include "reprise/io/file_world.hpp"
 #include "reprise/io/internal/offload_state.hpp"
 #include "reprise/record/internal/recorder.hpp"
 
@@ -147,6 +148,30 @@ PollResult Replayer::poll(std::int64_t, WakeBatch& batch) {
         have_next_ = false;
     }
     return {};
+}
+
+std::shared_ptr<FileWorld> Replayer::file_world() {
+    // Jobs are never run in replay; a world that refuses every step proves it.
+    class NoFiles final : public FileWorld {
+        [[noreturn]] static void refuse() {
+            assert_fail("no file step in replay", __FILE__, __LINE__, "a file step ran during a replay");
+        }
+        Result<FileToken> open(const std::string&, OpenMode) override { refuse(); }
+        void close(FileToken) noexcept override {}
+        Result<std::string> read(FileToken, std::uint64_t, std::size_t) override { refuse(); }
+        Result<void> write(FileToken, std::uint64_t, std::string_view) override { refuse(); }
+        Result<void> append(FileToken, std::string_view) override { refuse(); }
+        Result<void> sync(FileToken) override { refuse(); }
+        Result<std::uint64_t> size(FileToken) override { refuse(); }
+        Result<void> truncate(FileToken, std::uint64_t) override { refuse(); }
+        Result<void> rename(const std::string&, const std::string&) override { refuse(); }
+        Result<void> unlink(const std::string&) override { refuse(); }
+        Result<void> sync_directory(const std::string&) override { refuse(); }
+        Result<bool> exists(const std::string&) override { refuse(); }
+        Result<void> make_directories(const std::string&) override { refuse(); }
+    };
+    static const std::shared_ptr<FileWorld> none = std::make_shared<NoFiles>();
+    return none;
 }
 
 void Replayer::read_clock(std::int64_t& mono_ns, std::int64_t& wall_ns) {

@@ -14,6 +14,8 @@
 
 namespace reprise {
 
+class FileWorld;
+
 /// How a runtime starts. Every field has a sensible default.
 /// One event loop that several live runtimes of one thread share, so that a driver
 /// stepping them (Runtime::step) blocks once for all of them instead of spinning.
@@ -61,6 +63,9 @@ struct Options {
     /// Live: wait for the world on this shared loop (null: a loop of the runtime's own).
     /// Every runtime of one LiveWorld must be used from one thread.
     std::shared_ptr<LiveWorld> live_world;
+    /// Live and recording: the world file operations act on, step by step (null: the
+    /// machine's file system, real_file_world()). A replay acts on no file.
+    std::shared_ptr<FileWorld> file_world;
     /// Replay: called with the divergence report (also printed on stderr) before the
     /// process exits with code 3, so that a driver of several runtimes can say which
     /// node diverged and stop the others first.

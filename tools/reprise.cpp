@@ -669,7 +669,7 @@ std::optional<std::string> field_difference(const trace::Record& x, const trace:
         break;
     }
     case trace::RecordKind::annotation:
-        if (trace::describe(x) != trace::describe(y))
+        if (!(get<trace::Annotation>(x) == get<trace::Annotation>(y)))
             d = fmt::format("annotation: {} vs {}", trace::describe(x), trace::describe(y));
         break;
     }

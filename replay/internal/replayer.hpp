@@ -49,6 +49,8 @@ public:
     void close(ConnState& conn) override { conn.output.consume(conn.output.size()); }
     void watch_signal(int) override {}
     void submit_offload(std::shared_ptr<OffloadState>) override {}
+    /// Replay runs no offloaded job, so no file step: their results come from the trace.
+    std::shared_ptr<FileWorld> file_world() override;
 
     // --- Journal: the program checked against the trace --------------------------
     void tick(std::int64_t, std::int64_t) override {}

@@ -22,6 +22,10 @@
 #include <unordered_map>
 #include <vector>
 
+namespace reprise {
+class FileWorld;
+}
+
 namespace reprise::detail {
 
 namespace ctx = boost::context::detail;
@@ -151,6 +155,8 @@ public:
     virtual void watch_signal(int signo) = 0;
     /// Runs the request's job off the loop; completion arrives as `offload_done`.
     virtual void submit_offload(std::shared_ptr<OffloadState> request) = 0;
+    /// The world file steps act on (offloaded jobs call it on the pool's threads).
+    virtual std::shared_ptr<FileWorld> file_world() = 0;
 };
 
 /// Gives a runtime its backend and journal from its Options: live, record, replay, or
@@ -160,7 +166,8 @@ public:
 void wire_modes(Runtime::Impl& rt);
 
 /// A live backend on `world`'s event loop (null: a loop of its own).
-std::unique_ptr<Backend> make_live_backend(std::size_t offload_threads, std::shared_ptr<LiveWorld> world);
+std::unique_ptr<Backend> make_live_backend(std::size_t offload_threads, std::shared_ptr<LiveWorld> world,
+                                           std::shared_ptr<FileWorld> files);
 
 /// A signal the application waits for.
 struct SignalWatch {

@@ -1,11 +1,14 @@
 // Record → replay → compare: each scenario runs live while recording, then replays in a child and must observe the same.
 #include "replay_harness.hpp"
 
+#include <reprise/io/file_world.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <numeric>
 #include <filesystem>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -864,4 +867,127 @@ TEST_CASE("a recorded program that aborts leaves its last events in the trace an
     const auto line = [](const std::string& err) { return err.substr(err.find("last precise_now")); };
     REQUIRE(line(replayed.err).substr(0, line(replayed.err).find('\n')) ==
             line(recorded.err).substr(0, line(recorded.err).find('\n')));
+}
+
+namespace {
+
+/// A file world that logs every step and can fail the n-th fsync: what a simulated
+/// disk or a fault-injecting test puts under a program (Options::file_world).
+class LoggingFiles final : public FileWorld {
+public:
+    explicit LoggingFiles(int fail_sync_number = 0) : fail_sync_number_(fail_sync_number) {}
+    std::vector<std::string> steps() {
+        std::lock_guard lock(mutex_);
+        return steps_;
+    }
+
+    Result<FileToken> open(const std::string& path, OpenMode mode) override {
+        log("open " + base(path));
+        return real_->open(path, mode);
+    }
+    void close(FileToken file) noexcept override {
+        log("close");
+        real_->close(file);
+    }
+    Result<std::string> read(FileToken file, std::uint64_t offset, std::size_t max_bytes) override {
+        log("read");
+        return real_->read(file, offset, max_bytes);
+    }
+    Result<void> write(FileToken file, std::uint64_t offset, std::string_view bytes) override {
+        log("write");
+        return real_->write(file, offset, bytes);
+    }
+    Result<void> append(FileToken file, std::string_view bytes) override {
+        log("append");
+        return real_->append(file, bytes);
+    }
+    Result<void> sync(FileToken file) override {
+        const int n = ++syncs_;
+        log(n == fail_sync_number_ ? "sync (fails: EIO)" : "sync");
+        if (n == fail_sync_number_)
+            return Error{Errc::io, EIO};
+        return real_->sync(file);
+    }
+    Result<std::uint64_t> size(FileToken file) override {
+        log("size");
+        return real_->size(file);
+    }
+    Result<void> truncate(FileToken file, std::uint64_t size) override {
+        log("truncate");
+        return real_->truncate(file, size);
+    }
+    Result<void> rename(const std::string& from, const std::string& to) override {
+        log("rename " + base(from) + " " + base(to));
+        return real_->rename(from, to);
+    }
+    Result<void> unlink(const std::string& path) override {
+        log("unlink " + base(path));
+        return real_->unlink(path);
+    }
+    Result<void> sync_directory(const std::string& path) override {
+        log("sync_directory of " + base(path));
+        return real_->sync_directory(path);
+    }
+    Result<bool> exists(const std::string& path) override {
+        log("exists " + base(path));
+        return real_->exists(path);
+    }
+    Result<void> make_directories(const std::string& path) override {
+        log("make_directories " + base(path));
+        return real_->make_directories(path);
+    }
+
+private:
+    static std::string base(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+    void log(std::string step) {
+        std::lock_guard lock(mutex_);
+        steps_.push_back(std::move(step));
+    }
+    std::shared_ptr<FileWorld> real_ = real_file_world();
+    int fail_sync_number_;
+    std::atomic<int> syncs_{0};
+    std::mutex mutex_;
+    std::vector<std::string> steps_;
+};
+
+} // namespace
+
+TEST_CASE("file operations reach the world as typed steps, in order") {
+    TempDir dir;
+    auto files = std::make_shared<LoggingFiles>();
+    Options options;
+    options.file_world = files;
+    Runtime rt(options);
+    const std::string path = dir / "state";
+    REQUIRE(rt.run([&] {
+        must(write_file_atomic(path, "term=3"), "write_file_atomic");
+        REQUIRE(must(read_file(path), "read_file") == "term=3");
+        must(remove_file(path), "remove_file");
+        return 0;
+    }) == 0);
+    REQUIRE(files->steps() == std::vector<std::string>{
+                                  "open state.tmp", "write", "sync", "close", "rename state.tmp state",
+                                  "sync_directory of state",                   // write_file_atomic
+                                  "open state", "size", "read", "close",      // read_file
+                                  "unlink state",                              // remove_file
+                              });
+}
+
+TEST_CASE("a failed fsync from the file world is recorded, and replay hands the program the same failure") {
+    TempDir dir;
+    const std::string path = dir / "vote";
+    const Scenario scenario = [path](std::string& log) {
+        auto first = write_file_atomic(path, "vote=n1");
+        log += fmt::format("first: {}\n", first.ok() ? "ok" : first.error().message());
+        auto second = write_file_atomic(path, "vote=n2");
+        log += fmt::format("second: {}\n", second.ok() ? "ok" : second.error().message());
+        return 0;
+    };
+    auto files = std::make_shared<LoggingFiles>(1);  // the first fsync fails
+    Options options;
+    options.file_world = files;
+    RoundTrip trip = record_and_replay(dir / "trace", scenario, options);
+    REQUIRE_THAT(trip.recorded.log, Catch::StartsWith("first: ") && Catch::Contains("second: ok"));
+    REQUIRE_THAT(trip.recorded.log, !Catch::StartsWith("first: ok"));
+    REQUIRE(slurp(dir / "vote") == "vote=n2");
 }
