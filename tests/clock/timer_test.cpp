@@ -16,8 +16,9 @@
 
 using namespace reprise;
 using namespace std::chrono_literals;
-using test::outcome;
+using test::outcome_name;
 using test::run_main_task;
+using test::test_seed;
 using test::ticks_now;
 
 namespace {
@@ -31,18 +32,6 @@ void busy_for(Duration d) {
     volatile std::uint64_t spin = 0;
     while (precise_now() < until)
         spin = spin + 1;
-}
-
-/// The seed of a randomized test: REPRISE_TEST_SEED when set, else a fresh one; printed.
-std::uint64_t test_seed(const char* test) {
-    std::uint64_t seed = 0;
-    if (const char* env = std::getenv("REPRISE_TEST_SEED"))
-        seed = std::strtoull(env, nullptr, 10);
-    else
-        seed = (static_cast<std::uint64_t>(std::random_device{}()) << 32) | std::random_device{}();
-    std::printf("%s: seed %llu (set REPRISE_TEST_SEED=%llu to repeat)\n", test,
-                static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
-    return seed;
 }
 
 } // namespace
@@ -220,7 +209,7 @@ TEST_CASE("cancel wakes a blocked waiter with closed") {
     run_main_task([] {
         Timer t;
         t.start(1h);
-        auto waiter = spawn("waiter", [&] { return outcome(t.wait()); });
+        auto waiter = spawn("waiter", [&] { return outcome_name(t.wait()); });
         yield();
         REQUIRE_FALSE(waiter.done());
         t.cancel();
@@ -319,8 +308,8 @@ TEST_CASE("timers with equal deadlines fire in creation order") {
 TEST_CASE("timers fire in order of deadline and then of creation") {
     const std::uint64_t seed = test_seed("timers fire in order of deadline and then of creation");
     CAPTURE(seed);
-    std::mt19937_64 rng(seed);
     run_main_task([&] {
+        std::mt19937_64 rng(seed);  // in the body: each of its runs (live, recording, replay) draws the same
         constexpr int timers_n = 64;
         std::vector<Timer> timers(timers_n);
         std::vector<std::int64_t> offsets_ms(timers_n);
@@ -365,7 +354,7 @@ TEST_CASE("a cancelled task's Timer::wait returns cancelled") {
     run_main_task([] {
         Timer t;
         t.start(1h);
-        auto waiter = spawn("waiter", [&] { return outcome(t.wait()); });
+        auto waiter = spawn("waiter", [&] { return outcome_name(t.wait()); });
         yield();
         waiter.cancel();
         REQUIRE(waiter.join().value() == "cancelled");
@@ -377,7 +366,7 @@ TEST_CASE("a cancelled task's Timer::wait returns cancelled") {
 TEST_CASE("a cancelled task's sleep returns cancelled before its deadline") {
     run_main_task([] {
         const Instant t0 = now();
-        auto sleeper = spawn("sleeper", [] { return outcome(sleep_for(1h)); });
+        auto sleeper = spawn("sleeper", [] { return outcome_name(sleep_for(1h)); });
         yield();
         sleeper.cancel();
         REQUIRE(sleeper.join().value() == "cancelled");
@@ -445,14 +434,14 @@ TEST_CASE("deadlines bound every WaitList-based operation") {
         Channel<int> ch(1);
         WaitGroup wg;
         wg.add();
-        check("event", [&](Deadline d) { return outcome(ev.wait(d)); });
-        check("condition", [&](Deadline d) { return outcome(cond.wait(d)); });
-        check("mutex", [&](Deadline d) { return outcome(m.lock(d)); });
-        check("recv", [&](Deadline d) { return outcome(ch.recv(d)); });
+        check("event", [&](Deadline d) { return outcome_name(ev.wait(d)); });
+        check("condition", [&](Deadline d) { return outcome_name(cond.wait(d)); });
+        check("mutex", [&](Deadline d) { return outcome_name(m.lock(d)); });
+        check("recv", [&](Deadline d) { return outcome_name(ch.recv(d)); });
         ch.send(1).value();
-        check("send", [&](Deadline d) { return outcome(ch.send(2, d)); });
-        check("wait group", [&](Deadline d) { return outcome(wg.wait(d)); });
-        check("join", [&](Deadline d) { return outcome(holder.join(d)); });
+        check("send", [&](Deadline d) { return outcome_name(ch.send(2, d)); });
+        check("wait group", [&](Deadline d) { return outcome_name(wg.wait(d)); });
+        check("join", [&](Deadline d) { return outcome_name(holder.join(d)); });
         holder.cancel();
         holder.join().value();
         wg.done();

@@ -12,6 +12,7 @@
 #include <fmt/core.h>
 
 #include <cerrno>
+#include <map>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -179,6 +180,41 @@ struct Replay {
     double summary_wall_s = -1;
 };
 
+/// Reads the replay child's report ("key=value" lines, a blank line, the log) into `out`;
+/// leaves `out.finished` false when a fact is missing or the log is cut short.
+inline void read_child_report(const std::string& report, Replay& out) {
+    const auto blank = report.find("\n\n");
+    if (blank == std::string::npos)
+        return;
+    std::map<std::string, unsigned long long> facts;
+    std::size_t at = 0;
+    while (at < blank) {
+        const auto eol = report.find('\n', at);
+        const std::string line = report.substr(at, eol - at);
+        const auto eq = line.find('=');
+        if (eq != std::string::npos)
+            facts[line.substr(0, eq)] = std::strtoull(line.c_str() + eq + 1, nullptr, 10);
+        at = eol + 1;
+    }
+    for (const char* key : {"exit_code", "ticks", "wakeups", "switches", "fibers_spawned", "run_wall_ns", "replaying",
+                            "seed", "clock_waits", "log_bytes"})
+        if (!facts.count(key))
+            return;
+    out.log = report.substr(blank + 2);
+    if (out.log.size() != facts["log_bytes"])
+        return;
+    out.finished = true;
+    out.exit_code = static_cast<int>(facts["exit_code"]);
+    out.stats.ticks = facts["ticks"];
+    out.stats.wakeups = facts["wakeups"];
+    out.stats.switches = facts["switches"];
+    out.stats.fibers_spawned = facts["fibers_spawned"];
+    out.run_wall_ns = static_cast<std::int64_t>(facts["run_wall_ns"]);
+    out.replaying = facts["replaying"] != 0;
+    out.seed = facts["seed"];
+    out.stats.clock_waits = facts["clock_waits"];
+}
+
 /// Replays `trace_path` in a child running `scenario`. `prepare_child` runs in
 /// the child first (to change its environment, say). The child writes its log and
 /// counters to a file next to the trace with plain POSIX calls.
@@ -198,35 +234,19 @@ inline Replay replay(const std::string& trace_path, const Scenario& scenario, Op
             const int code = rt.run([&] { return scenario(log); });
             const auto wall = std::chrono::steady_clock::now() - start;
             const RuntimeStats s = rt.stats();
+            // The child's report: one "key=value" line per fact, then the log after a blank line.
             std::string report = fmt::format(
-                "{} {} {} {} {} {} {} {} {} {}\n", code, s.ticks, s.wakeups, s.switches, s.fibers_spawned,
+                "exit_code={}\nticks={}\nwakeups={}\nswitches={}\nfibers_spawned={}\nrun_wall_ns={}\nreplaying={}\n"
+                "seed={}\nclock_waits={}\nlog_bytes={}\n\n",
+                code, s.ticks, s.wakeups, s.switches, s.fibers_spawned,
                 std::chrono::duration_cast<std::chrono::nanoseconds>(wall).count(), rt.replaying() ? 1 : 0, rt.seed(),
                 s.clock_waits, log.size());
             report += log;
             return spit(report_path, report) ? 0 : 98;
         },
         std::chrono::seconds(60));
-    if (out.child.exited_with(0)) {
-        const std::string report = slurp(report_path);
-        unsigned long long f[10] = {};
-        const auto eol = report.find('\n');
-        if (eol != std::string::npos &&
-            std::sscanf(report.c_str(), "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3],
-                        &f[4], &f[5], &f[6], &f[7], &f[8], &f[9]) == 10 &&
-            report.size() == eol + 1 + f[9]) {
-            out.finished = true;
-            out.exit_code = static_cast<int>(f[0]);
-            out.stats.ticks = f[1];
-            out.stats.wakeups = f[2];
-            out.stats.switches = f[3];
-            out.stats.fibers_spawned = f[4];
-            out.run_wall_ns = static_cast<std::int64_t>(f[5]);
-            out.replaying = f[6] != 0;
-            out.seed = f[7];
-            out.stats.clock_waits = f[8];
-            out.log = report.substr(eol + 1);
-        }
-    }
+    if (out.child.exited_with(0))
+        read_child_report(slurp(report_path), out);
     const std::string done = "reprise: replay done: ";
     if (auto at = out.child.err.find(done); at != std::string::npos) {
         unsigned long long events = 0;

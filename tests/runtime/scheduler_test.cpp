@@ -15,7 +15,7 @@
 
 using namespace reprise;
 using namespace std::chrono_literals;
-using test::outcome;
+using test::outcome_name;
 
 
 TEST_CASE("ready tasks run in spawn order") {
@@ -374,7 +374,7 @@ TEST_CASE("a cancelled joiner's join returns cancelled and the joined task keeps
             release.wait().value();
             return 9;
         });
-        auto joiner = spawn("joiner", [&] { return outcome(worker.join()); });
+        auto joiner = spawn("joiner", [&] { return outcome_name(worker.join()); });
         yield();   // both block
         joiner.cancel();
         REQUIRE(joiner.join().value() == "cancelled");
@@ -416,11 +416,11 @@ TEST_CASE("when main returns the remaining tasks are cancelled and drained") {
     int code = rt.run([&] {
         auto chan = std::make_shared<Channel<int>>(1);
         spawn("sleeper", [&] {
-            sleeper_end = outcome(sleep_for(1h));
+            sleeper_end = outcome_name(sleep_for(1h));
             // A task spawned while the runtime drains starts out cancelled.
-            spawn("late", [&] { late_end = outcome(sleep_for(1h)); });
+            spawn("late", [&] { late_end = outcome_name(sleep_for(1h)); });
         });
-        spawn("receiver", [&, chan] { receiver_end = outcome(chan->recv()); });
+        spawn("receiver", [&, chan] { receiver_end = outcome_name(chan->recv()); });
         yield();
         spawned_before = Runtime::current()->stats().fibers_spawned;
         return 17;

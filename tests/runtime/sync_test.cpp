@@ -14,7 +14,7 @@
 
 using namespace reprise;
 using namespace std::chrono_literals;
-using test::outcome;
+using test::outcome_name;
 using test::run_main_task;
 using test::ticks_now;
 
@@ -130,8 +130,8 @@ TEST_CASE("close wakes blocked receivers and senders with closed") {
         Channel<int> empty(1);
         Channel<int> full(1);
         full.send(1).value();
-        auto receiver = spawn("receiver", [&] { return outcome(empty.recv()); });
-        auto sender = spawn("sender", [&] { return outcome(full.send(2)); });
+        auto receiver = spawn("receiver", [&] { return outcome_name(empty.recv()); });
+        auto sender = spawn("sender", [&] { return outcome_name(full.send(2)); });
         yield();
         REQUIRE_FALSE(receiver.done());
         REQUIRE_FALSE(sender.done());
@@ -214,13 +214,13 @@ TEST_CASE("a channel operation that can proceed succeeds even with a deadline in
 TEST_CASE("a cancelled task's blocked channel send and recv return cancelled") {
     run_main_task([] {
         Channel<int> ch(1);
-        auto receiver = spawn("receiver", [&] { return outcome(ch.recv()); });
+        auto receiver = spawn("receiver", [&] { return outcome_name(ch.recv()); });
         yield();
         receiver.cancel();
         REQUIRE(receiver.join().value() == "cancelled");
 
         ch.send(1).value();
-        auto sender = spawn("sender", [&] { return outcome(ch.send(2)); });
+        auto sender = spawn("sender", [&] { return outcome_name(ch.send(2)); });
         yield();
         sender.cancel();
         REQUIRE(sender.join().value() == "cancelled");
@@ -378,7 +378,7 @@ TEST_CASE("a lock waiter that timed out does not swallow the wake-up of the next
     run_main_task([] {
         Mutex m;
         m.lock().value();
-        auto impatient = spawn("impatient", [&] { return outcome(m.lock(5ms)); });
+        auto impatient = spawn("impatient", [&] { return outcome_name(m.lock(5ms)); });
         auto patient = spawn("patient", [&] {
             m.lock().value();
             m.unlock();
@@ -394,7 +394,7 @@ TEST_CASE("a cancelled task's blocked lock returns cancelled and the next waiter
     run_main_task([] {
         Mutex m;
         m.lock().value();
-        auto cancelled_waiter = spawn("cancelled", [&] { return outcome(m.lock()); });
+        auto cancelled_waiter = spawn("cancelled", [&] { return outcome_name(m.lock()); });
         auto next_waiter = spawn("next", [&] {
             m.lock().value();
             m.unlock();
@@ -418,7 +418,7 @@ TEST_CASE("LockGuard holds the mutex for its scope and reports a timed-out lock"
             REQUIRE(m.locked());
             auto blocked = spawn("blocked", [&] {
                 LockGuard inner(m, 5ms);
-                return outcome(inner.result());
+                return outcome_name(inner.result());
             });
             REQUIRE(blocked.join().value() == "timed_out");
         }
@@ -534,7 +534,7 @@ TEST_CASE("a condition wait without a mutex times out and is cancelled like any 
         const Instant t0 = now();
         REQUIRE(cond.wait(20ms).code() == Errc::timed_out);
         REQUIRE(now() - t0 >= 20ms);
-        auto waiter = spawn("waiter", [&] { return outcome(cond.wait()); });
+        auto waiter = spawn("waiter", [&] { return outcome_name(cond.wait()); });
         yield();
         waiter.cancel();
         REQUIRE(waiter.join().value() == "cancelled");
@@ -573,7 +573,7 @@ TEST_CASE("an event releases every waiter when set and later waits return at onc
 TEST_CASE("a cancelled task's event wait returns cancelled") {
     run_main_task([] {
         Event ev;
-        auto waiter = spawn("waiter", [&] { return outcome(ev.wait()); });
+        auto waiter = spawn("waiter", [&] { return outcome_name(ev.wait()); });
         yield();
         waiter.cancel();
         REQUIRE(waiter.join().value() == "cancelled");
@@ -609,7 +609,7 @@ TEST_CASE("a wait group's wait times out or is cancelled while members remain") 
         const Instant t0 = now();
         REQUIRE(wg.wait(20ms).code() == Errc::timed_out);
         REQUIRE(now() - t0 >= 20ms);
-        auto waiter = spawn("waiter", [&] { return outcome(wg.wait()); });
+        auto waiter = spawn("waiter", [&] { return outcome_name(wg.wait()); });
         yield();
         waiter.cancel();
         REQUIRE(waiter.join().value() == "cancelled");
