@@ -212,8 +212,9 @@ Result<void> Connection::write(std::string_view bytes, Deadline deadline) {
     if (rt.journal)
         rt.journal->output(trace::OutputKind::conn_write, c.id, bytes);
     c.output.append(bytes);
+    c.output_pending += bytes.size();
     rt.queue_flush(&c);
-    while (c.output.size() > limits::output_high_water_bytes) {
+    while (c.output_pending > limits::output_high_water_bytes) {
         check_own_handle(c, "Connection::write");
         if (auto r = c.writers.wait(deadline); !r.ok())
             return r;

@@ -39,8 +39,9 @@ struct AnnotationEntry {
 /// (`reprise dump`, the cluster timeline); replay checks nothing about it and skips
 /// recorded ones, so a build with one more annotation still replays. Not an input:
 /// it changes nothing the program observes. Live without recording it costs a branch.
-/// Limits (asserted, trace::annotation_*_max): a name and keys of 1..64 bytes, at most
-/// 8 fields, texts of at most 256 bytes.
+/// Limits (trace::annotation_*_max): a name and keys of at most 64 bytes, at most 8
+/// fields, texts of at most 256 bytes. Longer names, keys and texts are cut to fit, fields
+/// past the 8th and fields with an empty key are left out: never an error.
 void annotate(std::string_view name, std::initializer_list<AnnotationEntry> fields = {});
 
 } // namespace reprise

@@ -99,6 +99,18 @@ Result<Reader> Reader::open(const std::string& path, std::string* error_message,
     return r;
 }
 
+Result<Header> Reader::read_header(const std::string& path, std::string* error_message) {
+    Reader r;
+    r.header_only_ = true;
+    r.paths_.push_back(path);
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec) && std::filesystem::exists(path + ".0", ec))
+        r.paths_[0] = path + ".0";
+    if (!r.open_segment(0, error_message))
+        return Errc::invalid_argument;
+    return r.header_;
+}
+
 bool Reader::open_segment(std::size_t index, std::string* error_message) {
     if (file_)
         std::fclose(file_);
@@ -117,12 +129,22 @@ bool Reader::open_segment(std::size_t index, std::string* error_message) {
     if (std::memcmp(fixed, magic, sizeof magic) != 0)
         return refuse("not a reprise trace (bad magic)");
     std::uint32_t version = get_u32(fixed + 8);
-    if (version != format_version)
-        return refuse(fmt::format(
-            "trace format version {} is not supported: this reader reads version {} only{}", version, format_version,
-            version < format_version ? " (the trace was recorded by an older reprise: replay it with that version)"
-                                     : " (the trace was recorded by a newer reprise)"));
     std::uint32_t length = get_u32(fixed + 12);
+    if (version != format_version) {
+        // Every version so far starts with the same header: name the reprise that wrote it.
+        std::string by;
+        Header old;
+        std::string body(std::min<std::uint32_t>(length, header_bytes_max), '\0');
+        if (std::fread(body.data(), 1, body.size(), file_) == body.size() && !decode_header(body, old) &&
+            !old.runtime_version.empty())
+            by = fmt::format(" {}", old.runtime_version.substr(0, 32));
+        return refuse(fmt::format("trace format version {} is not supported: this reader (reprise {}) reads version {} "
+                                  "only{}",
+                                  version, REPRISE_VERSION, format_version,
+                                  version < format_version
+                                      ? fmt::format(" (recorded by an older reprise{}: replay it with that version)", by)
+                                      : fmt::format(" (recorded by a newer reprise{})", by)));
+    }
     std::uint32_t crc = get_u32(fixed + 16);
     if (length > header_bytes_max)
         return refuse(fmt::format("header length {} exceeds the limit of {} bytes", length, header_bytes_max));
@@ -140,7 +162,7 @@ bool Reader::open_segment(std::size_t index, std::string* error_message) {
         return refuse(fmt::format("this is segment {} of a segmented trace; open the trace by its name without the "
                                   "\".{}\" suffix to read it from segment 0",
                                   h.segment, h.segment));
-    if (h.encrypted && !key_)
+    if (h.encrypted && !key_ && !header_only_)
         return refuse("the trace is encrypted: give its key (--record-key=FILE)");
     if (index == 0)
         header_ = std::move(h);

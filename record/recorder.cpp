@@ -2,6 +2,7 @@
 #include "reprise/record/internal/recorder.hpp"
 
 #include "reprise/io/internal/offload_state.hpp"
+#include "reprise/record/codec.hpp"
 #include "reprise/runtime/internal/stack.hpp"
 #include "reprise/runtime/limits.hpp"
 
@@ -135,6 +136,18 @@ void Recorder::wakeup(const Wakeup& w, std::string_view data) {
 void Recorder::accepted(const Wakeup& w, std::uint64_t connection) {
     encoder_.put(trace::Accepted{.listener = w.handle, .connection = connection, .peer = w.peer, .local = w.local});
     committed();
+}
+
+// A partial flush: recorded only when the kernel left something (the common full send
+// costs no record). The name is the connection's id, the value the bytes left (u64).
+std::size_t Recorder::output_left(std::uint64_t connection, std::size_t left) {
+    if (left == 0)
+        return 0;
+    const std::string name = std::to_string(connection);
+    const std::string value = encode_value<std::uint64_t>(left);
+    encoder_.put(trace::Input{.input = trace::InputKind::output_left, .name = name, .value = value});
+    committed();
+    return left;
 }
 
 void Recorder::annotation(const trace::Annotation& a) {

@@ -41,6 +41,7 @@ const char* input_kind_name(InputKind k) noexcept {
     case InputKind::app: return "app";
     case InputKind::listen: return "listen";
     case InputKind::connect: return "connect";
+    case InputKind::output_left: return "output_left";
     }
     return "unknown";
 }

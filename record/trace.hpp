@@ -245,6 +245,9 @@ public:
     /// Refuses a directory, and a later segment opened on its own (its times are
     /// deltas from the segment before it). An encrypted trace needs its `key`.
     static Result<Reader> open(const std::string& path, std::string* error_message, const TraceKey* key = nullptr);
+    /// The header alone (of segment 0), even of a sealed trace without its key: who
+    /// recorded it, where, when. Its records cannot be read this way.
+    static Result<Header> read_header(const std::string& path, std::string* error_message);
     Reader(Reader&&) noexcept;
     Reader& operator=(Reader&&) noexcept;
     ~Reader();
@@ -314,6 +317,7 @@ private:
     std::optional<ReadError> error_;
     bool saw_end_ = false;
     bool done_ = false;
+    bool header_only_ = false;  ///< read_header(): a sealed trace's header opens without its key
 };
 
 /// One line describing a record (for dumps and divergence reports).

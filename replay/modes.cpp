@@ -42,8 +42,8 @@ void wire_modes(Runtime::Impl& rt) {
         const std::string build = executable_build_id();
         if (!h.build_id.empty() && !build.empty() && h.build_id != build)
             fmt::print(stderr,
-                       "reprise: note: this is another build of '{}' than the one that recorded {} (build id {} vs "
-                       "{}): a divergence may come from the change\n",
+                       "reprise: note: this is another build of '{}' than the one that recorded {} (this build's id "
+                       "{}, the recording's {}): a divergence may come from the change\n",
                        h.program.empty() ? program : h.program, rt.options.replay_path, build.substr(0, 12),
                        h.build_id.substr(0, 12));
         rt.seed = reader->header().seed;

@@ -4,6 +4,7 @@
 #include "reprise/clock/internal/system_clock.hpp"
 #include "reprise/io/file_world.hpp"
 #include "reprise/io/internal/offload_state.hpp"
+#include "reprise/record/codec.hpp"
 #include "reprise/record/internal/recorder.hpp"
 
 #include <fmt/core.h>
@@ -150,6 +151,17 @@ PollResult Replayer::poll(std::int64_t, WakeBatch& batch) {
     return {};
 }
 
+// A signal the program waits for arrives from the trace; one really sent to the
+// replaying process (the program raising it itself, as it did when recorded) must not
+// end it, so it is ignored. SIGINT and SIGTERM keep their default: they stop a replay.
+void Replayer::watch_signal(int signo) {
+    if (signo == SIGINT || signo == SIGTERM)
+        return;
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(signo, &ignore, nullptr);
+}
+
 std::shared_ptr<FileWorld> Replayer::file_world() {
     // Jobs are never run in replay; a world that refuses every step proves it.
     class NoFiles final : public FileWorld {
@@ -282,6 +294,21 @@ void Replayer::output(trace::OutputKind kind, std::uint64_t handle, std::string_
     consume();
 }
 
+// The flush of a connection left what the recording's kernel left: the next record says
+// so when it was not 0 (a flush comes after the tick's tasks ran, before the next tick).
+std::size_t Replayer::output_left(std::uint64_t connection, std::size_t) {
+    const trace::Record* r = peek();
+    const auto* in = r ? std::get_if<trace::Input>(r) : nullptr;
+    if (in == nullptr || in->input != trace::InputKind::output_left || in->name != std::to_string(connection))
+        return 0;
+    auto left = decode_value<std::uint64_t>(in->value);
+    if (!left)
+        diverge(trace::describe(*r), "expects the bytes a flush left as a number");
+    before_event(next_);
+    consume();
+    return static_cast<std::size_t>(*left);
+}
+
 void Replayer::spawn(std::uint64_t id, std::string_view name) {
     const trace::Record* r = peek();
     auto did = [&] { return fmt::format("spawn task={} name=\"{}\"", id, name); };
@@ -383,6 +410,10 @@ void Rerecorder::output(trace::OutputKind kind, std::uint64_t handle, std::strin
     // when this re-recording asks for it: digests in production, every byte on the laptop.
     const auto& replayed = std::get<trace::Output>(replayer_.last_event());
     recorder_->output_bytes(kind, handle, bytes, recorder_->full_outputs() || !replayed.bytes.empty());
+}
+
+std::size_t Rerecorder::output_left(std::uint64_t connection, std::size_t left) {
+    return recorder_->output_left(connection, replayer_.output_left(connection, left));
 }
 
 void Rerecorder::spawn(std::uint64_t id, std::string_view name) {

@@ -28,8 +28,9 @@ enum class InputKind : std::uint8_t {
     app = 4,            ///< input(name, produce)
     listen = 5,         ///< the result of listen() (bound address or error)
     connect = 6,        ///< the immediate result of starting a connect
+    output_left = 7,    ///< bytes of a connection's output the kernel had not taken at a flush
 };
-inline constexpr std::uint8_t input_kind_last = 6;
+inline constexpr std::uint8_t input_kind_last = 7;
 
 /// Kinds of outputs the program sends to the world.
 enum class OutputKind : std::uint8_t {

@@ -33,6 +33,7 @@ constexpr const char* runtime_usage = R"(Runtime options (reprise; `--flag value
   --record-compress on|off  compress the trace's chunks with zstd (default: on)
   --record-key FILE     seal the trace with the key in FILE (64 hex digits, mode 0600; make one with
                         `reprise keygen FILE`); a replay of a sealed trace needs it too
+                        (env: REPRISE_RECORD_KEY)
   --replay PATH         replay the trace PATH instead of touching the world (env: REPRISE_REPLAY);
                         the program's arguments come from the trace
   --speed max|N         replay pace: max jumps straight to each recorded tick (default), N is N times
@@ -167,6 +168,9 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
     if (out.options.replay_path.empty())
         if (const char* p = std::getenv("REPRISE_REPLAY"); p && *p)  // reprise-allow: env (the runtime's own mode)
             out.options.replay_path = p;
+    if (out.options.trace_key_path.empty())
+        if (const char* p = std::getenv("REPRISE_RECORD_KEY"); p && *p)  // reprise-allow: env (the runtime's own mode)
+            out.options.trace_key_path = p;
 
     // Flags that cannot take effect are errors, not silence.
     const bool replaying = !out.options.replay_path.empty(), recording = !out.options.record_path.empty();

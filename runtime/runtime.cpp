@@ -617,8 +617,12 @@ void Runtime::Impl::flush_outputs() {
     for (std::size_t i = 0; i < flush_list.size(); ++i) {
         ConnState* c = flush_list[i];
         c->in_flush_list = false;
-        if (!c->output.empty() && !c->error)
+        if (!c->output.empty() && !c->error) {
             backend->flush(*c);
+            // What the kernel did not take is an input (recorded when not 0): the
+            // program's next write blocks, or not, on it.
+            c->output_pending = journal ? journal->output_left(c->id, c->output.size()) : c->output.size();
+        }
     }
     flush_list.clear();
 }
@@ -770,7 +774,13 @@ void Runtime::Impl::deliver_offload(const Wakeup& w, std::string_view data, Offl
     o.self.reset();  // the loop's reference; the waiter may hold another
 }
 
-void Runtime::Impl::deliver_connection(const Wakeup& w, std::string_view data, ConnState& c) {
+void Runtime::Impl::deliver_connection(const Wakeup& delivered, std::string_view data, ConnState& c) {
+    // `drained` carries the output still unsent when it is delivered: live, measured
+    // here (the kernel may have taken more since the backend saw the low-water mark);
+    // in replay, the recorded value.
+    Wakeup w = delivered;
+    if (w.kind == WakeKind::drained && !replaying())
+        w.value = static_cast<std::int32_t>(std::min<std::size_t>(c.output.size(), limits::output_low_water_bytes));
     if (journal)
         journal->wakeup(w, data);
     switch (w.kind) {
@@ -801,6 +811,7 @@ void Runtime::Impl::deliver_connection(const Wakeup& w, std::string_view data, C
         c.writers.notify_all();
         break;
     case WakeKind::drained:
+        c.output_pending = static_cast<std::size_t>(w.value);
         c.writers.notify_all();
         break;
     default:

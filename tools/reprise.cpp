@@ -59,14 +59,18 @@ Exit codes: 0 success; 1 the trace is damaged (dump, verify) or has no end recor
 or the traces differ (diff); 2 a bad command line or a file that is not a readable trace.
 )";
 
-constexpr const char* info_help = R"(Usage: reprise info TRACE
+constexpr const char* info_help = R"(Usage: reprise info TRACE [--record-key FILE]
 
-Prints the header (node, program arguments, seed, start time, runtime version, build id,
-format version, segments), the number of records of each kind (wake-ups, inputs and
+Prints the header (node, program, executable, working directory, program arguments, seed,
+start time, runtime version, build id, format version, segments), the bytes as stored and
+as records (compression), how many chunks are compressed and sealed, the number of records
+of each kind (wake-ups, inputs and
 outputs also by their own kind), the number of ticks, the virtual time from the first
 tick to the last, the payload bytes, and how the trace ends: closed cleanly (the end
 record and the program's exit code), or cut off or damaged (the reader's message, the
 byte offset and the last good event).
+
+A sealed trace without its key (or with another key) shows its header and says so.
 
 Exit code: 0 when the header could be read (whatever the state of the rest: use
 `reprise verify` for a yes/no answer), 2 otherwise.
@@ -110,8 +114,9 @@ record, and checks that the trace ends with an end record followed by nothing.
 
 Exit code: 0 with a one-line OK summary when the trace is intact and complete; 1 when
 it is damaged (the first bad byte offset and the last good event are printed) or
-incomplete (no end record: the recording was cut off); 2 on a bad command line or a
-file that does not exist.
+incomplete (no end record: the recording was cut off); 2 on a bad command line, a
+file that does not exist, or a sealed trace without its key (--record-key FILE) or
+with another key.
 )";
 
 constexpr const char* diff_help = R"(Usage: reprise diff A B
@@ -342,6 +347,11 @@ std::optional<trace::TraceKey> trace_key;
 
 const trace::TraceKey* key() { return trace_key ? &*trace_key : nullptr; }
 
+/// Whether a reader's refusal is about the key (missing or wrong), not about the file.
+bool key_problem(const std::string& why) {
+    return why.find("the trace is encrypted") != std::string::npos || why.find("with this key") != std::string::npos;
+}
+
 std::optional<Cursor> open_trace(const std::string& path, std::string_view command, int& exit_code) {
     std::string why;
     auto r = trace::Reader::open(path, &why, key());
@@ -370,9 +380,46 @@ std::uint64_t file_bytes(const Cursor& c) {
 
 // --- info -------------------------------------------------------------------------------------
 
+// Who recorded a trace, where and when: the header's lines of `info`.
+void print_identity(const trace::Header& h) {
+    std::string argv;
+    for (const std::string& a : h.argv)
+        argv += (argv.empty() ? "" : " ") + shown(a);
+    fmt::print("node             {}\n", shown(h.node));
+    fmt::print("program          {}\n", h.program.empty() ? "(none)" : shown(h.program));
+    fmt::print("executable       {}\n", h.executable.empty() ? "(unknown)" : shown(h.executable));
+    fmt::print("directory        {}\n", h.working_directory.empty() ? "(unknown)" : shown(h.working_directory));
+    fmt::print("argv             {}\n", argv.empty() ? "(none)" : argv);
+    fmt::print("seed             {} (0x{:016x})\n", h.seed, h.seed);
+    fmt::print("started          {} (wall clock); monotonic clock {} s\n", iso8601(h.start_wall_ns),
+               seconds(h.start_mono_ns));
+    fmt::print("runtime version  {}\n", shown(h.runtime_version));
+    fmt::print("build id         {}\n", h.build_id.empty() ? "(none)" : shown(h.build_id));
+}
+
+// A sealed trace opened without its key (or with another): its header is still readable.
+int info_of_sealed(const std::string& path, const std::string& why) {
+    std::string header_why;
+    auto h = trace::Reader::read_header(path, &header_why);
+    if (!h.ok()) {
+        fmt::print(stderr, "reprise info: {}\n", why);
+        return exit_usage;
+    }
+    fmt::print("trace            {}\n", path);
+    fmt::print("format           version {}, sealed\n", trace::format_version);
+    print_identity(*h);
+    fmt::print("records          sealed: {}\n", why.substr(why.find(": ") + 2));
+    return exit_ok;
+}
+
 int cmd_info(const Args& args) {
     if (args.operands.size() != 1)
         return usage_error("info", "expects exactly one trace");
+    {
+        std::string why;
+        if (auto r = trace::Reader::open(args.operands[0], &why, key()); !r.ok() && key_problem(why))
+            return info_of_sealed(args.operands[0], why);
+    }
     int code = exit_ok;
     auto c = open_trace(args.operands[0], "info", code);
     if (!c)
@@ -405,9 +452,6 @@ int cmd_info(const Args& args) {
     const bool clean = c->reader.saw_end() && c->reader.check_nothing_after_end();
 
     const trace::Header& h = c->reader.header();
-    std::string argv;
-    for (const std::string& a : h.argv)
-        argv += (argv.empty() ? "" : " ") + shown(a);
     std::string segments = c->reader.segments() == 1
                                ? std::string("1 (a single file)")
                                : fmt::format("{} ({}.0 to {}.{})", c->reader.segments(), c->name, c->name,
@@ -426,16 +470,7 @@ int cmd_info(const Args& args) {
     fmt::print("chunks           {} compressed, {} encrypted{}\n", rd.chunks_compressed(), rd.chunks_encrypted(),
                h.encrypted ? " (the trace is encrypted)" : "");
     fmt::print("segments         {}\n", segments);
-    fmt::print("node             {}\n", shown(h.node));
-    fmt::print("program          {}\n", h.program.empty() ? "(none)" : shown(h.program));
-    fmt::print("executable       {}\n", h.executable.empty() ? "(unknown)" : shown(h.executable));
-    fmt::print("directory        {}\n", h.working_directory.empty() ? "(unknown)" : shown(h.working_directory));
-    fmt::print("argv             {}\n", argv.empty() ? "(none)" : argv);
-    fmt::print("seed             {} (0x{:016x})\n", h.seed, h.seed);
-    fmt::print("started          {} (wall clock); monotonic clock {} s\n", iso8601(h.start_wall_ns),
-               seconds(h.start_mono_ns));
-    fmt::print("runtime version  {}\n", shown(h.runtime_version));
-    fmt::print("build id         {}\n", h.build_id.empty() ? "(none)" : shown(h.build_id));
+    print_identity(h);
     fmt::print("records          {}\n", c->count);
     for (int k = 1; k <= trace::record_kind_last; ++k) {
         auto kind = static_cast<trace::RecordKind>(k);
@@ -556,7 +591,7 @@ int cmd_verify(const Args& args) {
     std::string why;
     auto r = trace::Reader::open(path, &why, key());
     if (!r.ok()) {
-        if (r.code() == reprise::Errc::not_found) {
+        if (r.code() == reprise::Errc::not_found || key_problem(why)) {
             fmt::print(stderr, "reprise verify: {}\n", why);
             return exit_usage;
         }

@@ -22,6 +22,11 @@ struct ConnState : Handle {
 
     ByteBuffer input;                 ///< harvested by the loop, consumed by readers
     ByteBuffer output;                ///< appended by writers, flushed by the loop
+    /// The output the program sees as unsent: what Connection::write blocks on. It
+    /// changes only at recorded points (a write; a flush the kernel took only part of;
+    /// a `drained` wake-up), never as the kernel takes bytes in between, so that a
+    /// replay blocks and returns exactly where the recording did.
+    std::size_t output_pending = 0;
     WaitList readers;                 ///< tasks waiting for bytes, EOF or an error
     WaitList writers;                 ///< tasks waiting for connect or for output to drain
     Address local;

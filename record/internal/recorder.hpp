@@ -49,6 +49,7 @@ public:
     void wakeup(const Wakeup& w, std::string_view data) override;
     void accepted(const Wakeup& w, std::uint64_t connection) override;
     void annotation(const trace::Annotation& a) override;
+    std::size_t output_left(std::uint64_t connection, std::size_t left) override;
     void offload_done(const Wakeup& w, std::string_view data, OffloadState& request) override;
     std::string input(trace::InputKind kind, std::string_view name,
                       const std::function<std::string()>& produce) override;

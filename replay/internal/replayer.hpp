@@ -47,7 +47,7 @@ public:
     void flush(ConnState& conn) override { conn.output.consume(conn.output.size()); }
     void shutdown_write(ConnState&) override {}
     void close(ConnState& conn) override { conn.output.consume(conn.output.size()); }
-    void watch_signal(int) override {}
+    void watch_signal(int signo) override;
     void submit_offload(std::shared_ptr<OffloadState>) override {}
     /// Replay runs no offloaded job, so no file step: their results come from the trace.
     std::shared_ptr<FileWorld> file_world() override;
@@ -66,6 +66,7 @@ public:
     void output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) override;
     void spawn(std::uint64_t id, std::string_view name) override;
     void end(int exit_code) override;
+    std::size_t output_left(std::uint64_t connection, std::size_t left) override;
     bool replaying() const noexcept override { return true; }
     [[noreturn]] void diverge(std::string_view trace_says, std::string_view program_did) override;
 
@@ -137,6 +138,7 @@ public:
     void output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) override;
     void spawn(std::uint64_t id, std::string_view name) override;
     void end(int exit_code) override;
+    std::size_t output_left(std::uint64_t connection, std::size_t left) override;
     std::int64_t seal_deadline_ns() const noexcept override;
     void idle(std::int64_t mono_ns) override;
     bool replaying() const noexcept override { return true; }

@@ -51,6 +51,10 @@ public:
     /// An input's value does not decode as the type the program asks for. Replay: the
     /// program asks for another type than was recorded (a divergence); else a bug.
     virtual void undecodable_input(std::string_view /*name*/) {}
+    /// After the loop flushed a connection, `left` bytes of its output were not taken by
+    /// the kernel. Returns what the program sees as unsent: the recorder writes it (when
+    /// not 0) and returns it; the replayer returns the recorded value (0 when none).
+    virtual std::size_t output_left(std::uint64_t /*connection*/, std::size_t left) { return left; }
     /// Bytes the program sends to the world.
     virtual void output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) = 0;
     /// A milestone the program wrote (reprise::annotate). Recorded; replay checks

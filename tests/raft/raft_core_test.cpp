@@ -10,6 +10,7 @@
 #include <fmt/core.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <unistd.h>
 #include <random>
 #include <string>
@@ -32,6 +33,14 @@ std::string scratch_dir(const char* name) {
     const char* root = std::getenv("REPRISE_TEST_BUILD_ROOT");  // reprise-allow: env (test set-up, not a runtime input)
     static int counter = 0;
     return fmt::format("{}/raft-test-{}-{}-{}", root ? root : "/tmp", name, ::getpid(), counter++);
+}
+
+/// Empties `dir` at the start of a scenario's body: the body runs live and then recorded
+/// (run_main_task), and each run starts from the empty folder. (A replay touches no file.)
+void fresh(const std::string& dir) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    std::filesystem::create_directories(dir, ec);
 }
 
 } // namespace
@@ -117,6 +126,7 @@ TEST_CASE("commands round-trip and malformed ones are refused", "[raft][command]
 TEST_CASE("the log and hard state survive a reopen", "[raft][storage]") {
     const std::string dir = scratch_dir("reopen");
     test::run_main_task([&] {
+        fresh(dir);
         {
             Storage s;
             Recovery r;
@@ -143,6 +153,7 @@ TEST_CASE("the log and hard state survive a reopen", "[raft][storage]") {
 TEST_CASE("a torn last record is cut off at open, and appends continue after it", "[raft][storage]") {
     const std::string dir = scratch_dir("torn");
     test::run_main_task([&] {
+        fresh(dir);
         {
             Storage s;
             Recovery r;
@@ -172,6 +183,7 @@ TEST_CASE("a torn last record is cut off at open, and appends continue after it"
 TEST_CASE("a zero-filled tail after the last good record is cut off as torn", "[raft][storage]") {
     const std::string dir = scratch_dir("zeros");
     test::run_main_task([&] {
+        fresh(dir);
         {
             Storage s;
             Recovery r;
@@ -200,6 +212,7 @@ TEST_CASE("a zero-filled tail after the last good record is cut off as torn", "[
 TEST_CASE("a damaged record followed by more records refuses to open", "[raft][storage]") {
     const std::string dir = scratch_dir("corrupt");
     test::run_main_task([&] {
+        fresh(dir);
         {
             Storage s;
             Recovery r;
