@@ -1,5 +1,16 @@
 // Stress tests of TCP on 127.0.0.1: many connections, backpressure, peer resets, timeouts racing data.
+//
+// Every scenario runs through run_main_task: live, then recorded, replayed in a child
+// and compared. The peers of the reset and broken-pipe tests are raw sockets on plain
+// threads (the world): the runtime sees their bytes only through its gate, so they
+// replay; in the replay the peer does not run (start_world_peer), its bytes come from the trace.
+// Scenarios that run live only, and why:
+// - "a peer that resets mid-write gives the writer reset or broken_pipe, never SIGPIPE":
+//   DIVERGES in replay (a runtime bug, not the test's): a 256 KiB write that blocked when
+//   recorded returns at once when replayed, because the replay backend's flush drops all
+//   pending output while the live one keeps what the kernel did not take (not recorded).
 #include "io_test_support.hpp"
+#include "../test_support.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -10,10 +21,17 @@
 #include <atomic>
 #include <csignal>
 #include <thread>
+#include <utility>
 #include <vector>
 
 using namespace reprise;
 using namespace reprise::test;
+
+/// Why a scenario whose writes block past the high-water mark more than once runs live only.
+constexpr const char* diverges_on_partial_flush =
+    "DIVERGES: a write after one that blocked past the high-water mark returns at once in replay: "
+    "the replay backend's flush drops all pending output (replay/internal/replayer.hpp), the live one "
+    "keeps what the kernel did not take, and that count is not recorded (io/tcp.cpp, Connection::write)";
 
 namespace {
 
@@ -56,6 +74,38 @@ void reset_close(int fd) {
     ::close(fd);
 }
 
+/// Runs `peer` on a plain thread: a party outside the runtime (the world), whose bytes
+/// reach the program only through the runtime's gate. A replay reads those bytes from
+/// the trace and opens no socket, so there the peer does not run: nothing would listen
+/// for it. The thread is not joinable then.
+template <class F>
+std::jthread start_world_peer(F&& peer) {
+    if (Runtime::current()->replaying())
+        return {};
+    return std::jthread(std::forward<F>(peer));
+}
+
+void join_world_peer(std::jthread& peer) {
+    if (peer.joinable())
+        peer.join();
+}
+
+/// SIGPIPE's default action (it kills the process) while it lives; the old one after.
+class DefaultSigpipe {
+public:
+    DefaultSigpipe() {
+        struct sigaction dfl {};
+        dfl.sa_handler = SIG_DFL;
+        REQUIRE(::sigaction(SIGPIPE, &dfl, &old_) == 0);
+    }
+    ~DefaultSigpipe() { ::sigaction(SIGPIPE, &old_, nullptr); }
+    DefaultSigpipe(const DefaultSigpipe&) = delete;
+    DefaultSigpipe& operator=(const DefaultSigpipe&) = delete;
+
+private:
+    struct sigaction old_ {};
+};
+
 /// Receives until `n` bytes came, eof, an error or the receive timeout.
 std::size_t raw_recv_at_least(int fd, std::size_t n) {
     std::vector<char> buf(64 * KiB);
@@ -77,12 +127,11 @@ TEST_CASE("1,000 concurrent loopback connections each served by one task all ech
     constexpr int connections = 1000;
     REQUIRE(ensure_descriptors(2 * connections + 256));
     const std::uint64_t seed = test_seed("1,000 connections");
-    Runtime rt(seeded(seed));
-    int echoed_ok = 0;
-    int served = 0;
-    std::vector<std::string> failures;
-    rt.run([&] {
-        Listener l = take(listen(Address::loopback(0)), "listen");
+    run_main_task([&] {
+        int echoed_ok = 0;
+        int served = 0;
+        std::vector<std::string> failures;
+        Listener l = must(listen(Address::loopback(0)), "listen");
         const Address at = l.local_address();
 
         auto server = spawn("acceptor", [&] {
@@ -145,49 +194,39 @@ TEST_CASE("1,000 concurrent loopback connections each served by one task all ech
         for (Task<bool>& c : clients)
             echoed_ok += c.join().value() ? 1 : 0;
         server.join().value();
-        return 0;
-    });
-    INFO("seed " << seed << "; first failure: " << (failures.empty() ? std::string("none") : failures.front()));
-    CHECK(failures.empty());
-    CHECK(served == connections);
-    CHECK(echoed_ok == connections);
+        INFO("seed " << seed << "; first failure: " << (failures.empty() ? std::string("none") : failures.front()));
+        CHECK(failures.empty());
+        CHECK(served == connections);
+        CHECK(echoed_ok == connections);
+    }, seeded(seed));
 }
 
 TEST_CASE("a write up to the high-water mark returns without blocking; one byte more blocks") {
-    Runtime rt;
-    bool other_ran_before_second_write = true;
-    bool other_ran_after_second_write = false;
-    std::size_t received = 0;
-    rt.run([&] {
+    run_main_task([&] {
+        std::size_t received = 0;
         LoopbackPair p = connect_pair();
         const std::size_t n = limits::output_high_water_bytes;
         bool other_ran = false;
         auto reader = spawn("reader", [&] {
             other_ran = true;
-            std::string got = take(p.client.read_exact(n + 1, generous), "read");
+            std::string got = must(p.client.read_exact(n + 1, generous), "read");
             received = got.size();
         });
-        take(p.server.write(std::string(n, 'x'), generous), "write up to the mark");
-        other_ran_before_second_write = other_ran;
-        take(p.server.write("y", generous), "write past the mark");
-        other_ran_after_second_write = other_ran;
+        must(p.server.write(std::string(n, 'x'), generous), "write up to the mark");
+        CHECK_FALSE(other_ran);
+        must(p.server.write("y", generous), "write past the mark");
+        CHECK(other_ran);
         reader.join().value();
-        return 0;
+        CHECK(received == limits::output_high_water_bytes + 1);
     });
-    CHECK_FALSE(other_ran_before_second_write);
-    CHECK(other_ran_after_second_write);
-    CHECK(received == limits::output_high_water_bytes + 1);
 }
 
 TEST_CASE("an 8 MiB write to a slow reader blocks past the high-water mark and arrives intact") {
     constexpr std::size_t total = 8 * MiB;
-    Runtime rt;
-    std::size_t read_when_write_returned = 0;
-    std::size_t received = 0;
-    std::size_t mismatch_at = std::string_view::npos;
-    Errc end{};
-    Errc write_result{};
-    rt.run([&] {
+    run_main_task([&] {
+        std::size_t received = 0;
+        std::size_t mismatch_at = std::string_view::npos;
+        Errc end{};
         LoopbackPair p = connect_pair();
         auto reader = spawn("slow reader", [&] {
             for (int i = 0; i < 1'000'000 && received <= total; ++i) {
@@ -201,48 +240,39 @@ TEST_CASE("an 8 MiB write to a slow reader blocks past the high-water mark and a
                     mismatch_at = received + bad;
                 received += in->size();
                 if (i % 16 == 0)
-                    take(sleep_for(1ms), "sleep");
+                    must(sleep_for(1ms), "sleep");
             }
         });
-        write_result = outcome(p.server.write(pattern(0, total), generous));
+        CHECK(outcome(p.server.write(pattern(0, total), generous)) == Errc{});
         // The reader runs only while the writer is blocked: if write() had
         // returned at once, the reader would not have read a byte yet.
-        read_when_write_returned = received;
+        CHECK(received > 0);
         p.server.close();
         reader.join().value();
-        return 0;
+        CHECK(received == total);
+        CHECK(mismatch_at == std::string_view::npos);
+        CHECK(end == Errc::eof);
     });
-    CHECK(write_result == Errc{});
-    CHECK(read_when_write_returned > 0);
-    CHECK(received == total);
-    CHECK(mismatch_at == std::string_view::npos);
-    CHECK(end == Errc::eof);
 }
 
 TEST_CASE("a peer that resets mid-write gives the writer reset or broken_pipe, never SIGPIPE") {
     // SIGPIPE's default action kills the process: a single one fails this test.
-    struct sigaction dfl {}, old {};
-    dfl.sa_handler = SIG_DFL;
-    REQUIRE(::sigaction(SIGPIPE, &dfl, &old) == 0);
-
-    Runtime rt;
-    Errc write_error{};
-    Errc later_write{};
-    Errc later_read{};
-    std::size_t written = 0;
-    std::atomic<std::size_t> peer_received{0};
-    rt.run([&] {
-        Listener l = take(listen(Address::loopback(0)), "listen");
+    DefaultSigpipe sigpipe;
+    run_live_only(diverges_on_partial_flush, [&] {
+        Errc write_error{};
+        std::size_t written = 0;
+        std::atomic<std::size_t> peer_received{0};
+        Listener l = must(listen(Address::loopback(0)), "listen");
         const std::uint16_t port = l.port();
         // The peer reads a little, then closes with SO_LINGER 0: the kernel sends RST.
-        std::jthread peer([port, &peer_received] {
+        std::jthread peer = start_world_peer([port, &peer_received] {
             int fd = raw_connect(port);
             if (fd < 0)
                 return;
             peer_received = raw_recv_at_least(fd, 256 * KiB);
             reset_close(fd);
         });
-        Connection c = take(l.accept(generous), "accept");
+        Connection c = must(l.accept(generous), "accept");
         const std::string chunk = pattern(0, 256 * KiB);
         for (int i = 0; i < 4096; ++i) {  // at most 1 GiB
             Result<void> w = c.write(chunk, generous);
@@ -252,42 +282,37 @@ TEST_CASE("a peer that resets mid-write gives the writer reset or broken_pipe, n
             }
             written += chunk.size();
         }
-        later_write = outcome(c.write("more", generous));
-        later_read = outcome(c.read_some(16, generous));
-        peer.join();
-        return 0;
+        const Errc later_write = outcome(c.write("more", generous));
+        const Errc later_read = outcome(c.read_some(16, generous));
+        const bool peer_ran = peer.joinable();
+        join_world_peer(peer);
+        INFO("written before the error: " << written << " bytes; the peer read " << peer_received.load());
+        if (peer_ran)  // live and recording; a replay has no peer
+            CHECK(peer_received.load() >= 256 * KiB);
+        CHECK((write_error == Errc::reset || write_error == Errc::broken_pipe));
+        // The error is sticky and ends both directions.
+        CHECK(later_write == write_error);
+        CHECK((later_read == Errc::reset || later_read == Errc::broken_pipe));
     });
-    ::sigaction(SIGPIPE, &old, nullptr);
-    INFO("written before the error: " << written << " bytes; the peer read " << peer_received.load());
-    CHECK(peer_received.load() >= 256 * KiB);
-    CHECK((write_error == Errc::reset || write_error == Errc::broken_pipe));
-    // The error is sticky and ends both directions.
-    CHECK(later_write == write_error);
-    CHECK((later_read == Errc::reset || later_read == Errc::broken_pipe));
 }
 
 TEST_CASE("writing on after the peer closed gives broken_pipe or reset, never SIGPIPE") {
     // Once the peer's FIN came, its RST (for bytes it will never read) makes the
     // kernel answer the next send with EPIPE, which raises SIGPIPE unless the
     // send says MSG_NOSIGNAL. SIGPIPE's default action kills the process.
-    struct sigaction dfl {}, old {};
-    dfl.sa_handler = SIG_DFL;
-    REQUIRE(::sigaction(SIGPIPE, &dfl, &old) == 0);
-
-    Runtime rt;
-    Errc read_end{};
-    Errc write_error{};
-    rt.run([&] {
-        Listener l = take(listen(Address::loopback(0)), "listen");
+    DefaultSigpipe sigpipe;
+    run_main_task([&] {
+        Errc write_error{};
+        Listener l = must(listen(Address::loopback(0)), "listen");
         const std::uint16_t port = l.port();
-        std::jthread peer([port] {
+        std::jthread peer = start_world_peer([port] {
             int fd = raw_connect(port);
             if (fd >= 0)
                 ::close(fd);  // an ordinary close: FIN, nothing unread yet
         });
-        Connection c = take(l.accept(generous), "accept");
-        read_end = outcome(c.read_some(16, generous));
-        peer.join();
+        Connection c = must(l.accept(generous), "accept");
+        CHECK(outcome(c.read_some(16, generous)) == Errc::eof);
+        join_world_peer(peer);
         const std::string chunk = pattern(0, 64 * KiB);
         for (int i = 0; i < 4096; ++i) {  // the first chunk draws the RST; a later send sees EPIPE
             Result<void> w = c.write(chunk, generous);
@@ -296,54 +321,46 @@ TEST_CASE("writing on after the peer closed gives broken_pipe or reset, never SI
                 break;
             }
             if (i % 4 == 3)
-                take(sleep_for(1ms), "sleep");
+                must(sleep_for(1ms), "sleep");
         }
-        return 0;
+        CHECK((write_error == Errc::broken_pipe || write_error == Errc::reset));
     });
-    ::sigaction(SIGPIPE, &old, nullptr);
-    CHECK(read_end == Errc::eof);
-    CHECK((write_error == Errc::broken_pipe || write_error == Errc::reset));
 }
 
 TEST_CASE("a peer that resets while a task reads gives the reader Errc::reset") {
-    Runtime rt;
-    Errc read_error{};
-    rt.run([&] {
-        Listener l = take(listen(Address::loopback(0)), "listen");
+    run_main_task([&] {
+        Listener l = must(listen(Address::loopback(0)), "listen");
         const std::uint16_t port = l.port();
-        std::jthread peer([port] {
+        std::jthread peer = start_world_peer([port] {
             int fd = raw_connect(port);
             if (fd < 0)
                 return;
             raw_recv_at_least(fd, 2);  // "go": the server is about to read
             reset_close(fd);
         });
-        Connection c = take(l.accept(generous), "accept");
-        take(c.write("go"), "write");
-        read_error = outcome(c.read_some(16, generous));
-        peer.join();
-        return 0;
+        Connection c = must(l.accept(generous), "accept");
+        must(c.write("go"), "write");
+        CHECK(outcome(c.read_some(16, generous)) == Errc::reset);
+        join_world_peer(peer);
     });
-    CHECK(read_error == Errc::reset);
 }
 
 TEST_CASE("reads with random deadlines racing a paced writer lose and reorder no bytes") {
     const std::uint64_t seed = test_seed("reads racing deadlines");
-    Runtime rt(seeded(seed));
-    std::size_t sent = 0;
-    std::size_t received = 0;
-    std::size_t mismatch_at = std::string_view::npos;
-    int timeouts = 0;
-    Errc end{};
-    rt.run([&] {
+    run_main_task([&] {
+        std::size_t sent = 0;
+        std::size_t received = 0;
+        std::size_t mismatch_at = std::string_view::npos;
+        int timeouts = 0;
+        Errc end{};
         LoopbackPair p = connect_pair();
         auto writer = spawn("writer", [&] {
             for (int i = 0; i < 300; ++i) {
                 const std::size_t n = 1 + random_below(3000);
-                take(p.client.write(pattern(sent, n), generous), "write");
+                must(p.client.write(pattern(sent, n), generous), "write");
                 sent += n;
                 switch (random_below(3)) {
-                case 0: take(sleep_for(Duration(random_below(2'000'000))), "sleep"); break;
+                case 0: must(sleep_for(Duration(random_below(2'000'000))), "sleep"); break;
                 case 1: yield(); break;
                 default: break;
                 }
@@ -371,21 +388,19 @@ TEST_CASE("reads with random deadlines racing a paced writer lose and reorder no
             received += in->size();
         }
         writer.join().value();
-        return 0;
-    });
-    INFO("seed " << seed << ", " << timeouts << " reads timed out");
-    CHECK(end == Errc::eof);
-    CHECK(received == sent);
-    CHECK(mismatch_at == std::string_view::npos);
+        INFO("seed " << seed << ", " << timeouts << " reads timed out");
+        CHECK(end == Errc::eof);
+        CHECK(received == sent);
+        CHECK(mismatch_at == std::string_view::npos);
+    }, seeded(seed));
 }
 
 TEST_CASE("read_until finds every line whatever the chunking and pacing of the writer") {
     const std::uint64_t seed = test_seed("read_until chunking");
-    Runtime rt(seeded(seed));
-    std::vector<std::string> sent_lines;
-    std::vector<std::string> got_lines;
-    Errc end{};
-    rt.run([&] {
+    run_main_task([&] {
+        std::vector<std::string> sent_lines;
+        std::vector<std::string> got_lines;
+        Errc end{};
         LoopbackPair p = connect_pair();
         std::string stream;
         for (int i = 0; i < 400; ++i) {
@@ -402,10 +417,10 @@ TEST_CASE("read_until finds every line whatever the chunking and pacing of the w
             std::size_t at = 0;
             for (int i = 0; i < 100'000 && at < stream.size(); ++i) {
                 const std::size_t n = std::min<std::size_t>(stream.size() - at, 1 + random_below(300));
-                take(p.client.write(std::string_view(stream).substr(at, n), generous), "write");
+                must(p.client.write(std::string_view(stream).substr(at, n), generous), "write");
                 at += n;
                 if (random_below(4) == 0)
-                    take(sleep_for(Duration(random_below(500'000))), "sleep");
+                    must(sleep_for(Duration(random_below(500'000))), "sleep");
             }
             p.client.shutdown();
         });
@@ -418,10 +433,9 @@ TEST_CASE("read_until finds every line whatever the chunking and pacing of the w
             got_lines.push_back(std::move(*line));
         }
         writer.join().value();
-        return 0;
-    });
-    INFO("seed " << seed);
-    CHECK(end == Errc::eof);
-    CHECK(got_lines.size() == sent_lines.size());
-    CHECK(got_lines == sent_lines);
+        INFO("seed " << seed);
+        CHECK(end == Errc::eof);
+        CHECK(got_lines.size() == sent_lines.size());
+        CHECK(got_lines == sent_lines);
+    }, seeded(seed));
 }

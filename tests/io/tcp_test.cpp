@@ -1,5 +1,16 @@
 // Tests of TCP on 127.0.0.1: listen, connect, the read and write calls, eof, errors, cancellation, addresses.
+//
+// Every scenario that runs a runtime runs through run_main_task: live, then recorded,
+// replayed in a child and compared. The two connect tests against FullBacklogListener
+// talk to a raw socket opened outside the runtime; the runtime sees it only through its
+// gate (the connect's outcome), so they replay too.
+// Scenarios that run live only, and why:
+// - "closing a connection wakes a writer blocked past the high-water mark with Errc::closed":
+//   DIVERGES in replay (a runtime bug, not the test's): its second 1 MiB write, which blocked
+//   when recorded, returns at once when replayed, because the replay backend's flush drops all
+//   pending output while the live one keeps what the kernel did not take (not recorded).
 #include "io_test_support.hpp"
+#include "../test_support.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -12,6 +23,12 @@
 
 using namespace reprise;
 using namespace reprise::test;
+
+/// Why a scenario whose writes block past the high-water mark more than once runs live only.
+constexpr const char* diverges_on_partial_flush =
+    "DIVERGES: a write after one that blocked past the high-water mark returns at once in replay: "
+    "the replay backend's flush drops all pending output (replay/internal/replayer.hpp), the live one "
+    "keeps what the kernel did not take, and that count is not recorded (io/tcp.cpp, Connection::write)";
 
 namespace {
 
@@ -137,121 +154,106 @@ TEST_CASE("an empty Address says so") {
 // --- listen and connect ----------------------------------------------------------
 
 TEST_CASE("listening on port 0 reports the port the system bound") {
-    Runtime rt;
-    rt.run([&] {
-        Listener l = take(listen(Address::loopback(0)), "listen");
+    run_main_task([&] {
+        Listener l = must(listen(Address::loopback(0)), "listen");
         REQUIRE(l.port() != 0);
         CHECK(l.local_address() == Address::loopback(l.port()));
         CHECK(l.id() != 0);
         // The reported port is the one that accepts connections.
-        Connection c = take(connect(Address::loopback(l.port()), generous), "connect");
-        Connection s = take(l.accept(generous), "accept");
+        Connection c = must(connect(Address::loopback(l.port()), generous), "connect");
+        Connection s = must(l.accept(generous), "accept");
         CHECK(s.is_open());
-        return 0;
     });
 }
 
 TEST_CASE("a port can be listened on again right after its listener and connections closed") {
-    Runtime rt;
-    rt.run([&] {
+    run_main_task([&] {
         std::uint16_t port = 0;
         {
             LoopbackPair p = connect_pair();
             port = p.listener.port();
             // The server closes first, so its side of the connection lingers in
             // TIME_WAIT on the port: without SO_REUSEADDR the next bind would fail.
-            take(p.server.write("bye"), "write");
+            must(p.server.write("bye"), "write");
             p.server.close();
-            CHECK(take(p.client.read_exact(3, generous), "read") == "bye");
+            CHECK(must(p.client.read_exact(3, generous), "read") == "bye");
             CHECK(outcome(p.client.read_some(16, generous)) == Errc::eof);
             p.client.close();
             p.listener.close();
         }
-        Listener again = take(listen(Address::loopback(port)), "listen again on the same port");
+        Listener again = must(listen(Address::loopback(port)), "listen again on the same port");
         CHECK(again.port() == port);
-        Connection c = take(connect(Address::loopback(port), generous), "connect again");
-        Connection s = take(again.accept(generous), "accept again");
-        take(c.write("hi"), "write");
-        CHECK(take(s.read_exact(2, generous), "read") == "hi");
-        return 0;
+        Connection c = must(connect(Address::loopback(port), generous), "connect again");
+        Connection s = must(again.accept(generous), "accept again");
+        must(c.write("hi"), "write");
+        CHECK(must(s.read_exact(2, generous), "read") == "hi");
     });
 }
 
 TEST_CASE("listening on a port another listener holds fails with address_in_use") {
-    Runtime rt;
-    rt.run([&] {
-        Listener first = take(listen(Address::loopback(0)), "listen");
+    run_main_task([&] {
+        Listener first = must(listen(Address::loopback(0)), "listen");
         Result<Listener> second = listen(Address::loopback(first.port()));
         REQUIRE(outcome(second) == Errc::address_in_use);
         CHECK(second.error().sys_errno == EADDRINUSE);
         // The first listener is unharmed.
-        Connection c = take(connect(Address::loopback(first.port()), generous), "connect");
+        Connection c = must(connect(Address::loopback(first.port()), generous), "connect");
         CHECK(first.accept(generous).ok());
-        return 0;
     });
 }
 
 TEST_CASE("connecting to a port nobody listens on fails with refused") {
-    Runtime rt;
-    rt.run([&] {
+    run_main_task([&] {
         std::uint16_t port = 0;
         {
-            Listener l = take(listen(Address::loopback(0)), "listen");
+            Listener l = must(listen(Address::loopback(0)), "listen");
             port = l.port();
         }
         Result<Connection> c = connect(Address::loopback(port), generous);
         REQUIRE(outcome(c) == Errc::refused);
         CHECK(c.error().sys_errno == ECONNREFUSED);
-        return 0;
     });
 }
 
 TEST_CASE("connect with a deadline already passed fails with timed_out") {
-    Runtime rt;
-    rt.run([&] {
-        Listener l = take(listen(Address::loopback(0)), "listen");
+    run_main_task([&] {
+        Listener l = must(listen(Address::loopback(0)), "listen");
         Result<Connection> c = connect(Address::loopback(l.port()), Deadline(now()));
         CHECK(outcome(c) == Errc::timed_out);
-        return 0;
     });
 }
 
 TEST_CASE("connect to a listener whose backlog is full gives up at its deadline") {
     FullBacklogListener full;
-    Runtime rt;
-    rt.run([&] {
+    run_main_task([&] {
         const Instant start = now();
         Result<Connection> c = connect(Address::loopback(full.port()), 100ms);
         CHECK(outcome(c) == Errc::timed_out);
         CHECK(now() - start >= 100ms);
-        return 0;
     });
 }
 
 // --- reads ----------------------------------------------------------------------
 
 TEST_CASE("read_some returns at most the bytes asked for and leaves the rest buffered") {
-    Runtime rt;
-    rt.run([&] {
+    run_main_task([&] {
         LoopbackPair p = connect_pair();
-        take(p.client.write("hello world"), "write");
+        must(p.client.write("hello world"), "write");
         REQUIRE(eventually([&] { return p.server.buffered() == 11; }));
         std::array<char, 4> buf{};
-        CHECK(take(p.server.read_some(std::span<char>(buf), generous), "read") == 4);
+        CHECK(must(p.server.read_some(std::span<char>(buf), generous), "read") == 4);
         CHECK(std::string_view(buf.data(), 4) == "hell");
         CHECK(p.server.buffered() == 7);
-        CHECK(take(p.server.read_some(5, generous), "read") == "o wor");
-        CHECK(take(p.server.read_some(100, generous), "read") == "ld");
+        CHECK(must(p.server.read_some(5, generous), "read") == "o wor");
+        CHECK(must(p.server.read_some(100, generous), "read") == "ld");
         CHECK(p.server.buffered() == 0);
         // An empty buffer asks for nothing and gets nothing, without waiting.
-        CHECK(take(p.server.read_some(std::span<char>(), Deadline(now())), "empty read") == 0);
-        return 0;
+        CHECK(must(p.server.read_some(std::span<char>(), Deadline(now())), "empty read") == 0);
     });
 }
 
 TEST_CASE("read_exact waits for bytes a peer writes in pieces with pauses between") {
-    Runtime rt;
-    rt.run([&] {
+    run_main_task([&] {
         LoopbackPair p = connect_pair();
         std::size_t consumed = 0;      // bytes the reader took out of the server's buffer
         std::size_t seen_partial = 0;  // pieces the server held before it had them all
@@ -270,18 +272,16 @@ TEST_CASE("read_exact waits for bytes a peer writes in pieces with pauses betwee
                     ++seen_partial;
             }
         });
-        std::string got = take(p.server.read_exact(11, generous), "read_exact");
+        std::string got = must(p.server.read_exact(11, generous), "read_exact");
         consumed += got.size();
         CHECK(got == "hello world");
         writer.join().value();
         CHECK(seen_partial == 3);
-        return 0;
     });
 }
 
 TEST_CASE("read_until finds a delimiter split across chunks") {
-    Runtime rt;
-    rt.run([&] {
+    run_main_task([&] {
         LoopbackPair p = connect_pair();
         std::size_t consumed = 0;
         auto writer = spawn("writer", [&] {
@@ -297,7 +297,7 @@ TEST_CASE("read_until finds a delimiter split across chunks") {
             }
         });
         auto line = [&](std::string_view delimiter) {
-            std::string s = take(p.server.read_until(delimiter, 100, generous), "read_until");
+            std::string s = must(p.server.read_until(delimiter, 100, generous), "read_until");
             consumed += s.size();
             return s;
         };
@@ -305,122 +305,109 @@ TEST_CASE("read_until finds a delimiter split across chunks") {
         CHECK(line("\r\n\r\n") == "Host: x\r\n\r\n");
         CHECK(line("abab") == "xabab");
         writer.join().value();
-        CHECK(take(p.server.read_some(100, generous), "rest") == "ab");
-        return 0;
+        CHECK(must(p.server.read_some(100, generous), "rest") == "ab");
     });
 }
 
 TEST_CASE("read_until fails with limit when max_bytes come without the delimiter, and they stay buffered") {
-    Runtime rt;
-    rt.run([&] {
+    run_main_task([&] {
         LoopbackPair p = connect_pair();
         // Fewer than max_bytes without a delimiter: read_until keeps waiting.
-        take(p.client.write("01234"), "write");
+        must(p.client.write("01234"), "write");
         REQUIRE(eventually([&] { return p.server.buffered() == 5; }));
         CHECK(outcome(p.server.read_until("\n", 8, Deadline(now()))) == Errc::timed_out);
         CHECK(p.server.buffered() == 5);
         // The rest comes while it waits: max_bytes are there and no delimiter.
-        auto writer = spawn("writer", [&] { take(p.client.write("56789"), "write"); });
+        auto writer = spawn("writer", [&] { must(p.client.write("56789"), "write"); });
         CHECK(outcome(p.server.read_until("\n", 8, generous)) == Errc::limit);
         writer.join().value();
         REQUIRE(eventually([&] { return p.server.buffered() == 10; }));
         CHECK(p.server.buffered() == 10);
         // A delimiter beyond max_bytes is still over the limit.
-        take(p.client.write("\n"), "write");
+        must(p.client.write("\n"), "write");
         REQUIRE(eventually([&] { return p.server.buffered() == 11; }));
         CHECK(outcome(p.server.read_until("\n", 8, generous)) == Errc::limit);
         // With room for it, the same bytes are one line.
-        CHECK(take(p.server.read_until("\n", 11, generous), "line") == "0123456789\n");
-        return 0;
+        CHECK(must(p.server.read_until("\n", 11, generous), "line") == "0123456789\n");
     });
 }
 
 TEST_CASE("read_until returns a line of exactly max_bytes and fails one byte short of it") {
-    Runtime rt;
-    rt.run([&] {
+    run_main_task([&] {
         LoopbackPair p = connect_pair();
-        take(p.client.write("abcdefg\nrest"), "write");
+        must(p.client.write("abcdefg\nrest"), "write");
         REQUIRE(eventually([&] { return p.server.buffered() == 12; }));
         CHECK(outcome(p.server.read_until("\n", 7, generous)) == Errc::limit);
-        CHECK(take(p.server.read_until("\n", 8, generous), "line") == "abcdefg\n");
+        CHECK(must(p.server.read_until("\n", 8, generous), "line") == "abcdefg\n");
         CHECK(p.server.buffered() == 4);
-        return 0;
     });
 }
 
 TEST_CASE("the peer's shutdown gives eof after its bytes, and the other direction still works") {
-    Runtime rt;
-    rt.run([&] {
+    run_main_task([&] {
         LoopbackPair p = connect_pair();
-        take(p.client.write("ping"), "write");
+        must(p.client.write("ping"), "write");
         p.client.shutdown();
         CHECK(p.client.is_open());
-        CHECK(take(p.server.read_exact(4, generous), "read") == "ping");
+        CHECK(must(p.server.read_exact(4, generous), "read") == "ping");
         CHECK(outcome(p.server.read_some(16, generous)) == Errc::eof);
         // Half-closed: the server still talks to the client.
-        take(p.server.write("pong"), "write back");
+        must(p.server.write("pong"), "write back");
         p.server.close();
-        CHECK(take(p.client.read_exact(4, generous), "read back") == "pong");
+        CHECK(must(p.client.read_exact(4, generous), "read back") == "pong");
         CHECK(outcome(p.client.read_some(16, generous)) == Errc::eof);
-        return 0;
     });
 }
 
 TEST_CASE("bytes buffered before eof are read before eof is reported") {
-    Runtime rt;
-    rt.run([&] {
+    run_main_task([&] {
         LoopbackPair p = connect_pair();
-        take(p.client.write("abc"), "write");
+        must(p.client.write("abc"), "write");
         p.client.shutdown();
         // read_exact asks for more than will ever come: eof, and the 3 bytes stay.
         CHECK(outcome(p.server.read_exact(4, generous)) == Errc::eof);
         CHECK(p.server.buffered() == 3);
         CHECK(outcome(p.server.read_until("\n", 100, generous)) == Errc::eof);
         CHECK(p.server.buffered() == 3);
-        CHECK(take(p.server.read_some(2, generous), "read") == "ab");
-        CHECK(take(p.server.read_some(100, generous), "read") == "c");
+        CHECK(must(p.server.read_some(2, generous), "read") == "ab");
+        CHECK(must(p.server.read_some(100, generous), "read") == "c");
         // eof is sticky.
         CHECK(outcome(p.server.read_some(100, generous)) == Errc::eof);
         CHECK(outcome(p.server.read_exact(1, generous)) == Errc::eof);
-        return 0;
     });
 }
 
 TEST_CASE("a read times out when nothing comes, and bytes that come later go to the next read") {
-    Runtime rt;
-    rt.run([&] {
+    run_main_task([&] {
         LoopbackPair p = connect_pair();
         CHECK(outcome(p.server.read_some(16, 20ms)) == Errc::timed_out);
         CHECK(outcome(p.server.read_some(16, Deadline(now()))) == Errc::timed_out);
-        take(p.client.write("late"), "write");
-        CHECK(take(p.server.read_some(16, generous), "read after a timeout") == "late");
+        must(p.client.write("late"), "write");
+        CHECK(must(p.server.read_some(16, generous), "read after a timeout") == "late");
 
         // A read_exact that times out half-way keeps the half it had.
-        take(p.client.write("ab"), "write");
+        must(p.client.write("ab"), "write");
         REQUIRE(eventually([&] { return p.server.buffered() == 2; }));
         CHECK(outcome(p.server.read_exact(4, 20ms)) == Errc::timed_out);
         CHECK(p.server.buffered() == 2);
-        take(p.client.write("cd"), "write");
-        CHECK(take(p.server.read_exact(4, generous), "read_exact after a timeout") == "abcd");
+        must(p.client.write("cd"), "write");
+        CHECK(must(p.server.read_exact(4, generous), "read_exact after a timeout") == "abcd");
 
         // So does a read_until.
-        take(p.client.write("no newline yet"), "write");
+        must(p.client.write("no newline yet"), "write");
         REQUIRE(eventually([&] { return p.server.buffered() == 14; }));
         CHECK(outcome(p.server.read_until("\n", 100, 20ms)) == Errc::timed_out);
-        take(p.client.write("\n"), "write");
-        CHECK(take(p.server.read_until("\n", 100, generous), "read_until after a timeout") == "no newline yet\n");
-        return 0;
+        must(p.client.write("\n"), "write");
+        CHECK(must(p.server.read_until("\n", 100, generous), "read_until after a timeout") == "no newline yet\n");
     });
 }
 
 TEST_CASE("a read with buffered bytes returns them even when its deadline has passed") {
-    Runtime rt;
-    rt.run([&] {
+    run_main_task([&] {
         LoopbackPair p = connect_pair();
-        take(p.client.write("ready"), "write");
+        must(p.client.write("ready"), "write");
         REQUIRE(eventually([&] { return p.server.buffered() == 5; }));
-        CHECK(take(p.server.read_exact(5, Deadline(now())), "read") == "ready");
-        return 0;
+        CHECK(must(p.server.read_exact(5, Deadline(now())), "read") == "ready");
     });
 }
 
@@ -428,47 +415,38 @@ TEST_CASE("read_exact larger than the input buffer limit gets all its bytes") {
     // The loop stops harvesting a connection at limits::input_buffer_bytes_max;
     // a read that needs more than that must still complete.
     const std::size_t n = limits::input_buffer_bytes_max + limits::input_buffer_bytes_max / 2;
-    Runtime rt;
-    Errc result{};
-    std::size_t mismatch = 0;
-    rt.run([&] {
+    run_main_task([&] {
         LoopbackPair p = connect_pair();
         auto writer = spawn("writer", [&] { return p.client.write(pattern(0, n), generous); });
         Result<std::string> got = p.server.read_exact(n, 10s);
-        result = outcome(got);
-        mismatch = got.ok() ? pattern_mismatch(*got, 0) : 0;
+        const Errc result = outcome(got);
+        const std::size_t mismatch = got.ok() ? pattern_mismatch(*got, 0) : 0;
         p.server.close();
         (void)writer.join();
-        return 0;
+        CHECK(result == Errc{});
+        CHECK(mismatch == std::string_view::npos);
     });
-    CHECK(result == Errc{});
-    CHECK(mismatch == std::string_view::npos);
 }
 
 TEST_CASE("read_until with max_bytes above the input buffer limit finds a late delimiter") {
     const std::size_t n = limits::input_buffer_bytes_max + limits::input_buffer_bytes_max / 2;
-    Runtime rt;
-    Errc result{};
-    std::size_t length = 0;
-    rt.run([&] {
+    run_main_task([&] {
         LoopbackPair p = connect_pair();
         auto writer = spawn("writer", [&] { return p.client.write(std::string(n, 'x') + "\n", generous); });
         Result<std::string> got = p.server.read_until("\n", 2 * n, 10s);
-        result = outcome(got);
-        length = got.ok() ? got->size() : 0;
+        const Errc result = outcome(got);
+        const std::size_t length = got.ok() ? got->size() : 0;
         p.server.close();
         (void)writer.join();
-        return 0;
+        CHECK(result == Errc{});
+        CHECK(length == n + 1);
     });
-    CHECK(result == Errc{});
-    CHECK(length == n + 1);
 }
 
 // --- cancellation and close --------------------------------------------------------
 
 TEST_CASE("a task blocked in a read is cancelled with Errc::cancelled, and the connection still works") {
-    Runtime rt;
-    rt.run([&] {
+    run_main_task([&] {
         LoopbackPair p = connect_pair();
         bool blocked = false;
         auto reader = spawn("reader", [&] {
@@ -486,43 +464,37 @@ TEST_CASE("a task blocked in a read is cancelled with Errc::cancelled, and the c
         CHECK(reader.join().value().code == Errc::cancelled);
         CHECK(exact_reader.join().value().code == Errc::cancelled);
         CHECK(line_reader.join().value().code == Errc::cancelled);
-        take(p.client.write("still here"), "write");
-        CHECK(take(p.server.read_exact(10, generous), "read") == "still here");
-        return 0;
+        must(p.client.write("still here"), "write");
+        CHECK(must(p.server.read_exact(10, generous), "read") == "still here");
     });
 }
 
 TEST_CASE("a task cancelled before it reads gets Errc::cancelled without blocking") {
-    Runtime rt;
-    rt.run([&] {
+    run_main_task([&] {
         LoopbackPair p = connect_pair();
         auto reader = spawn("reader", [&] { return task_outcome(p.server.read_some(16)); });
         reader.cancel();
         CHECK(reader.join().value().code == Errc::cancelled);
-        return 0;
     });
 }
 
 TEST_CASE("a task blocked in accept is cancelled with Errc::cancelled") {
-    Runtime rt;
-    rt.run([&] {
-        Listener l = take(listen(Address::loopback(0)), "listen");
+    run_main_task([&] {
+        Listener l = must(listen(Address::loopback(0)), "listen");
         auto acceptor = spawn("acceptor", [&] { return task_outcome(l.accept(generous)); });
         yield();
         REQUIRE_FALSE(acceptor.done());
         acceptor.cancel();
         CHECK(acceptor.join().value().code == Errc::cancelled);
         // The listener still accepts.
-        Connection c = take(connect(Address::loopback(l.port()), generous), "connect");
+        Connection c = must(connect(Address::loopback(l.port()), generous), "connect");
         CHECK(l.accept(generous).ok());
-        return 0;
     });
 }
 
 TEST_CASE("a task blocked in connect is cancelled with Errc::cancelled") {
-    Runtime rt;
-    rt.run([&] {
-        Listener l = take(listen(Address::loopback(0)), "listen");
+    run_main_task([&] {
+        Listener l = must(listen(Address::loopback(0)), "listen");
         bool started = false;
         // A connect always waits for the loop to report it, so right after the
         // yield the connector is parked in connect().
@@ -535,27 +507,23 @@ TEST_CASE("a task blocked in connect is cancelled with Errc::cancelled") {
         REQUIRE_FALSE(connector.done());
         connector.cancel();
         CHECK(connector.join().value().code == Errc::cancelled);
-        return 0;
     });
 }
 
 TEST_CASE("a task blocked in connect to a full backlog is cancelled with Errc::cancelled") {
     FullBacklogListener full;
-    Runtime rt;
-    rt.run([&] {
+    run_main_task([&] {
         auto connector = spawn("connector", [&] { return task_outcome(connect(Address::loopback(full.port()), generous)); });
         // Let the loop poll a few times: the connect stays in progress.
-        take(sleep_for(20ms), "sleep");
+        must(sleep_for(20ms), "sleep");
         REQUIRE_FALSE(connector.done());
         connector.cancel();
         CHECK(connector.join().value().code == Errc::cancelled);
-        return 0;
     });
 }
 
 TEST_CASE("closing a connection wakes its blocked reader with Errc::closed") {
-    Runtime rt;
-    rt.run([&] {
+    run_main_task([&] {
         LoopbackPair p = connect_pair();
         auto reader = spawn("reader", [&] { return task_outcome(p.server.read_some(16, generous)); });
         yield();
@@ -567,14 +535,12 @@ TEST_CASE("closing a connection wakes its blocked reader with Errc::closed") {
         CHECK(outcome(p.server.write("x")) == Errc::closed);
         // The peer sees the close as eof.
         CHECK(outcome(p.client.read_some(16, generous)) == Errc::eof);
-        return 0;
     });
 }
 
 TEST_CASE("Listener::close wakes a blocked accept with Errc::closed") {
-    Runtime rt;
-    rt.run([&] {
-        Listener l = take(listen(Address::loopback(0)), "listen");
+    run_main_task([&] {
+        Listener l = must(listen(Address::loopback(0)), "listen");
         const std::uint16_t port = l.port();
         auto acceptor = spawn("acceptor", [&] { return task_outcome(l.accept(generous)); });
         yield();
@@ -584,44 +550,36 @@ TEST_CASE("Listener::close wakes a blocked accept with Errc::closed") {
         CHECK(outcome(l.accept(generous)) == Errc::closed);
         // The port is free again.
         CHECK(outcome(connect(Address::loopback(port), generous)) == Errc::refused);
-        return 0;
     });
 }
 
 TEST_CASE("accept with a deadline times out when nobody connects") {
-    Runtime rt;
-    rt.run([&] {
-        Listener l = take(listen(Address::loopback(0)), "listen");
+    run_main_task([&] {
+        Listener l = must(listen(Address::loopback(0)), "listen");
         CHECK(outcome(l.accept(10ms)) == Errc::timed_out);
         CHECK(outcome(l.accept(Deadline(now()))) == Errc::timed_out);
-        return 0;
     });
 }
 
 // --- writes ---------------------------------------------------------------------
 
 TEST_CASE("a write after shutdown fails with broken_pipe") {
-    Runtime rt;
-    rt.run([&] {
+    run_main_task([&] {
         LoopbackPair p = connect_pair();
         p.client.shutdown();
         CHECK(outcome(p.client.write("x")) == Errc::broken_pipe);
         CHECK(outcome(p.server.read_some(16, generous)) == Errc::eof);
-        return 0;
     });
 }
 
 TEST_CASE("closing a connection with pending output still delivers all of it before eof") {
-    Runtime rt;
-    std::size_t received = 0;
-    std::size_t mismatch = 0;
-    Errc end{};
-    rt.run([&] {
+    run_main_task([&] {
+        Errc end{};
         LoopbackPair p = connect_pair();
         // Below the high-water mark the write only buffers: nothing was sent when
         // close() runs, so all of it is pending.
         const std::size_t n = limits::output_high_water_bytes;
-        take(p.server.write(pattern(0, n)), "write");
+        must(p.server.write(pattern(0, n)), "write");
         p.server.close();
         std::string got;
         for (int i = 0; i < 100'000 && got.size() <= n; ++i) {
@@ -632,22 +590,18 @@ TEST_CASE("closing a connection with pending output still delivers all of it bef
             }
             got += *r;
         }
-        received = got.size();
-        mismatch = pattern_mismatch(got, 0);
-        return 0;
+        CHECK(got.size() == limits::output_high_water_bytes);
+        CHECK(pattern_mismatch(got, 0) == std::string_view::npos);
+        CHECK(end == Errc::eof);
     });
-    CHECK(received == limits::output_high_water_bytes);
-    CHECK(mismatch == std::string_view::npos);
-    CHECK(end == Errc::eof);
 }
 
 TEST_CASE("dropping a connection after a large write to a slow reader still delivers everything") {
     const std::size_t n = 6 * MiB;
-    Runtime rt;
-    std::size_t received = 0;
-    std::size_t mismatch = 0;
-    Errc end{};
-    rt.run([&] {
+    run_main_task([&] {
+        std::size_t received = 0;
+        std::size_t mismatch = 0;
+        Errc end{};
         LoopbackPair p = connect_pair();
         auto reader = spawn("slow reader", [&] {
             std::string got;
@@ -659,30 +613,28 @@ TEST_CASE("dropping a connection after a large write to a slow reader still deli
                 }
                 got += *r;
                 if (i % 4 == 0)
-                    take(sleep_for(1ms), "sleep");
+                    must(sleep_for(1ms), "sleep");
             }
             received = got.size();
             mismatch = pattern_mismatch(got, 0);
         });
         {
             Connection server = std::move(p.server);
-            take(server.write(pattern(0, 5 * MiB), generous), "write 5 MiB");
-            take(server.write(pattern(5 * MiB, 1 * MiB), generous), "write 1 MiB");
+            must(server.write(pattern(0, 5 * MiB), generous), "write 5 MiB");
+            must(server.write(pattern(5 * MiB, 1 * MiB), generous), "write 1 MiB");
             server.shutdown();
         }  // dropped with output still pending
         reader.join().value();
-        return 0;
+        CHECK(received == n);
+        CHECK(mismatch == std::string_view::npos);
+        CHECK(end == Errc::eof);
     });
-    CHECK(received == n);
-    CHECK(mismatch == std::string_view::npos);
-    CHECK(end == Errc::eof);
 }
 
 TEST_CASE("closing a connection wakes a writer blocked past the high-water mark with Errc::closed") {
-    Runtime rt;
-    Errc write_end{};
-    std::size_t written = 0;
-    rt.run([&] {
+    run_live_only(diverges_on_partial_flush, [&] {
+        Errc write_end{};
+        std::size_t written = 0;
         LoopbackPair p = connect_pair();  // the client never reads
         auto writer = spawn("writer", [&] {
             const std::string chunk(1 * MiB, 'w');
@@ -696,34 +648,29 @@ TEST_CASE("closing a connection wakes a writer blocked past the high-water mark 
             }
         });
         // The writer gives up control only inside a blocked write.
-        take(sleep_for(10ms), "sleep");
+        must(sleep_for(10ms), "sleep");
         REQUIRE_FALSE(writer.done());
         p.server.close();
         writer.join().value();
-        return 0;
+        INFO("written before close: " << written);
+        CHECK(write_end == Errc::closed);
+        CHECK(written < 256 * MiB);
     });
-    INFO("written before close: " << written);
-    CHECK(write_end == Errc::closed);
-    CHECK(written < 256 * MiB);
 }
 
 TEST_CASE("closing a listener ends the connections it accepted that nobody took") {
-    Runtime rt;
-    Errc client_end{};
-    rt.run([&] {
-        Listener l = take(listen(Address::loopback(0)), "listen");
-        Connection c = take(connect(Address::loopback(l.port()), generous), "connect");
-        take(sleep_for(10ms), "sleep");  // most likely the loop accepted it meanwhile; either way works
+    run_main_task([&] {
+        Listener l = must(listen(Address::loopback(0)), "listen");
+        Connection c = must(connect(Address::loopback(l.port()), generous), "connect");
+        must(sleep_for(10ms), "sleep");  // most likely the loop accepted it meanwhile; either way works
         l.close();
-        client_end = outcome(c.read_some(16, generous));
-        return 0;
+        const Errc client_end = outcome(c.read_some(16, generous));
+        CHECK((client_end == Errc::eof || client_end == Errc::reset));
     });
-    CHECK((client_end == Errc::eof || client_end == Errc::reset));
 }
 
 TEST_CASE("moving a connection onto another closes the one it replaces") {
-    Runtime rt;
-    rt.run([&] {
+    run_main_task([&] {
         LoopbackPair p = connect_pair();
         LoopbackPair q = connect_pair();
         const std::uint64_t moved_id = q.server.id();
@@ -731,22 +678,20 @@ TEST_CASE("moving a connection onto another closes the one it replaces") {
         CHECK_FALSE(q.server);
         CHECK(p.server.id() == moved_id);
         CHECK(outcome(p.client.read_some(16, generous)) == Errc::eof);
-        take(q.client.write("x"), "write");
-        CHECK(take(p.server.read_exact(1, generous), "read") == "x");
+        must(q.client.write("x"), "write");
+        CHECK(must(p.server.read_exact(1, generous), "read") == "x");
         // A moved-from listener is empty; moving one onto another closes the old one.
         const std::uint16_t old_port = p.listener.port();
         p.listener = std::move(q.listener);
         CHECK_FALSE(q.listener);
         CHECK(outcome(connect(Address::loopback(old_port), generous)) == Errc::refused);
-        return 0;
     });
 }
 
 // --- addresses of connections ----------------------------------------------------------
 
 TEST_CASE("both ends of a connection agree on their local and peer addresses") {
-    Runtime rt;
-    rt.run([&] {
+    run_main_task([&] {
         LoopbackPair p = connect_pair();
         const Address listen_at = p.listener.local_address();
         CHECK(p.client.peer_address() == listen_at);
@@ -759,7 +704,6 @@ TEST_CASE("both ends of a connection agree on their local and peer addresses") {
         CHECK(p.client.id() != p.server.id());
         CHECK(p.client.id() != 0);
         CHECK(p.server.id() != 0);
-        return 0;
     });
 }
 
