@@ -1,5 +1,17 @@
 // Tests that runtimes sharing a thread do not see each other: ids, tasks, timers, PRNG, stats.
+//
+// Scenarios that run live only, and why:
+// - every test that builds two or more runtimes: a recording and its replay are of one
+//   runtime; joint record and replay of several is the stepping driver's future.
+// - "a runtime's ids keep counting across its runs and are not reused": one runtime run
+//   twice; a recording covers one run.
+// - "runtimes without a seed draw theirs from the operating system": runs nothing.
+// - "running a runtime again from inside its own task is refused": the program ends by
+//   abort in a forked child.
+// "a runtime stepped by hand runs as run() does" is recorded while stepped by hand and
+// replayed by run(): the replay must leave the same log and counts.
 #include <reprise/runtime/reprise.hpp>
+#include "test_support.hpp"
 
 #include "child_process.hpp"
 
@@ -15,6 +27,7 @@
 #include <vector>
 
 using namespace reprise;
+using test::run_live_only;
 using namespace std::chrono_literals;
 
 namespace {
@@ -131,17 +144,17 @@ TEST_CASE("drawing from one runtime does not advance another's PRNG") {
     Runtime b(seeded(seed));
     std::vector<std::uint64_t> from_a;
     std::vector<std::uint64_t> from_b;
-    auto take = [](std::vector<std::uint64_t>& into, int n) {
+    auto draw_into = [](std::vector<std::uint64_t>& into, int n) {
         return [&into, n] {
             for (auto v : draws(n))
                 into.push_back(v);
             return 0;
         };
     };
-    a.run(take(from_a, 3));
-    b.run(take(from_b, 5));
-    a.run(take(from_a, 3));   // continues where a stopped, whatever b drew
-    b.run(take(from_b, 1));
+    a.run(draw_into(from_a, 3));
+    b.run(draw_into(from_b, 5));
+    a.run(draw_into(from_a, 3));   // continues where a stopped, whatever b drew
+    b.run(draw_into(from_b, 1));
     REQUIRE(from_a == expected);
     REQUIRE(from_b == expected);
 }
@@ -286,8 +299,8 @@ TEST_CASE("running a runtime from inside a task of another runtime is refused") 
 
 TEST_CASE("running a runtime again from inside its own task is refused") {
     auto child = test::run_in_child([] {
-        Runtime rt;
-        return rt.run([&] { return rt.run([] { return 0; }); });
+        run_live_only("the program ends by abort", [] { (void)Runtime::current()->run([] { return 0; }); });
+        return 0;
     });
     INFO(child.describe());
     REQUIRE(child.died_by(SIGABRT));
@@ -338,22 +351,30 @@ void drive(std::vector<Runtime*> runtimes, int rounds_max) {
 } // namespace
 
 TEST_CASE("a runtime stepped by hand runs as run() does and reports its next event") {
-    Runtime rt;
-    std::vector<std::string> log;
-    rt.start([&] {
-        log.push_back("main starts");
+    const test::Scenario scenario = [](std::string& log) {
+        log += "main starts\n";
         auto t = spawn("sleeper", [&] {
             sleep_for(20ms).value();
-            log.push_back("slept");
+            log += "slept\n";
         });
         t.join().value();
         return 7;
-    });
+    };
+    const bool recording = GENERATE(false, true);
+    CAPTURE(recording);
+    test::TempDir dir;
+    Options options;
+    if (recording)
+        options.record_path = dir / "trace";
+    std::optional<Runtime> stepped(std::in_place, options);
+    Runtime& rt = *stepped;
+    std::string log;
+    rt.start([&] { return scenario(log); });
     REQUIRE(log.empty());  // nothing runs before the first step
     REQUIRE_FALSE(rt.finished());
     // A step that must not wait: main and the sleeper run up to their waits.
     REQUIRE_FALSE(rt.step(0));
-    REQUIRE(log == std::vector<std::string>{"main starts"});
+    REQUIRE(log == "main starts\n");
     bool saw_sleeper = false;
     for (const TaskInfo& t : rt.tasks())
         if (t.name == "sleeper") {
@@ -369,8 +390,27 @@ TEST_CASE("a runtime stepped by hand runs as run() does and reports its next eve
     }
     REQUIRE(rt.finished());
     REQUIRE(rt.result() == 7);
-    REQUIRE(log == std::vector<std::string>{"main starts", "slept"});
+    REQUIRE(log == "main starts\nslept\n");
     REQUIRE(rt.next_event_ns() == -1);
+    if (!recording)
+        return;
+    // The trace of the stepped run replays by run() to the same end.
+    const RuntimeStats stats = rt.stats();
+    stepped.reset();
+    const test::TraceFacts trace = test::read_trace(dir / "trace");
+    REQUIRE(trace.saw_end);
+    REQUIRE_FALSE(trace.error.has_value());
+    const test::Replay replayed = test::replay(dir / "trace", scenario);
+    INFO(replayed.child.describe());
+    REQUIRE(replayed.finished);
+    REQUIRE(replayed.exit_code == 7);
+    REQUIRE(replayed.log == log);
+    REQUIRE(replayed.summary_events == trace.records);
+    REQUIRE(replayed.stats.ticks == stats.ticks);
+    REQUIRE(replayed.stats.wakeups == stats.wakeups);
+    REQUIRE(replayed.stats.switches == stats.switches);
+    REQUIRE(replayed.stats.fibers_spawned == stats.fibers_spawned);
+    REQUIRE(replayed.stats.clock_waits == 0);
 }
 
 TEST_CASE("two live runtimes on one LiveWorld, stepped alternately, talk over TCP and idle without spinning") {
