@@ -150,15 +150,33 @@ def ports_free(ports):
     return True
 
 
-def free_port_base(offsets, rng=None, low=20000, high=60000, step=200, tries=200):
+def ephemeral_port_range():
+    """The kernel's range for outgoing connections' ports (another test's client may take any of
+    these between our check and the server's bind)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = map(int, f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port_base(offsets, rng=None, low=10000, high=65000, step=200, tries=200):
     """A base port P with P+o free for every o in offsets (a block for a cluster whose node N
-    listens on P+N); a random base from [low, high) in steps of `step`, at most `tries` tried."""
+    listens on P+N): a random base from [low, high) in steps of `step`, whose block lies outside
+    the ephemeral range; at most `tries` tried."""
     rng = rng or random.Random()
+    eph_low, eph_high = ephemeral_port_range()
+    span = max(offsets)
+    bases = [b for b in range(low, high - span, step)
+             if b + span < eph_low or b + min(offsets) > eph_high]
+    if not bases:
+        bases = list(range(low, high - span, step))
     for _ in range(tries):
-        base = rng.randrange(low, high, step)
+        base = rng.choice(bases)
         if ports_free([base + o for o in offsets]):
             return base
-    raise Failure(f"no free port block for offsets {min(offsets)}..{max(offsets)} in {tries} tries")
+    raise Failure(f"no free port block for offsets {min(offsets)}..{span} in {tries} tries")
 
 
 # --- a RESP client ----------------------------------------------------------------------------
