@@ -30,18 +30,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'support'))
+from reprise_test import NO_DIVERGENCE, Failure, require  # noqa: E402
+
 STEP_TIMEOUT = 240  # seconds, for any one command
 
 FORBIDDEN_INCLUDES = re.compile(r'#\s*include\s*[<"](fmt/|event2/|event\.h|boost/|CLI/|msgpack|zstd|sodium|[^>"]*internal/)')
-
-
-class Failure(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise Failure(message)
 
 
 def run(cmd, env=None, cwd=None, expect_rc=0, quiet=False):
@@ -56,7 +50,7 @@ def run(cmd, env=None, cwd=None, expect_rc=0, quiet=False):
         out = p.stdout.rstrip()
         if out:
             print('\n'.join('    ' + line for line in out.splitlines()), flush=True)
-    check(p.returncode == expect_rc, f'{Path(str(cmd[0])).name} exited {p.returncode}, expected {expect_rc}')
+    require(p.returncode == expect_rc, f'{Path(str(cmd[0])).name} exited {p.returncode}, expected {expect_rc}')
     return p.stdout
 
 
@@ -73,13 +67,13 @@ def pc_variables(pc_file):
 def stage_install(build_root, destdir):
     run(['meson', 'install', '-C', build_root, '--no-rebuild', '--quiet', '--destdir', destdir])
     pcs = list(destdir.rglob('pkgconfig/reprise.pc'))
-    check(len(pcs) == 1, f'expected one reprise.pc in the staged install, found {pcs}')
+    require(len(pcs) == 1, f'expected one reprise.pc in the staged install, found {pcs}')
     pc = pcs[0]
     variables = pc_variables(pc)
     prefix = Path(str(destdir) + variables['prefix'])
     libdir = Path(str(destdir) + variables['libdir'])
     includedir = Path(str(destdir) + variables['includedir'])
-    check(libdir == pc.parent.parent, f'reprise.pc is not in {libdir}/pkgconfig')
+    require(libdir == pc.parent.parent, f'reprise.pc is not in {libdir}/pkgconfig')
     print(f'staged: prefix {prefix}, libdir {libdir}, includedir {includedir}', flush=True)
     return pc, prefix, libdir, includedir
 
@@ -88,21 +82,21 @@ def check_binaries(prefix):
     installed = sorted(p.name for p in (prefix / 'bin').iterdir())
     print(f'staged bin/: {" ".join(installed)}', flush=True)
     wanted = {'reprise', 'reprise-check', 'reprise-kv', 'reprise-raft'}
-    check(wanted <= set(installed), f'bin/ should hold {sorted(wanted)}, holds {installed}')
-    check('reprise-echo' not in installed, 'bin/ holds reprise-echo: the echo example is not installed')
+    require(wanted <= set(installed), f'bin/ should hold {sorted(wanted)}, holds {installed}')
+    require('reprise-echo' not in installed, 'bin/ holds reprise-echo: the echo example is not installed')
 
 
 def check_headers(includedir, expected, cxx, workdir):
     root = includedir / 'reprise'
-    check(root.is_dir(), f'no {root}')
+    require(root.is_dir(), f'no {root}')
     internal = [p for p in root.rglob('*') if p.name == 'internal']
-    check(not internal, f'internal folders were installed: {internal}')
+    require(not internal, f'internal folders were installed: {internal}')
     installed = sorted(str(p.relative_to(root)) for p in root.rglob('*') if p.is_file())
-    check(installed == sorted(expected),
+    require(installed == sorted(expected),
           f'installed headers differ from public_headers:\n  installed {installed}\n  expected {sorted(expected)}')
     for header in installed:
         for n, line in enumerate((root / header).read_text().splitlines(), 1):
-            check(not FORBIDDEN_INCLUDES.search(line), f'{header}:{n}: a public header includes {line.strip()!r}')
+            require(not FORBIDDEN_INCLUDES.search(line), f'{header}:{n}: a public header includes {line.strip()!r}')
 
     def compile_alone(header):
         tu = workdir / (header.replace('/', '_') + '.cpp')
@@ -123,54 +117,55 @@ def check_headers(includedir, expected, cxx, workdir):
                 print('    $ ' + ' '.join(shlex.quote(c) for c in cmd))
                 print('\n'.join('    ' + line for line in p.stdout.rstrip().splitlines()), flush=True)
                 failed.append(header)
-    check(not failed, f'public headers that do not compile alone: {failed}')
+    require(not failed, f'public headers that do not compile alone: {failed}')
 
 
 def check_library(libdir, version):
     major, minor = version.split('.')[:2]
     soname = f'libreprise.so.{major}.{minor}' if major == '0' else f'libreprise.so.{major}'
     real = libdir / f'libreprise.so.{version}'
-    check(real.is_file(), f'no {real}')
-    check((libdir / soname).is_symlink(), f'no {soname} link')
-    check((libdir / 'libreprise.so').is_symlink(), 'no libreprise.so link')
-    check((libdir / 'libreprise.a').is_file(), 'no libreprise.a')
+    require(real.is_file(), f'no {real}')
+    require((libdir / soname).is_symlink(), f'no {soname} link')
+    require((libdir / 'libreprise.so').is_symlink(), 'no libreprise.so link')
+    require((libdir / 'libreprise.a').is_file(), 'no libreprise.a')
     dynamic = run(['readelf', '-d', real], quiet=True)
     m = re.search(r'\(SONAME\)\s+Library soname: \[([^\]]+)\]', dynamic)
-    check(m is not None and m.group(1) == soname, f'soname of {real.name} should be {soname}: {m and m.group(1)}')
+    require(m is not None and m.group(1) == soname, f'soname of {real.name} should be {soname}: {m and m.group(1)}')
     print(f'{real.name}: soname {soname}', flush=True)
     for needed in re.findall(r'\(NEEDED\)\s+Shared library: \[([^\]]+)\]', dynamic):
-        check('boost' not in needed, f'libreprise.so needs {needed}: Boost.Context should be linked in')
+        require('boost' not in needed, f'libreprise.so needs {needed}: Boost.Context should be linked in')
 
 
 def check_pkg_config(pc_env, includedir, libdir):
     cflags = run(['pkg-config', '--cflags', 'reprise'], env=pc_env).split()
-    check(f'-I{includedir}' in cflags, f'pkg-config --cflags should give -I{includedir}: {cflags}')
-    check(not any(f.endswith('/reprise') for f in cflags), f'cflags point inside include/reprise: {cflags}')
+    require(f'-I{includedir}' in cflags, f'pkg-config --cflags should give -I{includedir}: {cflags}')
+    require(not any(f.endswith('/reprise') for f in cflags), f'cflags point inside include/reprise: {cflags}')
     libs = run(['pkg-config', '--libs', 'reprise'], env=pc_env).split()
-    check(libs == [f'-L{libdir}', '-lreprise'], f'pkg-config --libs should be -L{libdir} -lreprise: {libs}')
+    require(libs == [f'-L{libdir}', '-lreprise'], f'pkg-config --libs should be -L{libdir} -lreprise: {libs}')
     static_libs = run(['pkg-config', '--static', '--libs', 'reprise'], env=pc_env).split()
-    check(static_libs.count('-lboost_context') == 1, f'-lboost_context should appear once: {static_libs}')
-    check(not any(f.endswith('.a') or 'CLI11' in f for f in static_libs),
+    require(static_libs.count('-lboost_context') == 1, f'-lboost_context should appear once: {static_libs}')
+    require(not any(f.endswith('.a') or 'CLI11' in f for f in static_libs),
           f'no archive path and no CLI11 in the static libs: {static_libs}')
-    check({'-levent_core', '-lfmt', '-lzstd', '-lsodium'} <= set(static_libs),
+    require({'-levent_core', '-lfmt', '-lzstd', '-lsodium'} <= set(static_libs),
           f'static libs lack libevent_core, fmt, zstd or sodium: {static_libs}')
     requires = run(['pkg-config', '--print-requires', 'reprise'], env=pc_env).split()
-    check(requires == [], f'reprise.pc should require nothing publicly: {requires}')
+    require(requires == [], f'reprise.pc should require nothing publicly: {requires}')
     private = run(['pkg-config', '--print-requires-private', 'reprise'], env=pc_env).split()
-    check(sorted(private) == ['fmt', 'libevent_core', 'libsodium', 'libzstd'],
+    require(sorted(private) == ['fmt', 'libevent_core', 'libsodium', 'libzstd'],
           f'Requires.private should be fmt, libevent_core, libsodium, libzstd: {private}')
 
 
 def record_and_replay(exe, workdir, env, name):
     trace = workdir / f'{name}.trace'
     out = run([exe, f'--record={trace}'], env=env, cwd=workdir)
-    check('consumer: got echo: hello from the consumer' in out, f'{name}: the live run did not get its echo')
-    check(trace.is_file() and trace.stat().st_size > 0, f'{name}: no trace written')
+    require('consumer: got echo: hello from the consumer' in out, f'{name}: the live run did not get its echo')
+    require(trace.is_file() and trace.stat().st_size > 0, f'{name}: no trace written')
     out = run([exe, f'--replay={trace}'], env=env, cwd=workdir)
-    check('consumer: got echo: hello from the consumer' in out, f'{name}: the replay did not print the echo')
+    require('consumer: got echo: hello from the consumer' in out, f'{name}: the replay did not print the echo')
     m = re.search(r'reprise: replay done: (\d+) events', out)
-    check(m is not None, f'{name}: the replay did not report "replay done"')
-    check(int(m.group(1)) > 5, f'{name}: the trace has only {m.group(1)} events')
+    require(m is not None, f'{name}: the replay did not report "replay done"')
+    require(NO_DIVERGENCE in out, f'{name}: the replay did not say "{NO_DIVERGENCE}"')
+    require(int(m.group(1)) > 5, f'{name}: the trace has only {m.group(1)} events')
 
 
 def main():
@@ -187,7 +182,7 @@ def main():
         print(f'skipped: a sanitizer build (b_sanitize={args.sanitize}) is not a library to install')
         return 77
     for tool in ('meson', 'pkg-config', 'cmake', 'readelf'):
-        check(shutil.which(tool) is not None, f'{tool} is not installed (./dev installs it)')
+        require(shutil.which(tool) is not None, f'{tool} is not installed (./dev installs it)')
 
     cxx = shlex.split(args.cxx)
     consumer_src = args.source_root / 'tests' / 'install' / 'consumer'
@@ -223,14 +218,14 @@ def main():
             builds.append((f'cmake-{link}', b / 'consumer', link))
 
         for name, exe, link in builds:
-            check(exe.is_file(), f'{name}: no {exe}')
+            require(exe.is_file(), f'{name}: no {exe}')
             ldd = run(['ldd', exe], env=run_env, quiet=True)
             m = re.search(r'libreprise\.so\S*\s+=>\s+(\S+)', ldd)
             if link == 'shared':
-                check(m is not None and Path(m.group(1)).parent == libdir,
+                require(m is not None and Path(m.group(1)).parent == libdir,
                       f'{name}: should load libreprise.so from {libdir}: {m and m.group(0)}')
             else:
-                check(m is None, f'{name}: linked statically, yet loads {m and m.group(0)}')
+                require(m is None, f'{name}: linked statically, yet loads {m and m.group(0)}')
             print(f'== {name}: record, then replay ==', flush=True)
             record_and_replay(exe, tmp, run_env, name)
     except Failure as e:

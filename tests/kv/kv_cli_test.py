@@ -9,7 +9,7 @@ error on a raw socket, runs `redis-benchmark -t ping,set,get,incr,mset -n 20000 
 with -P 16 and -P 1 and checks it reports no error, then stops the server with
 SIGTERM and checks it exits 0. Then the same with --record=FILE, and the trace is
 replayed (`reprise-kv --replay=FILE`, arguments from the trace), which must end with
-status 0 and say "replay done". Then SHUTDOWN: a recorded server (flags given as
+status 0 and say "no divergence". Then SHUTDOWN: a recorded server (flags given as
 `--port 0`) is stopped by `redis-cli SHUTDOWN NOSAVE` (no output, exit 0), exits 0 on its
 own with every client closed, its trace passes `reprise verify` (with REPRISE_TOOL) and
 replays to exit 0 with the same output. A mistyped flag is refused with exit 2 naming the
@@ -18,67 +18,25 @@ redis-benchmark is missing. Every child runs under a timeout.
 """
 import os
 import re
-import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from reprise_test import Server, check, replay, report  # noqa: E402
+
 CMD_TIMEOUT_S = 30
 BENCH_TIMEOUT_S = 120
 START_TIMEOUT_S = 20
 STOP_TIMEOUT_S = 20
-FAILURES = []
 
 
-def check(condition, what, detail=""):
-    if not condition:
-        FAILURES.append(what)
-        print(f"FAIL: {what}" + (f"\n{detail}" if detail else ""), file=sys.stderr)
-    return condition
-
-
-class Server:
+def start_server(exe, extra, port_args=("--port=0",)):
     """reprise-kv as a child process, up once it printed "listening P"."""
-
-    def __init__(self, exe, extra, port_args=("--port=0",)):
-        self.argv = [exe] + extra + list(port_args)
-        self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.stderr)
-        self.port = None
-        line = b""
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline and not line.endswith(b"\n"):
-            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                break
-            byte = os.read(self.proc.stdout.fileno(), 1)
-            if not byte:
-                break
-            line += byte
-        m = re.match(rb"listening (\d+)\n", line)
-        if not m:
-            self.proc.kill()
-            self.proc.wait()
-            raise RuntimeError(f"{self.argv} did not print 'listening P' (got {line!r}); stderr: {self.err()}")
-        self.port = int(m.group(1))
-
-    def err(self):
-        self.stderr.seek(0)
-        return self.stderr.read().decode(errors="replace")
-
-    def stop(self):
-        """SIGTERM, then the exit status (None when it had to be killed)."""
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
+    return Server([exe] + extra + list(port_args), ready_timeout_s=START_TIMEOUT_S)
 
 
 def cli(port, *args):
@@ -202,7 +160,7 @@ def run_benchmark(port, label):
 
 
 def session(exe, extra, label):
-    server = Server(exe, extra)
+    server = start_server(exe, extra)
     held = []
     try:
         run_script(server.port, label)
@@ -216,7 +174,7 @@ def session(exe, extra, label):
             held.append(s)
         held[0].sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\nabc")
     finally:
-        status = server.stop()
+        status = server.stop(STOP_TIMEOUT_S)
     check(status == 0, f"{label}: SIGTERM stops reprise-kv with status 0 (got {status})", server.err()[-2000:])
     for s in held:
         try:
@@ -230,13 +188,13 @@ def session(exe, extra, label):
 def run_shutdown(exe, tool, tmp):
     """Recorded; SHUTDOWN from redis-cli ends the server (exit 0); the trace verifies and replays."""
     trace = os.path.join(tmp, "kv-shutdown.trace")
-    server = Server(exe, [f"--record={trace}"], ("--port", "0"))  # the flag's value after a space
+    server = start_server(exe, [f"--record={trace}"], ("--port", "0"))  # the flag's value after a space
     held = None
     try:
         check(cli(server.port, "SET", "k", "v") == "OK\n", "shutdown: SET before SHUTDOWN")
         got = cli(server.port, "SHUTDOWN", "MAYBE").replace("\r\n", "\n").rstrip("\n")
         check(got == "ERR syntax error", "shutdown: SHUTDOWN with an unknown option is a syntax error", repr(got))
-        check(server.proc.poll() is None, "shutdown: a refused SHUTDOWN leaves the server running")
+        check(server.running(), "shutdown: a refused SHUTDOWN leaves the server running")
         held = socket.create_connection(("127.0.0.1", server.port), timeout=CMD_TIMEOUT_S)
         held.sendall(b"PING\r\n")
         check(held.recv(100) == b"+PONG\r\n", "shutdown: a client connected across the SHUTDOWN")
@@ -245,10 +203,7 @@ def run_shutdown(exe, tool, tmp):
                            stdin=subprocess.DEVNULL)
         check(p.returncode == 0 and p.stdout == "", "shutdown: redis-cli SHUTDOWN NOSAVE prints nothing, exits 0",
               f"exit {p.returncode}, stdout {p.stdout!r}, stderr {p.stderr!r}")
-        try:
-            status = server.proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            status = None
+        status = server.wait(STOP_TIMEOUT_S)
         check(status == 0, f"shutdown: reprise-kv exits 0 on its own after SHUTDOWN (got {status})", server.err()[-2000:])
         held.settimeout(STOP_TIMEOUT_S)
         try:
@@ -258,21 +213,18 @@ def run_shutdown(exe, tool, tmp):
     finally:
         if held is not None:
             held.close()
-        if server.proc.poll() is None:
-            server.stop()
-    live_out = f"listening {server.port}\n" + server.proc.stdout.read().decode(errors="replace")
+        server.stop(STOP_TIMEOUT_S)
+    live_out = server.out().decode(errors="replace")
     check("stopping: SHUTDOWN from client" in live_out, "shutdown: the server says why it stops", live_out)
     if tool:
         v = subprocess.run([tool, "verify", trace], capture_output=True, text=True, errors="replace",
                            timeout=CMD_TIMEOUT_S, stdin=subprocess.DEVNULL)
         check(v.returncode == 0, f"shutdown: reprise verify passes the trace (exit {v.returncode})", v.stdout + v.stderr)
-    p = subprocess.run([exe, f"--replay={trace}"], capture_output=True, text=True, errors="replace",
-                       timeout=BENCH_TIMEOUT_S, stdin=subprocess.DEVNULL)
-    check(p.returncode == 0, f"shutdown: the replay exits 0 (got {p.returncode})", p.stderr[-3000:])
-    check(p.stdout == live_out, "shutdown: the replay prints what the live run printed",
-          f"  live   {live_out!r}\n  replay {p.stdout!r}")
-    check("replay done" in p.stderr, "shutdown: the replay reaches the trace's end", p.stderr[-3000:])
-    print(f"shutdown: exit 0 live and in replay; {p.stderr.strip()[-200:]}")
+    r = replay(exe, trace, timeout_s=BENCH_TIMEOUT_S)
+    check(r.returncode == 0, f"shutdown: the replay exits 0 (got {r.returncode})", r.tail(3000))
+    problem = r.narrative_problem(live_out.encode())
+    check(problem is None, "shutdown: the replay prints what the live run printed and matches its trace", problem)
+    print(f"shutdown: exit 0 live and in replay; {r.tail(200)}")
 
 
 def run_flag_typo(exe):
@@ -300,21 +252,17 @@ def main():
         recorded = session(exe, [f"--record={trace}"], "recording")
         check(os.path.getsize(trace) > 0, "recording: the trace is written")
         start = time.monotonic()
-        p = subprocess.run([exe, f"--replay={trace}"], capture_output=True, text=True, errors="replace",
-                           timeout=BENCH_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        r = replay(exe, trace, timeout_s=BENCH_TIMEOUT_S)
         took = time.monotonic() - start
-        check(p.returncode == 0, f"replay: exits 0 (got {p.returncode})", p.stderr[-3000:])
-        check(p.stdout == f"listening {recorded.port}\n", "replay: listens on the recorded port", repr(p.stdout))
-        check("replay done" in p.stderr, "replay: ends at the trace's end ('replay done')", p.stderr[-3000:])
-        print(f"replay took {took:.2f} s: {p.stderr.strip()[-300:]}")
+        check(r.returncode == 0, f"replay: exits 0 (got {r.returncode})", r.tail(3000))
+        check(r.stdout == f"listening {recorded.port}\n".encode(), "replay: listens on the recorded port",
+              repr(r.stdout))
+        check(r.matched(), "replay: ends at the trace's end with no divergence", r.tail(3000))
+        print(f"replay took {took:.2f} s: {r.tail(300)}")
         run_shutdown(exe, reprise_tool, tmp)
     run_flag_typo(exe)
 
-    if FAILURES:
-        print(f"{len(FAILURES)} check(s) failed", file=sys.stderr)
-        return 1
-    print("kv-cli: all checks passed")
-    return 0
+    return report("kv-cli")
 
 
 if __name__ == "__main__":

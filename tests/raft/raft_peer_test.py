@@ -10,15 +10,16 @@ replay to exit 0 printing exactly its live narrative. Every wait is bounded.
 import os
 import random
 import shutil
-import signal
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
 
-from raft_support import Failure, check, run_scenarios, wait_for  # beside this script
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from reprise_test import (LISTENING_RAFT, Failure, RespError, Server, call, free_ports, info,  # noqa: E402
+                          replay, require, run_scenarios, wait_for)
+from reprise_trace import crc32c  # noqa: E402
 
 BIN = os.path.abspath(sys.argv[1])
 ROOT = os.environ.get("REPRISE_TEST_BUILD_ROOT", "/tmp")
@@ -26,15 +27,6 @@ SEED = int(os.environ.get("RAFT_TEST_SEED", str(random.randrange(1 << 30))))
 
 
 # --- the disk format and the wire format (docs/raft.md) -------------------------------------
-
-def crc32c(data):
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
-    return crc ^ 0xFFFFFFFF
-
 
 def cmd_noop():
     return b"\x00"
@@ -168,26 +160,6 @@ class FakePeer:
         self.listener.close()
 
 
-def free_ports(n):
-    rng = random.Random(SEED + os.getpid())
-    for _ in range(200):
-        base = rng.randrange(20000, 60000, 50)
-        ports = [base + i for i in range(n)]
-        ok = True
-        for p in ports:
-            s = socket.socket()
-            try:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                ok = False
-            finally:
-                s.close()
-        if ok:
-            return ports
-    raise Failure("no free ports")
-
-
 class RealNode:
     """Node 1, recorded, in a cluster of `members` whose other members the test plays."""
 
@@ -207,56 +179,24 @@ class RealNode:
         self.proc = None
 
     def start(self):
-        with open(self.log, "wb") as out, open(os.path.join(self.dir, "node-1.err"), "wb") as err:
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-
-        def listening():
-            if self.proc.poll() is not None:
-                raise Failure(f"node exited {self.proc.returncode}: {self.stderr()}")
-            with open(self.log, "rb") as f:
-                return b" listening raft " in f.read()
-        wait_for("the node to listen", listening)
+        self.server = Server(self.argv, ready=LISTENING_RAFT, ready_timeout_s=10, stdout_path=self.log,
+                             stderr_path=os.path.join(self.dir, "node-1.err"))
+        self.proc = self.server.proc
 
     def stderr(self):
-        with open(os.path.join(self.dir, "node-1.err"), "rb") as f:
-            return f.read().decode(errors="replace")[-800:]
+        return self.server.err()[-800:]
 
     def narrative(self):
-        with open(self.log, "rb") as f:
-            return f.read()
+        return self.server.out()
 
     def port(self):
         return self.client_ports[1]
 
     def call(self, *args, timeout_s=10.0):
-        with socket.create_connection(("127.0.0.1", self.port()), timeout=timeout_s) as s:
-            req = f"*{len(args)}\r\n".encode()
-            for a in args:
-                b = a if isinstance(a, bytes) else str(a).encode()
-                req += f"${len(b)}\r\n".encode() + b + b"\r\n"
-            s.sendall(req)
-            buf = b""
-            while b"\r\n" not in buf:
-                chunk = s.recv(65536)
-                if not chunk:
-                    raise ConnectionError("the node closed the connection")
-                buf += chunk
-            line, rest = buf.split(b"\r\n", 1)
-            if line[:1] == b"$":
-                n = int(line[1:])
-                if n < 0:
-                    return None
-                while len(rest) < n + 2:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        raise ConnectionError("the node closed the connection")
-                    rest += chunk
-                return rest[:n].decode()
-            return line.decode()
+        return call(self.port(), *args, timeout_s=timeout_s)
 
     def info(self):
-        text = self.call("INFO")
-        return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
+        return info(self.port())
 
     def rss_kib(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -266,25 +206,19 @@ class RealNode:
         raise Failure("no VmRSS")
 
     def stop_and_replay(self):
-        check(self.proc.poll() is None, f"the node died: exit {self.proc.returncode}: {self.stderr()}")
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise Failure("the node did not stop within 30 s of SIGTERM")
-        check(code == 0, f"the node exited {code}: {self.stderr()}")
-        p = subprocess.run([BIN, f"--replay={self.trace}"], capture_output=True, timeout=120)
-        check(p.returncode == 0, f"replay exit {p.returncode}: {p.stderr.decode(errors='replace')[-600:]}")
-        check(p.stdout == self.narrative(), f"replay narrative differs:\n{p.stdout.decode()}\n--- live ---\n"
-                                            f"{self.narrative().decode()}")
-        lines = p.stdout.count(b"\n")
+        require(self.server.running(), f"the node died: exit {self.proc.returncode}: {self.stderr()}")
+        code = self.server.stop(timeout_s=30)
+        require(not self.server.killed, "the node did not stop within 30 s of SIGTERM")
+        require(code == 0, f"the node exited {code}: {self.stderr()}")
+        r = replay(BIN, self.trace)
+        problem = r.narrative_problem(self.narrative())
+        require(problem is None, problem)
+        lines = r.stdout.count(b"\n")
         print(f"  replayed: exit 0, {lines} narrative lines match")
 
     def cleanup(self, ok):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        if self.proc:
+            self.server.kill()
         if ok:
             shutil.rmtree(self.dir, ignore_errors=True)
         else:
@@ -299,11 +233,11 @@ def scenario_del_too_long(node):
     wait_for("a one-node leader", lambda: node.info()["role"] == "leader")
     keys = [bytes([65 + i]) * (64 * 1024) for i in range(17)]  # 17 x 64 KiB > 1 MiB
     r = node.call("DEL", *keys)
-    check(r.startswith("-ERR DEL keys too long together"), f"DEL of 17 x 64 KiB keys -> {r!r}")
-    check(node.call("SET", "a", "1") == "+OK", "SET after the refused DEL")
-    check(node.call("GET", "a") == "1", "GET after the refused DEL")
+    require(isinstance(r, RespError) and str(r).startswith("ERR DEL keys too long together"), f"DEL of 17 x 64 KiB keys -> {r!r}")
+    require(node.call("SET", "a", "1") == "OK", "SET after the refused DEL")
+    require(node.call("GET", "a") == "1", "GET after the refused DEL")
     r = node.call("DEL", *keys[:15])  # 15 x 64 KiB fits: replicated as one entry
-    check(r == ":0", f"DEL of 15 long keys -> {r!r}")
+    require(r == 0, f"DEL of 15 long keys -> {r!r}")
     print("  DEL of 17 x 64 KiB keys refused with an error; the leader kept serving")
     node.stop_and_replay()
 
@@ -319,16 +253,16 @@ def scenario_read_after_election(node):
     try:
         node.start()
         first = node.narrative().split(b"\n", 1)[0]
-        check(b"recovered term 1, vote 0, 2 log entries" in first and b"cut" not in first, f"recovery: {first!r}")
+        require(b"recovered term 1, vote 0, 2 log entries" in first and b"cut" not in first, f"recovery: {first!r}")
         wait_for("node 1 to lead", lambda: node.info()["role"] == "leader")
-        check(node.info()["commit_index"] == "0", "nothing committed while peer 2 holds its appends")
+        require(node.info()["commit_index"] == "0", "nothing committed while peer 2 holds its appends")
         r = node.call("GET", "x")
-        check(r == "-TRYAGAIN the leader has not committed an entry of its term yet",
+        require(r == RespError("TRYAGAIN the leader has not committed an entry of its term yet"),
               f"GET on a leader that has not committed in its term -> {r!r}")
         peer2.acking = True
         v = wait_for("GET x once the no-op commits", lambda: node.call("GET", "x") == "1", 15)
-        check(v, "GET x")
-        check(int(node.info()["commit_index"]) == 3, "noop, SET x and the term-2 no-op committed")
+        require(v, "GET x")
+        require(int(node.info()["commit_index"]) == 3, "noop, SET x and the term-2 no-op committed")
         print("  a new leader answered TRYAGAIN until its no-op committed, then the old write")
     finally:
         peer2.close()
@@ -360,7 +294,7 @@ def scenario_vote_storm(node):
         wait_for("node 1 to ask peer 2 for a vote", lambda: peer2.count("request-vote") > 0, 20)
         stop.set()
         t.join(timeout=10)
-        check(replies and all(k == "vote-reply" and not m["granted"] for k, m in replies),
+        require(replies and all(k == "vote-reply" and not m["granted"] for k, m in replies),
               f"every stale candidate's request refused: {replies[:3]}")
         print(f"  {len(replies)} stale vote requests refused; node 1 still started its own election")
     finally:
@@ -387,22 +321,22 @@ def scenario_leader_loss(node):
         t = threading.Thread(target=writer, daemon=True)
         t.start()
         wait_for("the SET to be appended", lambda: node.info()["log_length"] == "2")
-        check("reply" not in result, f"the SET answered before it could commit: {result}")
+        require("reply" not in result, f"the SET answered before it could commit: {result}")
         # Leader 3 of term 5 replaces node 1's uncommitted entries with its own.
         sent = time.monotonic()
         with socket.create_connection(("127.0.0.1", node.raft_ports[1]), timeout=10) as s:
             s.sendall(append_entries(5, 3, 0, 0, 0, [(5, cmd_noop())]))
             kind, m = read_message(s)
-        check(kind == "append-reply" and m["success"] and m["match"] == 1 and m["term"] == 5, f"reply {kind} {m}")
+        require(kind == "append-reply" and m["success"] and m["match"] == 1 and m["term"] == 5, f"reply {kind} {m}")
         t.join(timeout=30)
-        check(not t.is_alive(), "the waiting client got no answer within 30 s")
+        require(not t.is_alive(), "the waiting client got no answer within 30 s")
         r = result["reply"]
-        check(r == "-TRYAGAIN leadership changed before the write committed", f"the waiting SET got {r!r}")
+        require(r == RespError("TRYAGAIN leadership changed before the write committed"), f"the waiting SET got {r!r}")
         waited = result["at"] - sent
-        check(waited < 10, f"the waiting SET was answered {waited:.2f} s after its entry was replaced "
+        require(waited < 10, f"the waiting SET was answered {waited:.2f} s after its entry was replaced "
                            "(its commit deadline is 20 s)")
         r = node.call("SET", "y", "3")
-        check(r == f"-MOVED 0 127.0.0.1:{node.client_ports[3]}", f"SET on the deposed leader -> {r!r}")
+        require(r == RespError(f"MOVED 0 127.0.0.1:{node.client_ports[3]}"), f"SET on the deposed leader -> {r!r}")
         print(f"  the waiting SET answered TRYAGAIN {waited:.2f} s after leader 3 replaced its entry")
     finally:
         peer2.close()
@@ -420,16 +354,16 @@ def scenario_hostile_peer(node):
         s = socket.create_connection(("127.0.0.1", node.raft_ports[1]), timeout=5)
         s.sendall(struct.pack(">I", 8 * 1024 * 1024) + b"\x03" + b"\x00" * 999)
         stalled.append(s)
-    check(node.call("PING") == "+PONG", "PING with 40 stalled frames")
+    require(node.call("PING") == "PONG", "PING with 40 stalled frames")
     grown = node.rss_kib() - before
-    check(grown < 64 * 1024, f"40 stalled 8 MiB frames grew the node by {grown} KiB")
+    require(grown < 64 * 1024, f"40 stalled 8 MiB frames grew the node by {grown} KiB")
     for s in stalled:
         s.close()
     # Garbage: a length above the limit, an unknown type. Each connection is dropped.
     for junk in (b"\xff\xff\xff\xff", frame(b"\x09hello")):
         s = socket.create_connection(("127.0.0.1", node.raft_ports[1]), timeout=5)
         s.sendall(junk)
-        check(s.recv(16) == b"", f"{junk!r}: the node closes the connection")
+        require(s.recv(16) == b"", f"{junk!r}: the node closes the connection")
         s.close()
     # Idle connections: past 64 the least recently active one is closed. Connections closed
     # above may still be counted until the node has seen their end, so open more one at a
@@ -447,11 +381,11 @@ def scenario_hostile_peer(node):
     if not closed:
         idle[0].settimeout(10)
         closed = idle[0].recv(16) == b""
-    check(closed, f"the oldest idle inbound connection is closed once more than 64 are open ({len(idle)} opened)")
+    require(closed, f"the oldest idle inbound connection is closed once more than 64 are open ({len(idle)} opened)")
     opened = len(idle)
     for s in idle:
         s.close()
-    check(node.call("SET", "after", "hostile") == "+OK", "SET after the hostile peers")
+    require(node.call("SET", "after", "hostile") == "OK", "SET after the hostile peers")
     print(f"  40 stalled 8 MiB frames grew RSS by {grown} KiB; garbage dropped; idle link {opened} evicted the oldest")
     node.stop_and_replay()
 
@@ -481,9 +415,9 @@ def scenario_client_cap(node):
             buf = b""
             while not buf.endswith(b"\r\n"):
                 chunk = c.recv(64)
-                check(chunk, f"client {i} was closed")
+                require(chunk, f"client {i} was closed")
                 buf += chunk
-            check(buf == b"+PONG\r\n", f"client {i} got {buf!r}")
+            require(buf == b"+PONG\r\n", f"client {i} got {buf!r}")
         # It sends nothing: bytes unread at the close would turn it into a reset.
         extra = socket.create_connection(("127.0.0.1", node.port()), timeout=10)
         got = b""
@@ -493,9 +427,9 @@ def scenario_client_cap(node):
                 break
             got += chunk
         extra.close()
-        check(got == b"-ERR max number of clients reached\r\n", f"client 1025 got {got!r}")
+        require(got == b"-ERR max number of clients reached\r\n", f"client 1025 got {got!r}")
         clients.pop().close()
-        wait_for("a freed slot", lambda: node.call("PING") == "+PONG", 10)
+        wait_for("a freed slot", lambda: node.call("PING") == "PONG", 10)
     finally:
         for c in clients:
             c.close()

@@ -14,113 +14,20 @@ Every wait is bounded in time; every loop in count.
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import time
 
-from raft_support import Failure, check, run_scenarios, wait_for  # beside this script
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from reprise_test import (Failure, RespClient, RespError, call, crash_report, free_port_base, info,  # noqa: E402
+                          replay, require, run_scenarios, wait_for)
 
 BIN = os.path.abspath(sys.argv[1])
 CLUSTER = os.path.abspath(sys.argv[2])
 ROOT = os.environ.get("REPRISE_TEST_BUILD_ROOT", "/tmp")
 
 
-# --- a small speaking RESP client ---------------------------------------------------------
-
-class RespError(Exception):
-    pass
-
-
-def encode(*args):
-    out = f"*{len(args)}\r\n".encode()
-    for a in args:
-        b = a if isinstance(a, bytes) else str(a).encode()
-        out += f"${len(b)}\r\n".encode() + b + b"\r\n"
-    return out
-
-
-class Client:
-    def __init__(self, port, timeout_s=5.0):
-        self.port = port
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
-        self.buf = b""
-
-    def close(self):
-        self.sock.close()
-
-    def _line(self):
-        for _ in range(100000):
-            i = self.buf.find(b"\r\n")
-            if i >= 0:
-                line, self.buf = self.buf[:i], self.buf[i + 2:]
-                return line
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            self.buf += chunk
-        raise Failure("reply line too long")
-
-    def _exact(self, n):
-        for _ in range(100000):
-            if len(self.buf) >= n:
-                out, self.buf = self.buf[:n], self.buf[n:]
-                return out
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            self.buf += chunk
-        raise Failure("reply too long")
-
-    def reply(self):
-        line = self._line()
-        kind, rest = line[:1], line[1:].decode()
-        if kind == b"+":
-            return rest
-        if kind == b"-":
-            return RespError(rest)
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            return None if n < 0 else self._exact(n + 2)[:-2].decode()
-        if kind == b"*":
-            return [self.reply() for _ in range(int(rest))]
-        raise Failure(f"bad reply line {line!r}")
-
-    def call(self, *args):
-        self.sock.sendall(encode(*args))
-        return self.reply()
-
-
-def call(port, *args):
-    c = Client(port)
-    try:
-        return c.call(*args)
-    finally:
-        c.close()
-
-
-def info(port):
-    text = call(port, "INFO")
-    check(isinstance(text, str), f"INFO answered {text!r}")
-    return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
-
-
 # --- a cluster driven through the cluster script ---------------------------------------------
-
-def ports_free(ports):
-    for p in ports:
-        s = socket.socket()
-        try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", p))
-        except OSError:
-            return False
-        finally:
-            s.close()
-    return True
-
 
 class Cluster:
     def __init__(self, name, nodes=3, client_offset=100):
@@ -132,14 +39,8 @@ class Cluster:
         self.dir = os.path.join(ROOT, f"raft-test-{name}-{os.getpid()}")
         shutil.rmtree(self.dir, ignore_errors=True)
         rng = random.Random(os.getpid() * 31 + len(name))
-        for _ in range(200):
-            base = rng.randrange(20000, 60000, 200)
-            if ports_free([base + n for n in range(1, nodes + 1)] +
-                          [base + client_offset + n for n in range(1, nodes + 1)]):
-                break
-        else:
-            raise Failure("no free port range")
-        self.base = base
+        self.base = free_port_base([n for n in range(1, nodes + 1)] +
+                                   [client_offset + n for n in range(1, nodes + 1)], rng)
         # Each incarnation of a node: (node, stem, how it ended: None while running, 'stopped', 'killed').
         self.incarnations = []
         self.restarts = {n: 0 for n in range(1, nodes + 1)}
@@ -224,14 +125,8 @@ class Cluster:
         """Every node in `nodes` answers RAFT.GET k == v for every (k, v) in keys."""
         for n in nodes:
             def has_all(n=n):
-                c = Client(self.port(n))
-                try:
-                    for k, v in keys.items():
-                        if c.call("RAFT.GET", k) != v:
-                            return False
-                    return True
-                finally:
-                    c.close()
+                with RespClient(self.port(n), timeout_s=5.0) as c:
+                    return all(c.call("RAFT.GET", k) == v for k, v in keys.items())
             wait_for(f"node {n} to hold {len(keys)} keys", has_all, timeout_s)
 
     def path(self, stem, ext):
@@ -239,35 +134,30 @@ class Cluster:
 
     def verify_replays(self):
         """Replays every incarnation's trace and compares it with its live run."""
-        check(self.incarnations, "no incarnations recorded")
+        require(self.incarnations, "no incarnations recorded")
         for node, stem, ended in self.incarnations:
-            check(ended is not None, f"{stem} still running at the replay check")
+            require(ended is not None, f"{stem} still running at the replay check")
             trace = self.path(stem, "trace")
             with open(self.path(stem, "log"), "rb") as f:
                 live = f.read()
-            check(b" listening raft " in live, f"{stem}: the live log lacks its listening line")
+            require(b" listening raft " in live, f"{stem}: the live log lacks its listening line")
             with open(self.path(stem, "err"), "rb") as f:
                 err = f.read()
-            for report in (b"AddressSanitizer", b"LeakSanitizer", b"runtime error:", b"assertion failed"):
-                check(report not in err, f"{stem}: its live stderr holds a report: {err.decode(errors='replace')[-1500:]}")
+            found = crash_report(err.decode(errors="replace"))
+            require(found is None, f"{stem}: its live stderr holds a report: {found}")
             # The cluster script names each node's trace: the header holds the node name as a
             # msgpack string of its own ("node-N" alone, not inside the --data path).
             with open(trace, "rb") as f:
                 head = f.read(4096)
             name = f"node-{node}".encode()
-            check(bytes([0xA0 | len(name)]) + name in head, f"{stem}: the trace header does not name {name!r}")
-            p = subprocess.run([BIN, f"--replay={trace}"], capture_output=True, timeout=120)
-            where = f"{stem} ({ended}): replay exit {p.returncode}, stderr: {p.stderr.decode(errors='replace')[-600:]}"
-            if ended == "stopped":
-                check(p.returncode == 0, where)
-                check(p.stdout == live, f"{where}\n--- replay stdout ---\n{p.stdout.decode()}\n--- live ---\n{live.decode()}")
-            else:
-                check(p.returncode == 2, where)
-                check(b"the trace ends" in p.stderr, where)
-                check(live.startswith(p.stdout) and b" listening raft " in p.stdout,
-                      f"{where}\n--- replay stdout is not a prefix of the live log ---\n{p.stdout.decode()}")
-            lines = p.stdout.count(b"\n")
-            print(f"  replayed {stem} ({ended}): exit {p.returncode}, {lines} narrative lines match")
+            require(bytes([0xA0 | len(name)]) + name in head, f"{stem}: the trace header does not name {name!r}")
+            r = replay(BIN, trace)
+            problem = r.narrative_problem(live, cut=(ended == "killed"))
+            require(problem is None, f"{stem} ({ended}): {problem}")
+            if ended == "killed":
+                require(b" listening raft " in r.stdout, f"{stem} (killed): the replay did not reach its listening line")
+            lines = r.stdout.count(b"\n")
+            print(f"  replayed {stem} ({ended}): exit {r.returncode}, {lines} narrative lines match")
 
     def cleanup(self, ok):
         try:
@@ -301,11 +191,11 @@ def scenario_election(c):
         ids = {lid for (_, _, lid) in r.values()}
         return r if len(leaders) == 1 and len(terms) == 1 and ids == {leaders[0]} else None
     r = wait_for("all nodes to agree on one leader and term", agreed)
-    check(r[leader][0] == "leader", f"leader {leader} is not leader in {r}")
+    require(r[leader][0] == "leader", f"leader {leader} is not leader in {r}")
     # An idle cluster keeps its leader: heartbeats arrive well inside the election timeout.
     time.sleep(1.5)
     r2 = roles(c)
-    check(r2 == r, f"an idle cluster changed roles or terms: {r} -> {r2}")
+    require(r2 == r, f"an idle cluster changed roles or terms: {r} -> {r2}")
     print(f"  leader {leader}, term {r[leader][1]}, stable over 1.5 s idle")
     c.stop()
 
@@ -316,18 +206,18 @@ def scenario_replication(c):
     follower = next(n for n in range(1, c.nodes + 1) if n != leader)
     # A follower redirects writes and reads to the leader, Redis Cluster style.
     r = call(c.port(follower), "SET", "x", "1")
-    check(isinstance(r, RespError) and str(r) == f"MOVED 0 127.0.0.1:{c.port(leader)}", f"follower SET -> {r!r}")
+    require(isinstance(r, RespError) and str(r) == f"MOVED 0 127.0.0.1:{c.port(leader)}", f"follower SET -> {r!r}")
     r = call(c.port(follower), "GET", "x")
-    check(isinstance(r, RespError) and str(r).startswith("MOVED 0 "), f"follower GET -> {r!r}")
+    require(isinstance(r, RespError) and str(r).startswith("MOVED 0 "), f"follower GET -> {r!r}")
     keys = {f"key{i}": f"value-{i}-" + "v" * i for i in range(30)}
     for k, v in keys.items():
         c.write(k, v)
     for k, v in keys.items():
-        check(call(c.port(leader), "GET", k) == v, f"leader GET {k}")
+        require(call(c.port(leader), "GET", k) == v, f"leader GET {k}")
     c.wait_replicated(range(1, c.nodes + 1), keys)
-    check(call(c.port(leader), "DEL", "key0", "nokey") == 1, "DEL counts the keys it removed")
-    check(call(c.port(leader), "DEL", "key0") == 0, "a second DEL removes nothing")
-    check(call(c.port(leader), "GET", "key0") is None, "GET of a deleted key is null")
+    require(call(c.port(leader), "DEL", "key0", "nokey") == 1, "DEL counts the keys it removed")
+    require(call(c.port(leader), "DEL", "key0") == 0, "a second DEL removes nothing")
+    require(call(c.port(leader), "GET", "key0") is None, "GET of a deleted key is null")
     del keys["key0"]
 
     def converged():
@@ -336,10 +226,10 @@ def scenario_replication(c):
         return infos if len(commits) == 1 and all(i["keys"] == str(len(keys)) for i in infos) else None
     infos = wait_for("commit and apply to converge", converged)
     # 1 no-op + 30 SETs + 2 DELs.
-    check(int(infos[0]["commit_index"]) == 33, f"commit index {infos[0]['commit_index']} (want 33)")
-    check(call(c.port(follower), "RAFT.GET", "key0") is None, "a follower applied the DEL")
-    check(call(c.port(follower), "PING") == "PONG", "PING")
-    check(call(c.port(follower), "COMMAND") == [], "COMMAND")
+    require(int(infos[0]["commit_index"]) == 33, f"commit index {infos[0]['commit_index']} (want 33)")
+    require(call(c.port(follower), "RAFT.GET", "key0") is None, "a follower applied the DEL")
+    require(call(c.port(follower), "PING") == "PONG", "PING")
+    require(call(c.port(follower), "COMMAND") == [], "COMMAND")
     print(f"  30 SETs and 2 DELs via MOVED to leader {leader}; every node at commit index 33")
     c.stop()
 
@@ -353,9 +243,9 @@ def scenario_leader_crash(c):
         c.write(k, v)
     c.kill(old)
     new = c.leader(exclude=(old,))
-    check(new != old, "a new leader")
+    require(new != old, "a new leader")
     new_term = int(info(c.port(new))["term"])
-    check(new_term > old_term, f"the new leader's term {new_term} is above {old_term}")
+    require(new_term > old_term, f"the new leader's term {new_term} is above {old_term}")
     more = {f"b{i}": str(i) for i in range(10)}
     for k, v in more.items():
         c.write(k, v)
@@ -365,14 +255,14 @@ def scenario_leader_crash(c):
     c.restart(old)
     c.wait_replicated([old], keys)
     i = info(c.port(old))
-    check(i["role"] == "follower" and int(i["term"]) >= new_term, f"the old leader rejoined as follower: {i}")
+    require(i["role"] == "follower" and int(i["term"]) >= new_term, f"the old leader rejoined as follower: {i}")
     print(f"  leader {old} (term {old_term}) killed; {new} leads term {new_term}; writes continued; {old} caught up")
     # The script with a node already dead: kill refuses, stop stops the others.
     c.kill(old)
     p = subprocess.run([CLUSTER, "kill", str(old), "--dir", c.dir], capture_output=True, text=True, timeout=60)
-    check(p.returncode == 1 and "not running" in p.stderr, f"kill of a dead node: {p.returncode} {p.stderr!r}")
+    require(p.returncode == 1 and "not running" in p.stderr, f"kill of a dead node: {p.returncode} {p.stderr!r}")
     out = c.script("stop")
-    check(f"node {old}: stopped" not in out and out.count(": stopped") == c.nodes - 1, f"stop with node {old} dead: {out!r}")
+    require(f"node {old}: stopped" not in out and out.count(": stopped") == c.nodes - 1, f"stop with node {old} dead: {out!r}")
     for n in range(1, c.nodes + 1):
         c._end(n, "stopped")
 
@@ -413,11 +303,11 @@ def scenario_persistence(c):
         c.restart(n)
     leader = c.leader()
     for k, v in keys.items():
-        check(call(c.port(leader), "GET", k) == v, f"after a full restart, GET {k}")
+        require(call(c.port(leader), "GET", k) == v, f"after a full restart, GET {k}")
     c.wait_replicated(range(1, c.nodes + 1), keys)
     with open(c.path("node-1.restart-1", "log"), "rb") as f:
         first = f.readline().decode()
-    check("16 log entries (cut a torn last record of 7 bytes)" in first, f"node 1 recovered: {first!r}")
+    require("16 log entries (cut a torn last record of 7 bytes)" in first, f"node 1 recovered: {first!r}")
     print(f"  15 keys survived a stop of every node; node 1 cut a torn record; {first.strip()}")
     c.stop()
 
@@ -450,9 +340,9 @@ def scenario_crash_under_load(c):
     c.kill(old)
     for t in threads:
         t.join(timeout=60)
-    check(not any(t.is_alive() for t in threads), "writers finished")
-    check(not errors, f"writes failed: {errors[:3]}")
-    check(len(acked) == 120, f"{len(acked)} of 120 writes acknowledged")
+    require(not any(t.is_alive() for t in threads), "writers finished")
+    require(not errors, f"writes failed: {errors[:3]}")
+    require(len(acked) == 120, f"{len(acked)} of 120 writes acknowledged")
     new = c.leader(exclude=(old,))
     c.restart(old)
     c.wait_replicated(range(1, c.nodes + 1), acked, timeout_s=20)
@@ -465,35 +355,35 @@ def scenario_pause_leader(c):
     others elect a new leader and keep writing; resumed, the old leader steps down and catches up."""
     for cmd in ("start", "stop", "kill", "pause", "resume", "restart", "status", "leader"):
         p = subprocess.run([CLUSTER, cmd, "--help"], capture_output=True, text=True, timeout=60)
-        check(p.returncode == 0 and p.stdout.startswith(f"usage: cluster {cmd}"),
+        require(p.returncode == 0 and p.stdout.startswith(f"usage: cluster {cmd}"),
               f"cluster {cmd} --help: exit {p.returncode}, {p.stdout[:200]!r} {p.stderr[:200]!r}")
     p = subprocess.run([CLUSTER, "start", "--help"], capture_output=True, text=True, timeout=60)
-    check("--client-base C" in p.stdout, f"start --help names --client-base: {p.stdout!r}")
+    require("--client-base C" in p.stdout, f"start --help names --client-base: {p.stdout!r}")
     out = c.start()
     for n in range(1, c.nodes + 1):
         want = f"node {n}: pid "
         line = next((l for l in out.splitlines() if l.startswith(want)), "")
-        check(line.endswith(f"raft 127.0.0.1:{c.base + n}, client 127.0.0.1:{c.port(n)}"), f"start printed {line!r}")
-        check(info(c.port(n))["node_id"] == str(n), f"node {n} answers INFO on its --client-base port {c.port(n)}")
+        require(line.endswith(f"raft 127.0.0.1:{c.base + n}, client 127.0.0.1:{c.port(n)}"), f"start printed {line!r}")
+        require(info(c.port(n))["node_id"] == str(n), f"node {n} answers INFO on its --client-base port {c.port(n)}")
     old = c.leader()
     old_term = int(info(c.port(old))["term"])
     others = [n for n in range(1, c.nodes + 1) if n != old]
     # A follower's MOVED names the leader's --client-base port.
     r = call(c.port(others[0]), "SET", "x", "1")
-    check(isinstance(r, RespError) and str(r) == f"MOVED 0 127.0.0.1:{c.port(old)}", f"follower SET -> {r!r}")
+    require(isinstance(r, RespError) and str(r) == f"MOVED 0 127.0.0.1:{c.port(old)}", f"follower SET -> {r!r}")
     keys = {f"before{i}": str(i) for i in range(5)}
     for k, v in keys.items():
         c.write(k, v, via=old)
     c.wait_replicated(range(1, c.nodes + 1), keys)
 
     out = c.script("pause", str(old))
-    check(f"node {old}: paused" in out, f"pause printed {out!r}")
+    require(f"node {old}: paused" in out, f"pause printed {out!r}")
     status = c.script("status")
-    check(f"node {old}: paused" in status, f"status shows node {old} paused: {status!r}")
+    require(f"node {old}: paused" in status, f"status shows node {old} paused: {status!r}")
     new = c.leader(timeout_s=15, exclude=(old,))
     new_term = int(info(c.port(new))["term"])
-    check(new != old and new_term > old_term, f"new leader {new} term {new_term} (old {old} term {old_term})")
-    check(c.script("leader").strip() == str(new), "cluster leader skips the paused node")
+    require(new != old and new_term > old_term, f"new leader {new} term {new_term} (old {old} term {old_term})")
+    require(c.script("leader").strip() == str(new), "cluster leader skips the paused node")
     more = {f"during{i}": str(i) for i in range(5)}
     for k, v in more.items():
         c.write(k, v, via=new)
@@ -501,7 +391,7 @@ def scenario_pause_leader(c):
     c.wait_replicated(others, keys)
 
     out = c.script("resume", str(old))
-    check(f"node {old}: resumed" in out, f"resume printed {out!r}")
+    require(f"node {old}: resumed" in out, f"resume printed {out!r}")
 
     def stepped_down():
         i = info(c.port(old))
@@ -509,7 +399,7 @@ def scenario_pause_leader(c):
     i = wait_for(f"node {old} to step down and follow {new}", stepped_down, 15)
     c.wait_replicated([old], keys)
     status = c.script("status")
-    check("paused" not in status, f"status after resume: {status!r}")
+    require("paused" not in status, f"status after resume: {status!r}")
     print(f"  client ports {c.port(1)}..; leader {old} (term {old_term}) paused; {new} leads term {new_term}; "
           f"resumed, {old} follows at term {i['term']} and caught up")
     c.stop()

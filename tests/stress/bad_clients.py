@@ -26,7 +26,7 @@ Checks, all of which can fail:
     printed before and after each step;
   - no sanitizer report (AddressSanitizer, LeakSanitizer, UBSan's "runtime error:")
     and no crash: on SIGTERM the server exits 0 within 20 s;
-  - the recorded session replays to its end: `--replay=T` exits 0 with "replay done".
+  - the recorded session replays to its end: `--replay=T` exits 0 with "no divergence".
 
 Usage: bad_clients.py --build DIR [--server kv|raft|both] [--seed S]
                       [--latency-s 2] [--memory-mib 256]
@@ -34,25 +34,19 @@ Usage: bad_clients.py --build DIR [--server kv|raft|both] [--seed S]
 import argparse
 import os
 import random
-import re
 import resource
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-failures = []
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from reprise_test import (RespClient, Server, check, crash_report, encode_command as resp,  # noqa: E402
+                          free_port, free_ports, replay, report)
 
-
-def check(cond, what):
-    print(("ok      " if cond else "FAILED  ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
+READY_TIMEOUT_S = 20
 
 
 def proc_status(pid):
@@ -68,67 +62,18 @@ def proc_status(pid):
     return out
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def connect(port, timeout=5):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    return s
+    return socket.create_connection(("127.0.0.1", port), timeout=timeout)
 
 
-def resp(*args):
-    out = [f"*{len(args)}\r\n".encode()]
-    for a in args:
-        b = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(out)
-
-
-class Replies:
-    """Reads RESP replies (simple, error, integer, bulk) off one socket, keeping what
-    arrives beyond the reply asked for (replies of a pipeline come in one read)."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b""
-
-    def next(self, deadline):
-        """The next reply (bulk: its bytes; others: the line), or None on timeout or EOF."""
-        while True:
-            if b"\r\n" in self.buf:
-                line, _, rest = self.buf.partition(b"\r\n")
-                if line[:1] in (b"+", b"-", b":"):
-                    self.buf = rest
-                    return line
-                if line[:1] == b"$":
-                    n = int(line[1:])
-                    if n < 0:
-                        self.buf = rest
-                        return b"(nil)"
-                    if len(rest) >= n + 2:
-                        self.buf = rest[n + 2:]
-                        return rest[:n]
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            self.sock.settimeout(remaining)
-            try:
-                chunk = self.sock.recv(65536)
-            except (socket.timeout, OSError):
-                return None
-            if not chunk:
-                return None
-            self.buf += chunk
-
-
-def read_reply(sock, deadline):
-    """One reply on a socket that has no other reply coming."""
-    return Replies(sock).next(deadline)
+def read_reply(port, args, timeout_s):
+    """The reply to one command on a fresh connection (bulk strings as bytes), or None when it does
+    not come within timeout_s or the connection fails."""
+    try:
+        with RespClient(port, timeout_s, binary=True) as c:
+            return c.call(*args)
+    except OSError:
+        return None
 
 
 class Probe(threading.Thread):
@@ -142,8 +87,8 @@ class Probe(threading.Thread):
         self.rounds = 0
         self.errors = []
         self.worst_s = 0.0
-        self.sock = connect(port)
-        self.replies = Replies(self.sock)
+        # A reply later than 30 s is an error of its own; the latency bound is checked on top.
+        self.client = RespClient(port, timeout_s=30, binary=True)
 
     def run(self):
         i = 0
@@ -152,16 +97,14 @@ class Probe(threading.Thread):
             key, value = f"probe:{i}", f"value-{i}".encode()
             start = time.monotonic()
             try:
-                self.sock.sendall(resp("SET", key, value))
-                r1 = self.replies.next(start + 30)
-                self.sock.sendall(resp("GET", key))
-                r2 = self.replies.next(start + 30)
+                r1 = self.client.call("SET", key, value)
+                r2 = self.client.call("GET", key)
             except OSError as e:
                 self.errors.append(f"round {i}: {e}")
                 break
             took = time.monotonic() - start
             self.worst_s = max(self.worst_s, took)
-            if r1 != b"+OK" or r2 != value:
+            if r1 != "OK" or r2 != value:
                 self.errors.append(f"round {i}: SET -> {r1!r}, GET -> {r2!r}")
             elif took > self.latency_s:
                 self.errors.append(f"round {i}: {took:.3f} s for SET + GET")
@@ -238,15 +181,15 @@ def step_abandon(port):
 def step_halfclose(port):
     ok = 0
     for _ in range(20):
-        s = connect(port)
-        s.sendall(resp("SET", "hc", "v") + resp("GET", "hc") + b"PING\r\n")
-        s.shutdown(socket.SHUT_WR)
-        deadline = time.monotonic() + 30  # a watchdog, not a latency bound
-        replies = Replies(s)
-        r = [replies.next(deadline) for _ in range(3)]
-        if r == [b"+OK", b"v", b"+PONG"]:
+        with RespClient(port, timeout_s=30, binary=True) as c:  # a watchdog, not a latency bound
+            c.sock.sendall(resp("SET", "hc", "v") + resp("GET", "hc") + b"PING\r\n")
+            c.sock.shutdown(socket.SHUT_WR)
+            try:
+                r = [c.reply() for _ in range(3)]
+            except OSError:
+                r = None
+        if r == ["OK", b"v", "PONG"]:
             ok += 1
-        s.close()
     s = connect(port)
     s.sendall(b"*2\r\n$3\r\nGET\r\n$2\r\nh")
     s.shutdown(socket.SHUT_WR)
@@ -260,10 +203,7 @@ def step_halfclose(port):
 
 
 def step_noread(port, value_bytes, clients=20, gets=2000):
-    s = connect(port)
-    s.sendall(resp("SET", "big", b"v" * value_bytes))
-    big_ok = read_reply(s, time.monotonic() + 10) == b"+OK"
-    s.close()
+    big_ok = read_reply(port, ("SET", "big", b"v" * value_bytes), 10) == "OK"
     socks = []
     pipeline = resp("GET", "big") * gets
     for _ in range(clients):
@@ -274,34 +214,21 @@ def step_noread(port, value_bytes, clients=20, gets=2000):
     return big_ok, socks
 
 
-def run_server(name, cmd, port, args, rng, trace, replay_cmd, declared_bytes, value_bytes):
-    """Runs the steps against one server. `declared_bytes` is the largest bulk it
-    takes (what the held connections declare); `value_bytes` the size of the value
-    the never-reading clients ask for."""
-    print(f"--- {name}: {' '.join(cmd)}", flush=True)
-    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    held = []
-    probe = None
-    err = ""
-    try:
-        # Ready when the probe's SET succeeds (a RAFT node first elects itself).
-        deadline = time.monotonic() + 20
-        ready = False
-        while time.monotonic() < deadline and server.poll() is None and not ready:
-            try:
-                s = connect(port, timeout=1)
-                s.sendall(resp("SET", "ready", "1"))
-                ready = read_reply(s, time.monotonic() + 2) == b"+OK"
-                s.close()
-            except OSError:
-                pass
-            if not ready:
-                time.sleep(0.1)
-        if not check(ready, f"{name}: serves a SET within 20 s of starting"):
-            return
-        probe = Probe(port, args.latency_s)
-        probe.start()
+def wait_ready(server, port):
+    """Ready when a SET succeeds (a RAFT node first elects itself), within READY_TIMEOUT_S."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline and server.running():
+        if read_reply(port, ("SET", "ready", "1"), 2) == "OK":
+            return True
+        time.sleep(0.1)
+    return False
 
+
+def run_steps(name, server, port, args, rng, declared_bytes, value_bytes, held):
+    """Throws every step at the server while the probe runs; the connections to hold open go to `held`."""
+    probe = Probe(port, args.latency_s)
+    probe.start()
+    try:
         def mem(label):
             m = proc_status(server.pid)
             print(f"        {name}: after {label}: VmRSS {m.get('VmRSS')} MiB, VmHWM {m.get('VmHWM')} MiB", flush=True)
@@ -336,11 +263,8 @@ def run_server(name, cmd, port, args, rng, trace, replay_cmd, declared_bytes, va
             held += declared_peer
             mem("garbage and huge lengths on the RAFT peer port")
         # A new connection is still served while all of that is held open.
-        s = connect(port)
-        s.sendall(resp("PING"))
-        check(read_reply(s, time.monotonic() + args.latency_s) == b"+PONG",
+        check(read_reply(port, ("PING",), args.latency_s) == "PONG",
               f"{name}: a new client gets PONG with {len(held)} bad connections held open")
-        s.close()
         time.sleep(0.5)
         probe.stop.set()
         probe.join(60)
@@ -351,27 +275,32 @@ def run_server(name, cmd, port, args, rng, trace, replay_cmd, declared_bytes, va
         check(m.get("VmHWM", 1 << 30) <= args.memory_mib,
               f"{name}: peak resident memory VmHWM {m.get('VmHWM')} MiB <= {args.memory_mib} MiB")
     finally:
-        if probe is not None:
-            probe.stop.set()
-        drain_close(held, rst=False)
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.send_signal(signal.SIGKILL)
-                server.wait(10)
-        err = server.stderr.read().decode(errors="replace")
-    check(server.returncode == 0, f"{name}: exits 0 on SIGTERM (got {server.returncode})")
-    sanitizer = re.search(r"(AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:).*", err)
-    check(sanitizer is None, f"{name}: no sanitizer report" + (f": {sanitizer.group(0)}" if sanitizer else ""))
+        probe.stop.set()
+
+
+def run_server(name, cmd, port, args, rng, trace, program, declared_bytes, value_bytes):
+    """Runs the steps against one server, then checks its exit, its stderr and the replay of
+    `trace` with `program`. `declared_bytes` is the largest bulk it takes (what the held
+    connections declare); `value_bytes` the size of the value the never-reading clients ask for."""
+    print(f"--- {name}: {' '.join(cmd)}", flush=True)
+    held = []
+    with Server(cmd, ready=None) as server:
+        try:
+            if not check(wait_ready(server, port), f"{name}: serves a SET within {READY_TIMEOUT_S} s of starting"):
+                return
+            run_steps(name, server, port, args, rng, declared_bytes, value_bytes, held)
+        finally:
+            drain_close(held, rst=False)
+            status = server.stop()
+    err = server.err()
+    check(status == 0, f"{name}: exits 0 on SIGTERM (got {status})")
+    report_line = crash_report(err)
+    check(report_line is None, f"{name}: no sanitizer report" + (f": {report_line}" if report_line else ""))
     check("RECORDING STOPPED" not in err, f"{name}: the recording went on to the end")
-    r = subprocess.run(replay_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
-    rerr = r.stderr.decode(errors="replace")
-    check(r.returncode == 0 and "replay done" in rerr,
-          f"{name}: the recorded session replays to its end (exit {r.returncode}): {rerr.strip()[-300:]!r}")
-    sanitizer = re.search(r"(AddressSanitizer|LeakSanitizer|runtime error:).*", rerr)
-    check(sanitizer is None, f"{name}: no sanitizer report in the replay" + (f": {sanitizer.group(0)}" if sanitizer else ""))
+    r = replay(program, trace, timeout_s=300)
+    check(r.matched(), f"{name}: the recorded session replays to its end (exit {r.returncode}): {r.tail(300)!r}")
+    report_line = crash_report(r.stderr)
+    check(report_line is None, f"{name}: no sanitizer report in the replay" + (f": {report_line}" if report_line else ""))
 
 
 def main():
@@ -400,23 +329,19 @@ def main():
             trace = os.path.join(work, "kv.trace")
             args.peer_port = None
             run_server("reprise-kv", [kv, f"--port={port}", f"--record={trace}"], port, args,
-                       random.Random(seed), trace, [kv, f"--replay={trace}"], 8 * 1024 * 1024, 1024 * 1024)
+                       random.Random(seed), trace, kv, 8 * 1024 * 1024, 1024 * 1024)
         if args.server in ("raft", "both"):
             raft = os.path.join(args.build, "examples", "raft", "reprise-raft")
-            raft_port, client_port = free_port(), free_port()
+            raft_port, client_port = free_ports(2)
             trace = os.path.join(work, "raft.trace")
             args.peer_port = raft_port
             run_server("reprise-raft", [raft, f"--record={trace}", "--id", "1", "--peers",
                                         f"1=127.0.0.1:{raft_port}:{client_port}", "--data",
                                         os.path.join(work, "raft-data")],
-                       client_port, args, random.Random(seed + 1), trace, [raft, f"--replay={trace}"], 512 * 1024, 512 * 1024)
+                       client_port, args, random.Random(seed + 1), trace, raft, 512 * 1024, 512 * 1024)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if failures:
-        print(f"bad_clients: {len(failures)} check(s) failed (seed {seed})")
-        return 1
-    print(f"bad_clients: all checks passed (seed {seed})")
-    return 0
+    return report("bad_clients", f"seed {seed}")
 
 
 if __name__ == "__main__":

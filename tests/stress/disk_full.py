@@ -23,36 +23,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
-failures = []
-
-
-def check(cond, what):
-    print(("ok      " if cond else "FAILED  ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
-
-
-def wait_for_listening(proc, timeout_s=10):
-    deadline = time.monotonic() + timeout_s
-    buf = b""
-    os.set_blocking(proc.stdout.fileno(), False)
-    while time.monotonic() < deadline:
-        try:
-            chunk = proc.stdout.read()
-        except BlockingIOError:
-            chunk = None
-        if chunk:
-            buf += chunk
-            m = re.search(rb"listening (\d+)\n", buf)
-            if m:
-                return int(m.group(1))
-        if proc.poll() is not None:
-            return None
-        time.sleep(0.005)
-    return None
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from reprise_test import Failure, Server, check, replay, report  # noqa: E402
 
 
 def full_device(kv):
@@ -74,12 +47,14 @@ def filling_disk(kv, reprise, trace, label, file_limit=None):
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
 
-    server = subprocess.Popen([kv, "--port=0", f"--record={trace}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              stdin=subprocess.DEVNULL, preexec_fn=limit)
     try:
-        port = wait_for_listening(server)
-        if not check(port is not None, f"{label}: the server listens"):
-            return
+        server = Server([kv, "--port=0", f"--record={trace}"], ready_timeout_s=10, preexec_fn=limit)
+    except Failure as e:
+        check(False, f"{label}: the server listens", str(e))
+        return
+    check(True, f"{label}: the server listens")
+    with server:
+        port = server.port
         # About 4 MB of requests: several times what the disk takes.
         bench = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", "4", "-n", "20000",
                                 "-d", "200", "-r", "1000", "-t", "set,get", "--csv"],
@@ -93,14 +68,9 @@ def filling_disk(kv, reprise, trace, label, file_limit=None):
         getr = subprocess.run(cli + ["GET", "after-the-disk-filled"], stdout=subprocess.PIPE, timeout=30)
         check(setr.stdout.strip() == b"OK" and getr.stdout.strip() == b"still-serving",
               f"{label}: after the failure, a client still sets and gets a key")
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
-    finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGKILL)
-            server.wait(10)
-    err = server.stderr.read().decode(errors="replace")
-    check(server.returncode == 0, f"{label}: the server stops on SIGTERM with exit 0 (got {server.returncode})")
+        status = server.stop(timeout_s=30)
+    err = server.err()
+    check(status == 0, f"{label}: the server stops on SIGTERM with exit 0 (got {status})")
     check(err.count("RECORDING STOPPED") == 1, f"{label}: one 'RECORDING STOPPED' message: {err.strip()!r}")
     m = re.search(r"the trace ends before record (\d+)", err)
     if not check(m is not None, f"{label}: the message says where the trace ends"):
@@ -118,12 +88,11 @@ def filling_disk(kv, reprise, trace, label, file_limit=None):
     check(stop is not None and int(stop.group(1)) == size,
           f"{label}: the file ends where its last complete chunk ends ({size} bytes)")
 
-    r = subprocess.run([kv, f"--replay={trace}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
-    rerr = r.stderr.decode(errors="replace")
-    check(r.returncode == 2 and f"the trace ends at event {n} without an end record" in rerr
-          and "DIVERGENCE" not in rerr,
+    r = replay(kv, trace)
+    check(r.returncode == 2 and f"the trace ends at event {n} without an end record" in r.stderr
+          and "DIVERGENCE" not in r.stderr,
           f"{label}: replay reproduces the {n} events and stops at event {n} (exit {r.returncode}): "
-          f"{rerr.strip()[-300:]!r}")
+          f"{r.tail(300)!r}")
 
 
 def main():
@@ -154,11 +123,7 @@ def main():
             print("skipped a full 256 KiB tmpfs (ENOSPC): this process may not mount one")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if failures:
-        print(f"disk_full: {len(failures)} check(s) failed")
-        return 1
-    print("disk_full: all checks passed")
-    return 0
+    return report("disk_full")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ import json
 import os
 import random
 import re
-import struct
-import subprocess
 import sys
 import tempfile
 
@@ -22,22 +20,14 @@ import xxhash  # Debian python3-xxhash (./dev installs it)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import reprise_trace  # noqa: E402
+from reprise_test import check, replay, report, run as run_bounded  # noqa: E402
 
 TIMEOUT_S = 60
-FAILURES = []
-
-
-def check(condition, what, detail=""):
-    if not condition:
-        FAILURES.append(f"{what}\n{detail}".rstrip())
-        print(f"FAIL: {what}", file=sys.stderr)
-        if detail:
-            print(detail, file=sys.stderr)
 
 
 def run(argv, cwd=None):
-    p = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=TIMEOUT_S, cwd=cwd)
-    return p.returncode, p.stdout, p.stderr
+    """(exit code, stdout, stderr) of one child, bounded by TIMEOUT_S."""
+    return run_bounded(argv, TIMEOUT_S, cwd=cwd)
 
 
 def layout(data, format_version):
@@ -54,6 +44,231 @@ def layout(data, format_version):
     return header_end, chunks
 
 
+def record_traces(echo, tmp):
+    """Records two traces of `reprise-echo demo` (two runs differ); (a, b), or None when the demo fails."""
+    paths = (os.path.join(tmp, "a.trace"), os.path.join(tmp, "b.trace"))
+    for path in paths:
+        rc, out, err = run([echo, "--node=tooltest", f"--record={path}", "demo"], cwd=tmp)
+        if rc != 0:
+            print(f"reprise-echo demo failed ({rc}):\n{out}\n{err}", file=sys.stderr)
+            return None
+    return paths
+
+
+def check_replay_end(echo, tmp, a):
+    """What a replay says at its end: a match, a --break-at never reached, a bad flag, other arguments."""
+    r = replay(echo, a, timeout_s=TIMEOUT_S, cwd=tmp)
+    check(r.matched(), "a replay that matched says so", r.stderr)
+    rc, _, err = run([echo, f"--replay={a}", "--break-at", "99999999"], cwd=tmp)
+    check(rc == 0 and "--break-at 99999999 was never reached: the trace has" in err,
+          "a --break-at past the trace's end is reported, not silently ignored", err)
+    rc, _, err = run([echo, f"--replay={a}", "--seed", "abc"], cwd=tmp)
+    check(rc == 2 and "--seed needs a number from 0 to 18446744073709551615, got 'abc'" in err,
+          "a runtime flag's bad number says what the flag takes", err)
+    rc, _, err = run([echo, f"--replay={a}", "other"], cwd=tmp)
+    check(rc == 2 and "the arguments given (other) differ from the recorded ones (demo)" in err,
+          "replay names given and recorded arguments without stray spaces", err)
+
+
+def check_command_line(tool, a):
+    """Help and command-line errors; returns the trace format version `reprise --version` names (-1 if none)."""
+    rc, out, _ = run([tool, "--version"])
+    m = re.search(r"reads trace format version (\d+)", out)
+    check(rc == 0 and m is not None, "reprise --version names the format version it reads", out)
+    format_version = int(m.group(1)) if m else -1
+    rc, out, _ = run([tool, "--help"])
+    check(rc == 0 and "Usage: reprise" in out, "reprise --help prints the usage and exits 0", out)
+    for cmd in ("info", "dump", "verify", "diff"):
+        rc, out, _ = run([tool, cmd, "--help"])
+        check(rc == 0 and f"Usage: reprise {cmd}" in out, f"reprise {cmd} --help prints its usage", out)
+    rc, _, err = run([tool, "frobnicate", a])
+    check(rc == 2 and "unknown command" in err, "an unknown command exits 2 with a message", err)
+    rc, _, err = run([tool, "dump", a, "--frobnicate"])
+    check(rc == 2 and "unknown option" in err, "an unknown option exits 2 with a message", err)
+    rc, _, err = run([tool, "dump", a, "--kind", "nonsense"])
+    check(rc == 2 and "unknown kind" in err, "an unknown --kind exits 2 with a message", err)
+    rc, _, err = run([tool, "dmup", a])
+    check(rc == 2 and "did you mean dump?" in err, "a mistyped command names the closest one", err)
+    rc, _, err = run([tool, "dump", a, "--jsno"])
+    check(rc == 2 and "did you mean --json?" in err, "a mistyped option names the closest one", err)
+    rc, _, err = run([tool, "dump", a, "--to"])
+    check(rc == 2 and "--to" in err, "an option without its value exits 2 naming it", err)
+    rc, out_space, _ = run([tool, "dump", a, "--from", "1", "--to", "2", "--kind", "spawn,tick"])
+    rc2, out_equals, _ = run([tool, "dump", a, "--from=1", "--to=2", "--kind=spawn", "--kind=tick"])
+    check(rc == 0 and rc2 == 0 and out_space == out_equals and out_space.count("\n") >= 1,
+          "options take their value after a space or '=', and --kind repeats", out_space + out_equals)
+    rc, _, err = run([tool])
+    check(rc == 2, "no command exits 2", err)
+    return format_version
+
+
+def check_info(tool, a):
+    """`reprise info` on a good trace; returns (record count by kind, total records)."""
+    rc, info, err = run([tool, "info", a])
+    check(rc == 0, "info exits 0 on a good trace", err)
+    check(re.search(r"^node\s+tooltest$", info, re.M) is not None, "info shows the node name", info)
+    check(re.search(r"^argv\s+.*demo$", info, re.M) is not None, "info shows the program's arguments", info)
+    check(re.search(r"^started\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", info, re.M) is not None,
+          "info shows the start as ISO-8601", info)
+    check("closed cleanly" in info and "exit code 0" in info, "info says the trace closed cleanly", info)
+    kinds = ("tick", "wake", "input", "output", "spawn", "end", "accepted", "connected", "annotation")
+    counts = {k: int(n) for k, n in re.findall(r"^  (%s)\s+(\d+)" % "|".join(kinds), info, re.M)}
+    check(len(counts) == len(kinds), "info counts every record kind", info)
+    check(counts.get("accepted", 0) >= 1, "the echo demo's accepted connection has its own record", info)
+    total = int(re.search(r"^records\s+(\d+)$", info, re.M).group(1)) if "records" in info else -1
+    check(total == sum(counts.values()) and total > 0, "the record counts add up to the total", info)
+    check(counts.get("end") == 1 and counts.get("tick", 0) > 0 and counts.get("wake", 0) > 0,
+          "one end record, some ticks and wake-ups", info)
+    check(re.search(r"^  wake\s+\d+\s+\(.*bytes_read \d+", info, re.M) is not None,
+          "info counts wake-ups by kind", info)
+    check(re.search(r"^ticks\s+%d$" % counts.get("tick", -1), info, re.M) is not None, "info counts ticks", info)
+    check(re.search(r"^virtual time\s+\d+\.\d{9} s", info, re.M) is not None, "info shows the time span", info)
+    return counts, total
+
+
+def check_dump(tool, a, counts, total):
+    """`reprise dump`, as text and as JSON, agrees with info; --kind, --from and --to select."""
+    rc, out, err = run([tool, "dump", a])
+    lines = out.splitlines()
+    check(rc == 0, "dump exits 0 on a good trace", err)
+    check(len(lines) == total, "dump prints one line per record", f"{len(lines)} lines, {total} records")
+    check(all(re.match(r"#%d\s+\d+\.\d{9}\s+\S" % i, line) for i, line in enumerate(lines)),
+          "each dump line starts with its index and virtual time", "\n".join(lines[:5]))
+    check(lines and lines[-1].split()[2] == "end", "the last line is the end record", lines[-1] if lines else "")
+
+    rc, out, err = run([tool, "dump", a, "--json"])
+    check(rc == 0, "dump --json exits 0", err)
+    events = []
+    for line in out.splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError as e:
+            check(False, "each dump --json line is JSON", f"{e}: {line}")
+    check([e.get("index") for e in events] == list(range(total)), "JSON events carry their index in order")
+    check(all(isinstance(e.get("vt_ns"), int) for e in events), "JSON events carry vt_ns")
+    vts = [e["vt_ns"] for e in events if isinstance(e.get("vt_ns"), int)]
+    check(vts == sorted(vts), "virtual time never goes back")
+    kinds = [e.get("kind") for e in events]
+    for k, n in counts.items():
+        check(kinds.count(k) == n, f"JSON has as many {k} records as info counts")
+    reads = [e for e in events if e.get("wake") == "bytes_read"]
+    check(reads and all(bytes.fromhex(e["data_hex"]).startswith(b"hello ") for e in reads),
+          "bytes_read wake-ups carry the bytes the clients sent")
+
+    rc, out, err = run([tool, "dump", a, "--kind", "tick"])
+    ticks = out.splitlines()
+    check(rc == 0 and len(ticks) == counts.get("tick") and all(" tick " in t for t in ticks),
+          "--kind tick prints the ticks only", out[:500] + err)
+    rc, out, err = run([tool, "dump", a, "--kind=bytes_read", "--json"])
+    sel = [json.loads(line) for line in out.splitlines()]
+    check(rc == 0 and len(sel) == len(reads) and all(e["wake"] == "bytes_read" for e in sel),
+          "--kind bytes_read selects wake-ups by their kind", out[:500] + err)
+    rc, out, err = run([tool, "dump", a, "--kind", "end,spawn"])
+    check(rc == 0 and len(out.splitlines()) == 1 + counts.get("spawn", 0),
+          "--kind takes a comma-separated list", out + err)
+    rc, out, err = run([tool, "dump", a, "--from", "3", "--to", "5"])
+    check(rc == 0 and [line.split()[0] for line in out.splitlines()] == ["#3", "#4", "#5"],
+          "--from and --to select an inclusive range", out + err)
+
+
+def check_full_record_digests(tool, echo, tmp):
+    """A trace recorded with --record-full holds each output's bytes, and its digest is their XXH3-64."""
+    # Digests are XXH3-64 (seed 0): any xxhash package checks a trace recorded in full.
+    full = os.path.join(tmp, "full.trace")
+    rc, out, err = run([echo, "--node=tooltest", f"--record={full}", "--record-full", "demo"], cwd=tmp)
+    check(rc == 0, "the echo demo records with --record-full", out + err)
+    rc, out, err = run([tool, "dump", full, "--json", "--kind", "output"])
+    outputs = [json.loads(line) for line in out.splitlines()]
+    check(rc == 0 and outputs and all("data_hex" in o for o in outputs),
+          "outputs recorded in full carry their bytes", out[:500] + err)
+    check(all(xxhash.xxh3_64_intdigest(bytes.fromhex(o["data_hex"])) == int(o["digest"], 16) for o in outputs),
+          "every output's digest is the XXH3-64 of its bytes, as Python's xxhash computes it", out[:500])
+
+
+def check_verify(tool, tmp, a, format_version):
+    """`reprise verify` on the good trace and on copies cut and flipped where the layout says;
+    returns (the trace's bytes, its header end, the path of the copy cut inside its last chunk)."""
+    rc, out, err = run([tool, "verify", a])
+    check(rc == 0 and out.startswith("OK ") and len(out.splitlines()) == 1,
+          "verify passes a good trace with one OK line", out + err)
+
+    data = open(a, "rb").read()
+    header_end, chunks = layout(data, format_version)
+    check(len(chunks) >= 1, "the trace has chunks")
+
+    cut = os.path.join(tmp, "cut.trace")  # cut inside the last chunk
+    last_off, last_len = chunks[-1].offset, chunks[-1].stored
+    open(cut, "wb").write(data[:last_off + reprise_trace.FRAME_BYTES + last_len // 2])
+    rc, out, err = run([tool, "verify", cut])
+    check(rc == 1 and f"byte offset {last_off} " in out and "truncated" in out,
+          "verify fails a truncated trace at the offset of its cut chunk", out + err)
+    check("last good event: #" in out or len(chunks) == 1, "verify names the last good event", out)
+
+    short = os.path.join(tmp, "short.trace")  # cut at a chunk boundary: intact but no end record
+    open(short, "wb").write(data[:last_off])
+    rc, out, err = run([tool, "verify", short])
+    check(rc == 1 and "incomplete" in out, "verify calls a trace without an end record incomplete", out + err)
+    rc, out, err = run([tool, "info", short])
+    check(rc == 0 and "incomplete" in out, "info says a trace without an end record is incomplete", out + err)
+
+    flipped = os.path.join(tmp, "flipped.trace")
+    first_off, first_len = chunks[0].offset, chunks[0].stored
+    damaged = bytearray(data)
+    damaged[first_off + reprise_trace.FRAME_BYTES + first_len // 2] ^= 0x40
+    open(flipped, "wb").write(bytes(damaged))
+    rc, out, err = run([tool, "verify", flipped])
+    check(rc == 1 and f"byte offset {first_off} " in out and "checksum" in out,
+          "verify fails a trace with a flipped byte at its chunk's offset", out + err)
+    rc, out, err = run([tool, "dump", flipped])
+    check(rc == 1 and "byte offset" in err, "dump reports the damage and exits 1", out + err)
+    return data, header_end, cut
+
+
+def check_diff(tool, tmp, a, b, data, cut):
+    """`reprise diff`: a trace against itself, its copy, another recording and its cut copy."""
+    rc, out, err = run([tool, "diff", a, a])
+    check(rc == 0 and "identical" in out, "a trace is identical to itself", out + err)
+    copy = os.path.join(tmp, "copy.trace")
+    open(copy, "wb").write(data)
+    rc, out, err = run([tool, "diff", a, copy])
+    check(rc == 0 and "identical" in out, "a trace is identical to its copy", out + err)
+    rc, out, err = run([tool, "diff", a, b])
+    m = re.search(r"differ at event #(\d+)", out)
+    check(rc == 1 and m is not None, "two recordings differ at a named event", out + err)
+    if m:
+        check(re.search(r"^  A #%s " % m.group(1), out, re.M) and re.search(r"^  B #%s " % m.group(1), out, re.M),
+              "diff shows both sides of the difference", out)
+    rc, out, err = run([tool, "diff", a, cut])
+    check(rc == 1 and "differ at event #" in out, "a trace differs from its truncated copy", out + err)
+
+
+def check_garbage(tool, tmp, a, data, header_end):
+    """Every command on garbage, an empty file, a good header then noise, a folder and a missing file:
+    exit 1 or 2 (not a signal), and a reason."""
+    rng = random.Random(20240611)
+    garbage = os.path.join(tmp, "garbage.trace")
+    open(garbage, "wb").write(bytes(rng.randrange(256) for _ in range(4096)))
+    empty = os.path.join(tmp, "empty.trace")
+    open(empty, "wb").close()
+    bad_chunks = os.path.join(tmp, "bad-chunks.trace")  # a good header, then noise
+    open(bad_chunks, "wb").write(data[:header_end] + bytes(rng.randrange(256) for _ in range(4096)))
+    for path in (garbage, empty, bad_chunks, tmp, os.path.join(tmp, "missing.trace")):
+        for argv in (["info", path], ["dump", path], ["dump", path, "--json"], ["verify", path],
+                     ["diff", path, a], ["diff", a, path]):
+            rc, out, err = run([tool] + argv)
+            name = os.path.basename(path) or path
+            # info reports on any trace whose header reads, damaged or not.
+            allowed = (0,) if path == bad_chunks and argv[0] == "info" else (1, 2)
+            check(rc in allowed, f"reprise {' '.join(argv)} exits {allowed}, not by a signal ({rc})", out + err)
+            if path == bad_chunks:
+                check("byte offset" in out + err, f"reprise {argv[0]} on {name} says where the damage is",
+                      out + err)
+            check((out + err).strip() != "", f"reprise {argv[0]} on {name} says why", out + err)
+            if path == garbage:
+                check("not a reprise trace" in out + err, f"reprise {argv[0]} calls garbage what it is",
+                      out + err)
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
@@ -62,212 +277,19 @@ def main():
     assert reprise_trace.crc32c(b"123456789") == 0xE3069283, "the CRC-32C check value"
 
     with tempfile.TemporaryDirectory(prefix="reprise-tool-test-") as tmp:
-        a = os.path.join(tmp, "a.trace")
-        b = os.path.join(tmp, "b.trace")
-        for path in (a, b):
-            rc, out, err = run([echo, "--node=tooltest", f"--record={path}", "demo"], cwd=tmp)
-            if rc != 0:
-                print(f"reprise-echo demo failed ({rc}):\n{out}\n{err}", file=sys.stderr)
-                return 1
-
-        # --- what a replay says at its end ---------------------------------------------
-        rc, _, err = run([echo, f"--replay={a}"], cwd=tmp)
-        check(rc == 0 and "no divergence: every input was fed and every output matched" in err,
-              "a replay that matched says so", err)
-        rc, _, err = run([echo, f"--replay={a}", "--break-at", "99999999"], cwd=tmp)
-        check(rc == 0 and "--break-at 99999999 was never reached: the trace has" in err,
-              "a --break-at past the trace's end is reported, not silently ignored", err)
-        rc, _, err = run([echo, f"--replay={a}", "--seed", "abc"], cwd=tmp)
-        check(rc == 2 and "--seed needs a number from 0 to 18446744073709551615, got 'abc'" in err,
-              "a runtime flag's bad number says what the flag takes", err)
-        rc, _, err = run([echo, f"--replay={a}", "other"], cwd=tmp)
-        check(rc == 2 and "the arguments given (other) differ from the recorded ones (demo)" in err,
-              "replay names given and recorded arguments without stray spaces", err)
-
-        # --- help and command-line errors ------------------------------------------
-        rc, out, _ = run([tool, "--version"])
-        m = re.search(r"reads trace format version (\d+)", out)
-        check(rc == 0 and m is not None, "reprise --version names the format version it reads", out)
-        format_version = int(m.group(1)) if m else -1
-        rc, out, _ = run([tool, "--help"])
-        check(rc == 0 and "Usage: reprise" in out, "reprise --help prints the usage and exits 0", out)
-        for cmd in ("info", "dump", "verify", "diff"):
-            rc, out, _ = run([tool, cmd, "--help"])
-            check(rc == 0 and f"Usage: reprise {cmd}" in out, f"reprise {cmd} --help prints its usage", out)
-        rc, _, err = run([tool, "frobnicate", a])
-        check(rc == 2 and "unknown command" in err, "an unknown command exits 2 with a message", err)
-        rc, _, err = run([tool, "dump", a, "--frobnicate"])
-        check(rc == 2 and "unknown option" in err, "an unknown option exits 2 with a message", err)
-        rc, _, err = run([tool, "dump", a, "--kind", "nonsense"])
-        check(rc == 2 and "unknown kind" in err, "an unknown --kind exits 2 with a message", err)
-        rc, _, err = run([tool, "dmup", a])
-        check(rc == 2 and "did you mean dump?" in err, "a mistyped command names the closest one", err)
-        rc, _, err = run([tool, "dump", a, "--jsno"])
-        check(rc == 2 and "did you mean --json?" in err, "a mistyped option names the closest one", err)
-        rc, _, err = run([tool, "dump", a, "--to"])
-        check(rc == 2 and "--to" in err, "an option without its value exits 2 naming it", err)
-        rc, out_space, _ = run([tool, "dump", a, "--from", "1", "--to", "2", "--kind", "spawn,tick"])
-        rc2, out_equals, _ = run([tool, "dump", a, "--from=1", "--to=2", "--kind=spawn", "--kind=tick"])
-        check(rc == 0 and rc2 == 0 and out_space == out_equals and out_space.count("\n") >= 1,
-              "options take their value after a space or '=', and --kind repeats", out_space + out_equals)
-        rc, _, err = run([tool])
-        check(rc == 2, "no command exits 2", err)
-
-        # --- info ----------------------------------------------------------------------
-        rc, info, err = run([tool, "info", a])
-        check(rc == 0, "info exits 0 on a good trace", err)
-        check(re.search(r"^node\s+tooltest$", info, re.M) is not None, "info shows the node name", info)
-        check(re.search(r"^argv\s+.*demo$", info, re.M) is not None, "info shows the program's arguments", info)
-        check(re.search(r"^started\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", info, re.M) is not None,
-              "info shows the start as ISO-8601", info)
-        check("closed cleanly" in info and "exit code 0" in info, "info says the trace closed cleanly", info)
-        kinds = ("tick", "wake", "input", "output", "spawn", "end", "accepted", "connected", "annotation")
-        counts = {k: int(n) for k, n in re.findall(r"^  (%s)\s+(\d+)" % "|".join(kinds), info, re.M)}
-        check(len(counts) == len(kinds), "info counts every record kind", info)
-        check(counts.get("accepted", 0) >= 1, "the echo demo's accepted connection has its own record", info)
-        total = int(re.search(r"^records\s+(\d+)$", info, re.M).group(1)) if "records" in info else -1
-        check(total == sum(counts.values()) and total > 0, "the record counts add up to the total", info)
-        check(counts.get("end") == 1 and counts.get("tick", 0) > 0 and counts.get("wake", 0) > 0,
-              "one end record, some ticks and wake-ups", info)
-        check(re.search(r"^  wake\s+\d+\s+\(.*bytes_read \d+", info, re.M) is not None,
-              "info counts wake-ups by kind", info)
-        check(re.search(r"^ticks\s+%d$" % counts.get("tick", -1), info, re.M) is not None, "info counts ticks", info)
-        check(re.search(r"^virtual time\s+\d+\.\d{9} s", info, re.M) is not None, "info shows the time span", info)
-
-        # --- dump ----------------------------------------------------------------------
-        rc, out, err = run([tool, "dump", a])
-        lines = out.splitlines()
-        check(rc == 0, "dump exits 0 on a good trace", err)
-        check(len(lines) == total, "dump prints one line per record", f"{len(lines)} lines, {total} records")
-        check(all(re.match(r"#%d\s+\d+\.\d{9}\s+\S" % i, line) for i, line in enumerate(lines)),
-              "each dump line starts with its index and virtual time", "\n".join(lines[:5]))
-        check(lines and lines[-1].split()[2] == "end", "the last line is the end record", lines[-1] if lines else "")
-
-        rc, out, err = run([tool, "dump", a, "--json"])
-        check(rc == 0, "dump --json exits 0", err)
-        events = []
-        for line in out.splitlines():
-            try:
-                events.append(json.loads(line))
-            except ValueError as e:
-                check(False, "each dump --json line is JSON", f"{e}: {line}")
-        check([e.get("index") for e in events] == list(range(total)), "JSON events carry their index in order")
-        check(all(isinstance(e.get("vt_ns"), int) for e in events), "JSON events carry vt_ns")
-        vts = [e["vt_ns"] for e in events if isinstance(e.get("vt_ns"), int)]
-        check(vts == sorted(vts), "virtual time never goes back")
-        kinds = [e.get("kind") for e in events]
-        for k, n in counts.items():
-            check(kinds.count(k) == n, f"JSON has as many {k} records as info counts")
-        reads = [e for e in events if e.get("wake") == "bytes_read"]
-        check(reads and all(bytes.fromhex(e["data_hex"]).startswith(b"hello ") for e in reads),
-              "bytes_read wake-ups carry the bytes the clients sent")
-
-        # Digests are XXH3-64 (seed 0): any xxhash package checks a trace recorded in full.
-        full = os.path.join(tmp, "full.trace")
-        rc, out, err = run([echo, "--node=tooltest", f"--record={full}", "--record-full", "demo"], cwd=tmp)
-        check(rc == 0, "the echo demo records with --record-full", out + err)
-        rc, out, err = run([tool, "dump", full, "--json", "--kind", "output"])
-        outputs = [json.loads(line) for line in out.splitlines()]
-        check(rc == 0 and outputs and all("data_hex" in o for o in outputs),
-              "outputs recorded in full carry their bytes", out[:500] + err)
-        check(all(xxhash.xxh3_64_intdigest(bytes.fromhex(o["data_hex"])) == int(o["digest"], 16) for o in outputs),
-              "every output's digest is the XXH3-64 of its bytes, as Python's xxhash computes it", out[:500])
-
-        rc, out, err = run([tool, "dump", a, "--kind", "tick"])
-        ticks = out.splitlines()
-        check(rc == 0 and len(ticks) == counts.get("tick") and all(" tick " in t for t in ticks),
-              "--kind tick prints the ticks only", out[:500] + err)
-        rc, out, err = run([tool, "dump", a, "--kind=bytes_read", "--json"])
-        sel = [json.loads(line) for line in out.splitlines()]
-        check(rc == 0 and len(sel) == len(reads) and all(e["wake"] == "bytes_read" for e in sel),
-              "--kind bytes_read selects wake-ups by their kind", out[:500] + err)
-        rc, out, err = run([tool, "dump", a, "--kind", "end,spawn"])
-        check(rc == 0 and len(out.splitlines()) == 1 + counts.get("spawn", 0),
-              "--kind takes a comma-separated list", out + err)
-        rc, out, err = run([tool, "dump", a, "--from", "3", "--to", "5"])
-        check(rc == 0 and [line.split()[0] for line in out.splitlines()] == ["#3", "#4", "#5"],
-              "--from and --to select an inclusive range", out + err)
-
-        # --- verify ----------------------------------------------------------------------
-        rc, out, err = run([tool, "verify", a])
-        check(rc == 0 and out.startswith("OK ") and len(out.splitlines()) == 1,
-              "verify passes a good trace with one OK line", out + err)
-
-        data = open(a, "rb").read()
-        header_end, chunks = layout(data, format_version)
-        check(len(chunks) >= 1, "the trace has chunks")
-
-        cut = os.path.join(tmp, "cut.trace")  # cut inside the last chunk
-        last_off, last_len = chunks[-1].offset, chunks[-1].stored
-        open(cut, "wb").write(data[:last_off + reprise_trace.FRAME_BYTES + last_len // 2])
-        rc, out, err = run([tool, "verify", cut])
-        check(rc == 1 and f"byte offset {last_off} " in out and "truncated" in out,
-              "verify fails a truncated trace at the offset of its cut chunk", out + err)
-        check("last good event: #" in out or len(chunks) == 1, "verify names the last good event", out)
-
-        short = os.path.join(tmp, "short.trace")  # cut at a chunk boundary: intact but no end record
-        open(short, "wb").write(data[:last_off])
-        rc, out, err = run([tool, "verify", short])
-        check(rc == 1 and "incomplete" in out, "verify calls a trace without an end record incomplete", out + err)
-        rc, out, err = run([tool, "info", short])
-        check(rc == 0 and "incomplete" in out, "info says a trace without an end record is incomplete", out + err)
-
-        flipped = os.path.join(tmp, "flipped.trace")
-        first_off, first_len = chunks[0].offset, chunks[0].stored
-        damaged = bytearray(data)
-        damaged[first_off + reprise_trace.FRAME_BYTES + first_len // 2] ^= 0x40
-        open(flipped, "wb").write(bytes(damaged))
-        rc, out, err = run([tool, "verify", flipped])
-        check(rc == 1 and f"byte offset {first_off} " in out and "checksum" in out,
-              "verify fails a trace with a flipped byte at its chunk's offset", out + err)
-        rc, out, err = run([tool, "dump", flipped])
-        check(rc == 1 and "byte offset" in err, "dump reports the damage and exits 1", out + err)
-
-        # --- diff --------------------------------------------------------------------------
-        rc, out, err = run([tool, "diff", a, a])
-        check(rc == 0 and "identical" in out, "a trace is identical to itself", out + err)
-        copy = os.path.join(tmp, "copy.trace")
-        open(copy, "wb").write(data)
-        rc, out, err = run([tool, "diff", a, copy])
-        check(rc == 0 and "identical" in out, "a trace is identical to its copy", out + err)
-        rc, out, err = run([tool, "diff", a, b])
-        m = re.search(r"differ at event #(\d+)", out)
-        check(rc == 1 and m is not None, "two recordings differ at a named event", out + err)
-        if m:
-            check(re.search(r"^  A #%s " % m.group(1), out, re.M) and re.search(r"^  B #%s " % m.group(1), out, re.M),
-                  "diff shows both sides of the difference", out)
-        rc, out, err = run([tool, "diff", a, cut])
-        check(rc == 1 and "differ at event #" in out, "a trace differs from its truncated copy", out + err)
-
-        # --- garbage ---------------------------------------------------------------------------
-        rng = random.Random(20240611)
-        garbage = os.path.join(tmp, "garbage.trace")
-        open(garbage, "wb").write(bytes(rng.randrange(256) for _ in range(4096)))
-        empty = os.path.join(tmp, "empty.trace")
-        open(empty, "wb").close()
-        bad_chunks = os.path.join(tmp, "bad-chunks.trace")  # a good header, then noise
-        open(bad_chunks, "wb").write(data[:header_end] + bytes(rng.randrange(256) for _ in range(4096)))
-        for path in (garbage, empty, bad_chunks, tmp, os.path.join(tmp, "missing.trace")):
-            for argv in (["info", path], ["dump", path], ["dump", path, "--json"], ["verify", path],
-                         ["diff", path, a], ["diff", a, path]):
-                rc, out, err = run([tool] + argv)
-                name = os.path.basename(path) or path
-                # info reports on any trace whose header reads, damaged or not.
-                allowed = (0,) if path == bad_chunks and argv[0] == "info" else (1, 2)
-                check(rc in allowed, f"reprise {' '.join(argv)} exits {allowed}, not by a signal ({rc})", out + err)
-                if path == bad_chunks:
-                    check("byte offset" in out + err, f"reprise {argv[0]} on {name} says where the damage is",
-                          out + err)
-                check((out + err).strip() != "", f"reprise {argv[0]} on {name} says why", out + err)
-                if path == garbage:
-                    check("not a reprise trace" in out + err, f"reprise {argv[0]} calls garbage what it is",
-                          out + err)
-
-    if FAILURES:
-        print(f"{len(FAILURES)} check(s) failed", file=sys.stderr)
-        return 1
-    print("tool_test: all checks passed")
-    return 0
+        traces = record_traces(echo, tmp)
+        if traces is None:
+            return 1
+        a, b = traces
+        check_replay_end(echo, tmp, a)
+        format_version = check_command_line(tool, a)
+        counts, total = check_info(tool, a)
+        check_dump(tool, a, counts, total)
+        check_full_record_digests(tool, echo, tmp)
+        data, header_end, cut = check_verify(tool, tmp, a, format_version)
+        check_diff(tool, tmp, a, b, data, cut)
+        check_garbage(tool, tmp, a, data, header_end)
+    return report("tool_test")
 
 
 if __name__ == "__main__":
