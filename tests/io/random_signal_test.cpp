@@ -4,10 +4,8 @@
 // Scenarios that run live only, and why:
 // - "the same seed gives the same sequence to two runtimes draining in turns on one thread":
 //   it runs two runtimes at once, each run() in turns (a recording or a replay is one runtime).
-// - "wait_signal wakes when another task raises the signal" and "wait_signal counts the signals
-//   that arrived since the last wait": DIVERGES: the replay dies of the signal the body raises.
-//   The replayer's watch_signal does nothing (replay/internal/replayer.hpp), so the replaying
-//   process keeps the default disposition of SIGUSR1/SIGUSR2, and raise() terminates it.
+// (The two wait_signal tests raise their signal in the body: the replayer ignores a signal the
+// program waits for, and the wake-up comes from the trace.)
 #include "io_test_support.hpp"
 #include "../test_support.hpp"
 
@@ -167,8 +165,7 @@ TEST_CASE("secure_random returns the bytes asked for up to its limit and refuses
 // --- signals ----------------------------------------------------------------------
 
 TEST_CASE("wait_signal wakes when another task raises the signal") {
-    run_live_only(
-        "DIVERGES: the replay dies of the SIGUSR1 the body raises (the replayer does not watch signals)",
+    run_main_task(
         [] {
             bool waiting = false;
             auto waiter = spawn("waiter", [&] {
@@ -184,8 +181,7 @@ TEST_CASE("wait_signal wakes when another task raises the signal") {
 }
 
 TEST_CASE("wait_signal counts the signals that arrived since the last wait") {
-    run_live_only(
-        "DIVERGES: the replay dies of the SIGUSR2 the body raises (the replayer does not watch signals)",
+    run_main_task(
         [] {
             // A wait that times out at once still starts watching the signal.
             REQUIRE(outcome(wait_signal(SIGUSR2, Deadline(now()))) == Errc::timed_out);

@@ -4,11 +4,8 @@
 // and compared. The peers of the reset and broken-pipe tests are raw sockets on plain
 // threads (the world): the runtime sees their bytes only through its gate, so they
 // replay; in the replay the peer does not run (start_world_peer), its bytes come from the trace.
-// Scenarios that run live only, and why:
-// - "a peer that resets mid-write gives the writer reset or broken_pipe, never SIGPIPE":
-//   DIVERGES in replay (a runtime bug, not the test's): a 256 KiB write that blocked when
-//   recorded returns at once when replayed, because the replay backend's flush drops all
-//   pending output while the live one keeps what the kernel did not take (not recorded).
+// None runs live only: the one that diverged (a second write past the high-water mark)
+// replays since a write blocks on output_pending, which changes only at recorded points.
 #include "io_test_support.hpp"
 #include "../test_support.hpp"
 
@@ -27,11 +24,6 @@
 using namespace reprise;
 using namespace reprise::test;
 
-/// Why a scenario whose writes block past the high-water mark more than once runs live only.
-constexpr const char* diverges_on_partial_flush =
-    "DIVERGES: a write after one that blocked past the high-water mark returns at once in replay: "
-    "the replay backend's flush drops all pending output (replay/internal/replayer.hpp), the live one "
-    "keeps what the kernel did not take, and that count is not recorded (io/tcp.cpp, Connection::write)";
 
 namespace {
 
@@ -258,7 +250,7 @@ TEST_CASE("an 8 MiB write to a slow reader blocks past the high-water mark and a
 TEST_CASE("a peer that resets mid-write gives the writer reset or broken_pipe, never SIGPIPE") {
     // SIGPIPE's default action kills the process: a single one fails this test.
     DefaultSigpipe sigpipe;
-    run_live_only(diverges_on_partial_flush, [&] {
+    run_main_task([&] {
         Errc write_error{};
         std::size_t written = 0;
         std::atomic<std::size_t> peer_received{0};

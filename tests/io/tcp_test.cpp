@@ -4,11 +4,8 @@
 // replayed in a child and compared. The two connect tests against FullBacklogListener
 // talk to a raw socket opened outside the runtime; the runtime sees it only through its
 // gate (the connect's outcome), so they replay too.
-// Scenarios that run live only, and why:
-// - "closing a connection wakes a writer blocked past the high-water mark with Errc::closed":
-//   DIVERGES in replay (a runtime bug, not the test's): its second 1 MiB write, which blocked
-//   when recorded, returns at once when replayed, because the replay backend's flush drops all
-//   pending output while the live one keeps what the kernel did not take (not recorded).
+// None runs live only: the one that diverged (a second write past the high-water mark)
+// replays since a write blocks on output_pending, which changes only at recorded points.
 #include "io_test_support.hpp"
 #include "../test_support.hpp"
 
@@ -24,11 +21,6 @@
 using namespace reprise;
 using namespace reprise::test;
 
-/// Why a scenario whose writes block past the high-water mark more than once runs live only.
-constexpr const char* diverges_on_partial_flush =
-    "DIVERGES: a write after one that blocked past the high-water mark returns at once in replay: "
-    "the replay backend's flush drops all pending output (replay/internal/replayer.hpp), the live one "
-    "keeps what the kernel did not take, and that count is not recorded (io/tcp.cpp, Connection::write)";
 
 namespace {
 
@@ -632,7 +624,7 @@ TEST_CASE("dropping a connection after a large write to a slow reader still deli
 }
 
 TEST_CASE("closing a connection wakes a writer blocked past the high-water mark with Errc::closed") {
-    run_live_only(diverges_on_partial_flush, [&] {
+    run_main_task([&] {
         Errc write_end{};
         std::size_t written = 0;
         LoopbackPair p = connect_pair();  // the client never reads

@@ -278,7 +278,16 @@ def scenario_vote_storm(node):
     stop = threading.Event()
 
     def stale_candidate():
-        s = socket.create_connection(("127.0.0.1", node.raft_ports[1]), timeout=5)
+        # The node may still be opening its peer port when this thread starts: retry, bounded.
+        s = None
+        for _ in range(100):
+            try:
+                s = socket.create_connection(("127.0.0.1", node.raft_ports[1]), timeout=5)
+                break
+            except OSError:
+                time.sleep(0.05)
+        if s is None:
+            return
         with s:
             term = 2
             while not stop.is_set():
@@ -291,6 +300,7 @@ def scenario_vote_storm(node):
         node.start()
         t = threading.Thread(target=stale_candidate, daemon=True)
         t.start()
+        wait_for("the stale candidate's first request to be answered", lambda: len(replies) > 0, 20)
         wait_for("node 1 to ask peer 2 for a vote", lambda: peer2.count("request-vote") > 0, 20)
         stop.set()
         t.join(timeout=10)

@@ -293,7 +293,13 @@ inline RoundTrip record_and_replay(const std::string& trace_path, const Scenario
     REQUIRE_FALSE(rec.trace.error.has_value());
     REQUIRE(rec.trace.saw_end);
 
-    trip.replayed = replay(trace_path, scenario, Options{}, prepare_child);
+    // Replayed with the options it was recorded with (stack size, stop on signals): those
+    // are the program's, not inputs, and the trace does not hold them. Seed, node and
+    // arguments come from the trace.
+    Options replay_options = options;
+    replay_options.record_path.clear();
+    replay_options.seed.reset();
+    trip.replayed = replay(trace_path, scenario, replay_options, prepare_child);
     const Replay& rep = trip.replayed;
     INFO(rep.child.describe());
     REQUIRE(rep.child.exited_with(0));

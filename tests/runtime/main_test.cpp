@@ -10,8 +10,6 @@
 // - "--seed=N makes random_u64 reproducible" and the argument tests: they compare what
 //   run_main hands the program under different flags; the draws themselves are
 //   replayed by tests/io/random_signal_test.cpp.
-// - "a runtime with stop_on_signals stops gracefully on SIGTERM": DIVERGES: the replay
-//   runs without stop_on_signals (not in the trace), so the recorded SIGTERM stops nothing.
 // - "--stack-size sets the default fiber stack": a flag test; the stack a recording
 //   ran with is not in the trace (see stack_test.cpp).
 #include <reprise/runtime/reprise.hpp>
@@ -303,10 +301,7 @@ TEST_CASE("SIGINT cancels main's blocking accept") {
 TEST_CASE("a runtime with stop_on_signals stops gracefully on SIGTERM") {
     Options options;
     options.stop_on_signals = true;
-    test::run_live_only(
-        "DIVERGES: replay ends at event 7 with 'trace says: end exit_code=0 / program did: goes on: it waits for "
-        "the world where the recorded program ended': stop_on_signals is not in the trace and record_and_replay "
-        "replays with Options{}, so the recorded SIGTERM does not stop main",
+    test::run_main_task(
         [] {
             spawn("raiser", [] {
                 sleep_for(1ms).value();

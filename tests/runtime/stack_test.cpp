@@ -2,9 +2,6 @@
 //
 // Every scenario that ends normally runs live and then recorded, replayed and compared (run_main_task).
 // Scenarios that run live only, and why:
-// - "Options::stack_bytes sets the stack of every task that does not ask otherwise":
-//   DIVERGES: the trace does not hold the stack size, so the replay (on the default
-//   stack) overflows where the recording did not.
 // - the three stack overflows and the refused stack size in SpawnOptions: the program ends
 //   by a fault or an abort in a forked child; tests/replay/crash_test.cpp replays crashes,
 //   a stack overflow among them.
@@ -69,9 +66,7 @@ TEST_CASE("a task spawned with a 1 MiB stack can use 700 KiB of it") {
 }
 
 TEST_CASE("Options::stack_bytes sets the stack of every task that does not ask otherwise") {
-    run_live_only(
-        "DIVERGES: the replay faults with a stack overflow in 'main' (its stack of 262144 bytes): "
-        "Options::stack_bytes is not in the trace and record_and_replay replays with Options{}",
+    run_main_task(
         [] {
             REQUIRE(dig(frame_address(), 700 * kib) >= 700 * kib);
             REQUIRE(dig_in_task(700 * kib) >= 700 * kib);
