@@ -134,7 +134,7 @@ SELF_FOLDERS = ["runtime", "clock", "io", "record", "replay", "sim", "tools", "e
 SELF_HOMES = {
     "clock": ["clock/"],
     "io": ["io/", "record/"],
-    "random": ["io/random.cpp", "io/internal/os_random.hpp", "runtime/internal/prng.hpp"],
+    "random": ["runtime/os_random.cpp", "runtime/internal/os_random.hpp", "runtime/internal/prng.hpp"],
     "thread": ["io/offload_pool.cpp", "io/internal/offload_pool.hpp", "record/"],
     "env": ["io/input.cpp"],
 }
