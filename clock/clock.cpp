@@ -1,7 +1,7 @@
 // Loop time, precise reads, sleeps and the Timer handle.
 #include "reprise/clock/clock.hpp"
 
-#include "reprise/record/codec.hpp"
+#include "reprise/runtime/codec.hpp"
 #include "reprise/runtime/internal/core.hpp"
 
 namespace reprise {
@@ -20,7 +20,7 @@ Instant now() { return Instant{Duration{current_runtime("now()").now_ns}}; }
 WallTime wall_now() { return WallTime{Duration{current_runtime("wall_now()").wall_ns}}; }
 Instant precise_now() {
     Runtime::Impl& rt = current_runtime("precise_now()");
-    std::string v = rt.sync_input(trace::InputKind::precise_clock, "",
+    std::string v = rt.sync_input(InputKind::precise_clock, "",
                                   [&] { return encode_value(rt.backend->precise_clock_ns()); });
     auto ns = decode_value<std::int64_t>(v);
     if (!ns)

@@ -11,7 +11,7 @@ namespace reprise {
 namespace detail {
 
 std::string app_input(std::string_view name, const std::function<std::string()>& produce) {
-    return current_runtime("input()").sync_input(trace::InputKind::app, name, produce);
+    return current_runtime("input()").sync_input(InputKind::app, name, produce);
 }
 
 void input_does_not_decode(std::string_view name) {
@@ -24,7 +24,7 @@ void input_does_not_decode(std::string_view name) {
 } // namespace detail
 
 std::optional<std::string> env(const std::string& name) {
-    std::string v = detail::current_runtime("env()").sync_input(trace::InputKind::env, name, [&] {
+    std::string v = detail::current_runtime("env()").sync_input(InputKind::env, name, [&] {
         const char* value = std::getenv(name.c_str());
         return encode_value(value ? std::optional<std::string>(value) : std::nullopt);
     });

@@ -1,7 +1,7 @@
 // Synchronous inputs the runtime does not know by itself: environment variables and app-defined inputs.
 #pragma once
 
-#include "reprise/record/codec.hpp"
+#include "reprise/runtime/codec.hpp"
 
 #include <functional>
 #include <optional>

@@ -4,6 +4,7 @@
 
 #include "reprise/clock/internal/system_clock.hpp"
 #include "reprise/io/internal/offload_pool.hpp"
+#include "reprise/io/internal/tcp_state.hpp"
 
 #include <event2/event.h>
 #include <fmt/core.h>

@@ -57,3 +57,33 @@ Result<void> run_offload(UniqueFunction job, OffloadCodec codec, Deadline deadli
 }
 
 } // namespace reprise::detail
+
+namespace reprise {
+
+using namespace detail;
+
+// --- the runtime's side: the gate's handler and the requests left at the end --------------
+
+void Runtime::Impl::deliver_offload(const Wakeup& w, std::string_view data, Handle& request) {
+    auto& o = static_cast<OffloadState&>(request);
+    // An offloaded job's result is an input: recorded here, fed back in replay.
+    if (journal)
+        journal->offload_done(w, data, o);
+    o.done = true;
+    --offloads_in_flight;
+    remove_handle(&o);
+    o.waiter.notify_all();
+    o.self.reset();  // the loop's reference; the waiter may hold another
+}
+
+void Runtime::Impl::drop_unfinished_offloads() noexcept {
+    // Offload requests whose results never reached the loop still hold themselves.
+    std::vector<OffloadState*> orphans;
+    for (auto& [id, h] : handles)
+        if (h->kind == HandleKind::offload)
+            orphans.push_back(static_cast<OffloadState*>(h));
+    for (OffloadState* o : orphans)
+        o->self.reset();
+}
+
+} // namespace reprise

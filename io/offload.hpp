@@ -2,7 +2,7 @@
 #pragma once
 
 #include "reprise/clock/time.hpp"
-#include "reprise/record/codec.hpp"
+#include "reprise/runtime/codec.hpp"
 #include "reprise/runtime/result.hpp"
 #include "reprise/runtime/unique_function.hpp"
 
@@ -33,7 +33,7 @@ Result<void> run_offload(UniqueFunction job, OffloadCodec codec, Deadline deadli
 /// other tasks. `fn` must not touch the runtime or its handles: it runs on another
 /// thread. Use it for blocking calls (DNS, compression, a legacy client library).
 /// The result is an input of the program: it is recorded, and in replay `fn` is not
-/// run at all. So the result type needs a reprise::Codec (record/codec.hpp). An
+/// run at all. So the result type needs a reprise::Codec (runtime/codec.hpp). An
 /// exception escaping `fn` is rethrown in the task; in replay it comes back as a
 /// std::runtime_error with the recorded what() (its type is not recorded), so catch
 /// std::exception around offload() in code that must replay.

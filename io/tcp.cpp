@@ -1,7 +1,8 @@
 // TCP operations of tasks. They touch only buffers and wait lists; sockets belong to the backend.
 #include "reprise/io/tcp.hpp"
 
-#include "reprise/record/codec.hpp"
+#include "reprise/runtime/codec.hpp"
+#include "reprise/io/internal/tcp_state.hpp"
 #include "reprise/runtime/internal/core.hpp"
 
 #include <cstring>
@@ -210,7 +211,7 @@ Result<void> Connection::write(std::string_view bytes, Deadline deadline) {
     if (c.error)
         return *c.error;
     if (rt.journal)
-        rt.journal->output(trace::OutputKind::conn_write, c.id, bytes);
+        rt.journal->output(OutputKind::conn_write, c.id, bytes);
     c.output.append(bytes);
     c.output_pending += bytes.size();
     rt.queue_flush(&c);
@@ -287,7 +288,7 @@ Result<Listener> listen(const Address& address) {
     auto* l = new ListenerState(rt, rt.new_id());
     // The outcome (the bound address, which with port 0 the system chose, or the
     // error) is an input: replay binds nothing and takes it from the trace.
-    std::string outcome = rt.sync_input(trace::InputKind::listen, address.to_string(), [&] {
+    std::string outcome = rt.sync_input(InputKind::listen, address.to_string(), [&] {
         Result<void> r = rt.backend->listen(*l, address);
         return encode_value(std::make_pair(r, l->local.to_string()));
     });
@@ -311,7 +312,7 @@ Result<Connection> connect(const Address& address, Deadline deadline) {
     rt.add_handle(c);
     Connection conn(c);  // closes the socket on every early return
     c->connecting = true;
-    std::string started = rt.sync_input(trace::InputKind::connect, address.to_string(),
+    std::string started = rt.sync_input(InputKind::connect, address.to_string(),
                                         [&] { return encode_value(rt.backend->connect(*c, address)); });
     auto r = decode_value<Result<void>>(started);
     if (!r)
@@ -327,6 +328,123 @@ Result<Connection> connect(const Address& address, Deadline deadline) {
     if (c->error)
         return *c->error;
     return conn;
+}
+
+// --- the runtime's side: output flushing (loop step 2) and the gate's handlers -------
+
+void Runtime::Impl::flush_outputs() {
+    for (std::size_t i = 0; i < flush_list.size(); ++i) {
+        ConnState* c = flush_list[i];
+        c->in_flush_list = false;
+        if (!c->output.empty() && !c->error) {
+            backend->flush(*c);
+            // What the kernel did not take is an input (recorded when not 0): the
+            // program's next write blocks, or not, on it.
+            c->output_pending = journal ? journal->output_left(c->id, c->output.size()) : c->output.size();
+        }
+    }
+    flush_list.clear();
+}
+
+void Runtime::Impl::queue_flush(ConnState* c) {
+    if (!c->in_flush_list) {
+        c->in_flush_list = true;
+        flush_list.push_back(c);
+    }
+}
+
+void Runtime::Impl::close_connection(ConnState* c) noexcept {
+    if (c->closed)
+        return;
+    c->closed = true;
+    if (c->in_flush_list) {
+        std::erase(flush_list, c);
+        c->in_flush_list = false;
+    }
+    remove_handle(c);
+    c->readers.notify_all();
+    c->writers.notify_all();
+    backend->close(*c);
+}
+
+void Runtime::Impl::close_listener(ListenerState* l) noexcept {
+    if (l->closed)
+        return;
+    l->closed = true;
+    remove_handle(l);
+    l->acceptors.notify_all();
+    backend->close_listener(*l);
+    for (ConnState* c : l->ready) {
+        close_connection(c);
+        delete c;
+    }
+    l->ready.clear();
+}
+
+void Runtime::Impl::deliver_accepted(const Wakeup& w, std::string_view, Handle& listener) {
+    auto& l = static_cast<ListenerState&>(listener);
+    // The id is drawn here, on delivery: a dropped wake-up moves no counter, and the
+    // trace names the connection that later records speak of.
+    const std::uint64_t id = new_id();
+    if (journal)
+        journal->accepted(w, id);
+    auto* c = new ConnState(*this, id);
+    c->peer = w.peer;
+    c->local = w.local;
+    add_handle(c);
+    backend->adopt(*c, w.value);
+    l.ready.push_back(c);
+    if (l.ready.size() >= limits::accept_queue_max && !l.paused) {
+        l.paused = true;
+        backend->set_accepting(l, false);
+    }
+    l.acceptors.notify_one();
+}
+
+void Runtime::Impl::deliver_connection(const Wakeup& delivered, std::string_view data, Handle& connection) {
+    auto& c = static_cast<ConnState&>(connection);
+    // `drained` carries the output still unsent when it is delivered: live, measured
+    // here (the kernel may have taken more since the backend saw the low-water mark);
+    // in replay, the recorded value.
+    Wakeup w = delivered;
+    if (w.kind == WakeKind::drained && !replaying())
+        w.value = static_cast<std::int32_t>(std::min<std::size_t>(c.output.size(), limits::output_low_water_bytes));
+    if (journal)
+        journal->wakeup(w, data);
+    switch (w.kind) {
+    case WakeKind::bytes_read:
+        c.input.append(data);
+        if (c.input.size() >= c.input_limit && !c.read_paused) {
+            c.read_paused = true;
+            backend->set_reading(c, false);
+        }
+        c.readers.notify_all();
+        break;
+    case WakeKind::eof:
+        c.eof = true;
+        c.readers.notify_all();
+        break;
+    case WakeKind::io_error:
+        if (!c.error)
+            c.error = error_from_errno(w.value);
+        c.readers.notify_all();
+        c.writers.notify_all();
+        break;
+    case WakeKind::connected:
+        c.connecting = false;
+        if (w.value != 0)
+            c.error = error_from_errno(w.value);
+        else
+            c.local = w.local;
+        c.writers.notify_all();
+        break;
+    case WakeKind::drained:
+        c.output_pending = static_cast<std::size_t>(w.value);
+        c.writers.notify_all();
+        break;
+    default:
+        REPRISE_ASSERT_MSG(false, "a wake-up for a connection of another kind");
+    }
 }
 
 } // namespace reprise

@@ -1,8 +1,7 @@
 // The scheduler and the loop of one Runtime: fibers, park/wake, the tick, and the gate.
 #include "reprise/runtime/internal/core.hpp"
 
-#include "reprise/io/internal/offload_state.hpp"
-#include "reprise/io/internal/os_random.hpp"
+#include "reprise/runtime/internal/os_random.hpp"
 
 #include <fmt/core.h>
 
@@ -273,13 +272,7 @@ Runtime::Impl::~Impl() {
     recorder.reset();  // writes what is left of the trace
     journal = nullptr;
     backend.reset();   // joins the offload threads
-    // Offload requests whose results never reached the loop still hold themselves.
-    std::vector<OffloadState*> orphans;
-    for (auto& [id, h] : handles)
-        if (h->kind == HandleKind::offload)
-            orphans.push_back(static_cast<OffloadState*>(h));
-    for (OffloadState* o : orphans)
-        o->self.reset();
+    drop_unfinished_offloads();
     for (Stack& s : stack_cache)
         unmap_stack(s);
 }
@@ -613,20 +606,6 @@ void Runtime::Impl::run_ready() {
     finished.clear();
 }
 
-void Runtime::Impl::flush_outputs() {
-    for (std::size_t i = 0; i < flush_list.size(); ++i) {
-        ConnState* c = flush_list[i];
-        c->in_flush_list = false;
-        if (!c->output.empty() && !c->error) {
-            backend->flush(*c);
-            // What the kernel did not take is an input (recorded when not 0): the
-            // program's next write blocks, or not, on it.
-            c->output_pending = journal ? journal->output_left(c->id, c->output.size()) : c->output.size();
-        }
-    }
-    flush_list.clear();
-}
-
 void Runtime::Impl::poll_world(std::int64_t wait_until_ns) {
     TimerState* next = timers.top();
     std::int64_t deadline_ns = next ? next->deadline_ns : -1;
@@ -709,15 +688,15 @@ void Runtime::Impl::deliver(const Wakeup& w, std::string_view data) {
     case WakeKind::timer_fired:
         return deliver_timer(w, data, *static_cast<TimerState*>(h));
     case WakeKind::accepted:
-        return deliver_accepted(w, data, *static_cast<ListenerState*>(h));
+        return deliver_accepted(w, data, *h);
     case WakeKind::offload_done:
-        return deliver_offload(w, data, *static_cast<OffloadState*>(h));
+        return deliver_offload(w, data, *h);
     case WakeKind::bytes_read:
     case WakeKind::eof:
     case WakeKind::io_error:
     case WakeKind::connected:
     case WakeKind::drained:
-        return deliver_connection(w, data, *static_cast<ConnState*>(h));
+        return deliver_connection(w, data, *h);
     case WakeKind::signal:
         break;
     }
@@ -742,118 +721,6 @@ void Runtime::Impl::deliver_timer(const Wakeup& w, std::string_view data, TimerS
     }
     disarm_timer(&t);
     fire_timer(&t);
-}
-
-void Runtime::Impl::deliver_accepted(const Wakeup& w, std::string_view, ListenerState& l) {
-    // The id is drawn here, on delivery: a dropped wake-up moves no counter, and the
-    // trace names the connection that later records speak of.
-    const std::uint64_t id = new_id();
-    if (journal)
-        journal->accepted(w, id);
-    auto* c = new ConnState(*this, id);
-    c->peer = w.peer;
-    c->local = w.local;
-    add_handle(c);
-    backend->adopt(*c, w.value);
-    l.ready.push_back(c);
-    if (l.ready.size() >= limits::accept_queue_max && !l.paused) {
-        l.paused = true;
-        backend->set_accepting(l, false);
-    }
-    l.acceptors.notify_one();
-}
-
-void Runtime::Impl::deliver_offload(const Wakeup& w, std::string_view data, OffloadState& o) {
-    // An offloaded job's result is an input: recorded here, fed back in replay.
-    if (journal)
-        journal->offload_done(w, data, o);
-    o.done = true;
-    --offloads_in_flight;
-    remove_handle(&o);
-    o.waiter.notify_all();
-    o.self.reset();  // the loop's reference; the waiter may hold another
-}
-
-void Runtime::Impl::deliver_connection(const Wakeup& delivered, std::string_view data, ConnState& c) {
-    // `drained` carries the output still unsent when it is delivered: live, measured
-    // here (the kernel may have taken more since the backend saw the low-water mark);
-    // in replay, the recorded value.
-    Wakeup w = delivered;
-    if (w.kind == WakeKind::drained && !replaying())
-        w.value = static_cast<std::int32_t>(std::min<std::size_t>(c.output.size(), limits::output_low_water_bytes));
-    if (journal)
-        journal->wakeup(w, data);
-    switch (w.kind) {
-    case WakeKind::bytes_read:
-        c.input.append(data);
-        if (c.input.size() >= c.input_limit && !c.read_paused) {
-            c.read_paused = true;
-            backend->set_reading(c, false);
-        }
-        c.readers.notify_all();
-        break;
-    case WakeKind::eof:
-        c.eof = true;
-        c.readers.notify_all();
-        break;
-    case WakeKind::io_error:
-        if (!c.error)
-            c.error = error_from_errno(w.value);
-        c.readers.notify_all();
-        c.writers.notify_all();
-        break;
-    case WakeKind::connected:
-        c.connecting = false;
-        if (w.value != 0)
-            c.error = error_from_errno(w.value);
-        else
-            c.local = w.local;
-        c.writers.notify_all();
-        break;
-    case WakeKind::drained:
-        c.output_pending = static_cast<std::size_t>(w.value);
-        c.writers.notify_all();
-        break;
-    default:
-        REPRISE_ASSERT_MSG(false, "a wake-up for a connection of another kind");
-    }
-}
-
-// --- connections ---------------------------------------------------------------
-
-void Runtime::Impl::queue_flush(ConnState* c) {
-    if (!c->in_flush_list) {
-        c->in_flush_list = true;
-        flush_list.push_back(c);
-    }
-}
-
-void Runtime::Impl::close_connection(ConnState* c) noexcept {
-    if (c->closed)
-        return;
-    c->closed = true;
-    if (c->in_flush_list) {
-        std::erase(flush_list, c);
-        c->in_flush_list = false;
-    }
-    remove_handle(c);
-    c->readers.notify_all();
-    c->writers.notify_all();
-    backend->close(*c);
-}
-
-void Runtime::Impl::close_listener(ListenerState* l) noexcept {
-    if (l->closed)
-        return;
-    l->closed = true;
-    remove_handle(l);
-    l->acceptors.notify_all();
-    backend->close_listener(*l);
-    for (ConnState* c : l->ready) {
-        close_connection(c);
-        delete c;
-    }
-    l->ready.clear();
 }
 
 // --- Runtime ------------------------------------------------------------------

@@ -1,7 +1,7 @@
 // Tasks: fibers spawned with a name, joined for their result, cancelled, yielded.
 #pragma once
 
-#include "reprise/clock/time.hpp"
+#include "reprise/runtime/time.hpp"
 #include "reprise/runtime/result.hpp"
 #include "reprise/runtime/unique_function.hpp"
 #include "reprise/runtime/wait_list.hpp"

@@ -1,7 +1,7 @@
 // WaitList: the one blocking primitive every fiber-aware object (channel, mutex, timer) is built on.
 #pragma once
 
-#include "reprise/clock/time.hpp"
+#include "reprise/runtime/time.hpp"
 #include "reprise/runtime/result.hpp"
 
 #include <cstddef>

@@ -20,7 +20,9 @@ build.ninja, CMakeCache.txt or meson-private) and hidden folders are skipped.
 Exit status: 0 when clean, 1 when something is reported, 2 on bad usage.
 
 The same script checks reprise's own tree with `--self [ROOT]`: there each rule has its
-homes (the clock in clock/, I/O in io/ and record/, ...), where it does not apply.
+homes (the clock in clock/, I/O in io/ and record/, ...), where it does not apply, and one more
+rule holds, `layering`: a folder includes only its own headers and those of the folders before
+it (runtime, clock, io, record, replay), so the folders' include graph has no cycle.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import argparse
 import bisect
 import os
 import pathlib
+import posixpath
 import re
 import sys
 from dataclasses import dataclass, field
@@ -53,6 +56,8 @@ class Rule:
     patterns: list = field(default_factory=list)
     # Regular expressions over the contents of string literals.
     strings: list = field(default_factory=list)
+    # Checked in reprise's own tree only (--self), by its own code rather than by scan().
+    self_only: bool = False
 
 
 CLOCK_TYPES = r"(?:steady_clock|system_clock|high_resolution_clock|utc_clock|tai_clock|gps_clock|file_clock)"
@@ -126,6 +131,29 @@ RULES = [
                "gethostname": None},
     ),
 ]
+# reprise's own folders, each built only on those before it: the core, time, the world's I/O,
+# recording, replay. A folder includes its own headers and those of earlier folders, never a
+# later folder's (internal/ ones included), so the folders' include graph has no cycle.
+LAYERS = ["runtime", "clock", "io", "record", "replay"]
+# The one exception: the umbrella header is the whole public API in one include, for programs,
+# so it includes every folder's public headers. The library's own code never includes it (the
+# rule reports a folder that does, as if it included the folders the umbrella does).
+LAYERING_EXCEPTIONS = {"runtime/reprise.hpp"}
+LAYERING_WHAT = f"may not include a later folder (order {', '.join(LAYERS)})"
+
+RULES.append(Rule(
+    "layering",
+    LAYERING_WHAT,
+    "move what both folders need down to the earlier one, or forward-declare it",
+    "move a type both folders need down to the earlier folder (keep a forwarding header at the old "
+    "public path), forward-declare what is only named, or define the code that needs the later "
+    "folder's types in that folder",
+    "in reprise's own tree (--self) only: #include <reprise/DIR/...> or \"reprise/DIR/...\" (or a "
+    "relative path into DIR) from a file of an earlier folder of runtime, clock, io, record, replay, "
+    "internal/ headers included. runtime/reprise.hpp, the umbrella header of the whole public API, "
+    "is the one exception. No line may opt out: a cycle is fixed, not allowed",
+    self_only=True,
+))
 RULE_NAMES = [r.name for r in RULES]
 
 # Homes of the rules in reprise's own tree (--self): the code that implements the runtime's
@@ -134,7 +162,7 @@ SELF_FOLDERS = ["runtime", "clock", "io", "record", "replay", "sim", "tools", "e
 SELF_HOMES = {
     "clock": ["clock/"],
     "io": ["io/", "record/"],
-    "random": ["io/random.cpp", "io/internal/os_random.hpp", "runtime/internal/prng.hpp"],
+    "random": ["runtime/os_random.cpp", "runtime/internal/os_random.hpp", "runtime/internal/prng.hpp"],
     "thread": ["io/offload_pool.cpp", "io/internal/offload_pool.hpp", "record/"],
     "env": ["io/input.cpp"],
 }
@@ -145,9 +173,10 @@ SELF_HOMES = {
 INCLUDE = re.compile(r"#\s*include\b[^\n]*")
 
 
-def strip_code(text: str):
+def strip_code(text: str, keep_includes: bool = False):
     """Blanks comments and the contents of string and character literals (newlines kept, so
-    offsets and line numbers stay), and #include lines. Returns (code, [(offset, literal)])."""
+    offsets and line numbers stay), and #include lines (unless `keep_includes`: then they are
+    left as they are). Returns (code, [(offset, literal)])."""
     out = list(text)
     literals = []
     n = len(text)
@@ -168,7 +197,8 @@ def strip_code(text: str):
         if line_start and c == "#":
             m = INCLUDE.match(text, i)
             if m:
-                blank(i, m.end())
+                if not keep_includes:
+                    blank(i, m.end())
                 i = m.end()
                 continue
         if not c.isspace():
@@ -367,6 +397,62 @@ def scan(text: str, rules, aliases=frozenset()):
     return findings, text.splitlines()
 
 
+# --- layering (reprise's own tree) ---------------------------------------------------------------
+
+
+INCLUDED = re.compile(r'^[ \t]*#[ \t]*include[ \t]*([<"])([^>"\n]+)[>"]', re.MULTILINE)
+
+
+def layer_of(rel: str):
+    """The layer (index in LAYERS) of a path relative to reprise's root, or None outside them."""
+    top, slash, _ = rel.partition("/")
+    return LAYERS.index(top) if slash and top in LAYERS else None
+
+
+def included_path(rel: str, delim: str, name: str):
+    """The path relative to reprise's root that an #include in file `rel` names: <reprise/DIR/...>
+    or "reprise/DIR/...", or a quoted path relative to the including file; None for any other."""
+    if name.startswith("reprise/"):
+        return name[len("reprise/"):]
+    if delim == '"':
+        joined = posixpath.normpath(posixpath.join(posixpath.dirname(rel), name))
+        if not joined.startswith("../"):
+            return joined
+    return None
+
+
+def umbrella_layer(texts: dict):
+    """The latest layer the umbrella header includes (the last layer when it is not checked)."""
+    for (_, path), text in texts.items():
+        if path in LAYERING_EXCEPTIONS:
+            code, _ = strip_code(text, keep_includes=True)
+            layers = [layer_of(t) for m in INCLUDED.finditer(code)
+                      if (t := included_path(path, m.group(1), m.group(2))) is not None]
+            return max((x for x in layers if x is not None), default=0)
+    return len(LAYERS) - 1
+
+
+def layering(rel: str, text: str, umbrella: int):
+    """Every include in file `rel` (relative to reprise's root) of a later folder than its own.
+    Comments do not count: only #include lines of the code."""
+    layer = layer_of(rel)
+    if layer is None or rel in LAYERING_EXCEPTIONS:
+        return []
+    code, _ = strip_code(text, keep_includes=True)
+    findings = []
+    for m in INCLUDED.finditer(code):
+        target = included_path(rel, m.group(1), m.group(2))
+        if target is None:
+            continue
+        through_umbrella = target in LAYERING_EXCEPTIONS
+        reached = umbrella if through_umbrella else layer_of(target)
+        if reached is not None and reached > layer:
+            what = LAYERING_WHAT + (f", and {target} includes folders up to {LAYERS[reached]}/"
+                                    if through_umbrella else "")
+            findings.append(Finding(code.count("\n", 0, m.start(2)) + 1, "layering", f"{LAYERS[layer]}/", what))
+    return findings
+
+
 ALLOW = re.compile(r"reprise-allow:\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)(.*)")
 
 
@@ -450,9 +536,9 @@ def parse_allow_dir(spec: str, base: pathlib.Path | None = None) -> AllowDir:
     return AllowDir(p.resolve(), names)
 
 
-def check(files, allow_dirs, out):
-    """Checks the files, given as (real path, path as shown); prints each violation; returns
-    (files checked, violations by rule)."""
+def check(files, allow_dirs, out, self_mode=False):
+    """Checks the files, given as (real path, path as shown: relative to reprise's root with
+    `self_mode`); prints each violation; returns (files checked, violations by rule)."""
     texts = {}
     aliases = set()
     for real, path in files:
@@ -462,13 +548,17 @@ def check(files, allow_dirs, out):
             print(f"{path}: cannot read: {e.strerror}", file=sys.stderr)
             continue
         aliases |= clock_aliases(strip_code(texts[(real, path)])[0])
+    umbrella = umbrella_layer(texts) if self_mode else None
     counts = {}
     for (real, path), text in texts.items():
         real = real.resolve()
-        active = [r for r in RULES if not any(a.covers(real, r.name) for a in allow_dirs)]
+        active = [r for r in RULES if (self_mode or not r.self_only)
+                  and not any(a.covers(real, r.name) for a in allow_dirs)]
         if not active:
             continue
-        findings, lines = scan(text, active, frozenset(aliases))
+        findings, lines = scan(text, [r for r in active if not r.self_only], frozenset(aliases))
+        if any(r.name == "layering" for r in active):
+            findings += layering(path, text, umbrella)
         reported_problems = set()
         for f in sorted(findings, key=lambda f: (f.line, f.rule)):
             allowed, problems = opt_outs(lines, f.line)
@@ -477,7 +567,7 @@ def check(files, allow_dirs, out):
                     reported_problems.add(k)
                     counts["allow"] = counts.get("allow", 0) + 1
                     print(f"{path}:{k}: allow: {what}", file=out)
-            if f.rule in allowed:
+            if f.rule in allowed and f.rule != "layering":
                 continue
             counts[f.rule] = counts.get(f.rule, 0) + 1
             rule = next(r for r in RULES if r.name == f.rule)
@@ -491,6 +581,10 @@ def check(files, allow_dirs, out):
                         counts["allow"] = counts.get("allow", 0) + 1
                         print(f"{path}:{number}: allow: reprise-allow names no rule '{name}' "
                               f"(rules: {', '.join(RULE_NAMES)})", file=out)
+                    elif name == "layering":
+                        counts["allow"] = counts.get("allow", 0) + 1
+                        print(f"{path}:{number}: allow: no line may opt out of layering: a cycle between "
+                              f"folders is fixed, not allowed", file=out)
     return len(texts), counts
 
 
@@ -557,7 +651,7 @@ def main(argv=None, prog=None) -> int:
 
     out = open(os.devnull, "w") if args.quiet else sys.stdout
     # Report paths as given (relative to the root with --self), so that editors can open them.
-    checked, counts = check(files, allow_dirs, out)
+    checked, counts = check(files, allow_dirs, out, self_mode=args.self)
     total = sum(counts.values())
     if total:
         by_rule = ", ".join(f"{name} {counts[name]}" for name in RULE_NAMES + ["allow"] if name in counts)

@@ -3,6 +3,7 @@
 
 #include "reprise/runtime/internal/private.hpp"
 
+#include "reprise/io/internal/tcp_state.hpp"
 #include "reprise/record/trace.hpp"
 #include "reprise/runtime/internal/core.hpp"
 #include "reprise/runtime/internal/journal.hpp"

@@ -3,12 +3,11 @@
 
 #include "reprise/runtime/internal/private.hpp"
 
-#include "reprise/clock/internal/timers.hpp"
-#include "reprise/io/internal/tcp_state.hpp"
 #include "reprise/runtime/internal/handle.hpp"
 #include "reprise/runtime/internal/journal.hpp"
 #include "reprise/runtime/internal/prng.hpp"
 #include "reprise/runtime/internal/stack.hpp"
+#include "reprise/runtime/internal/timers.hpp"
 #include "reprise/runtime/internal/wakeup.hpp"
 #include "reprise/runtime/runtime.hpp"
 #include "reprise/runtime/task.hpp"
@@ -96,6 +95,9 @@ private:
     Fiber* tail_ = nullptr;
 };
 
+// Handles of io/ the core only names (io/internal/tcp_state.hpp, offload_state.hpp).
+struct ConnState;
+struct ListenerState;
 struct OffloadState;
 class OffloadPool;
 
@@ -250,7 +252,7 @@ struct Runtime::Impl {
     std::unique_ptr<detail::Journal> recorder;
     std::vector<std::string> recorded_argv;
     /// A synchronous input: through the journal when there is one.
-    std::string sync_input(trace::InputKind kind, std::string_view name, const std::function<std::string()>& produce) {
+    std::string sync_input(InputKind kind, std::string_view name, const std::function<std::string()>& produce) {
         return journal ? journal->input(kind, name, produce) : produce();
     }
     bool replaying() const noexcept { return journal != nullptr && journal->replaying(); }
@@ -258,6 +260,8 @@ struct Runtime::Impl {
     std::vector<detail::ConnState*> flush_list;    ///< connections with output to flush
     std::map<int, detail::SignalWatch> signals;
     std::size_t offloads_in_flight = 0;
+    /// Lets go of the offload requests whose results never reached the loop (io/offload.cpp).
+    void drop_unfinished_offloads() noexcept;
     bool stop_requested = false;
     RuntimeStats stats;
 
@@ -274,23 +278,25 @@ struct Runtime::Impl {
     /// One loop iteration: run ready fibers, flush, poll, read the clock, deliver.
     void tick_once(std::int64_t wait_until_ns);
     void run_ready();
-    void flush_outputs();
+    void flush_outputs();  ///< step 2, with the connections it flushes (io/tcp.cpp)
     void poll_world(std::int64_t wait_until_ns);
     /// THE gate: every wake-up from the world reaches fibers through this function,
     /// in order; the recorder journals here and the replayer feeds here.
     void deliver(const detail::Wakeup& w, std::string_view data);
-    // One handler per kind of wake-up; each journals the wake-up first.
+    // One handler per kind of wake-up; each journals the wake-up first. Those of io/'s
+    // handles are defined with them (io/tcp.cpp, io/offload.cpp) and take the handle
+    // deliver() found, of the kind the wake-up names.
     void deliver_signal(const detail::Wakeup& w, std::string_view data);
     void deliver_timer(const detail::Wakeup& w, std::string_view data, detail::TimerState& t);
-    void deliver_accepted(const detail::Wakeup& w, std::string_view data, detail::ListenerState& l);
-    void deliver_offload(const detail::Wakeup& w, std::string_view data, detail::OffloadState& o);
-    void deliver_connection(const detail::Wakeup& w, std::string_view data, detail::ConnState& c);
+    void deliver_accepted(const detail::Wakeup& w, std::string_view data, detail::Handle& listener);
+    void deliver_offload(const detail::Wakeup& w, std::string_view data, detail::Handle& request);
+    void deliver_connection(const detail::Wakeup& w, std::string_view data, detail::Handle& connection);
     void request_stop();
     [[noreturn]] void report_deadlock();
 
     void fire_timer(detail::TimerState* t) noexcept;
 
-    // --- connections --------------------------------------------------------
+    // --- connections (io/tcp.cpp, with ConnState) --------------------------
     void queue_flush(detail::ConnState* c);
     /// Closes a connection: wakes its waiters, forgets its id, hands its socket to the backend.
     void close_connection(detail::ConnState* c) noexcept;

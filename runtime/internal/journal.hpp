@@ -3,13 +3,17 @@
 
 #include "reprise/runtime/internal/private.hpp"
 
-#include "reprise/record/trace.hpp"
+#include "reprise/runtime/events.hpp"
 #include "reprise/runtime/internal/wakeup.hpp"
 
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
+
+namespace reprise::trace {
+struct Annotation;  // record/trace.hpp: the journal only passes it on
+}
 
 namespace reprise::detail {
 
@@ -46,7 +50,7 @@ public:
     virtual void offload_done(const Wakeup& w, std::string_view data, OffloadState& request) = 0;
     /// A synchronous input: the recorder calls `produce` and writes its result;
     /// the replayer returns the recorded value without calling it.
-    virtual std::string input(trace::InputKind kind, std::string_view name,
+    virtual std::string input(InputKind kind, std::string_view name,
                               const std::function<std::string()>& produce) = 0;
     /// An input's value does not decode as the type the program asks for. Replay: the
     /// program asks for another type than was recorded (a divergence); else a bug.
@@ -56,7 +60,7 @@ public:
     /// not 0) and returns it; the replayer returns the recorded value (0 when none).
     virtual std::size_t output_left(std::uint64_t /*connection*/, std::size_t left) { return left; }
     /// Bytes the program sends to the world.
-    virtual void output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) = 0;
+    virtual void output(OutputKind kind, std::uint64_t handle, std::string_view bytes) = 0;
     /// A milestone the program wrote (reprise::annotate). Recorded; replay checks
     /// nothing and skips recorded ones, so a build with one more annotation replays.
     virtual void annotation(const trace::Annotation& /*a*/) {}

@@ -3,7 +3,7 @@
 
 #include "reprise/runtime/internal/private.hpp"
 
-#include "reprise/io/address.hpp"
+#include "reprise/runtime/address.hpp"
 #include "reprise/runtime/events.hpp"
 
 #include <cstdint>

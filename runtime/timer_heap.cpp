@@ -1,5 +1,5 @@
 // The timer heap: a binary heap with back-indices for O(log n) removal.
-#include "reprise/clock/internal/timers.hpp"
+#include "reprise/runtime/internal/timers.hpp"
 
 #include "reprise/runtime/assert.hpp"
 

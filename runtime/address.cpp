@@ -1,5 +1,5 @@
 // Address parsing and printing.
-#include "reprise/io/address.hpp"
+#include "reprise/runtime/address.hpp"
 
 #include <arpa/inet.h>
 #include <charconv>
