@@ -13,13 +13,6 @@
 
 namespace reprise::test {
 
-/// How an operation ended, as a name: "ok" or the error's ("cancelled"), so that
-/// tasks can report outcomes as readable strings.
-template <class R>
-std::string outcome_name(const R& r) {
-    return r.ok() ? "ok" : reprise::errc_name(r.code());
-}
-
 /// Runs `body` as the main task of a fresh runtime and checks it returned 0: live, and
 /// then again recorded, replayed in a child and compared (rr's compare_test): the body's
 /// own checks hold in the replay too, which ends at the recorded end with the same
