@@ -4,12 +4,14 @@
 #include <reprise/runtime/reprise.hpp>
 
 #include <catch2/catch.hpp>
+#include <fmt/core.h>
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -63,16 +65,18 @@ Outcome task_outcome(const Result<T>& r) {
     return Outcome{outcome(r)};
 }
 
-/// The value of `r`, or a test failure that says what failed and why.
+/// The value of `r`, or an exception that ends the scenario (and so the test) with
+/// a message. Tests and scenarios use it instead of Catch's macros: they also run in replay
+/// children, where only the log and the exit status reach the test.
 template <class T>
-T take(Result<T> r, std::string_view what) {
+T must(Result<T> r, std::string_view what) {
     if (!r.ok())
-        FAIL(what << " failed: " << r.error().message());
+        throw std::runtime_error(fmt::format("{} failed: {}", what, r.error().message()));
     return std::move(r).value();
 }
-inline void take(Result<void> r, std::string_view what) {
+inline void must(Result<void> r, std::string_view what) {
     if (!r.ok())
-        FAIL(what << " failed: " << r.error().message());
+        throw std::runtime_error(fmt::format("{} failed: {}", what, r.error().message()));
 }
 
 /// The seed of a test that draws random numbers: REPRISE_TEST_SEED when set, else
@@ -119,9 +123,9 @@ struct LoopbackPair {
 
 /// Connects a client to a fresh listener on 127.0.0.1; call it from a task.
 inline LoopbackPair connect_pair() {
-    Listener listener = take(listen(Address::loopback(0)), "listen on 127.0.0.1:0");
-    Connection client = take(connect(Address::loopback(listener.port()), generous), "connect");
-    Connection server = take(listener.accept(generous), "accept");
+    Listener listener = must(listen(Address::loopback(0)), "listen on 127.0.0.1:0");
+    Connection client = must(connect(Address::loopback(listener.port()), generous), "connect");
+    Connection server = must(listener.accept(generous), "accept");
     return {std::move(listener), std::move(client), std::move(server)};
 }
 

@@ -153,7 +153,7 @@ TEST_CASE("EXPIRE, PEXPIRE, TTL, PTTL and PERSIST follow loop time; expired keys
         // Lazy: the key is gone for GET as soon as loop time passes its deadline.
         CHECK(c.call({"SET", "lazy", "v", "PX", "40"}) == ok);
         CHECK(c.call({"PEXPIRE", "lazy", "40"}) == integer(1));
-        take(sleep_for(60ms), "sleep");
+        must(sleep_for(60ms), "sleep");
         CHECK(c.call({"GET", "lazy"}) == nil);
         CHECK(c.call({"TTL", "lazy"}) == integer(-2));
 
@@ -238,7 +238,7 @@ TEST_CASE("a pipelined batch is answered in order, and a request split at every 
         const std::string req = resp::encode_command({"SET", "split", std::string(3000, 'x')}) + "GET split\r\n";
         for (char byte : req) {
             c.send(std::string_view(&byte, 1));
-            take(sleep_for(0ns), "yield");
+            must(sleep_for(0ns), "yield");
         }
         CHECK(c.reply() == ok);
         CHECK(c.reply() == bulk(std::string(3000, 'x')));
@@ -375,7 +375,7 @@ TEST_CASE("SHUTDOWN stops the server gracefully: no reply, every client closed, 
     Runtime rt;
     const int rc = rt.run([&] {
         kv::Server server(test_config());
-        take(server.listen(), "kv listen");
+        must(server.listen(), "kv listen");
         auto serving = spawn("kv-server", [&] { return server.serve(); });
         KvClient other(server.port());
         CHECK(other.call({"SET", "k", "v"}) == ok);
@@ -398,7 +398,7 @@ TEST_CASE("a graceful stop with clients connected, one mid-request, ends every t
     Runtime rt;
     const int rc = rt.run([&] {
         kv::Server server(test_config());
-        take(server.listen(), "kv listen");
+        must(server.listen(), "kv listen");
         auto serving = spawn("kv-server", [&] { return server.serve(); });
         std::vector<KvClient> clients;
         for (int i = 0; i < 3; ++i) {
@@ -406,7 +406,7 @@ TEST_CASE("a graceful stop with clients connected, one mid-request, ends every t
             CHECK(clients.back().call({"SET", "k", "v", "EX", "100"}) == ok);
         }
         clients[0].send("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\nabc");  // a request in flight
-        take(sleep_for(10ms), "sleep");
+        must(sleep_for(10ms), "sleep");
         serving.cancel();
         CHECK(serving.join().value() == 0);
         for (auto& c : clients)

@@ -45,10 +45,10 @@ inline std::size_t reply_end(std::string_view b, std::size_t at = 0) {
 /// A client connection to the server under test, from a task of the same runtime.
 class KvClient {
 public:
-    explicit KvClient(std::uint16_t port) : conn_(take(connect(Address::loopback(port), generous), "connect to kv")) {}
+    explicit KvClient(std::uint16_t port) : conn_(must(connect(Address::loopback(port), generous), "connect to kv")) {}
 
     /// Sends raw bytes.
-    void send(std::string_view bytes) { take(conn_.write(bytes), "write to kv"); }
+    void send(std::string_view bytes) { must(conn_.write(bytes), "write to kv"); }
     /// The next whole reply as raw RESP text, or "<errc>" when the connection ends first.
     std::string reply() {
         for (;;) {
@@ -94,7 +94,7 @@ void with_kv_server(Body&& body, kv::Config config = test_config(), Options opti
     int status = -1;
     const int rc = rt.run([&] {
         kv::Server server(config);
-        take(server.listen(), "kv listen");
+        must(server.listen(), "kv listen");
         auto serving = spawn("kv-server", [&] { return server.serve(); });
         body(server);
         serving.cancel();

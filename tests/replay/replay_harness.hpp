@@ -34,19 +34,6 @@ namespace reprise::test {
 /// everything a scenario may observe reaches it through the runtime.
 using Scenario = std::function<int(std::string& log)>;
 
-/// The value of `r`, or an exception that ends the scenario (and so the test) with
-/// a message. Scenarios use it instead of Catch's macros: they also run in replay
-/// children, where only the log and the exit status reach the test.
-template <class T>
-T must(Result<T> r, std::string_view what) {
-    if (!r.ok())
-        throw std::runtime_error(fmt::format("{} failed: {}", what, r.error().message()));
-    return std::move(r).value();
-}
-inline void must(Result<void> r, std::string_view what) {
-    if (!r.ok())
-        throw std::runtime_error(fmt::format("{} failed: {}", what, r.error().message()));
-}
 
 /// "ok" or the error's name: how scenarios log an operation's outcome.
 template <class T>
