@@ -36,7 +36,14 @@ const trace::Record* Replayer::peek() {
             have_next_ = true;
             break;
         }
-        ++consumed_;
+        // Read ahead of this tick's undelivered wake-ups, it is numbered after them (a task
+        // wrote it, so it came after their delivery); --break-at may name it.
+        if (pending_next_ < pending_.size()) {
+            deferred_annotations_.emplace_back(next_);
+        } else {
+            before_event(next_);
+            ++consumed_;
+        }
     }
     return &next_;
 }
@@ -249,6 +256,13 @@ void Replayer::deliver_pending(std::string_view data, Check&& check) {
     last_good_.assign(r);
     have_last_ = true;
     ++consumed_;
+    if (pending_next_ == pending_.size()) {
+        for (const trace::RecordCopy& a : deferred_annotations_) {
+            before_event(a.get());
+            ++consumed_;
+        }
+        deferred_annotations_.clear();
+    }
 }
 
 void Replayer::wakeup(const Wakeup&, std::string_view data) {

@@ -110,6 +110,7 @@ private:
     bool have_last_ = false;
     std::vector<trace::Record> pending_;   ///< this tick's wake-ups, read but not yet delivered (no bytes)
     std::size_t pending_next_ = 0;         ///< the next of them the gate delivers
+    std::vector<trace::RecordCopy> deferred_annotations_;  ///< skipped while read ahead of them
 };
 
 class Recorder;

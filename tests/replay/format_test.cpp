@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <csignal>
 #include <string>
 #include <vector>
 
@@ -236,6 +237,17 @@ TEST_CASE("annotations are recorded where they happen, and replay neither checks
             seen.push_back(trace::describe(*a));
     REQUIRE(seen == std::vector<std::string>{R"(annotation "started")",
                                              R"(annotation "became_leader" term=3 node="n1" ready=1)"});
+    // --break-at may name a milestone: the replay stops there, before it is skipped.
+    std::uint64_t milestone = 0;
+    for (std::uint64_t i = 0; i < facts.all.size(); ++i)
+        if (trace::is<trace::Annotation>(facts.all[i].get()))
+            milestone = i;
+    Options stop_there;
+    stop_there.break_at = milestone;
+    Replay stopped = replay(path, leader(0), stop_there);
+    INFO(stopped.child.describe());
+    REQUIRE(stopped.child.died_by(SIGTRAP));
+    REQUIRE_THAT(stopped.child.err, Catch::Contains(fmt::format("break at event {} (annotation \"became_leader\"", milestone)));
     // A build that writes more annotations, or fewer, replays the same trace.
     for (int extra : {2}) {
         Replay more = replay(path, leader(extra));
