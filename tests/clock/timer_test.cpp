@@ -1,6 +1,6 @@
 // Tests of loop time, sleeps, timers and deadlines.
 #include <reprise/runtime/reprise.hpp>
-#include "test_support.hpp"
+#include "../support/reprise_test.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -10,8 +10,7 @@
 // Replay runs no offloaded job and no file step (their results come from the trace): a check
 // of a job's own side effect says so with jobs_run(). Each run of a file scenario starts
 // from an empty folder (empty_folder), as the live run leaves its files behind.
-#include "io_test_support.hpp"
-#include "../test_support.hpp"
+#include "../support/reprise_test.hpp"
 
 #include <atomic>
 #include <chrono>

@@ -6,8 +6,7 @@
 //   it runs two runtimes at once, each run() in turns (a recording or a replay is one runtime).
 // (The two wait_signal tests raise their signal in the body: the replayer ignores a signal the
 // program waits for, and the wake-up comes from the trace.)
-#include "io_test_support.hpp"
-#include "../test_support.hpp"
+#include "../support/reprise_test.hpp"
 
 #include <csignal>
 #include <limits>

@@ -6,8 +6,7 @@
 // replay; in the replay the peer does not run (start_world_peer), its bytes come from the trace.
 // None runs live only: the one that diverged (a second write past the high-water mark)
 // replays since a write blocks on output_pending, which changes only at recorded points.
-#include "io_test_support.hpp"
-#include "../test_support.hpp"
+#include "../support/reprise_test.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,5 +1,5 @@
 // reprise-kv under record → replay: expiry driven by loop time and timers happens at the same event in a warped replay.
-#include "../replay/replay_harness.hpp"
+#include "../support/reprise_test.hpp"
 #include "kv_test_support.hpp"
 
 #include <fmt/core.h>

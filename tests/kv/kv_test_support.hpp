@@ -1,7 +1,7 @@
 // Helpers of the kv tests: a server on an in-process runtime and a RESP client that reads whole replies.
 #pragma once
 
-#include "../io/io_test_support.hpp"
+#include "../support/reprise_test.hpp"
 
 #include "kv_server.hpp"
 #include "resp.hpp"

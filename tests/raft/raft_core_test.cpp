@@ -4,7 +4,7 @@
 #include "state_machine.hpp"
 #include "storage.hpp"
 
-#include "../test_support.hpp"
+#include "../support/reprise_test.hpp"
 
 #include <catch2/catch.hpp>
 #include <fmt/core.h>

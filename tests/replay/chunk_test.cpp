@@ -1,5 +1,5 @@
 // The chunk envelope: frames, CRC-32C, compression and sealing round trips, and every way a chunk or a key file is refused.
-#include "replay_harness.hpp"
+#include "../support/reprise_test.hpp"
 
 #include <reprise/record/chunk.hpp>
 

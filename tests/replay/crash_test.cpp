@@ -1,5 +1,5 @@
 // Crashes of a recorded program (segfault, abort, failed assertion, stack overflow): the trace ends with the events just before the crash, and replay crashes at that same event.
-#include "replay_harness.hpp"
+#include "../support/reprise_test.hpp"
 
 #include <reprise/record/chunk.hpp>
 

@@ -1,5 +1,5 @@
 // Damaged traces: truncated at every offset, bytes flipped, random and hostile files — the reader never crashes and says where.
-#include "replay_harness.hpp"
+#include "../support/reprise_test.hpp"
 
 #include <reprise/record/chunk.hpp>
 

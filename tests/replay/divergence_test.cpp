@@ -1,5 +1,5 @@
 // Divergence: a program changed between record and replay is stopped (exit 3) at the first event that differs, with a report.
-#include "replay_harness.hpp"
+#include "../support/reprise_test.hpp"
 
 #include <string>
 

@@ -1,5 +1,5 @@
 // Trace format 3: one type per record round-trips, accepted names its connection, annotations, program identity, digests.
-#include "replay_harness.hpp"
+#include "../support/reprise_test.hpp"
 
 #include <reprise/record/annotate.hpp>
 #include <reprise/record/chunk.hpp>

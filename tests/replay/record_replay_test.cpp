@@ -1,5 +1,5 @@
 // Record → replay → compare: each scenario runs live while recording, then replays in a child and must observe the same.
-#include "replay_harness.hpp"
+#include "../support/reprise_test.hpp"
 
 #include <reprise/io/file_world.hpp>
 

@@ -1,5 +1,5 @@
 // Determinism self-test: a recording replayed while recording again (--replay=A --record=B) gives B == A, record for record.
-#include "replay_harness.hpp"
+#include "../support/reprise_test.hpp"
 
 #include <reprise/record/chunk.hpp>
 

@@ -1,5 +1,5 @@
 // A recording whose writes fail (device full, file size limit, a segment that cannot be created): the program goes on, the trace stops cleanly at a chunk boundary, and replay stops there.
-#include "replay_harness.hpp"
+#include "../support/reprise_test.hpp"
 
 #include <algorithm>
 #include <csignal>

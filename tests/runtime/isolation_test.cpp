@@ -11,9 +11,8 @@
 // "a runtime stepped by hand runs as run() does" is recorded while stepped by hand and
 // replayed by run(): the replay must leave the same log and counts.
 #include <reprise/runtime/reprise.hpp>
-#include "test_support.hpp"
+#include "../support/reprise_test.hpp"
 
-#include "child_process.hpp"
 
 #include <catch2/catch.hpp>
 #include <fmt/core.h>

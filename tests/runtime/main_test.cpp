@@ -13,9 +13,8 @@
 // - "--stack-size sets the default fiber stack": a flag test; the stack a recording
 //   ran with is not in the trace (see stack_test.cpp).
 #include <reprise/runtime/reprise.hpp>
-#include "test_support.hpp"
+#include "../support/reprise_test.hpp"
 
-#include "child_process.hpp"
 
 #include <catch2/catch.hpp>
 #include <fmt/core.h>

@@ -7,9 +7,8 @@
 //   reported with the names of the blocked tasks": the program ends by abort in a forked
 //   child; the round trip of a crashing program is tests/replay/crash_test.cpp's.
 #include <reprise/runtime/reprise.hpp>
-#include "test_support.hpp"
+#include "../support/reprise_test.hpp"
 
-#include "child_process.hpp"
 
 #include <catch2/catch.hpp>
 #include <fmt/core.h>

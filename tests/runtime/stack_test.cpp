@@ -8,9 +8,8 @@
 // - a stack size outside the limits in Options: refused when the Runtime is built, before
 //   anything runs.
 #include <reprise/runtime/reprise.hpp>
-#include "test_support.hpp"
+#include "../support/reprise_test.hpp"
 
-#include "child_process.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,8 +1,7 @@
 // Tests of the fiber-aware synchronization: bounded channels, mutex, condition, event, wait group.
 #include <reprise/runtime/reprise.hpp>
-#include "test_support.hpp"
+#include "../support/reprise_test.hpp"
 
-#include "child_process.hpp"
 
 #include <catch2/catch.hpp>
 

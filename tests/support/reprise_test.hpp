@@ -1,8 +1,8 @@
-// Test support for record → replay → compare: records a scenario in-process, replays it in a child, reads traces back.
+// The one C++ test-support layer of reprise's suites: seeds that are printed and accepted, outcomes,
+// failure helpers, byte patterns, loopback pairs, temporary folders; children run in forked processes;
+// record -> replay -> compare with a structured child report; and run_main_task, which runs a scenario live
+// and then recorded, replayed and compared. Every suite includes this file (kv adds its own client on top).
 #pragma once
-
-#include "../io/io_test_support.hpp"
-#include "../runtime/child_process.hpp"
 
 #include <reprise/record/chunk.hpp>
 #include <reprise/record/trace.hpp>
@@ -12,22 +12,289 @@
 #include <fmt/core.h>
 
 #include <cerrno>
-#include <map>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <fcntl.h>
+#include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
+#include <poll.h>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <sys/wait.h>
+#include <system_error>
 #include <unistd.h>
 #include <utility>
 #include <vector>
 
+namespace Catch {
+template <>
+struct StringMaker<reprise::Errc> {
+    static std::string convert(reprise::Errc e) {
+        return static_cast<int>(e) == 0 ? std::string("ok") : std::string(reprise::errc_name(e));
+    }
+};
+} // namespace Catch
+
 namespace reprise::test {
+
+// ---- Basics: seeds, outcomes, failure helpers, byte patterns, loopback pairs, temporary folders ----
+
+using namespace std::chrono_literals;
+
+/// A deadline no healthy run comes near; it turns a hang into a failure.
+inline constexpr Duration generous = std::chrono::seconds(30);
+
+inline constexpr std::size_t KiB = 1024;
+inline constexpr std::size_t MiB = 1024 * 1024;
+
+/// Runtime options with a given PRNG seed.
+inline Options seeded(std::uint64_t seed) {
+    Options o;
+    o.seed = seed;
+    return o;
+}
+
+/// Runtime options with a given number of offload threads.
+inline Options with_offload_threads(std::size_t threads) {
+    Options o;
+    o.offload_threads = threads;
+    return o;
+}
+
+/// The outcome of an operation as one comparable value: Errc{} (printed "ok") on success.
+template <class T>
+Errc outcome(const Result<T>& r) {
+    return r.ok() ? Errc{} : r.code();
+}
+
+/// An outcome a task can return (a Result<Errc> cannot exist: its two constructors clash).
+struct Outcome {
+    Errc code{};
+};
+template <class T>
+Outcome task_outcome(const Result<T>& r) {
+    return Outcome{outcome(r)};
+}
+
+/// The value of `r`, or an exception that ends the scenario (and so the test) with
+/// a message. Tests and scenarios use it instead of Catch's macros: they also run in replay
+/// children, where only the log and the exit status reach the test.
+template <class T>
+T must(Result<T> r, std::string_view what) {
+    if (!r.ok())
+        throw std::runtime_error(fmt::format("{} failed: {}", what, r.error().message()));
+    return std::move(r).value();
+}
+inline void must(Result<void> r, std::string_view what) {
+    if (!r.ok())
+        throw std::runtime_error(fmt::format("{} failed: {}", what, r.error().message()));
+}
+
+/// The seed of a test that draws random numbers: REPRISE_TEST_SEED when set, else
+/// a fresh one. Printed either way so that a failing run can be repeated.
+inline std::uint64_t test_seed(std::string_view test_name) {
+    std::uint64_t seed = 0;
+    if (const char* env = std::getenv("REPRISE_TEST_SEED"); env && *env)
+        seed = std::strtoull(env, nullptr, 0);
+    else
+        seed = (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+    std::printf("%.*s: seed=%llu (REPRISE_TEST_SEED=%llu repeats it)\n", static_cast<int>(test_name.size()),
+                test_name.data(), static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
+    std::fflush(stdout);
+    return seed;
+}
+
+/// Byte `i` of an endless pattern with no short period: a lost, repeated or
+/// reordered chunk shows as a mismatch at its offset.
+inline char pattern_at(std::uint64_t i) noexcept {
+    return static_cast<char>((i * 0x9E3779B97F4A7C15ULL) >> 56);
+}
+
+inline std::string pattern(std::uint64_t offset, std::size_t n) {
+    std::string out(n, '\0');
+    for (std::size_t i = 0; i < n; ++i)
+        out[i] = pattern_at(offset + i);
+    return out;
+}
+
+/// Offset in `bytes` of the first byte that differs from the pattern at `offset`; npos if none.
+inline std::size_t pattern_mismatch(std::string_view bytes, std::uint64_t offset) noexcept {
+    for (std::size_t i = 0; i < bytes.size(); ++i)
+        if (bytes[i] != pattern_at(offset + i))
+            return i;
+    return std::string_view::npos;
+}
+
+/// Both ends of one loopback connection and the listener that accepted it.
+struct LoopbackPair {
+    Listener listener;
+    Connection client;
+    Connection server;
+};
+
+/// Connects a client to a fresh listener on 127.0.0.1; call it from a task.
+inline LoopbackPair connect_pair() {
+    Listener listener = must(listen(Address::loopback(0)), "listen on 127.0.0.1:0");
+    Connection client = must(connect(Address::loopback(listener.port()), generous), "connect");
+    Connection server = must(listener.accept(generous), "accept");
+    return {std::move(listener), std::move(client), std::move(server)};
+}
+
+/// Sleeps a millisecond of loop time at a time until `cond()` holds, at most
+/// `max_polls` times. For progress only: the caller asserts the outcome.
+template <class F>
+bool eventually(F&& cond, int max_polls = 10'000) {
+    for (int i = 0; i < max_polls; ++i) {
+        if (cond())
+            return true;
+        if (!sleep_for(1ms).ok())
+            return cond();
+    }
+    return cond();
+}
+
+/// A fresh folder under the system's temporary directory, removed with its contents.
+class TempDir {
+public:
+    TempDir() {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "reprise-io-test-XXXXXX").string();
+        if (::mkdtemp(tmpl.data()) == nullptr)
+            FAIL("mkdtemp failed for " << tmpl);
+        path_ = tmpl;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+
+    const std::string& path() const noexcept { return path_; }
+    std::string operator/(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+private:
+    std::string path_;
+};
+
+// ---- Children: part of a test run in a forked process ----
+
+/// How a child ended: its exit code or the signal that killed it, and its output.
+struct ChildResult {
+    bool exited = false;
+    int exit_code = -1;
+    bool signaled = false;
+    int signal = 0;
+    bool hung = false;   ///< killed by the watchdog (a safety net, not a measurement)
+    std::string out;
+    std::string err;
+
+    bool died_by(int signo) const noexcept { return signaled && signal == signo; }
+    bool exited_with(int code) const noexcept { return exited && exit_code == code; }
+    /// For failure messages: "exit 2" or "signal 11 (Segmentation fault)", then stderr.
+    std::string describe() const {
+        std::string how = hung ? "hung (killed by the watchdog)"
+                          : exited ? "exit " + std::to_string(exit_code)
+                                   : "signal " + std::to_string(signal) + " (" + strsignal(signal) + ")";
+        return how + "\n--- stdout ---\n" + out + "\n--- stderr ---\n" + err;
+    }
+};
+
+/// Forks; the child runs `body` (an `int()` callable) with stdout and stderr sent
+/// to pipes and leaves with `_exit(body())`, so no destructor or atexit handler of
+/// the test process runs twice. The parent collects both streams and the status.
+/// `watchdog` only stops a child that hangs; no result depends on it.
+template <class Body>
+ChildResult run_in_child(Body&& body, std::chrono::seconds watchdog = std::chrono::seconds(120)) {
+    int out_pipe[2];
+    int err_pipe[2];
+    if (::pipe(out_pipe) != 0 || ::pipe(err_pipe) != 0) {
+        std::perror("pipe");
+        std::abort();
+    }
+    std::fflush(stdout);
+    std::fflush(stderr);
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        std::perror("fork");
+        std::abort();
+    }
+    if (pid == 0) {
+        ::dup2(out_pipe[1], STDOUT_FILENO);
+        ::dup2(err_pipe[1], STDERR_FILENO);
+        ::close(out_pipe[0]);
+        ::close(out_pipe[1]);
+        ::close(err_pipe[0]);
+        ::close(err_pipe[1]);
+        int code = 99;
+        try {
+            code = body();
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "child: exception: %s\n", e.what());
+        } catch (...) {
+            std::fprintf(stderr, "child: unknown exception\n");
+        }
+        std::fflush(stdout);
+        std::fflush(stderr);
+        ::_exit(code);
+    }
+    ::close(out_pipe[1]);
+    ::close(err_pipe[1]);
+
+    ChildResult result;
+    pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+    std::string* sinks[2] = {&result.out, &result.err};
+    int open_streams = 2;
+    const auto give_up = std::chrono::steady_clock::now() + watchdog;
+    while (open_streams > 0) {
+        if (std::chrono::steady_clock::now() > give_up) {
+            ::kill(pid, SIGKILL);
+            result.hung = true;
+            break;
+        }
+        int n = ::poll(fds, 2, 1000);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            continue;
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].fd < 0 || fds[i].revents == 0)
+                continue;
+            char buf[4096];
+            ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
+            if (got > 0) {
+                sinks[i]->append(buf, static_cast<std::size_t>(got));
+            } else if (got == 0 || errno != EINTR) {
+                ::close(fds[i].fd);
+                fds[i].fd = -1;
+                --open_streams;
+            }
+        }
+    }
+    for (auto& fd : fds)
+        if (fd.fd >= 0)
+            ::close(fd.fd);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!result.hung) {
+        result.exited = WIFEXITED(status);
+        result.exit_code = result.exited ? WEXITSTATUS(status) : -1;
+        result.signaled = WIFSIGNALED(status);
+        result.signal = result.signaled ? WTERMSIG(status) : 0;
+    }
+    return result;
+}
+
+// ---- Record -> replay -> compare ----
 
 /// A program under test. It runs as the task "main", appends what it observes to
 /// `log` and returns its exit code. Record and replay must leave the same log:
@@ -350,5 +617,48 @@ inline DivergenceReport parse_divergence(const std::string& err) {
     d.present = !d.trace_says.empty() && !d.program_did.empty();
     return d;
 }
+
+// ---- Scenarios: live, then recorded, replayed and compared ----
+
+/// Runs `body` as the main task of a fresh runtime and checks it returned 0: live, and
+/// then again recorded, replayed in a child and compared (rr's compare_test): the body's
+/// own checks hold in the replay too, which ends at the recorded end with the same
+/// counts of ticks, wake-ups, switches and tasks, without ever waiting on the real clock.
+/// The body runs three times (live, recording, replay): it must not count its runs in
+/// variables outside it. A scenario that cannot be replayed runs with run_live_only.
+template <class Body>
+void run_main_task(Body&& body, reprise::Options options = {}) {
+    {
+        reprise::Runtime rt(options);
+        REQUIRE(rt.run([&] {
+            body();
+            return 0;
+        }) == 0);
+    }
+    if (!options.record_path.empty() || !options.replay_path.empty())
+        return;  // the scenario chose its mode itself
+    TempDir dir;
+    const Scenario scenario = [&](std::string&) {
+        body();
+        return 0;
+    };
+    INFO("the same scenario, recorded and replayed");
+    record_and_replay(dir / "trace", scenario, options);
+}
+
+/// Runs `body` live only; `why` says why it cannot be replayed (kept in the test file,
+/// where a reader of the suite sees each exception and its reason).
+template <class Body>
+void run_live_only(const char* why, Body&& body, reprise::Options options = {}) {
+    INFO("live only: " << why);
+    reprise::Runtime rt(std::move(options));
+    REQUIRE(rt.run([&] {
+        body();
+        return 0;
+    }) == 0);
+}
+
+/// Loop iterations of the running runtime so far.
+inline std::uint64_t ticks_now() { return reprise::Runtime::current()->stats().ticks; }
 
 } // namespace reprise::test
