@@ -1,7 +1,6 @@
 // The random API: draws from the runtime's PRNG, and secure_random()'s bytes from the OS (a recorded input).
 #include "reprise/io/random.hpp"
 
-#include "reprise/runtime/internal/os_random.hpp"
 #include "reprise/runtime/internal/core.hpp"
 
 namespace reprise {
@@ -22,11 +21,8 @@ Result<std::string> secure_random(std::size_t n) {
     detail::current_runtime("secure_random()");
     if (n > limits::secure_random_bytes_max)
         return Errc::limit;
-    return detail::current_runtime("secure_random()").sync_input(InputKind::secure_random, "", [n] {
-        std::string out(n, '\0');
-        detail::os_random_bytes(out.data(), n);
-        return out;
-    });
+    Runtime::Impl& rt = detail::current_runtime("secure_random()");
+    return rt.sync_input(InputKind::secure_random, "", [&rt, n] { return rt.backend->secure_random_bytes(n); });
 }
 
 } // namespace reprise

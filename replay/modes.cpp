@@ -54,6 +54,8 @@ void wire_modes(Runtime::Impl& rt) {
             rt, std::move(*reader), ReplayConfig{.speed = rt.options.replay_speed, .break_at = rt.options.break_at});
         rt.journal = replayer_ptr = replayer.get();
         rt.backend = std::move(replayer);
+    } else if (rt.options.backend_source) {
+        rt.backend = rt.options.backend_source->make_backend(rt);
     } else {
         rt.backend = make_live_backend(rt.options.offload_threads, rt.options.live_world,
                                        rt.options.file_world ? rt.options.file_world : real_file_world());

@@ -15,6 +15,7 @@
 namespace reprise {
 
 class FileWorld;
+class BackendSource;
 
 /// How a runtime starts. Every field has a sensible default.
 /// One event loop that several live runtimes of one thread share, so that a driver
@@ -66,6 +67,9 @@ struct Options {
     /// Live and recording: the world file operations act on, step by step (null: the
     /// machine's file system, real_file_world()). A replay acts on no file.
     std::shared_ptr<FileWorld> file_world;
+    /// Simulation: the simulated world this runtime's backend comes from (sim/ sets it;
+    /// null: live, or the trace when replaying). Programs never set it.
+    std::shared_ptr<BackendSource> backend_source;
     /// Replay: called with the divergence report (also printed on stderr) before the
     /// process exits with code 3, so that a driver of several runtimes can say which
     /// node diverged and stop the others first.

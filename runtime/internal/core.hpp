@@ -17,6 +17,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -159,7 +160,27 @@ public:
     virtual void submit_offload(std::shared_ptr<OffloadState> request) = 0;
     /// The world file steps act on (offloaded jobs call it on the pool's threads).
     virtual std::shared_ptr<FileWorld> file_world() = 0;
+
+    // Synchronous inputs the world answers (recorded by the journal, taken from the trace in replay).
+    /// `n` bytes for secure_random(): the operating system's randomness (live).
+    virtual std::string secure_random_bytes(std::size_t n);
+    /// The environment variable `name` (live: the process's environment).
+    virtual std::optional<std::string> environment(const std::string& name);
 };
+
+} // namespace reprise::detail
+
+namespace reprise {
+/// Where a simulated runtime's backend comes from (Options::backend_source): sim/'s world.
+class BackendSource {
+public:
+    virtual ~BackendSource() = default;
+    /// The backend of `rt`, a node of this world.
+    virtual std::unique_ptr<detail::Backend> make_backend(Runtime::Impl& rt) = 0;
+};
+} // namespace reprise
+
+namespace reprise::detail {
 
 /// Gives a runtime its backend and journal from its Options: live, record, replay, or
 /// replay and record again. Defined above the core (replay/modes.cpp), the one place
