@@ -199,6 +199,20 @@ void Recorder::end(int exit_code) {
         writer_.join();
 }
 
+void Recorder::cut_off() {
+    if (ended_)
+        return;
+    ended_ = true;
+    seal();
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    work_.notify_all();
+    if (writer_.joinable())
+        writer_.join();
+}
+
 void Recorder::diverge(std::string_view, std::string_view) {
     assert_fail("replaying()", __FILE__, __LINE__, "the recorder never diverges");
 }

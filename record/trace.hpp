@@ -138,6 +138,10 @@ struct Spawn {
     friend bool operator==(const Spawn&, const Spawn&) = default;
 };
 
+/// An end record's exit code saying the recording stopped while the program still ran (the
+/// recorder was destroyed first: a simulation's time was over). Replay stops there cleanly.
+inline constexpr std::int64_t exit_code_still_running = -1;
+
 struct End {
     std::int64_t exit_code = 0;
     friend bool operator==(const End&, const End&) = default;

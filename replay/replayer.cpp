@@ -116,8 +116,20 @@ PollResult Replayer::poll(std::int64_t, WakeBatch& batch) {
     const trace::Record* r = peek();
     if (r == nullptr)
         trace_ran_out("waits for the world (for a tick)");
-    if (trace::is<trace::End>(*r))
+    if (const auto* end = std::get_if<trace::End>(r)) {
+        if (end->exit_code == trace::exit_code_still_running) {
+            // The recording stopped while the program ran (a simulation's time was over):
+            // everything recorded was replayed, and the program waits for more, as it did.
+            print_summary("done");
+            fmt::print(stderr,
+                       "reprise: the recording stops at event {} while the program still ran (not an exit): "
+                       "everything recorded was replayed\n",
+                       consumed_);
+            std::fflush(stderr);
+            std::_Exit(0);
+        }
         diverge(trace::describe(*r), "goes on: it waits for the world where the recorded program ended");
+    }
     const auto* tick = std::get_if<trace::Tick>(r);
     if (tick == nullptr)
         diverge(trace::describe(*r), "waits for the world: it did less than was recorded before the next tick");

@@ -618,7 +618,9 @@ void World::Impl::crash(Node& n, NodeState to) {
         // world so that nothing leaks: nothing they do reaches the network or the disk,
         // and the recording stops here, as a killed process's would.
         Runtime::Impl& impl = n.rt->impl();
-        impl.recorder.reset();
+        if (impl.recorder && to == NodeState::crashed)
+            impl.recorder->cut_off();
+        impl.recorder.reset();  // killed at the world's end: an end record saying it still ran
         impl.journal = nullptr;
         if (n.backend) {
             n.backend->dead = true;
@@ -1171,8 +1173,11 @@ bool World::run_until(const std::function<bool()>& done, Duration limit) {
         for (auto& n : impl_->nodes)
             if (std::int64_t t = impl_->next_node_time(*n); t >= 0 && t < next)
                 next = t;
-        if (next > end)
+        if (next > end) {
+            // Nothing more happens before the limit: the time passes.
+            impl_->now = std::max(impl_->now, end);
             return done();
+        }
         step();
     }
     return true;

@@ -60,6 +60,7 @@ public:
     bool full_outputs() const noexcept { return config_.full_outputs; }
     void spawn(std::uint64_t id, std::string_view name) override;
     void end(int exit_code) override;
+    void cut_off() override;
     bool replaying() const noexcept override { return false; }
     void idle(std::int64_t mono_ns) override;
     std::int64_t seal_deadline_ns() const noexcept override {

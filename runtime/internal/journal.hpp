@@ -68,6 +68,9 @@ public:
     virtual void spawn(std::uint64_t id, std::string_view name) = 0;
     /// The program ended with `exit_code`.
     virtual void end(int exit_code) = 0;
+    /// The process dies here (a simulated crash): what is recorded is written, with no end
+    /// record, as a killed process's trace is cut off.
+    virtual void cut_off() {}
     /// Recording: the monotonic time by which the loop should wake so that
     /// buffered records reach the disk even while the program idles (-1: none).
     virtual std::int64_t seal_deadline_ns() const noexcept { return -1; }

@@ -1,0 +1,309 @@
+// The simulation runner: flags, one World per seed, the determinism self-check, and the reproduction line.
+#include "reprise/sim/runner.hpp"
+
+#include "reprise/clock/internal/system_clock.hpp"
+#include "reprise/runtime/internal/os_random.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include <charconv>
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+
+namespace reprise::sim {
+
+std::string RunContext::flag(const std::string& name) const {
+    for (auto& [k, v] : values)
+        if (k == name)
+            return v;
+    return "";
+}
+
+std::int64_t RunContext::flag_int(const std::string& name, std::int64_t fallback) const {
+    const std::string v = flag(name);
+    if (v.empty())
+        return fallback;
+    std::int64_t out = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+    if (ec != std::errc() || end != v.data() + v.size())
+        throw std::invalid_argument(fmt::format("{} needs a number, not '{}'", name, v));
+    return out;
+}
+
+Result<Duration> parse_duration(std::string_view text) {
+    std::size_t digits = 0;
+    while (digits < text.size() && (std::isdigit(static_cast<unsigned char>(text[digits])) || text[digits] == '.'))
+        ++digits;
+    if (digits == 0)
+        return Errc::invalid_argument;
+    double amount = 0;
+    try {
+        amount = std::stod(std::string(text.substr(0, digits)));
+    } catch (...) {
+        return Errc::invalid_argument;
+    }
+    const std::string_view unit = text.substr(digits);
+    double scale = 0;
+    if (unit.empty() || unit == "s")
+        scale = 1e9;
+    else if (unit == "ms")
+        scale = 1e6;
+    else if (unit == "us")
+        scale = 1e3;
+    else if (unit == "ns")
+        scale = 1;
+    else if (unit == "m" || unit == "min")
+        scale = 60e9;
+    else if (unit == "h")
+        scale = 3600e9;
+    else
+        return Errc::invalid_argument;
+    const double ns = amount * scale;
+    if (!(ns >= 0) || ns > 9.2e18)
+        return Errc::invalid_argument;
+    return Duration(static_cast<std::int64_t>(ns));
+}
+
+namespace {
+
+std::string duration_text(Duration d) {
+    const std::int64_t ns = d.count();
+    if (ns % 1'000'000'000 == 0)
+        return fmt::format("{}s", ns / 1'000'000'000);
+    if (ns % 1'000'000 == 0)
+        return fmt::format("{}ms", ns / 1'000'000);
+    if (ns % 1'000 == 0)
+        return fmt::format("{}us", ns / 1'000);
+    return fmt::format("{}ns", ns);
+}
+
+struct Settings {
+    std::uint64_t seed = 0;
+    bool seed_given = false;
+    std::uint64_t seeds = 1;
+    Duration time{};
+    bool faults = false;
+    Duration fault_interval = std::chrono::seconds(2);
+    Duration fault_duration = std::chrono::seconds(1);
+    bool no_crash = false;
+    Latency latency{};
+    std::string trace_dir;
+    bool check_determinism = false;
+    bool verbose = false;
+    std::vector<std::pair<std::string, std::string>> values;
+};
+
+struct Outcome {
+    std::uint64_t hash = 0;
+    std::uint64_t events = 0;
+    std::uint64_t wakeups = 0;
+    std::int64_t virtual_ns = 0;
+    std::int64_t wall_ns = 0;
+    std::string failure;
+    std::vector<std::string> log;
+    std::string repro;
+};
+
+WorldOptions world_options(const Settings& s, std::uint64_t seed, const std::string& trace_dir) {
+    WorldOptions o;
+    o.seed = seed;
+    o.latency = s.latency;
+    o.trace_folder = trace_dir;
+    if (s.faults) {
+        o.faults.mean_interval = s.fault_interval;
+        o.faults.mean_duration = s.fault_duration;
+        if (s.no_crash)
+            o.faults.crash_restart = 0;
+    }
+    return o;
+}
+
+Outcome run_once(const Simulation& sim, const Settings& s, std::uint64_t seed, const std::string& trace_dir) {
+    Outcome out;
+    RunContext ctx{.seed = seed, .time = s.time, .values = s.values};
+    const std::int64_t wall_start = detail::read_monotonic_ns();
+    try {
+        World world(world_options(s, seed, trace_dir));
+        sim.setup(world, ctx);
+        world.run_until(
+            [&] {
+                for (NodeId n = 0; n < world.node_count(); ++n)
+                    if (world.state(n) != NodeState::exited && world.state(n) != NodeState::killed)
+                        return false;
+                return true;
+            },
+            s.time);
+        out.wall_ns = detail::read_monotonic_ns() - wall_start;
+        out.hash = world.hash();
+        out.events = world.events();
+        out.wakeups = world.wakeups();
+        out.virtual_ns = world.now().count();
+        out.log = world.log();
+        out.repro = world.repro_line();
+        if (sim.check)
+            out.failure = sim.check(world, ctx);
+    } catch (const std::exception& e) {
+        out.wall_ns = detail::read_monotonic_ns() - wall_start;
+        out.failure = fmt::format("the run threw: {}", e.what());
+    }
+    return out;
+}
+
+std::string reproduce_command(const std::string& name, const Settings& s, std::uint64_t seed) {
+    std::string cmd = fmt::format("{} --seed {} --time {}", name, seed, duration_text(s.time));
+    if (s.faults)
+        cmd += fmt::format(" --faults on --fault-interval {} --fault-duration {}{}", duration_text(s.fault_interval),
+                           duration_text(s.fault_duration), s.no_crash ? " --no-crash" : "");
+    if (s.latency.min != Latency{}.min || s.latency.max != Latency{}.max)
+        cmd += fmt::format(" --latency {}..{}", duration_text(s.latency.min), duration_text(s.latency.max));
+    for (auto& [k, v] : s.values)
+        if (!v.empty())
+            cmd += fmt::format(" {} {}", k, v);
+    return cmd;
+}
+
+} // namespace
+
+int run_simulation(int argc, char** argv, const Simulation& sim) {
+    const std::string name = !sim.name.empty() ? sim.name : (argc > 0 ? argv[0] : "simulation");
+    if (!sim.setup) {
+        fmt::print(stderr, "{}: the Simulation has no setup\n", name);
+        return 2;
+    }
+    Settings s;
+    s.time = sim.default_time;
+    std::string time_text, interval_text, duration_text_flag, latency_text, faults_text;
+    CLI::App app{sim.description.empty() ? name + ": a deterministic simulation" : sim.description, name};
+    app.add_option("--seed", s.seed, "the first seed (default: drawn and printed)");
+    app.add_option("--seeds", s.seeds, "how many seeds to run: N, N+1, ... (default 1)");
+    app.add_option("--time", time_text, "virtual time of one run (10s, 500ms, 5m)");
+    app.add_option("--faults", faults_text, "random faults from the seed: on or off (default off)");
+    app.add_option("--fault-interval", interval_text, "mean virtual time between two faults (default 2s)");
+    app.add_option("--fault-duration", duration_text_flag, "mean time a fault lasts (default 1s)");
+    app.add_flag("--no-crash", s.no_crash, "random faults never crash a node");
+    app.add_option("--latency", latency_text, "one-way link latency MIN..MAX (default 50us..500us)");
+    app.add_option("--trace-dir", s.trace_dir, "record every node's trace into this folder");
+    app.add_flag("--check-determinism", s.check_determinism,
+                 "run each seed twice, and once more recording, and compare every event's hash");
+    app.add_flag("-v,--verbose", s.verbose, "print the log of faults and node events");
+    for (auto& [flag, help] : sim.flags) {
+        s.values.emplace_back(flag, "");
+        app.add_option(flag, s.values.back().second, help);
+    }
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+        fmt::print("{}", app.help());
+        return 0;
+    } catch (const CLI::ParseError& e) {
+        fmt::print(stderr, "{}: {}\n(see {} --help)\n", name, e.what(), name);
+        return 2;
+    }
+    s.seed_given = app.count("--seed") > 0;
+    auto bad = [&](std::string msg) {
+        fmt::print(stderr, "{}: {}\n(see {} --help)\n", name, msg, name);
+        return 2;
+    };
+    if (!time_text.empty()) {
+        auto t = parse_duration(time_text);
+        if (!t.ok() || t->count() == 0)
+            return bad(fmt::format("--time: '{}' is not a duration (10s, 500ms, 5m)", time_text));
+        s.time = *t;
+    }
+    if (!interval_text.empty()) {
+        auto t = parse_duration(interval_text);
+        if (!t.ok() || t->count() == 0)
+            return bad(fmt::format("--fault-interval: '{}' is not a duration", interval_text));
+        s.fault_interval = *t;
+        s.faults = true;
+    }
+    if (!duration_text_flag.empty()) {
+        auto t = parse_duration(duration_text_flag);
+        if (!t.ok())
+            return bad(fmt::format("--fault-duration: '{}' is not a duration", duration_text_flag));
+        s.fault_duration = *t;
+    }
+    if (!faults_text.empty()) {
+        if (faults_text != "on" && faults_text != "off")
+            return bad(fmt::format("--faults takes on or off, not '{}'", faults_text));
+        s.faults = faults_text == "on";
+    }
+    if (!latency_text.empty()) {
+        const auto dots = latency_text.find("..");
+        auto lo = parse_duration(latency_text.substr(0, dots));
+        auto hi = dots == std::string::npos ? lo : parse_duration(latency_text.substr(dots + 2));
+        if (!lo.ok() || !hi.ok() || *hi < *lo)
+            return bad(fmt::format("--latency: '{}' is not MIN..MAX (e.g. 100us..2ms)", latency_text));
+        s.latency = Latency{*lo, *hi};
+    }
+    if (s.seeds == 0)
+        return bad("--seeds must be at least 1");
+    if (!s.seed_given) {
+        s.seed = detail::os_random_u64() >> 1;
+        fmt::print(stderr, "{}: seed {} (--seed {} repeats it)\n", name, s.seed, s.seed);
+    }
+
+    int failures = 0;
+    for (std::uint64_t i = 0; i < s.seeds; ++i) {
+        const std::uint64_t seed = s.seed + i;
+        std::string trace_dir = s.trace_dir;
+        if (!trace_dir.empty() && s.seeds > 1)
+            trace_dir = fmt::format("{}/seed-{}", s.trace_dir, seed);
+        if (!trace_dir.empty()) {
+            // Traces are never overwritten: a folder that holds a run already is refused.
+            std::error_code ec;
+            if (std::filesystem::exists(trace_dir, ec) && !std::filesystem::is_empty(trace_dir, ec)) {
+                fmt::print(stderr, "{}: {} is not empty; traces are never overwritten: give another --trace-dir\n",
+                           name, trace_dir);
+                return 2;
+            }
+        }
+        Outcome a = run_once(sim, s, seed, trace_dir);
+        if (s.verbose)
+            for (auto& line : a.log)
+                fmt::print("  {}\n", line);
+        std::string failure = a.failure;
+        if (failure.empty() && s.check_determinism) {
+            Outcome b = run_once(sim, s, seed, "");
+            if (b.hash != a.hash || b.events != a.events)
+                failure = fmt::format("not deterministic: the same seed ran twice gave hash {:016x} ({} events), then "
+                                      "{:016x} ({} events)",
+                                      a.hash, a.events, b.hash, b.events);
+            else if (trace_dir.empty()) {
+                // Recording must not change the run.
+                std::error_code ec;
+                std::string tmpl = (std::filesystem::temp_directory_path(ec) / "reprise-sim-XXXXXX").string();
+                if (::mkdtemp(tmpl.data()) != nullptr) {
+                    Outcome c = run_once(sim, s, seed, tmpl);
+                    std::filesystem::remove_all(tmpl, ec);
+                    if (c.hash != a.hash || c.events != a.events)
+                        failure = fmt::format("recording changed the run: hash {:016x} ({} events) without traces, "
+                                              "{:016x} ({} events) with",
+                                              a.hash, a.events, c.hash, c.events);
+                }
+            }
+        }
+        const double virtual_s = static_cast<double>(a.virtual_ns) / 1e9;
+        const double wall_s = static_cast<double>(a.wall_ns) / 1e9;
+        fmt::print("seed={} {} events={} wakeups={} virtual={:.3f}s wall={:.3f}s speed={:.0f}x hash={:016x}\n", seed,
+                   failure.empty() ? "ok" : "FAILED", a.events, a.wakeups, virtual_s, wall_s,
+                   wall_s > 0 ? virtual_s / wall_s : 0.0, a.hash);
+        if (!failure.empty()) {
+            ++failures;
+            fmt::print("  what failed: {}\n", failure);
+            if (!s.verbose)
+                for (auto& line : a.log)
+                    fmt::print("  {}\n", line);
+            fmt::print("  reproduce: {}\n", reproduce_command(name, s, seed));
+            fmt::print("  run: {}\n", a.repro);
+        }
+        std::fflush(stdout);
+    }
+    if (s.seeds > 1)
+        fmt::print("{} of {} seeds passed\n", s.seeds - static_cast<std::uint64_t>(failures), s.seeds);
+    return failures == 0 ? 0 : 1;
+}
+
+} // namespace reprise::sim
