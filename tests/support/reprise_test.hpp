@@ -7,6 +7,7 @@
 #include <reprise/record/chunk.hpp>
 #include <reprise/record/trace.hpp>
 #include <reprise/runtime/reprise.hpp>
+#include <reprise/sim/world.hpp>
 
 #include <catch2/catch.hpp>
 #include <fmt/core.h>
@@ -656,6 +657,50 @@ void run_live_only(const char* why, Body&& body, reprise::Options options = {}) 
         body();
         return 0;
     }) == 0);
+}
+
+/// Runs `body` as the main task of one simulated node, on virtual time (sim::World): no real
+/// clock is read, so a test of timing semantics can assert exact times ("woke at t0 + 20 ms",
+/// not "at least"), and runs in no wall time. The node records its trace, which is then replayed
+/// in a child and compared as run_main_task does (logs, exit code, counts, clock_waits == 0).
+/// The body runs twice (simulated, replayed): it must not count its runs in variables outside it.
+template <class Body>
+void run_on_virtual_time(Body&& body, std::uint64_t seed = 1) {
+    TempDir dir;
+    sim::WorldOptions o;
+    o.seed = seed;
+    o.trace_folder = dir.path();
+    std::string recorded_log;
+    int recorded_exit = -1;
+    RuntimeStats recorded_stats;
+    {
+        sim::World world(o);
+        const ProgramEntry entry{.name = "scenario", .main = [&](MainContext& ctx) {
+            body();
+            recorded_stats = ctx.runtime.stats();
+            return 0;
+        }};
+        const sim::NodeId n = world.add_node({.name = "node", .program = entry});
+        REQUIRE(world.run_to_completion(std::chrono::hours(24)));
+        REQUIRE(world.state(n) == sim::NodeState::exited);
+        recorded_exit = *world.exit_code(n);
+        REQUIRE(recorded_exit == 0);
+    }
+    INFO("the same scenario's simulated trace, replayed");
+    Options replay_options;
+    replay_options.program_name = "scenario";
+    const Replay rep = replay(dir / "node.1.trace", [&](std::string&) {
+        body();
+        return 0;
+    }, replay_options);
+    INFO(rep.child.describe());
+    REQUIRE(rep.child.exited_with(0));
+    REQUIRE(rep.finished);
+    REQUIRE(rep.exit_code == recorded_exit);
+    REQUIRE(rep.stats.clock_waits == 0);
+    // The replay's counts include the end of the run (after the body): at least the body's.
+    REQUIRE(rep.stats.ticks >= recorded_stats.ticks);
+    REQUIRE(rep.stats.fibers_spawned >= recorded_stats.fibers_spawned);
 }
 
 /// Loop iterations of the running runtime so far.
