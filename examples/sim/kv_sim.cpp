@@ -174,8 +174,10 @@ int main(int argc, char** argv) {
     simulation.check = [findings](sim::World& world, const sim::RunContext&) -> std::string {
         if (!findings->violations.empty()) {
             std::string all;
-            for (auto& v : findings->violations)
-                all += "\n    " + v;
+            for (std::size_t i = 0; i < findings->violations.size() && i < 10; ++i)
+                all += "\n    " + findings->violations[i];
+            if (findings->violations.size() > 10)
+                all += fmt::format("\n    ... and {} more", findings->violations.size() - 10);
             return fmt::format("{} wrong replies:{}", findings->violations.size(), all);
         }
         for (sim::NodeId n = 1; n < world.node_count(); ++n)
