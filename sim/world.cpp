@@ -175,13 +175,33 @@ struct Node {
     bool crash_pending = false;
     std::uint16_t next_port = 40000;
     std::uint64_t wakeups_before = 0;  ///< wake-ups of earlier incarnations
+    /// The runtime's next_event_ns() as last asked, while `next_known`: it changes only when the
+    /// runtime steps (or starts, or is unwound) and when its backend's pending wake-ups change,
+    /// and each of those forgets it (forget_next()). A runtime handed out by World::runtime()
+    /// may be changed from outside: that node is asked every time (`next_uncached`).
+    std::int64_t next_m = -1;
+    bool next_known = false;
+    bool next_uncached = false;
+    void forget_next() noexcept { next_known = false; }
 
     std::int64_t mono(std::int64_t t) const noexcept {
-        const i128 d = t - t0;
-        return m0 + static_cast<std::int64_t>(d + d * ppm / 1'000'000);
+        // No drift (the usual case): the same value without 128-bit arithmetic (a __divti3 call).
+        return ppm == 0 ? m0 + (t - t0) : drifted_mono(t);
     }
     /// The earliest world time at which mono() reaches `m`.
     std::int64_t true_time(std::int64_t m, std::int64_t now) const noexcept {
+        if (ppm != 0)
+            return drifted_true_time(m, now);
+        // m <= mono(now): now; else the t with mono(t) == m.
+        return std::max(t0 + (m - m0), now);
+    }
+    // The drifting clock's arithmetic, kept out of line: the scheduler asks true_time() of
+    // every node for every event.
+    [[gnu::noinline]] std::int64_t drifted_mono(std::int64_t t) const noexcept {
+        const i128 d = t - t0;
+        return m0 + static_cast<std::int64_t>(d + d * ppm / 1'000'000);
+    }
+    [[gnu::noinline]] std::int64_t drifted_true_time(std::int64_t m, std::int64_t now) const noexcept {
         if (m <= mono(now))
             return now;
         const i128 d = m - m0;
@@ -251,12 +271,26 @@ struct World::Impl {
         return *nodes[id];
     }
 
+    // --- what runs next ---
+    /// The next event: a node's step or the queue's top, whichever is earlier (ties broken by
+    /// their keys). Nothing changes between peek() and run(), so a caller that peeks to
+    /// compare the time with a bound runs the very event it looked at.
+    struct Next {
+        Node* node = nullptr;     ///< the node whose step comes next (when !queued)
+        std::int64_t at = never;  ///< when it happens (never: nothing is left)
+        bool queued = false;      ///< the queue's top comes next
+    };
+    Next peek();
+    /// Runs what peek() returned; false when that was nothing.
+    bool run(const Next& next);
+    void run_queued();
+
     // --- nodes ---
     void start_node(Node& n);
     void step_node(Node& n);
     void finish_node(Node& n);
     void crash(Node& n, NodeState to);
-    std::int64_t next_node_time(const Node& n) const;
+    std::int64_t next_node_time(Node& n);
 
     // --- network ---
     Endpoint& new_endpoint(Node& n);
@@ -295,6 +329,7 @@ public:
 
     detail::PollResult poll(std::int64_t, WakeBatch& out) override {
         std::swap(out, pending);
+        n_.forget_next();
         for (const Wakeup& wk : out.items) {
             ++delivered;
             w_.note(0x10 + static_cast<std::uint64_t>(wk.kind), n_.id, wk.handle ^ (static_cast<std::uint64_t>(wk.value) << 32));
@@ -539,14 +574,19 @@ void World::Impl::start_node(Node& n) {
     }
     n.rt = std::make_unique<Runtime>(std::move(o));
     start_entry(*n.rt, n.spec.program, n.spec.args);
+    n.forget_next();
     note(0x40, n.id, n.incarnation);
     say(fmt::format("start {} (incarnation {})", n.spec.name, n.incarnation));
 }
 
-std::int64_t World::Impl::next_node_time(const Node& n) const {
+std::int64_t World::Impl::next_node_time(Node& n) {
     if (n.state != NodeState::running || !n.rt)
         return -1;
-    const std::int64_t m = n.rt->next_event_ns();
+    if (!n.next_known || n.next_uncached) {
+        n.next_m = n.rt->next_event_ns();
+        n.next_known = true;
+    }
+    const std::int64_t m = n.next_m;
     return m < 0 ? -1 : n.true_time(m, now);
 }
 
@@ -558,9 +598,11 @@ void World::Impl::step_node(Node& n) {
         done = n.rt->step(n.mono(now));
     } catch (...) {
         in_node_step = false;
+        n.forget_next();
         throw;
     }
     in_node_step = false;
+    n.forget_next();
     // A step that delivered nothing and ran nothing (a recording's seal deadline) is no event.
     if (done || n.rt->stats().ticks != before.ticks || n.rt->stats().switches != before.switches)
         ++events;
@@ -579,6 +621,7 @@ void World::Impl::finish_node(Node& n) {
     }
     n.wakeups_before += n.backend ? n.backend->delivered : 0;
     n.rt.reset();
+    n.forget_next();
     n.exit_code = code;
     n.state = NodeState::exited;
     // The process is gone: its sockets are closed by the kernel.
@@ -613,6 +656,7 @@ void World::Impl::crash(Node& n, NodeState to) {
         }
     n.disk->crash();
     n.state = to;
+    n.forget_next();
     if (n.rt) {
         // Memory is gone. The runtime's tasks are unwound (cancelled) against a dead
         // world so that nothing leaks: nothing they do reaches the network or the disk,
@@ -643,6 +687,7 @@ void World::Impl::crash(Node& n, NodeState to) {
         } catch (...) {
         }
         n.rt.reset();
+        n.forget_next();
     }
 }
 
@@ -717,6 +762,7 @@ void World::Impl::push(Endpoint& ep, Wakeup w, std::string_view data) {
     if (!n.backend || n.backend->dead || ep.incarnation != n.incarnation)
         return;
     WakeBatch& b = n.backend->pending;
+    n.forget_next();
     if (!data.empty()) {
         w.data_offset = static_cast<std::uint32_t>(b.bytes.size());
         w.data_bytes = static_cast<std::uint32_t>(data.size());
@@ -793,6 +839,7 @@ void World::Impl::offer_backlog(ListenEntry& l) {
         w.peer = ep->remote;
         w.local = ep->local;
         n.backend->pending.items.push_back(w);
+        n.forget_next();
     }
 }
 
@@ -941,8 +988,10 @@ void World::Impl::random_fault() {
         crash(na, NodeState::crashed);
         later([this, a] {
             --nodes_down;
-            if (nodes[a]->state == NodeState::crashed)
+            if (nodes[a]->state == NodeState::crashed) {
+                nodes[a]->disk->restart();  // the machine comes back, with what its disk kept
                 start_node(*nodes[a]);
+            }
         });
     } else if (bump(f.partition)) {
         Link& ab = link(a, b);
@@ -1053,113 +1102,140 @@ NodeId World::add_node(NodeSpec spec) {
     return w.nodes.back()->id;
 }
 
-bool World::step() {
-    Impl& w = *impl_;
-    REPRISE_ASSERT_MSG(!w.in_node_step, "World::step() from inside a node's step");
+World::Impl::Next World::Impl::peek() {
     Node* best = nullptr;
     std::int64_t best_at = never;
+    // A node's key is drawn only when it ties with another event: the same order, fewer draws.
     std::uint64_t best_key = 0;
-    for (auto& n : w.nodes) {
-        const std::int64_t t = w.next_node_time(*n);
+    bool best_key_known = false;
+    auto key_of = [this](const Node& n, std::int64_t t) {
+        return mix(options.seed ^ mix(static_cast<std::uint64_t>(t) ^ (std::uint64_t{n.id} << 48)));
+    };
+    for (auto& n : nodes) {
+        const std::int64_t t = next_node_time(*n);
         if (t < 0)
             continue;
-        const std::uint64_t key = mix(w.options.seed ^ mix(static_cast<std::uint64_t>(t) ^ (std::uint64_t{n->id} << 48)));
-        if (t < best_at || (t == best_at && key < best_key)) {
+        if (t < best_at) {
             best = n.get();
             best_at = t;
-            best_key = key;
+            best_key_known = false;
+        } else if (t == best_at) {
+            if (!best_key_known) {
+                best_key = key_of(*best, best_at);
+                best_key_known = true;
+            }
+            if (const std::uint64_t key = key_of(*n, t); key < best_key) {
+                best = n.get();
+                best_key = key;
+            }
         }
     }
-    if (!w.queue.empty()) {
-        const Event& e = w.queue.top();
-        if (e.at < best_at || (e.at == best_at && e.key < best_key)) {
-            Event ev = e;
-            w.queue.pop();
-            w.now = std::max(w.now, ev.at);
-            ++w.events;
-            switch (ev.kind) {
-            case Event::arrive:
-                if (Endpoint* ep = w.endpoint(ev.a); ep && !ep->out.empty() && ep->out.front().arrive_ns == w.now)
-                    w.arrive(*ep);
-                break;
-            case Event::connect_timeout:
-                if (Endpoint* ep = w.endpoint(ev.a); ep && ep->connecting && !ep->dead) {
-                    w.note(0x60, ep->id);
-                    w.reset(*ep, ETIMEDOUT, false);
-                }
-                break;
-            case Event::refused:
-                if (Endpoint* ep = w.endpoint(ev.a); ep && ep->connecting && !ep->dead) {
-                    w.note(0x61, ep->id);
-                    w.reset(*ep, ECONNREFUSED, false);
-                }
-                break;
-            case Event::link_timeout:
-                if (Endpoint* ep = w.endpoint(ev.a);
-                    ep && !ep->dead && ep->timeout_armed && ep->timeout_generation == ev.b) {
-                    w.note(0x62, ep->id);
-                    ep->out.clear();
-                    w.reset(*ep, ETIMEDOUT, false);
-                }
-                break;
-            case Event::offload: {
-                Node& n = *w.nodes[ev.a];
-                if (n.incarnation != ev.b || !n.backend || n.backend->dead)
-                    break;
-                auto it = n.backend->offloads.find(ev.c);
-                if (it == n.backend->offloads.end())
-                    break;
-                std::shared_ptr<OffloadState> request = std::move(it->second);
-                n.backend->offloads.erase(it);
-                try {
-                    request->job();
-                } catch (...) {
-                    request->exception = std::current_exception();
-                }
-                if (n.crash_pending) {
-                    // The disk crashed between two of the job's steps: the machine is down.
-                    n.crash_pending = false;
-                    request.reset();
-                    w.crash(n, NodeState::crashed);
-                    break;
-                }
-                w.note(0x70, n.id, ev.c);
-                n.backend->pending.items.push_back(Wakeup{.kind = WakeKind::offload_done, .handle = ev.c});
-                break;
-            }
-            case Event::action:
-                if (ev.b == 0) {
-                    w.random_fault();
-                } else if (auto it = w.actions.find(ev.b); it != w.actions.end()) {
-                    std::function<void()> fn = std::move(it->second);
-                    w.actions.erase(it);
-                    w.note(0x80, ev.b);
-                    fn();
-                }
-                break;
-            }
-            return true;
-        }
+    if (!queue.empty()) {
+        const Event& e = queue.top();
+        if (e.at == best_at && best != nullptr && !best_key_known)
+            best_key = key_of(*best, best_at);
+        if (e.at < best_at || (e.at == best_at && e.key < best_key))
+            return Next{.node = nullptr, .at = e.at, .queued = true};
     }
-    if (best == nullptr)
+    return Next{.node = best, .at = best_at, .queued = false};
+}
+
+bool World::Impl::run(const Next& next) {
+    REPRISE_ASSERT_MSG(!in_node_step, "World::step() from inside a node's step");
+    if (next.queued) {
+        run_queued();
+        return true;
+    }
+    if (next.node == nullptr)
         return false;
-    w.now = std::max(w.now, best_at);
-    w.step_node(*best);
+    now = std::max(now, next.at);
+    step_node(*next.node);
     return true;
+}
+
+void World::Impl::run_queued() {
+    Event ev = queue.top();
+    queue.pop();
+    now = std::max(now, ev.at);
+    ++events;
+    switch (ev.kind) {
+    case Event::arrive:
+        if (Endpoint* ep = endpoint(ev.a); ep && !ep->out.empty() && ep->out.front().arrive_ns == now)
+            arrive(*ep);
+        break;
+    case Event::connect_timeout:
+        if (Endpoint* ep = endpoint(ev.a); ep && ep->connecting && !ep->dead) {
+            note(0x60, ep->id);
+            reset(*ep, ETIMEDOUT, false);
+        }
+        break;
+    case Event::refused:
+        if (Endpoint* ep = endpoint(ev.a); ep && ep->connecting && !ep->dead) {
+            note(0x61, ep->id);
+            reset(*ep, ECONNREFUSED, false);
+        }
+        break;
+    case Event::link_timeout:
+        if (Endpoint* ep = endpoint(ev.a);
+            ep && !ep->dead && ep->timeout_armed && ep->timeout_generation == ev.b) {
+            note(0x62, ep->id);
+            ep->out.clear();
+            reset(*ep, ETIMEDOUT, false);
+        }
+        break;
+    case Event::offload: {
+        Node& n = *nodes[ev.a];
+        if (n.incarnation != ev.b || !n.backend || n.backend->dead)
+            break;
+        auto it = n.backend->offloads.find(ev.c);
+        if (it == n.backend->offloads.end())
+            break;
+        std::shared_ptr<OffloadState> request = std::move(it->second);
+        n.backend->offloads.erase(it);
+        try {
+            request->job();
+        } catch (...) {
+            request->exception = std::current_exception();
+        }
+        if (n.crash_pending) {
+            // The disk crashed between two of the job's steps: the machine is down.
+            n.crash_pending = false;
+            request.reset();
+            crash(n, NodeState::crashed);
+            break;
+        }
+        note(0x70, n.id, ev.c);
+        n.backend->pending.items.push_back(Wakeup{.kind = WakeKind::offload_done, .handle = ev.c});
+        n.forget_next();
+        break;
+    }
+    case Event::action:
+        if (ev.b == 0) {
+            random_fault();
+        } else if (auto it = actions.find(ev.b); it != actions.end()) {
+            std::function<void()> fn = std::move(it->second);
+            actions.erase(it);
+            note(0x80, ev.b);
+            fn();
+        }
+        break;
+    }
+}
+
+bool World::step() {
+    Impl& w = *impl_;
+    return w.run(w.peek());
 }
 
 void World::run_until(Duration until) {
     Impl& w = *impl_;
     const std::int64_t end = until.count();
     for (;;) {
-        // Peek: the next event's time, without running it.
-        std::int64_t next = w.queue.empty() ? never : w.queue.top().at;
-        for (auto& n : w.nodes)
-            if (std::int64_t t = w.next_node_time(*n); t >= 0 && t < next)
-                next = t;
-        if (next > end)
+        // Peek: the next event's time; run it (the same one) when it is not past the end.
+        const Impl::Next next = w.peek();
+        if (next.at > end)
             break;
-        step();
+        w.run(next);
     }
     w.now = std::max(w.now, end);
 }
@@ -1167,18 +1243,16 @@ void World::run_until(Duration until) {
 void World::run_for(Duration d) { run_until(now() + d); }
 
 bool World::run_until(const std::function<bool()>& done, Duration limit) {
-    const std::int64_t end = impl_->now + limit.count();
+    Impl& w = *impl_;
+    const std::int64_t end = w.now + limit.count();
     while (!done()) {
-        std::int64_t next = impl_->queue.empty() ? never : impl_->queue.top().at;
-        for (auto& n : impl_->nodes)
-            if (std::int64_t t = impl_->next_node_time(*n); t >= 0 && t < next)
-                next = t;
-        if (next > end) {
+        const Impl::Next next = w.peek();
+        if (next.at > end) {
             // Nothing more happens before the limit: the time passes.
-            impl_->now = std::max(impl_->now, end);
+            w.now = std::max(w.now, end);
             return done();
         }
-        step();
+        w.run(next);
     }
     return true;
 }
@@ -1304,8 +1378,10 @@ void World::signal(NodeId node, int signo) {
     Node& n = impl_->node(node);
     impl_->note(0x98, node, static_cast<std::uint64_t>(signo));
     impl_->say(fmt::format("signal {} to {}", signo, n.spec.name));
-    if (n.backend && !n.backend->dead && n.backend->watched.count(signo))
+    if (n.backend && !n.backend->dead && n.backend->watched.count(signo)) {
         n.backend->pending.items.push_back(Wakeup{.kind = WakeKind::signal, .value = signo});
+        n.forget_next();
+    }
 }
 
 void World::set_clock_drift(NodeId node, std::int64_t ppm) {
@@ -1338,7 +1414,12 @@ NodeId World::node_id(const std::string& name) const {
 const std::string& World::node_name(NodeId node) const { return impl_->node(node).spec.name; }
 NodeState World::state(NodeId node) const { return impl_->node(node).state; }
 std::optional<int> World::exit_code(NodeId node) const { return impl_->node(node).exit_code; }
-Runtime* World::runtime(NodeId node) { return impl_->node(node).rt.get(); }
+Runtime* World::runtime(NodeId node) {
+    Node& n = impl_->node(node);
+    // The caller may change the runtime between two events: its next event is asked each time.
+    n.next_uncached = true;
+    return n.rt.get();
+}
 SimDisk& World::disk(NodeId node) { return *impl_->node(node).disk; }
 std::uint32_t World::incarnation(NodeId node) const { return impl_->node(node).incarnation; }
 std::vector<std::string> World::traces(NodeId node) const { return impl_->node(node).traces; }
