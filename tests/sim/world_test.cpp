@@ -412,3 +412,38 @@ TEST_CASE("sim: random faults from the seed replay identically, and the repro li
     CHECK(line.find("commit=") != std::string::npos);
     CHECK(line.find("compiler=") != std::string::npos);
 }
+
+TEST_CASE("sim: a node crashed and restarted by random faults comes back on what its disk kept") {
+    Seen seen;
+    WorldOptions o;
+    o.seed = 21;
+    o.faults.mean_interval = 300ms;
+    o.faults.mean_duration = 100ms;
+    o.faults.partition = o.faults.one_way = o.faults.clog = o.faults.pause = o.faults.clock_jump = 0;
+    World w(o);
+    ProgramEntry counter{.name = "counter", .main = [&seen](MainContext&) {
+        int value = 0;
+        if (auto old = read_file("/counter"); old.ok())
+            value = std::stoi(*old);
+        seen.add(fmt::format("start at {}", value));
+        for (;;) {
+            ++value;
+            must(write_file_atomic("/counter", std::to_string(value)), "save");
+            if (!sleep_for(10ms).ok())
+                return 0;
+        }
+    }};
+    ProgramEntry idle{.name = "idle", .main = [](MainContext&) {
+        (void)sleep_for(10s);
+        return 0;
+    }};
+    const NodeId n = w.add_node({.name = "counter", .program = counter});
+    w.add_node({.name = "idle", .program = idle});
+    w.run_for(5s);
+    INFO(seen.all());
+    CHECK(w.incarnation(n) > 2);
+    std::size_t restarts_with_data = 0;
+    for (auto& line : seen.lines)
+        restarts_with_data += line != "start at 0" ? 1 : 0;
+    CHECK(restarts_with_data >= 2);
+}
