@@ -89,6 +89,8 @@ struct Settings {
     Duration fault_duration = std::chrono::seconds(1);
     bool no_crash = false;
     Latency latency{};
+    double fsync_failure_rate = -1;
+    std::uint64_t disk_capacity = 0;
     std::string trace_dir;
     bool check_determinism = false;
     bool verbose = false;
@@ -111,6 +113,14 @@ WorldOptions world_options(const Settings& s, std::uint64_t seed, const std::str
     o.seed = seed;
     o.latency = s.latency;
     o.trace_folder = trace_dir;
+    if (s.fsync_failure_rate >= 0 || s.disk_capacity > 0) {
+        DiskFaults d;
+        if (s.fsync_failure_rate >= 0)
+            d.sync_failure_rate = s.fsync_failure_rate;
+        if (s.disk_capacity > 0)
+            d.capacity_bytes = s.disk_capacity;
+        o.disk_faults = d;
+    }
     if (s.faults) {
         o.faults.mean_interval = s.fault_interval;
         o.faults.mean_duration = s.fault_duration;
@@ -156,6 +166,10 @@ std::string reproduce_command(const std::string& name, const Settings& s, std::u
     if (s.faults)
         cmd += fmt::format(" --faults on --fault-interval {} --fault-duration {}{}", duration_text(s.fault_interval),
                            duration_text(s.fault_duration), s.no_crash ? " --no-crash" : "");
+    if (s.fsync_failure_rate >= 0)
+        cmd += fmt::format(" --fsync-failure-rate {}", s.fsync_failure_rate);
+    if (s.disk_capacity > 0)
+        cmd += fmt::format(" --disk-capacity {}", s.disk_capacity);
     if (s.latency.min != Latency{}.min || s.latency.max != Latency{}.max)
         cmd += fmt::format(" --latency {}..{}", duration_text(s.latency.min), duration_text(s.latency.max));
     for (auto& [k, v] : s.values)
@@ -184,6 +198,9 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
     app.add_option("--fault-duration", duration_text_flag, "mean time a fault lasts (default 1s)");
     app.add_flag("--no-crash", s.no_crash, "random faults never crash a node");
     app.add_option("--latency", latency_text, "one-way link latency MIN..MAX (default 50us..500us)");
+    app.add_option("--fsync-failure-rate", s.fsync_failure_rate, "chance in [0, 1] that an fsync fails with EIO, on every node's disk")
+        ->check(CLI::Range(0.0, 1.0));
+    app.add_option("--disk-capacity", s.disk_capacity, "bytes every node's disk holds (a full disk fails writes with ENOSPC)");
     app.add_option("--trace-dir", s.trace_dir, "record every node's trace into this folder");
     app.add_flag("--check-determinism", s.check_determinism,
                  "run each seed twice, and once more recording, and compare every event's hash");

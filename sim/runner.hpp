@@ -48,6 +48,8 @@ struct RunContext {
 ///   --fault-duration D    mean time a fault lasts before it heals (default 1s)
 ///   --no-crash            random faults never crash a node (for programs that keep nothing on disk)
 ///   --latency MIN..MAX    one-way latency of every link (default 50us..500us)
+///   --fsync-failure-rate P  an fsync fails with EIO with chance P, on every node's disk
+///   --disk-capacity BYTES every node's disk holds this much (then writes fail with ENOSPC)
 ///   --trace-dir DIR       every node records its trace into DIR (one folder per seed with --seeds)
 ///   --check-determinism   run each seed twice and compare every event's hash (and a third time
 ///                         recording traces when --trace-dir is not given... into a temporary folder)

@@ -1084,7 +1084,7 @@ NodeId World::add_node(NodeSpec spec) {
     for (auto& other : w.nodes)
         if (other->ip == n->ip)
             throw std::invalid_argument(fmt::format("nodes {} and {} have the same address", other->spec.name, spec.name));
-    n->disk = std::make_shared<SimDisk>(w.prng.next(), spec.disk);
+    n->disk = std::make_shared<SimDisk>(w.prng.next(), w.options.disk_faults ? *w.options.disk_faults : spec.disk);
     n->t0 = w.now;
     // Each node's monotonic clock starts somewhere of its own (as machines booted at different times).
     n->m0 = 1'000'000'000'000LL + static_cast<std::int64_t>(w.prng.below(1'000'000'000'000ULL));
@@ -1440,12 +1440,15 @@ std::string World::repro_line() const {
     const FaultPlan& f = o.faults;
     return fmt::format(
         "seed={} latency={}..{}ns segments={} socket_buffer={} connect_timeout={}ns partition_timeout={}ns "
-        "offload={}..{}ns start_wall={} faults={}ns/{}ns/{}:{}:{}:{}:{}:{}/max_down={} nodes={} {}",
+        "offload={}..{}ns start_wall={} faults={}ns/{}ns/{}:{}:{}:{}:{}:{}/max_down={} disks={} nodes={} {}",
         o.seed, o.latency.min.count(), o.latency.max.count(), o.max_segments_per_flush, o.socket_buffer_bytes,
         o.connect_timeout.count(), o.partition_timeout.count(), o.offload_latency.min.count(),
         o.offload_latency.max.count(), o.start_wall_ns, f.mean_interval.count(), f.mean_duration.count(),
-        f.crash_restart, f.partition, f.one_way, f.clog, f.pause, f.clock_jump, f.max_nodes_down, node_count(),
-        build_description());
+        f.crash_restart, f.partition, f.one_way, f.clog, f.pause, f.clock_jump, f.max_nodes_down,
+        o.disk_faults ? fmt::format("capacity:{}/fsync_fail:{}/torn:{}", o.disk_faults->capacity_bytes,
+                                    o.disk_faults->sync_failure_rate, o.disk_faults->torn_writes ? 1 : 0)
+                      : std::string("per-node"),
+        node_count(), build_description());
 }
 
 } // namespace reprise::sim

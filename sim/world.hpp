@@ -65,6 +65,8 @@ struct WorldOptions {
     std::string trace_folder = {};
     /// Hash every event into hash() (the determinism self-check).
     bool hash_events = true;
+    /// Every node's disk faults when set (instead of each NodeSpec::disk): a runner's flags.
+    std::optional<DiskFaults> disk_faults = {};
     /// Random faults; off unless mean_interval is set.
     FaultPlan faults{};
 };
