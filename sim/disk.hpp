@@ -24,7 +24,8 @@ struct DiskFaults {
 
 /// One node's disk. What a program wrote is visible at once; it survives a crash only
 /// once synced (a file's data by sync(), a create, rename or unlink by sync_directory()
-/// of its folder). Single-threaded: the simulator runs every step on its loop.
+/// of its folder). Thread-safe, as every FileWorld (one lock; the simulator runs every step
+/// on its loop, a runtime on its offload pool). The model: docs/simulation-disk.md.
 class SimDisk final : public FileWorld {
 public:
     explicit SimDisk(std::uint64_t seed, DiskFaults faults = {});
@@ -46,19 +47,23 @@ public:
     /// Power loss: what was not durable is gone (a torn last write may survive in part),
     /// every open file is closed, and every step fails with EIO until restart().
     void crash();
-    /// After `steps` more steps have run, the disk crashes (crash()) before the next one
-    /// and calls `on_crash` once: a crash between any two steps of a job.
+    /// After `steps` more steps have run, the disk crashes (crash()) before the next one,
+    /// calls `on_crash` once (without the disk's lock held) and fails that step with EIO: a
+    /// crash between any two steps of a job. `steps` = 0 crashes the very next step. A later
+    /// call replaces the plan; a crash() before it fires cancels it.
     void crash_after_steps(std::uint64_t steps, std::function<void()> on_crash);
     /// The machine comes back: the durable state is what is there; steps run again.
     void restart();
     bool crashed() const noexcept;
 
     void set_faults(DiskFaults faults);
-    const DiskFaults& faults() const noexcept;
+    /// A copy: a reference would outlive the lock that guards it.
+    DiskFaults faults() const;
 
-    /// Steps run so far (every call above that reached the disk).
+    /// Steps called so far (every FileWorld call above, failed ones included).
     std::uint64_t steps() const noexcept;
-    /// The files a program sees now, and the ones a crash now would leave: path -> bytes.
+    /// The files a program sees now, and the ones a crash now would leave (without the part
+    /// of a torn write, drawn at the crash): path -> bytes.
     std::map<std::string, std::string> visible_files() const;
     std::map<std::string, std::string> durable_files() const;
     /// A digest of the visible and durable state (the simulator's self-check hashes it).
