@@ -51,6 +51,8 @@ struct OpenFile {
 
 /// A path as its names, resolved lexically (the disk has no links): "a//b/./c/" -> a, b, c.
 struct Path {
+    /// "": names nothing (ENOENT), as for open(2).
+    bool empty = false;
     bool absolute = false;
     std::vector<std::string> names;
     /// "a/b/": the path must name a folder.
@@ -59,6 +61,7 @@ struct Path {
 
 Path parse(std::string_view raw) {
     Path p;
+    p.empty = raw.empty();
     p.absolute = !raw.empty() && raw.front() == '/';
     p.trailing_slash = raw.size() > 1 && raw.back() == '/';
     std::size_t start = 0;
@@ -156,6 +159,8 @@ struct SimDisk::State {
     };
 
     Result<Place> lookup(const Path& p) const {
+        if (p.empty)
+            return sys(ENOENT);
         Place place;
         InodeId folder = p.absolute ? root_inode : working_folder_inode;
         place.folders.push_back(folder);
@@ -301,8 +306,6 @@ struct SimDisk::State {
     }
 
     Result<FileToken> open(const std::string& raw, OpenMode mode) {
-        if (raw.empty())
-            return sys(ENOENT);
         const Path p = parse(raw);
         auto place = lookup(p);
         if (!place.ok())
@@ -414,8 +417,6 @@ struct SimDisk::State {
     }
 
     Result<void> rename(const std::string& from, const std::string& to) {
-        if (from.empty() || to.empty())
-            return sys(ENOENT);
         const Path pf = parse(from), pt = parse(to);
         auto a = lookup(pf);
         if (!a.ok())
@@ -451,8 +452,6 @@ struct SimDisk::State {
     }
 
     Result<void> unlink(const std::string& raw) {
-        if (raw.empty())
-            return sys(ENOENT);
         const Path p = parse(raw);
         auto place = lookup(p);
         if (!place.ok())
@@ -470,7 +469,8 @@ struct SimDisk::State {
 
     Result<void> sync_directory(const std::string& raw) {
         // The folder holding `raw`, named as RealFileWorld names it ("" is the working folder).
-        auto place = lookup(parse(std::filesystem::path(raw).parent_path().string()));
+        const std::string folder_path = std::filesystem::path(raw).parent_path().string();
+        auto place = lookup(parse(folder_path.empty() ? "." : folder_path));
         if (!place.ok())
             return place.error();
         if (!place->target)
@@ -487,14 +487,10 @@ struct SimDisk::State {
     }
 
     Result<bool> exists(const std::string& raw) const {
-        if (raw.empty())
-            return false;
         const Path p = parse(raw);
         auto place = lookup(p);
-        if (!place.ok())
+        if (!place.ok() || !place->target)
             return false;  // ENOENT or ENOTDIR, as stat(2)'s
-        if (!place->target)
-            return false;
         return !p.trailing_slash || inodes.at(*place->target).folder;
     }
 

@@ -128,6 +128,10 @@ TEST_CASE("paths: repeated and trailing slashes, dot names, folders and files") 
     REQUIRE(must(disk.exists("./data/./logs/"), "exists"));
     REQUIRE_FALSE(must(disk.exists("/data/logs"), "exists"));  // relative and absolute are two trees
     REQUIRE_FALSE(must(disk.exists(""), "exists"));
+    REQUIRE(outcome(disk.open("", create_rw)) == Errc::not_found);
+    REQUIRE(outcome(disk.rename("", "x")) == Errc::not_found);
+    REQUIRE(outcome(disk.unlink("")) == Errc::not_found);
+    must(disk.sync_directory(""), "sync_directory of \"\" (the working folder, as RealFileWorld)");
     FileToken f = must(disk.open("data//logs/../logs/a", create_rw), "open");
     disk.close(f);
     REQUIRE(disk.visible_files().count("data/logs/a") == 1);
