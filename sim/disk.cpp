@@ -51,6 +51,8 @@ struct OpenFile {
 
 /// A path as its names, resolved lexically (the disk has no links): "a//b/./c/" -> a, b, c.
 struct Path {
+    /// "": names nothing (ENOENT), as for open(2).
+    bool empty = false;
     bool absolute = false;
     std::vector<std::string> names;
     /// "a/b/": the path must name a folder.
@@ -59,6 +61,7 @@ struct Path {
 
 Path parse(std::string_view raw) {
     Path p;
+    p.empty = raw.empty();
     p.absolute = !raw.empty() && raw.front() == '/';
     p.trailing_slash = raw.size() > 1 && raw.back() == '/';
     std::size_t start = 0;
@@ -115,7 +118,7 @@ struct SimDisk::State {
     InodeId next_inode = working_folder_inode + 1;
     std::map<FileToken, OpenFile> open_files;
     /// Never reused, so a token from before a crash stays invalid after the restart.
-    FileToken next_token = 3;
+    FileToken next_token = 1;
     bool crashed = false;
     std::uint64_t steps = 0;
     std::optional<std::uint64_t> crash_countdown;
@@ -156,6 +159,8 @@ struct SimDisk::State {
     };
 
     Result<Place> lookup(const Path& p) const {
+        if (p.empty)
+            return sys(ENOENT);
         Place place;
         InodeId folder = p.absolute ? root_inode : working_folder_inode;
         place.folders.push_back(folder);
@@ -231,18 +236,20 @@ struct SimDisk::State {
 
     /// Visits every folder and file of one layer in path order (a folder before what it holds):
     /// visit(path, inode). Paths are as a program names them: "/a/b" under the root, "a/b" under
-    /// the working folder.
+    /// the working folder. A file with two names (a rename between folders, durable in one of
+    /// them) is visited under both; a folder with two, under its first only, so a cycle ends.
     template <class F>
     void walk(bool durable, F&& visit) const {
         std::set<InodeId> seen{root_inode, working_folder_inode};
         auto go = [&](auto& self, InodeId folder, const std::string& prefix) -> void {
             const Inode& node = inodes.at(folder);
             for (const auto& [name, id] : durable ? node.durable_entries : node.entries) {
-                if (!seen.insert(id).second)
+                const Inode& child = inodes.at(id);
+                if (child.folder && !seen.insert(id).second)
                     continue;
                 const std::string path = prefix.empty() ? name : prefix == "/" ? "/" + name : prefix + "/" + name;
-                visit(path, inodes.at(id));
-                if (inodes.at(id).folder)
+                visit(path, child);
+                if (child.folder)
                     self(self, id, path);
             }
         };
@@ -288,6 +295,7 @@ struct SimDisk::State {
             node.last_write.reset();
         }
         collect();
+        REPRISE_ASSERT(inodes.count(root_inode) == 1 && inodes.count(working_folder_inode) == 1);
     }
 
     // --- the steps -----------------------------------------------------------------------------------
@@ -298,8 +306,6 @@ struct SimDisk::State {
     }
 
     Result<FileToken> open(const std::string& raw, OpenMode mode) {
-        if (raw.empty())
-            return sys(ENOENT);
         const Path p = parse(raw);
         auto place = lookup(p);
         if (!place.ok())
@@ -362,7 +368,9 @@ struct SimDisk::State {
             return sys(EINVAL);
         if (bytes.empty())
             return {};
-        if (bytes.size() > offset_max - at || !fits(node.data.size(), std::max<std::uint64_t>(node.data.size(), at + bytes.size())))
+        if (bytes.size() > offset_max - at)
+            return sys(EFBIG);
+        if (!fits(node.data.size(), std::max<std::uint64_t>(node.data.size(), at + bytes.size())))
             return sys(ENOSPC);
         overlay(node.data, at, bytes);
         node.last_write.emplace(at, std::string(bytes));
@@ -409,8 +417,6 @@ struct SimDisk::State {
     }
 
     Result<void> rename(const std::string& from, const std::string& to) {
-        if (from.empty() || to.empty())
-            return sys(ENOENT);
         const Path pf = parse(from), pt = parse(to);
         auto a = lookup(pf);
         if (!a.ok())
@@ -446,8 +452,6 @@ struct SimDisk::State {
     }
 
     Result<void> unlink(const std::string& raw) {
-        if (raw.empty())
-            return sys(ENOENT);
         const Path p = parse(raw);
         auto place = lookup(p);
         if (!place.ok())
@@ -465,7 +469,8 @@ struct SimDisk::State {
 
     Result<void> sync_directory(const std::string& raw) {
         // The folder holding `raw`, named as RealFileWorld names it ("" is the working folder).
-        auto place = lookup(parse(std::filesystem::path(raw).parent_path().string()));
+        const std::string folder_path = std::filesystem::path(raw).parent_path().string();
+        auto place = lookup(parse(folder_path.empty() ? "." : folder_path));
         if (!place.ok())
             return place.error();
         if (!place->target)
@@ -477,18 +482,15 @@ struct SimDisk::State {
             return sys(EIO);  // the entries stay as they were: visible, not durable
         folder.durable_entries = folder.entries;
         collect();
+        REPRISE_ASSERT(inodes.count(*place->target) == 1);
         return {};
     }
 
     Result<bool> exists(const std::string& raw) const {
-        if (raw.empty())
-            return false;
         const Path p = parse(raw);
         auto place = lookup(p);
-        if (!place.ok())
+        if (!place.ok() || !place->target)
             return false;  // ENOENT or ENOTDIR, as stat(2)'s
-        if (!place->target)
-            return false;
         return !p.trailing_slash || inodes.at(*place->target).folder;
     }
 

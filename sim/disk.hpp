@@ -25,7 +25,7 @@ struct DiskFaults {
 /// One node's disk. What a program wrote is visible at once; it survives a crash only
 /// once synced (a file's data by sync(), a create, rename or unlink by sync_directory()
 /// of its folder). Thread-safe, as every FileWorld (one lock; the simulator runs every step
-/// on its loop, a runtime on its offload pool). The model: docs/simulation-disk.md.
+/// on its loop, a runtime on its offload pool). The model: docs/simulation.md, "The simulated disk".
 class SimDisk final : public FileWorld {
 public:
     explicit SimDisk(std::uint64_t seed, DiskFaults faults = {});

@@ -22,7 +22,7 @@ Exit status: 0 when clean, 1 when something is reported, 2 on bad usage.
 The same script checks reprise's own tree with `--self [ROOT]`: there each rule has its
 homes (the clock in clock/, I/O in io/ and record/, ...), where it does not apply, and one more
 rule holds, `layering`: a folder includes only its own headers and those of the folders before
-it (runtime, clock, io, record, replay), so the folders' include graph has no cycle.
+it (runtime, clock, io, record, replay, sim), so the folders' include graph has no cycle.
 """
 from __future__ import annotations
 
@@ -132,9 +132,9 @@ RULES = [
     ),
 ]
 # reprise's own folders, each built only on those before it: the core, time, the world's I/O,
-# recording, replay. A folder includes its own headers and those of earlier folders, never a
-# later folder's (internal/ ones included), so the folders' include graph has no cycle.
-LAYERS = ["runtime", "clock", "io", "record", "replay"]
+# recording, replay, simulation. A folder includes its own headers and those of earlier folders,
+# never a later folder's (internal/ ones included), so the folders' include graph has no cycle.
+LAYERS = ["runtime", "clock", "io", "record", "replay", "sim"]
 # The one exception: the umbrella header is the whole public API in one include, for programs,
 # so it includes every folder's public headers. The library's own code never includes it (the
 # rule reports a folder that does, as if it included the folders the umbrella does).
@@ -150,8 +150,8 @@ RULES.append(Rule(
     "folder's types in that folder",
     "in reprise's own tree (--self) only: #include <reprise/DIR/...> or \"reprise/DIR/...\" (or a "
     "relative path into DIR) from a file of an earlier folder of runtime, clock, io, record, replay, "
-    "internal/ headers included. runtime/reprise.hpp, the umbrella header of the whole public API, "
-    "is the one exception. No line may opt out: a cycle is fixed, not allowed",
+    "sim, internal/ headers included. runtime/reprise.hpp, the umbrella header of the whole public "
+    "API, is the one exception. No line may opt out: a cycle is fixed, not allowed",
     self_only=True,
 ))
 RULE_NAMES = [r.name for r in RULES]

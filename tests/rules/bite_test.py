@@ -7,9 +7,9 @@ CHECKER is the checker to run (the build tree's reprise-check, or tools/reprise_
 tests/rules/fixture it must report exactly the PATH:LINE: RULE lines of fixture/expected.txt
 (one missing means a rule no longer bites; one in excess means a false positive), nothing on
 fixture/near_misses, honour --allow-dir, and exit 2 on bad usage. The layering rule holds in
-reprise's own tree (--self) only: fixture/runtime, clock, io, replay and examples hold its reports,
-its near misses (comments, literals, a folder's own or an earlier folder's headers, the umbrella
-header, folders outside the order) and its one exception.
+reprise's own tree (--self) only: fixture/runtime, clock, io, replay, sim and examples hold its
+reports, its near misses (comments, literals, a folder's own or an earlier folder's headers, the
+umbrella header, folders outside the order) and its one exception.
 """
 import pathlib
 import re

@@ -4,7 +4,7 @@
 The rules live once, in tools/reprise_check.py (installed as `reprise-check` for users' trees);
 this is its --self mode, where each rule has its homes (the clock in clock/, I/O in io/ and
 record/, the PRNG, the offload pool and the recorder's writer thread, env() in io/input.cpp), and
-where the layering rule holds: no folder includes a later one of runtime, clock, io, record, replay.
+where the layering rule holds: no folder includes a later one of runtime, clock, io, record, replay, sim.
 """
 import importlib.util
 import pathlib
