@@ -189,6 +189,10 @@ void Recorder::end(int exit_code) {
     ended_ = true;
     encoder_.put(trace::End{.exit_code = exit_code});
     committed();
+    finish_writing();
+}
+
+void Recorder::finish_writing() {
     seal();
     {
         std::lock_guard lock(mutex_);
@@ -203,14 +207,7 @@ void Recorder::cut_off() {
     if (ended_)
         return;
     ended_ = true;
-    seal();
-    {
-        std::lock_guard lock(mutex_);
-        stopping_ = true;
-    }
-    work_.notify_all();
-    if (writer_.joinable())
-        writer_.join();
+    finish_writing();
 }
 
 void Recorder::diverge(std::string_view, std::string_view) {

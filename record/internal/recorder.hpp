@@ -87,6 +87,7 @@ private:
     bool open_file(std::string& error);
     void committed();              ///< after each complete record
     void seal();                   ///< frames the chunk and queues it for the writer
+    void finish_writing();         ///< seals the last chunk and waits for the writer to write it all
     void writer_main();
     void write_sealed(const Sealed& chunk, bool compress);
     void stop_writing(std::string_view what);
