@@ -104,6 +104,7 @@ struct Outcome {
     std::int64_t virtual_ns = 0;
     std::int64_t wall_ns = 0;
     std::string failure;
+    std::string bad_usage;  ///< setup refused the simulation's flags (std::invalid_argument)
     std::vector<std::string> log;
     std::string repro;
 };
@@ -136,7 +137,12 @@ Outcome run_once(const Simulation& sim, const Settings& s, std::uint64_t seed, c
     const std::int64_t wall_start = detail::read_monotonic_ns();
     try {
         World world(world_options(s, seed, trace_dir));
-        sim.setup(world, ctx);
+        try {
+            sim.setup(world, ctx);
+        } catch (const std::invalid_argument& e) {
+            out.bad_usage = e.what();
+            return out;
+        }
         world.run_until(
             [&] {
                 for (NodeId n = 0; n < world.node_count(); ++n)
@@ -205,6 +211,8 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
     app.add_flag("--check-determinism", s.check_determinism,
                  "run each seed twice, and once more recording, and compare every event's hash");
     app.add_flag("-v,--verbose", s.verbose, "print the log of faults and node events");
+    // CLI11 keeps a reference to each value: the vector must not grow after the first is taken.
+    s.values.reserve(sim.flags.size());
     for (auto& [flag, help] : sim.flags) {
         s.values.emplace_back(flag, "");
         app.add_option(flag, s.values.back().second, help);
@@ -278,6 +286,8 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
             }
         }
         Outcome a = run_once(sim, s, seed, trace_dir);
+        if (!a.bad_usage.empty())
+            return bad(a.bad_usage);
         if (s.verbose)
             for (auto& line : a.log)
                 fmt::print("  {}\n", line);

@@ -19,7 +19,8 @@ struct Simulation {
     /// The simulation's own flags ("--clients"), each taking one value, with a line of help each;
     /// their values reach setup() and check() through RunContext::flag().
     std::vector<std::pair<std::string, std::string>> flags = {};
-    /// Adds the nodes (and any scripted faults, World::at) to a fresh world.
+    /// Adds the nodes (and any scripted faults, World::at) to a fresh world. A std::invalid_argument
+    /// it throws is a bad flag: the runner prints it and exits 2.
     std::function<void(World&, const struct RunContext&)> setup = {};
     /// After the run (the virtual time is over, or every node ended): "" when it went right,
     /// else what went wrong (the runner prints it and the line that reproduces the run).

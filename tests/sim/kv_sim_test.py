@@ -117,7 +117,12 @@ def failures_print_a_reproduce_line(sim):
 
 
 def bad_flags(sim):
-    for argv, what in [(["--time", "soon"], "--time"), (["--faults", "maybe"], "--faults"),
+    rc1, out1, _ = run([sim, "--seed", "2", "--time", "2s", "--clients", "1", "--ops", "20"])
+    rc6, out6, _ = run([sim, "--seed", "2", "--time", "2s", "--clients", "6", "--ops", "20"])
+    one, six = lines(out1), lines(out6)
+    check(rc1 == 0 and rc6 == 0 and one and six and int(six[0][3]) > 4 * int(one[0][3]),
+          "the simulation's own flags take effect (6 clients deliver far more wake-ups than 1)", out1 + out6)
+    for argv, what in [(["--clients", "0"], "--clients"), (["--time", "soon"], "--time"), (["--faults", "maybe"], "--faults"),
                        (["--latency", "5ms..1ms"], "--latency"), (["--frobnicate"], "frobnicate")]:
         rc, out, err = run([sim, *argv])
         check(rc == 2 and what in err, f"{' '.join(argv)} is refused with exit 2", out + err)
