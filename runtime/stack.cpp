@@ -97,6 +97,10 @@ void on_fault(int signo, siginfo_t* info, void* uctx) {
         prev.sa_handler(signo);
     } else {
         ::signal(signo, SIG_DFL);
+        // Sent by a process (kill, sigqueue, tgkill: si_code <= 0), not raised by a faulting
+        // instruction: returning would run on as if nothing happened. Die of it now.
+        if (info->si_code <= 0)
+            ::raise(signo);
     }
 }
 
