@@ -10,7 +10,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace reprise::detail {
@@ -25,10 +27,58 @@ Recorder::Recorder(RecorderConfig config) : config_(std::move(config)) {
     now_mono_ns_ = config_.header.start_mono_ns;
 }
 
+std::string expand_trace_path(std::string_view pattern, std::string_view node, std::int64_t start_wall_ns,
+                              long pid, std::uint64_t counter) {
+    std::string out;
+    for (std::size_t i = 0; i < pattern.size(); ++i) {
+        if (pattern[i] != '%' || i + 1 == pattern.size()) {
+            out += pattern[i];
+            continue;
+        }
+        switch (pattern[++i]) {
+        case 'p':
+            out += std::to_string(pid);
+            break;
+        case 'n':
+            out += node;
+            break;
+        case 'c':
+            out += std::to_string(counter);
+            break;
+        case 't': {
+            const std::time_t secs = static_cast<std::time_t>(start_wall_ns / 1'000'000'000);
+            std::tm tm{};
+            ::gmtime_r(&secs, &tm);
+            char buf[32];
+            std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+            out += buf;
+            break;
+        }
+        case '%':
+            out += '%';
+            break;
+        default:
+            out += '%';
+            out += pattern[i];
+        }
+    }
+    return out;
+}
+
 std::unique_ptr<Recorder> Recorder::open(RecorderConfig config, std::string& error) {
+    // The path is a pattern (%p pid, %t start time, %n node, %c the next free counter, %%):
+    // expanded once; with %c, the first counter whose file can be created is taken.
+    const std::string pattern = config.path;
+    const bool counted = pattern.find("%c") != std::string::npos;
     std::unique_ptr<Recorder> r(new Recorder(std::move(config)));
-    if (!r->open_file(error))
-        return nullptr;
+    for (std::uint64_t counter = 1;; ++counter) {
+        r->config_.path = expand_trace_path(pattern, r->config_.header.node, r->config_.header.start_wall_ns,
+                                            static_cast<long>(::getpid()), counter);
+        if (r->open_file(error))
+            break;
+        if (!counted || r->open_errno_ != EEXIST || counter >= limits::trace_counter_max)
+            return nullptr;
+    }
     r->writer_ = std::thread([raw = r.get()] { raw->writer_main(); });
     add_crash_hook(&Recorder::crash_flush, r.get());
     return r;
@@ -37,9 +87,22 @@ std::unique_ptr<Recorder> Recorder::open(RecorderConfig config, std::string& err
 // Opens the next file (the trace, or its next segment) and writes its header.
 bool Recorder::open_file(std::string& error) {
     const std::string path = file_path();
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);  // reprise-allow: io (the trace file)
+    // A trace is never truncated or overwritten (a restarted service must not destroy its
+    // crash's trace), and holds every byte clients sent: created 0600. An existing device
+    // or pipe (/dev/null, /dev/full) is written, not created.
+    struct stat st {};
+    const bool special = ::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode);  // reprise-allow: io (the trace file)
+    int fd = special ? ::open(path.c_str(), O_WRONLY | O_CLOEXEC)  // reprise-allow: io (the trace file)
+                     : ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);  // reprise-allow: io (the trace file)
     if (fd < 0) {
-        error = fmt::format("cannot create trace {}: {}", path, std::strerror(errno));
+        open_errno_ = errno;
+        if (errno == EEXIST)
+            error = fmt::format("trace {} exists: reprise never overwrites a trace (a restarted service must not "
+                                "destroy its crash's trace); remove it, or record into a pattern such as "
+                                "--record=trace.%c (the next free number) or trace.%p.%t (pid and start time)",
+                                path);
+        else
+            error = fmt::format("cannot create trace {}: {}", path, std::strerror(errno));
         return false;
     }
     trace::Header h = config_.header;

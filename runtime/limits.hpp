@@ -23,6 +23,8 @@ inline constexpr std::size_t signal_stack_bytes = 64 * 1024;
 /// every node): each holds a slot of the crash-flush table, which the fatal-signal path
 /// reads without allocating or locking. One more is refused with an assertion.
 inline constexpr std::size_t crash_hooks_max = 128;
+/// --record=PATH with %c: the counters tried before giving up (each one's file exists).
+inline constexpr std::uint64_t trace_counter_max = 1'000'000;
 /// Time all crash hooks together may wait for their writer threads inside a fatal
 /// signal handler, spent in steps of crash_wait_step_ns: however many runtimes record,
 /// a crash is held up at most this long.

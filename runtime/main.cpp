@@ -23,7 +23,9 @@ constexpr const char* runtime_usage = R"(Runtime options (reprise; `--flag value
   --offload-threads N   threads for blocking work and files (default: 4)
   --verbose-seed        print the PRNG seed on stderr at start
   --record PATH         record every input of this run into the trace PATH (env: REPRISE_RECORD);
-                        with --replay, records the replay again (`reprise diff` then finds no difference)
+                        with --replay, records the replay again (`reprise diff` then finds no difference).
+                        A trace is never overwritten (an existing PATH is refused) and is created 0600;
+                        PATH may hold %c (the next free number), %p (pid), %t (start time), %n (node), %%
   --record-full         record written bytes in full (default: length and digest); with --replay,
                         the re-recorded trace holds every written byte, even where the replayed
                         trace kept only digests

@@ -37,6 +37,8 @@ struct Options {
 
     /// Record every input of the run into this trace (empty: do not record). With
     /// replay_path too, the replay is recorded again under the replayed trace's header.
+    /// An existing file is never overwritten (the runtime refuses to start); the trace is
+    /// created 0600. A pattern: %c the next free number, %p pid, %t start time, %n node, %%.
     std::string record_path;
     /// Replay this trace: it is the world; no socket, timer or clock is touched.
     std::string replay_path;

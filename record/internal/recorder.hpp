@@ -39,6 +39,11 @@ struct RecorderConfig {
     std::int64_t seal_interval_ns = 50'000'000;
 };
 
+/// A trace path pattern expanded: %p the pid, %t the start time (UTC, 20261130T151000Z), %n the
+/// node, %c `counter`, %% a percent sign; anything else is kept as written.
+std::string expand_trace_path(std::string_view pattern, std::string_view node, std::int64_t start_wall_ns, long pid,
+                              std::uint64_t counter);
+
 class Recorder final : public Journal {
 public:
     /// Creates the trace file and writes its header. A message on failure.
@@ -85,6 +90,7 @@ private:
 
     explicit Recorder(RecorderConfig config);
     bool open_file(std::string& error);
+    int open_errno_ = 0;                  ///< why the last open_file() failed
     void committed();              ///< after each complete record
     void seal();                   ///< frames the chunk and queues it for the writer
     void finish_writing();         ///< seals the last chunk and waits for the writer to write it all

@@ -6,6 +6,8 @@
 #include <reprise/runtime/assert.hpp>
 
 #include <csignal>
+#include <filesystem>
+#include <sys/stat.h>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -286,4 +288,62 @@ TEST_CASE("one recording runtime more than limits::crash_hooks_max is refused wi
     REQUIRE_THAT(child.err, Catch::Contains("limits::crash_hooks_max"));
     // The runtimes that did start had their traces flushed by the abort.
     REQUIRE(read_trace(dir / "node-0.trace").opened);
+}
+
+// --- a trace is never overwritten, and is private ------------------------------------------
+
+namespace {
+int record_once(const std::string& path, std::string node = "node") {
+    Options o;
+    o.record_path = path;
+    o.node_name = std::move(node);
+    Runtime rt(o);
+    return rt.run([] { return sleep_for(1ms).ok() ? 0 : 1; });
+}
+} // namespace
+
+TEST_CASE("recording never overwrites an existing trace and creates it readable by its owner only") {
+    TempDir dir;
+    const std::string path = dir / "incident.trace";
+    REQUIRE(record_once(path) == 0);
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    const std::string before = slurp(path);
+    // A restarted service with the same command line: refused, the incident's trace kept whole.
+    try {
+        (void)record_once(path);
+        FAIL("recording into an existing trace was not refused");
+    } catch (const std::runtime_error& e) {
+        CHECK(std::string(e.what()).find("never overwrites a trace") != std::string::npos);
+        CHECK(std::string(e.what()).find("%c") != std::string::npos);
+    }
+    CHECK(slurp(path) == before);
+    // Devices are written, not created: /dev/null takes a recording.
+    CHECK(record_once("/dev/null") == 0);
+}
+
+TEST_CASE("a trace path pattern names each run's trace: the next free number, pid, node, start time") {
+    TempDir dir;
+    REQUIRE(record_once(dir / "kv.%c.trace") == 0);
+    REQUIRE(record_once(dir / "kv.%c.trace") == 0);
+    REQUIRE(spit(dir / "kv.4.trace", "someone else's"));
+    REQUIRE(record_once(dir / "kv.%c.trace") == 0);
+    CHECK(file_is_there(dir / "kv.1.trace"));
+    CHECK(file_is_there(dir / "kv.2.trace"));
+    CHECK(file_is_there(dir / "kv.3.trace"));
+    CHECK(slurp(dir / "kv.4.trace") == "someone else's");
+    REQUIRE(record_once(dir / "kv.%c.trace") == 0);
+    CHECK(file_is_there(dir / "kv.5.trace"));
+    REQUIRE(record_once(dir / "%n-%p-%%.trace", "edge") == 0);
+    CHECK(file_is_there(dir / fmt::format("edge-{}-%.trace", ::getpid())));
+    REQUIRE(record_once(dir / "t.%t.%q") == 0);  // %q is no escape: kept as written
+    bool stamped = false;
+    for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+        const std::string name = entry.path().filename().string();
+        // t.20261130T151000Z.%q
+        stamped = stamped || (name.size() == 21 && name.rfind("t.", 0) == 0 && name[10] == 'T' && name[17] == 'Z' &&
+                              name.substr(18) == ".%q");
+    }
+    CHECK(stamped);
 }
