@@ -67,6 +67,11 @@ inline constexpr std::size_t file_read_bytes_max = 64 * 1024 * 1024;
 /// Largest secure_random() request.
 inline constexpr std::size_t secure_random_bytes_max = 1024 * 1024;
 
+/// Linearizability checker (sim/linearizability.hpp): search steps a check spends by default
+/// before it answers unknown, and steps one attempt to shrink a witness may spend.
+inline constexpr std::uint64_t linearizability_steps_default = 50'000'000;
+inline constexpr std::uint64_t linearizability_shrink_attempt_steps_default = 1'000'000;
+
 static_assert(stack_bytes_min <= stack_bytes_default && stack_bytes_default <= stack_bytes_max);
 static_assert(stack_bytes_min % page_bytes == 0 && stack_bytes_max % page_bytes == 0);
 static_assert(stack_guard_bytes % page_bytes == 0 && stack_guard_bytes > 0);
@@ -76,5 +81,7 @@ static_assert(accepts_per_event_max <= accept_queue_max);
 static_assert(offload_threads_default <= offload_threads_max);
 static_assert(crash_hooks_max >= 64, "simulation and joint replay record 64 nodes in one process");
 static_assert(crash_wait_step_ns > 0 && crash_wait_step_ns <= crash_wait_total_ns);
+
+static_assert(linearizability_shrink_attempt_steps_default <= linearizability_steps_default);
 
 } // namespace reprise::limits
