@@ -73,7 +73,7 @@ std::unique_ptr<Recorder> Recorder::open(RecorderConfig config, std::string& err
     std::unique_ptr<Recorder> r(new Recorder(std::move(config)));
     for (std::uint64_t counter = 1;; ++counter) {
         r->config_.path = expand_trace_path(pattern, r->config_.header.node, r->config_.header.start_wall_ns,
-                                            static_cast<long>(::getpid()), counter);
+                                            static_cast<long>(::getpid()), counter);  // reprise-allow: env (the trace's name, %p)
         if (r->open_file(error))
             break;
         if (!counted || r->open_errno_ != EEXIST || counter >= limits::trace_counter_max)

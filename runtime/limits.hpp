@@ -23,6 +23,11 @@ inline constexpr std::size_t signal_stack_bytes = 64 * 1024;
 /// every node): each holds a slot of the crash-flush table, which the fatal-signal path
 /// reads without allocating or locking. One more is refused with an assertion.
 inline constexpr std::size_t crash_hooks_max = 128;
+/// Simulation: blocking calls that may return cancelled to one task of a crashed node before
+/// the next one throws to end it (a task that retries on any error would spin forever).
+inline constexpr std::uint32_t unwind_cancelled_returns_max = 1000;
+/// Simulation: loop steps a crashed or stopped node's tasks get to end (they are cancelled).
+inline constexpr std::size_t sim_unwind_steps_max = 100'000;
 /// --record=PATH with %c: the counters tried before giving up (each one's file exists).
 inline constexpr std::uint64_t trace_counter_max = 1'000'000;
 /// Time all crash hooks together may wait for their writer threads inside a fatal

@@ -381,8 +381,11 @@ void Runtime::Impl::suspend() {
 
 WakeReason Runtime::Impl::park(Deadline deadline, bool cancellable) {
     Fiber* f = running_fiber("a blocking operation");
-    if (cancellable && f->cancel_requested)
+    if (cancellable && f->cancel_requested) {
+        if (unwinding && ++f->cancelled_returns > limits::unwind_cancelled_returns_max) [[unlikely]]
+            throw TaskUnwound{};
         return WakeReason::cancelled;
+    }
     if (!deadline.is_never() && deadline.at_ns() <= now_ns)
         return WakeReason::timed_out;
     ++f->park_seq;
@@ -437,7 +440,7 @@ void Runtime::Impl::finish_fiber(Fiber* f) noexcept {
         for (Fiber* other = all_head; other; other = other->all_next)
             cancel(other);
     }
-    if (core.detached && core.exception) {
+    if (core.detached && core.exception && !unwinding) {  // unwinding: TaskUnwound ends tasks on purpose
         std::string what = "unknown exception";
         try {
             std::rethrow_exception(core.exception);

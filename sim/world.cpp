@@ -360,6 +360,8 @@ public:
     std::int64_t next_known_event_ns() const noexcept override { return pending.items.empty() ? -1 : n_.mono(w_.now); }
 
     Result<void> listen(ListenerState& l, const Address& address) override {
+        if (dead)
+            return error_from_errno(ENETDOWN);  // the node is going down: no new socket
         const std::uint32_t ip = ipv4_of(address);
         if (address.family() != AF_INET)
             return Error{Errc::invalid_argument, EAFNOSUPPORT};
@@ -421,6 +423,8 @@ public:
             w_.reset(*ep, ECONNRESET, true);
     }
     Result<void> connect(ConnState& c, const Address& address) override {
+        if (dead)
+            return error_from_errno(ENETDOWN);  // the node is going down: no new socket
         if (address.family() != AF_INET)
             return Error{Errc::invalid_argument, EAFNOSUPPORT};
         Endpoint& ep = w_.new_endpoint(n_);
@@ -671,14 +675,29 @@ void World::Impl::crash(Node& n, NodeState to) {
             n.backend->pending.clear();
             n.wakeups_before += n.backend->delivered;
         }
+        impl.unwinding = true;
         n.rt->request_stop();
         in_node_step = true;
         std::size_t steps = 0;
         while (!n.rt->finished()) {
-            if (++steps > 1'000'000)
-                throw std::runtime_error(fmt::format("node {}: its tasks did not end within a million steps after its "
-                                                     "crash (a task that ignores cancellation?)",
-                                                     n.spec.name));
+            if (++steps > limits::sim_unwind_steps_max) {
+                // A task that does not return when its blocking calls say Errc::cancelled (a
+                // loop that retries on any error) never ends. A runtime cannot be destroyed
+                // with live tasks: it is left behind (its memory leaks) and the node is down.
+                std::string names;
+                for (const TaskInfo& t : n.rt->tasks())
+                    names += fmt::format(" '{}'", t.name);
+                in_node_step = false;
+                if (n.backend)
+                    n.backend->dead = true;
+                n.backend = nullptr;
+                (void)n.rt.release();
+                throw std::runtime_error(fmt::format(
+                    "node {}: its tasks did not end within {} loop steps after it {} (still running:{}): a task "
+                    "must return when a blocking call returns Errc::cancelled (docs/simulation.md, \"Nodes\")",
+                    n.spec.name, limits::sim_unwind_steps_max, to == NodeState::killed ? "was stopped" : "crashed",
+                    names));
+            }
             n.rt->step(n.mono(now));
         }
         in_node_step = false;
@@ -1047,7 +1066,11 @@ World::~World() {
     for (auto& n : impl_->nodes)
         if (n->rt) {
             impl_->in_node_step = false;
-            impl_->crash(*n, NodeState::killed);
+            try {
+                impl_->crash(*n, NodeState::killed);
+            } catch (const std::exception& e) {
+                fmt::print(stderr, "reprise: {}\n", e.what());
+            }
         }
 }
 

@@ -32,6 +32,10 @@ namespace ctx = boost::context::detail;
 
 enum class FiberState : std::uint8_t { ready, running, parked, done };
 
+/// Thrown out of a blocking call of a task that ignores its cancellation while the simulator
+/// unwinds its crashed node (Runtime::Impl::unwinding): it ends the task.
+struct TaskUnwound {};
+
 /// Why a parked fiber runs again.
 enum class WakeReason : std::uint8_t { signaled, timed_out, cancelled };
 
@@ -57,6 +61,7 @@ struct Fiber {
     std::int64_t park_deadline_ns = -1;  ///< while parked: the loop time the wait ends at (-1: none)
     WakeReason wake_reason = WakeReason::signaled;
     bool cancel_requested = false;
+    std::uint32_t cancelled_returns = 0;  ///< blocking calls that returned cancelled (see Impl::unwinding)
     bool park_cancellable = true;    ///< false while parked in wait_uncancellable()
     void* asan_fake_stack = nullptr;
     void* tsan_fiber = nullptr;      ///< TSan's state of this fiber (TSan builds only)
@@ -235,6 +240,10 @@ struct Runtime::Impl {
     std::shared_ptr<detail::TaskCore> main_task;
     bool running = false;
     bool draining = false;     ///< main returned; every task is being cancelled
+    /// The simulator unwinds a crashed node: a task whose blocking calls keep returning
+    /// cancelled (a loop that retries on any error) is ended by an exception (TaskUnwound)
+    /// once it has had limits::unwind_cancelled_returns_max of them, instead of spinning.
+    bool unwinding = false;
 
     detail::Fiber* spawn(std::shared_ptr<detail::TaskCore> core, UniqueFunction body, std::size_t stack_bytes);
     /// Switches from `from` (null: the loop) to `to` (null: the loop). A finished

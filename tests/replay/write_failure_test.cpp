@@ -223,7 +223,8 @@ TEST_CASE("a segment whose header cannot be written ends the trace after the seg
 
 // After a failure nothing may be appended: the crash hook must not write its unsealed
 // records after the cut (they would follow a gap and read back as if contiguous).
-// PATH.1 is a dangling link, so the second segment cannot be created (ENOENT) and the
+// PATH.1 is a dangling link, so the second segment cannot be created (a trace is never
+// created over an existing name, a link included: EEXIST) and the
 // first one stays open: the place where a careless crash hook would append.
 TEST_CASE("a program that crashes after its recording stopped leaves the trace as it was cut") {
     TempDir dir;
@@ -239,7 +240,7 @@ TEST_CASE("a program that crashes after its recording stopped leaves the trace a
     INFO("record: " << recorded.describe());
     REQUIRE(recorded.died_by(SIGABRT));
     REQUIRE(lines_of(recorded.out).size() == static_cast<std::size_t>(rounds));
-    REQUIRE_THAT(recorded.err, Catch::Contains("RECORDING STOPPED: cannot create trace " + path + ".1"));
+    REQUIRE_THAT(recorded.err, Catch::Contains("RECORDING STOPPED: trace " + path + ".1 exists"));
 
     Options rep;
     rep.replay_path = path;

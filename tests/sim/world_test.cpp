@@ -447,3 +447,23 @@ TEST_CASE("sim: a node crashed and restarted by random faults comes back on what
         restarts_with_data += line != "start at 0" ? 1 : 0;
     CHECK(restarts_with_data >= 2);
 }
+
+TEST_CASE("sim: a crashed node's task that ignores its cancellation is ended, not spun forever") {
+    World w(WorldOptions{.seed = 4});
+    ProgramEntry stubborn{.name = "stubborn", .main = [](MainContext&) {
+        for (;;) {
+            // Retries on any error, Errc::cancelled included: it never ends by itself.
+            auto c = connect(*Address::parse("10.0.0.9:1"), 10ms);
+            if (c.ok())
+                return 0;
+            (void)sleep_for(1ms);
+        }
+    }};
+    const NodeId n = w.add_node({.name = "stubborn", .program = stubborn});
+    w.run_for(100ms);
+    w.crash(n);  // returns: the retrying task was ended after a bounded number of cancelled calls
+    CHECK(w.state(n) == NodeState::crashed);
+    w.restart(n);
+    w.run_for(100ms);
+    CHECK(w.state(n) == NodeState::running);
+}
