@@ -233,8 +233,10 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
     };
     if (!time_text.empty()) {
         auto t = parse_duration(time_text);
-        if (!t.ok() || t->count() == 0)
+        if (!t.ok())
             return bad(fmt::format("--time: '{}' is not a duration (10s, 500ms, 5m)", time_text));
+        if (t->count() == 0)
+            return bad("--time must be more than 0");
         s.time = *t;
     }
     if (!interval_text.empty()) {
@@ -259,8 +261,10 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
         const auto dots = latency_text.find("..");
         auto lo = parse_duration(latency_text.substr(0, dots));
         auto hi = dots == std::string::npos ? lo : parse_duration(latency_text.substr(dots + 2));
-        if (!lo.ok() || !hi.ok() || *hi < *lo)
+        if (!lo.ok() || !hi.ok())
             return bad(fmt::format("--latency: '{}' is not MIN..MAX (e.g. 100us..2ms)", latency_text));
+        if (*hi < *lo)
+            return bad(fmt::format("--latency {}: MIN is more than MAX", latency_text));
         s.latency = Latency{*lo, *hi};
     }
     if (s.seeds == 0)
@@ -277,13 +281,16 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
         if (!trace_dir.empty() && s.seeds > 1)
             trace_dir = fmt::format("{}/seed-{}", s.trace_dir, seed);
         if (!trace_dir.empty()) {
-            // Traces are never overwritten: a folder that holds a run already is refused.
+            // Traces are never overwritten: a folder that holds anything already is refused.
             std::error_code ec;
-            if (std::filesystem::exists(trace_dir, ec) && !std::filesystem::is_empty(trace_dir, ec)) {
-                fmt::print(stderr, "{}: {} is not empty; traces are never overwritten: give another --trace-dir\n",
-                           name, trace_dir);
-                return 2;
-            }
+            if (std::filesystem::exists(trace_dir, ec) && !std::filesystem::is_directory(trace_dir, ec))
+                return bad(fmt::format("--trace-dir {} is not a folder", trace_dir));
+            if (std::filesystem::exists(trace_dir, ec) && !std::filesystem::is_empty(trace_dir, ec))
+                return bad(fmt::format("--trace-dir {} is not empty; traces are never overwritten: give another folder",
+                                       trace_dir));
+            std::filesystem::create_directories(trace_dir, ec);
+            if (ec)
+                return bad(fmt::format("--trace-dir {}: cannot create it: {}", trace_dir, ec.message()));
         }
         Outcome a = run_once(sim, s, seed, trace_dir);
         if (!a.bad_usage.empty())
@@ -292,9 +299,11 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
             for (auto& line : a.log)
                 fmt::print("  {}\n", line);
         std::string failure = a.failure;
+        bool nondeterministic = false;
         if (failure.empty() && s.check_determinism) {
             Outcome b = run_once(sim, s, seed, "");
-            if (b.hash != a.hash || b.events != a.events)
+            nondeterministic = b.hash != a.hash || b.events != a.events;
+            if (nondeterministic)
                 failure = fmt::format("not deterministic: the same seed ran twice gave hash {:016x} ({} events), then "
                                       "{:016x} ({} events)",
                                       a.hash, a.events, b.hash, b.events);
@@ -305,7 +314,8 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
                 if (::mkdtemp(tmpl.data()) != nullptr) {
                     Outcome c = run_once(sim, s, seed, tmpl);
                     std::filesystem::remove_all(tmpl, ec);
-                    if (c.hash != a.hash || c.events != a.events)
+                    nondeterministic = c.hash != a.hash || c.events != a.events;
+                    if (nondeterministic)
                         failure = fmt::format("recording changed the run: hash {:016x} ({} events) without traces, "
                                               "{:016x} ({} events) with",
                                               a.hash, a.events, c.hash, c.events);
@@ -314,16 +324,19 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
         }
         const double virtual_s = static_cast<double>(a.virtual_ns) / 1e9;
         const double wall_s = static_cast<double>(a.wall_ns) / 1e9;
-        fmt::print("seed={} {} events={} wakeups={} virtual={:.3f}s wall={:.3f}s speed={:.0f}x hash={:016x}\n", seed,
+        fmt::print("seed={} {} events={} wakeups={} virtual={:.3f}s wall={:.3f}s speed={:.0f}x hash={:016x}{}\n", seed,
                    failure.empty() ? "ok" : "FAILED", a.events, a.wakeups, virtual_s, wall_s,
-                   wall_s > 0 ? virtual_s / wall_s : 0.0, a.hash);
+                   wall_s > 0 ? virtual_s / wall_s : 0.0, a.hash,
+                   s.check_determinism && failure.empty()
+                       ? (trace_dir.empty() ? " deterministic (twice, and recording)" : " deterministic (twice)")
+                       : "");
         if (!failure.empty()) {
             ++failures;
             fmt::print("  what failed: {}\n", failure);
             if (!s.verbose)
                 for (auto& line : a.log)
                     fmt::print("  {}\n", line);
-            fmt::print("  reproduce: {}\n", reproduce_command(name, s, seed));
+            fmt::print("  reproduce: {}{}\n", reproduce_command(name, s, seed), nondeterministic ? " --check-determinism" : "");
             fmt::print("  run: {}\n", a.repro);
         }
         std::fflush(stdout);

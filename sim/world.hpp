@@ -53,8 +53,8 @@ struct WorldOptions {
     std::size_t socket_buffer_bytes = 256 * 1024;
     /// A connect whose SYN is lost in a partition fails with ETIMEDOUT after this long.
     Duration connect_timeout = std::chrono::seconds(3);
-    /// Bytes sent into a partition are lost; the sender's connection fails with ETIMEDOUT
-    /// this long after (TCP gives up retransmitting).
+    /// Bytes sent into a partition are held (TCP retransmits them): they arrive if the link
+    /// heals within this long, else the sender's connection fails with ETIMEDOUT (TCP gives up).
     Duration partition_timeout = std::chrono::seconds(5);
     /// An offloaded job (file steps, blocking work) completes after a time drawn in [min, max].
     Latency offload_latency{std::chrono::microseconds(20), std::chrono::microseconds(400)};
@@ -105,17 +105,19 @@ public:
     /// Runs the next event in virtual time (ties broken by the seed). False when nothing is
     /// left that could ever happen.
     bool step();
-    /// Runs every event up to virtual time `until` (since the world's start) and stops there.
+    /// Runs every event up to virtual time `until` (since the world's start, as now() and at()
+    /// count) and stops there.
     void run_until(Duration until);
     void run_for(Duration d);
     /// Runs until `done()` holds (checked after each event) or `limit` of virtual time has
-    /// passed; whether it held.
+    /// passed from now (not from the start); whether it held.
     bool run_until(const std::function<bool()>& done, Duration limit);
     /// Runs until every node's program has ended or `limit` has passed; whether they all ended.
     bool run_to_completion(Duration limit);
     /// Virtual time since the world started.
     Duration now() const noexcept;
-    /// Runs `action` at virtual time `when` (since the start), between two events.
+    /// Runs `action` at virtual time `when` (since the start), between two events; a time
+    /// already past runs it next.
     void at(Duration when, std::function<void()> action);
 
     // --- network -----------------------------------------------------------------------
