@@ -8,7 +8,9 @@ recording reprise-kv that has just answered a SET: the server must end with that
 sanitizer, whose own SEGV/BUS handler reports and exits, with any failure status), its trace must
 hold the SET it served (`reprise dump`), and the trace replays to its cut (`the trace ends`, exit 2),
 as a killed process's does. Before the fix, SEGV and BUS sent this way were swallowed and the
-server went on serving.
+server went on serving. Then a recording server killed and restarted with the same command line
+(`--record=DIR/kv.%c.trace`) leaves two traces, both replayable, created 0600; a plain path that
+exists is refused and the incident's trace kept.
 """
 import argparse
 import os
@@ -42,6 +44,37 @@ def one_signal(build, sig, sanitized, tmp):
     check(r.returncode == 2 and "the trace ends" in r.stderr, f"{name}: the trace replays to its cut", r.tail())
 
 
+def restart_keeps_both_traces(build, tmp):
+    """A recording server killed and restarted with the same command line (as systemd's
+    Restart=on-failure does) keeps the crashed run's trace: the pattern's %c gives each run its own."""
+    kv = os.path.join(build, "examples", "kv", "reprise-kv")
+    folder = os.path.join(tmp, "restart")
+    os.mkdir(folder)
+    command = [kv, "--port", "0", f"--record={os.path.join(folder, 'kv.%c.trace')}"]
+    for run_number, key in ((1, "before-crash"), (2, "after-restart")):
+        with Server(command) as s:
+            with socket.create_connection(("127.0.0.1", s.port), timeout=10) as c:
+                c.sendall(encode_command("SET", key, "v"))
+                c.recv(64)
+            if run_number == 1:
+                s.kill()
+            else:
+                check(s.stop() == 0, "the restarted server stops cleanly")
+    names = sorted(os.listdir(folder))
+    check(names == ["kv.1.trace", "kv.2.trace"], "the same command line twice leaves two traces", names)
+    first = replay(kv, os.path.join(folder, "kv.1.trace"))
+    check(first.returncode == 2 and "the trace ends" in first.stderr, "the killed run's trace replays to its cut",
+          first.tail())
+    second = replay(kv, os.path.join(folder, "kv.2.trace"))
+    check(second.matched(), "the restarted run's trace replays to its end", second.tail())
+    mode = os.stat(os.path.join(folder, "kv.1.trace")).st_mode & 0o777
+    check(mode == 0o600, f"traces are readable by their owner only (mode {oct(mode)})")
+    plain = [kv, "--port", "0", f"--record={os.path.join(folder, 'kv.1.trace')}"]
+    rc, out, err = run(plain, timeout_s=10)
+    check(rc != 0 and "never overwrites a trace" in err, "a plain path that exists is refused", err[-800:])
+    check(os.path.getsize(os.path.join(folder, "kv.1.trace")) > 0, "and the incident's trace is kept")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
@@ -50,6 +83,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="reprise-fatal-") as tmp:
         for sig in (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE, signal.SIGILL):
             one_signal(a.build, sig, a.sanitized, tmp)
+        restart_keeps_both_traces(a.build, tmp)
     return report("fatal_signals")
 
 
