@@ -62,7 +62,9 @@ public:
         auto body = conn_.read_exact(static_cast<std::size_t>(n) + 2, 2s);
         if (!body.ok())
             return body.error();
-        return "$" + body->substr(0, static_cast<std::size_t>(n));
+        std::string reply = "$";
+        reply.append(*body, 0, static_cast<std::size_t>(n));
+        return reply;
     }
 
 private:

@@ -1,6 +1,8 @@
 // The linearizability checker: known-good and known-bad key-value histories, unknown outcomes, budgets, minimal witnesses.
 #include "../support/reprise_test.hpp"
 
+#include <fmt/core.h>
+
 #include <reprise/sim/linearizability.hpp>
 
 #include <algorithm>
@@ -236,11 +238,11 @@ std::vector<Operation> generated_history(std::uint64_t seed, int clients, int pe
         for (int i = 0; i < per_client; ++i) {
             Operation o;
             o.client = static_cast<std::uint64_t>(c);
-            o.key = "k" + std::to_string(draw(0, keys - 1));
+            o.key = fmt::format("k{}", draw(0, keys - 1));  // (not "k" + to_string: g++ 12 -O3 warns -Wrestrict)
             std::int64_t k = draw(0, 99);
             o.kind = k < 40 ? Kind::get : k < 70 ? Kind::set : k < 90 ? Kind::incr : Kind::del;
             if (o.kind == Kind::set)
-                o.value = draw(0, 9) == 0 ? "v" + std::to_string(draw(0, 9)) : std::to_string(draw(0, 50));
+                o.value = draw(0, 9) == 0 ? fmt::format("v{}", draw(0, 9)) : std::to_string(draw(0, 50));
             o.invoke_ns = t + draw(0, 200'000);
             o.complete_ns = o.invoke_ns + draw(10'000, 2'000'000);
             std::int64_t point = draw(o.invoke_ns, o.complete_ns);
