@@ -48,7 +48,12 @@ bool read_frame(Connection& conn, Deadline header_deadline, std::string& frame) 
     return true;
 }
 
+Observer* the_observer = nullptr;
+
 } // namespace
+
+void set_observer(Observer* o) noexcept { the_observer = o; }
+Observer* observer() noexcept { return the_observer; }
 
 const char* role_name(Role r) noexcept {
     switch (r) {
@@ -74,6 +79,11 @@ Node::Node(Config config) : config_(std::move(config)) {
     for (const Member& m : config_.members)
         if (m.id != config_.id)
             peers_.emplace(m.id, Peer{m});
+}
+
+Node::~Node() {
+    if (started_ && the_observer)
+        the_observer->stopped(*this);
 }
 
 int Node::run_main_task(Config config) {
@@ -102,6 +112,9 @@ int Node::run() {
     voted_for_ = recovery.hard_state.voted_for;
     say("recovered term {}, vote {}, {} log entries{}", term_, voted_for_, recovery.entries,
         recovery.torn_bytes ? fmt::format(" (cut a torn last record of {} bytes)", recovery.torn_bytes) : "");
+    started_ = true;
+    if (the_observer)
+        the_observer->started(*this);
 
     const Member& self = config_.self();
     auto raft_address = Address::parse(fmt::format("{}:{}", self.host, self.raft_port));
@@ -412,6 +425,10 @@ void Node::become_leader() {
         fail(storage_.last_error());
         return;
     }
+    annotate("became_leader", {{"term", static_cast<std::int64_t>(term_)},
+                               {"last_index", static_cast<std::int64_t>(storage_.last_index())}});
+    if (the_observer)
+        the_observer->became_leader(*this);
     advance_commit();
     changed_.notify_all();
 }
@@ -420,6 +437,8 @@ void Node::set_commit(std::uint64_t index) {
     REPRISE_ASSERT(index > commit_index_ && index <= storage_.last_index());
     commit_index_ = index;
     say("commit index {}", commit_index_);
+    annotate("commit", {{"index", static_cast<std::int64_t>(commit_index_)},
+                        {"term", static_cast<std::int64_t>(storage_.term_at(commit_index_))}});
     while (last_applied_ < commit_index_) {
         ++last_applied_;
         const Entry& e = storage_.entry(last_applied_);
@@ -429,6 +448,8 @@ void Node::set_commit(std::uint64_t index) {
             value = kv_.apply(*command);
         else
             fmt::print(stderr, "node {}: entry {} holds no valid command; applied as a no-op\n", config_.id, last_applied_);
+        if (the_observer)
+            the_observer->applied(*this, last_applied_, e);
         if (auto it = waiting_.find({last_applied_, e.term}); it != waiting_.end())
             it->second = value;
     }

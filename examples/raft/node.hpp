@@ -3,6 +3,7 @@
 
 #include "config.hpp"
 #include "message.hpp"
+#include "probe.hpp"
 #include "state_machine.hpp"
 #include "storage.hpp"
 
@@ -32,6 +33,9 @@ const char* role_name(Role r) noexcept;
 class Node : public std::enable_shared_from_this<Node> {
 public:
     explicit Node(Config config);
+    ~Node();
+    Node(const Node&) = delete;
+    Node& operator=(const Node&) = delete;
 
     /// The main task's body: recovers from disk, listens, runs until the main task is
     /// cancelled (SIGINT/SIGTERM: exit 0) or the disk fails (exit 1).
@@ -58,6 +62,8 @@ public:
     std::uint64_t last_applied() const noexcept { return last_applied_; }
     std::uint64_t log_length() const noexcept { return storage_.last_index(); }
     const KvStore& kv() const noexcept { return kv_; }
+    /// The log as this node holds it (for probes and tests).
+    const Storage& storage() const noexcept { return storage_; }
     const Config& config() const noexcept { return config_; }
 
 private:
@@ -136,6 +142,7 @@ private:
     Event stop_;
     bool failed_ = false;
     int exit_code_ = 0;
+    bool started_ = false;  ///< observer().started was called
 };
 
 /// reprise-raft as a program the runtime hosts: parses its arguments and runs the node.
