@@ -327,4 +327,10 @@ Result<void> make_directories(std::string path, Deadline deadline) {
     });
 }
 
+Result<void> sync_directory_of(std::string path, Deadline deadline) {
+    return on_pool(deadline, [world = world_of("sync_directory_of()"), path = std::move(path)] {
+        return world->sync_directory(path);
+    });
+}
+
 } // namespace reprise

@@ -77,7 +77,11 @@ Result<void> rename_file(std::string from, std::string to, Deadline deadline = D
 Result<void> remove_file(std::string path, Deadline deadline = Deadline::never());
 /// Whether a file or directory exists at `path`.
 Result<bool> file_exists(std::string path, Deadline deadline = Deadline::never());
-/// mkdir -p.
+/// mkdir -p. The new folders' names are not durable until their parents are synced
+/// (sync_directory_of each): a power cut can take a folder just made, and everything in it.
 Result<void> make_directories(std::string path, Deadline deadline = Deadline::never());
+/// fsync of the folder holding `path`: `path`'s name there (created, renamed or removed)
+/// survives a power cut.
+Result<void> sync_directory_of(std::string path, Deadline deadline = Deadline::never());
 
 } // namespace reprise

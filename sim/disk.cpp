@@ -583,6 +583,12 @@ void SimDisk::crash_after_steps(std::uint64_t steps, std::function<void()> on_cr
     s_->on_crash = std::move(on_crash);
 }
 
+void SimDisk::cancel_crash() {
+    std::lock_guard lock(s_->mutex);
+    s_->crash_countdown.reset();
+    s_->on_crash = nullptr;
+}
+
 void SimDisk::restart() {
     std::lock_guard lock(s_->mutex);
     s_->crashed = false;

@@ -52,6 +52,8 @@ public:
     /// crash between any two steps of a job. `steps` = 0 crashes the very next step. A later
     /// call replaces the plan; a crash() before it fires cancels it.
     void crash_after_steps(std::uint64_t steps, std::function<void()> on_crash);
+    /// Forgets a crash planned by crash_after_steps that has not happened yet.
+    void cancel_crash();
     /// The machine comes back: the durable state is what is there; steps run again.
     void restart();
     bool crashed() const noexcept;

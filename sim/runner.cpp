@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <stdexcept>
 
 namespace reprise::sim {
@@ -94,6 +95,7 @@ struct Settings {
     std::string trace_dir;
     bool check_determinism = false;
     bool verbose = false;
+    std::string failure_dir;  ///< "" : <name>-failures; "none": nothing saved
     std::vector<std::pair<std::string, std::string>> values;
 };
 
@@ -105,6 +107,8 @@ struct Outcome {
     std::int64_t wall_ns = 0;
     std::string failure;
     std::string bad_usage;  ///< setup refused the simulation's flags (std::invalid_argument)
+    std::string description;  ///< Simulation::describe's words
+    bool saved = false;       ///< Simulation::save wrote into the save folder
     std::vector<std::string> log;
     std::string repro;
 };
@@ -131,7 +135,9 @@ WorldOptions world_options(const Settings& s, std::uint64_t seed, const std::str
     return o;
 }
 
-Outcome run_once(const Simulation& sim, const Settings& s, std::uint64_t seed, const std::string& trace_dir) {
+/// One run of one seed. When it fails and `save_dir` is given, Simulation::save writes there.
+Outcome run_once(const Simulation& sim, const Settings& s, std::uint64_t seed, const std::string& trace_dir,
+                 const std::string& save_dir = "") {
     Outcome out;
     RunContext ctx{.seed = seed, .time = s.time, .values = s.values};
     const std::int64_t wall_start = detail::read_monotonic_ns();
@@ -160,6 +166,12 @@ Outcome run_once(const Simulation& sim, const Settings& s, std::uint64_t seed, c
         out.repro = world.repro_line();
         if (sim.check)
             out.failure = sim.check(world, ctx);
+        if (sim.describe)
+            out.description = sim.describe(world, ctx);
+        if (!out.failure.empty() && !save_dir.empty() && sim.save) {
+            sim.save(world, ctx, save_dir);
+            out.saved = true;
+        }
     } catch (const std::exception& e) {
         out.wall_ns = detail::read_monotonic_ns() - wall_start;
         out.failure = fmt::format("the run threw: {}", e.what());
@@ -184,6 +196,31 @@ std::string reproduce_command(const std::string& name, const Settings& s, std::u
     return cmd;
 }
 
+/// The first kind of failure: the text before the first ':' ("linearizability").
+std::string failure_kind(const std::string& failure) {
+    const auto colon = failure.find(':');
+    std::string kind = failure.substr(0, colon == std::string::npos ? std::min<std::size_t>(failure.size(), 40) : colon);
+    return kind.empty() ? std::string("failure") : kind;
+}
+
+/// A folder of its own for a failed seed's files under `root`: root/seed-N, or root/seed-N.2, ...
+/// when that holds something already (what is there is never overwritten). "" when none can be made.
+std::string fresh_failure_folder(const std::string& root, std::uint64_t seed) {
+    std::error_code ec;
+    for (int attempt = 1; attempt <= 100; ++attempt) {
+        std::string dir = fmt::format("{}/seed-{}", root, seed);
+        if (attempt > 1)
+            dir += fmt::format(".{}", attempt);
+        if (std::filesystem::exists(dir, ec) && !(std::filesystem::is_directory(dir, ec) && std::filesystem::is_empty(dir, ec)))
+            continue;
+        std::filesystem::create_directories(dir, ec);
+        if (ec)
+            return "";
+        return dir;
+    }
+    return "";
+}
+
 } // namespace
 
 int run_simulation(int argc, char** argv, const Simulation& sim) {
@@ -194,10 +231,10 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
     }
     Settings s;
     s.time = sim.default_time;
-    std::string time_text, interval_text, duration_text_flag, latency_text, faults_text;
+    std::string time_text, interval_text, duration_text_flag, latency_text, faults_text, seeds_text;
     CLI::App app{sim.description.empty() ? name + ": a deterministic simulation" : sim.description, name};
     app.add_option("--seed", s.seed, "the first seed (default: drawn and printed)");
-    app.add_option("--seeds", s.seeds, "how many seeds to run: N, N+1, ... (default 1)");
+    app.add_option("--seeds", seeds_text, "how many seeds to run: K (N, N+1, ...; default 1), or A..B (seeds A to B)");
     app.add_option("--time", time_text, "virtual time of one run (10s, 500ms, 5m)");
     app.add_option("--faults", faults_text, "random faults from the seed: on or off (default off)");
     app.add_option("--fault-interval", interval_text, "mean virtual time between two faults (default 2s)");
@@ -210,6 +247,8 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
     app.add_option("--trace-dir", s.trace_dir, "record every node's trace into this folder");
     app.add_flag("--check-determinism", s.check_determinism,
                  "run each seed twice, and once more recording, and compare every event's hash");
+    app.add_option("--failure-dir", s.failure_dir,
+                   "a failed seed's traces and findings go to DIR/seed-N (default NAME-failures; none: not saved)");
     app.add_flag("-v,--verbose", s.verbose, "print the log of faults and node events");
     // CLI11 keeps a reference to each value: the vector must not grow after the first is taken.
     s.values.reserve(sim.flags.size());
@@ -267,14 +306,40 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
             return bad(fmt::format("--latency {}: MIN is more than MAX", latency_text));
         s.latency = Latency{*lo, *hi};
     }
+    if (!seeds_text.empty()) {
+        const auto dots = seeds_text.find("..");
+        auto number = [](std::string_view t, std::uint64_t& out) {
+            auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), out);
+            return ec == std::errc() && end == t.data() + t.size();
+        };
+        if (dots == std::string::npos) {
+            if (!number(seeds_text, s.seeds))
+                return bad(fmt::format("--seeds takes a count (20) or a range (100..199), not '{}'", seeds_text));
+        } else {
+            std::uint64_t first = 0, last = 0;
+            if (!number(std::string_view(seeds_text).substr(0, dots), first) ||
+                !number(std::string_view(seeds_text).substr(dots + 2), last) || last < first)
+                return bad(fmt::format("--seeds {}: a range is FIRST..LAST with FIRST <= LAST", seeds_text));
+            if (s.seed_given)
+                return bad("--seed and a --seeds range both say where to start: give one");
+            s.seed = first;
+            s.seeds = last - first + 1;
+            s.seed_given = true;
+        }
+    }
     if (s.seeds == 0)
         return bad("--seeds must be at least 1");
+    const std::string failure_root = s.failure_dir.empty() ? name + "-failures" : s.failure_dir;
     if (!s.seed_given) {
         s.seed = detail::os_random_u64() >> 1;
         fmt::print(stderr, "{}: seed {} (--seed {} repeats it)\n", name, s.seed, s.seed);
     }
 
     int failures = 0;
+    std::map<std::string, std::uint64_t> failures_by_kind;
+    std::int64_t virtual_total_ns = 0;
+    const std::int64_t sweep_start = detail::read_monotonic_ns();
+    const std::uint64_t progress_every = std::max<std::uint64_t>(1, s.seeds / 10);
     for (std::uint64_t i = 0; i < s.seeds; ++i) {
         const std::uint64_t seed = s.seed + i;
         std::string trace_dir = s.trace_dir;
@@ -292,7 +357,7 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
             if (ec)
                 return bad(fmt::format("--trace-dir {}: cannot create it: {}", trace_dir, ec.message()));
         }
-        Outcome a = run_once(sim, s, seed, trace_dir);
+        Outcome a = run_once(sim, s, seed, trace_dir, trace_dir);
         if (!a.bad_usage.empty())
             return bad(a.bad_usage);
         if (s.verbose)
@@ -324,9 +389,10 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
         }
         const double virtual_s = static_cast<double>(a.virtual_ns) / 1e9;
         const double wall_s = static_cast<double>(a.wall_ns) / 1e9;
-        fmt::print("seed={} {} events={} wakeups={} virtual={:.3f}s wall={:.3f}s speed={:.0f}x hash={:016x}{}\n", seed,
+        virtual_total_ns += a.virtual_ns;
+        fmt::print("seed={} {} events={} wakeups={} virtual={:.3f}s wall={:.3f}s speed={:.0f}x hash={:016x}{}{}\n", seed,
                    failure.empty() ? "ok" : "FAILED", a.events, a.wakeups, virtual_s, wall_s,
-                   wall_s > 0 ? virtual_s / wall_s : 0.0, a.hash,
+                   wall_s > 0 ? virtual_s / wall_s : 0.0, a.hash, a.description.empty() ? "" : " " + a.description,
                    s.check_determinism && failure.empty()
                        ? (trace_dir.empty() ? " deterministic (twice, and recording)" : " deterministic (twice)")
                        : "");
@@ -336,13 +402,46 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
             if (!s.verbose)
                 for (auto& line : a.log)
                     fmt::print("  {}\n", line);
+            ++failures_by_kind[nondeterministic ? std::string("not deterministic") : failure_kind(failure)];
+            // The traces and findings of the failed seed: recorded already, or run again recording.
+            std::string saved_to;
+            if (a.saved)
+                saved_to = trace_dir;
+            else if (s.failure_dir != "none" && trace_dir.empty() && !nondeterministic) {
+                if (std::string dir = fresh_failure_folder(failure_root, seed); dir.empty()) {
+                    fmt::print("  (cannot create a folder under {} for the failure's traces)\n", failure_root);
+                } else {
+                    Outcome again = run_once(sim, s, seed, dir, dir);
+                    if (again.hash != a.hash)
+                        fmt::print("  (the recording run of this seed went differently: hash {:016x}, not {:016x})\n",
+                                   again.hash, a.hash);
+                    saved_to = dir;
+                }
+            } else if (!trace_dir.empty())
+                saved_to = trace_dir;
+            if (!saved_to.empty())
+                fmt::print("  saved: {} (every node's trace{})\n", saved_to, sim.save ? ", and the run's findings" : "");
             fmt::print("  reproduce: {}{}\n", reproduce_command(name, s, seed), nondeterministic ? " --check-determinism" : "");
             fmt::print("  run: {}\n", a.repro);
         }
         std::fflush(stdout);
+        if (s.seeds > 1 && ((i + 1) % progress_every == 0 || i + 1 == s.seeds)) {
+            fmt::print(stderr, "{}: {} of {} seeds run, {} failed, {:.1f}s wall\n", name, i + 1, s.seeds, failures,
+                       static_cast<double>(detail::read_monotonic_ns() - sweep_start) / 1e9);
+            std::fflush(stderr);
+        }
     }
-    if (s.seeds > 1)
+    if (s.seeds > 1) {
         fmt::print("{} of {} seeds passed\n", s.seeds - static_cast<std::uint64_t>(failures), s.seeds);
+        std::string kinds;
+        for (auto& [kind, count] : failures_by_kind)
+            kinds += fmt::format("{}{} {}", kinds.empty() ? "" : ", ", kind, count);
+        const double wall_total = static_cast<double>(detail::read_monotonic_ns() - sweep_start) / 1e9;
+        fmt::print("summary: seeds {}..{}, failures {}, virtual time {:.1f}s in {:.1f}s wall{}\n", s.seed,
+                   s.seed + s.seeds - 1, kinds.empty() ? std::string("none") : kinds,
+                   static_cast<double>(virtual_total_ns) / 1e9, wall_total,
+                   wall_total > 0 ? fmt::format(" ({:.0f}x)", static_cast<double>(virtual_total_ns) / 1e9 / wall_total) : "");
+    }
     return failures == 0 ? 0 : 1;
 }
 

@@ -25,6 +25,11 @@ struct Simulation {
     /// After the run (the virtual time is over, or every node ended): "" when it went right,
     /// else what went wrong (the runner prints it and the line that reproduces the run).
     std::function<std::string(World&, const struct RunContext&)> check = {};
+    /// After a run: a few words on what it did, added to its result line ("ops=812 elections=3").
+    std::function<std::string(World&, const struct RunContext&)> describe = {};
+    /// After a run that failed: writes what explains the failure (a history, say) into `folder`,
+    /// beside the nodes' traces (see --failure-dir).
+    std::function<void(World&, const struct RunContext&, const std::string& folder)> save = {};
     /// Virtual time of one run unless --time says otherwise.
     Duration default_time = std::chrono::seconds(30);
 };
@@ -42,7 +47,8 @@ struct RunContext {
 
 /// Parses the runner's flags and runs the simulation once per seed:
 ///   --seed N              the first seed (default: drawn, and printed)
-///   --seeds K             run K seeds: N, N+1, ... (default 1)
+///   --seeds K | A..B      run K seeds: N, N+1, ... (default 1), or the seeds A to B
+///                         (a progress line on stderr, and a summary: failures by kind)
 ///   --time DURATION       virtual time of a run (10s, 500ms, 5m; default Simulation::default_time)
 ///   --faults on|off       random faults from the seed (crash/restart, partitions, clogs, pauses, clock jumps)
 ///   --fault-interval D    mean virtual time between faults (default 2s; implies --faults on)
@@ -54,9 +60,13 @@ struct RunContext {
 ///   --trace-dir DIR       every node records its trace into DIR (one folder per seed with --seeds)
 ///   --check-determinism   run each seed twice and compare every event's hash (and a third time
 ///                         recording traces when --trace-dir is not given... into a temporary folder)
+///   --failure-dir DIR     where a failed seed's traces (it is run again, recording) and what
+///                         Simulation::save writes go: DIR/seed-N (default <name>-failures;
+///                         "none": nothing is written)
 ///   -v, --verbose         print the world's log of faults and node events
 /// Prints one line per run ("seed=N ok events=... virtual=... wall=... hash=...") and, for a run
-/// that fails, what failed and the line that reproduces it. Returns 0 when every run passed,
+/// that fails, what failed and the line that reproduces it. A failure's kind is the text before
+/// the first ':' of what check() returned ("linearizability: ..."), counted in the summary. Returns 0 when every run passed,
 /// 1 when one failed, 2 on bad flags.
 int run_simulation(int argc, char** argv, const Simulation& simulation);
 

@@ -1350,13 +1350,25 @@ void World::reset_connections(NodeId a, NodeId b) {
 void World::set_latency(NodeId from, NodeId to, Latency latency) {
     impl_->node(from), impl_->node(to);
     impl_->link(from, to).latency = latency;
+    impl_->note(0x9D, from, to);
+    impl_->note(static_cast<std::uint64_t>(latency.min.count()), static_cast<std::uint64_t>(latency.max.count()));
+    impl_->say(fmt::format("latency {} -> {}: {}..{}us", node_name(from), node_name(to), latency.min.count() / 1000,
+                           latency.max.count() / 1000));
 }
 
 void World::crash(NodeId node) { impl_->crash(impl_->node(node), NodeState::crashed); }
 
 void World::crash_after_disk_steps(NodeId node, std::uint64_t steps) {
     Node& n = impl_->node(node);
+    impl_->note(0x9B, node, steps);
+    impl_->say(fmt::format("{} crashes after {} more disk steps", n.spec.name, steps));
     n.disk->crash_after_steps(steps, [&n] { n.crash_pending = true; });
+}
+
+void World::cancel_disk_crash(NodeId node) {
+    Node& n = impl_->node(node);
+    impl_->note(0x9C, node);
+    n.disk->cancel_crash();
 }
 
 void World::restart(NodeId node) {
@@ -1408,6 +1420,7 @@ void World::set_clock_drift(NodeId node, std::int64_t ppm) {
     n.t0 = impl_->now;
     n.ppm = ppm;
     impl_->note(0x99, node, static_cast<std::uint64_t>(ppm));
+    impl_->say(fmt::format("clock of {} runs {:+} ppm", n.spec.name, ppm));
 }
 
 void World::jump_wall_clock(NodeId node, Duration delta) {

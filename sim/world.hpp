@@ -141,6 +141,8 @@ public:
     void crash(NodeId node);
     /// Crashes the node between two file steps: after `steps` more steps of its disk.
     void crash_after_disk_steps(NodeId node, std::uint64_t steps);
+    /// Forgets a crash planned by crash_after_disk_steps that has not happened yet.
+    void cancel_disk_crash(NodeId node);
     /// Starts a crashed (or exited) node's program again, on what its disk kept.
     void restart(NodeId node);
     /// Crashes the node for good.

@@ -31,11 +31,11 @@ std::string_view flag_name(std::string_view arg) {
 std::string parse(CLI::App& app, const std::vector<std::string>& args) {
     app.set_help_flag();  // run_main handles -h/--help
     app.allow_extras();   // unknown arguments come back in remaining(), reported below
-    std::vector<std::string> known;
+    std::vector<std::string> known, switches;  // switches: flags without a value (add_flag)
     for (CLI::Option* opt : app.get_options()) {
         opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
         for (const auto& name : opt->get_lnames())
-            known.push_back("--" + name);
+            (opt->get_expected_max() == 0 ? switches : known).push_back("--" + name);
     }
     auto is_known = [&](std::string_view name) { return std::find(known.begin(), known.end(), name) != known.end(); };
     // A flag with no value: CLI11 would take the next flag as its value ("--port --bind x").
@@ -54,6 +54,7 @@ std::string parse(CLI::App& app, const std::vector<std::string>& args) {
             return fmt::format("{} needs a value", name);
         }
     }
+    known.insert(known.end(), switches.begin(), switches.end());  // for "did you mean"
     std::vector<std::string> reversed(args.rbegin(), args.rend());
     if (!reversed.empty())
         reversed.pop_back();  // argv[0]

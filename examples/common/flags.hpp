@@ -16,7 +16,8 @@ class App;
 namespace reprise::flags {
 
 /// Parses a program's own arguments (MainContext::args: argv[0] first, the runtime's flags
-/// already removed) with `app`, whose options are long flags taking one value each. Each
+/// already removed) with `app`, whose options are long flags taking one value each (or, added
+/// with add_flag, none: "--quiet"). Each
 /// flag takes its value as the next argument or after '=', and the last one given wins;
 /// the app's help flag is removed (run_main answers -h/--help with the program's usage).
 /// Returns "" on success, else the message to print:

@@ -27,6 +27,8 @@ const char* const config_usage = R"(Program usage:
                            a commit before -TRYAGAIN (default 5000)
     --max-clients N        client connections served at once; more get "-ERR max number
                            of clients reached" (default 10000, as Redis)
+    --quiet                no narrative on stdout (elections, commits); errors still go
+                           to stderr (for simulations that run many nodes in one process)
   Flags take their value as the next argument or after '=' (--id 1, --id=1); the last one
   given wins; a mistyped flag is refused naming the closest one.)";
 
@@ -82,9 +84,14 @@ namespace {
 constexpr const char* flag_table[] = {"--id",           "--peers",           "--data",
                                       "--client-port",  "--heartbeat-ms",    "--election-min-ms",
                                       "--election-max-ms", "--commit-timeout-ms", "--max-clients"};
+constexpr const char* quiet_flag = "--quiet";
 } // namespace
 
-std::vector<std::string> config_flags() { return {std::begin(flag_table), std::end(flag_table)}; }
+std::vector<std::string> config_flags() {
+    std::vector<std::string> all{std::begin(flag_table), std::end(flag_table)};
+    all.emplace_back(quiet_flag);
+    return all;
+}
 
 std::optional<Config> parse_config(const std::vector<std::string>& args, std::string& error) {
     Config c;
@@ -99,6 +106,7 @@ std::optional<Config> parse_config(const std::vector<std::string>& args, std::st
     CLI::App app{"reprise-raft"};
     for (std::size_t i = 0; i < std::size(names); ++i)
         app.add_option(names[i], values[i]);
+    app.add_flag(quiet_flag, c.quiet);
     if (error = flags::parse(app, args); !error.empty())
         return std::nullopt;
     for (std::size_t i = 0; i < std::size(names); ++i) {

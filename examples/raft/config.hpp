@@ -31,6 +31,8 @@ struct Config {
     Duration commit_timeout{std::chrono::seconds(5)};
     /// Client (RESP) connections served at once; more get Redis's "max number of clients" error.
     std::size_t max_clients = 10000;
+    /// No narrative on stdout (--quiet).
+    bool quiet = false;
 
     const Member& self() const;
     const Member* member(std::uint32_t id) const;

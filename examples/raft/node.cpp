@@ -71,6 +71,8 @@ const char* role_name(Role r) noexcept {
 // so a replay prints exactly the same lines.
 template <class... Args>
 void Node::say(fmt::format_string<Args...> f, Args&&... args) {
+    if (config_.quiet)
+        return;
     fmt::print("node {}: {}\n", config_.id, fmt::format(f, std::forward<Args>(args)...));
     std::fflush(stdout);
 }
@@ -137,8 +139,10 @@ int Node::run() {
     }
     raft_listener_ = std::move(*raft_listener);
     client_listener_ = std::move(*client_listener);
-    fmt::print("node {} listening raft {} client {}\n", config_.id, raft_listener_.port(), client_listener_.port());
-    std::fflush(stdout);
+    if (!config_.quiet) {
+        fmt::print("node {} listening raft {} client {}\n", config_.id, raft_listener_.port(), client_listener_.port());
+        std::fflush(stdout);
+    }
 
     reset_election_timer();
     auto self_ptr = shared_from_this();

@@ -1,6 +1,8 @@
 // The node's disk state: atomic term+vote file, and the length+checksum framed append-only log.
 #include "storage.hpp"
 
+#include <filesystem>
+
 #include <reprise/record/chunk.hpp>
 #include <reprise/record/trace.hpp>
 #include <reprise/runtime/assert.hpp>
@@ -76,6 +78,16 @@ std::string Storage::open(const std::string& dir, Recovery& recovery) {
     dir_ = dir;
     if (auto r = make_directories(dir); !r.ok())
         return fmt::format("cannot create {}: {}", dir, r.error().message());
+    // The folder's own name must be durable too, in its parent (and each folder's above it,
+    // for folders just made): else a power cut after the first acknowledged write can take
+    // the whole folder, term, vote and log, with it. (Found by reprise-raft-sim, seed 111.)
+    for (std::filesystem::path p = std::filesystem::path(dir).lexically_normal(); p.has_relative_path();
+         p = p.parent_path()) {
+        if (auto r = sync_directory_of(p.string()); !r.ok())
+            return fmt::format("cannot sync the folder holding {}: {}", p.string(), r.error().message());
+        if (p.parent_path() == p)
+            break;
+    }
 
     auto state = read_file(dir + "/state", 4096);
     if (state.ok()) {

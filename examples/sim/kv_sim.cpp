@@ -1,7 +1,7 @@
 // reprise-kv-sim: reprise-kv, unmodified, under the deterministic simulator, with clients that check
 // every reply against what they wrote. A failing seed prints the one line that reproduces it.
 #include "kv_server.hpp"
-#include "resp.hpp"
+#include "resp_client.hpp"
 
 #include <reprise/runtime/reprise.hpp>
 #include <reprise/sim/runner.hpp>
@@ -29,48 +29,6 @@ struct Findings {
     std::uint64_t connection_errors = 0;
 };
 
-/// One RESP connection to the server; every failure is Errc.
-class Client {
-public:
-    Result<void> open(const Address& to) {
-        auto c = connect(to, 2s);
-        if (!c.ok())
-            return c.error();
-        conn_ = std::move(*c);
-        return {};
-    }
-    bool is_open() const { return static_cast<bool>(conn_) && conn_.is_open(); }
-    void close() { conn_.close(); }
-
-    /// Sends one command and reads its reply: "+OK", "$value", "$nil", "-ERR ...", ":3".
-    Result<std::string> call(const std::vector<std::string_view>& args) {
-        if (auto w = conn_.write(resp::encode_command(args), 2s); !w.ok())
-            return w.error();
-        auto line = conn_.read_until("\r\n", 64 * 1024, 2s);
-        if (!line.ok())
-            return line.error();
-        std::string head = line->substr(0, line->size() - 2);
-        if (head.empty())
-            return Errc::invalid_argument;
-        if (head[0] != '$')
-            return head;
-        long long n = 0;
-        if (!resp::parse_integer(std::string_view(head).substr(1), n))
-            return Errc::invalid_argument;
-        if (n < 0)
-            return std::string("$nil");
-        auto body = conn_.read_exact(static_cast<std::size_t>(n) + 2, 2s);
-        if (!body.ok())
-            return body.error();
-        std::string reply = "$";
-        reply.append(*body, 0, static_cast<std::size_t>(n));
-        return reply;
-    }
-
-private:
-    Connection conn_;
-};
-
 /// A client node: SETs and GETs its own keys and checks each GET against the values it may
 /// hold: what it last saw (an acknowledged SET, or a GET), or any SET whose reply never came —
 /// such a SET may still land at any later time (its bytes can sit in a clogged link while the
@@ -83,11 +41,11 @@ ProgramEntry client_program(std::shared_ptr<Findings> findings, std::string serv
         const std::string me = ctx.runtime.node_name();
         auto& may_hold = findings->may_hold;
         auto& in_doubt = findings->in_doubt;
-        Client c;
+        examples::RespClient c;
         findings->server_seen.try_emplace(me, server_incarnation());
         for (int i = 0; i < ops; ++i) {
             if (!c.is_open()) {
-                if (!c.open(to).ok()) {
+                if (!c.open(to, 2s).ok()) {
                     ++findings->connection_errors;
                     (void)sleep_for(100ms);
                     continue;
@@ -110,7 +68,7 @@ ProgramEntry client_program(std::shared_ptr<Findings> findings, std::string serv
                 // Written down before it is sent: a crash of this client mid-call leaves it in doubt.
                 const std::string value = fmt::format("v{}.{}", ctx.runtime.seed() % 1000, i);
                 in_doubt[key].insert("$" + value);
-                auto r = c.call({"SET", key, value});
+                auto r = c.call({"SET", key, value}, 2s);
                 if (!r.ok()) {
                     ++findings->connection_errors;  // it may have happened, or happen later
                     c.close();
@@ -121,7 +79,7 @@ ProgramEntry client_program(std::shared_ptr<Findings> findings, std::string serv
                     findings->violations.push_back(fmt::format("{}: SET {} answered {}", me, key, *r));
                 values = {"$" + value + (sabotage ? "!" : "")};
             } else {
-                auto r = c.call({"GET", key});
+                auto r = c.call({"GET", key}, 2s);
                 if (!r.ok()) {
                     ++findings->connection_errors;
                     c.close();

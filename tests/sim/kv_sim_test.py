@@ -10,7 +10,8 @@ Usage: kv_sim_test.py REPRISE_KV_SIM REPRISE_KV REPRISE_TOOL
    trace is cut off like a killed process's: exit 2, "the trace ends"); `reprise info` and
    `reprise dump` read them; a second run into the same folder is refused (nothing overwritten).
 4. A sabotaged run (a client that lies to its checker) fails, prints what failed and a
-   reproduce line; running that line gives the same failure and hash.
+   reproduce line, and saves every node's trace in --failure-dir; running that line gives the
+   same failure and hash.
 5. Bad flags exit 2 with a message.
 """
 import os
@@ -99,17 +100,22 @@ def traces_replay_with_the_production_binary(sim, kv, tool, tmp):
     check(rc == 2 and "never overwritten" in err2, "a second run into the same folder is refused", out2 + err2)
 
 
-def failures_print_a_reproduce_line(sim):
-    rc, out, err = run([sim, "--seed", "3", "--time", "5s", "--sabotage", "1"])
+def failures_print_a_reproduce_line(sim, tmp):
+    failures = os.path.join(tmp, "failures")
+    rc, out, err = run([sim, "--seed", "3", "--time", "5s", "--sabotage", "1", "--failure-dir", failures])
     check(rc == 1 and "FAILED" in out and "what failed:" in out and "wrong replies" in out,
           "a sabotaged run fails and says what failed", out + err)
+    saved = os.path.join(failures, "seed-3")
+    check(f"saved: {saved}" in out and os.path.exists(os.path.join(saved, "kv.1.trace"))
+          and os.path.exists(os.path.join(saved, "client1.1.trace")),
+          "the failed seed is run again recording every node's trace into --failure-dir/seed-N", out)
     m = re.search(r"^  reproduce: (.*)$", out, re.M)
     if not check(m is not None and "--seed 3" in m.group(1) and "--sabotage 1" in m.group(1),
                  "the failure prints the line that reproduces it", out):
         return
     argv = shlex.split(m.group(1))
     argv[0] = sim
-    rc2, out2, _ = run(argv)
+    rc2, out2, _ = run(argv + ["--failure-dir", "none"])
     a, b = lines(out), lines(out2)
     check(rc2 == 1 and a and b and a[0][5] == b[0][5], "the reproduce line gives the same failing run", out2)
     check(re.search(r"^  run: seed=3 .*commit=\S+ build=\S+ compiler='[^']+'", out, re.M) is not None,
@@ -137,7 +143,7 @@ def main():
         runs_pass_and_repeat(sim)
         determinism_self_check(sim)
         traces_replay_with_the_production_binary(sim, kv, tool, tmp)
-        failures_print_a_reproduce_line(sim)
+        failures_print_a_reproduce_line(sim, tmp)
         bad_flags(sim)
     return report("kv_sim_test")
 
