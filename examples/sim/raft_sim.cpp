@@ -62,7 +62,7 @@ struct Knobs {
     bool nemesis = true;
     Duration nemesis_interval = 1500ms;
     Duration nemesis_duration = 1s;
-    Duration quiet = 12s;  ///< the end of the run without faults, for the liveness check
+    Duration settle = 12s;  ///< the end of the run without faults, for the liveness check
     std::vector<std::string> kinds = all_fault_kinds;
     std::int64_t max_needless_elections = 0;
     std::uint64_t checker_steps = 20'000'000;
@@ -73,11 +73,11 @@ struct Knobs {
             k += (k.empty() ? "" : ",") + kind;
         return fmt::format(
             "nodes={} clients={} keys={} op-interval={}ms request-timeout={}ms nemesis={} nemesis-kinds={} "
-            "nemesis-interval={}ms nemesis-duration={}ms quiet={}ms liveness-bound={}s max-needless-elections={} "
+            "nemesis-interval={}ms nemesis-duration={}ms settle={}ms liveness-bound={}s max-needless-elections={} "
             "checker-steps={}",
             nodes, clients, keys, ns(op_interval) / 1'000'000, ns(request_timeout) / 1'000'000, nemesis ? "on" : "off",
             k.empty() ? "none" : k, ns(nemesis_interval) / 1'000'000, ns(nemesis_duration) / 1'000'000,
-            ns(quiet) / 1'000'000, ns(liveness_bound) / 1'000'000'000, max_needless_elections, checker_steps);
+            ns(settle) / 1'000'000, ns(liveness_bound) / 1'000'000'000, max_needless_elections, checker_steps);
     }
 };
 
@@ -364,7 +364,7 @@ ProgramEntry client_program(std::shared_ptr<Run> run, sim::World& world, std::ui
 /// Draws faults on the raft nodes (never the clients) from the seed: partitions (a node cut off,
 /// or two nodes from each other), one-way partitions, crashes with restarts, pauses, monotonic
 /// clock rate skew, disk faults (a crash between two disk steps, or failing fsyncs) and slow or
-/// held links. At most a minority is down at once. At `quiet` before the end, everything heals.
+/// held links. At most a minority is down at once. At --settle before the end, everything heals.
 class Nemesis {
 public:
     Nemesis(sim::World& world, std::shared_ptr<Run> run, std::uint64_t seed, Duration end)
@@ -373,7 +373,7 @@ public:
     }
 
     void start() {
-        run_->heal_ns = ns(end_ - run_->knobs.quiet);
+        run_->heal_ns = ns(end_ - run_->knobs.settle);
         if (run_->heal_ns < 0)
             run_->heal_ns = 0;
         if (run_->knobs.nemesis && !run_->knobs.kinds.empty())
@@ -689,7 +689,7 @@ int main(int argc, char** argv) {
     simulation.description =
         "reprise-raft-sim: a reprise-raft cluster (nodes n1.. at 10.0.0.N, raft port 7001, client port 7101) under the\n"
         "deterministic simulator. Client nodes issue GET/SET/INCR/DEL on a few keys; a nemesis drawn from the seed\n"
-        "partitions, crashes, pauses, skews clocks, fails disks and slows links, and heals everything --quiet before\n"
+        "partitions, crashes, pauses, skews clocks, fails disks and slows links, and heals everything --settle before\n"
         "the end. Checked: linearizability of every key's history, RAFT's safety (one leader per term, log matching,\n"
         "leader completeness, state machine safety) from every node's state, liveness (a write commits within 10 s\n"
         "of the heal) and needless elections (a healthy leader deposed). A failed seed saves every node's trace\n"
@@ -703,7 +703,7 @@ int main(int argc, char** argv) {
         {"--nemesis", "fault kinds, comma-separated: partition,one-way,crash,pause,skew,disk,delay; all (default) or none"},
         {"--nemesis-interval", "mean virtual time between two faults (default 1500ms)"},
         {"--nemesis-duration", "mean time a fault lasts (default 1s)"},
-        {"--quiet", "the end of the run without faults, for the liveness check (default 12s)"},
+        {"--settle", "the end of the run without faults, for the liveness check (default 12s)"},
         {"--max-needless-elections", "elections deposing a healthy leader a run may have (default 0)"},
         {"--checker-steps", "the linearizability checker's budget in search steps (default 20000000)"},
     };
@@ -719,7 +719,7 @@ int main(int argc, char** argv) {
         k.nemesis = !k.kinds.empty();
         k.nemesis_interval = duration_flag(ctx, "--nemesis-interval", k.nemesis_interval);
         k.nemesis_duration = duration_flag(ctx, "--nemesis-duration", k.nemesis_duration);
-        k.quiet = duration_flag(ctx, "--quiet", k.quiet);
+        k.settle = duration_flag(ctx, "--settle", k.settle);
         k.max_needless_elections = ctx.flag_int("--max-needless-elections", 0);
         k.checker_steps = static_cast<std::uint64_t>(ctx.flag_int("--checker-steps", 20'000'000));
         if (k.nodes != 3 && k.nodes != 5)
