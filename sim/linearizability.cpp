@@ -431,6 +431,7 @@ CheckResult check_linearizable(const std::vector<Operation>& history, const Chec
     std::map<std::string, std::vector<Operation>> by_key;
     for (const Operation& op : history)
         by_key[op.key].push_back(op);
+    const std::int64_t started = detail::read_monotonic_ns();
     Spend spend(budget);
     CheckResult result;
     std::size_t checked = 0;
@@ -465,6 +466,7 @@ CheckResult check_linearizable(const std::vector<Operation>& history, const Chec
         break;
     }
     result.steps = spend.used();
+    result.wall_ns = detail::read_monotonic_ns() - started;
     return result;
 }
 

@@ -54,6 +54,8 @@ struct CheckResult {
     std::vector<Operation> witness = {};
     /// Search steps spent (the shrinking of a witness included).
     std::uint64_t steps = 0;
+    /// Wall time the check took (monotonic clock), for benchmarks and progress lines.
+    std::int64_t wall_ns = 0;
 };
 
 /// How much a check may spend before it answers unknown.

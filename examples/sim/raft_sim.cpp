@@ -16,6 +16,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <set>
 
 using namespace reprise;
@@ -60,8 +61,8 @@ struct Knobs {
     Duration op_interval = 100ms;
     Duration request_timeout = 2s;
     bool nemesis = true;
-    Duration nemesis_interval = 1500ms;
-    Duration nemesis_duration = 1s;
+    Duration nemesis_interval = 2s;
+    Duration nemesis_duration = 3s;
     Duration settle = 12s;  ///< the end of the run without faults, for the liveness check
     std::vector<std::string> kinds = all_fault_kinds;
     std::int64_t max_needless_elections = 0;
@@ -403,7 +404,7 @@ private:
     }
 
     /// Marks raft nodes troubled now; returns the trouble's index for clear().
-    std::vector<std::size_t> trouble(std::initializer_list<int> which) {
+    std::vector<std::size_t> trouble(const std::vector<int>& which) {
         std::vector<std::size_t> ids;
         for (int i : which) {
             ids.push_back(run_->troubles.size());
@@ -447,7 +448,10 @@ private:
         restart_exited();
         const auto& kinds = run_->knobs.kinds;
         const std::string kind = kinds[draw_.below(kinds.size())];
-        const int a = static_cast<int>(draw_.below(static_cast<std::uint64_t>(nodes())));
+        // Half the faults strike the leader (the node whose faults matter most), when there is one.
+        int a = static_cast<int>(draw_.below(static_cast<std::uint64_t>(nodes())));
+        if (const auto& leaders = run_->safety->leaders(); !leaders.empty() && draw_.below(2) == 0)
+            a = static_cast<int>(leaders.back().node) - 1;
         int b = static_cast<int>(draw_.below(static_cast<std::uint64_t>(nodes() - 1)));
         if (b >= a)
             ++b;
@@ -457,16 +461,34 @@ private:
                 return;  // heal() ends every partition at once: one network fault at a time
             network_fault_ = true;
             std::vector<std::size_t> t;
+            const auto shape = draw_.below(4);
             if (kind == "one-way") {
                 world_.partition_one_way(node(a), node(b));
                 t = trouble({a, b});
-            } else if (draw_.below(2) == 0) {
+            } else if (shape == 0) {
                 // One node cut off from every other node, clients included.
                 world_.isolate({node(a)});
                 t = trouble({a});
-            } else {
+            } else if (shape == 1) {
                 world_.partition(node(a), node(b));
                 t = trouble({a, b});
+            } else {
+                // The raft nodes split into a minority holding `a` and a majority; every client
+                // still reaches every node (a deposed leader may go on answering its clients).
+                std::vector<int> minority{a};
+                const int size = (nodes() - 1) / 2;
+                for (int i = 0; static_cast<int>(minority.size()) < size && i < nodes(); ++i) {
+                    const int c = static_cast<int>(draw_.below(static_cast<std::uint64_t>(nodes())));
+                    if (std::find(minority.begin(), minority.end(), c) == minority.end())
+                        minority.push_back(c);
+                }
+                for (int x : minority)
+                    for (int y = 0; y < nodes(); ++y)
+                        if (std::find(minority.begin(), minority.end(), y) == minority.end())
+                            world_.partition(node(x), node(y));
+                std::vector<int> everyone(static_cast<std::size_t>(nodes()));
+                std::iota(everyone.begin(), everyone.end(), 0);
+                t = trouble(everyone);
             }
             later(d, [this, t] {
                 world_.heal();
@@ -701,8 +723,8 @@ int main(int argc, char** argv) {
         {"--op-interval", "mean time between a client's requests (default 100ms)"},
         {"--request-timeout", "a client's wait for a reply before the outcome is unknown (default 2s)"},
         {"--nemesis", "fault kinds, comma-separated: partition,one-way,crash,pause,skew,disk,delay; all (default) or none"},
-        {"--nemesis-interval", "mean virtual time between two faults (default 1500ms)"},
-        {"--nemesis-duration", "mean time a fault lasts (default 1s)"},
+        {"--nemesis-interval", "mean virtual time between two faults (default 2s)"},
+        {"--nemesis-duration", "mean time a fault lasts (default 3s)"},
         {"--settle", "the end of the run without faults, for the liveness check (default 12s)"},
         {"--max-needless-elections", "elections deposing a healthy leader a run may have (default 0)"},
         {"--checker-steps", "the linearizability checker's budget in search steps (default 20000000)"},
@@ -761,9 +783,11 @@ int main(int argc, char** argv) {
     };
     simulation.describe = [run](sim::World&, const sim::RunContext&) {
         const char* lin = run->checked ? sim::verdict_name(run->linearizability.verdict) : "not checked";
-        return fmt::format("ops={} unknown={} refused={} faults={} leaders={} needless-elections={} linearizable={}",
+        return fmt::format("ops={} unknown={} refused={} faults={} leaders={} needless-elections={} linearizable={} "
+                           "checker_s={:.3f}",
                            run->history.size(), run->unknown(), run->refused, run->faults, run->safety->leaders().size(),
-                           run->needless_elections().size(), lin);
+                           run->needless_elections().size(), lin,
+                           static_cast<double>(run->linearizability.wall_ns) / 1e9);
     };
     simulation.save = [run](sim::World& world, const sim::RunContext& ctx, const std::string& folder) {
         std::ofstream history(folder + "/history.txt");
