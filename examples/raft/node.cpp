@@ -443,7 +443,7 @@ void Node::set_commit(std::uint64_t index) {
         ++last_applied_;
         const Entry& e = storage_.entry(last_applied_);
         auto command = decode_command(e.command);
-        long long value = 0;
+        Applied value;
         if (command)
             value = kv_.apply(*command);
         else
@@ -680,7 +680,9 @@ Node::Proposal Node::propose(const Command& c) {
             break;
         }
         if (last_applied_ >= index) {
-            result.value = waiting_.at(key).value_or(0);
+            const Applied applied = waiting_.at(key).value_or(Applied{});
+            result.value = applied.value;
+            result.error = applied.error;
             break;
         }
         if (failed_) {

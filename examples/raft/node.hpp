@@ -46,6 +46,7 @@ public:
         enum class Status { ok, not_leader, lost, timed_out, cancelled, failed };
         Status status = Status::failed;
         long long value = 0;
+        const char* error = nullptr;  ///< ok, but the command answered a Redis error (Applied::error)
     };
     /// Appends `c` to the leader's log and waits until it is applied (or it cannot be).
     Proposal propose(const Command& c);
@@ -132,7 +133,7 @@ private:
     std::uint64_t commit_index_ = 0;
     std::uint64_t last_applied_ = 0;
     /// Results of applied entries some client waits for, by (index, term).
-    std::map<std::pair<std::uint64_t, std::uint64_t>, std::optional<long long>> waiting_;
+    std::map<std::pair<std::uint64_t, std::uint64_t>, std::optional<Applied>> waiting_;
 
     Mutex mu_;
     /// Notified on every change of role, term, log, commit or applied state.
