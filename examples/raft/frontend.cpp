@@ -40,7 +40,8 @@ void Node::serve_client(Connection conn) {
 
     // Followers send writes (and GET) to the leader, the way Redis Cluster redirects.
     auto redirect = [&] {
-        const Member* leader = leader_id_ != 0 && leader_id_ != config_.id ? config_.member(leader_id_) : nullptr;
+        const std::uint32_t leader_id = this->leader_id();
+        const Member* leader = leader_id != 0 && leader_id != config_.id ? config_.member(leader_id) : nullptr;
         if (leader)
             resp::append_error(out, fmt::format("MOVED 0 {}:{}", leader->host, leader->client_port));
         else
@@ -81,9 +82,9 @@ void Node::serve_client(Connection conn) {
         std::string text = fmt::format(
             "# Raft\r\nnode_id:{}\r\nrole:{}\r\nterm:{}\r\nleader_id:{}\r\nvoted_for:{}\r\ncommit_index:{}\r\n"
             "last_applied:{}\r\nlog_length:{}\r\nkeys:{}\r\nmembers:{}\r\n",
-            config_.id, role_name(role_), term_, leader_id_, voted_for_, commit_index_, last_applied_,
+            config_.id, role_name(role_), term_, leader_id(), voted_for_, commit_index_, last_applied_,
             storage_.last_index(), kv_.size(), config_.members.size());
-        if (const Member* leader = config_.member(leader_id_))
+        if (const Member* leader = config_.member(leader_id()))
             text += fmt::format("leader_client:{}:{}\r\n", leader->host, leader->client_port);
         resp::append_bulk(out, text);
     };
@@ -104,14 +105,17 @@ void Node::serve_client(Connection conn) {
                 wrong_arity(out, "get");
                 return true;
             }
-            switch (wait_read_ready()) {
+            switch (read_barrier()) {
             case ReadStatus::ok:
                 break;
             case ReadStatus::not_leader:
                 redirect();
                 return true;
-            case ReadStatus::timed_out:
+            case ReadStatus::no_commit_in_term:
                 resp::append_error(out, "TRYAGAIN the leader has not committed an entry of its term yet");
+                return true;
+            case ReadStatus::timed_out:
+                resp::append_error(out, "TRYAGAIN the leader could not confirm its leadership in time");
                 return true;
             case ReadStatus::cancelled:
                 return false;

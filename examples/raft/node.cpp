@@ -302,7 +302,8 @@ void Node::run_peer_link(std::uint32_t peer_id) {
     }
 }
 
-// Starts an election when the randomized timeout passes without a leader's word.
+// Forgets a leader silent for the minimum election timeout, and starts an election when
+// the randomized timeout passes without a leader's word.
 void Node::run_election_timer() {
     while (!cancelled() && !failed_) {
         if (role_ == Role::leader || !election_timer_.armed()) {
@@ -321,8 +322,15 @@ void Node::run_election_timer() {
             return;
         if (role_ == Role::leader || failed_)
             continue;
+        if (leader_id_ != 0 && !leader_heard_recently()) {
+            say("term {}: no word from leader {} for {} ms; forgot it", term_, leader_id_,
+                std::chrono::duration_cast<std::chrono::milliseconds>(now() - leader_contact_).count());
+            leader_id_ = 0;
+            changed_.notify_all();
+        }
         if (now() < election_deadline_) {
-            election_timer_.start_at(election_deadline_);  // a reset raced with the fire
+            // A reset raced with the fire, or the timer woke to forget the leader first.
+            election_timer_.start_at(election_deadline_);
             continue;
         }
         start_election();
@@ -357,8 +365,16 @@ void Node::run_heartbeat() {
 void Node::reset_election_timer() {
     const auto timeout = Duration(random_between(config_.election_min.count(), config_.election_max.count()));
     election_deadline_ = now() + timeout;
-    election_timer_.start(timeout);
+    // A follower that knows a leader wakes first when it would forget it (the minimum
+    // timeout), then at the deadline; a leader that keeps speaking re-arms it before either.
+    election_timer_.start(role_ == Role::follower && leader_id_ != 0 ? config_.election_min : timeout);
     changed_.notify_all();
+}
+
+bool Node::leader_heard_recently() const noexcept {
+    if (role_ == Role::leader)
+        return true;
+    return leader_id_ != 0 && now() - leader_contact_ < config_.election_min;
 }
 
 bool Node::persist_hard_state() {
@@ -417,6 +433,7 @@ void Node::become_leader() {
         p.next_index = storage_.last_index() + 1;
         p.match_index = 0;
         p.sent_commit = 0;
+        p.read_round_acked = 0;
         p.heartbeat_due = true;
     }
     say("term {}: became leader", term_);
@@ -482,6 +499,8 @@ std::optional<Message> Node::next_request(Peer& p) {
     if (!p.heartbeat_due && p.next_index > last && p.sent_commit >= commit_index_)
         return std::nullopt;
     p.heartbeat_due = false;
+    p.read_round_in_flight = read_round_;
+    read_round_open_ = false;  // a later read needs a later round
     REPRISE_ASSERT(p.next_index >= 1 && p.next_index <= last + 1);
     AppendEntries m;
     m.term = term_;
@@ -530,8 +549,13 @@ bool Node::handle_reply(Peer& p, const Message& request, const Message& reply) {
         persist_hard_state();
         return true;
     }
-    if (role_ != Role::leader || term_ != req->term)
+    if (role_ != Role::leader || term_ != req->term || append->term != term_)
         return true;
+    // Any answer of this term shows the peer knew no newer leader when it answered.
+    if (p.read_round_in_flight > p.read_round_acked) {
+        p.read_round_acked = p.read_round_in_flight;
+        changed_.notify_all();
+    }
     if (append->success) {
         const std::uint64_t sent_up_to = req->prev_log_index + req->entries.size();
         if (append->match_index != sent_up_to)
@@ -555,11 +579,12 @@ AppendReply Node::handle_append(const AppendEntries& m) {
         return r;
     if (m.term > term_ || role_ != Role::follower)
         step_down(m.term);
-    reset_election_timer();  // the current term's leader spoke
+    leader_contact_ = now();
     if (leader_id_ != m.leader) {
         leader_id_ = m.leader;
         say("term {}: following leader {}", term_, leader_id_);
     }
+    reset_election_timer();  // the current term's leader spoke
     r.term = term_;
     if (!persist_hard_state())
         return r;
@@ -633,20 +658,46 @@ VoteReply Node::handle_vote(const RequestVote& m) {
 
 // --- proposals and reads ---------------------------------------------------------------
 
-Node::ReadStatus Node::wait_read_ready() {
+Node::ReadStatus Node::read_barrier() {
     if (role_ != Role::leader)
         return ReadStatus::not_leader;
     const std::uint64_t term = term_;
     Deadline deadline(now() + config_.commit_timeout);
-    for (;;) {
+    // Every wait below re-checks leadership and failure first; `on_timeout` says what a
+    // timeout means to the client.
+    ReadStatus on_timeout = ReadStatus::no_commit_in_term;
+    auto wait = [&]() -> std::optional<ReadStatus> {
         if (role_ != Role::leader || term_ != term)
             return ReadStatus::not_leader;
-        if (commit_index_ > 0 && storage_.term_at(commit_index_) == term_)
-            return ReadStatus::ok;
         if (failed_)
             return ReadStatus::cancelled;
         if (auto r = changed_.wait(deadline); !r.ok())
-            return r.code() == Errc::timed_out ? ReadStatus::timed_out : ReadStatus::cancelled;
+            return r.code() == Errc::timed_out ? on_timeout : ReadStatus::cancelled;
+        if (role_ != Role::leader || term_ != term)
+            return ReadStatus::not_leader;
+        return std::nullopt;
+    };
+    while (commit_index_ == 0 || storage_.term_at(commit_index_) != term)
+        if (auto r = wait())
+            return *r;
+    const std::uint64_t read_index = commit_index_;
+    if (!read_round_open_) {
+        ++read_round_;
+        read_round_open_ = true;
+        for (auto& [id, p] : peers_)
+            p.heartbeat_due = true;
+        changed_.notify_all();
+    }
+    const std::uint64_t round = read_round_;
+    on_timeout = ReadStatus::timed_out;
+    for (;;) {
+        std::size_t confirmed = 1;
+        for (const auto& [id, p] : peers_)
+            confirmed += p.read_round_acked >= round ? 1 : 0;
+        if (has_majority(confirmed) && last_applied_ >= read_index)
+            return ReadStatus::ok;
+        if (auto r = wait())
+            return *r;
     }
 }
 

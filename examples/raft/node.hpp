@@ -50,14 +50,20 @@ public:
     };
     /// Appends `c` to the leader's log and waits until it is applied (or it cannot be).
     Proposal propose(const Command& c);
-    /// Whether this node may serve a read from its applied state now: it is the leader
-    /// and has committed an entry of its own term, so it knows every committed entry
-    /// (RAFT §8). A leader just elected waits (up to the commit timeout) for its no-op.
-    enum class ReadStatus { ok, not_leader, timed_out, cancelled };
-    ReadStatus wait_read_ready();
+    /// Waits until a linearizable read may be served from this node's applied state
+    /// (ReadIndex, thesis §6.4): this node leads and has committed an entry of its term
+    /// (so it knows every committed entry, RAFT §8); its commit index then is the read
+    /// index; a majority acknowledged a heartbeat round of its term sent after that (so
+    /// no newer leader existed when the read arrived); and it applied up to the read
+    /// index. Concurrent reads share one round. Bounded by the commit timeout.
+    enum class ReadStatus { ok, not_leader, no_commit_in_term, timed_out, cancelled };
+    ReadStatus read_barrier();
     Role role() const noexcept { return role_; }
     std::uint32_t id() const noexcept { return config_.id; }
-    std::uint32_t leader_id() const noexcept { return leader_id_; }
+    /// The leader this node knows of, or 0: itself while leader, else the leader of its
+    /// term it heard from within the minimum election timeout (a silent leader is
+    /// forgotten, so clients are not sent to a dead node).
+    std::uint32_t leader_id() const noexcept { return leader_heard_recently() ? leader_id_ : 0; }
     std::uint64_t term() const noexcept { return term_; }
     std::uint64_t commit_index() const noexcept { return commit_index_; }
     std::uint64_t last_applied() const noexcept { return last_applied_; }
@@ -74,6 +80,8 @@ private:
         std::uint64_t match_index = 0;
         std::uint64_t sent_commit = 0;  ///< leader_commit the peer last acknowledged
         std::uint64_t vote_term = 0;    ///< term whose vote this peer already answered
+        std::uint64_t read_round_in_flight = 0; ///< read round the append on the link belongs to
+        std::uint64_t read_round_acked = 0;     ///< highest read round the peer answered in this term
         bool heartbeat_due = false;
     };
 
@@ -103,6 +111,9 @@ private:
     void reset_election_timer();
     bool persist_hard_state();
     bool has_majority(std::size_t votes) const noexcept { return votes * 2 > config_.members.size(); }
+    /// Leading, or heard from the leader of this term within the minimum election timeout:
+    /// such a node redirects clients to that leader.
+    bool leader_heard_recently() const noexcept;
     void fail(const std::string& what);
 
     template <class... Args>
@@ -130,6 +141,12 @@ private:
     std::uint32_t voted_for_ = 0;
     std::uint32_t leader_id_ = 0;
     std::set<std::uint32_t> votes_;
+    Instant leader_contact_{};          ///< when the leader of this term last spoke (an AppendEntries)
+    /// Read rounds (ReadIndex): a read needs a majority to answer an append that carried a
+    /// round number no lower than its own. A read joins the newest round while no append
+    /// carried it yet (all of its appends leave after the read arrived), else opens the next.
+    std::uint64_t read_round_ = 0;
+    bool read_round_open_ = false;
     std::uint64_t commit_index_ = 0;
     std::uint64_t last_applied_ = 0;
     /// Results of applied entries some client waits for, by (index, term).
