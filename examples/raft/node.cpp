@@ -59,6 +59,8 @@ const char* role_name(Role r) noexcept {
     switch (r) {
     case Role::follower:
         return "follower";
+    case Role::pre_candidate:
+        return "pre-candidate";
     case Role::candidate:
         return "candidate";
     case Role::leader:
@@ -216,6 +218,8 @@ void Node::serve_peer(Connection conn) {
                 reply = handle_append(*a);
             else if (auto* v = std::get_if<RequestVote>(&*d.message))
                 reply = handle_vote(*v);
+            else if (auto* pv = std::get_if<PreVote>(&*d.message))
+                reply = handle_pre_vote(*pv);
             else
                 return;  // replies do not come this way
             if (failed_)
@@ -302,7 +306,7 @@ void Node::run_peer_link(std::uint32_t peer_id) {
     }
 }
 
-// Forgets a leader silent for the minimum election timeout, and starts an election when
+// Forgets a leader silent for the minimum election timeout, and starts a pre-vote when
 // the randomized timeout passes without a leader's word.
 void Node::run_election_timer() {
     while (!cancelled() && !failed_) {
@@ -333,11 +337,12 @@ void Node::run_election_timer() {
             election_timer_.start_at(election_deadline_);
             continue;
         }
-        start_election();
+        start_pre_vote();
     }
 }
 
-// While leader: marks every peer due for an append each heartbeat period (one timer for all peers).
+// While leader: marks every peer due for an append each heartbeat period (one timer for all
+// peers), and steps down when no majority answered within an election timeout (check-quorum).
 void Node::run_heartbeat() {
     while (!cancelled() && !failed_) {
         if (role_ != Role::leader) {
@@ -356,6 +361,13 @@ void Node::run_heartbeat() {
                 p.heartbeat_due = true;
             changed_.notify_all();
             next += config_.heartbeat;
+            if (!majority_answered_recently()) {
+                LockGuard guard(mu_);
+                if (!guard.ok())
+                    return;
+                if (term_ == term && !failed_)
+                    check_quorum();
+            }
         }
     }
 }
@@ -375,6 +387,12 @@ bool Node::leader_heard_recently() const noexcept {
     if (role_ == Role::leader)
         return true;
     return leader_id_ != 0 && now() - leader_contact_ < config_.election_min;
+}
+
+bool Node::log_up_to_date(std::uint64_t last_index, std::uint64_t last_term) const {
+    const std::uint64_t own_last = storage_.last_index();
+    const std::uint64_t own_term = storage_.term_at(own_last);
+    return last_term > own_term || (last_term == own_term && last_index >= own_last);
 }
 
 bool Node::persist_hard_state() {
@@ -408,6 +426,26 @@ void Node::step_down(std::uint64_t term) {
     changed_.notify_all();
 }
 
+// Asks every peer whether it would vote for this node in the next term; only with a
+// majority of pre-votes does the term move (thesis §9.6), so a node that was cut off
+// (paused, partitioned) cannot depose a leader the others still hear from.
+void Node::start_pre_vote() {
+    REPRISE_ASSERT(role_ != Role::leader);
+    if (role_ != Role::pre_candidate) {
+        role_ = Role::pre_candidate;
+        say("term {}: became pre-candidate", term_);
+    }
+    leader_id_ = 0;
+    pre_votes_ = {config_.id};
+    ++pre_vote_round_;
+    reset_election_timer();  // no majority by then: another round
+    if (has_majority(pre_votes_.size())) {
+        start_election();
+        return;
+    }
+    changed_.notify_all();
+}
+
 void Node::start_election() {
     REPRISE_ASSERT(role_ != Role::leader);
     term_ += 1;
@@ -434,6 +472,7 @@ void Node::become_leader() {
         p.match_index = 0;
         p.sent_commit = 0;
         p.read_round_acked = 0;
+        p.last_ack = now();  // check-quorum counts from the start of the term
         p.heartbeat_due = true;
     }
     say("term {}: became leader", term_);
@@ -473,6 +512,24 @@ void Node::set_commit(std::uint64_t index) {
     changed_.notify_all();
 }
 
+bool Node::majority_answered_recently() const {
+    std::size_t answered = 1;
+    for (const auto& [id, p] : peers_)
+        answered += now() - p.last_ack < config_.election_max ? 1 : 0;
+    return has_majority(answered);
+}
+
+void Node::check_quorum() {
+    if (role_ != Role::leader || majority_answered_recently())
+        return;
+    role_ = Role::follower;
+    leader_id_ = 0;
+    say("term {}: no majority answered for {} ms; stepped down", term_,
+        std::chrono::duration_cast<std::chrono::milliseconds>(config_.election_max).count());
+    reset_election_timer();
+    changed_.notify_all();
+}
+
 // The leader commits the highest index of its own term that a majority holds.
 void Node::advance_commit() {
     if (role_ != Role::leader)
@@ -492,6 +549,10 @@ std::optional<Message> Node::next_request(Peer& p) {
     if (failed_)
         return std::nullopt;
     const std::uint64_t last = storage_.last_index();
+    if (role_ == Role::pre_candidate && p.pre_vote_round != pre_vote_round_) {
+        p.pre_vote_in_flight = pre_vote_round_;
+        return PreVote{term_ + 1, config_.id, last, storage_.term_at(last)};
+    }
     if (role_ == Role::candidate && p.vote_term != term_)
         return RequestVote{term_, config_.id, last, storage_.term_at(last)};
     if (role_ != Role::leader)
@@ -540,6 +601,25 @@ bool Node::handle_reply(Peer& p, const Message& request, const Message& reply) {
         }
         return true;
     }
+    if (const auto* pre = std::get_if<PreVoteReply>(&reply)) {
+        const auto* req = std::get_if<PreVote>(&request);
+        if (!req)
+            return false;
+        if (!pre->granted && pre->term > term_) {
+            step_down(pre->term);  // the next pre-vote asks for a term above the peer's
+            persist_hard_state();
+            return true;
+        }
+        if (role_ != Role::pre_candidate || req->term != term_ + 1 || p.pre_vote_in_flight != pre_vote_round_)
+            return true;  // an answer to an earlier round
+        p.pre_vote_round = pre_vote_round_;
+        if (pre->granted) {
+            pre_votes_.insert(p.member.id);
+            if (has_majority(pre_votes_.size()))
+                start_election();
+        }
+        return true;
+    }
     const auto* append = std::get_if<AppendReply>(&reply);
     const auto* req = std::get_if<AppendEntries>(&request);
     if (!append || !req)
@@ -552,6 +632,7 @@ bool Node::handle_reply(Peer& p, const Message& request, const Message& reply) {
     if (role_ != Role::leader || term_ != req->term || append->term != term_)
         return true;
     // Any answer of this term shows the peer knew no newer leader when it answered.
+    p.last_ack = now();
     if (p.read_round_in_flight > p.read_round_acked) {
         p.read_round_acked = p.read_round_in_flight;
         changed_.notify_all();
@@ -640,11 +721,8 @@ AppendReply Node::handle_append(const AppendEntries& m) {
 VoteReply Node::handle_vote(const RequestVote& m) {
     if (m.term > term_)
         step_down(m.term);
-    const std::uint64_t last = storage_.last_index();
-    const std::uint64_t last_term = storage_.term_at(last);
-    const bool up_to_date = m.last_log_term > last_term || (m.last_log_term == last_term && m.last_log_index >= last);
-    const bool granted = m.term == term_ && (voted_for_ == 0 || voted_for_ == m.candidate) && up_to_date &&
-                         m.candidate != config_.id;
+    const bool granted = m.term == term_ && (voted_for_ == 0 || voted_for_ == m.candidate) &&
+                         log_up_to_date(m.last_log_index, m.last_log_term) && m.candidate != config_.id;
     if (granted && voted_for_ != m.candidate) {
         voted_for_ = m.candidate;
         say("term {}: voted for {}", term_, m.candidate);
@@ -654,6 +732,16 @@ VoteReply Node::handle_vote(const RequestVote& m) {
     if (!persist_hard_state())
         return VoteReply{term_, config_.id, false};
     return VoteReply{term_, config_.id, granted};
+}
+
+// Changes nothing: grants when a vote in m.term could be granted (a later term, or this
+// term with no other vote cast), the candidate's log is up to date, and no leader of this
+// term spoke within the minimum election timeout.
+PreVoteReply Node::handle_pre_vote(const PreVote& m) const {
+    const bool term_ok = m.term > term_ || (m.term == term_ && (voted_for_ == 0 || voted_for_ == m.candidate));
+    const bool granted = term_ok && log_up_to_date(m.last_log_index, m.last_log_term) && !leader_heard_recently() &&
+                         m.candidate != config_.id;
+    return PreVoteReply{term_, config_.id, granted};
 }
 
 // --- proposals and reads ---------------------------------------------------------------

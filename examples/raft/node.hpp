@@ -21,7 +21,8 @@
 
 namespace reprise::raft {
 
-enum class Role { follower, candidate, leader };
+/// A pre-candidate asks its peers for pre-votes (thesis §9.6) before it becomes a candidate.
+enum class Role { follower, pre_candidate, candidate, leader };
 const char* role_name(Role r) noexcept;
 
 /// One RAFT node. Its tasks (accepting peers and clients, one outbound link per
@@ -80,8 +81,11 @@ private:
         std::uint64_t match_index = 0;
         std::uint64_t sent_commit = 0;  ///< leader_commit the peer last acknowledged
         std::uint64_t vote_term = 0;    ///< term whose vote this peer already answered
+        std::uint64_t pre_vote_round = 0;       ///< pre-vote round this peer already answered
+        std::uint64_t pre_vote_in_flight = 0;   ///< round of the pre-vote request on the link
         std::uint64_t read_round_in_flight = 0; ///< read round the append on the link belongs to
         std::uint64_t read_round_acked = 0;     ///< highest read round the peer answered in this term
+        Instant last_ack{};                     ///< when it last answered an append of this leader's term
         bool heartbeat_due = false;
     };
 
@@ -101,18 +105,26 @@ private:
     // All of these run under mu_.
     AppendReply handle_append(const AppendEntries& m);
     VoteReply handle_vote(const RequestVote& m);
+    PreVoteReply handle_pre_vote(const PreVote& m) const;
     std::optional<Message> next_request(Peer& p);
     bool handle_reply(Peer& p, const Message& request, const Message& reply);
+    void start_pre_vote();
     void start_election();
     void become_leader();
     void step_down(std::uint64_t term);
+    /// Check-quorum: a leader that no majority answered within the maximum election
+    /// timeout steps down (it cannot commit, and a newer leader may exist).
+    void check_quorum();
+    bool majority_answered_recently() const;
     void advance_commit();
     void set_commit(std::uint64_t index);
     void reset_election_timer();
     bool persist_hard_state();
     bool has_majority(std::size_t votes) const noexcept { return votes * 2 > config_.members.size(); }
+    /// Whether a log ending at (last_index, last_term) is at least as up to date as this node's (RAFT §5.4.1).
+    bool log_up_to_date(std::uint64_t last_index, std::uint64_t last_term) const;
     /// Leading, or heard from the leader of this term within the minimum election timeout:
-    /// such a node redirects clients to that leader.
+    /// such a node refuses pre-votes and redirects clients to that leader.
     bool leader_heard_recently() const noexcept;
     void fail(const std::string& what);
 
@@ -141,6 +153,8 @@ private:
     std::uint32_t voted_for_ = 0;
     std::uint32_t leader_id_ = 0;
     std::set<std::uint32_t> votes_;
+    std::set<std::uint32_t> pre_votes_;
+    std::uint64_t pre_vote_round_ = 0;  ///< numbers this node's pre-vote attempts
     Instant leader_contact_{};          ///< when the leader of this term last spoke (an AppendEntries)
     /// Read rounds (ReadIndex): a read needs a majority to answer an append that carried a
     /// round number no lower than its own. A read joins the newest round while no append

@@ -25,8 +25,9 @@ std::vector<Message> sample_messages() {
     AppendEntries a{7, 2, 10, 6, 9, {}};
     a.entries.push_back(Entry{7, encode_command(Command{Command::Op::set, {"k"}, "v"})});
     a.entries.push_back(Entry{7, std::string("\0\x01\xff", 3)});
-    return {RequestVote{3, 1, 42, 2}, VoteReply{3, 2, true}, a, AppendEntries{8, 3, 0, 0, 0, {}},
-            AppendReply{7, 3, false, 0, 5}, AppendReply{7, 1, true, 12, 0}};
+    return {RequestVote{3, 1, 42, 2}, VoteReply{3, 2, true},       a,
+            AppendEntries{8, 3, 0, 0, 0, {}}, AppendReply{7, 3, false, 0, 5}, AppendReply{7, 1, true, 12, 0},
+            PreVote{4, 2, 42, 3},            PreVoteReply{3, 1, false}};
 }
 
 // A unique scratch directory under the build tree (files go through the runtime in the tests).

@@ -59,6 +59,10 @@ def vote_reply(term, sender, granted):
     return frame(struct.pack("<BQIB", 2, term, sender, 1 if granted else 0))
 
 
+def pre_vote_reply(term, sender, granted):
+    return frame(struct.pack("<BQIB", 6, term, sender, 1 if granted else 0))
+
+
 def append_entries(term, leader, prev_index, prev_term, commit, entries):
     body = struct.pack("<BQIQQQI", 3, term, leader, prev_index, prev_term, commit, len(entries))
     for t, command in entries:
@@ -85,12 +89,14 @@ def read_message(sock):
     (length,) = struct.unpack(">I", recv_exact(sock, 4))
     body = recv_exact(sock, length)
     kind = body[0]
-    if kind == 1:
+    if kind in (1, 5):
         term, cand, li, lt = struct.unpack_from("<QIQQ", body, 1)
-        return "request-vote", {"term": term, "candidate": cand, "last_index": li, "last_term": lt}
-    if kind == 2:
+        return ("request-vote" if kind == 1 else "pre-vote"), {"term": term, "candidate": cand, "last_index": li,
+                                                               "last_term": lt}
+    if kind in (2, 6):
         term, sender, granted = struct.unpack_from("<QIB", body, 1)
-        return "vote-reply", {"term": term, "from": sender, "granted": bool(granted)}
+        return ("vote-reply" if kind == 2 else "pre-vote-reply"), {"term": term, "from": sender,
+                                                                   "granted": bool(granted)}
     if kind == 3:
         term, leader, pi, pt, commit, count = struct.unpack_from("<QIQQQI", body, 1)
         return "append", {"term": term, "leader": leader, "prev_index": pi, "prev_term": pt, "commit": commit,
@@ -104,7 +110,7 @@ def read_message(sock):
 class FakePeer:
     """Listens on a peer's raft port and answers the real node's link to it.
 
-    votes: grant every RequestVote (True) or refuse (False). acking: answer AppendEntries
+    grant_votes: grant every PreVote and RequestVote (True) or refuse them (False). acking: answer AppendEntries
     with success (set it to False to hold the node's commits: appends are then read and
     left unanswered)."""
 
@@ -148,6 +154,8 @@ class FakePeer:
                     self.received.append((kind, m))
                 if kind == "request-vote":
                     conn.sendall(vote_reply(m["term"], self.id, self.grant_votes))
+                elif kind == "pre-vote":  # this peer's term: the one below the term asked for
+                    conn.sendall(pre_vote_reply(m["term"] - 1, self.id, self.grant_votes))
                 elif kind == "append" and self.acking:
                     conn.sendall(append_reply(m["term"], self.id, True, m["prev_index"] + m["count"]))
 
@@ -301,7 +309,9 @@ def scenario_vote_storm(node):
         t = threading.Thread(target=stale_candidate, daemon=True)
         t.start()
         wait_for("the stale candidate's first request to be answered", lambda: len(replies) > 0, 20)
-        wait_for("node 1 to ask peer 2 for a vote", lambda: peer2.count("request-vote") > 0, 20)
+        # Peer 2 refuses pre-votes too, so node 1 asks for pre-votes again and again and never
+        # reaches a RequestVote: what counts is that it asks at all.
+        wait_for("node 1 to ask peer 2 for a pre-vote", lambda: peer2.count("pre-vote") > 0, 20)
         stop.set()
         t.join(timeout=10)
         require(replies and all(k == "vote-reply" and not m["granted"] for k, m in replies),
@@ -448,13 +458,17 @@ def scenario_client_cap(node):
     node.stop_and_replay()
 
 
+SLOW_ELECTION = ("--election-min-ms", "2000", "--election-max-ms", "4000")
+
 SCENARIOS = {
     "del-too-long": (scenario_del_too_long, 1, ()),
-    "read-after-election": (scenario_read_after_election, 3, ("--commit-timeout-ms", "1000")),
+    # Peer 2 leaves appends unanswered for a while there; a long election timeout keeps
+    # check-quorum (a leader no majority answers within it steps down) out of the way.
+    "read-after-election": (scenario_read_after_election, 3, ("--commit-timeout-ms", "1000", *SLOW_ELECTION)),
     "vote-storm": (scenario_vote_storm, 3, ()),
     "hostile-peer": (scenario_hostile_peer, 1, ()),
     "client-cap": (scenario_client_cap, 1, ("--max-clients", "1024")),
-    "leader-loss": (scenario_leader_loss, 3, ("--commit-timeout-ms", "20000")),
+    "leader-loss": (scenario_leader_loss, 3, ("--commit-timeout-ms", "20000", *SLOW_ELECTION)),
 }
 
 
