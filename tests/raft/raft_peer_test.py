@@ -3,7 +3,7 @@
 
 usage: raft_peer_test.py PATH/TO/reprise-raft [SCENARIO...]
 
-Scenarios: del-too-long, read-after-election, vote-storm, hostile-peer, client-cap, leader-loss. The real node
+Scenarios: del-too-long, read-after-election, vote-storm, pre-vote, hostile-peer, client-cap, leader-loss. The real node
 records its trace; after each scenario it is stopped with SIGTERM and its trace must
 replay to exit 0 printing exactly its live narrative. Every wait is bounded.
 """
@@ -57,6 +57,10 @@ def request_vote(term, candidate, last_index, last_term):
 
 def vote_reply(term, sender, granted):
     return frame(struct.pack("<BQIB", 2, term, sender, 1 if granted else 0))
+
+
+def pre_vote(term, candidate, last_index, last_term):
+    return frame(struct.pack("<BQIQQ", 5, term, candidate, last_index, last_term))
 
 
 def pre_vote_reply(term, sender, granted):
@@ -323,6 +327,63 @@ def scenario_vote_storm(node):
     node.stop_and_replay()
 
 
+def scenario_pre_vote(node):
+    """PreVote changes nobody's term or vote. Node 1 (log: one entry of term 1) refuses a pre-vote
+    while it hears from leader 2, grants one once leader 2 has been silent for the minimum election
+    timeout (1 s here), refuses a candidate whose log is behind its own or whose term is below
+    its own, and its own pre-votes,
+    refused by peers 2 and 3, never move its term."""
+    write_data(node.data, 1, 0, [(1, cmd_noop())])
+    peer2 = FakePeer(2, node.raft_ports[2], grant_votes=False)
+    peer3 = FakePeer(3, node.raft_ports[3], grant_votes=False)
+    try:
+        node.start()
+        with socket.create_connection(("127.0.0.1", node.raft_ports[1]), timeout=10) as leader, \
+                socket.create_connection(("127.0.0.1", node.raft_ports[1]), timeout=10) as candidate:
+            leader.sendall(append_entries(1, 2, 1, 1, 1, []))
+            kind, m = read_message(leader)
+            require(kind == "append-reply" and m["success"] and m["term"] == 1, f"heartbeat of leader 2: {kind} {m}")
+            heard = time.monotonic()
+
+            def ask(term, last_index, last_term):
+                candidate.sendall(pre_vote(term, 3, last_index, last_term))
+                kind, m = read_message(candidate)
+                require(kind == "pre-vote-reply" and m["from"] == 1, f"pre-vote answered with {kind} {m}")
+                return m
+            m = ask(2, 1, 1)
+            require(not m["granted"] and m["term"] == 1, f"a pre-vote while leader 2 speaks: {m}")
+            i = node.info()
+            require(i["term"] == "1" and i["voted_for"] == "0" and i["leader_id"] == "2", f"after a refused pre-vote: {i}")
+            # Leader 2 goes silent; past 1 s node 1 forgets it and grants a pre-vote (the asker's
+            # log is as up to date as its own), still without changing its term or vote.
+            wait_for("node 1 to forget leader 2", lambda: node.info()["leader_id"] == "0", 5)
+            require(time.monotonic() - heard >= 0.9, f"leader 2 forgotten {time.monotonic() - heard:.2f} s after it spoke")
+            m = ask(2, 1, 1)
+            require(m["granted"] and m["term"] == 1, f"a pre-vote once leader 2 is silent: {m}")
+            m = ask(2, 0, 0)
+            require(not m["granted"], f"a pre-vote from a candidate whose log is behind: {m}")
+            m = ask(1, 1, 1)
+            require(m["granted"], f"a pre-vote for its own term, in which it cast no vote: {m}")
+            m = ask(0, 1, 1)
+            require(not m["granted"] and m["term"] == 1, f"a pre-vote for a term below its own: {m}")
+            # Node 1's own pre-votes (peers 2 and 3 refuse them) ask for term 2 and never move its term.
+            wait_for("node 1 to ask for pre-votes twice", lambda: peer2.count("pre-vote") >= 2, 10)
+            i = node.info()
+            require(i["term"] == "1" and i["voted_for"] == "0" and i["role"] == "pre-candidate",
+                    f"node 1 after its refused pre-votes: {i}")
+            with peer2.lock:
+                asked = {m["term"] for k, m in peer2.received if k == "pre-vote"}
+            require(asked == {2}, f"node 1 asked for pre-votes in terms {asked} (want {{2}})")
+            require(peer2.count("request-vote") == 0 and peer3.count("request-vote") == 0,
+                    "node 1 asked for a vote without a majority of pre-votes")
+        print("  refused while leader 2 spoke; granted once it was silent 1 s; refused a stale log; "
+              "node 1's own refused pre-votes left its term at 1")
+    finally:
+        peer2.close()
+        peer3.close()
+    node.stop_and_replay()
+
+
 def scenario_leader_loss(node):
     """A client waiting for its write when a new leader overwrites the entry gets an error at
     once: not +OK, and not only at its commit deadline."""
@@ -466,6 +527,7 @@ SCENARIOS = {
     # check-quorum (a leader no majority answers within it steps down) out of the way.
     "read-after-election": (scenario_read_after_election, 3, ("--commit-timeout-ms", "1000", *SLOW_ELECTION)),
     "vote-storm": (scenario_vote_storm, 3, ()),
+    "pre-vote": (scenario_pre_vote, 3, ("--election-min-ms", "1000", "--election-max-ms", "1200")),
     "hostile-peer": (scenario_hostile_peer, 1, ()),
     "client-cap": (scenario_client_cap, 1, ("--max-clients", "1024")),
     "leader-loss": (scenario_leader_loss, 3, ("--commit-timeout-ms", "20000", *SLOW_ELECTION)),
