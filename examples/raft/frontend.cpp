@@ -1,10 +1,11 @@
-// The node's RESP front-end: GET/SET/DEL on the replicated map, MOVED to the leader, INFO, RAFT.GET.
+// The node's RESP front-end: GET/SET/DEL/INCR on the replicated map, MOVED to the leader, INFO, RAFT.GET.
 #include "node.hpp"
 
 #include "resp.hpp"
 
 #include <algorithm>
 #include <cctype>
+#include <limits>
 
 namespace reprise::raft {
 
@@ -39,7 +40,8 @@ void Node::serve_client(Connection conn) {
 
     // Followers send writes (and GET) to the leader, the way Redis Cluster redirects.
     auto redirect = [&] {
-        const Member* leader = leader_id_ != 0 && leader_id_ != config_.id ? config_.member(leader_id_) : nullptr;
+        const std::uint32_t leader_id = this->leader_id();
+        const Member* leader = leader_id != 0 && leader_id != config_.id ? config_.member(leader_id) : nullptr;
         if (leader)
             resp::append_error(out, fmt::format("MOVED 0 {}:{}", leader->host, leader->client_port));
         else
@@ -50,7 +52,9 @@ void Node::serve_client(Connection conn) {
         Proposal p = propose(c);
         switch (p.status) {
         case Proposal::Status::ok:
-            if (reply_ok)
+            if (p.error)
+                resp::append_error(out, p.error);
+            else if (reply_ok)
                 resp::append_simple(out, "OK");
             else
                 resp::append_integer(out, p.value);
@@ -58,11 +62,14 @@ void Node::serve_client(Connection conn) {
         case Proposal::Status::not_leader:
             redirect();
             return true;
+        // Appended but not known to be committed: it may still commit (a later leader can
+        // hold the entry), so the client must not take either reply as "not done".
         case Proposal::Status::lost:
-            resp::append_error(out, "TRYAGAIN leadership changed before the write committed");
+            resp::append_error(out, "TRYAGAIN outcome unknown: leadership changed before the write committed "
+                                    "(it may still commit)");
             return true;
         case Proposal::Status::timed_out:
-            resp::append_error(out, "TRYAGAIN the write did not commit in time");
+            resp::append_error(out, "TRYAGAIN outcome unknown: the write did not commit in time (it may still commit)");
             return true;
         case Proposal::Status::cancelled:
         case Proposal::Status::failed:
@@ -75,9 +82,9 @@ void Node::serve_client(Connection conn) {
         std::string text = fmt::format(
             "# Raft\r\nnode_id:{}\r\nrole:{}\r\nterm:{}\r\nleader_id:{}\r\nvoted_for:{}\r\ncommit_index:{}\r\n"
             "last_applied:{}\r\nlog_length:{}\r\nkeys:{}\r\nmembers:{}\r\n",
-            config_.id, role_name(role_), term_, leader_id_, voted_for_, commit_index_, last_applied_,
+            config_.id, role_name(role_), term_, leader_id(), voted_for_, commit_index_, last_applied_,
             storage_.last_index(), kv_.size(), config_.members.size());
-        if (const Member* leader = config_.member(leader_id_))
+        if (const Member* leader = config_.member(leader_id()))
             text += fmt::format("leader_client:{}:{}\r\n", leader->host, leader->client_port);
         resp::append_bulk(out, text);
     };
@@ -98,14 +105,17 @@ void Node::serve_client(Connection conn) {
                 wrong_arity(out, "get");
                 return true;
             }
-            switch (wait_read_ready()) {
+            switch (read_barrier()) {
             case ReadStatus::ok:
                 break;
             case ReadStatus::not_leader:
                 redirect();
                 return true;
-            case ReadStatus::timed_out:
+            case ReadStatus::no_commit_in_term:
                 resp::append_error(out, "TRYAGAIN the leader has not committed an entry of its term yet");
+                return true;
+            case ReadStatus::timed_out:
+                resp::append_error(out, "TRYAGAIN the leader could not confirm its leadership in time");
                 return true;
             case ReadStatus::cancelled:
                 return false;
@@ -158,6 +168,26 @@ void Node::serve_client(Connection conn) {
                     }
                     c.keys.emplace_back(args[i]);
                 }
+                return run_write(c, false);
+            }
+        } else if (name == "INCR" || name == "DECR" || name == "INCRBY" || name == "DECRBY") {
+            const bool by = name == "INCRBY" || name == "DECRBY";
+            const bool down = name == "DECR" || name == "DECRBY";
+            if (argc != (by ? 3u : 2u)) {
+                wrong_arity(out, by ? (down ? "decrby" : "incrby") : (down ? "decr" : "incr"));
+                return true;
+            }
+            std::optional<long long> amount = by ? parse_integer(args[2]) : 1;
+            if (!amount) {
+                resp::append_error(out, not_an_integer_error);
+            } else if (down && *amount == std::numeric_limits<long long>::min()) {
+                resp::append_error(out, "ERR decrement would overflow");  // as Redis: -min does not exist
+            } else if (args[1].size() > key_bytes_max) {
+                resp::append_error(out, "ERR key too long");
+            } else if (role_ != Role::leader) {
+                redirect();
+            } else {
+                Command c{Command::Op::incr, {std::string(args[1])}, {}, down ? -*amount : *amount};
                 return run_write(c, false);
             }
         } else if (name == "DBSIZE") {

@@ -3,13 +3,21 @@
 
 #include <reprise/runtime/assert.hpp>
 
+#include <iterator>
 #include <type_traits>
 
 namespace reprise::raft {
 
 namespace {
 
-enum class Type : std::uint8_t { request_vote = 1, vote_reply = 2, append_entries = 3, append_reply = 4 };
+enum class Type : std::uint8_t {
+    request_vote = 1,
+    vote_reply = 2,
+    append_entries = 3,
+    append_reply = 4,
+    pre_vote = 5,
+    pre_vote_reply = 6,
+};
 
 class Writer {
 public:
@@ -101,14 +109,14 @@ std::string encode_message(const Message& m) {
     std::visit(
         [&](const auto& msg) {
             using T = std::decay_t<decltype(msg)>;
-            if constexpr (std::is_same_v<T, RequestVote>) {
-                w.u8(static_cast<std::uint8_t>(Type::request_vote));
+            if constexpr (std::is_same_v<T, RequestVote> || std::is_same_v<T, PreVote>) {
+                w.u8(static_cast<std::uint8_t>(std::is_same_v<T, PreVote> ? Type::pre_vote : Type::request_vote));
                 w.u64(msg.term);
                 w.u32(msg.candidate);
                 w.u64(msg.last_log_index);
                 w.u64(msg.last_log_term);
-            } else if constexpr (std::is_same_v<T, VoteReply>) {
-                w.u8(static_cast<std::uint8_t>(Type::vote_reply));
+            } else if constexpr (std::is_same_v<T, VoteReply> || std::is_same_v<T, PreVoteReply>) {
+                w.u8(static_cast<std::uint8_t>(std::is_same_v<T, PreVoteReply> ? Type::pre_vote_reply : Type::vote_reply));
                 w.u64(msg.term);
                 w.u32(msg.from);
                 w.u8(msg.granted ? 1 : 0);
@@ -167,24 +175,33 @@ Decoded decode_message(std::string_view frame) {
     if (!r.u8(type))
         return {std::nullopt, "empty frame body"};
     Message out;
-    switch (static_cast<Type>(type)) {
-    case Type::request_vote: {
-        RequestVote m;
+    // A vote request and a pre-vote request share their fields, as do their replies.
+    auto read_vote_request = [&r](auto m) {
         r.u64(m.term);
         r.u32(m.candidate);
         r.u64(m.last_log_index);
         r.u64(m.last_log_term);
-        out = m;
-        break;
-    }
-    case Type::vote_reply: {
-        VoteReply m;
+        return m;
+    };
+    auto read_vote_reply = [&r](auto m) {
         r.u64(m.term);
         r.u32(m.from);
         r.boolean(m.granted);
-        out = m;
+        return m;
+    };
+    switch (static_cast<Type>(type)) {
+    case Type::request_vote:
+        out = read_vote_request(RequestVote{});
         break;
-    }
+    case Type::vote_reply:
+        out = read_vote_reply(VoteReply{});
+        break;
+    case Type::pre_vote:
+        out = read_vote_request(PreVote{});
+        break;
+    case Type::pre_vote_reply:
+        out = read_vote_reply(PreVoteReply{});
+        break;
     case Type::append_entries: {
         AppendEntries m;
         std::uint32_t count = 0;
@@ -230,7 +247,9 @@ Decoded decode_message(std::string_view frame) {
 }
 
 const char* message_name(const Message& m) {
-    static constexpr const char* names[] = {"request-vote", "vote-reply", "append", "append-reply"};
+    static constexpr const char* names[] = {"request-vote", "vote-reply", "append", "append-reply", "pre-vote",
+                                            "pre-vote-reply"};
+    static_assert(std::size(names) == std::variant_size_v<Message>);
     return names[m.index()];
 }
 

@@ -77,7 +77,26 @@ struct AppendReply {
     friend bool operator==(const AppendReply&, const AppendReply&) = default;
 };
 
-using Message = std::variant<RequestVote, VoteReply, AppendEntries, AppendReply>;
+/// Before it starts an election, a node asks whether its peers would vote for it in
+/// `term` (its own term + 1); nobody changes term or vote for it (RAFT thesis §9.6).
+struct PreVote {
+    std::uint64_t term = 0;  ///< the term the candidate would stand in
+    std::uint32_t candidate = 0;
+    std::uint64_t last_log_index = 0;
+    std::uint64_t last_log_term = 0;
+    friend bool operator==(const PreVote&, const PreVote&) = default;
+};
+
+/// The answer to a PreVote: `term` is the answering node's own term (a node of a higher
+/// term refuses, and the asker moves to that term).
+struct PreVoteReply {
+    std::uint64_t term = 0;
+    std::uint32_t from = 0;
+    bool granted = false;
+    friend bool operator==(const PreVoteReply&, const PreVoteReply&) = default;
+};
+
+using Message = std::variant<RequestVote, VoteReply, AppendEntries, AppendReply, PreVote, PreVoteReply>;
 
 /// The frame of `m`: the length prefix, then the body (type byte, fields little-endian).
 /// Asserts the frame fits wire::frame_body_bytes_max (callers bound what they pack).

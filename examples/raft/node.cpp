@@ -59,6 +59,8 @@ const char* role_name(Role r) noexcept {
     switch (r) {
     case Role::follower:
         return "follower";
+    case Role::pre_candidate:
+        return "pre-candidate";
     case Role::candidate:
         return "candidate";
     case Role::leader:
@@ -220,6 +222,8 @@ void Node::serve_peer(Connection conn) {
                 reply = handle_append(*a);
             else if (auto* v = std::get_if<RequestVote>(&*d.message))
                 reply = handle_vote(*v);
+            else if (auto* pv = std::get_if<PreVote>(&*d.message))
+                reply = handle_pre_vote(*pv);
             else
                 return;  // replies do not come this way
             if (failed_)
@@ -306,7 +310,8 @@ void Node::run_peer_link(std::uint32_t peer_id) {
     }
 }
 
-// Starts an election when the randomized timeout passes without a leader's word.
+// Forgets a leader silent for the minimum election timeout, and starts a pre-vote when
+// the randomized timeout passes without a leader's word.
 void Node::run_election_timer() {
     while (!cancelled() && !failed_) {
         if (role_ == Role::leader || !election_timer_.armed()) {
@@ -325,15 +330,23 @@ void Node::run_election_timer() {
             return;
         if (role_ == Role::leader || failed_)
             continue;
+        if (leader_id_ != 0 && !leader_heard_recently()) {
+            say("term {}: no word from leader {} for {} ms; forgot it", term_, leader_id_,
+                std::chrono::duration_cast<std::chrono::milliseconds>(now() - leader_contact_).count());
+            leader_id_ = 0;
+            changed_.notify_all();
+        }
         if (now() < election_deadline_) {
-            election_timer_.start_at(election_deadline_);  // a reset raced with the fire
+            // A reset raced with the fire, or the timer woke to forget the leader first.
+            election_timer_.start_at(election_deadline_);
             continue;
         }
-        start_election();
+        start_pre_vote();
     }
 }
 
-// While leader: marks every peer due for an append each heartbeat period (one timer for all peers).
+// While leader: marks every peer due for an append each heartbeat period (one timer for all
+// peers), and steps down when no majority answered within an election timeout (check-quorum).
 void Node::run_heartbeat() {
     while (!cancelled() && !failed_) {
         if (role_ != Role::leader) {
@@ -352,6 +365,13 @@ void Node::run_heartbeat() {
                 p.heartbeat_due = true;
             changed_.notify_all();
             next += config_.heartbeat;
+            if (!majority_answered_recently()) {
+                LockGuard guard(mu_);
+                if (!guard.ok())
+                    return;
+                if (term_ == term && !failed_)
+                    check_quorum();
+            }
         }
     }
 }
@@ -361,8 +381,22 @@ void Node::run_heartbeat() {
 void Node::reset_election_timer() {
     const auto timeout = Duration(random_between(config_.election_min.count(), config_.election_max.count()));
     election_deadline_ = now() + timeout;
-    election_timer_.start(timeout);
+    // A follower that knows a leader wakes first when it would forget it (the minimum
+    // timeout), then at the deadline; a leader that keeps speaking re-arms it before either.
+    election_timer_.start(role_ == Role::follower && leader_id_ != 0 ? config_.election_min : timeout);
     changed_.notify_all();
+}
+
+bool Node::leader_heard_recently() const noexcept {
+    if (role_ == Role::leader)
+        return true;
+    return leader_id_ != 0 && now() - leader_contact_ < config_.election_min;
+}
+
+bool Node::log_up_to_date(std::uint64_t last_index, std::uint64_t last_term) const {
+    const std::uint64_t own_last = storage_.last_index();
+    const std::uint64_t own_term = storage_.term_at(own_last);
+    return last_term > own_term || (last_term == own_term && last_index >= own_last);
 }
 
 bool Node::persist_hard_state() {
@@ -396,6 +430,26 @@ void Node::step_down(std::uint64_t term) {
     changed_.notify_all();
 }
 
+// Asks every peer whether it would vote for this node in the next term; only with a
+// majority of pre-votes does the term move (thesis §9.6), so a node that was cut off
+// (paused, partitioned) cannot depose a leader the others still hear from.
+void Node::start_pre_vote() {
+    REPRISE_ASSERT(role_ != Role::leader);
+    if (role_ != Role::pre_candidate) {
+        role_ = Role::pre_candidate;
+        say("term {}: became pre-candidate", term_);
+    }
+    leader_id_ = 0;
+    pre_votes_ = {config_.id};
+    ++pre_vote_round_;
+    reset_election_timer();  // no majority by then: another round
+    if (has_majority(pre_votes_.size())) {
+        start_election();
+        return;
+    }
+    changed_.notify_all();
+}
+
 void Node::start_election() {
     REPRISE_ASSERT(role_ != Role::leader);
     term_ += 1;
@@ -421,6 +475,8 @@ void Node::become_leader() {
         p.next_index = storage_.last_index() + 1;
         p.match_index = 0;
         p.sent_commit = 0;
+        p.read_round_acked = 0;
+        p.last_ack = now();  // check-quorum counts from the start of the term
         p.heartbeat_due = true;
     }
     say("term {}: became leader", term_);
@@ -447,7 +503,7 @@ void Node::set_commit(std::uint64_t index) {
         ++last_applied_;
         const Entry& e = storage_.entry(last_applied_);
         auto command = decode_command(e.command);
-        long long value = 0;
+        Applied value;
         if (command)
             value = kv_.apply(*command);
         else
@@ -457,6 +513,24 @@ void Node::set_commit(std::uint64_t index) {
         if (auto it = waiting_.find({last_applied_, e.term}); it != waiting_.end())
             it->second = value;
     }
+    changed_.notify_all();
+}
+
+bool Node::majority_answered_recently() const {
+    std::size_t answered = 1;
+    for (const auto& [id, p] : peers_)
+        answered += now() - p.last_ack < config_.election_max ? 1 : 0;
+    return has_majority(answered);
+}
+
+void Node::check_quorum() {
+    if (role_ != Role::leader || majority_answered_recently())
+        return;
+    role_ = Role::follower;
+    leader_id_ = 0;
+    say("term {}: no majority answered for {} ms; stepped down", term_,
+        std::chrono::duration_cast<std::chrono::milliseconds>(config_.election_max).count());
+    reset_election_timer();
     changed_.notify_all();
 }
 
@@ -479,6 +553,10 @@ std::optional<Message> Node::next_request(Peer& p) {
     if (failed_)
         return std::nullopt;
     const std::uint64_t last = storage_.last_index();
+    if (role_ == Role::pre_candidate && p.pre_vote_round != pre_vote_round_) {
+        p.pre_vote_in_flight = pre_vote_round_;
+        return PreVote{term_ + 1, config_.id, last, storage_.term_at(last)};
+    }
     if (role_ == Role::candidate && p.vote_term != term_)
         return RequestVote{term_, config_.id, last, storage_.term_at(last)};
     if (role_ != Role::leader)
@@ -486,6 +564,8 @@ std::optional<Message> Node::next_request(Peer& p) {
     if (!p.heartbeat_due && p.next_index > last && p.sent_commit >= commit_index_)
         return std::nullopt;
     p.heartbeat_due = false;
+    p.read_round_in_flight = read_round_;
+    read_round_open_ = false;  // a later read needs a later round
     REPRISE_ASSERT(p.next_index >= 1 && p.next_index <= last + 1);
     AppendEntries m;
     m.term = term_;
@@ -525,6 +605,25 @@ bool Node::handle_reply(Peer& p, const Message& request, const Message& reply) {
         }
         return true;
     }
+    if (const auto* pre = std::get_if<PreVoteReply>(&reply)) {
+        const auto* req = std::get_if<PreVote>(&request);
+        if (!req)
+            return false;
+        if (!pre->granted && pre->term > term_) {
+            step_down(pre->term);  // the next pre-vote asks for a term above the peer's
+            persist_hard_state();
+            return true;
+        }
+        if (role_ != Role::pre_candidate || req->term != term_ + 1 || p.pre_vote_in_flight != pre_vote_round_)
+            return true;  // an answer to an earlier round
+        p.pre_vote_round = pre_vote_round_;
+        if (pre->granted) {
+            pre_votes_.insert(p.member.id);
+            if (has_majority(pre_votes_.size()))
+                start_election();
+        }
+        return true;
+    }
     const auto* append = std::get_if<AppendReply>(&reply);
     const auto* req = std::get_if<AppendEntries>(&request);
     if (!append || !req)
@@ -534,8 +633,14 @@ bool Node::handle_reply(Peer& p, const Message& request, const Message& reply) {
         persist_hard_state();
         return true;
     }
-    if (role_ != Role::leader || term_ != req->term)
+    if (role_ != Role::leader || term_ != req->term || append->term != term_)
         return true;
+    // Any answer of this term shows the peer knew no newer leader when it answered.
+    p.last_ack = now();
+    if (p.read_round_in_flight > p.read_round_acked) {
+        p.read_round_acked = p.read_round_in_flight;
+        changed_.notify_all();
+    }
     if (append->success) {
         const std::uint64_t sent_up_to = req->prev_log_index + req->entries.size();
         if (append->match_index != sent_up_to)
@@ -559,11 +664,12 @@ AppendReply Node::handle_append(const AppendEntries& m) {
         return r;
     if (m.term > term_ || role_ != Role::follower)
         step_down(m.term);
-    reset_election_timer();  // the current term's leader spoke
+    leader_contact_ = now();
     if (leader_id_ != m.leader) {
         leader_id_ = m.leader;
         say("term {}: following leader {}", term_, leader_id_);
     }
+    reset_election_timer();  // the current term's leader spoke
     r.term = term_;
     if (!persist_hard_state())
         return r;
@@ -619,11 +725,8 @@ AppendReply Node::handle_append(const AppendEntries& m) {
 VoteReply Node::handle_vote(const RequestVote& m) {
     if (m.term > term_)
         step_down(m.term);
-    const std::uint64_t last = storage_.last_index();
-    const std::uint64_t last_term = storage_.term_at(last);
-    const bool up_to_date = m.last_log_term > last_term || (m.last_log_term == last_term && m.last_log_index >= last);
-    const bool granted = m.term == term_ && (voted_for_ == 0 || voted_for_ == m.candidate) && up_to_date &&
-                         m.candidate != config_.id;
+    const bool granted = m.term == term_ && (voted_for_ == 0 || voted_for_ == m.candidate) &&
+                         log_up_to_date(m.last_log_index, m.last_log_term) && m.candidate != config_.id;
     if (granted && voted_for_ != m.candidate) {
         voted_for_ = m.candidate;
         say("term {}: voted for {}", term_, m.candidate);
@@ -635,22 +738,58 @@ VoteReply Node::handle_vote(const RequestVote& m) {
     return VoteReply{term_, config_.id, granted};
 }
 
+// Changes nothing: grants when a vote in m.term could be granted (a later term, or this
+// term with no other vote cast), the candidate's log is up to date, and no leader of this
+// term spoke within the minimum election timeout.
+PreVoteReply Node::handle_pre_vote(const PreVote& m) const {
+    const bool term_ok = m.term > term_ || (m.term == term_ && (voted_for_ == 0 || voted_for_ == m.candidate));
+    const bool granted = term_ok && log_up_to_date(m.last_log_index, m.last_log_term) && !leader_heard_recently() &&
+                         m.candidate != config_.id;
+    return PreVoteReply{term_, config_.id, granted};
+}
+
 // --- proposals and reads ---------------------------------------------------------------
 
-Node::ReadStatus Node::wait_read_ready() {
+Node::ReadStatus Node::read_barrier() {
     if (role_ != Role::leader)
         return ReadStatus::not_leader;
     const std::uint64_t term = term_;
     Deadline deadline(now() + config_.commit_timeout);
-    for (;;) {
+    // Every wait below re-checks leadership and failure first; `on_timeout` says what a
+    // timeout means to the client.
+    ReadStatus on_timeout = ReadStatus::no_commit_in_term;
+    auto wait = [&]() -> std::optional<ReadStatus> {
         if (role_ != Role::leader || term_ != term)
             return ReadStatus::not_leader;
-        if (commit_index_ > 0 && storage_.term_at(commit_index_) == term_)
-            return ReadStatus::ok;
         if (failed_)
             return ReadStatus::cancelled;
         if (auto r = changed_.wait(deadline); !r.ok())
-            return r.code() == Errc::timed_out ? ReadStatus::timed_out : ReadStatus::cancelled;
+            return r.code() == Errc::timed_out ? on_timeout : ReadStatus::cancelled;
+        if (role_ != Role::leader || term_ != term)
+            return ReadStatus::not_leader;
+        return std::nullopt;
+    };
+    while (commit_index_ == 0 || storage_.term_at(commit_index_) != term)
+        if (auto r = wait())
+            return *r;
+    const std::uint64_t read_index = commit_index_;
+    if (!read_round_open_) {
+        ++read_round_;
+        read_round_open_ = true;
+        for (auto& [id, p] : peers_)
+            p.heartbeat_due = true;
+        changed_.notify_all();
+    }
+    const std::uint64_t round = read_round_;
+    on_timeout = ReadStatus::timed_out;
+    for (;;) {
+        std::size_t confirmed = 1;
+        for (const auto& [id, p] : peers_)
+            confirmed += p.read_round_acked >= round ? 1 : 0;
+        if (has_majority(confirmed) && last_applied_ >= read_index)
+            return ReadStatus::ok;
+        if (auto r = wait())
+            return *r;
     }
 }
 
@@ -684,7 +823,9 @@ Node::Proposal Node::propose(const Command& c) {
             break;
         }
         if (last_applied_ >= index) {
-            result.value = waiting_.at(key).value_or(0);
+            const Applied applied = waiting_.at(key).value_or(Applied{});
+            result.value = applied.value;
+            result.error = applied.error;
             break;
         }
         if (failed_) {

@@ -3,6 +3,7 @@
 // Usage: make_raft_seeds DIR
 #include "seed_file.hpp"
 #include "message.hpp"
+#include "state_machine.hpp"
 
 #include <cstdio>
 #include <cstdlib>
@@ -37,5 +38,15 @@ int main(int argc, char** argv) {
           encode_message(AppendReply{.term = 3, .from = 1, .success = true, .match_index = 19, .conflict_index = 0}));
     write(dir + "/append-reply-conflict",
           encode_message(AppendReply{.term = 3, .from = 3, .success = false, .match_index = 0, .conflict_index = 12}));
+    write(dir + "/pre-vote", encode_message(PreVote{.term = 5, .candidate = 3, .last_log_index = 17, .last_log_term = 2}));
+    write(dir + "/pre-vote-reply-granted", encode_message(PreVoteReply{.term = 4, .from = 1, .granted = true}));
+    write(dir + "/pre-vote-reply-refused", encode_message(PreVoteReply{.term = 6, .from = 2, .granted = false}));
+    write(dir + "/append-incr",
+          encode_message(AppendEntries{.term = 3, .leader = 2, .prev_log_index = 17, .prev_log_term = 2,
+                                       .leader_commit = 17,
+                                       .entries = {Entry{3, encode_command(Command{.op = Command::Op::incr,
+                                                                                   .keys = {"counter"},
+                                                                                   .value = {},
+                                                                                   .delta = -5})}}}));
     return 0;
 }

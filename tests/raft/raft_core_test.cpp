@@ -11,6 +11,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <unistd.h>
 #include <random>
 #include <string>
@@ -24,8 +25,9 @@ std::vector<Message> sample_messages() {
     AppendEntries a{7, 2, 10, 6, 9, {}};
     a.entries.push_back(Entry{7, encode_command(Command{Command::Op::set, {"k"}, "v"})});
     a.entries.push_back(Entry{7, std::string("\0\x01\xff", 3)});
-    return {RequestVote{3, 1, 42, 2}, VoteReply{3, 2, true}, a, AppendEntries{8, 3, 0, 0, 0, {}},
-            AppendReply{7, 3, false, 0, 5}, AppendReply{7, 1, true, 12, 0}};
+    return {RequestVote{3, 1, 42, 2}, VoteReply{3, 2, true},       a,
+            AppendEntries{8, 3, 0, 0, 0, {}}, AppendReply{7, 3, false, 0, 5}, AppendReply{7, 1, true, 12, 0},
+            PreVote{4, 2, 42, 3},            PreVoteReply{3, 1, false}};
 }
 
 // A unique scratch directory under the build tree (files go through the runtime in the tests).
@@ -89,7 +91,8 @@ TEST_CASE("random bytes and bit flips never crash the decoders", "[raft][codec]"
     std::mt19937_64 prng(seed);  // reprise-allow: random (a seeded test generator, printed above)
     std::size_t decoded = 0;
     for (int round = 0; round < 20000; ++round) {
-        std::string frame = encode_message(sample_messages()[static_cast<std::size_t>(round) % 6]);
+        const auto samples = sample_messages();
+        std::string frame = encode_message(samples[static_cast<std::size_t>(round) % samples.size()]);
         const int flips = 1 + static_cast<int>(prng() % 4);
         for (int f = 0; f < flips; ++f)
             frame[prng() % frame.size()] ^= static_cast<char>(1u << (prng() % 8));
@@ -102,8 +105,13 @@ TEST_CASE("random bytes and bit flips never crash the decoders", "[raft][codec]"
 }
 
 TEST_CASE("commands round-trip and malformed ones are refused", "[raft][command]") {
-    std::vector<Command> commands{Command{}, Command{Command::Op::set, {"key"}, "value"},
-                                  Command{Command::Op::set, {""}, ""}, Command{Command::Op::del, {"a", "b"}, ""}};
+    std::vector<Command> commands{Command{},
+                                  Command{Command::Op::set, {"key"}, "value"},
+                                  Command{Command::Op::set, {""}, ""},
+                                  Command{Command::Op::del, {"a", "b"}, ""},
+                                  Command{Command::Op::incr, {"counter"}, "", 1},
+                                  Command{Command::Op::incr, {""}, "", std::numeric_limits<std::int64_t>::min()},
+                                  Command{Command::Op::incr, {"k"}, "", -42}};
     for (const Command& c : commands) {
         auto bytes = encode_command(c);
         auto back = decode_command(bytes);
@@ -117,10 +125,42 @@ TEST_CASE("commands round-trip and malformed ones are refused", "[raft][command]
     CHECK_FALSE(decode_command("\x09").has_value());
     CHECK_FALSE(decode_command(std::string("\x02\x00\x00\x00\x00", 5)).has_value());  // DEL of no key
 
+    // INCR: op 3, u32 key length, key, i64 delta little-endian; nothing else.
+    const std::string incr = encode_command(Command{Command::Op::incr, {"ab"}, "", -2});
+    CHECK(incr == std::string("\x03\x02\x00\x00\x00" "ab" "\xfe\xff\xff\xff\xff\xff\xff\xff", 15));
+    CHECK_FALSE(decode_command(std::string("\x03\xff\xff\x00\x00", 5)).has_value());  // key longer than the bytes
+
     KvStore kv;
-    CHECK(kv.apply(Command{Command::Op::set, {"a"}, "1"}) == 1);
-    CHECK(kv.apply(Command{Command::Op::del, {"a", "b"}, ""}) == 1);
+    CHECK(kv.apply(Command{Command::Op::set, {"a"}, "1"}) == Applied{1, nullptr});
+    CHECK(kv.apply(Command{Command::Op::del, {"a", "b"}, ""}) == Applied{1, nullptr});
     CHECK(kv.get("a") == nullptr);
+}
+
+TEST_CASE("INCR counts from 0, refuses what is not an integer and overflow, and then changes nothing",
+          "[raft][command]") {
+    KvStore kv;
+    auto incr = [&](const char* key, std::int64_t delta) { return kv.apply(Command{Command::Op::incr, {key}, "", delta}); };
+    CHECK(incr("n", 1) == Applied{1, nullptr});
+    CHECK(incr("n", 41) == Applied{42, nullptr});
+    CHECK(incr("n", -50) == Applied{-8, nullptr});
+    REQUIRE(kv.get("n") != nullptr);
+    CHECK(*kv.get("n") == "-8");
+    for (const char* bad : {"abc", "", " 1", "1 ", "+1", "01", "-0", "1.5", "99999999999999999999"}) {
+        INFO("value '" << bad << "'");
+        kv.apply(Command{Command::Op::set, {"s"}, bad});
+        CHECK(incr("s", 1) == Applied{0, not_an_integer_error});
+        CHECK(*kv.get("s") == bad);
+    }
+    kv.apply(Command{Command::Op::set, {"big"}, "9223372036854775807"});
+    CHECK(incr("big", 1) == Applied{0, overflow_error});
+    CHECK(*kv.get("big") == "9223372036854775807");
+    CHECK(incr("big", -1) == Applied{9223372036854775806, nullptr});
+    kv.apply(Command{Command::Op::set, {"small"}, "-9223372036854775808"});
+    CHECK(incr("small", -1) == Applied{0, overflow_error});
+    CHECK(incr("small", 0) == Applied{std::numeric_limits<long long>::min(), nullptr});
+    CHECK(parse_integer("-9223372036854775808") == std::numeric_limits<long long>::min());
+    CHECK(parse_integer("0") == 0);
+    CHECK_FALSE(parse_integer("9223372036854775808").has_value());
 }
 
 TEST_CASE("the log and hard state survive a reopen", "[raft][storage]") {

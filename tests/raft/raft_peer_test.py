@@ -3,7 +3,7 @@
 
 usage: raft_peer_test.py PATH/TO/reprise-raft [SCENARIO...]
 
-Scenarios: del-too-long, read-after-election, vote-storm, hostile-peer, client-cap, leader-loss. The real node
+Scenarios: del-too-long, read-after-election, vote-storm, pre-vote, hostile-peer, client-cap, leader-loss. The real node
 records its trace; after each scenario it is stopped with SIGTERM and its trace must
 replay to exit 0 printing exactly its live narrative. Every wait is bounded.
 """
@@ -59,6 +59,14 @@ def vote_reply(term, sender, granted):
     return frame(struct.pack("<BQIB", 2, term, sender, 1 if granted else 0))
 
 
+def pre_vote(term, candidate, last_index, last_term):
+    return frame(struct.pack("<BQIQQ", 5, term, candidate, last_index, last_term))
+
+
+def pre_vote_reply(term, sender, granted):
+    return frame(struct.pack("<BQIB", 6, term, sender, 1 if granted else 0))
+
+
 def append_entries(term, leader, prev_index, prev_term, commit, entries):
     body = struct.pack("<BQIQQQI", 3, term, leader, prev_index, prev_term, commit, len(entries))
     for t, command in entries:
@@ -85,12 +93,14 @@ def read_message(sock):
     (length,) = struct.unpack(">I", recv_exact(sock, 4))
     body = recv_exact(sock, length)
     kind = body[0]
-    if kind == 1:
+    if kind in (1, 5):
         term, cand, li, lt = struct.unpack_from("<QIQQ", body, 1)
-        return "request-vote", {"term": term, "candidate": cand, "last_index": li, "last_term": lt}
-    if kind == 2:
+        return ("request-vote" if kind == 1 else "pre-vote"), {"term": term, "candidate": cand, "last_index": li,
+                                                               "last_term": lt}
+    if kind in (2, 6):
         term, sender, granted = struct.unpack_from("<QIB", body, 1)
-        return "vote-reply", {"term": term, "from": sender, "granted": bool(granted)}
+        return ("vote-reply" if kind == 2 else "pre-vote-reply"), {"term": term, "from": sender,
+                                                                   "granted": bool(granted)}
     if kind == 3:
         term, leader, pi, pt, commit, count = struct.unpack_from("<QIQQQI", body, 1)
         return "append", {"term": term, "leader": leader, "prev_index": pi, "prev_term": pt, "commit": commit,
@@ -104,7 +114,7 @@ def read_message(sock):
 class FakePeer:
     """Listens on a peer's raft port and answers the real node's link to it.
 
-    votes: grant every RequestVote (True) or refuse (False). acking: answer AppendEntries
+    grant_votes: grant every PreVote and RequestVote (True) or refuse them (False). acking: answer AppendEntries
     with success (set it to False to hold the node's commits: appends are then read and
     left unanswered)."""
 
@@ -148,6 +158,8 @@ class FakePeer:
                     self.received.append((kind, m))
                 if kind == "request-vote":
                     conn.sendall(vote_reply(m["term"], self.id, self.grant_votes))
+                elif kind == "pre-vote":  # this peer's term: the one below the term asked for
+                    conn.sendall(pre_vote_reply(m["term"] - 1, self.id, self.grant_votes))
                 elif kind == "append" and self.acking:
                     conn.sendall(append_reply(m["term"], self.id, True, m["prev_index"] + m["count"]))
 
@@ -301,7 +313,9 @@ def scenario_vote_storm(node):
         t = threading.Thread(target=stale_candidate, daemon=True)
         t.start()
         wait_for("the stale candidate's first request to be answered", lambda: len(replies) > 0, 20)
-        wait_for("node 1 to ask peer 2 for a vote", lambda: peer2.count("request-vote") > 0, 20)
+        # Peer 2 refuses pre-votes too, so node 1 asks for pre-votes again and again and never
+        # reaches a RequestVote: what counts is that it asks at all.
+        wait_for("node 1 to ask peer 2 for a pre-vote", lambda: peer2.count("pre-vote") > 0, 20)
         stop.set()
         t.join(timeout=10)
         require(replies and all(k == "vote-reply" and not m["granted"] for k, m in replies),
@@ -310,6 +324,63 @@ def scenario_vote_storm(node):
     finally:
         stop.set()
         peer2.close()
+    node.stop_and_replay()
+
+
+def scenario_pre_vote(node):
+    """PreVote changes nobody's term or vote. Node 1 (log: one entry of term 1) refuses a pre-vote
+    while it hears from leader 2, grants one once leader 2 has been silent for the minimum election
+    timeout (1 s here), refuses a candidate whose log is behind its own or whose term is below
+    its own, and its own pre-votes,
+    refused by peers 2 and 3, never move its term."""
+    write_data(node.data, 1, 0, [(1, cmd_noop())])
+    peer2 = FakePeer(2, node.raft_ports[2], grant_votes=False)
+    peer3 = FakePeer(3, node.raft_ports[3], grant_votes=False)
+    try:
+        node.start()
+        with socket.create_connection(("127.0.0.1", node.raft_ports[1]), timeout=10) as leader, \
+                socket.create_connection(("127.0.0.1", node.raft_ports[1]), timeout=10) as candidate:
+            leader.sendall(append_entries(1, 2, 1, 1, 1, []))
+            kind, m = read_message(leader)
+            require(kind == "append-reply" and m["success"] and m["term"] == 1, f"heartbeat of leader 2: {kind} {m}")
+            heard = time.monotonic()
+
+            def ask(term, last_index, last_term):
+                candidate.sendall(pre_vote(term, 3, last_index, last_term))
+                kind, m = read_message(candidate)
+                require(kind == "pre-vote-reply" and m["from"] == 1, f"pre-vote answered with {kind} {m}")
+                return m
+            m = ask(2, 1, 1)
+            require(not m["granted"] and m["term"] == 1, f"a pre-vote while leader 2 speaks: {m}")
+            i = node.info()
+            require(i["term"] == "1" and i["voted_for"] == "0" and i["leader_id"] == "2", f"after a refused pre-vote: {i}")
+            # Leader 2 goes silent; past 1 s node 1 forgets it and grants a pre-vote (the asker's
+            # log is as up to date as its own), still without changing its term or vote.
+            wait_for("node 1 to forget leader 2", lambda: node.info()["leader_id"] == "0", 5)
+            require(time.monotonic() - heard >= 0.9, f"leader 2 forgotten {time.monotonic() - heard:.2f} s after it spoke")
+            m = ask(2, 1, 1)
+            require(m["granted"] and m["term"] == 1, f"a pre-vote once leader 2 is silent: {m}")
+            m = ask(2, 0, 0)
+            require(not m["granted"], f"a pre-vote from a candidate whose log is behind: {m}")
+            m = ask(1, 1, 1)
+            require(m["granted"], f"a pre-vote for its own term, in which it cast no vote: {m}")
+            m = ask(0, 1, 1)
+            require(not m["granted"] and m["term"] == 1, f"a pre-vote for a term below its own: {m}")
+            # Node 1's own pre-votes (peers 2 and 3 refuse them) ask for term 2 and never move its term.
+            wait_for("node 1 to ask for pre-votes twice", lambda: peer2.count("pre-vote") >= 2, 10)
+            i = node.info()
+            require(i["term"] == "1" and i["voted_for"] == "0" and i["role"] == "pre-candidate",
+                    f"node 1 after its refused pre-votes: {i}")
+            with peer2.lock:
+                asked = {m["term"] for k, m in peer2.received if k == "pre-vote"}
+            require(asked == {2}, f"node 1 asked for pre-votes in terms {asked} (want {{2}})")
+            require(peer2.count("request-vote") == 0 and peer3.count("request-vote") == 0,
+                    "node 1 asked for a vote without a majority of pre-votes")
+        print("  refused while leader 2 spoke; granted once it was silent 1 s; refused a stale log; "
+              "node 1's own refused pre-votes left its term at 1")
+    finally:
+        peer2.close()
+        peer3.close()
     node.stop_and_replay()
 
 
@@ -341,7 +412,8 @@ def scenario_leader_loss(node):
         t.join(timeout=30)
         require(not t.is_alive(), "the waiting client got no answer within 30 s")
         r = result["reply"]
-        require(r == RespError("TRYAGAIN leadership changed before the write committed"), f"the waiting SET got {r!r}")
+        require(r == RespError("TRYAGAIN outcome unknown: leadership changed before the write committed "
+                               "(it may still commit)"), f"the waiting SET got {r!r}")
         waited = result["at"] - sent
         require(waited < 10, f"the waiting SET was answered {waited:.2f} s after its entry was replaced "
                            "(its commit deadline is 20 s)")
@@ -447,13 +519,18 @@ def scenario_client_cap(node):
     node.stop_and_replay()
 
 
+SLOW_ELECTION = ("--election-min-ms", "2000", "--election-max-ms", "4000")
+
 SCENARIOS = {
     "del-too-long": (scenario_del_too_long, 1, ()),
-    "read-after-election": (scenario_read_after_election, 3, ("--commit-timeout-ms", "1000")),
+    # Peer 2 leaves appends unanswered for a while there; a long election timeout keeps
+    # check-quorum (a leader no majority answers within it steps down) out of the way.
+    "read-after-election": (scenario_read_after_election, 3, ("--commit-timeout-ms", "1000", *SLOW_ELECTION)),
     "vote-storm": (scenario_vote_storm, 3, ()),
+    "pre-vote": (scenario_pre_vote, 3, ("--election-min-ms", "1000", "--election-max-ms", "1200")),
     "hostile-peer": (scenario_hostile_peer, 1, ()),
     "client-cap": (scenario_client_cap, 1, ("--max-clients", "1024")),
-    "leader-loss": (scenario_leader_loss, 3, ("--commit-timeout-ms", "20000")),
+    "leader-loss": (scenario_leader_loss, 3, ("--commit-timeout-ms", "20000", *SLOW_ELECTION)),
 }
 
 

@@ -4,7 +4,8 @@
 usage: raft_test.py PATH/TO/reprise-raft PATH/TO/examples/raft/cluster [SCENARIO...]
 
 Scenarios: election, election-5, replication, leader-crash, follower-restart, persistence,
-crash-under-load, pause-leader (with --client-base; also each command's --help). Each starts
+crash-under-load, pause-leader (with --client-base; also each command's --help), incr,
+pause-follower (pre-vote), isolated-leader (check-quorum), leader-forgotten. Each starts
 a cluster with the cluster script (--record), drives it with a RESP client over sockets,
 stops it, and then replays every node's trace: a node stopped by SIGTERM must replay to
 exit 0 and print exactly its live narrative; a node cut by SIGKILL must replay to its cut,
@@ -30,12 +31,14 @@ ROOT = os.environ.get("REPRISE_TEST_BUILD_ROOT", "/tmp")
 # --- a cluster driven through the cluster script ---------------------------------------------
 
 class Cluster:
-    def __init__(self, name, nodes=3, client_offset=100):
+    def __init__(self, name, nodes=3, client_offset=100, node_flags=()):
         """Node n's raft port is base+n, its client port base+client_offset+n (the script's
-        default is base+100; another offset is passed as --client-base)."""
+        default is base+100; another offset is passed as --client-base). node_flags go to
+        every node (after the script's --)."""
         self.name = name
         self.nodes = nodes
         self.client_offset = client_offset
+        self.node_flags = list(node_flags)
         self.dir = os.path.join(ROOT, f"raft-test-{name}-{os.getpid()}")
         shutil.rmtree(self.dir, ignore_errors=True)
         rng = random.Random(os.getpid() * 31 + len(name))
@@ -46,7 +49,10 @@ class Cluster:
         self.restarts = {n: 0 for n in range(1, nodes + 1)}
 
     def script(self, *args, timeout_s=60):
-        p = subprocess.run([CLUSTER, *args, "--dir", self.dir], capture_output=True, text=True, timeout=timeout_s)
+        args = list(args)
+        cut = args.index("--") if "--" in args else len(args)  # node flags stay last
+        args[cut:cut] = ["--dir", self.dir]
+        p = subprocess.run([CLUSTER, *args], capture_output=True, text=True, timeout=timeout_s)
         if p.returncode != 0:
             raise Failure(f"cluster {' '.join(args)} exited {p.returncode}: {p.stderr.strip()} {p.stdout.strip()}")
         return p.stdout
@@ -62,7 +68,7 @@ class Cluster:
     def start(self):
         more = [] if self.client_offset == 100 else ["--client-base", str(self.base + self.client_offset)]
         out = self.script("start", "--nodes", str(self.nodes), "--base-port", str(self.base), *more, "--record",
-                          "--bin", BIN)
+                          "--bin", BIN, *(["--", *self.node_flags] if self.node_flags else []))
         for n in range(1, self.nodes + 1):
             self.incarnations.append((n, f"node-{n}", None))
         return out
@@ -405,6 +411,172 @@ def scenario_pause_leader(c):
     c.stop()
 
 
+def follow(port, *args, timeout_s=10.0):
+    """Sends a command, following MOVED and retrying `TRYAGAIN no leader` (both say the command
+    was not done), bounded; returns the first other reply. A `TRYAGAIN outcome unknown` is
+    returned, never retried: the command may have been done."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    for _ in range(1000):
+        if time.monotonic() > deadline:
+            break
+        try:
+            r = call(port, *args)
+        except OSError as e:
+            last = e
+            time.sleep(0.05)
+            continue
+        last = r
+        if isinstance(r, RespError) and str(r).startswith("MOVED "):
+            port = int(str(r).rsplit(":", 1)[1])
+            continue
+        if isinstance(r, RespError) and str(r) == "TRYAGAIN no leader":
+            time.sleep(0.05)
+            continue
+        return r
+    raise Failure(f"{' '.join(args)} got no answer in {timeout_s} s (last: {last!r})")
+
+
+def scenario_incr(c):
+    """INCR and its kin answer :N from the replicated counter, refuse what is not an
+    integer, and keep counting from the committed value after the leader is killed."""
+    c.start()
+    old = c.leader()
+    for want in range(1, 6):
+        r = follow(c.port(old), "INCR", "n")
+        require(r == want, f"INCR n -> {r!r} (want {want})")
+    require(follow(c.port(old), "INCRBY", "n", "10") == 15, "INCRBY n 10")
+    require(follow(c.port(old), "DECRBY", "n", "3") == 12, "DECRBY n 3")
+    require(follow(c.port(old), "DECR", "n") == 11, "DECR n")
+    require(follow(c.port(old), "DECR", "fresh") == -1, "DECR of a missing key counts from 0")
+    c.write("s", "abc", via=old)
+    for args in (("INCR", "s"), ("INCRBY", "n", "x"), ("INCRBY", "n", "1.5")):
+        r = follow(c.port(old), *args)
+        require(r == RespError("ERR value is not an integer or out of range"), f"{' '.join(args)} -> {r!r}")
+    c.write("max", "9223372036854775807", via=old)
+    r = follow(c.port(old), "INCR", "max")
+    require(r == RespError("ERR increment or decrement would overflow"), f"INCR of the largest integer -> {r!r}")
+    require(call(c.port(old), "GET", "s") == "abc" and call(c.port(old), "GET", "n") == "11",
+            "refused INCRs changed nothing")
+    r = call(c.port(old), "INCR")
+    require(isinstance(r, RespError) and "wrong number of arguments for 'incr'" in str(r), f"INCR alone -> {r!r}")
+    follower = next(n for n in range(1, c.nodes + 1) if n != old)
+    r = call(c.port(follower), "INCR", "n")
+    require(r == RespError(f"MOVED 0 127.0.0.1:{c.port(old)}"), f"INCR on a follower -> {r!r}")
+    c.wait_replicated(range(1, c.nodes + 1), {"n": "11", "fresh": "-1", "s": "abc"})
+    c.kill(old)
+    new = c.leader(exclude=(old,))
+    survivors = [n for n in range(1, c.nodes + 1) if n != old]
+    r = follow(c.port(survivors[0]), "INCR", "n", timeout_s=15)
+    require(r == 12, f"INCR n after the leader change -> {r!r} (want 12)")
+    c.wait_replicated(survivors, {"n": "12"})
+    c.restart(old)
+    c.wait_replicated([old], {"n": "12", "fresh": "-1"})
+    print(f"  INCR/INCRBY/DECR/DECRBY on leader {old}; errors for non-integers and overflow; "
+          f"leader killed, {new} continued the count at 12; {old} caught up")
+    c.stop()
+
+
+def scenario_pause_follower(c):
+    """Pre-vote: a follower paused past the election timeout and resumed does not depose the
+    healthy leader (its pre-vote is refused: the others hear from the leader). Without pre-vote
+    it starts an election at once and the leader's term moves."""
+    c.start()
+    leader = c.leader()
+    c.write("k", "v", via=leader)
+    term = int(info(c.port(leader))["term"])
+    follower = next(n for n in range(1, c.nodes + 1) if n != leader)
+    for attempt in range(2):
+        c.script("pause", str(follower))
+        time.sleep(1.2)  # past the election timeout (400..800 ms)
+        c.script("resume", str(follower))
+
+        def follows():
+            i = info(c.port(follower))
+            return i if i["role"] == "follower" and i["leader_id"] == str(leader) else None
+        wait_for(f"node {follower} to follow {leader} again", follows, 5)
+        time.sleep(0.5)
+        i = info(c.port(leader))
+        require(i["role"] == "leader" and int(i["term"]) == term,
+                f"resume {attempt + 1}: leader {leader} of term {term} is now {i['role']} of term {i['term']}")
+    c.write("after", "pauses", via=leader)
+    c.wait_replicated(range(1, c.nodes + 1), {"k": "v", "after": "pauses"})
+    print(f"  follower {follower} paused 1.2 s and resumed twice; leader {leader} kept term {term}")
+    c.stop()
+
+
+def scenario_isolated_leader(c):
+    """Check-quorum and ReadIndex: a leader whose followers are both paused serves no GET (it cannot
+    confirm its leadership), steps down within about an election timeout, and then answers
+    TRYAGAIN no leader; resumed, the cluster elects a leader and serves again."""
+    c.start()
+    leader = c.leader()
+    c.write("k", "v", via=leader)
+    require(call(c.port(leader), "GET", "k") == "v", "GET on the leader")
+    others = [n for n in range(1, c.nodes + 1) if n != leader]
+    for n in others:
+        c.script("pause", str(n))
+    paused = time.monotonic()
+    r = call(c.port(leader), "GET", "k")
+    require(r == RespError("TRYAGAIN no leader"), f"GET on a leader cut off from the majority -> {r!r}")
+
+    def stepped_down():
+        i = info(c.port(leader))
+        return i if i["role"] != "leader" else None
+    i = wait_for(f"leader {leader} to step down", stepped_down, 5)
+    took = time.monotonic() - paused
+    require(took < 1.6, f"leader {leader} stepped down {took:.2f} s after losing the majority (want < 2 x 800 ms)")
+    require(i["leader_id"] == "0", f"a stepped-down leader knows no leader: {i}")
+    for args in (("GET", "k"), ("SET", "k", "w")):
+        r = call(c.port(leader), *args)
+        require(r == RespError("TRYAGAIN no leader"), f"{args[0]} on the stepped-down leader -> {r!r}")
+    for n in others:
+        c.script("resume", str(n))
+    new = c.leader(timeout_s=15)
+    c.write("k", "after", via=new)
+    c.wait_replicated(range(1, c.nodes + 1), {"k": "after"})
+    print(f"  leader {leader} cut off: GET refused, stepped down after {took:.2f} s; resumed, {new} leads")
+    c.stop()
+
+
+def scenario_leader_forgotten(c):
+    """Followers forget a dead leader after the minimum election timeout (400 ms here; elections
+    wait up to 3 s): from then until a new leader is elected they answer TRYAGAIN no leader, never
+    a MOVED to the dead node."""
+    c.start()
+    old = c.leader()
+    c.write("k", "v", via=old)
+    survivors = [n for n in range(1, c.nodes + 1) if n != old]
+    dead = f"MOVED 0 127.0.0.1:{c.port(old)}"
+    c.kill(old)
+    killed = time.monotonic()
+    # A follower heard the leader at most a heartbeat (100 ms) before the kill, and forgets it
+    # 400 ms after that; 250 ms of slack for scheduling.
+    forget_by = killed + 0.4 + 0.25
+    seen = []  # (seconds after the kill, node, reply)
+    for _ in range(400):
+        if time.monotonic() - killed > 8:
+            break
+        for n in survivors:
+            r = call(c.port(n), "GET", "k")
+            seen.append((time.monotonic() - killed, n, str(r) if isinstance(r, RespError) else r))
+        if any(r == "v" for _, _, r in seen):
+            break  # a new leader answered
+        time.sleep(0.03)
+    late = [(round(t, 3), n, r) for t, n, r in seen if r == dead and killed + t > forget_by]
+    require(not late, f"MOVED to the dead leader after {forget_by - killed:.2f} s: {late[:3]}")
+    elected = next((t for t, _, r in seen if r == "v" or (isinstance(r, str) and r.startswith("MOVED") and r != dead)),
+                   None)
+    require(elected is not None, f"no new leader within 8 s: {seen[-3:]}")
+    no_leader = [t for t, _, r in seen if r == "TRYAGAIN no leader"]
+    if elected > forget_by - killed + 0.1:
+        require(no_leader, f"no TRYAGAIN no leader between {forget_by - killed:.2f} s and the election at {elected:.2f} s")
+    c.leader(exclude=(old,))
+    print(f"  leader {old} killed: MOVED to it until {max([t for t, _, r in seen if r == dead], default=0):.2f} s, "
+          f"TRYAGAIN no leader {len(no_leader)} times, a new leader answered at {elected:.2f} s")
+    c.stop()
+
+
 SCENARIOS = {
     "election": (scenario_election, 3),
     "election-5": (scenario_election, 5),
@@ -414,14 +586,21 @@ SCENARIOS = {
     "persistence": (scenario_persistence, 3),
     "crash-under-load": (scenario_crash_under_load, 3),
     "pause-leader": (scenario_pause_leader, 3),
+    "incr": (scenario_incr, 3),
+    "pause-follower": (scenario_pause_follower, 3),
+    "isolated-leader": (scenario_isolated_leader, 3),
+    "leader-forgotten": (scenario_leader_forgotten, 3),
 }
+
+NODE_FLAGS = {"leader-forgotten": ("--election-min-ms", "400", "--election-max-ms", "3000")}
 
 
 def main():
     def start(name):
         fn, nodes = SCENARIOS[name]
         print(f"scenario {name} ({nodes} nodes)", flush=True)
-        return Cluster(name, nodes, client_offset=150 if name == "pause-leader" else 100)
+        return Cluster(name, nodes, client_offset=150 if name == "pause-leader" else 100,
+                       node_flags=NODE_FLAGS.get(name, ()))
 
     def run(name, c):
         SCENARIOS[name][0](c)
