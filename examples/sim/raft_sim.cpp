@@ -200,8 +200,9 @@ struct Run {
             return o.outcome == sim::Operation::Outcome::unknown;
         }));
     }
-    /// Elections that deposed a healthy leader: the leader before was running and no fault touched
-    /// it for two election timeouts before the new leader took office.
+    /// Elections that deposed a healthy leader: the leader before, and a majority of the nodes with
+    /// it, were running and untouched by any fault for two election timeouts before the new leader
+    /// took office (a leader that lost its majority rightly steps down: check-quorum).
     std::vector<std::string> needless_elections() const {
         std::vector<std::string> out;
         const auto& leaders = safety->leaders();
@@ -210,8 +211,12 @@ struct Run {
             const auto& after = leaders[i];
             if (after.node == before.node && after.term == before.term)
                 continue;
+            const std::int64_t window_start = after.at_ns - 2 * ns(election_max);
             const std::int64_t since = untroubled_since_at(before.node, after.at_ns);
-            if (since <= after.at_ns - 2 * ns(election_max))
+            int healthy = 0;
+            for (int n = 1; n <= knobs.nodes; ++n)
+                healthy += untroubled_since_at(static_cast<std::uint32_t>(n), after.at_ns) <= window_start ? 1 : 0;
+            if (since <= window_start && 2 * healthy > knobs.nodes)
                 out.push_back(fmt::format("at {}: n{} became leader of term {}, deposing n{} (term {}), untroubled since {}",
                                           ms_text(after.at_ns), after.node, after.term, before.node, before.term,
                                           ms_text(since)));

@@ -28,12 +28,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from reprise_test import check, report, run  # noqa: E402
 
 # name, file, what the mistake is, the checker expected to see it, [(old, new)] exact replacements.
+# Safety bugs are hunted with needless elections allowed (a liveness matter); the pre-vote bug is not.
 BUGS = [
     ("vote-without-log-check", "node.cpp",
      "a vote is granted without the candidate's-log-is-up-to-date check (§5.4.1)",
      "raft safety",
-     [("const bool granted = m.term == term_ && (voted_for_ == 0 || voted_for_ == m.candidate) && up_to_date &&",
-       "const bool granted = m.term == term_ && (voted_for_ == 0 || voted_for_ == m.candidate) && (up_to_date || true) &&")]),
+     [("                         log_up_to_date(m.last_log_index, m.last_log_term) && m.candidate != config_.id;",
+       "                         (log_up_to_date(m.last_log_index, m.last_log_term) || true) && m.candidate != config_.id;")]),
     ("vote-not-persisted", "node.cpp",
      "the vote is not persisted before the reply (a restarted node votes again in the same term)",
      "raft safety",
@@ -59,7 +60,12 @@ BUGS = [
     ("read-without-leadership-check", "frontend.cpp",
      "GET is served from the leader's applied state without confirming it is still leader",
      "linearizability",
-     [("            switch (wait_read_ready()) {", "            switch (role_ == Role::leader ? ReadStatus::ok : ReadStatus::not_leader) {")]),
+     [("            switch (read_barrier()) {", "            switch (role_ == Role::leader ? ReadStatus::ok : ReadStatus::not_leader) {")]),
+    ("election-without-pre-vote", "node.cpp",
+     "a node whose election timer fires starts an election at once, without asking for pre-votes (§9.6)",
+     "needless elections",
+     [("    if (has_majority(pre_votes_.size())) {\n        start_election();",
+       "    if (true) {\n        start_election();")]),
 ]
 
 SOURCES = ["node.cpp", "frontend.cpp", "message.cpp", "state_machine.cpp", "storage.cpp", "config.cpp"]
@@ -140,17 +146,16 @@ def build_with_bug(build, source_root, bug, work):
     return exe, ""
 
 
-def hunt(exe, bug, work, max_seeds, sim_time):
+def hunt(exe, bug, work, max_seeds, sim_time, extra):
     """Runs seeds 1.. in batches until one fails: (seed, what failed, output) or (None, "", output)."""
     name = bug[0]
+    strict = [] if bug[3] == "needless elections" else ["--max-needless-elections", "1000000"]
     failures = os.path.join(work, f"{name}-failures")
     first = 1
     batch = 10
     while first <= max_seeds:
         last = min(first + batch - 1, max_seeds)
-        # Needless elections are a liveness matter; these bugs are about safety.
-        rc, out, err = run([exe, "--seeds", f"{first}..{last}", "--time", sim_time, "--failure-dir", failures,
-                            "--max-needless-elections", "1000000"],
+        rc, out, err = run([exe, "--seeds", f"{first}..{last}", "--time", sim_time, "--failure-dir", failures, *strict, *extra],
                            timeout_s=900)
         m = re.search(r"^seed=(\d+) FAILED.*\n  what failed: (.*)$", out, re.M)
         if m:
@@ -169,6 +174,7 @@ def main():
     p.add_argument("--max-seeds", type=int, default=60)
     p.add_argument("--time", default="30s")
     p.add_argument("--table", action="store_true")
+    p.add_argument("--sim-flags", default="", help="more reprise-raft-sim flags for every hunt (quoted)")
     a = p.parse_args()
     build = os.path.abspath(a.build)
     source_root = os.path.abspath(a.source_root)
@@ -182,7 +188,7 @@ def main():
             if not check(exe is not None, f"{name}: planted in a copy of examples/raft/{source} and built", problem):
                 rows.append((name, what, "-", "not built: " + problem.splitlines()[0], expected))
                 continue
-            seed, failure, out, failures = hunt(exe, bug, work, a.max_seeds, a.time)
+            seed, failure, out, failures = hunt(exe, bug, work, a.max_seeds, a.time, shlex.split(a.sim_flags))
             found = seed is not None
             check(found, f"{name}: found within {a.max_seeds} seeds", failure or out[-2000:])
             if not found:
