@@ -31,10 +31,12 @@ from reprise_test import check, report, run  # noqa: E402
 # Safety bugs are hunted with needless elections allowed (a liveness matter); the pre-vote bug is not.
 BUGS = [
     ("vote-without-log-check", "node.cpp",
-     "a vote is granted without the candidate's-log-is-up-to-date check (§5.4.1)",
+     "a vote (and a pre-vote) is granted without the candidate's-log-is-up-to-date check (§5.4.1)",
      "raft safety",
      [("                         log_up_to_date(m.last_log_index, m.last_log_term) && m.candidate != config_.id;",
-       "                         (log_up_to_date(m.last_log_index, m.last_log_term) || true) && m.candidate != config_.id;")]),
+       "                         (log_up_to_date(m.last_log_index, m.last_log_term) || true) && m.candidate != config_.id;"),
+      ("    const bool granted = term_ok && log_up_to_date(m.last_log_index, m.last_log_term) && !leader_heard_recently() &&",
+       "    const bool granted = term_ok && !leader_heard_recently() &&")]),
     ("vote-not-persisted", "node.cpp",
      "the vote is not persisted before the reply (a restarted node votes again in the same term)",
      "raft safety",
