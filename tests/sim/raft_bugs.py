@@ -37,6 +37,7 @@ BUGS = [
        "                         (log_up_to_date(m.last_log_index, m.last_log_term) || true) && m.candidate != config_.id;"),
       ("    const bool granted = term_ok && log_up_to_date(m.last_log_index, m.last_log_term) && !leader_heard_recently() &&",
        "    const bool granted = term_ok && !leader_heard_recently() &&")]),
+    # (hunted with 5 nodes and frequent crashes, partitions and pauses: see HUNT_FLAGS)
     ("vote-not-persisted", "node.cpp",
      "the vote is not persisted before the reply (a restarted node votes again in the same term)",
      "raft safety",
@@ -69,6 +70,13 @@ BUGS = [
      [("    if (has_majority(pre_votes_.size())) {\n        start_election();",
        "    if (true) {\n        start_election();")]),
 ]
+
+# Extra reprise-raft-sim flags per bug (the defaults otherwise): a harsher nemesis where the mistake
+# needs several nodes down and up again to show.
+HARSH = ["--nodes", "5", "--nemesis", "crash,partition,pause,disk", "--nemesis-interval", "700ms",
+         "--nemesis-duration", "1500ms"]
+HUNT_FLAGS = {"vote-without-log-check": HARSH, "vote-not-persisted": HARSH, "commit-old-term-by-counting": HARSH,
+              "append-from-stale-term": HARSH, "apply-before-commit": HARSH}
 
 SOURCES = ["node.cpp", "frontend.cpp", "message.cpp", "state_machine.cpp", "storage.cpp", "config.cpp"]
 LINE = re.compile(r"^seed=(\d+) (ok|FAILED) .* hash=([0-9a-f]{16})", re.M)
@@ -152,6 +160,7 @@ def hunt(exe, bug, work, max_seeds, sim_time, extra):
     """Runs seeds 1.. in batches until one fails: (seed, what failed, output) or (None, "", output)."""
     name = bug[0]
     strict = [] if bug[3] == "needless elections" else ["--max-needless-elections", "1000000"]
+    strict += HUNT_FLAGS.get(name, [])
     failures = os.path.join(work, f"{name}-failures")
     first = 1
     batch = 10
@@ -213,7 +222,8 @@ def main():
                     h2 = re.search(rf"^seed={seed} FAILED .*hash=([0-9a-f]{{16}})", out2, re.M)
                     check(rc2 == 1 and h1 and h2 and h1.group(1) == h2.group(1),
                           f"{name}: the reproduce line gives the same failing run", out2[-2000:])
-            rows.append((name, what, str(seed), failure[:200], expected))
+            flags = " ".join(HUNT_FLAGS.get(name, [])) or "defaults"
+            rows.append((name, what, f"{seed} ({flags})", failure[:200], expected))
             print(f"{name}: seed {seed} ({time.monotonic() - started:.0f}s): {failure[:160]}", flush=True)
     if a.table:
         print("\n| planted mistake | seeds until found | what the checker printed |")
