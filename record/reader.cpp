@@ -136,8 +136,15 @@ bool Reader::open_segment(std::size_t index, std::string* error_message) {
         Header old;
         std::string body(std::min<std::uint32_t>(length, header_bytes_max), '\0');
         if (std::fread(body.data(), 1, body.size(), file_) == body.size() && !decode_header(body, old) &&
-            !old.runtime_version.empty())
-            by = fmt::format(" {}", old.runtime_version.substr(0, 32));
+            !old.runtime_version.empty()) {
+            // The bytes of a trace of another version are unchecked (the CRC that covers them is
+            // read after this): only printable characters reach the message.
+            std::string name = old.runtime_version.substr(0, 32);
+            for (char& c : name)
+                if (c < 0x20 || c >= 0x7f)
+                    c = '?';
+            by = fmt::format(" {}", name);
+        }
         return refuse(fmt::format("trace format version {} is not supported: this reader (reprise {}) reads version {} "
                                   "only{}",
                                   version, REPRISE_VERSION, format_version,
