@@ -33,8 +33,8 @@ constexpr const char* runtime_usage = R"(Runtime options (reprise; `--flag value
                         disk (compressed and sealed; k, m, g suffixes)
   --record-keep N       retention for a --record pattern: when this run starts, remove the oldest
                         earlier runs of the pattern (same folder, %c %p %t as wildcards, %n this
-                        node, segments included) so that at most N-1 remain. Runs that crashed, exited non-zero,
-                        were cut off or are still being written are always kept
+                        node, segments included) so that at most N-1 remain. Runs that crashed,
+                        exited non-zero, were cut off or are still being written are always kept
   --record-keep-bytes SIZE  retention by size: the pattern's traces together stay within SIZE (K, M,
                         G, KiB... suffixes); old runs are removed to leave this run --record-max-bytes
                         (default: half of SIZE), and this run stops recording at the room left. When

@@ -9,7 +9,7 @@ Against reprise-kv on 127.0.0.1, every run a few hundred milliseconds:
   outcome file says exit code 0;
 - --record-keep: runs that exited 0 go oldest first; runs killed by SIGKILL (no outcome), crashed
   (SIGABRT), exited non-zero, or still being written stay, and `reprise info` says why; another
-  node's runs in the same folder (%n) are not touched;
+  node's runs in the same folder (%n) are not touched; a segmented run goes with all its segments;
 - --record-keep-bytes: the pattern's traces stay within the budget, the oldest clean runs going;
   when the kept runs alone fill it, the server records nothing, says so once, and serves;
 - --record-max-bytes: the recording stops at its budget, says so once, the server keeps serving,
@@ -142,6 +142,27 @@ def nodes_share_a_folder(k, tmp):
           "--record-keep=1 of node beta kept node alpha's run; each node counts its own runs", names(folder))
 
 
+def segments_go_with_their_run(k, tmp):
+    """A segmented run is locked through PATH.0 while it runs, and retention removes all its segments."""
+    folder = os.path.join(tmp, "segments")
+    pattern = os.path.join(folder, "kv.%c.trace")
+    flags = [f"--record={pattern}", "--record-segment=1M", "--record-compress=off", "--record-keep=1"]
+    for run_number in (1, 2):
+        with k.server(*flags) as s:
+            set_values(s.port, 50, 50 * KIB)   # about 2.5 MB: three segments
+            if run_number == 2:
+                text = k.info(os.path.join(folder, "kv.2.trace"))
+                check("being written    yes" in text, "a segmented trace is being written while its server runs",
+                      text[-600:])
+            check(s.stop() == 0, "a segmented run stops cleanly")
+        segments = [n for n in names(folder) if n.startswith(f"kv.{run_number}.trace.")]
+        check(len(segments) >= 3, f"run {run_number} wrote segments", names(folder))
+    check(all(n.startswith("kv.2.trace.") for n in os.listdir(folder)),
+          "--record-keep=1 removed the first run's segments and outcome file", names(folder))
+    rc, text = k.verify(os.path.join(folder, "kv.2.trace"))
+    check(rc == 0, "the second run's segments verify", text)
+
+
 def keep_bytes(k, tmp):
     folder = os.path.join(tmp, "bytes")
     pattern = os.path.join(folder, "kv.%c.trace")
@@ -204,6 +225,7 @@ def main():
         lock_is_visible(k, tmp)
         keep_runs(k, tmp)
         nodes_share_a_folder(k, tmp)
+        segments_go_with_their_run(k, tmp)
         keep_bytes(k, tmp)
         budget_stop(k, tmp)
     return report("retention")
