@@ -2,6 +2,7 @@
 #include "reprise/io/file.hpp"
 
 #include "reprise/io/file_world.hpp"
+#include "reprise/io/internal/private_dirs.hpp"
 #include "reprise/runtime/internal/core.hpp"
 
 #include "reprise/io/offload.hpp"
@@ -27,6 +28,25 @@ struct FileCore {
             world->close(token);
     }
 };
+
+int make_private_directories(const std::string& path) noexcept {
+    // Each prefix that ends a component, shortest first; one that exists (a folder) is kept.
+    for (std::size_t end = 1; end <= path.size(); ++end) {
+        if (end < path.size() && path[end] != '/')
+            continue;
+        if (path[end - 1] == '/')
+            continue;  // "//", or the root
+        const std::string prefix = path.substr(0, end);
+        if (::mkdir(prefix.c_str(), 0700) == 0)
+            continue;
+        const int error = errno;
+        struct stat st {};
+        if (error == EEXIST && ::stat(prefix.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+            continue;
+        return error == EEXIST ? ENOTDIR : error;
+    }
+    return 0;
+}
 } // namespace detail
 
 namespace {
@@ -170,11 +190,10 @@ public:
         return last_error();
     }
 
+    // Folders made for the program hold its data: 0700, as the runtime's own (traces).
     Result<void> make_directories(const std::string& path) override {
-        std::error_code ec;
-        std::filesystem::create_directories(path, ec);
-        if (ec)
-            return error_from_errno(ec.value());
+        if (const int error = detail::make_private_directories(path); error != 0)
+            return error_from_errno(error);
         return {};
     }
 

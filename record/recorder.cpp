@@ -2,6 +2,7 @@
 #include "reprise/record/internal/recorder.hpp"
 
 #include "reprise/io/internal/offload_state.hpp"
+#include "reprise/io/internal/private_dirs.hpp"
 #include "reprise/record/codec.hpp"
 #include "reprise/runtime/internal/stack.hpp"
 #include "reprise/runtime/limits.hpp"
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,20 +67,119 @@ std::string expand_trace_path(std::string_view pattern, std::string_view node, s
     return out;
 }
 
-std::unique_ptr<Recorder> Recorder::open(RecorderConfig config, std::string& error) {
-    // The path is a pattern (%p pid, %t start time, %n node, %c the next free counter, %%):
-    // expanded once; with %c, the first counter whose file can be created is taken.
+namespace {
+
+std::string human_bytes(std::uint64_t n) {
+    if (n >= 10ull * 1024 * 1024 * 1024)
+        return fmt::format("{} bytes ({} GiB)", n, n >> 30);
+    if (n >= 10ull * 1024 * 1024)
+        return fmt::format("{} bytes ({} MiB)", n, n >> 20);
+    return fmt::format("{} bytes", n);
+}
+
+// The pattern with %n bound to this node (a % in the name doubled): a node's runs are its own, and
+// another node recording into the same folder (reprise-raft's cluster) is never touched.
+std::string bind_node(std::string_view pattern, std::string_view node) {
+    std::string out;
+    for (std::size_t i = 0; i < pattern.size(); ++i) {
+        if (pattern[i] != '%' || i + 1 == pattern.size()) {
+            out += pattern[i];
+        } else if (pattern[++i] == 'n') {
+            for (char ch : node)
+                out += ch == '%' ? std::string_view("%%") : std::string_view(&ch, 1);
+        } else {
+            out += '%';
+            out += pattern[i];
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+std::unique_ptr<Recorder> Recorder::open(RecorderConfig config, std::string& error, bool& unrecorded) {
+    unrecorded = false;
+    // The path is a pattern (%p pid, %t start time, %n node, %c the next counter, %%):
+    // its folder is expanded once; its file name is expanded with %c the first number past the
+    // highest of the pattern's earlier runs whose file can be created.
     const std::string pattern = config.path;
-    const bool counted = pattern.find("%c") != std::string::npos;
+    const std::size_t slash = pattern.rfind('/');
+    const long pid = static_cast<long>(::getpid());  // reprise-allow: env (the trace's name, %p)
     std::unique_ptr<Recorder> r(new Recorder(std::move(config)));
-    for (std::uint64_t counter = 1;; ++counter) {
-        r->config_.path = expand_trace_path(pattern, r->config_.header.node, r->config_.header.start_wall_ns,
-                                            static_cast<long>(::getpid()), counter);  // reprise-allow: env (the trace's name, %p)
+    RecorderConfig& c = r->config_;
+    const std::string folder =
+        slash == std::string::npos ? std::string()
+                                   : expand_trace_path(pattern.substr(0, slash + (slash == 0 ? 1 : 0)), c.header.node,
+                                                       c.header.start_wall_ns, pid, 1);
+    const std::string name_pattern =
+        bind_node(slash == std::string::npos ? pattern : pattern.substr(slash + 1), c.header.node);
+    const bool counted = name_pattern.find("%c") != std::string::npos;
+    const bool retention = c.keep_runs > 0 || c.keep_bytes > 0;
+
+    // Earlier runs of the pattern (%c, %p and %t wildcards; %n this node), and which of them
+    // retention removes (found by their lock and outcome files, never by reading their traces).
+    std::vector<trace::OldRun> runs;
+    trace::RetentionPlan plan;
+    std::uint64_t first_counter = 1;
+    if (retention || counted) {
+        std::string why;
+        runs = trace::find_runs(folder, name_pattern, &why);
+        if (!why.empty())
+            fmt::print(stderr, "reprise: retention: {}\n", why);
+        for (const trace::OldRun& run : runs)
+            if (run.counter && *run.counter < limits::trace_counter_max)
+                first_counter = std::max(first_counter, *run.counter + 1);
+    }
+    if (retention) {
+        const std::uint64_t reserve = c.keep_bytes == 0    ? 0
+                                      : c.max_bytes > 0 ? std::min(c.max_bytes, c.keep_bytes)
+                                                        : c.keep_bytes / 2;
+        plan = trace::plan_retention(runs, {.keep_runs = c.keep_runs, .keep_bytes = c.keep_bytes, .reserve_bytes = reserve});
+        if (plan.over_budget) {
+            unrecorded = true;
+            error = fmt::format(
+                "NOT RECORDING: the traces of {} that are kept whatever the budget (runs that crashed, exited "
+                "non-zero, were cut off or are still being written) take {}, the whole --record-keep-bytes={}. "
+                "Look at them (reprise info TRACE says why each is kept), remove those you no longer need. "
+                "The program runs unrecorded.",
+                pattern, human_bytes(plan.pinned_bytes), c.keep_bytes);
+            return nullptr;
+        }
+    }
+    r->budget_bytes_ = c.max_bytes;
+    r->budget_why_ = fmt::format("--record-max-bytes={}", c.max_bytes);
+    if (c.keep_bytes > 0 && plan.room_bytes < (c.max_bytes == 0 ? UINT64_MAX : c.max_bytes)) {
+        r->budget_bytes_ = plan.room_bytes;
+        r->budget_why_ = fmt::format("the room that --record-keep-bytes={} leaves beside the {} kept", c.keep_bytes,
+                                     human_bytes(plan.kept_bytes));
+    }
+
+    if (!folder.empty()) {
+        struct stat st {};
+        if (::stat(folder.c_str(), &st) != 0) {  // reprise-allow: io (the trace's folder)
+            if (const int e = make_private_directories(folder); e != 0) {
+                error = fmt::format("cannot create the trace's folder {}: {}", folder, std::strerror(e));
+                return nullptr;
+            }
+        }
+    }
+    for (std::uint64_t counter = first_counter;; ++counter) {
+        c.path = expand_trace_path(pattern, c.header.node, c.header.start_wall_ns, pid, counter);
         if (r->open_file(error))
             break;
-        if (!counted || r->open_errno_ != EEXIST || counter >= limits::trace_counter_max)
+        if (!counted || r->open_errno_ != EEXIST || counter >= first_counter + limits::trace_counter_max)
             return nullptr;
     }
+    if (!r->special_) {
+        r->outcome_path_ = trace::outcome_path(c.path);
+        r->outcome_tmp_path_ = r->outcome_path_ + ".tmp";
+    }
+    // The new run holds its lock: old runs go now. Each run's outcome file goes last, so a run
+    // half removed (a crash meanwhile) still says it may go.
+    for (std::size_t i : plan.remove)
+        for (const std::string& file : runs[i].files)
+            if (::unlink(file.c_str()) != 0 && errno != ENOENT)  // reprise-allow: io (retention of old traces)
+                fmt::print(stderr, "reprise: retention: cannot remove {}: {}\n", file, std::strerror(errno));
     r->writer_ = std::thread([raw = r.get()] { raw->writer_main(); });
     add_crash_hook(&Recorder::crash_flush, r.get());
     return r;
@@ -99,11 +200,20 @@ bool Recorder::open_file(std::string& error) {
         if (errno == EEXIST)
             error = fmt::format("trace {} exists: reprise never overwrites a trace (a restarted service must not "
                                 "destroy its crash's trace); remove it, or record into a pattern such as "
-                                "--record=trace.%c (the next free number) or trace.%p.%t (pid and start time)",
+                                "--record=trace.%c (the next number) or trace.%p.%t (pid and start time)",
                                 path);
         else
             error = fmt::format("cannot create trace {}: {}", path, std::strerror(errno));
         return false;
+    }
+    special_ = special;
+    // The lock says "being written" to the tools and to retention until the recording closes
+    // (a reader's shared lock is held for an instant: waiting for it is fine).
+    if (!special) {
+        while (::flock(fd, LOCK_EX) != 0 && errno == EINTR) {
+        }
+        if (segment_ == 0)
+            lock_fd_ = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
     }
     trace::Header h = config_.header;
     h.segment = segment_;
@@ -119,6 +229,9 @@ bool Recorder::open_file(std::string& error) {
         return false;
     }
     file_bytes_ = header.size();
+    if (segment_ == 0)
+        header_bytes_ = header.size();
+    total_bytes_.fetch_add(header.size());
     sealer_ = std::make_unique<trace::ChunkSealer>(trace::encode_header_body(h), config_.key ? &*config_.key : nullptr);
     int old = fd_.exchange(fd);
     if (old >= 0) {
@@ -133,11 +246,35 @@ Recorder::~Recorder() {
     if (!ended_)
         end(-1);
     remove_crash_hook(&Recorder::crash_flush, this);
-    int fd = fd_.exchange(-1);
+}
+
+trace::Outcome::Recording Recorder::recording_state() const noexcept {
+    if (budget_hit_.load())
+        return trace::Outcome::Recording::budget;
+    return failed_.load() ? trace::Outcome::Recording::failed : trace::Outcome::Recording::complete;
+}
+
+// The outcome file is written before the lock goes: whoever sees no lock finds it.
+void Recorder::close_recording(trace::Outcome::Ended ended, int exit_code, int signal) noexcept {
+    const trace::Outcome::Recording recording = recording_state();
+    const int fd = fd_.exchange(-1);
     if (fd >= 0) {
         if (config_.fsync != FsyncPolicy::never)
             ::fsync(fd);
         ::close(fd);
+    }
+    if (!special_ && !outcome_path_.empty())
+        (void)trace::write_outcome(outcome_path_.c_str(), outcome_tmp_path_.c_str(),
+                                   trace::Outcome{.ended = ended,
+                                                  .exit_code = exit_code,
+                                                  .signal = signal,
+                                                  .recording = recording,
+                                                  .stored_bytes = total_bytes_.load(),
+                                                  .budget_bytes = budget_bytes_,
+                                                  .start_wall_ns = config_.header.start_wall_ns});
+    if (lock_fd_ >= 0) {
+        ::close(lock_fd_);
+        lock_fd_ = -1;
     }
 }
 
@@ -253,6 +390,7 @@ void Recorder::end(int exit_code) {
     encoder_.put(trace::End{.exit_code = exit_code});
     committed();
     finish_writing();
+    close_recording(trace::Outcome::Ended::exited, exit_code, 0);
 }
 
 void Recorder::finish_writing() {
@@ -271,6 +409,7 @@ void Recorder::cut_off() {
         return;
     ended_ = true;
     finish_writing();
+    close_recording(trace::Outcome::Ended::cut_off, 0, 0);
 }
 
 void Recorder::diverge(std::string_view, std::string_view) {
@@ -333,8 +472,17 @@ void Recorder::writer_main() {
 void Recorder::write_sealed(const Sealed& chunk, bool compress) {
     framed_.clear();
     sealer_->seal(chunk.payload, chunk_index_.load(), compress, framed_);
-    if (config_.segment_bytes > 0 && file_bytes_ + framed_.size() > config_.segment_bytes &&
-        file_bytes_ > trace::header_bytes_max) {
+    const bool next_segment = config_.segment_bytes > 0 && file_bytes_ + framed_.size() > config_.segment_bytes &&
+                              file_bytes_ > trace::header_bytes_max;
+    // The budget counts every file as stored; a new segment's header is as large as the first's
+    // (give or take its number's bytes).
+    if (budget_bytes_ > 0 &&
+        total_bytes_.load() + framed_.size() + (next_segment ? header_bytes_ + 8 : 0) > budget_bytes_) {
+        budget_hit_.store(true);
+        stop_writing(fmt::format("the trace reached its budget of {} ({})", human_bytes(budget_bytes_), budget_why_));
+        return;
+    }
+    if (next_segment) {
         ++segment_;
         std::string error;
         if (!open_file(error)) {
@@ -352,6 +500,7 @@ void Recorder::write_sealed(const Sealed& chunk, bool compress) {
     }
     chunk_index_.fetch_add(1);
     file_bytes_ += framed_.size();
+    total_bytes_.fetch_add(framed_.size());
     stored_bytes_.fetch_add(framed_.size());
     records_written_ = chunk.records_through;
     if (config_.fsync == FsyncPolicy::every_chunk && ::fsync(fd) != 0) {
@@ -384,38 +533,62 @@ std::string Recorder::file_path() const {
 
 // --- the crash path -------------------------------------------------------------------
 
-// Runs inside a fatal signal handler: lets the writer finish the sealed chunks
-// (bounded wait), then writes the records encoded since, without allocating.
+// Runs inside a fatal signal handler: flushes the records, then writes the outcome file (the
+// signal), without allocating. The lock goes with the process.
 void Recorder::crash_flush(void* arg) noexcept {
     auto* self = static_cast<Recorder*>(arg);
-    if (self->ended_ || self->failed_.load())
+    if (self->ended_)
         return;
-    while (self->chunks_unwritten_.load() > 0 && crash_wait_step()) {
+    if (!self->failed_.load())
+        self->crash_flush_records();
+    self->ended_ = true;
+    const trace::Outcome::Recording recording = self->recording_state();
+    if (!self->special_ && !self->outcome_path_.empty())
+        (void)trace::write_outcome(self->outcome_path_.c_str(), self->outcome_tmp_path_.c_str(),
+                                   trace::Outcome{.ended = trace::Outcome::Ended::crashed,
+                                                  .exit_code = 0,
+                                                  .signal = crash_signal(),
+                                                  .recording = recording,
+                                                  .stored_bytes = self->total_bytes_.load(),
+                                                  .budget_bytes = self->budget_bytes_,
+                                                  .start_wall_ns = self->config_.header.start_wall_ns});
+}
+
+// Lets the writer finish the sealed chunks (bounded wait), then writes the records encoded since.
+void Recorder::crash_flush_records() noexcept {
+    while (chunks_unwritten_.load() > 0 && crash_wait_step()) {
     }
-    int fd = self->fd_.load();
-    char* payload = self->encoder_.payload().data();
-    const std::size_t n = self->committed_bytes_;
-    if (fd < 0 || n == 0 || self->chunks_unwritten_.load() > 0 || !self->sealer_)
+    int fd = fd_.load();
+    char* payload = encoder_.payload().data();
+    const std::size_t n = committed_bytes_;
+    if (fd < 0 || n == 0 || chunks_unwritten_.load() > 0 || !sealer_)
         return;
+    // Within the budget, as every chunk (its framing is a few dozen bytes).
+    if (budget_bytes_ > 0 && total_bytes_.load() + n + 64 > budget_bytes_) {
+        budget_hit_.store(true);
+        return;
+    }
     // The writer is idle (nothing unwritten), so its sealer, chunk index and count of
     // complete bytes hold. The chunk goes uncompressed, but sealed when the trace is:
     // the payload is encrypted in place (the process is dying; nothing reads it after).
     trace::SealedInPlace sealed;
-    if (!self->sealer_->seal_in_place(payload, n, self->chunk_index_.load(), sealed))
+    if (!sealer_->seal_in_place(payload, n, chunk_index_.load(), sealed))
         return;
     auto bytes = [](const void* p, std::size_t len) { return std::string_view(static_cast<const char*>(p), len); };
-    bool ok = self->write_all(fd, bytes(sealed.frame, sizeof sealed.frame));
+    bool ok = write_all(fd, bytes(sealed.frame, sizeof sealed.frame));
     if (ok && sealed.encrypted)
-        ok = self->write_all(fd, bytes(sealed.nonce, sizeof sealed.nonce));
-    ok = ok && self->write_all(fd, bytes(payload, n));
+        ok = write_all(fd, bytes(sealed.nonce, sizeof sealed.nonce));
+    ok = ok && write_all(fd, bytes(payload, n));
     if (ok && sealed.encrypted)
-        ok = self->write_all(fd, bytes(sealed.tag, sizeof sealed.tag));
+        ok = write_all(fd, bytes(sealed.tag, sizeof sealed.tag));
     if (!ok)
-        (void)::ftruncate(fd, static_cast<off_t>(self->file_bytes_));
+        (void)::ftruncate(fd, static_cast<off_t>(file_bytes_));
+    else
+        total_bytes_.fetch_add(sizeof sealed.frame + n + (sealed.encrypted ? sizeof sealed.nonce + sizeof sealed.tag : 0));
     ::fsync(fd);
     // Written (and, sealed, encrypted in place): a second call must not write it again.
-    self->committed_bytes_ = 0;
-    self->failed_.store(true);
+    committed_bytes_ = 0;
+    failed_.store(true);
 }
 
 } // namespace reprise::detail

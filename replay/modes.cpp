@@ -100,6 +100,9 @@ void wire_modes(Runtime::Impl& rt) {
         config.segment_bytes = rt.options.record_segment_bytes;
         config.full_outputs = rt.options.record_full_outputs;
         config.compress = rt.options.record_compress;
+        config.keep_runs = rt.options.record_keep_runs;
+        config.keep_bytes = rt.options.record_keep_bytes;
+        config.max_bytes = rt.options.record_max_bytes;
         if (!rt.options.trace_key_path.empty()) {
             std::string error;
             auto key = trace::load_trace_key(rt.options.trace_key_path, error);
@@ -108,7 +111,14 @@ void wire_modes(Runtime::Impl& rt) {
             config.key = *key;
         }
         std::string error;
-        auto rec = Recorder::open(std::move(config), error);
+        bool unrecorded = false;
+        auto rec = Recorder::open(std::move(config), error, unrecorded);
+        if (!rec && unrecorded) {
+            // Retention keeps what it must and the budget is full: the service runs, unrecorded.
+            fmt::print(stderr, "reprise: {}\n", error);
+            std::fflush(stderr);
+            return;
+        }
         if (!rec)
             throw std::runtime_error(error);
         if (replayer_ptr)

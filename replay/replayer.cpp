@@ -1,6 +1,8 @@
 // The replayer: feeds the trace to the runtime as its world and stops at the first divergence.
 #include "reprise/replay/internal/replayer.hpp"
 
+#include "reprise/record/trace_state.hpp"
+
 #include "reprise/clock/internal/system_clock.hpp"
 #include "reprise/io/file_world.hpp"
 #include "reprise/io/internal/offload_state.hpp"
@@ -81,9 +83,9 @@ void Replayer::trace_ran_out(std::string_view program_did) {
     if (!reader_.saw_end()) {
         print_summary("stopped");
         fmt::print(stderr,
-                   "reprise: replay stops: the trace ends at event {} without an end record (the recording was cut "
-                   "off), while the program {}\n  last good event: #{} {}\n",
-                   consumed_, program_did, consumed_ == 0 ? 0 : consumed_ - 1, last_good());
+                   "reprise: replay stops: the trace ends at event {} without an end record ({}), while the "
+                   "program {}\n  last good event: #{} {}\n",
+                   consumed_, trace::describe_cut(rt_.options.replay_path), program_did, consumed_ == 0 ? 0 : consumed_ - 1, last_good());
         std::fflush(stderr);
         std::_Exit(replay_exit_damaged);
     }

@@ -30,6 +30,8 @@ inline constexpr std::uint32_t unwind_cancelled_returns_max = 1000;
 inline constexpr std::size_t sim_unwind_steps_max = 100'000;
 /// --record=PATH with %c: the counters tried before giving up (each one's file exists).
 inline constexpr std::uint64_t trace_counter_max = 1'000'000;
+/// --record-keep*: entries of the pattern's folder looked at for old runs, at most.
+inline constexpr std::size_t retention_folder_entries_max = 1'000'000;
 /// Time all crash hooks together may wait for their writer threads inside a fatal
 /// signal handler, spent in steps of crash_wait_step_ns: however many runtimes record,
 /// a crash is held up at most this long.

@@ -25,12 +25,22 @@ constexpr const char* runtime_usage = R"(Runtime options (reprise; `--flag value
   --record PATH         record every input of this run into the trace PATH (env: REPRISE_RECORD);
                         with --replay, records the replay again (`reprise diff` then finds no difference).
                         A trace is never overwritten (an existing PATH is refused) and is created 0600;
-                        PATH may hold %c (the next free number), %p (pid), %t (start time), %n (node), %%
+                        PATH may hold %c (the next number: one past the highest such trace), %p (pid), %t (start time), %n (node), %%
   --record-full         record written bytes in full (default: length and digest); with --replay,
                         the re-recorded trace holds every written byte, even where the replayed
                         trace kept only digests
   --record-segment BYTES  split the trace into PATH.0, PATH.1, ... of about BYTES each as stored on
                         disk (compressed and sealed; k, m, g suffixes)
+  --record-keep N       retention for a --record pattern: when this run starts, remove the oldest
+                        earlier runs of the pattern (same folder, %c %p %t as wildcards, %n this
+                        node, segments included) so that at most N-1 remain. Runs that crashed,
+                        exited non-zero, were cut off or are still being written are always kept
+  --record-keep-bytes SIZE  retention by size: the pattern's traces together stay within SIZE (K, M,
+                        G, KiB... suffixes); old runs are removed to leave this run --record-max-bytes
+                        (default: half of SIZE), and this run stops recording at the room left. When
+                        the kept runs alone fill SIZE, this run records nothing and says so
+  --record-max-bytes SIZE  this run's trace stops at SIZE bytes as stored (all segments): the
+                        recording stops, says so once, and the program goes on unrecorded
   --record-fsync        fsync the trace after every chunk (default: at the end)
   --record-compress on|off  compress the trace's chunks with zstd (default: on)
   --record-key FILE     seal the trace with the key in FILE (64 hex digits, mode 0600; make one with
@@ -48,7 +58,7 @@ constexpr const char* runtime_usage = R"(Runtime options (reprise; `--flag value
 // Every flag the runtime takes, for "did you mean" on a near miss.
 const std::vector<std::string> runtime_flags = {
     "--seed", "--node", "--stack-size", "--offload-threads", "--verbose-seed", "--record", "--record-full",
-    "--record-segment", "--record-fsync", "--record-compress", "--record-key", "--replay", "--speed", "--break-at", "--help"};
+    "--record-segment", "--record-keep", "--record-keep-bytes", "--record-max-bytes", "--record-fsync", "--record-compress", "--record-key", "--replay", "--speed", "--break-at", "--help"};
 
 // Returns an error message, or nothing when the flags are fine.
 std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo& info, CommandLine& out) {
@@ -63,7 +73,8 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
     app.allow_extras();
     app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     std::string seed, node, speed, offload_threads, break_at, compress;
-    std::uint64_t stack_bytes = 0, segment_bytes = 0;
+    std::uint64_t stack_bytes = 0, segment_bytes = 0, keep_bytes = 0, max_bytes = 0;
+    std::string keep_runs;
     app.add_flag("-h,--help", out.help);
     app.add_flag("--verbose-seed", out.verbose_seed);
     auto* seed_opt = app.add_option("--seed", seed);
@@ -78,6 +89,13 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
     auto* segment_opt = app.add_option("--record-segment", segment_bytes)
                             ->transform(CLI::AsSizeValue(false))
                             ->check(CLI::Range(std::uint64_t{1024 * 1024}, std::uint64_t{UINT64_MAX}));
+    auto* keep_opt = app.add_option("--record-keep", keep_runs);
+    auto* keep_bytes_opt = app.add_option("--record-keep-bytes", keep_bytes)
+                               ->transform(CLI::AsSizeValue(false))
+                               ->check(CLI::Range(std::uint64_t{1024 * 1024}, std::uint64_t{UINT64_MAX}));
+    auto* max_bytes_opt = app.add_option("--record-max-bytes", max_bytes)
+                              ->transform(CLI::AsSizeValue(false))
+                              ->check(CLI::Range(std::uint64_t{64 * 1024}, std::uint64_t{UINT64_MAX}));
     auto* compress_opt = app.add_option("--record-compress", compress);
     auto* key_opt = app.add_option("--record-key", out.options.trace_key_path);
     auto* replay_opt = app.add_option("--replay", out.options.replay_path);
@@ -136,6 +154,16 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
     }
     if (*segment_opt)
         out.options.record_segment_bytes = segment_bytes;
+    if (*keep_opt) {
+        auto n = number("--record-keep", keep_runs, 1, limits::trace_counter_max, "a number of runs");
+        if (auto* error = std::get_if<std::string>(&n))
+            return *error;
+        out.options.record_keep_runs = std::get<std::uint64_t>(n);
+    }
+    if (*keep_bytes_opt)
+        out.options.record_keep_bytes = keep_bytes;
+    if (*max_bytes_opt)
+        out.options.record_max_bytes = max_bytes;
     if (*compress_opt) {
         if (compress != "on" && compress != "off")
             return fmt::format("--record-compress takes on or off, got '{}'", compress);
@@ -179,9 +207,15 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
     for (auto* opt : {speed_opt, break_opt})
         if (*opt && !replaying)
             return fmt::format("{} applies to a replay: add --replay=TRACE", opt->get_name());
-    for (auto* opt : {full_opt, fsync_opt, segment_opt, compress_opt})
+    for (auto* opt : {full_opt, fsync_opt, segment_opt, compress_opt, keep_opt, keep_bytes_opt, max_bytes_opt})
         if (*opt && !recording)
             return fmt::format("{} applies to a recording: add --record=PATH", opt->get_name());
+    // Retention finds a pattern's earlier runs by the parts that differ between runs.
+    if ((*keep_opt || *keep_bytes_opt) &&
+        out.options.record_path.substr(out.options.record_path.rfind('/') + 1).find_first_of('%') == std::string::npos)
+        return fmt::format("{} applies to a --record pattern: put %c, %p, %t or %n in the trace's file name "
+                           "(e.g. --record=kv.%c.trace)",
+                           *keep_opt ? "--record-keep" : "--record-keep-bytes");
     if (*key_opt && !recording && !replaying)
         return std::string("--record-key applies to a recording or a replay: add --record=PATH or --replay=TRACE");
     return std::nullopt;

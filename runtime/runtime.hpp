@@ -38,7 +38,7 @@ struct Options {
     /// Record every input of the run into this trace (empty: do not record). With
     /// replay_path too, the replay is recorded again under the replayed trace's header.
     /// An existing file is never overwritten (the runtime refuses to start); the trace is
-    /// created 0600. A pattern: %c the next free number, %p pid, %t start time, %n node, %%.
+    /// created 0600. A pattern: %c one past the highest number of the pattern's traces, %p pid, %t start time, %n node, %%.
     std::string record_path;
     /// Replay this trace: it is the world; no socket, timer or clock is touched.
     std::string replay_path;
@@ -51,6 +51,16 @@ struct Options {
     bool record_full_outputs = false;
     /// Split the recording into numbered segment files of about this size (0: one file).
     std::uint64_t record_segment_bytes = 0;
+    /// Retention of record_path's earlier runs (a pattern), applied when this run starts: at
+    /// most this many runs with this one (0: no limit)...
+    std::uint64_t record_keep_runs = 0;
+    /// ... and together within this many bytes (0: no limit). Runs that crashed, exited
+    /// non-zero, were cut off or are still being written are never removed; when they alone
+    /// fill the budget, the run records nothing (and says so).
+    std::uint64_t record_keep_bytes = 0;
+    /// This run's trace stops growing at this many bytes, all segments (0: no limit): the
+    /// recording stops, says so once, and the program goes on unrecorded.
+    std::uint64_t record_max_bytes = 0;
     /// fsync the trace after every chunk (else only when the recording ends).
     bool record_fsync_every_chunk = false;
     /// Compress the trace's chunks (zstd, on the recorder's writer thread).

@@ -56,11 +56,13 @@ struct CrashHookSlot {
 };
 CrashHookSlot crash_hooks[limits::crash_hooks_max];
 std::atomic<bool> crash_hooks_ran{false};
+std::atomic<int> crash_signo{0};
 std::atomic<std::int64_t> crash_wait_left_ns{limits::crash_wait_total_ns};
 
-void run_crash_hooks() noexcept {
+void run_crash_hooks(int signo) noexcept {
     if (crash_hooks_ran.exchange(true))
         return;
+    crash_signo.store(signo);
     for (auto& slot : crash_hooks) {
         CrashHook hook = slot.hook.load();
         if (hook)
@@ -70,7 +72,7 @@ void run_crash_hooks() noexcept {
 
 // SIGBUS, SIGFPE, SIGILL, SIGABRT: flush, then die the way we would have.
 void on_fatal(int signo) {
-    run_crash_hooks();
+    run_crash_hooks(signo);
     ::signal(signo, SIG_DFL);
     ::raise(signo);
 }
@@ -85,11 +87,11 @@ void on_fault(int signo, siginfo_t* info, void* uctx) {
         write_str("): its stack of ");
         write_u64(running->stack->usable_bytes);
         write_str(" bytes is exhausted; spawn it with a larger SpawnOptions::stack_bytes\n");
-        run_crash_hooks();
+        run_crash_hooks(signo);
         ::signal(signo, SIG_DFL);
         return;  // the faulting instruction runs again and the default action kills us
     }
-    run_crash_hooks();
+    run_crash_hooks(signo);
     const struct sigaction& prev = signo == SIGSEGV ? previous_segv : previous_bus;
     if (prev.sa_flags & SA_SIGINFO) {
         prev.sa_sigaction(signo, info, uctx);
@@ -105,6 +107,8 @@ void on_fault(int signo, siginfo_t* info, void* uctx) {
 }
 
 } // namespace
+
+int crash_signal() noexcept { return crash_signo.load(); }
 
 bool Stack::in_guard(const void* addr) const noexcept {
     auto a = reinterpret_cast<std::uintptr_t>(addr);

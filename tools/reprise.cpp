@@ -2,6 +2,7 @@
 #include <reprise/record/chunk.hpp>
 #include <reprise/record/json.hpp>
 #include <reprise/record/trace.hpp>
+#include <reprise/record/trace_state.hpp>
 #include <reprise/runtime/main.hpp>
 
 #include <CLI/CLI.hpp>
@@ -68,7 +69,10 @@ of each kind (wake-ups, inputs and
 outputs also by their own kind), the number of ticks, the virtual time from the first
 tick to the last, the payload bytes, and how the trace ends: closed cleanly (the end
 record and the program's exit code), or cut off or damaged (the reader's message, the
-byte offset and the last good event).
+byte offset and the last good event); whether a recording process still writes it (it
+holds the trace's lock) or how its run ended (the outcome file the recorder writes beside
+the trace, PATH.outcome: exit code, fatal signal, recording stopped at its budget); and
+whether retention (--record-keep, --record-keep-bytes) keeps it whatever the budget, and why.
 
 A sealed trace without its key (or with another key) shows its header and says so.
 
@@ -112,9 +116,11 @@ constexpr const char* verify_help = R"(Usage: reprise verify TRACE
 Reads the whole trace: the header and every chunk (length, crc32c), decodes every
 record, and checks that the trace ends with an end record followed by nothing.
 
-Exit code: 0 with a one-line OK summary when the trace is intact and complete; 1 when
-it is damaged (the first bad byte offset and the last good event are printed) or
-incomplete (no end record: the recording was cut off); 2 on a bad command line, a
+Exit code: 0 with a one-line OK summary when the trace is intact and complete, or
+intact and stopped at its recording budget (its outcome file says so: the program went on
+unrecorded, so there is no end record); 1 when it is damaged (the first bad byte offset
+and the last good event are printed) or incomplete (no end record: the recording was cut
+off, or is still being written: a recording process holds its lock); 2 on a bad command line, a
 file that does not exist, or a sealed trace without its key (--record-key FILE) or
 with another key.
 )";
@@ -397,6 +403,31 @@ void print_identity(const trace::Header& h) {
     fmt::print("build id         {}\n", h.build_id.empty() ? "(none)" : shown(h.build_id));
 }
 
+// Whether a recorder still writes the trace, how its run ended, and what retention does with it.
+void print_retention(const std::string& path) {
+    const bool live = trace::being_written(path);
+    std::string why;
+    const auto outcome = trace::read_outcome(path, &why);
+    fmt::print("being written    {}\n", live ? "yes: a recording process holds the trace's lock" : "no");
+    if (outcome) {
+        std::string recording;
+        if (outcome->recording == trace::Outcome::Recording::budget)
+            recording = fmt::format("; the recording stopped at its budget of {} bytes", outcome->budget_bytes);
+        else if (outcome->recording == trace::Outcome::Recording::failed)
+            recording = "; the recording stopped when a write failed";
+        fmt::print("outcome          {}{} ({})\n", trace::describe_outcome(*outcome), recording, trace::outcome_path(path));
+    } else if (!why.empty()) {
+        fmt::print("outcome          unreadable: {}\n", why);
+    } else {
+        fmt::print("outcome          {}\n", live ? "none yet (written when the recording closes)"
+                                                : "none recorded (the process was killed, or the machine stopped)");
+    }
+    const auto kept = trace::kept_because(live, outcome);
+    fmt::print("retention        {}\n", kept ? fmt::format("kept whatever the budget: {}", *kept)
+                                               : std::string("may be removed by --record-keep/--record-keep-bytes "
+                                                             "(the run ended with exit code 0)"));
+}
+
 // A sealed trace opened without its key (or with another): its header is still readable.
 int info_of_sealed(const std::string& path, const std::string& why) {
     std::string header_why;
@@ -409,6 +440,7 @@ int info_of_sealed(const std::string& path, const std::string& why) {
     fmt::print("format           version {}, sealed\n", trace::format_version);
     print_identity(*h);
     fmt::print("records          sealed: {}\n", why.substr(why.find(": ") + 2));
+    print_retention(path);
     return exit_ok;
 }
 
@@ -495,9 +527,10 @@ int cmd_info(const Args& args) {
         fmt::print("state            truncated or damaged: {}\n", c->damage());
         fmt::print("last good event  {}\n", c->last_good_event());
     } else {
-        fmt::print("state            incomplete: no end record (the recording was cut off, or is still going on)\n");
+        fmt::print("state            incomplete: no end record: {}\n", trace::describe_cut(c->name));
         fmt::print("last good event  {}\n", c->last_good_event());
     }
+    print_retention(c->name);
     return exit_ok;
 }
 
@@ -610,9 +643,17 @@ int cmd_verify(const Args& args) {
         return exit_failed;
     }
     if (!c.reader.saw_end()) {
+        // Stopped at its budget on purpose (the outcome file says so): intact, and it ends there.
+        const auto outcome = trace::being_written(path) ? std::nullopt : trace::read_outcome(path);
+        if (outcome && outcome->recording == trace::Outcome::Recording::budget) {
+            fmt::print("OK {}: {} events in {} chunks ({} file{}), intact; {}: no end record\n", path, c.count,
+                       c.reader.chunks_read(), c.reader.segments(), c.reader.segments() == 1 ? "" : "s",
+                       trace::describe_cut(path));
+            return exit_ok;
+        }
         fmt::print("FAILED {}: incomplete: no end record after {} event(s); the trace stops at byte offset {} of {} "
-                   "(the recording was cut off)\n  last good event: {}\n",
-                   path, c.count, c.reader.end_offset(), c.reader.path(), c.last_good_event());
+                   "({})\n  last good event: {}\n",
+                   path, c.count, c.reader.end_offset(), c.reader.path(), trace::describe_cut(path), c.last_good_event());
         return exit_failed;
     }
     const std::int64_t span_ns = c.first_tick_mono_ns ? c.tick_mono_ns - *c.first_tick_mono_ns : 0;

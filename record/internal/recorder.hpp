@@ -5,6 +5,7 @@
 
 #include "reprise/record/chunk.hpp"
 #include "reprise/record/trace.hpp"
+#include "reprise/record/trace_state.hpp"
 #include "reprise/runtime/internal/journal.hpp"
 
 #include <atomic>
@@ -37,6 +38,14 @@ struct RecorderConfig {
     /// A chunk is sealed at the first tick this long after its first record, so a
     /// killed process loses at most this much.
     std::int64_t seal_interval_ns = 50'000'000;
+    /// Retention of the pattern's earlier runs when this one starts (--record-keep,
+    /// --record-keep-bytes; 0: no limit). Runs that crashed, exited non-zero, were cut off or
+    /// are still being written are kept whatever the limits.
+    std::uint64_t keep_runs = 0;
+    std::uint64_t keep_bytes = 0;
+    /// This run's budget of stored bytes, all segments (--record-max-bytes; 0: none). Within
+    /// keep_bytes, a run also stops at the room its kept predecessors leave.
+    std::uint64_t max_bytes = 0;
 };
 
 /// A trace path pattern expanded: %p the pid, %t the start time (UTC, 20261130T151000Z), %n the
@@ -46,8 +55,11 @@ std::string expand_trace_path(std::string_view pattern, std::string_view node, s
 
 class Recorder final : public Journal {
 public:
-    /// Creates the trace file and writes its header. A message on failure.
-    static std::unique_ptr<Recorder> open(RecorderConfig config, std::string& error);
+    /// Creates the trace file (and its missing folders, 0700), locks it, writes its header and
+    /// applies retention to the pattern's earlier runs. Null with a message on failure; null with
+    /// `unrecorded` set (and the message) when the runs kept whatever the budget leave no room:
+    /// the program then runs unrecorded.
+    static std::unique_ptr<Recorder> open(RecorderConfig config, std::string& error, bool& unrecorded);
     ~Recorder() override;
 
     void tick(std::int64_t mono_ns, std::int64_t wall_ns) override;
@@ -79,6 +91,8 @@ public:
     /// Set when a write failed: the trace on disk stops at a chunk boundary and the
     /// recorder writes nothing more.
     bool failed() const noexcept { return failed_.load(); }
+    /// The file the run's name expanded to (the trace, or the name of its segments).
+    const std::string& path() const noexcept { return config_.path; }
 
 private:
     /// A sealed payload, not yet framed and written, and the number of records in the
@@ -94,12 +108,16 @@ private:
     void committed();              ///< after each complete record
     void seal();                   ///< frames the chunk and queues it for the writer
     void finish_writing();         ///< seals the last chunk and waits for the writer to write it all
+    /// After the writer stopped: closes the file, writes the outcome file, releases the lock.
+    void close_recording(trace::Outcome::Ended ended, int exit_code, int signal) noexcept;
+    trace::Outcome::Recording recording_state() const noexcept;
     void writer_main();
     void write_sealed(const Sealed& chunk, bool compress);
     void stop_writing(std::string_view what);
     std::string file_path() const;  ///< the file being written: the trace, or its current segment
     bool write_all(int fd, std::string_view bytes) noexcept;
     static void crash_flush(void* self) noexcept;
+    void crash_flush_records() noexcept;  ///< the records encoded since the last chunk, written from a fault
 
     RecorderConfig config_;
     trace::Encoder encoder_;
@@ -117,6 +135,16 @@ private:
     bool stopping_ = false;
     std::atomic<std::size_t> chunks_unwritten_{0};
     std::atomic<int> fd_{-1};
+    /// The first file, open (and flock'ed) for the whole recording: tools tell "being written"
+    /// from "cut off" by its lock. -1 for a device.
+    int lock_fd_ = -1;
+    bool special_ = false;                ///< writing a device or pipe: no lock, no outcome file
+    std::string outcome_path_, outcome_tmp_path_;  ///< built at open: the crash path does not allocate
+    std::uint64_t budget_bytes_ = 0;      ///< 0: none
+    std::string budget_why_;              ///< which flag set it
+    std::atomic<bool> budget_hit_{false};
+    std::uint64_t header_bytes_ = 0;      ///< of the first file's header (a segment's is as large)
+    std::atomic<std::uint64_t> total_bytes_{0};  ///< of every file written (headers included)
     std::atomic<bool> failed_{false};
     std::uint64_t file_bytes_ = 0;        ///< writer thread only: bytes of complete chunks in the current file
     std::uint64_t records_written_ = 0;   ///< writer thread only: records in complete chunks on disk

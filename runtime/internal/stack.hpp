@@ -40,6 +40,8 @@ using CrashHook = void (*)(void* arg) noexcept;
 /// At most limits::crash_hooks_max at once: one more asserts.
 void add_crash_hook(CrashHook hook, void* arg);
 void remove_crash_hook(CrashHook hook, void* arg) noexcept;
+/// Inside a crash hook: the fatal signal the process dies of (0 outside a crash).
+int crash_signal() noexcept;
 /// For a crash hook that waits: sleeps one step (limits::crash_wait_step_ns) of the budget
 /// all hooks share (limits::crash_wait_total_ns); false, without sleeping, once it is spent.
 bool crash_wait_step() noexcept;

@@ -12,6 +12,7 @@ exit 0 and print exactly its live narrative; a node cut by SIGKILL must replay t
 exit 2 with "the trace ends", and print a prefix of its live narrative.
 Every wait is bounded in time; every loop in count.
 """
+import json
 import os
 import random
 import shutil
@@ -138,12 +139,19 @@ class Cluster:
     def path(self, stem, ext):
         return os.path.join(self.dir, f"{stem}.{ext}")
 
+    def trace_of(self, stem):
+        """The trace the runtime named for one run (node-N.K.trace), as cluster.json maps it."""
+        with open(os.path.join(self.dir, "cluster.json")) as f:
+            name = json.load(f).get("traces", {}).get(stem)
+        require(name is not None, f"cluster.json names no trace for {stem}")
+        return os.path.join(self.dir, name)
+
     def verify_replays(self):
         """Replays every incarnation's trace and compares it with its live run."""
         require(self.incarnations, "no incarnations recorded")
         for node, stem, ended in self.incarnations:
             require(ended is not None, f"{stem} still running at the replay check")
-            trace = self.path(stem, "trace")
+            trace = self.trace_of(stem)
             with open(self.path(stem, "log"), "rb") as f:
                 live = f.read()
             require(b" listening raft " in live, f"{stem}: the live log lacks its listening line")
@@ -369,7 +377,8 @@ def scenario_pause_leader(c):
     for n in range(1, c.nodes + 1):
         want = f"node {n}: pid "
         line = next((l for l in out.splitlines() if l.startswith(want)), "")
-        require(line.endswith(f"raft 127.0.0.1:{c.base + n}, client 127.0.0.1:{c.port(n)}"), f"start printed {line!r}")
+        require(line.endswith(f"raft 127.0.0.1:{c.base + n}, client 127.0.0.1:{c.port(n)}, trace node-{n}.1.trace"),
+                f"start printed {line!r}")
         require(info(c.port(n))["node_id"] == str(n), f"node {n} answers INFO on its --client-base port {c.port(n)}")
     old = c.leader()
     old_term = int(info(c.port(old))["term"])

@@ -323,18 +323,22 @@ TEST_CASE("recording never overwrites an existing trace and creates it readable 
     CHECK(record_once("/dev/null") == 0);
 }
 
-TEST_CASE("a trace path pattern names each run's trace: the next free number, pid, node, start time") {
+TEST_CASE("a trace path pattern names each run's trace: the number past the highest, pid, node, start time") {
     TempDir dir;
     REQUIRE(record_once(dir / "kv.%c.trace") == 0);
     REQUIRE(record_once(dir / "kv.%c.trace") == 0);
-    REQUIRE(spit(dir / "kv.4.trace", "someone else's"));
-    REQUIRE(record_once(dir / "kv.%c.trace") == 0);
     CHECK(file_is_there(dir / "kv.1.trace"));
     CHECK(file_is_there(dir / "kv.2.trace"));
-    CHECK(file_is_there(dir / "kv.3.trace"));
-    CHECK(slurp(dir / "kv.4.trace") == "someone else's");
+    // A number past a gap: newer runs always have higher numbers (retention removes old ones).
+    REQUIRE(spit(dir / "kv.4.trace", "someone else's"));
     REQUIRE(record_once(dir / "kv.%c.trace") == 0);
+    CHECK_FALSE(file_is_there(dir / "kv.3.trace"));
+    CHECK(slurp(dir / "kv.4.trace") == "someone else's");
     CHECK(file_is_there(dir / "kv.5.trace"));
+    std::filesystem::remove(dir / "kv.1.trace");
+    REQUIRE(record_once(dir / "kv.%c.trace") == 0);
+    CHECK(file_is_there(dir / "kv.6.trace"));
+    CHECK_FALSE(file_is_there(dir / "kv.1.trace"));
     REQUIRE(record_once(dir / "%n-%p-%%.trace", "edge") == 0);
     CHECK(file_is_there(dir / fmt::format("edge-{}-%.trace", ::getpid())));
     REQUIRE(record_once(dir / "t.%t.%q") == 0);  // %q is no escape: kept as written

@@ -88,7 +88,7 @@ def traces_replay_with_the_production_binary(sim, kv, tool, tmp):
     if crashed:
         check(first.returncode == 2 and "the trace ends" in first.stderr,
               "the crashed server's trace replays to its cut, like a killed process's", first.tail())
-    last = sorted(n for n in names if n.startswith("kv."))[-1]
+    last = sorted(n for n in names if n.startswith("kv.") and n.endswith(".trace"))[-1]
     final = replay(kv, os.path.join(d, last))
     check(final.returncode == 0 and "while the program still ran" in final.stderr,
           f"reprise-kv --replay={last} replays the restarted server to the end of the simulated time",
