@@ -97,9 +97,12 @@ public:
         if (auto [it, fresh] = leader_of_term_.try_emplace(node.term(), node.id()); !fresh && it->second != node.id())
             violate(fmt::format("election safety: n{} and n{} both became leader of term {}", it->second, node.id(),
                                 node.term()));
-        // Leader completeness: the new leader holds every entry committed before it.
+        // Leader completeness: the new leader holds every entry committed in an earlier term (a
+        // leader of an old term, elected late, need not hold what later terms committed).
         const raft::Storage& log = node.storage();
         for (auto& [index, entry] : committed_) {
+            if (entry.commit_term >= node.term())
+                continue;
             if (index > log.last_index() || log.term_at(index) != entry.term) {
                 violate(fmt::format("leader completeness: n{} became leader of term {} without committed entry {} "
                                     "(term {}): its log has {}",
@@ -114,7 +117,10 @@ public:
 
     void applied(const raft::Node& node, std::uint64_t index, const raft::Entry& entry) override {
         // State machine safety: no two nodes apply different entries at one index.
-        auto [it, fresh] = committed_.try_emplace(index, Applied{entry.term, entry.command, node.id()});
+        auto [it, fresh] = committed_.try_emplace(index, Applied{entry.term, entry.command, node.id(), node.term()});
+        // The term it was committed in: the lowest term of a node applying it (the leader that
+        // committed it applies it in its term; anyone else learns of it in that term or later).
+        it->second.commit_term = std::min(it->second.commit_term, node.term());
         if (!fresh && (it->second.term != entry.term || it->second.command != entry.command))
             violate(fmt::format("state machine safety: n{} applied entry {} of term {}, n{} applied one of term {}{}",
                                 node.id(), index, entry.term, it->second.node, it->second.term,
@@ -148,6 +154,7 @@ private:
         std::uint64_t term;
         std::string command;
         std::uint32_t node;
+        std::uint64_t commit_term;
     };
 
     void check_pair(const raft::Node& a, const raft::Node& b) {
