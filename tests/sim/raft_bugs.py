@@ -43,6 +43,15 @@ BUGS = [
      "raft safety",
      [("    if (granted)\n        reset_election_timer();\n    if (!persist_hard_state())\n",
        "    if (granted)\n        reset_election_timer();\n    if (!granted && !persist_hard_state())\n")]),
+    ("vote-twice-in-a-term", "node.cpp",
+     "a node votes for whoever asks, though it voted for another candidate in this term",
+     "raft safety",
+     [("    const bool granted = m.term == term_ && (voted_for_ == 0 || voted_for_ == m.candidate) &&",
+       "    const bool granted = m.term == term_ &&")]),
+    ("commit-by-next-index", "node.cpp",
+     "the leader counts a replica by its next index (what it will send) instead of its match index (what it holds)",
+     "raft safety",
+     [("            holders += p.match_index >= n ? 1 : 0;", "            holders += p.next_index > n ? 1 : 0;")]),
     ("commit-old-term-by-counting", "node.cpp",
      "the leader commits an entry of an older term by counting its replicas (Figure 8, §5.4.2)",
      "raft safety",
@@ -74,9 +83,10 @@ BUGS = [
 # Extra reprise-raft-sim flags per bug (the defaults otherwise): a harsher nemesis where the mistake
 # needs several nodes down and up again to show.
 HARSH = ["--nodes", "5", "--nemesis", "crash,partition,pause,disk", "--nemesis-interval", "700ms",
-         "--nemesis-duration", "1500ms"]
-HUNT_FLAGS = {"vote-without-log-check": HARSH, "vote-not-persisted": HARSH, "commit-old-term-by-counting": HARSH,
-              "append-from-stale-term": HARSH, "apply-before-commit": HARSH}
+         "--nemesis-duration", "1500ms", "--latency", "1ms..20ms"]
+HUNT_FLAGS = {"vote-without-log-check": HARSH, "vote-not-persisted": HARSH, "vote-twice-in-a-term": HARSH,
+              "commit-by-next-index": HARSH, "commit-old-term-by-counting": HARSH, "append-from-stale-term": HARSH,
+              "apply-before-commit": HARSH}
 
 SOURCES = ["node.cpp", "frontend.cpp", "message.cpp", "state_machine.cpp", "storage.cpp", "config.cpp"]
 LINE = re.compile(r"^seed=(\d+) (ok|FAILED) .* hash=([0-9a-f]{16})", re.M)
@@ -168,9 +178,11 @@ def hunt(exe, bug, work, max_seeds, sim_time, extra):
         last = min(first + batch - 1, max_seeds)
         rc, out, err = run([exe, "--seeds", f"{first}..{last}", "--time", sim_time, "--failure-dir", failures, *strict, *extra],
                            timeout_s=900)
-        m = re.search(r"^seed=(\d+) FAILED.*\n  what failed: (.*)$", out, re.M)
+        m = re.search(r"^seed=(\d+) FAILED.*\n  what failed: (.*)\n(.*)$", out, re.M)
         if m:
-            return int(m.group(1)), m.group(2), out, failures
+            # The kind and the first thing it found ("raft safety: 1 violations: at 3.2s: ...").
+            detail = m.group(3).strip() if m.group(3).startswith("    ") or m.group(3).startswith("key ") else ""
+            return int(m.group(1)), f"{m.group(2)} {detail}".strip(), out, failures
         if rc not in (0, 1):
             return None, f"the run ended with exit {rc}: {err[-500:]}", out, failures
         first = last + 1
@@ -223,7 +235,7 @@ def main():
                     check(rc2 == 1 and h1 and h2 and h1.group(1) == h2.group(1),
                           f"{name}: the reproduce line gives the same failing run", out2[-2000:])
             flags = " ".join(HUNT_FLAGS.get(name, [])) or "defaults"
-            rows.append((name, what, f"{seed} ({flags})", failure[:200], expected))
+            rows.append((name, what, f"{seed} ({flags})", failure[:300], expected))
             print(f"{name}: seed {seed} ({time.monotonic() - started:.0f}s): {failure[:160]}", flush=True)
     if a.table:
         print("\n| planted mistake | seeds until found | what the checker printed |")
