@@ -304,6 +304,40 @@ std::vector<bool> closure_of(const std::vector<Operation>& all, std::size_t seed
     return in;
 }
 
+/// Whether `observer` counts as observing writes (a completed read, incr or del that reported
+/// what it found, or an incr of unknown outcome, which writes what it sees plus one).
+bool observes_state(const Operation& observer) {
+    if (observer.outcome == Operation::Outcome::unknown)
+        return observer.kind == Operation::Kind::incr;
+    return observer.kind != Operation::Kind::set && !(observer.kind == Operation::Kind::del && !observer.result);
+}
+
+/// Removes from `kept` every operation that could have seen a write that is not kept, and
+/// whatever could have seen those (transitively), so that the removal stays sound
+/// (removal_is_sound). Returns what it removed, for the caller to put back.
+std::vector<std::size_t> cascade_removal(const std::vector<Operation>& all, std::vector<bool>& kept) {
+    std::vector<std::size_t> removed_writes, extra;
+    for (std::size_t w = 0; w < all.size(); ++w)
+        if (!kept[w] && writes(all[w]))
+            removed_writes.push_back(w);
+    while (!removed_writes.empty()) {
+        const Operation& write = all[removed_writes.back()];
+        removed_writes.pop_back();
+        for (std::size_t o = 0; o < all.size(); ++o) {
+            if (!kept[o] || !observes_state(all[o]))
+                continue;
+            const bool unknown_incr = all[o].outcome == Operation::Outcome::unknown && all[o].kind == Operation::Kind::incr;
+            if (unknown_incr || could_observe(all[o], write)) {
+                kept[o] = false;
+                extra.push_back(o);
+                if (writes(all[o]))
+                    removed_writes.push_back(o);
+            }
+        }
+    }
+    return extra;
+}
+
 /// Shrinks a violating history of one key: removes halves, quarters, ... then single operations
 /// while the rest stays a violation and the removal is sound, until no single operation can go.
 /// Returns whether the result is known to be minimal (every attempt answered in its budget).
@@ -346,20 +380,30 @@ bool shrink(std::vector<Operation>& witness, Spend& spend, std::uint64_t attempt
             std::size_t end = std::min(left.size(), i + chunk);
             for (std::size_t k = i; k < end; ++k)
                 kept[left[k]] = false;
+            // The chunk, and every operation that could have seen a write in it (they go together,
+            // or the rest would not show a violation of the whole; see removal_is_sound).
+            const std::vector<std::size_t> extra = cascade_removal(all, kept);
             KeyVerdict v = KeyVerdict::ok;
-            if (end - i < left.size() && removal_is_sound(all, kept)) {
-                std::vector<Operation> candidate;
-                for (std::size_t k = 0; k < all.size(); ++k)
-                    if (kept[k])
-                        candidate.push_back(all[k]);
+            std::vector<Operation> candidate;
+            for (std::size_t k = 0; k < all.size(); ++k)
+                if (kept[k])
+                    candidate.push_back(all[k]);
+            if (!candidate.empty()) {
+                REPRISE_ASSERT(removal_is_sound(all, kept));
                 v = search(candidate, spend, attempt_steps_max);
             }
             if (v == KeyVerdict::violation) {
-                left.erase(left.begin() + static_cast<std::ptrdiff_t>(i), left.begin() + static_cast<std::ptrdiff_t>(end));
+                std::vector<std::size_t> still;
+                for (std::size_t k : left)
+                    if (kept[k])
+                        still.push_back(k);
+                left = std::move(still);
                 removed = true;
             } else {
                 for (std::size_t k = i; k < end; ++k)
                     kept[left[k]] = true;
+                for (std::size_t k : extra)
+                    kept[k] = true;
                 decided = decided && v != KeyVerdict::unknown;
                 i += chunk;
             }

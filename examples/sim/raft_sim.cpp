@@ -278,7 +278,9 @@ ProgramEntry client_program(std::shared_ptr<Run> run, sim::World& world, std::ui
                 args = {"GET", op.key};
             } else if (pick < 65) {
                 op.kind = sim::Operation::Kind::set;
-                op.value = fmt::format("{}", client_index * 1'000'000 + i);
+                // Far apart (x1000): an INCR's result is never another SET's value, so a read names
+                // the one write it saw and a violation's witness stays small.
+                op.value = fmt::format("{}", (client_index * 1'000'000 + i) * 1000);
                 args = {"SET", op.key, op.value};
             } else if (pick < 90) {
                 op.kind = sim::Operation::Kind::incr;
