@@ -33,16 +33,20 @@ struct Command {
     friend bool operator==(const Command&, const Command&) = default;
 };
 
-/// Redis's errors of INCR and its kin (the text after the '-').
-inline constexpr const char* not_an_integer_error = "ERR value is not an integer or out of range";
-inline constexpr const char* overflow_error = "ERR increment or decrement would overflow";
+/// Redis's errors of INCR and its kin (the text after the '-'). Arrays, not pointers to literals:
+/// an inline array is one object in every file, a literal may be one copy per file.
+inline constexpr char not_an_integer_error[] = "ERR value is not an integer or out of range";
+inline constexpr char overflow_error[] = "ERR increment or decrement would overflow";
 
 /// What applying a command answers its client. It is a function of the command and the
 /// map alone, so every node applying the same log computes the same answer.
 struct Applied {
     long long value = 0;          ///< set: 1; del: keys removed; incr: the new value; noop: 0
     const char* error = nullptr;  ///< a Redis error (one of the texts above); the map is unchanged
-    friend bool operator==(const Applied&, const Applied&) = default;
+    /// Same value and same error text (compared as text, not as addresses).
+    friend bool operator==(const Applied& a, const Applied& b) {
+        return a.value == b.value && (a.error == b.error || (a.error && b.error && std::string_view(a.error) == b.error));
+    }
 };
 
 /// The command's bytes (op byte, then u32-length-prefixed strings).
