@@ -216,6 +216,8 @@ std::string fresh_failure_folder(const std::string& root, std::uint64_t seed) {
         std::filesystem::create_directories(dir, ec);
         if (ec)
             return "";
+        // Traces hold every byte the nodes sent: the folder is its owner's alone, as the runtime's are.
+        std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
         return dir;
     }
     return "";
@@ -356,6 +358,7 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
             std::filesystem::create_directories(trace_dir, ec);
             if (ec)
                 return bad(fmt::format("--trace-dir {}: cannot create it: {}", trace_dir, ec.message()));
+            std::filesystem::permissions(trace_dir, std::filesystem::perms::owner_all, ec);
         }
         Outcome a = run_once(sim, s, seed, trace_dir, trace_dir);
         if (!a.bad_usage.empty())

@@ -1432,6 +1432,8 @@ void World::jump_wall_clock(NodeId node, Duration delta) {
 
 std::size_t World::node_count() const noexcept { return impl_->nodes.size(); }
 
+void World::log_line(std::string line) { impl_->say(std::move(line)); }
+
 NodeId World::node_id(const std::string& name) const {
     for (auto& n : impl_->nodes)
         if (n->spec.name == name)

@@ -179,6 +179,9 @@ public:
     std::uint64_t wakeups() const noexcept;
     /// What happened, one line per fault and node event ("1.234567s crash n2"), in order.
     const std::vector<std::string>& log() const noexcept;
+    /// Adds a line to that log, stamped with the virtual time: a runner's own faults (a disk's
+    /// failing fsyncs) beside the world's.
+    void log_line(std::string line);
     /// One line that repeats this run: the seed, every option, the commit, build type and compiler.
     std::string repro_line() const;
     const WorldOptions& options() const noexcept;

@@ -13,6 +13,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -74,11 +75,13 @@ struct Knobs {
             k += (k.empty() ? "" : ",") + kind;
         return fmt::format(
             "nodes={} clients={} keys={} op-interval={}ms request-timeout={}ms nemesis={} nemesis-kinds={} "
-            "nemesis-interval={}ms nemesis-duration={}ms settle={}ms liveness-bound={}s max-needless-elections={} "
+            "nemesis-interval={}ms nemesis-duration={}ms settle={}ms liveness-bound={}s{} max-needless-elections={} "
             "checker-steps={}",
             nodes, clients, keys, ns(op_interval) / 1'000'000, ns(request_timeout) / 1'000'000, nemesis ? "on" : "off",
             k.empty() ? "none" : k, ns(nemesis_interval) / 1'000'000, ns(nemesis_duration) / 1'000'000,
-            ns(settle) / 1'000'000, ns(liveness_bound) / 1'000'000'000, max_needless_elections, checker_steps);
+            ns(settle) / 1'000'000, ns(liveness_bound) / 1'000'000'000,
+            settle >= liveness_bound ? "" : " (liveness not checked: --settle is under the bound)", max_needless_elections,
+            checker_steps);
     }
 };
 
@@ -225,9 +228,13 @@ struct Run {
             for (int n = 1; n <= knobs.nodes; ++n)
                 healthy += untroubled_since_at(static_cast<std::uint32_t>(n), after.at_ns) <= window_start ? 1 : 0;
             if (since <= window_start && 2 * healthy > knobs.nodes)
-                out.push_back(fmt::format("at {}: n{} became leader of term {}, deposing n{} (term {}), untroubled since {}",
-                                          ms_text(after.at_ns), after.node, after.term, before.node, before.term,
-                                          ms_text(since)));
+                out.push_back(after.node == before.node
+                                  ? fmt::format("at {}: n{} became leader again, of term {}: its own leadership of term {} "
+                                                "was cut short though it was untroubled since {}",
+                                                ms_text(after.at_ns), after.node, after.term, before.term, ms_text(since))
+                                  : fmt::format("at {}: n{} became leader of term {}, deposing n{} (term {}), untroubled since {}",
+                                                ms_text(after.at_ns), after.node, after.term, before.node, before.term,
+                                                ms_text(since)));
         }
         return out;
     }
@@ -565,9 +572,11 @@ private:
                 const sim::DiskFaults before = f;
                 f.sync_failure_rate = 0.5;
                 world_.disk(node(a)).set_faults(f);
+                world_.log_line(fmt::format("fsyncs of {} fail half the time", world_.node_name(node(a))));
                 crash_planned_.insert(a);
                 later(d, [this, a, t, before] {
                     world_.disk(node(a)).set_faults(before);
+                    world_.log_line(fmt::format("fsyncs of {} work again", world_.node_name(node(a))));
                     crash_planned_.erase(a);
                     restart_exited();
                     clear(t);
@@ -680,8 +689,8 @@ std::string check_run(sim::World& world, Run& run) {
         std::string all;
         for (auto& n : needless)
             all += "\n    " + n;
-        return fmt::format("needless elections: {} elections deposed a healthy leader (allowed: {}):{}", needless.size(),
-                           run.knobs.max_needless_elections, all);
+        return fmt::format("needless elections: {} {} deposed a healthy leader (allowed: {}):{}", needless.size(),
+                           needless.size() == 1 ? "election" : "elections", run.knobs.max_needless_elections, all);
     }
     for (int i = 0; i < run.knobs.nodes; ++i)
         if (auto code = world.exit_code(static_cast<sim::NodeId>(i)); code && *code != 0)
@@ -776,8 +785,14 @@ int main(int argc, char** argv) {
             throw std::invalid_argument("--keys takes 1..1000");
         if (k.op_interval.count() <= 0 || k.request_timeout.count() <= 0 || k.nemesis_interval.count() <= 0)
             throw std::invalid_argument("--op-interval, --request-timeout and --nemesis-interval must be more than 0");
-        if (k.max_needless_elections < 0 || k.checker_steps == 0)
-            throw std::invalid_argument("--max-needless-elections takes a count, --checker-steps more than 0");
+        if (k.max_needless_elections < 0)
+            throw std::invalid_argument("--max-needless-elections takes a count (0 or more)");
+        if (k.checker_steps == 0)
+            throw std::invalid_argument("--checker-steps must be more than 0");
+        if (k.settle >= ctx.time)
+            throw std::invalid_argument(fmt::format(
+                "--settle {}ms leaves no time for faults in a run of {}ms: give a shorter --settle or a longer --time",
+                ns(k.settle) / 1'000'000, ns(ctx.time) / 1'000'000));
         if (!knobs_printed) {
             fmt::print("knobs: {}\n", k.text());
             knobs_printed = true;
@@ -833,6 +848,10 @@ int main(int argc, char** argv) {
         findings << "world log:\n";
         for (auto& line : world.log())
             findings << "  " << line << "\n";
+        std::error_code ec;  // the history holds every value the clients wrote: the owner's alone
+        for (const char* name : {"/history.txt", "/findings.txt"})
+            std::filesystem::permissions(folder + name, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,  // reprise-allow: io (the runner's own files, outside every node)
+                                         ec);
     };
     return sim::run_simulation(argc, argv, simulation);
 }

@@ -190,10 +190,10 @@ def hunt(exe, bug, work, max_seeds, sim_time, extra):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("build")
     p.add_argument("source_root")
-    p.add_argument("--bugs", default="")
+    p.add_argument("--bugs", default="", help="comma-separated, of: " + ", ".join(b[0] for b in BUGS) + " (default: all)")
     p.add_argument("--max-seeds", type=int, default=60)
     p.add_argument("--time", default="30s")
     p.add_argument("--table", action="store_true")
@@ -234,14 +234,15 @@ def main():
                     h2 = re.search(rf"^seed={seed} FAILED .*hash=([0-9a-f]{{16}})", out2, re.M)
                     check(rc2 == 1 and h1 and h2 and h1.group(1) == h2.group(1),
                           f"{name}: the reproduce line gives the same failing run", out2[-2000:])
-            flags = " ".join(HUNT_FLAGS.get(name, [])) or "defaults"
-            rows.append((name, what, f"{seed} ({flags})", failure[:300], expected))
+            rows.append((name, what, str(seed), failure[:300], expected))
             print(f"{name}: seed {seed} ({time.monotonic() - started:.0f}s): {failure[:160]}", flush=True)
     if a.table:
-        print("\n| planted mistake | seeds until found | what the checker printed |")
-        print("|---|---|---|")
+        print("\n| planted mistake | nemesis | first failing seed | what the checker printed |")
+        print("|---|---|---|---|")
         for name, what, seeds, failure, _ in rows:
-            print(f"| `{name}`: {what} | {seeds} | {failure.replace('|', '/')} |")
+            nemesis = "harsh" if name in HUNT_FLAGS else "default"
+            shown = f"`{failure.replace('|', '/')}`" if failure != "-" else "-"
+            print(f"| `{name}`: {what} | {nemesis} | {seeds} | {shown} |")
     return report("raft_bugs")
 
 
