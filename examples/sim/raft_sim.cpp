@@ -758,7 +758,7 @@ int main(int argc, char** argv) {
         {"--nemesis", "fault kinds, comma-separated: partition,one-way,crash,pause,skew,disk,delay; all (default) or none"},
         {"--nemesis-interval", "mean virtual time between two faults (default 2s)"},
         {"--nemesis-duration", "mean time a fault lasts (default 3s)"},
-        {"--settle", "the end of the run without faults, for the liveness check (default 12s)"},
+        {"--settle", "the end of the run without faults, for the liveness check (default 12s, or half of a shorter --time)"},
         {"--max-needless-elections", "elections deposing a healthy leader a run may have (default 0)"},
         {"--checker-steps", "the linearizability checker's budget in search steps (default 20000000)"},
     };
@@ -774,7 +774,8 @@ int main(int argc, char** argv) {
         k.nemesis = !k.kinds.empty();
         k.nemesis_interval = duration_flag(ctx, "--nemesis-interval", k.nemesis_interval);
         k.nemesis_duration = duration_flag(ctx, "--nemesis-duration", k.nemesis_duration);
-        k.settle = duration_flag(ctx, "--settle", k.settle);
+        // Unless given, the calm end is 12 s, or half of a shorter run (so that faults still strike).
+        k.settle = duration_flag(ctx, "--settle", std::min<Duration>(k.settle, ctx.time / 2));
         k.max_needless_elections = ctx.flag_int("--max-needless-elections", 0);
         k.checker_steps = static_cast<std::uint64_t>(ctx.flag_int("--checker-steps", 20'000'000));
         if (k.nodes != 3 && k.nodes != 5)
