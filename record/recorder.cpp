@@ -539,7 +539,7 @@ void Recorder::crash_flush(void* arg) noexcept {
     auto* self = static_cast<Recorder*>(arg);
     if (self->ended_)
         return;
-    if (!self->failed_.load())
+    if (!self->failed_.load() && !self->crash_flushed_.exchange(true))
         self->crash_flush_records();
     self->ended_ = true;
     const trace::Outcome::Recording recording = self->recording_state();
@@ -581,14 +581,17 @@ void Recorder::crash_flush_records() noexcept {
     ok = ok && write_all(fd, bytes(payload, n));
     if (ok && sealed.encrypted)
         ok = write_all(fd, bytes(sealed.tag, sizeof sealed.tag));
-    if (!ok)
+    if (!ok) {
+        // The write failed: the trace stops at its last complete chunk, and the outcome says so.
         (void)::ftruncate(fd, static_cast<off_t>(file_bytes_));
-    else
+        failed_.store(true);
+    } else {
         total_bytes_.fetch_add(sizeof sealed.frame + n + (sealed.encrypted ? sizeof sealed.nonce + sizeof sealed.tag : 0));
+    }
     ::fsync(fd);
-    // Written (and, sealed, encrypted in place): a second call must not write it again.
+    // Written (and, sealed, encrypted in place): crash_flushed_ keeps a second call from writing it
+    // again; the recording is complete up to the crash, not failed.
     committed_bytes_ = 0;
-    failed_.store(true);
 }
 
 } // namespace reprise::detail

@@ -146,6 +146,9 @@ private:
     std::uint64_t header_bytes_ = 0;      ///< of the first file's header (a segment's is as large)
     std::atomic<std::uint64_t> total_bytes_{0};  ///< of every file written (headers included)
     std::atomic<bool> failed_{false};
+    /// Set once the crash path wrote its last chunk (or found nothing to write): a second call
+    /// writes nothing. Not a failure: the trace is complete up to the crash.
+    std::atomic<bool> crash_flushed_{false};
     std::uint64_t file_bytes_ = 0;        ///< writer thread only: bytes of complete chunks in the current file
     std::uint64_t records_written_ = 0;   ///< writer thread only: records in complete chunks on disk
     std::uint32_t segment_ = 0;           ///< writer thread only

@@ -12,6 +12,8 @@ Against reprise-kv on 127.0.0.1, every run a few hundred milliseconds:
   node's runs in the same folder (%n) are not touched; a segmented run goes with all its segments;
 - --record-keep-bytes: the pattern's traces stay within the budget, the oldest clean runs going;
   when the kept runs alone fill it, the server records nothing, says so once, and serves;
+- a crash: a run killed by SIGSEGV within a seal interval of its last request (the crash path writes
+  the last chunk) reads as crashed with its recording complete, not as a failed recording;
 - --record-max-bytes: the recording stops at its budget, says so once, the server keeps serving,
   the trace is no larger than the budget, `reprise verify` reads it back (OK, stopped at its
   budget) and a replay ends where it stops, saying why.
@@ -194,6 +196,28 @@ def keep_bytes(k, tmp):
     check(names(folder) == before, "no trace was created, none removed", (before, names(folder)))
 
 
+def crash_flush_is_complete(k, tmp):
+    """The crash path flushes the records since the last chunk: the outcome is the signal, the recording
+    complete up to it (not "failed", which would say the program went on unrecorded)."""
+    folder = os.path.join(tmp, "crash")
+    trace = os.path.join(folder, "kv.1.trace")
+    with k.server(f"--record={os.path.join(folder, 'kv.%c.trace')}") as s:
+        with RespClient(s.port) as c:
+            check(c.call("SET", "a", "b") == "OK", "a crashing run answers its SET first")
+        os.kill(s.pid, signal.SIGSEGV)      # well within the 50 ms seal interval: the crash path writes
+        s.wait(15)
+    with open(trace + ".outcome") as f:
+        outcome = f.read()
+    check("ended crashed" in outcome and "recording complete" in outcome,
+          "the outcome file: crashed, recording complete", outcome)
+    text = k.info(trace)
+    check("SIGSEGV" in text and "write failed" not in text, "reprise info: crashed with SIGSEGV, no write failed",
+          text[-600:])
+    rc, text = k.verify(trace)
+    check("went on unrecorded" not in text and "SIGSEGV" in text,
+          "reprise verify: the recording went up to the crash", text)
+
+
 def budget_stop(k, tmp):
     trace = os.path.join(tmp, "budget.trace")
     budget = 128 * KIB
@@ -228,6 +252,7 @@ def main():
         segments_go_with_their_run(k, tmp)
         keep_bytes(k, tmp)
         budget_stop(k, tmp)
+        crash_flush_is_complete(k, tmp)
     return report("retention")
 
 
