@@ -480,6 +480,17 @@ void Recorder::write_sealed(const Sealed& chunk, bool compress) {
         total_bytes_.load() + framed_.size() + (next_segment ? header_bytes_ + 8 : 0) > budget_bytes_) {
         budget_hit_.store(true);
         stop_writing(fmt::format("the trace reached its budget of {} ({})", human_bytes(budget_bytes_), budget_why_));
+        // Said now, atomically: a run killed later still reads as stopped at its budget. Its exit or
+        // crash, if the process gets to it, replaces this.
+        if (!special_ && !outcome_path_.empty())
+            (void)trace::write_outcome(outcome_path_.c_str(), outcome_tmp_path_.c_str(),
+                                       trace::Outcome{.ended = trace::Outcome::Ended::cut_off,
+                                                      .exit_code = 0,
+                                                      .signal = 0,
+                                                      .recording = trace::Outcome::Recording::budget,
+                                                      .stored_bytes = total_bytes_.load(),
+                                                      .budget_bytes = budget_bytes_,
+                                                      .start_wall_ns = config_.header.start_wall_ns});
         return;
     }
     if (next_segment) {

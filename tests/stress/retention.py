@@ -16,7 +16,8 @@ Against reprise-kv on 127.0.0.1, every run a few hundred milliseconds:
   the last chunk) reads as crashed with its recording complete, not as a failed recording;
 - --record-max-bytes: the recording stops at its budget, says so once, the server keeps serving,
   the trace is no larger than the budget, `reprise verify` reads it back (OK, stopped at its
-  budget) and a replay ends where it stops, saying why.
+  budget) and a replay ends where it stops, saying why; killed after its budget stopped the recording,
+  the run still reads as stopped at its budget, not as cut off with no outcome.
 """
 import argparse
 import os
@@ -26,7 +27,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from reprise_test import RespClient, Server, check, replay, report, run  # noqa: E402
+from reprise_test import Failure, RespClient, Server, check, replay, report, run, wait_for  # noqa: E402
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -240,6 +241,23 @@ def budget_stop(k, tmp):
           "its replay ends where the recording stopped and says why", r.tail())
 
 
+def budget_then_killed(k, tmp):
+    trace = os.path.join(tmp, "budget-killed.trace")
+    with k.server(f"--record={trace}", f"--record-max-bytes={128 * KIB}", "--record-compress=off") as s:
+        set_values(s.port, 20, 20 * KIB)
+        try:
+            wait_for("the outcome file written at the budget", lambda: os.path.exists(trace + ".outcome"))
+        except Failure as e:
+            check(False, "the outcome file is written when the budget stops the recording", e)
+        s.kill()
+    text = k.info(trace)
+    check("stopped at its budget" in text and "no outcome recorded" not in text,
+          "reprise info: a run killed after its budget stopped the recording still says it stopped at its budget",
+          text[-900:])
+    rc, text = k.verify(trace)
+    check("stopped at its budget" in text, "reprise verify: stopped at its budget", text)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
@@ -252,6 +270,7 @@ def main():
         segments_go_with_their_run(k, tmp)
         keep_bytes(k, tmp)
         budget_stop(k, tmp)
+        budget_then_killed(k, tmp)
         crash_flush_is_complete(k, tmp)
     return report("retention")
 
