@@ -49,7 +49,7 @@ struct RecorderConfig {
 };
 
 /// A trace path pattern expanded: %p the pid, %t the start time (UTC, 20261130T151000Z), %n the
-/// node, %c `counter`, %% a percent sign; anything else is kept as written.
+/// node, %c `counter`, %% a percent sign (Recorder::open refuses any other escape).
 std::string expand_trace_path(std::string_view pattern, std::string_view node, std::int64_t start_wall_ns, long pid,
                               std::uint64_t counter);
 
