@@ -279,9 +279,10 @@ bool Recorder::open_file(std::string& error) {
     if (!write_all(fd, header)) {
         open_errno_ = errno;
         error = fmt::format("cannot write the header of trace {}: {}", path, std::strerror(open_errno_));
-        // A file we created goes (no empty trace is left behind; a segmented trace stops cleanly
-        // at its last complete segment). A device is not ours: kept.
-        if (!special)
+        // A file we created goes (no empty trace is left behind), and so does a segment's name, so
+        // that the trace's segments stop cleanly at the last complete one. A single-file path
+        // may be a device: kept.
+        if (!special || config_.segment_bytes > 0)
             ::unlink(path.c_str());  // reprise-allow: io (the trace file)
         ::close(fd);
         if (segment_ == 0 && lock_fd_ >= 0) {
