@@ -95,10 +95,27 @@ std::string bind_node(std::string_view pattern, std::string_view node) {
     return out;
 }
 
+// An error of the disk, not of the user: the program runs unrecorded rather than not at all.
+bool is_disk_error(int error_number) {
+    return error_number == ENOSPC || error_number == EDQUOT || error_number == EFBIG || error_number == EIO;
+}
+
 } // namespace
 
 std::unique_ptr<Recorder> Recorder::open(RecorderConfig config, std::string& error, bool& unrecorded) {
     unrecorded = false;
+    // A typo such as %C must not become a fixed name that refuses the next start.
+    for (std::size_t i = 0; i < config.path.size(); ++i) {
+        if (config.path[i] != '%')
+            continue;
+        if (i + 1 == config.path.size() || std::string_view("ptnc%").find(config.path[i + 1]) == std::string_view::npos) {
+            error = fmt::format("--record={}: unknown escape '{}' (the escapes are %c the next number, %p the pid, "
+                                "%t the start time, %n the node, %% a percent sign)",
+                                config.path, config.path.substr(i, 2));
+            return nullptr;
+        }
+        ++i;
+    }
     // The path is a pattern (%p pid, %t start time, %n node, %c the next counter, %%):
     // its folder is expanded once; its file name is expanded with %c the first number past the
     // highest of the pattern's earlier runs whose file can be created.
@@ -130,28 +147,38 @@ std::unique_ptr<Recorder> Recorder::open(RecorderConfig config, std::string& err
             if (run.counter && *run.counter < limits::trace_counter_max)
                 first_counter = std::max(first_counter, *run.counter + 1);
     }
+    // One run takes at most --record-max-bytes, else half of --record-keep-bytes, even when more is
+    // free: a crashed run (kept whatever the budget) must not starve the runs after it.
+    const std::uint64_t run_cap = c.keep_bytes == 0 ? c.max_bytes
+                                  : c.max_bytes > 0  ? std::min(c.max_bytes, c.keep_bytes)
+                                                     : c.keep_bytes / 2;
     if (retention) {
-        const std::uint64_t reserve = c.keep_bytes == 0    ? 0
-                                      : c.max_bytes > 0 ? std::min(c.max_bytes, c.keep_bytes)
-                                                        : c.keep_bytes / 2;
-        plan = trace::plan_retention(runs, {.keep_runs = c.keep_runs, .keep_bytes = c.keep_bytes, .reserve_bytes = reserve});
-        if (plan.over_budget) {
+        plan = trace::plan_retention(runs, {.keep_runs = c.keep_runs, .keep_bytes = c.keep_bytes, .reserve_bytes = run_cap});
+        const std::uint64_t room = std::min(plan.room_bytes, run_cap);
+        if (c.keep_bytes > 0 && (plan.over_budget || room < limits::trace_run_bytes_min)) {
             unrecorded = true;
             error = fmt::format(
                 "NOT RECORDING: the traces of {} that are kept whatever the budget (runs that crashed, exited "
-                "non-zero, were cut off or are still being written) take {}, the whole --record-keep-bytes={}. "
+                "non-zero, were cut off or are still being written) take {} of --record-keep-bytes={}, leaving {}, "
+                "under the {} a run needs. "
                 "Look at them (reprise info TRACE says why each is kept), remove those you no longer need. "
                 "The program runs unrecorded.",
-                pattern, human_bytes(plan.pinned_bytes), c.keep_bytes);
+                pattern, human_bytes(plan.pinned_bytes), c.keep_bytes, human_bytes(plan.over_budget ? 0 : room),
+                human_bytes(limits::trace_run_bytes_min));
             return nullptr;
         }
     }
     r->budget_bytes_ = c.max_bytes;
     r->budget_why_ = fmt::format("--record-max-bytes={}", c.max_bytes);
-    if (c.keep_bytes > 0 && plan.room_bytes < (c.max_bytes == 0 ? UINT64_MAX : c.max_bytes)) {
-        r->budget_bytes_ = plan.room_bytes;
-        r->budget_why_ = fmt::format("the room that --record-keep-bytes={} leaves beside the {} kept", c.keep_bytes,
-                                     human_bytes(plan.kept_bytes));
+    if (c.keep_bytes > 0) {
+        if (plan.room_bytes < run_cap) {
+            r->budget_bytes_ = plan.room_bytes;
+            r->budget_why_ = fmt::format("the room that --record-keep-bytes={} leaves beside the {} kept",
+                                         c.keep_bytes, human_bytes(plan.kept_bytes));
+        } else if (c.max_bytes == 0) {
+            r->budget_bytes_ = run_cap;
+            r->budget_why_ = fmt::format("half of --record-keep-bytes={}, one run's share", c.keep_bytes);
+        }
     }
 
     if (!folder.empty()) {
@@ -159,14 +186,48 @@ std::unique_ptr<Recorder> Recorder::open(RecorderConfig config, std::string& err
         if (::stat(folder.c_str(), &st) != 0) {  // reprise-allow: io (the trace's folder)
             if (const int e = make_private_directories(folder); e != 0) {
                 error = fmt::format("cannot create the trace's folder {}: {}", folder, std::strerror(e));
+                if (is_disk_error(e)) {
+                    unrecorded = true;
+                    error = fmt::format("NOT RECORDING: {}; serving unrecorded", error);
+                }
                 return nullptr;
             }
         }
     }
+    // Old runs go once the new run holds its lock, or before its second try when the disk had no
+    // room for its header. Each run's outcome file goes last, so a run half removed (a crash
+    // meanwhile) still says it may go.
+    bool removed = false;
+    auto remove_old_runs = [&] {
+        removed = true;
+        for (std::size_t i : plan.remove) {
+            bool all = true;
+            for (const std::string& file : runs[i].files)
+                if (::unlink(file.c_str()) != 0 && errno != ENOENT) {  // reprise-allow: io (retention of old traces)
+                    all = false;
+                    fmt::print(stderr, "reprise: retention: cannot remove {}: {}\n", file, std::strerror(errno));
+                }
+            // Said once per run, so that an operator can tell where a trace went.
+            if (all)
+                fmt::print(stderr, "reprise: retention: removed {} (clean run, {} KiB)\n",
+                           runs[i].path.substr(runs[i].path.rfind('/') + 1), (runs[i].bytes + 1023) / 1024);
+        }
+    };
     for (std::uint64_t counter = first_counter;; ++counter) {
         c.path = expand_trace_path(pattern, c.header.node, c.header.start_wall_ns, pid, counter);
         if (r->open_file(error))
             break;
+        if (is_disk_error(r->open_errno_) && !removed && !plan.remove.empty()) {
+            remove_old_runs();
+            if (r->open_file(error))
+                break;
+        }
+        if (is_disk_error(r->open_errno_)) {
+            // A full or failing disk never stops the service (a usage error, above, does).
+            unrecorded = true;
+            error = fmt::format("NOT RECORDING: {}; serving unrecorded", error);
+            return nullptr;
+        }
         if (!counted || r->open_errno_ != EEXIST || counter >= first_counter + limits::trace_counter_max)
             return nullptr;
     }
@@ -174,12 +235,8 @@ std::unique_ptr<Recorder> Recorder::open(RecorderConfig config, std::string& err
         r->outcome_path_ = trace::outcome_path(c.path);
         r->outcome_tmp_path_ = r->outcome_path_ + ".tmp";
     }
-    // The new run holds its lock: old runs go now. Each run's outcome file goes last, so a run
-    // half removed (a crash meanwhile) still says it may go.
-    for (std::size_t i : plan.remove)
-        for (const std::string& file : runs[i].files)
-            if (::unlink(file.c_str()) != 0 && errno != ENOENT)  // reprise-allow: io (retention of old traces)
-                fmt::print(stderr, "reprise: retention: cannot remove {}: {}\n", file, std::strerror(errno));
+    if (!removed)
+        remove_old_runs();
     r->writer_ = std::thread([raw = r.get()] { raw->writer_main(); });
     add_crash_hook(&Recorder::crash_flush, r.get());
     return r;
@@ -220,12 +277,18 @@ bool Recorder::open_file(std::string& error) {
     h.encrypted = config_.key.has_value();
     std::string header = trace::encode_header(h);
     if (!write_all(fd, header)) {
-        error = fmt::format("cannot write the header of trace {}: {}", path, std::strerror(errno));
-        ::close(fd);
-        // A segment file we named ourselves goes, so that the trace's segments stop
-        // cleanly at the last complete one. (A single-file path may be a device: kept.)
-        if (config_.segment_bytes > 0)
+        open_errno_ = errno;
+        error = fmt::format("cannot write the header of trace {}: {}", path, std::strerror(open_errno_));
+        // A file we created goes (no empty trace is left behind), and so does a segment's name, so
+        // that the trace's segments stop cleanly at the last complete one. A single-file path
+        // may be a device: kept.
+        if (!special || config_.segment_bytes > 0)
             ::unlink(path.c_str());  // reprise-allow: io (the trace file)
+        ::close(fd);
+        if (segment_ == 0 && lock_fd_ >= 0) {
+            ::close(lock_fd_);
+            lock_fd_ = -1;
+        }
         return false;
     }
     file_bytes_ = header.size();
@@ -480,6 +543,17 @@ void Recorder::write_sealed(const Sealed& chunk, bool compress) {
         total_bytes_.load() + framed_.size() + (next_segment ? header_bytes_ + 8 : 0) > budget_bytes_) {
         budget_hit_.store(true);
         stop_writing(fmt::format("the trace reached its budget of {} ({})", human_bytes(budget_bytes_), budget_why_));
+        // Said now, atomically: a run killed later still reads as stopped at its budget. Its exit or
+        // crash, if the process gets to it, replaces this.
+        if (!special_ && !outcome_path_.empty())
+            (void)trace::write_outcome(outcome_path_.c_str(), outcome_tmp_path_.c_str(),
+                                       trace::Outcome{.ended = trace::Outcome::Ended::cut_off,
+                                                      .exit_code = 0,
+                                                      .signal = 0,
+                                                      .recording = trace::Outcome::Recording::budget,
+                                                      .stored_bytes = total_bytes_.load(),
+                                                      .budget_bytes = budget_bytes_,
+                                                      .start_wall_ns = config_.header.start_wall_ns});
         return;
     }
     if (next_segment) {
@@ -539,7 +613,7 @@ void Recorder::crash_flush(void* arg) noexcept {
     auto* self = static_cast<Recorder*>(arg);
     if (self->ended_)
         return;
-    if (!self->failed_.load())
+    if (!self->failed_.load() && !self->crash_flushed_.exchange(true))
         self->crash_flush_records();
     self->ended_ = true;
     const trace::Outcome::Recording recording = self->recording_state();
@@ -581,14 +655,17 @@ void Recorder::crash_flush_records() noexcept {
     ok = ok && write_all(fd, bytes(payload, n));
     if (ok && sealed.encrypted)
         ok = write_all(fd, bytes(sealed.tag, sizeof sealed.tag));
-    if (!ok)
+    if (!ok) {
+        // The write failed: the trace stops at its last complete chunk, and the outcome says so.
         (void)::ftruncate(fd, static_cast<off_t>(file_bytes_));
-    else
+        failed_.store(true);
+    } else {
         total_bytes_.fetch_add(sizeof sealed.frame + n + (sealed.encrypted ? sizeof sealed.nonce + sizeof sealed.tag : 0));
+    }
     ::fsync(fd);
-    // Written (and, sealed, encrypted in place): a second call must not write it again.
+    // Written (and, sealed, encrypted in place): crash_flushed_ keeps a second call from writing it
+    // again; the recording is complete up to the crash, not failed.
     committed_bytes_ = 0;
-    failed_.store(true);
 }
 
 } // namespace reprise::detail

@@ -226,7 +226,10 @@ std::string describe_outcome(const Outcome& o) {
     switch (o.ended) {
     case Outcome::Ended::exited: return fmt::format("exit code {}", o.exit_code);
     case Outcome::Ended::crashed: return fmt::format("run crashed with {}", signal_name(o.signal));
-    case Outcome::Ended::cut_off: return "cut off: the recording was closed before the program ended";
+    case Outcome::Ended::cut_off:
+        return o.recording == Outcome::Recording::budget
+                   ? "cut off: the program's end is not recorded (it went on past the budget)"
+                   : "cut off: the recording was closed before the program ended";
     }
     return "unknown";
 }

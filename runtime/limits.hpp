@@ -30,6 +30,9 @@ inline constexpr std::uint32_t unwind_cancelled_returns_max = 1000;
 inline constexpr std::size_t sim_unwind_steps_max = 100'000;
 /// --record=PATH with %c: the counters tried before giving up (each one's file exists).
 inline constexpr std::uint64_t trace_counter_max = 1'000'000;
+/// --record-keep-bytes: a run whose room (what the kept runs leave, or half the budget) is under this
+/// records nothing and says so, rather than write a trace too short to be of use.
+inline constexpr std::uint64_t trace_run_bytes_min = 64 * 1024;
 /// --record-keep*: entries of the pattern's folder looked at for old runs, at most.
 inline constexpr std::size_t retention_folder_entries_max = 1'000'000;
 /// Time all crash hooks together may wait for their writer threads inside a fatal

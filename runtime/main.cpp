@@ -25,12 +25,13 @@ constexpr const char* runtime_usage = R"(Runtime options (reprise; `--flag value
   --record PATH         record every input of this run into the trace PATH (env: REPRISE_RECORD);
                         with --replay, records the replay again (`reprise diff` then finds no difference).
                         A trace is never overwritten (an existing PATH is refused) and is created 0600;
-                        PATH may hold %c (the next number: one past the highest such trace), %p (pid), %t (start time), %n (node), %%
+                        PATH may hold %c (the next number: one past the highest such trace), %p (pid), %t (start time), %n (node), %%;
+                        any other % is refused
   --record-full         record written bytes in full (default: length and digest); with --replay,
                         the re-recorded trace holds every written byte, even where the replayed
                         trace kept only digests
   --record-segment BYTES  split the trace into PATH.0, PATH.1, ... of about BYTES each as stored on
-                        disk (compressed and sealed; k, m, g suffixes)
+                        disk (compressed and sealed; k, m, g suffixes; at least 1m)
   --record-keep N       retention for a --record pattern: when this run starts, remove the oldest
                         earlier runs of the pattern (same folder, %c %p %t as wildcards, %n this
                         node, segments included) so that at most N-1 remain. Runs that crashed,
@@ -95,7 +96,7 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
                                ->check(CLI::Range(std::uint64_t{1024 * 1024}, std::uint64_t{UINT64_MAX}));
     auto* max_bytes_opt = app.add_option("--record-max-bytes", max_bytes)
                               ->transform(CLI::AsSizeValue(false))
-                              ->check(CLI::Range(std::uint64_t{64 * 1024}, std::uint64_t{UINT64_MAX}));
+                              ->check(CLI::Range(limits::trace_run_bytes_min, std::uint64_t{UINT64_MAX}));
     auto* compress_opt = app.add_option("--record-compress", compress);
     auto* key_opt = app.add_option("--record-key", out.options.trace_key_path);
     auto* replay_opt = app.add_option("--replay", out.options.replay_path);

@@ -49,7 +49,7 @@ struct RecorderConfig {
 };
 
 /// A trace path pattern expanded: %p the pid, %t the start time (UTC, 20261130T151000Z), %n the
-/// node, %c `counter`, %% a percent sign; anything else is kept as written.
+/// node, %c `counter`, %% a percent sign (Recorder::open refuses any other escape).
 std::string expand_trace_path(std::string_view pattern, std::string_view node, std::int64_t start_wall_ns, long pid,
                               std::uint64_t counter);
 
@@ -146,6 +146,9 @@ private:
     std::uint64_t header_bytes_ = 0;      ///< of the first file's header (a segment's is as large)
     std::atomic<std::uint64_t> total_bytes_{0};  ///< of every file written (headers included)
     std::atomic<bool> failed_{false};
+    /// Set once the crash path wrote its last chunk (or found nothing to write): a second call
+    /// writes nothing. Not a failure: the trace is complete up to the crash.
+    std::atomic<bool> crash_flushed_{false};
     std::uint64_t file_bytes_ = 0;        ///< writer thread only: bytes of complete chunks in the current file
     std::uint64_t records_written_ = 0;   ///< writer thread only: records in complete chunks on disk
     std::uint32_t segment_ = 0;           ///< writer thread only

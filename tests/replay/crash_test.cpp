@@ -341,13 +341,27 @@ TEST_CASE("a trace path pattern names each run's trace: the number past the high
     CHECK_FALSE(file_is_there(dir / "kv.1.trace"));
     REQUIRE(record_once(dir / "%n-%p-%%.trace", "edge") == 0);
     CHECK(file_is_there(dir / fmt::format("edge-{}-%.trace", ::getpid())));
-    REQUIRE(record_once(dir / "t.%t.%q") == 0);  // %q is no escape: kept as written
+    REQUIRE(record_once(dir / "t.%t.trace") == 0);
     bool stamped = false;
     for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
         const std::string name = entry.path().filename().string();
-        // t.20261130T151000Z.%q
-        stamped = stamped || (name.size() == 21 && name.rfind("t.", 0) == 0 && name[10] == 'T' && name[17] == 'Z' &&
-                              name.substr(18) == ".%q");
+        // t.20261130T151000Z.trace
+        stamped = stamped || (name.size() == 24 && name.rfind("t.", 0) == 0 && name[10] == 'T' && name[17] == 'Z' &&
+                              name.substr(18) == ".trace");
     }
     CHECK(stamped);
+    // An unknown escape (a typo such as %C would become a fixed name that refuses the next start) is
+    // refused, naming the escapes, and creates nothing.
+    for (const char* bad : {"t.%q", "t.%C.trace", "t.trace%"}) {
+        INFO(bad);
+        try {
+            (void)record_once(dir / bad);
+            FAIL("an unknown escape was accepted");
+        } catch (const std::runtime_error& e) {
+            CHECK(std::string(e.what()).find("unknown escape") != std::string::npos);
+            CHECK(std::string(e.what()).find("%c the next number") != std::string::npos);
+        }
+    }
+    for (const auto& entry : std::filesystem::directory_iterator(dir.path()))
+        CHECK(entry.path().filename().string().find("t.%") == std::string::npos);
 }

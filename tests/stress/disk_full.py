@@ -2,8 +2,8 @@
 """disk_full: reprise-kv recording onto a disk that is or becomes full.
 
 The behaviour checked (docs/reliability.md, "Disk full"):
-  - a trace whose header cannot be written (--record=/dev/full): the server refuses to
-    start, exit 2, with the reason; it never listens;
+  - a trace whose header cannot be written (--record=/dev/full): the server serves
+    unrecorded and says once "NOT RECORDING: ... No space left on device; serving unrecorded";
   - a disk that fills while the server runs (RLIMIT_FSIZE with SIGXFSZ ignored: EFBIG
     after N bytes; and, when this process may mount, a 1 MiB tmpfs: real ENOSPC):
     the server keeps serving (redis-benchmark sees no error, redis-cli reads back what
@@ -29,13 +29,14 @@ from reprise_test import Failure, Server, check, replay, report  # noqa: E402
 
 
 def full_device(kv):
-    r = subprocess.run([kv, "--port=0", "--record=/dev/full"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=30)
-    err = r.stderr.decode(errors="replace")
-    check(r.returncode == 2, f"--record=/dev/full: the server refuses to start (exit {r.returncode})")
-    check("cannot write the header of trace /dev/full: No space left on device" in err,
-          f"--record=/dev/full: the reason is given: {err.strip()!r}")
-    check(b"listening" not in r.stdout, "--record=/dev/full: the server never listens")
+    """A trace whose header cannot be written: the server serves unrecorded, saying so once."""
+    with Server([kv, "--port=0", "--record=/dev/full"]) as s:
+        check(s.port is not None, "--record=/dev/full: the server starts and listens")
+        check(s.stop() == 0, "--record=/dev/full: and stops cleanly")
+        err = s.err()
+    check(err.count("NOT RECORDING") == 1 and
+          "cannot write the header of trace /dev/full: No space left on device; serving unrecorded" in err,
+          f"--record=/dev/full: the reason is given once: {err.strip()!r}")
 
 
 def filling_disk(kv, reprise, trace, label, file_limit=None):

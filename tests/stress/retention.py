@@ -12,19 +12,31 @@ Against reprise-kv on 127.0.0.1, every run a few hundred milliseconds:
   node's runs in the same folder (%n) are not touched; a segmented run goes with all its segments;
 - --record-keep-bytes: the pattern's traces stay within the budget, the oldest clean runs going;
   when the kept runs alone fill it, the server records nothing, says so once, and serves;
+- one run's share of --record-keep-bytes: a run killed past half of it stops at half, and when the
+  kept runs leave under the 64 KiB minimum, the next run says NOT RECORDING instead of a tiny trace;
+- a crash: a run killed by SIGSEGV within a seal interval of its last request (the crash path writes
+  the last chunk) reads as crashed with its recording complete, not as a failed recording;
+- a full disk (a small tmpfs; skipped, saying why, when it cannot be mounted): retention frees room
+  before the header is written; with no room still, the server says NOT RECORDING once, serves, and
+  leaves no empty trace;
+- an unknown % escape (%q, %C) is refused (exit 2, naming the valid escapes) and creates nothing;
+  retention says on stderr which run it removed;
 - --record-max-bytes: the recording stops at its budget, says so once, the server keeps serving,
   the trace is no larger than the budget, `reprise verify` reads it back (OK, stopped at its
-  budget) and a replay ends where it stops, saying why.
+  budget) and a replay ends where it stops, saying why; killed after its budget stopped the recording,
+  the run still reads as stopped at its budget, not as cut off with no outcome.
 """
 import argparse
+import errno
 import os
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from reprise_test import RespClient, Server, check, replay, report, run  # noqa: E402
+from reprise_test import Failure, RespClient, Server, check, replay, report, run, wait_for  # noqa: E402
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -194,6 +206,108 @@ def keep_bytes(k, tmp):
     check(names(folder) == before, "no trace was created, none removed", (before, names(folder)))
 
 
+def one_run_share(k, tmp):
+    """A killed run takes at most half of --record-keep-bytes (no --record-max-bytes), so it cannot starve
+    the runs after it; a run left less than the minimum records nothing rather than a tiny trace."""
+    folder = os.path.join(tmp, "share")
+    pattern = os.path.join(folder, "kv.%c.trace")
+    budget = 1 * MIB
+    flags = [f"--record={pattern}", f"--record-keep-bytes={budget // KIB}KiB", "--record-compress=off"]
+    with k.server(*flags) as s:
+        set_values(s.port, 16, 50 * KIB)       # about 800 KiB of trace, uncompressed
+        s.kill()
+    size = os.path.getsize(os.path.join(folder, "kv.1.trace"))
+    check(0 < size <= budget // 2, f"a killed run stops at half of --record-keep-bytes ({size} bytes)")
+    # A second killed run recorded without retention, then a budget (at least 1 MiB) that the two kept
+    # (cut off) runs fill but for 32 KiB: under the minimum, nothing is recorded.
+    with k.server(f"--record={pattern}", "--record-compress=off") as s:
+        set_values(s.port, 16, 50 * KIB, prefix="big")
+        s.kill()
+    tight = folder_bytes(folder) + 32 * KIB
+    check(tight >= MIB, f"the two killed runs take over 1 MiB ({tight} bytes with the 32 KiB of room)")
+    before = names(folder)
+    with k.server(f"--record={pattern}", f"--record-keep-bytes={tight}", "--record-compress=off") as s:
+        check(set_values(s.port, 2, 100), "with 32 KiB of room left, the server serves")
+        check(s.stop() == 0, "and stops cleanly")
+        err = s.err()
+    check(err.count("NOT RECORDING") == 1 and "65536" in err, "it says once that it records nothing, and why",
+          err[-800:])
+    check(names(folder) == before, "no tiny trace was written", (before, names(folder)))
+
+
+def crash_flush_is_complete(k, tmp):
+    """The crash path flushes the records since the last chunk: the outcome is the signal, the recording
+    complete up to it (not "failed", which would say the program went on unrecorded)."""
+    folder = os.path.join(tmp, "crash")
+    trace = os.path.join(folder, "kv.1.trace")
+    with k.server(f"--record={os.path.join(folder, 'kv.%c.trace')}") as s:
+        with RespClient(s.port) as c:
+            check(c.call("SET", "a", "b") == "OK", "a crashing run answers its SET first")
+        os.kill(s.pid, signal.SIGSEGV)      # well within the 50 ms seal interval: the crash path writes
+        s.wait(15)
+    with open(trace + ".outcome") as f:
+        outcome = f.read()
+    check("ended crashed" in outcome and "recording complete" in outcome,
+          "the outcome file: crashed, recording complete", outcome)
+    text = k.info(trace)
+    check("SIGSEGV" in text and "write failed" not in text, "reprise info: crashed with SIGSEGV, no write failed",
+          text[-600:])
+    rc, text = k.verify(trace)
+    check("went on unrecorded" not in text and "SIGSEGV" in text,
+          "reprise verify: the recording went up to the crash", text)
+
+
+def fill(path):
+    """Writes `path` until the filesystem is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(64 * 1024):            # bounded: at most 64 MiB in 1 KiB blocks
+            os.write(fd, b"x" * 1024)
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+    finally:
+        os.close(fd)
+
+
+def full_disk(k, tmp):
+    """A full disk never stops the service: retention frees room first, and with none the server serves
+    unrecorded, leaving no empty trace."""
+    folder = os.path.join(tmp, "full")
+    os.makedirs(folder)
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", folder],
+                           capture_output=True, text=True)
+    if mount.returncode != 0:
+        print(f"SKIP full disk: cannot mount a tmpfs ({(mount.stderr or mount.stdout).strip()})")
+        return
+    try:
+        pattern = os.path.join(folder, "kv.%c.trace")
+        with k.server(f"--record={pattern}") as s:          # run 1: a clean run, retention's to remove
+            set_values(s.port, 2, 50)
+            check(s.stop() == 0, "a clean run on the small disk exits 0")
+        fill(os.path.join(folder, "filler"))
+        with k.server(f"--record={pattern}", "--record-keep=1") as s:
+            check(set_values(s.port, 2, 50), "on a full disk with a clean run to remove, the server serves")
+            check(s.stop() == 0, "and stops cleanly")
+            err = s.err()
+        check("NOT RECORDING" not in err and not os.path.exists(os.path.join(folder, "kv.1.trace")),
+              "retention removed the clean run before writing the header, and the run recorded", err[-800:])
+        check(os.path.getsize(os.path.join(folder, "kv.2.trace")) > 0, "its trace holds a header")
+        os.unlink(os.path.join(folder, "filler"))
+        fill(os.path.join(folder, "filler"))              # full again, nothing left to remove but run 2
+        for flags in ([], ["--record-keep=2"]):
+            before = names(folder)
+            with k.server(f"--record={pattern}", *flags) as s:
+                check(set_values(s.port, 2, 50), f"on a full disk ({flags}), the server serves unrecorded")
+                check(s.stop() == 0, "and stops cleanly")
+                err = s.err()
+            check(err.count("NOT RECORDING") == 1 and "serving unrecorded" in err and "No space" in err,
+                  "it says once that it records nothing, and why", err[-800:])
+            check(names(folder) == before, "no empty trace is left behind", (before, names(folder)))
+    finally:
+        subprocess.run(["umount", folder], check=False)
+
+
 def budget_stop(k, tmp):
     trace = os.path.join(tmp, "budget.trace")
     budget = 128 * KIB
@@ -216,6 +330,40 @@ def budget_stop(k, tmp):
           "its replay ends where the recording stopped and says why", r.tail())
 
 
+def budget_then_killed(k, tmp):
+    trace = os.path.join(tmp, "budget-killed.trace")
+    with k.server(f"--record={trace}", f"--record-max-bytes={128 * KIB}", "--record-compress=off") as s:
+        set_values(s.port, 20, 20 * KIB)
+        try:
+            wait_for("the outcome file written at the budget", lambda: os.path.exists(trace + ".outcome"))
+        except Failure as e:
+            check(False, "the outcome file is written when the budget stops the recording", e)
+        s.kill()
+    text = k.info(trace)
+    check("stopped at its budget" in text and "no outcome recorded" not in text,
+          "reprise info: a run killed after its budget stopped the recording still says it stopped at its budget",
+          text[-900:])
+    rc, text = k.verify(trace)
+    check("stopped at its budget" in text, "reprise verify: stopped at its budget", text)
+
+
+def escapes_and_removals(k, tmp):
+    folder = os.path.join(tmp, "escapes")
+    os.makedirs(folder)
+    for bad in ("x.%q.trace", "x.%C.trace", "x.trace%"):
+        rc, out, err = run([k.kv, "--port", "0", f"--record={os.path.join(folder, bad)}"], timeout_s=30)
+        check(rc == 2 and "unknown escape" in err and "%c" in err and "%p" in err,
+              f"--record=...{bad}: refused, naming the valid escapes (exit {rc})", err[-500:])
+    check(os.listdir(folder) == [], "an unknown escape creates no file", os.listdir(folder))
+    pattern = os.path.join(folder, "kv.%c.trace")
+    for _ in range(2):
+        with k.server(f"--record={pattern}", "--record-keep=1") as s:
+            check(s.stop() == 0, "a clean run exits 0")
+            err = s.err()
+    check(err.count("retention: removed") == 1 and "removed kv.1.trace (clean run, " in err,
+          "retention says which trace it removed", err[-500:])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
@@ -228,6 +376,11 @@ def main():
         segments_go_with_their_run(k, tmp)
         keep_bytes(k, tmp)
         budget_stop(k, tmp)
+        budget_then_killed(k, tmp)
+        escapes_and_removals(k, tmp)
+        one_run_share(k, tmp)
+        crash_flush_is_complete(k, tmp)
+        full_disk(k, tmp)
     return report("retention")
 
 
