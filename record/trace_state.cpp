@@ -181,6 +181,20 @@ std::optional<Outcome> read_outcome(const std::string& trace_path, std::string* 
     if (got > outcome_bytes_max)
         return fail(fmt::format("longer than an outcome file may be ({} bytes)", outcome_bytes_max));
     text.resize(got);
+    std::string why;
+    auto o = parse_outcome(text, why);
+    if (!o)
+        return fail(why);
+    return o;
+}
+
+std::optional<Outcome> parse_outcome(std::string_view text, std::string& why) {
+    auto fail = [&](std::string what) -> std::optional<Outcome> {
+        why = std::move(what);
+        return std::nullopt;
+    };
+    if (text.size() > outcome_bytes_max)
+        return fail(fmt::format("longer than an outcome file may be ({} bytes)", outcome_bytes_max));
     std::string_view rest = text;
     auto next_line = [&] {
         const std::size_t nl = rest.find('\n');

@@ -38,6 +38,9 @@ std::string outcome_path(std::string_view trace_path);
 /// Reads a trace's outcome file: nullopt when there is none; also nullopt, with a message in
 /// `error`, when it is there but unreadable or damaged.
 std::optional<Outcome> read_outcome(const std::string& trace_path, std::string* error = nullptr);
+/// The outcome an outcome file's bytes hold, or nullopt with the reason in `why` (pure, bounded:
+/// the fuzz target tests/fuzz/fuzz_outcome.cpp feeds it anything).
+std::optional<Outcome> parse_outcome(std::string_view text, std::string& why);
 /// Writes `o` into `path` through `tmp_path` and a rename (mode 0600): a reader sees the whole file
 /// or none. Allocates nothing and calls only async-signal-safe functions: the crash path uses it.
 bool write_outcome(const char* path, const char* tmp_path, const Outcome& o) noexcept;
