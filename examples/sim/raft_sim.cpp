@@ -297,6 +297,9 @@ ProgramEntry client_program(std::shared_ptr<Run> run, sim::World& world, std::ui
                 args = {"DEL", op.key};
             }
             std::vector<std::string_view> views(args.begin(), args.end());
+            // The world's clock, read from inside the client's fiber, is not an input of the client:
+            // it only stamps the history, which lives outside every node, and nothing the client
+            // does depends on it (so a client's trace replays; the journal never sees this read).
             op.invoke_ns = ns(world.now());
             // In flight until it returns: a write still waiting when the run ends has an unknown
             // outcome (it may have taken effect, and another client may have read it).
