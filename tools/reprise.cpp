@@ -5,6 +5,8 @@
 #include <reprise/record/trace_state.hpp>
 #include <reprise/runtime/main.hpp>
 
+#include "cluster.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <fmt/core.h>
@@ -45,6 +47,9 @@ Commands:
   dump TRACE             one line per event (--json for JSON lines; --from, --to, --kind to select)
   verify TRACE           checks every chunk and the end record; exit 0 when intact and complete
   diff A B               the first event where two traces differ
+  cluster check|log|timeline TRACE...|DIR
+                         several nodes' traces as one cluster: connections paired and checked
+                         byte for byte, one happens-before ordered log, a Perfetto/HTML timeline
   keygen FILE            a new key for sealed traces (--record-key=FILE), in a new file of mode 0600
   help [COMMAND]         this text, or a command's
 
@@ -869,6 +874,99 @@ int cmd_keygen(const Args& args) {
     return exit_ok;
 }
 
+// --- cluster --------------------------------------------------------------------------------------
+
+// A size: bytes, or with a K, M, G (KiB...) suffix.
+std::optional<std::uint64_t> parse_size(const std::string& text) {
+    CLI::App app;
+    std::uint64_t v = 0;
+    app.add_option("--size", v)->transform(CLI::AsSizeValue(false))->required();
+    try {
+        app.parse(std::vector<std::string>{text, "--size"});  // CLI11 takes the arguments last first
+    } catch (const CLI::ParseError&) {
+        return std::nullopt;
+    }
+    return v;
+}
+
+// Seconds (a decimal) as nanoseconds.
+std::optional<std::int64_t> parse_seconds(const std::string& text) {
+    double v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc{} || end != text.data() + text.size() || text.empty() || !(v > -1e9 && v < 1e9))
+        return std::nullopt;
+    return static_cast<std::int64_t>(v * 1e9);
+}
+
+int cmd_cluster(const Args& args) {
+    reprise::tool::ClusterRequest rq;
+    if (args.operands.empty())
+        return usage_error("cluster", "expects an action (check, log or timeline), then traces or folders");
+    rq.action = args.operands[0];
+    if (rq.action != "check" && rq.action != "log" && rq.action != "timeline")
+        return usage_error("cluster", fmt::format("unknown action {}: check, log or timeline", shown(rq.action)));
+    rq.inputs.assign(args.operands.begin() + 1, args.operands.end());
+    if (rq.inputs.empty())
+        return usage_error("cluster", "expects traces, or folders of traces, after the action");
+    if (args.has("--map")) {
+        for (const std::string& m : args.options.at("--map")) {
+            const auto eq = m.find('=');
+            if (eq == std::string::npos || eq == 0 || eq + 1 == m.size())
+                return usage_error("cluster", fmt::format("--map needs FROM=TO (HOST:PORT or HOST), not {}", shown(m)));
+            rq.maps.emplace_back(m.substr(0, eq), m.substr(eq + 1));
+        }
+    }
+    for (const char* name : {"--from", "--to"}) {
+        if (!args.has(name))
+            continue;
+        auto v = parse_seconds(args.options.at(name).back());
+        if (!v)
+            return usage_error("cluster", fmt::format("{} needs seconds of cluster time, not {}", name,
+                                                      shown(args.options.at(name).back())));
+        (std::string_view(name) == "--from" ? rq.from_ns : rq.to_ns) = *v;
+    }
+    if (rq.from_ns && rq.to_ns && *rq.from_ns > *rq.to_ns)
+        return usage_error("cluster", "--from is past --to");
+    if (args.has("--nodes")) {
+        for (const std::string& list : args.options.at("--nodes")) {
+            std::size_t start = 0;
+            for (;;) {
+                const std::size_t comma = list.find(',', start);
+                std::string n = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+                if (!n.empty())
+                    rq.nodes.push_back(n);
+                if (comma == std::string::npos)
+                    break;
+                start = comma + 1;
+            }
+        }
+    }
+    if (args.has("--max-bytes")) {
+        auto v = parse_size(args.options.at("--max-bytes").back());
+        if (!v || *v == 0)
+            return usage_error("cluster", fmt::format("--max-bytes needs a size (bytes, or with K, M, G), not {}",
+                                                      shown(args.options.at("--max-bytes").back())));
+        rq.max_bytes = *v;
+    }
+    if (args.has("--output"))
+        rq.output = args.options.at("--output").back();
+    rq.json = args.has("--json");
+    rq.ticks = args.has("--ticks");
+    rq.connections = args.has("--connections");
+    rq.html = args.has("--html");
+    const bool timeline = rq.action == "timeline";
+    if (!timeline && (rq.html || args.has("--output") || args.has("--max-bytes")))
+        return usage_error("cluster", "--html, --output and --max-bytes are options of timeline");
+    if (rq.action != "log" && (rq.json || rq.ticks))
+        return usage_error("cluster", "--json and --ticks are options of log");
+    if (rq.action == "check" && (rq.from_ns || rq.to_ns || !rq.nodes.empty()))
+        return usage_error("cluster", "check reads every event of every trace: --from, --to and --nodes are for log and timeline");
+    if (rq.action != "check" && rq.connections)
+        return usage_error("cluster", "--connections is an option of check");
+    rq.key = key();
+    return reprise::tool::cluster_main(rq);
+}
+
 // --- main ---------------------------------------------------------------------------------------
 
 struct Command {
@@ -886,6 +984,8 @@ const std::vector<Command>& commands() {
         {"verify", verify_help, cmd_verify, {}, {"--record-key"}},
         {"diff", diff_help, cmd_diff, {}, {"--record-key"}},
         {"keygen", keygen_help, cmd_keygen, {}, {}},
+        {"cluster", reprise::tool::cluster_help, cmd_cluster, {"--json", "--ticks", "--connections", "--html"},
+         {"--map", "--from", "--to", "--nodes", "--output", "--max-bytes", "--record-key"}},
     };
     return list;
 }
