@@ -420,6 +420,7 @@ void Node::step_down(std::uint64_t term) {
     if (role_ != Role::follower) {
         role_ = Role::follower;
         say("term {}: became follower", term_);
+        annotate("became_follower", {{"term", static_cast<std::int64_t>(term_)}});
     }
     // Only a former leader needs its timer started: a higher term alone (a vote request
     // this node may refuse, a stale reply) must not postpone this node's own election,
@@ -460,6 +461,8 @@ void Node::start_election() {
     if (!persist_hard_state())
         return;
     say("term {}: became candidate", term_);
+    annotate("election", {{"term", static_cast<std::int64_t>(term_)},
+                          {"last_index", static_cast<std::int64_t>(storage_.last_index())}});
     reset_election_timer();
     if (has_majority(votes_.size()))
         become_leader();
@@ -530,6 +533,7 @@ void Node::check_quorum() {
     leader_id_ = 0;
     say("term {}: no majority answered for {} ms; stepped down", term_,
         std::chrono::duration_cast<std::chrono::milliseconds>(config_.election_max).count());
+    annotate("stepped_down", {{"term", static_cast<std::int64_t>(term_)}, {"why", "no majority answered"}});
     reset_election_timer();
     changed_.notify_all();
 }
@@ -668,6 +672,7 @@ AppendReply Node::handle_append(const AppendEntries& m) {
     if (leader_id_ != m.leader) {
         leader_id_ = m.leader;
         say("term {}: following leader {}", term_, leader_id_);
+        annotate("following", {{"term", static_cast<std::int64_t>(term_)}, {"leader", static_cast<std::int64_t>(leader_id_)}});
     }
     reset_election_timer();  // the current term's leader spoke
     r.term = term_;
@@ -730,6 +735,7 @@ VoteReply Node::handle_vote(const RequestVote& m) {
     if (granted && voted_for_ != m.candidate) {
         voted_for_ = m.candidate;
         say("term {}: voted for {}", term_, m.candidate);
+        annotate("voted", {{"term", static_cast<std::int64_t>(term_)}, {"for", static_cast<std::int64_t>(m.candidate)}});
     }
     if (granted)
         reset_election_timer();
