@@ -202,11 +202,12 @@ public:
                 return;
             }
             if (g == Got::error) {
-                stop(messages, fmt::format("not RESP at {}", shown_short(in, 16)));
+                stop(messages, fmt::format("not RESP from byte {} of the stream on", consumed_));
                 return;
             }
             messages.push_back(std::move(text));
             buffer_.consume(pos);
+            consumed_ += pos;
         }
     }
     const char* name() const noexcept override { return "resp"; }
@@ -218,6 +219,7 @@ private:
         buffer_.clear();
     }
     Buffer buffer_;
+    std::uint64_t consumed_ = 0;  ///< bytes of the stream decoded before the buffer's front
     bool broken_ = false;
 };
 
