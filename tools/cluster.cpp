@@ -43,7 +43,9 @@ again); a connection whose other end was not recorded is listed as such.
              the reader's stream is cut at the writer's recorded write lengths and each piece
              compared with the writer's XXH3 digest. Reports a mismatch or extra bytes (read,
              never written) with both nodes' event numbers, and bytes written but never read
-             (a crash, a close or a partition leaves those: reported, not a failure).
+             (a crash, a close or a partition leaves those: reported, not a failure). Bytes
+             read past the end of a writer's cut-off trace (killed: its last records died
+             with it) are reported and cannot be checked; they are not a failure either.
   log        every node's events in one order consistent with happens-before (each node in
              its own order; a read after the write it reads), times in cluster time: each
              node's wall clock corrected by an offset estimated from message delays. A line
@@ -579,7 +581,7 @@ int run_check(Cluster& c, const ClusterRequest& rq) {
         fmt::print("  {:<{}} {} ({} events{})\n", l.label, c.label_width, l.path, l.records,
                    l.damage ? fmt::format("; DAMAGED: {}", *l.damage) : l.ended ? std::string() : std::string("; cut off"));
 
-    std::vector<std::string> unread, extras, listing;
+    std::vector<std::string> unread, extras, beyond, listing;
     std::uint64_t bytes_checked = 0, pieces_checked = 0, partial = 0;
     for (std::size_t si = 0; si < c.sides.size(); ++si) {
         const Side& s = c.sides[si];
@@ -590,10 +592,19 @@ int run_check(Cluster& c, const ClusterRequest& rq) {
         const std::uint64_t pos = k ? k->pos - k->extra : 0;
         bytes_checked += pos;
         pieces_checked += k ? k->pieces_ok + k->mismatches : 0;
-        if (k && k->extra > 0)
-            extras.push_back(fmt::format("EXTRA {} read {} byte(s) from #{} that {} never wrote (it wrote {})",
-                                         side_name(c, s), k->extra, k->extra_first_event, side_name(c, writer),
-                                         writer.written()));
+        if (k && k->extra > 0) {
+            const Lane& wl = c.lanes[writer.lane];
+            if (wl.ended && !wl.damage)
+                extras.push_back(fmt::format("EXTRA {} read {} byte(s) from #{} that {} never wrote (it wrote {})",
+                                             side_name(c, s), k->extra, k->extra_first_event, side_name(c, writer),
+                                             writer.written()));
+            else  // the writer's last records died with it: a kill, a crash, a power cut
+                beyond.push_back(fmt::format(
+                    "beyond the writer's trace: {} read {} byte(s) from #{} that {}'s trace does not hold (it is {} after "
+                    "{} written bytes: its last writes were not recorded before it stopped)",
+                    side_name(c, s), k->extra, k->extra_first_event, side_name(c, writer),
+                    wl.damage ? "damaged" : "cut off", writer.written()));
+        }
         if (k && k->mismatches > 1)
             extras.push_back(fmt::format("  ({} -> {}: {} mismatched pieces in all)", side_name(c, writer), side_name(c, s),
                                          k->mismatches));
@@ -637,6 +648,8 @@ int run_check(Cluster& c, const ClusterRequest& rq) {
         fmt::print("{}\n", m);
     for (const std::string& e : extras)
         fmt::print("{}\n", e);
+    for (const std::string& b : beyond)
+        fmt::print("{}\n", b);
     for (const std::string& u : unread)
         fmt::print("{}\n", u);
     if (unaddressed > 0)
@@ -662,6 +675,12 @@ int run_check(Cluster& c, const ClusterRequest& rq) {
     if (paired == 0 && c.lanes.size() > 1) {
         fmt::print("CANNOT TELL: no connection joins these traces (--map, for addresses seen through NAT?)\n");
         return exit_cannot_tell;
+    }
+    if (!beyond.empty()) {
+        fmt::print("CONSISTENT as far as the traces go: every byte read that the writer's trace holds was written by "
+                   "it, in order; {} connection(s) carried bytes past the end of a cut-off trace\n",
+                   beyond.size());
+        return exit_ok;
     }
     fmt::print("CONSISTENT: every byte read was written by the other end, in order\n");
     return exit_ok;

@@ -10,8 +10,9 @@
 //   unread      b's trace ends after reading "hello" (its End record: a clean exit)
 //   nat         a sees b as 192.168.0.2:7000 (pair with --map 192.168.0.2:7000=10.0.0.2:7000)
 //   skew        b's wall clock is 5 s ahead of a's (message delays give its offset)
-//   restart     b runs twice: its first run reads "hello" and stops (no End record: a kill), its
-//               second run (a later trace of the same node) accepts a's second connection
+//   restart     b runs twice: its first run reads "hello", answers (a reads "+LATE") and is killed
+//               before that write is recorded (no End record); its second run (a later trace of
+//               the same node) accepts a's second connection
 //
 // Usage: make_cluster_traces DIR
 #include "../support/trace_builder.hpp"
@@ -120,6 +121,8 @@ void write_restart(const std::filesystem::path& dir) {
     a.put(tick(ha, 1 * ms));
     a.put(trace::Connected{.connection = 5, .error = 0, .peer = addr("10.0.0.2:7000"), .local = addr("10.0.0.1:40000")});
     a.put(write(5, "hello"));
+    a.put(tick(ha, 30 * ms));
+    a.put(read(5, "+LATE\r\n"));  // b's first run wrote it, but its trace lost that record to the kill
     a.put(tick(ha, 50 * ms));
     a.put(trace::Wake{.wake = WakeKind::eof, .handle = 5, .value = 0, .data = {}});
     a.put(trace::Connected{.connection = 6, .error = 0, .peer = addr("10.0.0.2:7000"), .local = addr("10.0.0.1:40002")});
