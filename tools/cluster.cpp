@@ -15,6 +15,7 @@
 #include <reprise/record/trace.hpp>
 #include <reprise/record/trace_state.hpp>
 
+#include <fmt/compile.h>
 #include <fmt/core.h>
 #define XXH_INLINE_ALL  // xxhash.h is all it needs: no library to link
 #include <xxhash.h>
@@ -128,15 +129,17 @@ struct Side {
     std::string local, peer;        ///< after --map
     std::uint64_t open_event = 0;
     std::int64_t open_wall_ns = 0;
-    std::vector<Write> writes;
-    std::vector<Read> reads;
+    std::uint64_t bytes_written = 0, bytes_read = 0;  ///< totals (the scan counts them for every side)
+    std::uint64_t write_count = 0, read_count = 0;
+    std::vector<Write> writes;                        ///< paired sides only (the data pass)
+    std::vector<Read> reads;                          ///< paired sides only, for log and timeline
     std::optional<std::uint64_t> closed_event;  ///< eof or error seen
     std::string closed_how;
     std::optional<std::size_t> other;           ///< the paired side
     std::uint64_t flow_base = 0;                ///< timeline: ids of this side's writes' arrows
 
-    std::uint64_t written() const noexcept { return writes.empty() ? 0 : writes.back().end; }
-    std::uint64_t read_total() const noexcept { return reads.empty() ? 0 : reads.back().end; }
+    std::uint64_t written() const noexcept { return bytes_written; }
+    std::uint64_t read_total() const noexcept { return bytes_read; }
 };
 
 /// One trace: one run of one node.
@@ -240,27 +243,49 @@ Side& side_of(Cluster& c, std::size_t lane, std::uint64_t handle, std::uint64_t 
     return c.sides[it->second];
 }
 
+// Reading a trace in pass 1: `scan` learns the header, the connections' addresses and open
+// times, what each side wrote and read in total, and how the trace ends; `data` (after the
+// sides are paired) keeps the writes, and for log and timeline the reads, of paired sides
+// only, in vectors sized by the scan: a client nobody recorded costs no memory per request.
+enum class Pass { scan, data };
+
 // Reads one trace; false (with `why`) when it cannot be opened at all.
-bool read_lane(Cluster& c, std::size_t lane_index, const ClusterRequest& rq, std::string& why) {
+bool read_lane(Cluster& c, std::size_t lane_index, const ClusterRequest& rq, Pass pass, bool keep_reads,
+               std::string& why) {
     Lane& lane = c.lanes[lane_index];
     auto reader = trace::Reader::open(lane.path, &why, rq.key);
     if (!reader.ok())
         return false;
-    lane.header = reader->header();
-    lane.node = lane.header.node.empty() ? std::filesystem::path(lane.path).filename().string() : lane.header.node;
+    const bool scan = pass == Pass::scan;
+    if (scan) {
+        lane.header = reader->header();
+        lane.node = lane.header.node.empty() ? std::filesystem::path(lane.path).filename().string() : lane.header.node;
+    }
     std::int64_t wall = lane.header.start_wall_ns;
     trace::Record r;
     std::uint64_t index = 0;
+    // The data pass: the paired side of a handle, or nullptr (looked up once per record).
+    auto paired = [&](std::uint64_t handle) -> Side* {
+        auto it = lane.sides.find(handle);
+        return it != lane.sides.end() && c.sides[it->second].other ? &c.sides[it->second] : nullptr;
+    };
     for (; reader->next(r); ++index) {
         if (const auto* t = std::get_if<trace::Tick>(&r)) {
             wall = t->wall_ns;
-            if (!lane.first_wall_ns)
+            if (scan && !lane.first_wall_ns)
                 lane.first_wall_ns = wall;
         } else if (const auto* w = std::get_if<trace::Wake>(&r)) {
             if (w->wake == WakeKind::bytes_read) {
-                Side& s = side_of(c, lane_index, w->handle, index, wall);
-                s.reads.push_back({index, s.read_total() + w->data.size(), wall});
-            } else if (w->wake == WakeKind::eof || w->wake == WakeKind::io_error) {
+                if (scan) {
+                    Side& s = side_of(c, lane_index, w->handle, index, wall);
+                    s.bytes_read += w->data.size();
+                    ++s.read_count;
+                } else if (Side* s = paired(w->handle); s && keep_reads) {
+                    if (s->reads.empty())
+                        s->reads.reserve(s->read_count);
+                    s->reads.push_back({index, (s->reads.empty() ? 0 : s->reads.back().end) + w->data.size(), wall});
+                }
+            } else if (scan && (w->wake == WakeKind::eof || w->wake == WakeKind::io_error)) {
                 Side& s = side_of(c, lane_index, w->handle, index, wall);
                 if (!s.closed_event) {
                     s.closed_event = index;
@@ -269,10 +294,19 @@ bool read_lane(Cluster& c, std::size_t lane_index, const ClusterRequest& rq, std
                 }
             }
         } else if (const auto* o = std::get_if<trace::Output>(&r)) {
-            if (o->output == OutputKind::conn_write) {
+            if (o->output != OutputKind::conn_write)
+                continue;
+            if (scan) {
                 Side& s = side_of(c, lane_index, o->handle, index, wall);
-                s.writes.push_back({index, s.written() + o->length, o->digest, wall});
+                s.bytes_written += o->length;
+                ++s.write_count;
+            } else if (Side* s = paired(o->handle)) {
+                if (s->writes.empty())
+                    s->writes.reserve(s->write_count);
+                s->writes.push_back({index, (s->writes.empty() ? 0 : s->writes.back().end) + o->length, o->digest, wall});
             }
+        } else if (!scan) {
+            continue;
         } else if (const auto* a = std::get_if<trace::Accepted>(&r)) {
             Side& s = side_of(c, lane_index, a->connection, index, wall);
             s.inbound = s.addressed = true;
@@ -289,11 +323,13 @@ bool read_lane(Cluster& c, std::size_t lane_index, const ClusterRequest& rq, std
             lane.ended = true;
         }
     }
-    lane.records = index;
-    lane.last_wall_ns = wall;
-    if (reader->error())
-        lane.damage = fmt::format("{} at byte offset {} of {}", reader->error()->message, reader->error()->offset,
-                                  reader->error()->path);
+    if (scan) {
+        lane.records = index;
+        lane.last_wall_ns = wall;
+        if (reader->error())
+            lane.damage = fmt::format("{} at byte offset {} of {}", reader->error()->message, reader->error()->offset,
+                                      reader->error()->path);
+    }
     return true;
 }
 
@@ -430,7 +466,7 @@ std::optional<Cluster> load(const ClusterRequest& rq) {
         lane.path = p;
         c.lanes.push_back(std::move(lane));
         std::string why;
-        if (!read_lane(c, c.lanes.size() - 1, rq, why)) {
+        if (!read_lane(c, c.lanes.size() - 1, rq, Pass::scan, false, why)) {
             fmt::print(stderr, "reprise cluster: {}\n", why);
             return std::nullopt;
         }
@@ -452,7 +488,16 @@ std::optional<Cluster> load(const ClusterRequest& rq) {
         }
     }
     pair_sides(c);
-    estimate_offsets(c);
+    const bool keep_reads = rq.action != "check";  // check needs the writers' writes alone
+    for (std::size_t i = 0; i < c.lanes.size(); ++i) {
+        std::string why;
+        if (!read_lane(c, i, rq, Pass::data, keep_reads, why)) {
+            fmt::print(stderr, "reprise cluster: {}\n", why);
+            return std::nullopt;
+        }
+    }
+    if (keep_reads)
+        estimate_offsets(c);
     return c;
 }
 
@@ -813,30 +858,37 @@ bool in_window(const ClusterRequest& rq, std::int64_t t) {
     return (!rq.from_ns || t >= *rq.from_ns) && (!rq.to_ns || t <= *rq.to_ns);
 }
 
-// Describes an event for log and timeline; decoders per side (stateful: fed in order).
+// Describes an event for log and timeline; decoders per side (stateful: fed in order). The
+// log's hot path: descriptions are appended to a reused string with compiled formats.
 class Describer {
 public:
-    explicit Describer(const Cluster& c) : c_(c), decoders_(c.sides.size()) {}
+    explicit Describer(const Cluster& c) : c_(c), decoders_(c.sides.size()) {
+        peers_.reserve(c.sides.size());
+        for (const Side& s : c.sides)
+            peers_.push_back(other_end(c, s));
+    }
 
-    /// A one-line description, and the decoded messages it carries (into `messages`).
-    std::string describe(std::size_t lane, const trace::Record& r, const std::optional<Source>& src,
-                         std::vector<std::string>& messages) {
+    /// Appends a one-line description to `out`, and puts the decoded messages it carries in `messages`.
+    void describe(std::size_t lane, const trace::Record& r, const std::optional<Source>& src,
+                  std::vector<std::string>& messages, std::string& out) {
         messages.clear();
+        auto to = std::back_inserter(out);
         const Lane& l = c_.lanes[lane];
         if (const auto* w = std::get_if<trace::Wake>(&r)) {
             auto it = l.sides.find(w->handle);
             switch (w->wake) {
             case WakeKind::bytes_read: {
-                const Side& s = c_.sides[it->second];
                 decoder(it->second).feed(w->data, messages);
-                std::string from = other_end(c_, s);
                 if (src)
-                    from = fmt::format("{} #{}", c_.lanes[c_.sides[src->side].lane].label,
-                                       c_.sides[src->side].writes[src->write].event);
-                return fmt::format("read c{} <- {} ({} B)", w->handle, from, w->data.size());
+                    fmt::format_to(to, FMT_COMPILE("read c{} <- {} #{} ({} B)"), w->handle,
+                                   c_.lanes[c_.sides[src->side].lane].label, c_.sides[src->side].writes[src->write].event,
+                                   w->data.size());
+                else
+                    fmt::format_to(to, FMT_COMPILE("read c{} <- {} ({} B)"), w->handle, peers_[it->second], w->data.size());
+                return;
             }
-            case WakeKind::eof: return fmt::format("eof c{} (the peer closed its side)", w->handle);
-            case WakeKind::io_error: return fmt::format("error c{}: {}", w->handle, errno_name(w->value));
+            case WakeKind::eof: fmt::format_to(to, "eof c{} (the peer closed its side)", w->handle); return;
+            case WakeKind::io_error: fmt::format_to(to, "error c{}: {}", w->handle, errno_name(w->value)); return;
             default: break;
             }
         } else if (const auto* o = std::get_if<trace::Output>(&r)) {
@@ -844,24 +896,38 @@ public:
                 auto it = l.sides.find(o->handle);
                 if (!o->bytes.empty())
                     decoder(it->second).feed(o->bytes, messages);
-                return fmt::format("write c{} -> {} ({} B)", o->handle, other_end(c_, c_.sides[it->second]), o->length);
+                fmt::format_to(to, FMT_COMPILE("write c{} -> {} ({} B)"), o->handle, peers_[it->second], o->length);
+                return;
             }
         } else if (const auto* a = std::get_if<trace::Accepted>(&r)) {
-            const Side& s = c_.sides[l.sides.at(a->connection)];
-            return fmt::format("accepted c{} from {} on listener {}", a->connection, other_end(c_, s), a->listener);
+            fmt::format_to(to, "accepted c{} from {} on listener {}", a->connection, peers_[l.sides.at(a->connection)],
+                           a->listener);
+            return;
         } else if (const auto* k = std::get_if<trace::Connected>(&r)) {
             if (k->error != 0)
-                return fmt::format("connect c{} failed: {}", k->connection, errno_name(k->error));
-            return fmt::format("connected c{} to {}", k->connection, other_end(c_, c_.sides[l.sides.at(k->connection)]));
+                fmt::format_to(to, "connect c{} failed: {}", k->connection, errno_name(k->error));
+            else
+                fmt::format_to(to, "connected c{} to {}", k->connection, peers_[l.sides.at(k->connection)]);
+            return;
         } else if (const auto* n = std::get_if<trace::Annotation>(&r)) {
-            std::string fields;
+            fmt::format_to(to, "** {}", shown(n->name));
             for (std::size_t i = 0; i < n->count; ++i) {
                 const auto& f = n->fields[i];
-                fields += fmt::format(" {}={}", shown(f.key), f.is_text ? shown(f.text) : std::to_string(f.number));
+                if (f.is_text)
+                    fmt::format_to(to, " {}={}", shown(f.key), shown(f.text));
+                else
+                    fmt::format_to(to, " {}={}", shown(f.key), f.number);
             }
-            return fmt::format("** {}{}", shown(n->name), fields);
+            return;
         }
-        return trace::describe(r);
+        out += trace::describe(r);
+    }
+
+    std::string describe(std::size_t lane, const trace::Record& r, const std::optional<Source>& src,
+                         std::vector<std::string>& messages) {
+        std::string out;
+        describe(lane, r, src, messages, out);
+        return out;
     }
 
 private:
@@ -872,7 +938,21 @@ private:
     }
     const Cluster& c_;
     std::vector<std::unique_ptr<StreamDecoder>> decoders_;
+    std::vector<std::string> peers_;  ///< other_end() of each side
 };
+
+// Appends ns as seconds with nine decimals, right-aligned in `width` characters.
+void append_seconds(std::string& out, std::int64_t ns, std::size_t width) {
+    char buf[32];
+    const bool negative = ns < 0;
+    const std::uint64_t m = negative ? 0 - static_cast<std::uint64_t>(ns) : static_cast<std::uint64_t>(ns);
+    char* end = fmt::format_to(buf, FMT_COMPILE("{}{}.{:09}"), negative ? "-" : "", m / 1'000'000'000u,
+                               m % 1'000'000'000u);
+    const auto n = static_cast<std::size_t>(end - buf);
+    if (n < width)
+        out.append(width - n, ' ');
+    out.append(buf, n);
+}
 
 void print_clocks(const Cluster& c, std::FILE* out) {
     for (const Lane& l : c.lanes)
@@ -896,6 +976,9 @@ int run_log(Cluster& c, const ClusterRequest& rq) {
     std::uint64_t forced_count = 0;
     bool forced = false;
     std::string line;
+    std::vector<std::string> padded;  // each trace's label, padded to the widest
+    for (const Lane& l : c.lanes)
+        padded.push_back(l.label + std::string(c.label_width - l.label.size(), ' '));
     while (auto i = m.next(forced)) {
         const Head& h = m.head(*i);
         const Lane& l = c.lanes[*i];
@@ -908,9 +991,18 @@ int run_log(Cluster& c, const ClusterRequest& rq) {
         const bool wanted = (!tick || rq.ticks) && node_selected(rq, l) && in_window(rq, t);
         const bool feeds = std::holds_alternative<trace::Wake>(h.record) || std::holds_alternative<trace::Output>(h.record);
         if (wanted || (feeds && !tick)) {
-            std::string text = describer.describe(*i, h.record, src, messages);
+            line.clear();
+            if (wanted && !rq.json) {
+                append_seconds(line, t, 13);
+                line += ' ';
+                line += padded[*i];
+                fmt::format_to(std::back_inserter(line), FMT_COMPILE(" #{:<7} "), h.index);
+            }
+            const std::size_t text_at = line.size();
+            describer.describe(*i, h.record, src, messages, line);
             if (wanted) {
                 if (rq.json) {
+                    const std::string_view text = std::string_view(line).substr(text_at);
                     j.clear();
                     j.begin_object().member("t", seconds(t)).member("node", l.node).member("trace", l.path)
                         .member("event", h.index).member("kind", trace::record_kind_name(trace::kind_of(h.record)))
@@ -931,7 +1023,6 @@ int run_log(Cluster& c, const ClusterRequest& rq) {
                     j.end_object();
                     fmt::print("{}\n", j.str());
                 } else {
-                    line = fmt::format("{:>13} {:<{}} #{:<7} {}", seconds(t), l.label, c.label_width, h.index, text);
                     if (messages.size() == 1)
                         line += fmt::format(": {}", messages[0]);
                     else if (messages.size() > 1) {
