@@ -6,6 +6,7 @@
 #include <reprise/runtime/main.hpp>
 
 #include "cluster.hpp"
+#include "decoders.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -145,25 +146,8 @@ point up to which both agree (they cannot be compared past it).
 
 // --- small helpers ----------------------------------------------------------------
 
-// A string from a (hostile) file, safe for a terminal: printable ASCII as is,
-// anything else escaped; quoted when it had to be escaped or holds a space.
-std::string shown(std::string_view s) {
-    bool plain = !s.empty();
-    for (unsigned char c : s)
-        plain = plain && c > 0x20 && c < 0x7f && c != '"' && c != '\\';
-    if (plain)
-        return std::string(s);
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        if (c == '"' || c == '\\')
-            out += fmt::format("\\{}", static_cast<char>(c));
-        else if (c >= 0x20 && c < 0x7f)
-            out += static_cast<char>(c);
-        else
-            out += fmt::format("\\x{:02x}", c);
-    }
-    return out + "\"";
-}
+// A string from a (hostile) file, safe for a terminal (tools/decoders.hpp).
+using reprise::tool::shown;
 
 // Nanoseconds as seconds with nine decimals, computed in integers.
 std::string seconds(std::int64_t ns) {
