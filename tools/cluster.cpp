@@ -460,6 +460,16 @@ std::optional<Cluster> load(const ClusterRequest& rq) {
         fmt::print(stderr, "reprise cluster: no trace to read\n");
         return std::nullopt;
     }
+    // A trace named twice (as a file and through its folder) is read once.
+    std::set<std::string> seen;
+    std::vector<std::string> unique;
+    for (const std::string& p : paths) {
+        std::error_code ec;
+        const auto canonical = std::filesystem::weakly_canonical(p, ec);
+        if (seen.insert(ec ? p : canonical.string()).second)
+            unique.push_back(p);
+    }
+    paths = std::move(unique);
     Cluster c;
     for (const std::string& p : paths) {
         Lane lane;

@@ -48,6 +48,9 @@ def check_scenarios(work):
                      r"what b read at #6\.\.#6: hellp", out) is not None,
            "mismatch: names both sides, the writer's and the reader's events and the bytes read", out)
 
+    rc, out, err = run("cluster", "check", d("consistent"), os.path.join(d("consistent"), "a.trace"))
+    expect(rc == 0 and "2 trace(s)" in out, "a trace named twice (file and folder) is read once", out + err)
+
     rc, out, err = run("cluster", "check", d("extra"))
     expect(rc == 1 and "EXTRA b c9 read 2 byte(s) from #9 that a c5 never wrote (it wrote 11)" in out,
            "extra: exit 1, the extra bytes and the event they arrive in", out + err)
