@@ -92,6 +92,16 @@ def recv_exact(sock, n):
     return out
 
 
+def recv_until_closed(sock, chunk_bytes=4096):
+    """Everything `sock` receives until the other end closes it."""
+    got = b""
+    while True:
+        chunk = sock.recv(chunk_bytes)
+        if not chunk:
+            return got
+        got += chunk
+
+
 def read_message(sock):
     """(type, fields dict) of one frame from the node."""
     (length,) = struct.unpack(">I", recv_exact(sock, 4))
@@ -607,12 +617,7 @@ def scenario_client_cap(node):
             require(buf == b"+PONG\r\n", f"client {i} got {buf!r}")
         # It sends nothing: bytes unread at the close would turn it into a reset.
         extra = socket.create_connection(("127.0.0.1", node.port()), timeout=10)
-        got = b""
-        while True:
-            chunk = extra.recv(256)
-            if not chunk:
-                break
-            got += chunk
+        got = recv_until_closed(extra, 256)
         extra.close()
         require(got == b"-ERR max number of clients reached\r\n", f"client 1025 got {got!r}")
         clients.pop().close()
@@ -665,12 +670,7 @@ def scenario_authenticated(node):
         # The hostile peer of hostile-peer, now without the secret: refused at the challenge.
         s = socket.create_connection(("127.0.0.1", node.raft_ports[1]), timeout=10)
         s.sendall(struct.pack(">I", 8 * 1024 * 1024) + b"\x03" + b"\x00" * 999)
-        got = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            got += chunk
+        got = recv_until_closed(s)
         s.close()
         require(got[:8] == AUTH_MAGIC and len(got) == 40, f"a peer without the secret got the challenge only: {got!r}")
         # A wrong secret: no proof comes back, the link is closed.
