@@ -33,11 +33,11 @@ const char* const config_usage = R"(Program usage:
                            opens (HMAC challenge), and every frame after carries a MAC
     --protected-mode yes|no  with no password, refuse to serve clients on a host other than
                            loopback (default yes)
+    --quiet                no narrative on stdout (elections, commits); errors still go
+                           to stderr (for simulations that run many nodes in one process)
   Secrets are read from files (one trailing newline dropped), never from the command line;
   a trace keeps a salted digest of each, and replay reads the files again (or the files
   named by REPRISE_SECRET_FILE_REQUIREPASS / REPRISE_SECRET_FILE_CLUSTER_SECRET).
-    --quiet                no narrative on stdout (elections, commits); errors still go
-                           to stderr (for simulations that run many nodes in one process)
   Flags take their value as the next argument or after '=' (--id 1, --id=1); the last one
   given wins; a mistyped flag is refused naming the closest one.)";
 
