@@ -217,6 +217,8 @@ void Node::serve_peer(Connection conn) {
     if (!config_.cluster_secret.empty()) {
         std::string why;
         if (!LinkAuth::accept(conn, config_.cluster_secret, Deadline(now() + reply_timeout), link_auth.emplace(), why)) {
+            if (cancelled())
+                return;  // the node stops: not the peer's fault
             fmt::print(stderr, "node {}: refused a peer link from {}: {}\n", config_.id,
                        conn.peer_address().to_string(), why);
             std::fflush(stderr);
@@ -307,6 +309,8 @@ void Node::run_peer_link(std::uint32_t peer_id) {
                 std::string why;
                 if (!LinkAuth::open(conn, config_.cluster_secret, Deadline(now() + reply_timeout), link_auth.emplace(),
                                     why)) {
+                    if (cancelled())
+                        return;
                     if (!refusal_said) {  // said once until the link works again: retries are frequent
                         fmt::print(stderr, "node {}: link to peer {} not authenticated: {}\n", config_.id, peer_id, why);
                         std::fflush(stderr);
