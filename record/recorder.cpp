@@ -383,6 +383,7 @@ void Recorder::idle(std::int64_t mono_ns) {
 void Recorder::wakeup(const Wakeup& w, std::string_view data) {
     REPRISE_ASSERT_MSG(data.size() <= trace::record_payload_bytes_max, "a wake-up's data is larger than a record may be");
     REPRISE_ASSERT_MSG(w.kind != WakeKind::accepted, "an accepted connection is recorded by accepted()");
+    std::int64_t trailer_bytes = 0;
     if (w.kind == WakeKind::connected) {
         trace::Connected r{.connection = w.handle, .error = w.value, .peer = {}, .local = {}};
         if (w.value == 0) {
@@ -390,10 +391,26 @@ void Recorder::wakeup(const Wakeup& w, std::string_view data) {
             r.local = w.local;
         }
         encoder_.put(r);
+    } else if (w.kind == WakeKind::bytes_read && !secrets_.empty() &&
+               trace::redact_read(data, secrets_, redacted_, trailer_bytes)) {
+        REPRISE_ASSERT_MSG(redacted_.size() <= trace::record_payload_bytes_max, "a redacted read is larger than a record may be");
+        encoder_.put(trace::Wake{.wake = w.kind, .handle = w.handle, .value = trailer_bytes, .data = redacted_});
     } else {
         encoder_.put(trace::Wake{.wake = w.kind, .handle = w.handle, .value = w.value, .data = data});
     }
     committed();
+}
+
+void Recorder::secret(std::string_view name, std::string_view bytes) {
+    record_secret(name, bytes, trace::secret_value(bytes));
+}
+
+void Recorder::record_secret(std::string_view name, std::string_view bytes, std::string_view value) {
+    REPRISE_ASSERT_MSG(secrets_.size() < limits::secrets_max, "a runtime reads at most limits::secrets_max secrets");
+    REPRISE_ASSERT(trace::secret_matches(value, bytes));
+    encoder_.put(trace::Input{.input = trace::InputKind::secret, .name = name, .value = value});
+    committed();
+    secrets_.emplace_back(bytes);
 }
 
 void Recorder::accepted(const Wakeup& w, std::uint64_t connection) {
@@ -435,7 +452,11 @@ void Recorder::output(trace::OutputKind kind, std::uint64_t handle, std::string_
 }
 
 void Recorder::output_bytes(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes, bool full_bytes) {
-    std::string_view full = full_bytes && bytes.size() <= trace::record_payload_bytes_max ? bytes : std::string_view{};
+    // An output holding a secret whole (a client echoing the password) keeps its digest only.
+    std::string_view full = full_bytes && bytes.size() <= trace::record_payload_bytes_max &&
+                                    (secrets_.empty() || !trace::holds_secret(bytes, secrets_))
+                                ? bytes
+                                : std::string_view{};
     encoder_.put(trace::Output{
         .output = kind, .handle = handle, .length = bytes.size(), .digest = trace::digest64(bytes), .bytes = full});
     committed();

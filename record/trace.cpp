@@ -42,6 +42,7 @@ const char* input_kind_name(InputKind k) noexcept {
     case InputKind::listen: return "listen";
     case InputKind::connect: return "connect";
     case InputKind::output_left: return "output_left";
+    case InputKind::secret: return "secret";
     }
     return "unknown";
 }
@@ -142,6 +143,10 @@ std::optional<std::string> check(const Record& record) {
                     return fmt::format("wake: {} carries no data", wake_kind_name(r.wake));
                 if (r.data.size() > record_payload_bytes_max)
                     return std::string("wake: the data is larger than a record may be");
+                if (r.value != 0 && r.wake == WakeKind::bytes_read &&
+                    (r.value < 0 || r.value % static_cast<std::int64_t>(redaction_bytes) != 0 ||
+                     static_cast<std::uint64_t>(r.value) > r.data.size()))
+                    return fmt::format("wake: a redaction trailer of {} bytes in {} bytes read", r.value, r.data.size());
                 return std::nullopt;
             },
             [](const Input& r) -> std::optional<std::string> {
@@ -799,8 +804,13 @@ std::string describe(const Record& record) {
             [](const Tick& r) { return fmt::format("tick mono={}ns wall={}ns", r.mono_ns, r.wall_ns); },
             [](const Wake& r) {
                 std::string s = fmt::format("wake {} handle={} value={}", wake_kind_name(r.wake), r.handle, r.value);
-                if (!r.data.empty())
+                if (r.wake == WakeKind::bytes_read && r.value > 0) {
+                    const std::string_view read = r.data.substr(0, r.data.size() - static_cast<std::size_t>(r.value));
+                    s += fmt::format(" bytes={} \"{}\" (redacted: {} spans)", read.size(), printable(read, 48),
+                                     static_cast<std::size_t>(r.value) / redaction_bytes);
+                } else if (!r.data.empty()) {
                     s += fmt::format(" bytes={} \"{}\"", r.data.size(), printable(r.data, 48));
+                }
                 return s;
             },
             [](const Input& r) {
@@ -850,7 +860,15 @@ void to_json(const Record& record, JsonWriter& j) {
                    },
                    [&](const Wake& r) {
                        j.member("wake", wake_kind_name(r.wake)).member("handle", r.handle).member("value", r.value);
-                       j.member("bytes", static_cast<std::uint64_t>(r.data.size())).key("data_hex").hex(r.data);
+                       if (r.wake == WakeKind::bytes_read && r.value > 0) {
+                           // The bytes read as masked; the trailer says where (replay restores them).
+                           const auto read_bytes = r.data.size() - static_cast<std::size_t>(r.value);
+                           j.member("bytes", static_cast<std::uint64_t>(read_bytes))
+                               .key("data_hex").hex(r.data.substr(0, read_bytes));
+                           j.member("redacted_spans", static_cast<std::uint64_t>(r.value) / redaction_bytes);
+                       } else {
+                           j.member("bytes", static_cast<std::uint64_t>(r.data.size())).key("data_hex").hex(r.data);
+                       }
                    },
                    [&](const Input& r) {
                        j.member("input", input_kind_name(r.input)).member("name", r.name);

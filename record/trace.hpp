@@ -95,7 +95,7 @@ struct Tick {
 struct Wake {
     WakeKind wake = WakeKind::timer_fired;  ///< never accepted or connected: those have their own records
     std::uint64_t handle = 0;               ///< 0 for signals
-    std::int64_t value = 0;                 ///< errno (io_error), signal number (signal), else 0
+    std::int64_t value = 0;                 ///< errno (io_error), signal number (signal), bytes_read: a redaction trailer's size (else 0)
     std::string_view data;                  ///< bytes_read: the bytes; offload_done: the result
     friend bool operator==(const Wake&, const Wake&) = default;
 };
@@ -194,6 +194,37 @@ private:
     Record record_;
     std::string storage_;
 };
+
+// --- secrets (io/secret.hpp): what a trace keeps of them -------------------------------
+// A secret is recorded as an `input secret` record whose value is a random salt followed by
+// BLAKE2b-256 of the secret keyed with that salt. A bytes_read wake-up whose data held a secret
+// (or a piece of one at either end of the read) is recorded redacted: its `value` is the size
+// of a trailer at the end of its data; the data before the trailer are the bytes read with each
+// redacted byte replaced by '*'; the trailer lists the spans, 16 bytes each (little-endian
+// u32s: offset, length, the secret's index in the order the program read its secrets, offset
+// in that secret). Replay puts the secret's bytes back, so the program reads what it read.
+
+inline constexpr std::size_t secret_salt_bytes = 16;
+inline constexpr std::size_t secret_digest_bytes = 32;
+inline constexpr std::size_t secret_value_bytes = secret_salt_bytes + secret_digest_bytes;
+inline constexpr std::size_t redaction_bytes = 16;
+inline constexpr char redaction_fill = '*';
+
+/// The value of an `input secret` record for `secret`, with a fresh random salt.
+std::string secret_value(std::string_view secret);
+/// True when `secret` is the one whose `input secret` record's value is `value`.
+bool secret_matches(std::string_view value, std::string_view secret) noexcept;
+/// True when `bytes` hold one of `secrets` whole (full outputs holding one are not kept).
+bool holds_secret(std::string_view bytes, const std::vector<std::string>& secrets) noexcept;
+/// The data of a bytes_read record for `bytes`, redacted: false (and `out` untouched) when no
+/// secret or piece of one is there; else `out` is the masked bytes plus the trailer, and
+/// `trailer_bytes` the record's value.
+bool redact_read(std::string_view bytes, const std::vector<std::string>& secrets, std::string& out,
+                 std::int64_t& trailer_bytes);
+/// The bytes a redacted bytes_read record stands for, into `out`; the reason when it cannot
+/// be restored from `secrets` (a damaged trailer, a secret the program did not supply).
+std::optional<std::string> unredact_read(std::string_view data, std::int64_t trailer_bytes,
+                                         const std::vector<std::string>& secrets, std::string& out);
 
 /// 64-bit digest of output bytes: XXH3-64 with seed 0, so any xxhash package can
 /// check a trace (Python: xxhash.xxh3_64_intdigest(b)).

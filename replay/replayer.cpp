@@ -150,10 +150,19 @@ PollResult Replayer::poll(std::int64_t, WakeBatch& batch) {
         Wakeup w{};
         if (const auto* wake = std::get_if<trace::Wake>(r)) {
             w = Wakeup{.kind = wake->wake, .handle = wake->handle, .value = static_cast<std::int32_t>(wake->value)};
-            w.data_offset = static_cast<std::uint32_t>(batch.bytes.size());
-            w.data_bytes = static_cast<std::uint32_t>(wake->data.size());
-            batch.bytes += wake->data;
+            std::string_view data = wake->data;
             trace::Wake kept = *wake;
+            if (wake->wake == WakeKind::bytes_read && wake->value != 0) {
+                // A read the recorder redacted: the secrets supplied again put it back.
+                if (auto why = trace::unredact_read(data, wake->value, secrets_, unredacted_))
+                    diverge(trace::describe(*r), fmt::format("cannot restore the bytes read: {}", *why));
+                data = unredacted_;
+                kept.value = 0;
+                w.value = 0;
+            }
+            w.data_offset = static_cast<std::uint32_t>(batch.bytes.size());
+            w.data_bytes = static_cast<std::uint32_t>(data.size());
+            batch.bytes += data;
             kept.data = {};
             pending_.push_back(kept);
         } else if (const auto* acc = std::get_if<trace::Accepted>(r)) {
@@ -305,6 +314,26 @@ std::string Replayer::input(trace::InputKind kind, std::string_view name, const 
     return value;
 }
 
+// The secret supplied again must be the one recorded: a wrong one would put other bytes where
+// the trace redacted it, so the replay refuses it here, naming the secret, never showing it.
+void Replayer::secret(std::string_view name, std::string_view bytes) {
+    const trace::Record* r = peek();
+    const std::string asked = fmt::format("input secret name=\"{}\"", name);
+    if (r == nullptr)
+        trace_ran_out(fmt::format("reads the {}", asked));
+    const auto* in = std::get_if<trace::Input>(r);
+    if (in == nullptr || in->input != trace::InputKind::secret || in->name != name)
+        diverge(trace::describe(*r), fmt::format("asked for an {}", asked));
+    if (!trace::secret_matches(in->value, bytes))
+        diverge(trace::describe(*r),
+                fmt::format("supplied a secret \"{}\" that does not match the recorded digest: replay needs the secret "
+                            "the recording ran with (the file the program names, or REPRISE_SECRET_FILE_<NAME>)",
+                            name));
+    before_event(next_);
+    consume();
+    secrets_.emplace_back(bytes);
+}
+
 void Replayer::output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) {
     const trace::Record* r = peek();
     std::uint64_t digest = trace::digest64(bytes);
@@ -430,6 +459,11 @@ void Rerecorder::offload_done(const Wakeup& w, std::string_view data, OffloadSta
 std::string Rerecorder::input(trace::InputKind kind, std::string_view name, const std::function<std::string()>& produce) {
     std::string value = replayer_.input(kind, name, produce);
     return recorder_->input(kind, name, [&] { return value; });
+}
+
+void Rerecorder::secret(std::string_view name, std::string_view bytes) {
+    replayer_.secret(name, bytes);
+    recorder_->record_secret(name, bytes, std::get<trace::Input>(replayer_.last_event()).value);
 }
 
 void Rerecorder::output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) {

@@ -29,8 +29,9 @@ enum class InputKind : std::uint8_t {
     listen = 5,         ///< the result of listen() (bound address or error)
     connect = 6,        ///< the immediate result of starting a connect
     output_left = 7,    ///< bytes of a connection's output the kernel had not taken at a flush
+    secret = 8,         ///< read_secret(name, path): only a salted digest is recorded, never the secret
 };
-inline constexpr std::uint8_t input_kind_last = 7;
+inline constexpr std::uint8_t input_kind_last = 8;
 
 /// Kinds of outputs the program sends to the world.
 enum class OutputKind : std::uint8_t {

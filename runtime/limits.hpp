@@ -74,6 +74,12 @@ inline constexpr std::size_t channel_capacity_max = 1 << 20;
 /// Largest single file read through the runtime.
 /// (Its result is an input: it must fit in one trace record, trace::record_payload_bytes_max.)
 inline constexpr std::size_t file_read_bytes_max = 64 * 1024 * 1024;
+/// Largest secret read_secret() accepts (a password, a cluster key): small, so a wrong file
+/// (a log, a trace) is refused rather than taken as a secret.
+inline constexpr std::size_t secret_bytes_max = 4096;
+/// Secrets one runtime holds (each is looked for in every read, to redact it from the trace).
+inline constexpr std::size_t secrets_max = 8;
+
 /// Largest secure_random() request.
 inline constexpr std::size_t secure_random_bytes_max = 1024 * 1024;
 

@@ -8,6 +8,7 @@
 #include "reprise/io/input.hpp"
 #include "reprise/io/offload.hpp"
 #include "reprise/io/random.hpp"
+#include "reprise/io/secret.hpp"
 #include "reprise/io/signal.hpp"
 #include "reprise/io/tcp.hpp"
 #include "reprise/record/annotate.hpp"

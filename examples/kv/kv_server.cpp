@@ -1,6 +1,7 @@
 // reprise-kv's server: keyspace with lazy and timer-driven expiry, RESP sessions, commands, INFO.
 #include "kv_server.hpp"
 
+#include "auth.hpp"
 #include "flags.hpp"
 
 #include <CLI/CLI.hpp>
@@ -177,6 +178,7 @@ private:
 /// A connected client.
 struct Client {
     std::uint64_t id = 0;
+    bool authenticated = false;  ///< sent the right AUTH (only asked for with a password)
     std::string name;
     std::string peer;
 };
@@ -811,6 +813,8 @@ void unknown_command(Ctx& c) {
 }
 
 void execute(Ctx& c) {
+    if (auth::gate(c.s.config.requirepass, c.argv, c.client.authenticated, c.out))
+        return;
     const Command* cmd = find_command(c.argv[0]);
     if (cmd == nullptr)
         return unknown_command(c);
@@ -1063,6 +1067,10 @@ std::string usage_text() {
   Flags take their value as the next argument or after '=' (--port 7000, --port=7000).
   --port P                  TCP port (default 6379; 0: any free port)
   --bind ADDR               numeric address to listen on (default 127.0.0.1)
+  --requirepass-file FILE   clients must AUTH with the password in FILE (one trailing newline
+                            dropped); recorded as a salted digest only, and redacted from the
+                            bytes read (replay reads FILE again, or $REPRISE_SECRET_FILE_REQUIREPASS)
+  --protected-mode yes|no   with no password, refuse a --bind other than loopback (default yes)
 Limits (a request past one gets "-ERR Protocol error: ..." and its connection is closed):
   --max-bulk BYTES          one bulk string (key or value) (default {} = 8m)
   --max-args N              elements of one multibulk request (default {})
@@ -1073,7 +1081,7 @@ Limits (a request past one gets "-ERR Protocol error: ..." and its connection is
 Commands: PING ECHO GET SET(EX PX EXAT PXAT NX XX KEEPTTL GET) SETNX GETSET GETDEL APPEND STRLEN TYPE
   DEL EXISTS INCR DECR INCRBY DECRBY MGET MSET EXPIRE PEXPIRE(NX XX GT LT) TTL PTTL PERSIST
   DBSIZE FLUSHALL FLUSHDB SELECT 0 TIME INFO QUIT CLIENT(SETNAME GETNAME ID) COMMAND(COUNT DOCS INFO)
-  CONFIG(GET RESETSTAT) SHUTDOWN; inline commands (as typed into nc) and pipelining.
+  CONFIG(GET RESETSTAT) SHUTDOWN AUTH; inline commands (as typed into nc) and pipelining.
   SHUTDOWN [NOSAVE|SAVE] stops the server gracefully (exit 0; a recording is sealed) and closes
   the connection without a reply, as Redis does; nothing is ever saved, so SAVE changes nothing.)",
         d.resp.max_bulk_bytes, d.resp.max_args, d.resp.max_inline_bytes, d.max_client_input_bytes, d.max_clients);
@@ -1104,7 +1112,8 @@ bool parse_size_arg(std::string_view text, std::size_t min, std::size_t max, std
 
 namespace {
 constexpr const char* flag_table[] = {"--port",       "--bind",             "--max-bulk", "--max-args",
-                                      "--max-inline", "--max-client-input", "--max-clients"};
+                                      "--max-inline", "--max-client-input", "--max-clients",
+                                      "--requirepass-file", "--protected-mode"};
 } // namespace
 
 std::vector<std::string> flag_names() { return {std::begin(flag_table), std::end(flag_table)}; }
@@ -1146,6 +1155,13 @@ std::string parse_args(const std::vector<std::string>& args, Config& config) {
         } else if (flag == "--max-client-input") {
             if (!parse_size_arg(v, 64 * 1024, std::size_t{4} * 1024 * 1024 * 1024, lim.max_client_input_bytes))
                 return fmt::format("--max-client-input needs a size from 64k to 4096m, got '{}'", v);
+        } else if (flag == "--requirepass-file") {
+            if (v.empty())
+                return "--requirepass-file needs a file";
+            config.requirepass_file = std::string(v);
+        } else if (flag == "--protected-mode") {
+            if (!auth::parse_protected_mode(v, config.protected_mode))
+                return fmt::format("--protected-mode needs yes or no, got '{}'", v);
         } else if (flag == "--max-clients") {
             if (!parse_size_arg(v, 1, 1u << 20, lim.max_clients))
                 return fmt::format("--max-clients needs a number from 1 to {}, got '{}'", 1u << 20, v);
@@ -1161,6 +1177,20 @@ int main_entry(MainContext& ctx) {
     Config config;
     if (std::string error = parse_args(ctx.args, config); !error.empty()) {
         fmt::print(stderr, "reprise-kv: {}\n(see reprise-kv --help)\n", error);
+        return 2;
+    }
+    if (!config.requirepass_file.empty()) {
+        auto password = read_secret("requirepass", config.requirepass_file);
+        if (!password.ok()) {
+            fmt::print(stderr, "reprise-kv: cannot read --requirepass-file {}: {}\n", config.requirepass_file,
+                       password.error().message());
+            return 2;
+        }
+        config.requirepass = std::move(*password);
+    }
+    if (std::string refusal = auth::protected_mode_refusal(config.bind, !config.requirepass.empty(), config.protected_mode);
+        !refusal.empty()) {
+        fmt::print(stderr, "reprise-kv: {}\n", refusal);
         return 2;
     }
     Server server(std::move(config));

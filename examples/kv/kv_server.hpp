@@ -36,6 +36,13 @@ struct Config {
     std::string bind = "127.0.0.1";
     std::uint16_t port = 6379;
     ServerLimits limits{};
+    /// --requirepass-file: the file holding the clients' password (read by main_entry as a
+    /// secret: never in the trace). Empty: no password.
+    std::string requirepass_file;
+    /// The password clients must AUTH with (empty: none).
+    std::string requirepass;
+    /// Protected mode: with no password, only a loopback --bind is served (--protected-mode=no lifts it).
+    bool protected_mode = true;
 };
 
 /// Counters shown by INFO (they are the server's own state, so they replay too).

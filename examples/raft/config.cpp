@@ -1,6 +1,7 @@
 // Parsing of reprise-raft's flags: --id, --peers, --data, --client-port and the timings.
 #include "config.hpp"
 
+#include "auth.hpp"
 #include "flags.hpp"
 
 #include <reprise/runtime/assert.hpp>
@@ -27,8 +28,16 @@ const char* const config_usage = R"(Program usage:
                            a commit before -TRYAGAIN (default 5000)
     --max-clients N        client connections served at once; more get "-ERR max number
                            of clients reached" (default 10000, as Redis)
+    --requirepass-file FILE  clients must AUTH with the password in FILE (redis-cli -a)
+    --cluster-secret-file FILE  peers must prove they hold the secret in FILE when a link
+                           opens (HMAC challenge), and every frame after carries a MAC
+    --protected-mode yes|no  with no password, refuse to serve clients on a host other than
+                           loopback (default yes)
     --quiet                no narrative on stdout (elections, commits); errors still go
                            to stderr (for simulations that run many nodes in one process)
+  Secrets are read from files (one trailing newline dropped), never from the command line;
+  a trace keeps a salted digest of each, and replay reads the files again (or the files
+  named by REPRISE_SECRET_FILE_REQUIREPASS / REPRISE_SECRET_FILE_CLUSTER_SECRET).
   Flags take their value as the next argument or after '=' (--id 1, --id=1); the last one
   given wins; a mistyped flag is refused naming the closest one.)";
 
@@ -83,7 +92,8 @@ const Member* Config::member(std::uint32_t wanted) const {
 namespace {
 constexpr const char* flag_table[] = {"--id",           "--peers",           "--data",
                                       "--client-port",  "--heartbeat-ms",    "--election-min-ms",
-                                      "--election-max-ms", "--commit-timeout-ms", "--max-clients"};
+                                      "--election-max-ms", "--commit-timeout-ms", "--max-clients",
+                                      "--requirepass-file", "--cluster-secret-file", "--protected-mode"};
 constexpr const char* quiet_flag = "--quiet";
 } // namespace
 
@@ -136,6 +146,14 @@ std::optional<Config> parse_config(const std::vector<std::string>& args, std::st
             ok = parse_number<std::uint64_t>(value, commit_timeout_ms, 1, 600'000);
         } else if (name == "--max-clients") {
             ok = parse_number<std::uint64_t>(value, max_clients, 1, 1'000'000);
+        } else if (name == "--requirepass-file") {
+            c.requirepass_file = value;
+            ok = !value.empty();
+        } else if (name == "--cluster-secret-file") {
+            c.cluster_secret_file = value;
+            ok = !value.empty();
+        } else if (name == "--protected-mode") {
+            ok = auth::parse_protected_mode(value, c.protected_mode);
         }
         if (!ok) {
             error = fmt::format("bad value '{}' for {}", value, name);

@@ -33,6 +33,15 @@ struct Config {
     std::size_t max_clients = 10000;
     /// No narrative on stdout (--quiet).
     bool quiet = false;
+    /// --requirepass-file: clients must AUTH with the password this file holds.
+    std::string requirepass_file;
+    /// --cluster-secret-file: peers prove they hold the secret this file holds, and MAC every frame.
+    std::string cluster_secret_file;
+    /// With no password, clients are served only on a loopback host (--protected-mode=no lifts it).
+    bool protected_mode = true;
+    /// The secrets themselves, read (never recorded) by the program's main from the files above.
+    std::string requirepass;
+    std::string cluster_secret;
 
     const Member& self() const;
     const Member* member(std::uint32_t id) const;

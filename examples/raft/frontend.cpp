@@ -1,6 +1,7 @@
 // The node's RESP front-end: GET/SET/DEL/INCR on the replicated map, MOVED to the leader, INFO, RAFT.GET.
 #include "node.hpp"
 
+#include "auth.hpp"
 #include "resp.hpp"
 
 #include <algorithm>
@@ -90,7 +91,10 @@ void Node::serve_client(Connection conn) {
     };
 
     // Answers one request; false ends the connection.
+    bool authenticated = false;
     auto handle = [&]() -> bool {
+        if (auth::gate(config_.requirepass, args, authenticated, out))
+            return true;
         const std::string name = upper(args[0]);
         const std::size_t argc = args.size();
         if (name == "PING") {

@@ -1,6 +1,9 @@
 // The RAFT node: election with randomized timeouts, log replication, commit, and recovery from disk.
 #include "node.hpp"
 
+#include "auth.hpp"
+#include "peer_auth.hpp"
+
 #include <algorithm>
 #include <cstdio>
 #include <span>
@@ -46,6 +49,12 @@ bool read_frame(Connection& conn, Deadline header_deadline, std::string& frame) 
         frame += *chunk;
     }
     return true;
+}
+
+/// Reads the MAC that follows a frame on an authenticated link and checks it.
+bool read_tag(Connection& conn, LinkAuth& auth, std::string_view frame) {
+    auto tag = conn.read_exact(LinkAuth::tag_bytes, Deadline(now() + frame_body_timeout));
+    return tag.ok() && auth.verify(frame, *tag);
 }
 
 Observer* the_observer = nullptr;
@@ -204,10 +213,28 @@ void Node::serve_peer(Connection conn) {
         std::uint64_t seq;
         ~Unregister() { links.erase(seq); }
     } unregister{inbound_, seq};
+    std::optional<LinkAuth> link_auth;
+    if (!config_.cluster_secret.empty()) {
+        std::string why;
+        if (!LinkAuth::accept(conn, config_.cluster_secret, Deadline(now() + reply_timeout), link_auth.emplace(), why)) {
+            if (cancelled())
+                return;  // the node stops: not the peer's fault
+            fmt::print(stderr, "node {}: refused a peer link from {}: {}\n", config_.id,
+                       conn.peer_address().to_string(), why);
+            std::fflush(stderr);
+            return;
+        }
+    }
     std::string frame;
     while (!cancelled() && !failed_) {
         if (!read_frame(conn, Deadline::never(), frame))
             return;
+        if (link_auth && !read_tag(conn, *link_auth, frame)) {
+            fmt::print(stderr, "node {}: refused a frame from {} (its MAC does not check): link closed\n", config_.id,
+                       conn.peer_address().to_string());
+            std::fflush(stderr);
+            return;
+        }
         if (auto it = inbound_.find(seq); it != inbound_.end())
             it->second.last_active = now();
         Decoded d = decode_message(frame);
@@ -229,7 +256,10 @@ void Node::serve_peer(Connection conn) {
             if (failed_)
                 return;  // what the reply promises did not reach the disk
         }
-        if (!conn.write(encode_message(reply)).ok())
+        std::string bytes = encode_message(reply);
+        if (link_auth)
+            bytes += link_auth->seal(bytes);
+        if (!conn.write(bytes).ok())
             return;
     }
 }
@@ -255,6 +285,8 @@ void Node::run_peer_link(std::uint32_t peer_id) {
         return;
     }
     Connection conn;
+    std::optional<LinkAuth> link_auth;  // with a cluster secret: the open link's MAC state
+    bool refusal_said = false;
     const Duration backoff_max = std::max(reconnect_backoff_min, std::min(reconnect_backoff_max, config_.election_min / 2));
     Duration backoff = reconnect_backoff_min;
     auto back_off = [&]() -> bool {
@@ -273,6 +305,23 @@ void Node::run_peer_link(std::uint32_t peer_id) {
                 continue;
             }
             conn = std::move(*c);
+            if (!config_.cluster_secret.empty()) {
+                std::string why;
+                if (!LinkAuth::open(conn, config_.cluster_secret, Deadline(now() + reply_timeout), link_auth.emplace(),
+                                    why)) {
+                    if (cancelled())
+                        return;
+                    if (!refusal_said) {  // said once until the link works again: retries are frequent
+                        fmt::print(stderr, "node {}: link to peer {} not authenticated: {}\n", config_.id, peer_id, why);
+                        std::fflush(stderr);
+                        refusal_said = true;
+                    }
+                    if (!back_off())
+                        return;
+                    continue;
+                }
+                refusal_said = false;
+            }
         }
         std::optional<Message> request;
         {
@@ -288,8 +337,11 @@ void Node::run_peer_link(std::uint32_t peer_id) {
         }
         Deadline deadline(now() + reply_timeout);
         std::optional<Message> reply;
-        if (conn.write(encode_message(*request), deadline).ok()) {
-            if (std::string frame; read_frame(conn, deadline, frame))
+        std::string bytes = encode_message(*request);
+        if (link_auth)
+            bytes += link_auth->seal(bytes);
+        if (conn.write(bytes, deadline).ok()) {
+            if (std::string frame; read_frame(conn, deadline, frame) && (!link_auth || read_tag(conn, *link_auth, frame)))
                 reply = decode_message(frame).message;
         }
         if (cancelled())
@@ -857,6 +909,25 @@ ProgramEntry program() {
         auto config = parse_config(ctx.args, error);
         if (!config) {
             fmt::print(stderr, "reprise-raft: {}\n(see reprise-raft --help)\n", error);
+            return 2;
+        }
+        // Secrets come from files, read as secrets (a digest in the trace, never the bytes).
+        for (auto [file, secret, name] : {std::tuple{&config->requirepass_file, &config->requirepass, "requirepass"},
+                                          std::tuple{&config->cluster_secret_file, &config->cluster_secret,
+                                                     "cluster-secret"}}) {
+            if (file->empty())
+                continue;
+            auto bytes = read_secret(name, *file);
+            if (!bytes.ok()) {
+                fmt::print(stderr, "reprise-raft: cannot read the {} file {}: {}\n", name, *file, bytes.error().message());
+                return 2;
+            }
+            *secret = std::move(*bytes);
+        }
+        if (std::string refusal = auth::protected_mode_refusal(config->self().host, !config->requirepass.empty(),
+                                                               config->protected_mode);
+            !refusal.empty()) {
+            fmt::print(stderr, "reprise-raft: {}\n", refusal);
             return 2;
         }
         return Node::run_main_task(std::move(*config));

@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
         if (clients < 1 || clients > 200 || ops < 0)
             throw std::invalid_argument("--clients takes 1..200 and --ops a count");
         const sim::NodeId kv = world.add_node(
-            {.name = "kv", .program = reprise::kv::program(), .args = {"reprise-kv", "--bind", "0.0.0.0", "--port", "6379"}});
+            {.name = "kv", .program = reprise::kv::program(), .args = {"reprise-kv", "--bind", "0.0.0.0", "--port", "6379", "--protected-mode", "no"}});
         for (std::int64_t i = 0; i < clients; ++i)
             world.add_node({.name = fmt::format("client{}", i + 1),
                             .program = client_program(findings, "10.0.0.1:6379", static_cast<int>(ops),

@@ -812,7 +812,7 @@ int main(int argc, char** argv) {
         for (int i = 1; i <= k.nodes; ++i)
             world.add_node({.name = fmt::format("n{}", i),
                             .program = raft::program(),
-                            .args = {"reprise-raft", "--id", std::to_string(i), "--peers", peers, "--data", "/raft", "--quiet"}});
+                            .args = {"reprise-raft", "--id", std::to_string(i), "--peers", peers, "--data", "/raft", "--quiet", "--protected-mode", "no"}});
         for (int c = 1; c <= k.clients; ++c)
             world.add_node({.name = fmt::format("client{}", c),
                             .program = client_program(run, world, static_cast<std::uint64_t>(c))});

@@ -71,6 +71,10 @@ public:
     std::string input(trace::InputKind kind, std::string_view name,
                       const std::function<std::string()>& produce) override;
     void output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) override;
+    void secret(std::string_view name, std::string_view bytes) override;
+    /// A secret recorded with the given `input secret` value (a re-recording keeps the salt
+    /// of the trace it replays, so that both traces hold the same record).
+    void record_secret(std::string_view name, std::string_view bytes, std::string_view value);
     /// An output written in full (`full`) or as length and digest, whatever the config says.
     void output_bytes(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes, bool full);
     /// Whether this recording was asked to keep every written byte (--record-full).
@@ -126,6 +130,8 @@ private:
     std::int64_t now_mono_ns_ = 0;
     std::uint64_t records_ = 0;
     bool ended_ = false;
+    std::vector<std::string> secrets_;    ///< read_secret()'s, in order: redacted from every read recorded
+    std::string redacted_;                ///< a redacted read's data (reused)
 
     std::mutex mutex_;
     std::condition_variable work_;        ///< writer: chunks to write, or stop

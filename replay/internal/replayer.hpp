@@ -65,6 +65,7 @@ public:
     std::string input(trace::InputKind kind, std::string_view name,
                       const std::function<std::string()>& produce) override;
     void output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) override;
+    void secret(std::string_view name, std::string_view bytes) override;
     void spawn(std::uint64_t id, std::string_view name) override;
     void end(int exit_code) override;
     std::size_t output_left(std::uint64_t connection, std::size_t left) override;
@@ -111,6 +112,8 @@ private:
     std::vector<trace::Record> pending_;   ///< this tick's wake-ups, read but not yet delivered (no bytes)
     std::size_t pending_next_ = 0;         ///< the next of them the gate delivers
     std::vector<trace::RecordCopy> deferred_annotations_;  ///< skipped while read ahead of them
+    std::vector<std::string> secrets_;     ///< supplied again and checked: restore redacted reads
+    std::string unredacted_;               ///< a redacted read, restored (reused)
 };
 
 class Recorder;
@@ -137,6 +140,7 @@ public:
     void undecodable_input(std::string_view name) override { replayer_.undecodable_input(name); }
     std::string input(trace::InputKind kind, std::string_view name,
                       const std::function<std::string()>& produce) override;
+    void secret(std::string_view name, std::string_view bytes) override;
     void output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) override;
     void spawn(std::uint64_t id, std::string_view name) override;
     void end(int exit_code) override;

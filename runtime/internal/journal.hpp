@@ -52,6 +52,11 @@ public:
     /// the replayer returns the recorded value without calling it.
     virtual std::string input(InputKind kind, std::string_view name,
                               const std::function<std::string()>& produce) = 0;
+    /// A secret the program read (read_secret): the recorder writes a salted digest of it, never
+    /// its bytes, and from then on redacts it from every read it records; the replayer checks the
+    /// secret supplied again against the recorded digest (a wrong one ends the replay) and puts it
+    /// back where the trace redacted it. Live (no journal) nothing happens.
+    virtual void secret(std::string_view name, std::string_view bytes) = 0;
     /// An input's value does not decode as the type the program asks for. Replay: the
     /// program asks for another type than was recorded (a divergence); else a bug.
     virtual void undecodable_input(std::string_view /*name*/) {}

@@ -3,10 +3,13 @@
 
 usage: raft_peer_test.py PATH/TO/reprise-raft [SCENARIO...]
 
-Scenarios: del-too-long, read-after-election, vote-storm, pre-vote, hostile-peer, client-cap, leader-loss. The real node
+Scenarios: del-too-long, read-after-election, vote-storm, pre-vote, hostile-peer, client-cap, leader-loss,
+authenticated. The real node
 records its trace; after each scenario it is stopped with SIGTERM and its trace must
 replay to exit 0 printing exactly its live narrative. Every wait is bounded.
 """
+import hashlib
+import hmac
 import os
 import random
 import shutil
@@ -19,6 +22,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from reprise_test import (LISTENING_RAFT, Failure, RespError, Server, call, free_ports, info,  # noqa: E402
                           replay, require, run_scenarios, wait_for)
+from reprise_test import RespClient, run  # noqa: E402
 from reprise_trace import crc32c  # noqa: E402
 
 BIN = os.path.abspath(sys.argv[1])
@@ -86,6 +90,16 @@ def recv_exact(sock, n):
             raise ConnectionError("peer closed")
         out += chunk
     return out
+
+
+def recv_until_closed(sock, chunk_bytes=4096):
+    """Everything `sock` receives until the other end closes it."""
+    got = b""
+    while True:
+        chunk = sock.recv(chunk_bytes)
+        if not chunk:
+            return got
+        got += chunk
 
 
 def read_message(sock):
@@ -170,6 +184,107 @@ class FakePeer:
     def close(self):
         self.stopping = True
         self.listener.close()
+
+
+# --- authenticated links (docs/raft.md, "Authentication") ------------------------------------
+
+AUTH_MAGIC = b"RPRSAUTH"
+
+
+def link_mac(key, *parts):
+    return hmac.new(key, b"".join(parts), hashlib.sha256).digest()
+
+
+class AuthLink:
+    """One end of an authenticated peer link over `sock`: the handshake, then frames with their MACs."""
+
+    def __init__(self, sock, secret, accepting):
+        self.sock = sock
+        if accepting:  # this end accepted the link: it challenges
+            ns = os.urandom(32)
+            sock.sendall(AUTH_MAGIC + ns)
+            answer = recv_exact(sock, 64)
+            nc, proof = answer[:32], answer[32:]
+            if not hmac.compare_digest(proof, link_mac(secret, b"reprise-raft client", ns, nc)):
+                raise Failure("the node's answer to the challenge does not prove the secret")
+            sock.sendall(link_mac(secret, b"reprise-raft server", nc, ns))
+            self.send_dir, self.recv_dir = b"s", b"c"
+        else:
+            challenge = recv_exact(sock, 40)
+            if challenge[:8] != AUTH_MAGIC:
+                raise Failure(f"no challenge from the node: {challenge!r}")
+            ns, nc = challenge[8:], os.urandom(32)
+            sock.sendall(nc + link_mac(secret, b"reprise-raft client", ns, nc))
+            proof = recv_exact(sock, 32)
+            if not hmac.compare_digest(proof, link_mac(secret, b"reprise-raft server", nc, ns)):
+                raise Failure("the node's proof does not check")
+            self.send_dir, self.recv_dir = b"c", b"s"
+        self.key = link_mac(secret, b"reprise-raft link", ns, nc)
+        self.sent = self.received = 0
+
+    def tag(self, direction, counter, data):
+        return link_mac(self.key, direction, struct.pack("<Q", counter), data)
+
+    def sealed(self, data):
+        """`data` (a frame) followed by its MAC, counted."""
+        out = data + self.tag(self.send_dir, self.sent, data)
+        self.sent += 1
+        return out
+
+    def read(self):
+        """(kind, fields) of the node's next frame, its MAC checked."""
+        header = recv_exact(self.sock, 4)
+        (length,) = struct.unpack(">I", header)
+        data = header + recv_exact(self.sock, length)
+        tag = recv_exact(self.sock, 32)
+        if not hmac.compare_digest(tag, self.tag(self.recv_dir, self.received, data)):
+            raise Failure(f"frame {self.received} from the node: its MAC does not check")
+        self.received += 1
+        return read_message(BytesSock(data))
+
+
+class BytesSock:
+    def __init__(self, data):
+        self.data = data
+
+    def recv(self, n):
+        out, self.data = self.data[:n], self.data[n:]
+        return out
+
+
+class AuthFakePeer(FakePeer):
+    """A FakePeer that holds the cluster secret: it challenges the node's link and MACs its frames."""
+
+    def __init__(self, peer_id, port, secret, **kw):
+        self.secret = secret
+        self.links = 0
+        super().__init__(peer_id, port, **kw)
+
+    def _serve(self, conn):
+        conn.settimeout(5)
+        with conn:
+            try:
+                link = AuthLink(conn, self.secret, accepting=True)
+            except (OSError, ConnectionError, Failure) as e:
+                print(f"  peer {self.id}: link refused: {e}")
+                return
+            with self.lock:
+                self.links += 1
+            while not self.stopping:
+                try:
+                    kind, m = link.read()
+                except socket.timeout:
+                    continue
+                except (OSError, ConnectionError, struct.error, Failure):
+                    return
+                with self.lock:
+                    self.received.append((kind, m))
+                if kind == "request-vote":
+                    conn.sendall(link.sealed(vote_reply(m["term"], self.id, self.grant_votes)))
+                elif kind == "pre-vote":
+                    conn.sendall(link.sealed(pre_vote_reply(m["term"] - 1, self.id, self.grant_votes)))
+                elif kind == "append" and self.acking:
+                    conn.sendall(link.sealed(append_reply(m["term"], self.id, True, m["prev_index"] + m["count"])))
 
 
 class RealNode:
@@ -502,12 +617,7 @@ def scenario_client_cap(node):
             require(buf == b"+PONG\r\n", f"client {i} got {buf!r}")
         # It sends nothing: bytes unread at the close would turn it into a reset.
         extra = socket.create_connection(("127.0.0.1", node.port()), timeout=10)
-        got = b""
-        while True:
-            chunk = extra.recv(256)
-            if not chunk:
-                break
-            got += chunk
+        got = recv_until_closed(extra, 256)
         extra.close()
         require(got == b"-ERR max number of clients reached\r\n", f"client 1025 got {got!r}")
         clients.pop().close()
@@ -517,6 +627,101 @@ def scenario_client_cap(node):
             c.close()
     print("  1024 clients served; the 1025th got the max-clients error; a closed client freed a slot")
     node.stop_and_replay()
+
+
+CLUSTER_SECRET = b"cluster-Secret-of-the-raft-peer-test-0123"
+CLIENT_PASSWORD = b"client-Pa55word-of-the-raft-peer-test"
+
+
+def scenario_authenticated(node):
+    """With --cluster-secret-file and --requirepass-file: peers that prove the secret elect node 1
+    and ack its appends over MAC'd frames; the hostile peer's frames, a wrong secret and a replayed
+    frame are refused and logged while node 1 keeps serving; clients need AUTH; no byte of the
+    trace, of `reprise dump` or `dump --json` holds either secret; the trace replays, and replay
+    refuses a wrong cluster secret."""
+    files = {}
+    for name, value in (("cluster-secret", CLUSTER_SECRET), ("requirepass", CLIENT_PASSWORD)):
+        files[name] = os.path.join(node.dir, name)
+        with open(files[name], "wb") as f:
+            f.write(value + b"\n")
+    node.argv += ["--record-compress", "off", f"--cluster-secret-file={files['cluster-secret']}",
+                  f"--requirepass-file={files['requirepass']}"]
+    password = CLIENT_PASSWORD.decode()
+
+    def acall(*args):
+        with RespClient(node.port()) as c:
+            require(c.call("AUTH", password) == "OK", "AUTH with the password")
+            return c.call(*args)
+
+    peers = [AuthFakePeer(n, node.raft_ports[n], CLUSTER_SECRET) for n in (2, 3)]
+    try:
+        node.start()
+        require(node.call("PING") == RespError("NOAUTH Authentication required."), "PING before AUTH: -NOAUTH")
+        with RespClient(node.port()) as c:
+            r = c.call("AUTH", "wrong")
+            require(r == RespError("WRONGPASS invalid username-password pair or user is disabled."),
+                    f"AUTH wrong -> {r!r}")
+        wait_for("node 1 to lead, elected over authenticated links",
+                 lambda: "role:leader" in acall("INFO"), 20)
+        require(acall("SET", "k", "v") == "OK", "SET commits with acks over MAC'd frames")
+        require(acall("GET", "k") == "v", "GET after SET")
+        require(all(p.links >= 1 for p in peers), "both peers' links were authenticated")
+
+        # The hostile peer of hostile-peer, now without the secret: refused at the challenge.
+        s = socket.create_connection(("127.0.0.1", node.raft_ports[1]), timeout=10)
+        s.sendall(struct.pack(">I", 8 * 1024 * 1024) + b"\x03" + b"\x00" * 999)
+        got = recv_until_closed(s)
+        s.close()
+        require(got[:8] == AUTH_MAGIC and len(got) == 40, f"a peer without the secret got the challenge only: {got!r}")
+        # A wrong secret: no proof comes back, the link is closed.
+        s = socket.create_connection(("127.0.0.1", node.raft_ports[1]), timeout=10)
+        try:
+            AuthLink(s, b"not-the-cluster-secret", accepting=False)
+            raise Failure("a link with a wrong secret was accepted")
+        except (ConnectionError, Failure) as e:
+            require("peer closed" in str(e), f"a wrong secret: the node closes the link ({e})")
+        s.close()
+        # The right secret, a frame answered, then the same frame and MAC again: refused.
+        s = socket.create_connection(("127.0.0.1", node.raft_ports[1]), timeout=10)
+        link = AuthLink(s, CLUSTER_SECRET, accepting=False)
+        sealed = link.sealed(request_vote(0, 2, 0, 0))
+        s.sendall(sealed)
+        kind, m = link.read()
+        require(kind == "vote-reply" and not m["granted"], f"an authenticated stale RequestVote is answered: {kind} {m}")
+        s.sendall(sealed)
+        require(s.recv(16) == b"", "a replayed frame (its MAC's counter is spent) closes the link")
+        s.close()
+        err = node.stderr()
+        require("refused a peer link" in err and "did not prove the cluster secret" in err,
+                f"refused links are logged: {err}")
+        require("refused a frame" in err, f"the replayed frame is logged: {err}")
+        require(acall("SET", "after", "hostile") == "OK", "node 1 keeps serving after the refused peers")
+    finally:
+        for p in peers:
+            p.close()
+    node.stop_and_replay()
+    tool = os.path.join(ROOT, "tools", "reprise")
+    secrets = (CLUSTER_SECRET, CLIENT_PASSWORD)
+    for name in os.listdir(node.dir):
+        if name.startswith("node-1.trace"):
+            with open(os.path.join(node.dir, name), "rb") as f:
+                data = f.read()
+            require(not any(x in data or x[:12] in data for x in secrets), f"{name} holds no byte of a secret")
+    require(os.path.exists(tool), f"no reprise tool at {tool} (set REPRISE_TEST_BUILD_ROOT to the build folder)")
+    for args in (["dump"], ["dump", "--json"]):
+        rc, out, err = run([tool, *args, node.trace], timeout_s=120)
+        require(rc == 0 and "secret" in out, f"reprise {' '.join(args)}: {err[-300:]}")
+        require(not any(x.decode() in out or x.hex() in out or x[:12].hex() in out for x in secrets),
+                f"reprise {' '.join(args)} shows no secret")
+    wrong = os.path.join(node.dir, "wrong")
+    with open(wrong, "w") as f:
+        f.write("not-the-cluster-secret\n")
+    rc, out, err = run([BIN, f"--replay={node.trace}"], timeout_s=120,
+                       env=dict(os.environ, REPRISE_SECRET_FILE_CLUSTER_SECRET=wrong))
+    require(rc == 3 and 'secret "cluster-secret" that does not match' in err and "not-the-cluster" not in err,
+            f"replay refuses a wrong cluster secret: exit {rc}: {err[-600:]}")
+    print("  elected and committed over authenticated links; no secret, a wrong one, a replayed frame refused;"
+          " no secret in the trace or its dumps; replay refuses a wrong secret")
 
 
 SLOW_ELECTION = ("--election-min-ms", "2000", "--election-max-ms", "4000")
@@ -531,6 +736,9 @@ SCENARIOS = {
     "hostile-peer": (scenario_hostile_peer, 1, ()),
     "client-cap": (scenario_client_cap, 1, ("--max-clients", "1024")),
     "leader-loss": (scenario_leader_loss, 3, ("--commit-timeout-ms", "20000", *SLOW_ELECTION)),
+    # A long election timeout: check-quorum must not depose node 1 while the test's Python peers
+    # (HMAC in every reply) are slowed by a loaded machine.
+    "authenticated": (scenario_authenticated, 3, SLOW_ELECTION),
 }
 
 

@@ -35,7 +35,8 @@ TEST_CASE("a node's data folder, term and log survive a power cut right after it
     const sim::NodeId n = world.add_node(
         {.name = "n1",
          .program = raft::program(),
-         .args = {"reprise-raft", "--id", "1", "--peers", "1=10.0.0.1:7001:7101", "--data", "/var/raft", "--quiet"}});
+         .args = {"reprise-raft", "--id", "1", "--peers", "1=10.0.0.1:7001:7101", "--data", "/var/raft", "--quiet",
+                   "--protected-mode", "no"}});
     world.run_for(3s);  // a one-node cluster elects itself and commits its no-op
     REQUIRE(recovered.starts.size() == 1);
     world.crash(n);  // power loss: only what was synced, names included, survives

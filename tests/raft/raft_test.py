@@ -5,7 +5,8 @@ usage: raft_test.py PATH/TO/reprise-raft PATH/TO/examples/raft/cluster [SCENARIO
 
 Scenarios: election, election-5, replication, leader-crash, follower-restart, persistence,
 crash-under-load, pause-leader (with --client-base; also each command's --help), incr,
-pause-follower (pre-vote), isolated-leader (check-quorum), leader-forgotten. Each starts
+pause-follower (pre-vote), isolated-leader (check-quorum), leader-forgotten, authenticated
+(--cluster-secret-file on every node). Each starts
 a cluster with the cluster script (--record), drives it with a RESP client over sockets,
 stops it, and then replays every node's trace: a node stopped by SIGTERM must replay to
 exit 0 and print exactly its live narrative; a node cut by SIGKILL must replay to its cut,
@@ -586,6 +587,43 @@ def scenario_leader_forgotten(c):
     c.stop()
 
 
+CLUSTER_SECRET = b"raft-test-Cluster-Secret-4c1b9e"
+
+
+def secret_file():
+    return os.path.join(ROOT, f"raft-test-cluster-secret-{os.getpid()}")
+
+
+def scenario_authenticated(c):
+    """Every node holds the cluster secret: they elect a leader and replicate over authenticated
+    links, a follower restarted re-opens its links (a new handshake), and no trace byte holds the
+    secret (each trace replays, reading the secret file again)."""
+    c.start()
+    leader = c.leader()
+    keys = {f"a{i}": str(i) for i in range(10)}
+    for k, v in keys.items():
+        c.write(k, v, via=leader)
+    c.wait_replicated(range(1, c.nodes + 1), keys)
+    follower = next(n for n in range(1, c.nodes + 1) if n != leader)
+    c.restart(follower)
+    c.write("after-restart", "1", via=leader)
+    keys["after-restart"] = "1"
+    c.wait_replicated([follower], keys, timeout_s=20)
+    c.stop()
+    for name in os.listdir(c.dir):
+        if ".trace" in name:
+            with open(os.path.join(c.dir, name), "rb") as f:
+                data = f.read()
+            require(CLUSTER_SECRET not in data and CLUSTER_SECRET[:12] not in data, f"{name} holds the cluster secret")
+    for stem in ("node-1", "node-2", "node-3"):
+        with open(c.path(stem, "err")) as f:
+            err = f.read()
+        require("prove the cluster secret" not in err and "MAC does not check" not in err,
+                f"{stem}: a link of the cluster's own nodes was refused: {err[-500:]}")
+    print(f"  {len(keys)} keys replicated over authenticated links; node {follower} restarted and caught up;"
+          " no trace holds the secret")
+
+
 SCENARIOS = {
     "election": (scenario_election, 3),
     "election-5": (scenario_election, 5),
@@ -599,6 +637,7 @@ SCENARIOS = {
     "pause-follower": (scenario_pause_follower, 3),
     "isolated-leader": (scenario_isolated_leader, 3),
     "leader-forgotten": (scenario_leader_forgotten, 3),
+    "authenticated": (scenario_authenticated, 3),
 }
 
 NODE_FLAGS = {"leader-forgotten": ("--election-min-ms", "400", "--election-max-ms", "3000")}
@@ -608,8 +647,12 @@ def main():
     def start(name):
         fn, nodes = SCENARIOS[name]
         print(f"scenario {name} ({nodes} nodes)", flush=True)
-        return Cluster(name, nodes, client_offset=150 if name == "pause-leader" else 100,
-                       node_flags=NODE_FLAGS.get(name, ()))
+        flags = NODE_FLAGS.get(name, ())
+        if name == "authenticated":
+            with open(secret_file(), "wb") as f:
+                f.write(CLUSTER_SECRET + b"\n")
+            flags = ("--record-compress", "off", f"--cluster-secret-file={secret_file()}")
+        return Cluster(name, nodes, client_offset=150 if name == "pause-leader" else 100, node_flags=flags)
 
     def run(name, c):
         SCENARIOS[name][0](c)
