@@ -941,9 +941,15 @@ public:
     }
 
 private:
+    // A side's decoder reads the stream its peer wrote; the other direction's decoder, when it
+    // has started, may say what this stream is before its own first bytes can.
     StreamDecoder& decoder(std::size_t side) {
-        if (!decoders_[side])
-            decoders_[side] = std::make_unique<SniffingDecoder>();
+        if (!decoders_[side]) {
+            if (const auto& other = c_.sides[side].other; other && decoders_[*other])
+                decoders_[side] = answering_decoder(*decoders_[*other]);
+            if (!decoders_[side])
+                decoders_[side] = std::make_unique<SniffingDecoder>();
+        }
         return *decoders_[side];
     }
     const Cluster& c_;

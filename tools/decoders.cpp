@@ -5,6 +5,7 @@
 #include "decoders.hpp"
 
 #include "message.hpp"        // examples/raft: the peer protocol's codec
+#include "peer_auth.hpp"      // examples/raft: the handshake and frame tags of authenticated links
 #include "state_machine.hpp"  // examples/raft: the commands its entries carry
 
 #include <fmt/core.h>
@@ -223,9 +224,16 @@ private:
     bool broken_ = false;
 };
 
-// RESP's first byte is a type marker; a raft frame's is the top byte of its length (0).
+// RESP's first byte is a type marker (a raft frame's is the top byte of its length: 0); the
+// second says more (a count, a length or an integer: a digit or '-'; a status or error: a
+// letter), so random bytes (an authenticated link's handshake) rarely pass for RESP.
 bool looks_like_resp(std::string_view first) {
-    return !first.empty() && std::string_view("*$+-:").find(first[0]) != std::string_view::npos;
+    if (first.size() < 2 || std::string_view("*$+-:").find(first[0]) == std::string_view::npos)
+        return false;
+    const char c = first[1];
+    if (first[0] == '+' || first[0] == '-')
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+    return (c >= '0' && c <= '9') || c == '-';
 }
 
 // --- reprise-raft's peer protocol ---------------------------------------------------------------
@@ -283,12 +291,35 @@ std::string describe_message(const raft::Message& m) {
     return std::visit(Describe{}, m);
 }
 
+// reprise-raft's peer stream. On an authenticated link (--cluster-secret-file) the stream starts
+// with its side of the handshake and every frame is followed by its tag: the accepting node's
+// stream starts "RPRSAUTH", its nonce, then its proof; the connecting node's with its nonce and
+// proof. The handshake is shown as such (never its bytes), the tags are skipped.
 class RaftDecoder final : public StreamDecoder {
 public:
+    enum class Link { plain, auth_accepting, auth_connecting };
+    explicit RaftDecoder(Link link) : link_(link) {
+        using raft::LinkAuth;
+        if (link == Link::auth_accepting)
+            handshake_ = {{LinkAuth::challenge_magic.size() + LinkAuth::nonce_bytes, "auth: challenge (nonce)"},
+                          {LinkAuth::tag_bytes, "auth: proof of the cluster secret (accepting node)"}};
+        else if (link == Link::auth_connecting)
+            handshake_ = {{LinkAuth::nonce_bytes + LinkAuth::tag_bytes,
+                           "auth: answer (nonce and proof of the cluster secret)"}};
+    }
+
     void feed(std::string_view bytes, std::vector<std::string>& messages) override {
         if (broken_)
             return;
         buffer_.append(bytes);
+        while (step_ < handshake_.size()) {
+            if (buffer_.size() < handshake_[step_].first)
+                return;
+            buffer_.consume(handshake_[step_].first);
+            messages.emplace_back(handshake_[step_].second);
+            ++step_;
+        }
+        const std::size_t tag = link_ == Link::plain ? 0 : raft::LinkAuth::tag_bytes;
         while (buffer_.size() >= raft::wire::frame_header_bytes) {
             std::string_view in = buffer_.view();
             auto body = raft::frame_body_length(in.substr(0, raft::wire::frame_header_bytes));
@@ -297,7 +328,7 @@ public:
                 return;
             }
             const std::size_t frame = raft::wire::frame_header_bytes + *body;
-            if (in.size() < frame)
+            if (in.size() < frame + tag)
                 return;
             auto d = raft::decode_message(in.substr(0, frame));
             if (!d.message) {
@@ -305,10 +336,12 @@ public:
                 return;
             }
             messages.push_back(describe_message(*d.message));
-            buffer_.consume(frame);
+            buffer_.consume(frame + tag);
         }
     }
-    const char* name() const noexcept override { return "raft"; }
+    const char* name() const noexcept override {
+        return link_ == Link::plain ? "raft" : link_ == Link::auth_accepting ? "raft-auth-accepting" : "raft-auth-connecting";
+    }
 
 private:
     void stop(std::vector<std::string>& messages, std::string_view why) {
@@ -316,16 +349,31 @@ private:
         broken_ = true;
         buffer_.clear();
     }
+    Link link_;
+    std::vector<std::pair<std::size_t, const char*>> handshake_;
+    std::size_t step_ = 0;
     Buffer buffer_;
     bool broken_ = false;
 };
 
-bool looks_like_raft(std::string_view first) {
-    if (first.size() < sniff_bytes)
+// A raft frame's header and type byte at `at`.
+bool raft_frame_at(std::string_view first, std::size_t at) {
+    if (first.size() < at + raft::wire::frame_header_bytes + 1)
         return false;
-    auto body = raft::frame_body_length(first.substr(0, raft::wire::frame_header_bytes));
-    const auto type = static_cast<unsigned char>(first[raft::wire::frame_header_bytes]);
+    auto body = raft::frame_body_length(first.substr(at, raft::wire::frame_header_bytes));
+    const auto type = static_cast<unsigned char>(first[at + raft::wire::frame_header_bytes]);
     return body && *body > 0 && type >= 1 && type <= std::variant_size_v<raft::Message>;
+}
+
+bool looks_like_raft(std::string_view first) { return raft_frame_at(first, 0); }
+
+bool looks_like_raft_auth_accepting(std::string_view first) {
+    return first.substr(0, raft::LinkAuth::challenge_magic.size()) == raft::LinkAuth::challenge_magic;
+}
+
+// The connecting node's answer is random-looking: the stream is claimed when a frame follows it.
+bool looks_like_raft_auth_connecting(std::string_view first) {
+    return raft_frame_at(first, raft::LinkAuth::nonce_bytes + raft::LinkAuth::tag_bytes);
 }
 
 } // namespace
@@ -335,7 +383,14 @@ const std::vector<Protocol>& protocols() {
         {"resp", "RESP (Redis): commands as their words, replies as values",
          looks_like_resp, [] { return std::unique_ptr<StreamDecoder>(std::make_unique<RespDecoder>()); }},
         {"raft", "reprise-raft's peer protocol: one message per frame",
-         looks_like_raft, [] { return std::unique_ptr<StreamDecoder>(std::make_unique<RaftDecoder>()); }},
+         looks_like_raft,
+         [] { return std::unique_ptr<StreamDecoder>(std::make_unique<RaftDecoder>(RaftDecoder::Link::plain)); }},
+        {"raft-auth-accepting", "reprise-raft's peer protocol on an authenticated link: the accepting node's side",
+         looks_like_raft_auth_accepting,
+         [] { return std::unique_ptr<StreamDecoder>(std::make_unique<RaftDecoder>(RaftDecoder::Link::auth_accepting)); }},
+        {"raft-auth-connecting", "reprise-raft's peer protocol on an authenticated link: the connecting node's side",
+         looks_like_raft_auth_connecting,
+         [] { return std::unique_ptr<StreamDecoder>(std::make_unique<RaftDecoder>(RaftDecoder::Link::auth_connecting)); }},
     };
     return list;
 }
@@ -360,6 +415,12 @@ void SniffingDecoder::feed(std::string_view bytes, std::vector<std::string>& mes
         inner_->feed(first_, messages);
     first_.clear();
     first_.shrink_to_fit();
+}
+
+std::unique_ptr<StreamDecoder> answering_decoder(const StreamDecoder& other_direction) {
+    if (std::string_view(other_direction.name()) == "raft-auth-accepting")
+        return std::make_unique<RaftDecoder>(RaftDecoder::Link::auth_connecting);
+    return nullptr;
 }
 
 } // namespace reprise::tool

@@ -33,7 +33,8 @@ struct Protocol {
 };
 
 /// Bytes a stream's start is sniffed on.
-inline constexpr std::size_t sniff_bytes = 5;
+/// (An authenticated raft link's connecting side: a 64-byte answer, then a frame's 5-byte head.)
+inline constexpr std::size_t sniff_bytes = 69;
 /// Bytes a decoder buffers at most while a message is incomplete (a bigger message is
 /// described by its size alone, or ends the decoding).
 inline constexpr std::size_t decoder_buffer_bytes_max = 16 * 1024 * 1024;
@@ -55,6 +56,11 @@ private:
     bool decided_ = false;
     std::unique_ptr<StreamDecoder> inner_;
 };
+
+/// A decoder for the stream that answers `other_direction` (the other direction of the same
+/// connection), when the protocol says what it is though its first bytes cannot (the connecting
+/// side of an authenticated raft link starts with random bytes); nullptr otherwise.
+std::unique_ptr<StreamDecoder> answering_decoder(const StreamDecoder& other_direction);
 
 /// A string from a hostile source, safe for a terminal: printable ASCII as is, anything
 /// else escaped; quoted when it had to be escaped or holds a space.

@@ -115,6 +115,14 @@ def check_scenarios(work):
     labels = [l.split()[1] for l in out.splitlines() if not l.startswith("#") and l.split()[1].startswith("b/")]
     expect(labels and labels == sorted(labels), "restart: every event of b's first run before its second run's", out)
 
+    # An authenticated reprise-raft link: the handshake named (never its bytes), the tag skipped.
+    rc, out, err = run("cluster", "log", d("auth"))
+    expect(rc == 0 and "read c5 <- b #2 (40 B): auth: challenge (nonce)" in out
+           and "read c9 <- a #4 (64 B): auth: answer (nonce and proof of the cluster secret)" in out
+           and "read c5 <- b #5 (32 B): auth: proof of the cluster secret (accepting node)" in out
+           and "(65 B): RequestVote(term 7, candidate 1, last log 3/2)" in out and "stopped decoding" not in out,
+           "log: an authenticated raft link's handshake and tagged frames are decoded", out + err)
+
     # timeline: Chrome JSON with matched arrows.
     tl = os.path.join(work, "t.json")
     rc, out, err = run("cluster", "timeline", d("consistent"), "--output", tl)

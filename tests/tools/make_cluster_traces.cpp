@@ -13,9 +13,13 @@
 //   restart     b runs twice: its first run reads "hello", answers (a reads "+LATE") and is killed
 //               before that write is recorded (no End record); its second run (a later trace of
 //               the same node) accepts a's second connection
+//   auth        an authenticated reprise-raft link: b (accepting) sends its challenge and proof,
+//               a (connecting) its answer, then a RequestVote followed by its 32-byte tag
 //
 // Usage: make_cluster_traces DIR
 #include "../support/trace_builder.hpp"
+
+#include "message.hpp"  // examples/raft: real peer frames for the authenticated-link scenario
 
 #include <reprise/io/address.hpp>
 
@@ -145,6 +149,40 @@ void write_restart(const std::filesystem::path& dir) {
     save(b2, dir / "b.2.trace", true);
 }
 
+// a connects to b's peer port; the handshake of an authenticated link, then one tagged frame.
+void write_auth(const std::filesystem::path& dir) {
+    std::filesystem::create_directories(dir);
+    const std::string challenge = "RPRSAUTH" + std::string(32, '\x5a');
+    const std::string proof(32, '\x11');
+    const std::string answer(64, '\x2a');
+    const std::string frame = raft::encode_message(raft::RequestVote{.term = 7, .candidate = 1, .last_log_index = 3,
+                                                                      .last_log_term = 2});
+    const std::string tagged = frame + std::string(32, '\x77');
+    TraceBuilder a(header("a", wall0), nullptr);
+    const trace::Header& ha = a.header();
+    a.put(tick(ha, 1 * ms));
+    a.put(trace::Connected{.connection = 5, .error = 0, .peer = addr("10.0.0.2:7001"), .local = addr("10.0.0.1:40000")});
+    a.put(tick(ha, 3 * ms));
+    a.put(read(5, challenge));
+    a.put(write(5, answer));
+    a.put(tick(ha, 5 * ms));
+    a.put(read(5, proof));
+    a.put(write(5, tagged));
+    save(a, dir / "a.trace", true);
+
+    TraceBuilder b(header("b", wall0), nullptr);
+    const trace::Header& hb = b.header();
+    b.put(tick(hb, 2 * ms));
+    b.put(trace::Accepted{.listener = 1, .connection = 9, .peer = addr("10.0.0.1:40000"), .local = addr("10.0.0.2:7001")});
+    b.put(write(9, challenge));
+    b.put(tick(hb, 4 * ms));
+    b.put(read(9, answer));
+    b.put(write(9, proof));
+    b.put(tick(hb, 6 * ms));
+    b.put(read(9, tagged));
+    save(b, dir / "b.trace", true);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -171,5 +209,6 @@ int main(int argc, char** argv) {
     s.b_skew = 5 * second;
     write_scenario(dir / "skew", s);
     write_restart(dir / "restart");
+    write_auth(dir / "auth");
     return 0;
 }
