@@ -107,8 +107,9 @@ void Replayer::trace_ran_out(std::string_view program_did) {
 std::string Replayer::last_good() const { return have_last_ ? trace::describe(last_good_.get()) : "(none)"; }
 
 void Replayer::diverge(std::string_view trace_says, std::string_view program_did) {
+    std::fflush(stdout);  // _Exit flushes nothing: what the program printed must not be lost
     if (marker_)
-        marker_->finish();  // the report is the replay's, not the program's, and _Exit flushes nothing
+        marker_->finish();  // the report is the replay's, not the program's
     Fiber* f = rt_.current;
     double vt = static_cast<double>(tick_mono_ns_ - first_mono_ns_) / 1e9;
     const std::string report = fmt::format(
@@ -393,8 +394,9 @@ void Replayer::report_progress() {
 }
 
 void Replayer::print_summary(const char* how) {
+    std::fflush(stdout);  // some ends _Exit, which flushes nothing: the program's lines go out first
     if (marker_)
-        marker_->finish();  // every end of a replay passes here: the program's last lines go out first
+        marker_->finish();  // every end of a replay passes here
     double wall = static_cast<double>(read_monotonic_ns() - wall_start_ns_) / 1e9;
     double virt = static_cast<double>(tick_mono_ns_ - first_mono_ns_) / 1e9;
     if (progress_shown_)

@@ -62,7 +62,7 @@ private:
     std::string prefix_;        ///< "[node #N +S.mmms] " of the current event
     char crash_prefix_[128]{};  ///< the same, NUL-terminated, for the crash path
     int stop_[2] = {-1, -1};    ///< a pipe that wakes the watcher to stop
-    std::thread watcher_;
+    std::thread watcher_;  // reprise-allow: thread (drains the program's stdout/stderr; decides nothing)
     bool finished_ = false;
 };
 
