@@ -146,11 +146,15 @@ void StdioMarker::finish() {
     // The watcher has stopped: only this thread touches the streams now.
     for (Stream& s : streams_) {
         pump_locked(s);
+        // The last line had no newline: it gets one, so that what follows starts a line.
         if (!s.partial.empty()) {
-            s.partial += '\n';  // the last line had no newline: it gets one, so what follows starts a line
+            s.partial += '\n';
             emit_locked(s, s.partial);
             s.partial.clear();
+        } else if (s.mid_line) {
+            write_all(s.original, "\n", 1);
         }
+        s.mid_line = false;
         ::dup2(s.original, s.fd);
         for (int fd : {s.pipe_read, s.original})
             if (fd >= 0)
@@ -174,10 +178,18 @@ void StdioMarker::pump_locked(Stream& s) {
         while (!in.empty()) {
             const std::size_t nl = in.find('\n');
             const std::size_t take = nl == std::string_view::npos ? in.size() : nl + 1;
-            s.partial.append(in.substr(0, take));
+            const std::string_view piece = in.substr(0, take);
             in.remove_prefix(take);
+            if (s.mid_line) {
+                // The rest of an overlong line, already marked at its start: as it comes.
+                write_all(s.original, piece.data(), piece.size());
+                s.mid_line = nl == std::string_view::npos;
+                continue;
+            }
+            s.partial.append(piece);
             if (nl != std::string_view::npos || s.partial.size() >= limits::mark_stdio_line_bytes_max) {
                 emit_locked(s, s.partial);
+                s.mid_line = nl == std::string_view::npos;
                 s.partial.clear();
             }
         }
@@ -222,8 +234,8 @@ void StdioMarker::crash_flush(void* self) noexcept {
     for (Stream& s : m->streams_) {
         if (s.pipe_read < 0)
             continue;
-        bool line_start = s.partial.empty();
-        if (!line_start) {
+        bool line_start = s.partial.empty() && !s.mid_line;
+        if (!s.partial.empty()) {
             write_all(s.original, m->crash_prefix_, std::strlen(m->crash_prefix_));
             write_all(s.original, s.partial.data(), s.partial.size());
         }

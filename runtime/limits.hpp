@@ -44,7 +44,8 @@ inline constexpr std::int64_t crash_wait_step_ns = 1'000'000;
 /// (F_SETPIPE_SZ; Linux's default cap, /proc/sys/fs/pipe-max-size, is 1 MiB). A smaller
 /// pipe only wakes the draining thread more often: it never blocks the program for long.
 inline constexpr std::size_t mark_stdio_pipe_bytes = 1024 * 1024;
-/// --mark-stdio: a line longer than this is written out in pieces, each marked.
+/// --mark-stdio: bytes of a line held back for its newline; a longer line is marked at its start
+/// and the rest goes out as it comes.
 inline constexpr std::size_t mark_stdio_line_bytes_max = 64 * 1024;
 /// --mark-stdio: bytes read from a pipe at once (and on the crash path, from the stack).
 inline constexpr std::size_t mark_stdio_read_bytes = 16 * 1024;

@@ -49,6 +49,7 @@ private:
         int original = -1;    ///< the fd the program's output had before (a dup)
         int fd = -1;          ///< 1 or 2
         std::string partial;  ///< bytes of a line whose newline has not come yet
+        bool mid_line = false;  ///< within a line longer than limits::mark_stdio_line_bytes_max, marked at its start
     };
 
     void pump_locked(Stream& s);
