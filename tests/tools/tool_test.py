@@ -23,7 +23,7 @@ import xxhash  # Debian python3-xxhash (./dev installs it)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import reprise_trace  # noqa: E402
-from reprise_test import check, replay, report, run as run_bounded  # noqa: E402
+from reprise_test import check, free_ports, replay, report, run as run_bounded  # noqa: E402
 
 TIMEOUT_S = 60
 
@@ -235,8 +235,8 @@ def check_dump_selection(tool, a):
 def check_dump_errno(tool, raft, tmp):
     """A connect refused (a RAFT node whose peers are not running): dump names ECONNREFUSED."""
     trace = os.path.join(tmp, "raft.trace")
-    base = 20000 + os.getpid() % 20000
-    peers = ",".join(f"{i}=127.0.0.1:{base + i}:{base + 100 + i}" for i in (1, 2, 3))
+    ports = free_ports(6)  # node 1 listens on two; nothing listens on its peers' four
+    peers = ",".join(f"{i}=127.0.0.1:{ports[2 * i - 2]}:{ports[2 * i - 1]}" for i in (1, 2, 3))
     try:
         p = subprocess.Popen([raft, "--node=r1", f"--record={trace}", "--id", "1", "--peers", peers,
                               "--data", os.path.join(tmp, "raft-data")], cwd=tmp,
