@@ -564,6 +564,9 @@ int cmd_info(const Args& args) {
 
 // --- dump -------------------------------------------------------------------------------------
 
+/// Default of --bytes: as much as a terminal line holds beside the record's fields.
+constexpr std::uint64_t dump_bytes_default = 64;
+
 /// What `dump` selects and how it prints it.
 struct DumpOptions {
     std::uint64_t from = 0;
@@ -571,13 +574,10 @@ struct DumpOptions {
     std::set<std::string> kinds;           ///< empty: every kind
     std::set<std::uint64_t> handles;       ///< empty: every event
     std::optional<std::string> node;       ///< only traces of this node
-    std::size_t bytes_max = 64;            ///< of each payload in text (SIZE_MAX: all)
+    std::uint64_t bytes_max = dump_bytes_default;  ///< of each payload in text (UINT64_MAX: all)
     bool json = false;
     bool several = false;                  ///< several traces: each line names its node
 };
-
-/// Default of --bytes: as much as a terminal line holds beside the record's fields.
-constexpr std::size_t dump_bytes_default = 64;
 
 // The symbolic name of an errno value ("ECONNREFUSED"), or nothing when the C library
 // has none (then the number is printed alone).
@@ -663,6 +663,13 @@ std::string dump_text(const trace::Record& record, std::size_t bytes_max, std::u
     return trace::describe(record);  // tick, end, accepted, a connect that succeeded: no payload, no errno
 }
 
+// A failed listen's or connect's outcome as JSON members: the runtime's code, the errno and its name.
+void error_members(const reprise::Error& e, reprise::JsonWriter& j) {
+    j.member("errc", reprise::errc_name(e.code)).member("errno", e.sys_errno);
+    if (auto name = errno_name(e.sys_errno))
+        j.member("errno_name", *name);
+}
+
 // The JSON members dump adds to trace::to_json(): errno names beside their numbers, and
 // the decoded outcome of listen and connect inputs.
 void dump_json_extras(const trace::Record& record, reprise::JsonWriter& j) {
@@ -679,18 +686,14 @@ void dump_json_extras(const trace::Record& record, reprise::JsonWriter& j) {
                 if (v->first.ok())
                     j.member("bound", v->second);
                 else
-                    j.member("errc", reprise::errc_name(v->first.error().code))
-                        .member("errno", v->first.error().sys_errno)
-                        .member("errno_name", errno_name(v->first.error().sys_errno).value_or(""));
+                    error_members(v->first.error(), j);
                 j.end_object();
             }
         } else if (i->input == trace::InputKind::connect) {
             if (auto v = reprise::decode_value<reprise::Result<void>>(i->value)) {
                 j.key("result").begin_object().member("ok", v->ok());
                 if (!v->ok())
-                    j.member("errc", reprise::errc_name(v->error().code))
-                        .member("errno", v->error().sys_errno)
-                        .member("errno_name", errno_name(v->error().sys_errno).value_or(""));
+                    error_members(v->error(), j);
                 j.end_object();
             }
         }
@@ -737,21 +740,22 @@ std::vector<std::string> list_items(const Args& args, const std::string& option)
 
 // Reads dump's options; a message on a bad one.
 std::optional<std::string> parse_dump_options(const Args& args, DumpOptions& o) {
-    for (const char* flag : {"--from", "--to", "--bytes"}) {
+    const std::pair<const char*, std::uint64_t*> numbers[] = {{"--from", &o.from}, {"--to", &o.to}, {"--bytes", &o.bytes_max}};
+    for (const auto& [flag, value] : numbers) {
         if (!args.has(flag))
             continue;
         auto v = parse_index(args.options.at(flag).back());
         if (!v)
-            return fmt::format("{} needs {}, not {}", flag, std::string_view(flag) == "--bytes" ? "a number of bytes" : "an event index",
+            return fmt::format("{} needs {}, not {}", flag, value == &o.bytes_max ? "a number of bytes" : "an event index",
                                shown(args.options.at(flag).back()));
-        (std::string_view(flag) == "--from" ? o.from : std::string_view(flag) == "--to" ? o.to : o.bytes_max) = *v;
+        *value = *v;
     }
     if (o.from > o.to)
         return fmt::format("--from {} is past --to {}", o.from, o.to);
     if (args.has("--full") && args.has("--bytes"))
         return std::string("--full prints every byte and --bytes N at most N: give one of them");
     if (args.has("--full"))
-        o.bytes_max = SIZE_MAX;
+        o.bytes_max = UINT64_MAX;
     const std::vector<std::string> known = kind_names();
     for (const std::string& k : list_items(args, "--kind")) {
         if (std::find(known.begin(), known.end(), k) == known.end()) {
@@ -838,7 +842,6 @@ int cmd_dump(const Args& args) {
     if (args.operands.empty())
         return usage_error("dump", "expects one or more traces");
     DumpOptions o;
-    o.bytes_max = dump_bytes_default;
     if (auto why = parse_dump_options(args, o))
         return usage_error("dump", *why);
     int code = exit_ok;
