@@ -73,10 +73,13 @@ void Replayer::handed_over() {
 // Called before each record is handed to the program: --break-at stops here.
 void Replayer::before_event(const trace::Record& r) {
     if (config_.break_at != 0 && consumed_ == config_.break_at) {
-        if (marker_)
-            marker_->drain();
-        fmt::print(stderr, "reprise: break at event {} ({}): raising SIGTRAP\n", consumed_, trace::describe(r));
-        std::fflush(stderr);
+        const std::string says = fmt::format("reprise: break at event {} ({}): raising SIGTRAP\n", consumed_, trace::describe(r));
+        if (marker_) {
+            marker_->say(says);
+        } else {
+            fmt::print(stderr, "{}", says);
+            std::fflush(stderr);
+        }
         ::raise(SIGTRAP);
     }
 }

@@ -121,12 +121,16 @@ void StdioMarker::begin_event(std::uint64_t index, std::int64_t vt_ns) {
     crash_prefix_[n] = '\0';
 }
 
-void StdioMarker::drain() {
+void StdioMarker::say(std::string_view text) {
     std::fflush(stdout);
     std::lock_guard lock(mu_);
-    if (!finished_)
-        for (Stream& s : streams_)
-            pump_locked(s);
+    if (finished_) {
+        write_all(STDERR_FILENO, text.data(), text.size());
+        return;
+    }
+    for (Stream& s : streams_)
+        pump_locked(s);
+    write_all(streams_[1].original, text.data(), text.size());
 }
 
 void StdioMarker::finish() {

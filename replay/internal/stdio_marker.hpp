@@ -37,8 +37,10 @@ public:
     /// Event `index`, at virtual time `vt_ns`, is handed to the program: what was printed
     /// until now belongs to the event before it.
     void begin_event(std::uint64_t index, std::int64_t vt_ns);
-    /// Writes out the whole lines printed so far (before --break-at's SIGTRAP).
-    void drain();
+    /// Writes out the whole lines printed so far, then `text` (the replay's own message, not
+    /// marked) on the original stderr: before --break-at's SIGTRAP stops the process, nothing
+    /// may wait in a pipe.
+    void say(std::string_view text);
     /// Writes out everything and gives fds 1 and 2 back; later output is not marked.
     /// Idempotent.
     void finish();

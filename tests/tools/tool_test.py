@@ -291,6 +291,15 @@ def check_mark_stdio(echo, tool, tmp, a, cut):
     check(all(not line.startswith("[") for line in marked.stderr.splitlines() if line.startswith("reprise: ")) and
           "reprise: no divergence" in marked.stderr,
           "the replay's own messages are not marked", marked.stderr)
+    # --break-at=N stops with every line of the events before N written out, and says so unmarked.
+    if len(numbers) >= 2:
+        stop = numbers[len(numbers) // 2] + 1
+        rc, out, err = run([echo, f"--replay={a}", "--mark-stdio", f"--break-at={stop}"], cwd=tmp)
+        want = [line for line, n in zip(lines, numbers) if n < stop]
+        check(rc == -signal.SIGTRAP and out.splitlines() == want and
+              re.search(r"^reprise: break at event %d " % stop, err, re.M) is not None,
+              "--mark-stdio with --break-at=N writes out the lines of events before N, and the break message",
+              f"exit {rc}\n{out}\n{err}")
     rc, _, err = run([echo, "--mark-stdio"], cwd=tmp)
     check(rc == 2 and "--mark-stdio applies to a replay" in err, "--mark-stdio without --replay is refused", err)
     # A damaged trace ends the replay with exit 2 (_Exit): what the program printed until then is not
