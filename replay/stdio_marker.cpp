@@ -65,7 +65,10 @@ StdioMarker::StdioMarker(std::string node) : node_(std::move(node)) {
     // hands each line to its fd as it is printed (stderr is unbuffered already).
     std::fflush(stdout);
     std::fflush(stderr);
-    std::setvbuf(stdout, nullptr, _IOLBF, BUFSIZ);
+    // A buffer of our own: glibc only sets a flag when given none, which a stream that has
+    // been written to before (or inherited through fork()) does not always honour.
+    static char stdout_buffer[BUFSIZ];
+    std::setvbuf(stdout, stdout_buffer, _IOLBF, sizeof stdout_buffer);
     auto fail = [&](const char* what) {
         const int e = errno;
         for (Stream& s : streams_) {

@@ -108,3 +108,40 @@ TEST_CASE("--mark-stdio marks every line once, overlong ones too, and never bloc
     REQUIRE(to_stderr.event == marked[0].event);
     REQUIRE_THAT(replayed.err, Catch::Contains("\nreprise: no divergence"));
 }
+
+TEST_CASE("--mark-stdio writes out a program's last lines when it calls exit() itself") {
+    // The replay calls exit() where the recording returned: a recording ended by exit() keeps no
+    // trace to replay (the recorder seals it when the run ends), and no event after it is asked for.
+    auto exiting_program = [](Options options) {
+        const bool replaying = !options.replay_path.empty();
+        Runtime rt(std::move(options));
+        return rt.run([replaying] {
+            std::printf("a whole line\n");
+            must(sleep_for(1ms), "sleep");
+            std::printf("a partial line");  // in stdout's buffer when exit() runs
+            if (replaying)
+                std::exit(7);
+            return 0;
+        });
+    };
+    TempDir dir;
+    Options rec;
+    rec.record_path = dir / "trace";
+    ChildResult recorded = run_in_child([&] { return exiting_program(rec); });
+    INFO("record: " << recorded.describe());
+    REQUIRE(recorded.exited_with(0));
+
+    Options rep;
+    rep.replay_path = rec.record_path;
+    rep.mark_stdio = true;
+    ChildResult replayed = run_in_child([&] { return exiting_program(rep); });
+    INFO("replay: " << replayed.describe());
+    REQUIRE(replayed.exited_with(7));
+    const std::vector<std::string> out = lines_of(replayed.out);
+    REQUIRE(out.size() == 2);
+    const Marked first = parse(out[0]);
+    const Marked last = parse(out[1]);
+    REQUIRE(first.text == "a whole line");
+    REQUIRE(last.text == "a partial line");
+    REQUIRE(last.event > first.event);
+}
