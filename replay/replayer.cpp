@@ -23,7 +23,9 @@ Replayer::Replayer(Runtime::Impl& rt, trace::Reader reader, ReplayConfig config)
     tick_mono_ns_ = first_mono_ns_ = reader_.header().start_mono_ns;
     tick_wall_ns_ = reader_.header().start_wall_ns;
     wall_start_ns_ = last_progress_ns_ = read_monotonic_ns();
-    config_.progress = config_.progress && ::isatty(STDERR_FILENO);
+    config_.progress = config_.progress && ::isatty(STDERR_FILENO) && !config_.mark_stdio;
+    if (config_.mark_stdio)
+        marker_ = std::make_unique<StdioMarker>(reader_.header().node);
 }
 
 Replayer::~Replayer() = default;
@@ -55,16 +57,29 @@ void Replayer::consume() {
     last_good_.assign(next_);  // described only if a report needs it
     have_last_ = true;
     have_next_ = false;
-    ++consumed_;
+    handed_over();
     if (config_.progress)
         report_progress();
+}
+
+// The next event is handed to the program (or checked against it): --mark-stdio's lines
+// printed since the last one belong to that one.
+void Replayer::handed_over() {
+    if (marker_)
+        marker_->begin_event(consumed_, tick_mono_ns_ - first_mono_ns_);
+    ++consumed_;
 }
 
 // Called before each record is handed to the program: --break-at stops here.
 void Replayer::before_event(const trace::Record& r) {
     if (config_.break_at != 0 && consumed_ == config_.break_at) {
-        fmt::print(stderr, "reprise: break at event {} ({}): raising SIGTRAP\n", consumed_, trace::describe(r));
-        std::fflush(stderr);
+        const std::string says = fmt::format("reprise: break at event {} ({}): raising SIGTRAP\n", consumed_, trace::describe(r));
+        if (marker_) {
+            marker_->say(says);
+        } else {
+            fmt::print(stderr, "{}", says);
+            std::fflush(stderr);
+        }
         ::raise(SIGTRAP);
     }
 }
@@ -95,6 +110,9 @@ void Replayer::trace_ran_out(std::string_view program_did) {
 std::string Replayer::last_good() const { return have_last_ ? trace::describe(last_good_.get()) : "(none)"; }
 
 void Replayer::diverge(std::string_view trace_says, std::string_view program_did) {
+    std::fflush(stdout);  // _Exit flushes nothing: what the program printed must not be lost
+    if (marker_)
+        marker_->finish();  // the report is the replay's, not the program's
     Fiber* f = rt_.current;
     double vt = static_cast<double>(tick_mono_ns_ - first_mono_ns_) / 1e9;
     const std::string report = fmt::format(
@@ -278,7 +296,7 @@ void Replayer::deliver_pending(std::string_view data, Check&& check) {
     check(r);
     last_good_.assign(r);
     have_last_ = true;
-    ++consumed_;
+    handed_over();
     if (pending_next_ == pending_.size()) {
         for (const trace::RecordCopy& a : deferred_annotations_) {
             before_event(a.get());
@@ -408,6 +426,9 @@ void Replayer::report_progress() {
 }
 
 void Replayer::print_summary(const char* how) {
+    std::fflush(stdout);  // some ends _Exit, which flushes nothing: the program's lines go out first
+    if (marker_)
+        marker_->finish();  // every end of a replay passes here
     double wall = static_cast<double>(read_monotonic_ns() - wall_start_ns_) / 1e9;
     double virt = static_cast<double>(tick_mono_ns_ - first_mono_ns_) / 1e9;
     if (progress_shown_)

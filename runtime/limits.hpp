@@ -40,6 +40,15 @@ inline constexpr std::size_t retention_folder_entries_max = 1'000'000;
 /// a crash is held up at most this long.
 inline constexpr std::int64_t crash_wait_total_ns = 2'000'000'000;
 inline constexpr std::int64_t crash_wait_step_ns = 1'000'000;
+/// Replay with --mark-stdio: the size asked of each pipe that stands in for fds 1 and 2
+/// (F_SETPIPE_SZ; Linux's default cap, /proc/sys/fs/pipe-max-size, is 1 MiB). A smaller
+/// pipe only wakes the draining thread more often: it never blocks the program for long.
+inline constexpr std::size_t mark_stdio_pipe_bytes = 1024 * 1024;
+/// --mark-stdio: bytes of a line held back for its newline; a longer line is marked at its start
+/// and the rest goes out as it comes.
+inline constexpr std::size_t mark_stdio_line_bytes_max = 64 * 1024;
+/// --mark-stdio: bytes read from a pipe at once (and on the crash path, from the stack).
+inline constexpr std::size_t mark_stdio_read_bytes = 16 * 1024;
 
 /// Fibers alive at once in one runtime.
 inline constexpr std::size_t fibers_max = 1 << 20;
@@ -91,6 +100,8 @@ inline constexpr std::uint64_t linearizability_shrink_attempt_steps_default = 1'
 static_assert(stack_bytes_min <= stack_bytes_default && stack_bytes_default <= stack_bytes_max);
 static_assert(stack_bytes_min % page_bytes == 0 && stack_bytes_max % page_bytes == 0);
 static_assert(stack_guard_bytes % page_bytes == 0 && stack_guard_bytes > 0);
+static_assert(mark_stdio_read_bytes <= mark_stdio_line_bytes_max && mark_stdio_read_bytes <= signal_stack_bytes / 2,
+              "--mark-stdio's crash path reads into a buffer on the alternate signal stack");
 static_assert(output_low_water_bytes < output_high_water_bytes);
 static_assert(read_chunk_bytes <= input_buffer_bytes_max);
 static_assert(accepts_per_event_max <= accept_queue_max);

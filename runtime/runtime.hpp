@@ -47,6 +47,9 @@ struct Options {
     std::uint32_t replay_speed = 0;
     /// Replay: raise SIGTRAP just before event N is delivered (0: never).
     std::uint64_t break_at = 0;
+    /// Replay: prefix each line the program prints on stdout and stderr with the node, the
+    /// event number and the virtual time (see docs/porting.md, "Marking the program's output").
+    bool mark_stdio = false;
     /// Record written bytes in full rather than as length + digest.
     bool record_full_outputs = false;
     /// Split the recording into numbered segment files of about this size (0: one file).

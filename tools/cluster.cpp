@@ -105,6 +105,16 @@ std::string errno_name(std::int64_t e) {
     return fmt::format("errno {}", e);
 }
 
+// The bytes a read delivered as the trace holds them: without the redaction trailer of a read
+// that held a secret (its secret bytes are masked: docs/trace-format.md).
+std::string_view read_bytes(const trace::Wake& w) {
+    if (w.wake != WakeKind::bytes_read || w.value <= 0 || static_cast<std::uint64_t>(w.value) > w.data.size())
+        return w.data;
+    return w.data.substr(0, w.data.size() - static_cast<std::size_t>(w.value));
+}
+
+bool redacted(const trace::Wake& w) { return w.wake == WakeKind::bytes_read && w.value > 0; }
+
 // --- what pass 1 keeps ---------------------------------------------------------------------
 
 struct Write {
@@ -278,12 +288,12 @@ bool read_lane(Cluster& c, std::size_t lane_index, const ClusterRequest& rq, Pas
             if (w->wake == WakeKind::bytes_read) {
                 if (scan) {
                     Side& s = side_of(c, lane_index, w->handle, index, wall);
-                    s.bytes_read += w->data.size();
+                    s.bytes_read += read_bytes(*w).size();
                     ++s.read_count;
                 } else if (Side* s = paired(w->handle); s && keep_reads) {
                     if (s->reads.empty())
                         s->reads.reserve(s->read_count);
-                    s->reads.push_back({index, (s->reads.empty() ? 0 : s->reads.back().end) + w->data.size(), wall});
+                    s->reads.push_back({index, (s->reads.empty() ? 0 : s->reads.back().end) + read_bytes(*w).size(), wall});
                 }
             } else if (scan && (w->wake == WakeKind::eof || w->wake == WakeKind::io_error)) {
                 Side& s = side_of(c, lane_index, w->handle, index, wall);
@@ -542,6 +552,9 @@ struct Checker {
     std::uint64_t extra = 0;
     std::uint64_t extra_first_event = 0;
     std::uint64_t pieces_ok = 0;
+    bool piece_redacted = false;    ///< the piece holds bytes of a read that held a secret (masked)
+    std::uint64_t pieces_redacted = 0;
+    std::uint64_t bytes_redacted = 0;
 
     Checker() : state(XXH3_createState()) { XXH3_64bits_reset(state); }
     ~Checker() { XXH3_freeState(state); }
@@ -574,7 +587,8 @@ int run_check(Cluster& c, const ClusterRequest& rq) {
             if (!checkers[si])
                 checkers[si] = std::make_unique<Checker>();
             Checker& k = *checkers[si];
-            std::string_view d = w->data;
+            std::string_view d = read_bytes(*w);
+            const bool masked = redacted(*w);  // the pieces this read touches cannot match: the secret is masked
             while (!d.empty()) {
                 if (k.write >= writer.writes.size()) {
                     if (k.extra == 0)
@@ -588,7 +602,9 @@ int run_check(Cluster& c, const ClusterRequest& rq) {
                     k.piece_started = true;
                     k.piece_first_event = index;
                     k.piece_head.clear();
+                    k.piece_redacted = false;
                 }
+                k.piece_redacted = k.piece_redacted || masked;
                 const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(d.size(), wr.end - k.pos));
                 XXH3_64bits_update(k.state, d.data(), take);
                 if (k.piece_head.size() < piece_head_bytes)
@@ -599,7 +615,10 @@ int run_check(Cluster& c, const ClusterRequest& rq) {
                     const std::uint64_t got = XXH3_64bits_digest(k.state);
                     XXH3_64bits_reset(k.state);
                     k.piece_started = false;
-                    if (got != wr.digest) {
+                    if (k.piece_redacted) {
+                        ++k.pieces_redacted;
+                        k.bytes_redacted += wr.end - (k.write == 0 ? 0 : writer.writes[k.write - 1].end);
+                    } else if (got != wr.digest) {
                         if (k.mismatches++ == 0) {
                             const std::uint64_t start = k.write == 0 ? 0 : writer.writes[k.write - 1].end;
                             mismatches.push_back(fmt::format(
@@ -637,7 +656,7 @@ int run_check(Cluster& c, const ClusterRequest& rq) {
                    l.damage ? fmt::format("; DAMAGED: {}", *l.damage) : l.ended ? std::string() : std::string("; cut off"));
 
     std::vector<std::string> unread, extras, beyond, listing;
-    std::uint64_t bytes_checked = 0, pieces_checked = 0, partial = 0;
+    std::uint64_t bytes_checked = 0, pieces_checked = 0, partial = 0, redacted_pieces = 0;
     for (std::size_t si = 0; si < c.sides.size(); ++si) {
         const Side& s = c.sides[si];
         if (!s.other)
@@ -645,8 +664,9 @@ int run_check(Cluster& c, const ClusterRequest& rq) {
         const Side& writer = c.sides[*s.other];
         const Checker* k = checkers[si].get();
         const std::uint64_t pos = k ? k->pos - k->extra : 0;
-        bytes_checked += pos;
+        bytes_checked += pos - (k ? k->bytes_redacted : 0);
         pieces_checked += k ? k->pieces_ok + k->mismatches : 0;
+        redacted_pieces += k ? k->pieces_redacted : 0;
         if (k && k->extra > 0) {
             const Lane& wl = c.lanes[writer.lane];
             if (wl.ended && !wl.damage)
@@ -711,6 +731,10 @@ int run_check(Cluster& c, const ClusterRequest& rq) {
         fmt::print("note: {} handle(s) carry bytes but no accepted or connected record (cannot be paired)\n", unaddressed);
     if (partial > 0)
         fmt::print("note: {} connection(s) end inside a write: its last bytes read could not be checked\n", partial);
+    if (redacted_pieces > 0)
+        fmt::print("note: {} write(s) carried a secret the reader's trace holds masked (--requirepass-file and the "
+                   "like): not compared\n",
+                   redacted_pieces);
 
     bool damaged = false;
     for (const Lane& l : c.lanes)
@@ -888,13 +912,14 @@ public:
             auto it = l.sides.find(w->handle);
             switch (w->wake) {
             case WakeKind::bytes_read: {
-                decoder(it->second).feed(w->data, messages);
+                decoder(it->second).feed(read_bytes(*w), messages);
                 if (src)
                     fmt::format_to(to, FMT_COMPILE("read c{} <- {} #{} ({} B)"), w->handle,
                                    c_.lanes[c_.sides[src->side].lane].label, c_.sides[src->side].writes[src->write].event,
-                                   w->data.size());
+                                   read_bytes(*w).size());
                 else
-                    fmt::format_to(to, FMT_COMPILE("read c{} <- {} ({} B)"), w->handle, peers_[it->second], w->data.size());
+                    fmt::format_to(to, FMT_COMPILE("read c{} <- {} ({} B)"), w->handle, peers_[it->second],
+                                   read_bytes(*w).size());
                 return;
             }
             case WakeKind::eof: fmt::format_to(to, "eof c{} (the peer closed its side)", w->handle); return;

@@ -15,13 +15,8 @@
 
 namespace reprise::tool {
 
-std::string shown(std::string_view s) {
-    bool plain = !s.empty();
-    for (unsigned char c : s)
-        plain = plain && c > 0x20 && c < 0x7f && c != '"' && c != '\\';
-    if (plain)
-        return std::string(s);
-    std::string out = "\"";
+std::string escaped(std::string_view s) {
+    std::string out;
     for (unsigned char c : s) {
         if (c == '"' || c == '\\')
             out += fmt::format("\\{}", static_cast<char>(c));
@@ -30,7 +25,14 @@ std::string shown(std::string_view s) {
         else
             out += fmt::format("\\x{:02x}", c);
     }
-    return out + "\"";
+    return out;
+}
+
+std::string shown(std::string_view s) {
+    bool plain = !s.empty();
+    for (unsigned char c : s)
+        plain = plain && c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+    return plain ? std::string(s) : fmt::format("\"{}\"", escaped(s));
 }
 
 std::string shown_short(std::string_view s, std::size_t max) {

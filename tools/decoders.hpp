@@ -62,6 +62,9 @@ private:
 /// side of an authenticated raft link starts with random bytes); nullptr otherwise.
 std::unique_ptr<StreamDecoder> answering_decoder(const StreamDecoder& other_direction);
 
+/// Bytes from a hostile source, safe for a terminal: printable ASCII as is, quote and
+/// backslash escaped by a backslash, anything else as \xNN.
+std::string escaped(std::string_view s);
 /// A string from a hostile source, safe for a terminal: printable ASCII as is, anything
 /// else escaped; quoted when it had to be escaped or holds a space.
 std::string shown(std::string_view s);

@@ -1,5 +1,6 @@
 // reprise: the command line tool that inspects traces (info, dump, verify, diff).
 #include <reprise/record/chunk.hpp>
+#include <reprise/record/codec.hpp>
 #include <reprise/record/json.hpp>
 #include <reprise/record/trace.hpp>
 #include <reprise/record/trace_state.hpp>
@@ -14,9 +15,11 @@
 
 #include <algorithm>
 #include <charconv>
+#include <climits>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -45,7 +48,8 @@ A segmented trace (TRACE.0, TRACE.1, ...) is named without its suffix.
 
 Commands:
   info TRACE             what the header says, record counts, time span and whether it is complete
-  dump TRACE             one line per event (--json for JSON lines; --from, --to, --kind to select)
+  dump TRACE...          one line per event (--json for JSON lines; --from, --to, --kind, --handle,
+                         --node to select; --full for every byte)
   verify TRACE           checks every chunk and the end record; exit 0 when intact and complete
   diff A B               the first event where two traces differ
   cluster check|log|timeline TRACE...|DIR
@@ -86,13 +90,19 @@ Exit code: 0 when the header could be read (whatever the state of the rest: use
 `reprise verify` for a yes/no answer), 2 otherwise.
 )";
 
-constexpr const char* dump_help = R"(Usage: reprise dump TRACE [--json] [--from N] [--to N] [--kind K[,K...]]
+constexpr const char* dump_help = R"(Usage: reprise dump TRACE... [--json] [--from N] [--to N] [--kind K[,K...]]
+                    [--handle H[,H...]] [--node NAME] [--bytes N | --full]
 
 Prints one event per line: its index (#N), its virtual time in seconds, and the record.
+Given several traces (the nodes of a cluster, a node's runs), dumps each in turn, in the
+order given, each numbered from its own event 0, and starts every line with the trace's node.
 
 Options:
   --json        one JSON object per line: "index", "vt_ns" (virtual time in nanoseconds)
-                and the record's fields (bytes as hex in "data_hex")
+                and the record's fields (bytes as hex in "data_hex", always in full); with
+                several traces, "node" too. An errno gets its name beside its number:
+                "errno_name" for an io_error wake-up's "value", "error_name" for a failed
+                connect's "error"; listen and connect inputs add their decoded "result"
   --from N      start at event N (default 0)
   --to N        stop after event N (inclusive; default: the last event)
   --kind K      only records of kind K: a record kind (tick, wake, input, output, spawn,
@@ -100,11 +110,25 @@ Options:
                 bytes_read, eof, io_error, drained, signal, offload_done), an input kind
                 (precise_clock, secure_random, env, app, listen, connect) or an output kind
                 (conn_write, exit). Repeat the option or separate kinds by commas for several.
+  --handle H    only events on handle H: wake-ups and outputs of H, the accepted record
+                that created connection H or that listener H accepted, the connected record
+                of H, H's output_left inputs, and the spawn of task H. Listen and connect
+                inputs name an address, not a handle: select them with --kind. Repeat the
+                option or separate handles by commas for several; --kind narrows further
+  --node NAME   only the traces whose header names node NAME; another trace prints
+                nothing, and says so on stderr
+  --bytes N     print at most N bytes of each payload (data read, input values, written
+                bytes recorded in full, names); default 64. A shortened payload says so
+                where it is cut, with how many bytes were left out
+  --full        print every byte of every payload (--json always does)
 
-Exit code: 0 when the selected events were read; 1 when the trace is damaged before
+Errno values are printed by name (ECONNREFUSED), or as a number when the C library has
+no name for them.
+
+Exit code: 0 when the selected events were read; 1 when a trace is damaged before
 --to (the events up to the damage are printed; the message goes to stderr); 2 on a bad
-command line or an unreadable file. A trace cut off without damage (no end record)
-exits 0 with a note on stderr.
+command line or an unreadable file (the other traces are still dumped). A trace cut off
+without damage (no end record) exits 0 with a note on stderr.
 )";
 
 constexpr const char* keygen_help = R"(Usage: reprise keygen FILE
@@ -146,7 +170,8 @@ point up to which both agree (they cannot be compared past it).
 
 // --- small helpers ----------------------------------------------------------------
 
-// A string from a (hostile) file, safe for a terminal (tools/decoders.hpp).
+// Bytes and strings from a (hostile) file, safe for a terminal (tools/decoders.hpp).
+using reprise::tool::escaped;
 using reprise::tool::shown;
 
 // Nanoseconds as seconds with nine decimals, computed in integers.
@@ -525,83 +550,302 @@ int cmd_info(const Args& args) {
 
 // --- dump -------------------------------------------------------------------------------------
 
-int cmd_dump(const Args& args) {
-    if (args.operands.size() != 1)
-        return usage_error("dump", "expects exactly one trace");
-    std::uint64_t from = 0, to = UINT64_MAX;
-    if (args.has("--from")) {
-        auto v = parse_index(args.options.at("--from").back());
+/// Default of --bytes: as much as a terminal line holds beside the record's fields.
+constexpr std::uint64_t dump_bytes_default = 64;
+
+/// What `dump` selects and how it prints it.
+struct DumpOptions {
+    std::uint64_t from = 0;
+    std::uint64_t to = UINT64_MAX;
+    std::set<std::string> kinds;           ///< empty: every kind
+    std::set<std::uint64_t> handles;       ///< empty: every event
+    std::optional<std::string> node;       ///< only traces of this node
+    std::uint64_t bytes_max = dump_bytes_default;  ///< of each payload in text (UINT64_MAX: all)
+    bool json = false;
+    bool several = false;                  ///< several traces: each line names its node
+};
+
+// The symbolic name of an errno value ("ECONNREFUSED"), or nothing when the C library
+// has none (then the number is printed alone).
+std::optional<std::string> errno_name(std::int64_t e) {
+    if (e <= 0 || e > INT_MAX)
+        return std::nullopt;
+    const char* name = strerrorname_np(static_cast<int>(e));
+    return name ? std::optional<std::string>(name) : std::nullopt;
+}
+
+// An errno for a text line: its name, or its number when it has none.
+std::string errno_text(std::int64_t e) { return errno_name(e).value_or(std::to_string(e)); }
+
+// A payload for a text line, quoted and escaped: at most `bytes_max` bytes of it, and where
+// it is cut, how many bytes were left out and how to see them. Counts the cut in `cuts`.
+std::string payload(std::string_view bytes, std::size_t bytes_max, std::uint64_t& cuts) {
+    if (bytes.size() <= bytes_max)
+        return fmt::format("\"{}\"", escaped(bytes));
+    ++cuts;
+    return fmt::format("\"{}\"[{} more bytes not shown: --full or --bytes {} shows them]",
+                       escaped(bytes.substr(0, bytes_max)), bytes.size() - bytes_max, bytes.size());
+}
+
+// A listen or connect input's recorded outcome, decoded: "ok", "ok bound=ADDR" or "error
+// CODE (ERRNO)"; nothing when the value does not decode (then its bytes are shown).
+std::optional<std::string> connect_outcome(const trace::Input& in) {
+    auto error_text = [](const reprise::Error& e) {
+        return e.sys_errno == 0 ? fmt::format("error {}", reprise::errc_name(e.code))
+                                : fmt::format("error {} ({})", reprise::errc_name(e.code), errno_text(e.sys_errno));
+    };
+    if (in.input == trace::InputKind::listen) {
+        auto v = reprise::decode_value<std::pair<reprise::Result<void>, std::string>>(in.value);
         if (!v)
-            return usage_error("dump", fmt::format("--from needs an event index, not {}", shown(args.options.at("--from").back())));
-        from = *v;
+            return std::nullopt;
+        return v->first.ok() ? fmt::format("ok bound={}", shown(v->second)) : error_text(v->first.error());
     }
-    if (args.has("--to")) {
-        auto v = parse_index(args.options.at("--to").back());
+    if (in.input == trace::InputKind::connect) {
+        auto v = reprise::decode_value<reprise::Result<void>>(in.value);
         if (!v)
-            return usage_error("dump", fmt::format("--to needs an event index, not {}", shown(args.options.at("--to").back())));
-        to = *v;
+            return std::nullopt;
+        return v->ok() ? std::string("ok") : error_text(v->error());
     }
-    if (from > to)
-        return usage_error("dump", fmt::format("--from {} is past --to {}", from, to));
-    std::set<std::string> kinds;
-    if (args.has("--kind")) {
-        const std::vector<std::string> known = kind_names();
-        for (const std::string& list : args.options.at("--kind")) {
-            std::size_t start = 0;
-            for (;;) {
-                std::size_t comma = list.find(',', start);
-                std::string k = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-                if (std::find(known.begin(), known.end(), k) == known.end()) {
-                    std::string all;
-                    for (const std::string& n : known)
-                        all += (all.empty() ? "" : ", ") + n;
-                    return usage_error("dump", fmt::format("unknown kind {}; known kinds: {}", shown(k), all));
-                }
-                kinds.insert(k);
-                if (comma == std::string::npos)
-                    break;
-                start = comma + 1;
+    return std::nullopt;
+}
+
+// One record as a dump line: trace::describe()'s fields, with errno values named and no
+// payload shortened without saying so.
+std::string dump_text(const trace::Record& record, std::size_t bytes_max, std::uint64_t& cuts) {
+    using reprise::WakeKind;
+    if (const auto* w = std::get_if<trace::Wake>(&record)) {
+        std::string s = fmt::format("wake {} handle={} value={}", reprise::wake_kind_name(w->wake), w->handle,
+                                    w->wake == WakeKind::io_error ? errno_text(w->value) : std::to_string(w->value));
+        if (w->wake == WakeKind::bytes_read && w->value > 0) {
+            // A read holding a secret: its bytes with the secret masked, then the trailer saying where (not shown).
+            const std::string_view read = w->data.substr(0, w->data.size() - static_cast<std::size_t>(w->value));
+            s += fmt::format(" bytes={} {} (redacted: {} spans)", read.size(), payload(read, bytes_max, cuts),
+                             static_cast<std::size_t>(w->value) / trace::redaction_bytes);
+        } else if (!w->data.empty()) {
+            s += fmt::format(" bytes={} {}", w->data.size(), payload(w->data, bytes_max, cuts));
+        }
+        return s;
+    }
+    if (const auto* i = std::get_if<trace::Input>(&record)) {
+        std::string s = fmt::format("input {} name={}", reprise::input_kind_name(i->input), payload(i->name, bytes_max, cuts));
+        if (auto outcome = connect_outcome(*i))
+            return s + fmt::format(" result={}", *outcome);
+        return s + fmt::format(" bytes={} {}", i->value.size(), payload(i->value, bytes_max, cuts));
+    }
+    if (const auto* o = std::get_if<trace::Output>(&record)) {
+        std::string s = fmt::format("output {} handle={} length={} digest={:016x}", reprise::output_kind_name(o->output),
+                                    o->handle, o->length, o->digest);
+        if (!o->bytes.empty())
+            s += fmt::format(" {}", payload(o->bytes, bytes_max, cuts));
+        return s;
+    }
+    if (const auto* sp = std::get_if<trace::Spawn>(&record))
+        return fmt::format("spawn task={} name={}", sp->task, payload(sp->name, bytes_max, cuts));
+    if (const auto* c = std::get_if<trace::Connected>(&record); c && c->error != 0)
+        return fmt::format("connected connection={} error={}", c->connection, errno_text(c->error));
+    if (const auto* a = std::get_if<trace::Annotation>(&record)) {
+        std::string s = fmt::format("annotation {}", payload(a->name, bytes_max, cuts));
+        for (std::size_t k = 0; k < a->count; ++k) {
+            const trace::AnnotationField& f = a->fields[k];
+            s += f.is_text ? fmt::format(" {}={}", escaped(f.key), payload(f.text, bytes_max, cuts))
+                           : fmt::format(" {}={}", escaped(f.key), f.number);
+        }
+        return s;
+    }
+    return trace::describe(record);  // tick, end, accepted, a connect that succeeded: no payload, no errno
+}
+
+// A failed listen's or connect's outcome as JSON members: the runtime's code, the errno and its name.
+void error_members(const reprise::Error& e, reprise::JsonWriter& j) {
+    j.member("errc", reprise::errc_name(e.code)).member("errno", e.sys_errno);
+    if (auto name = errno_name(e.sys_errno))
+        j.member("errno_name", *name);
+}
+
+// The JSON members dump adds to trace::to_json(): errno names beside their numbers, and
+// the decoded outcome of listen and connect inputs.
+void dump_json_extras(const trace::Record& record, reprise::JsonWriter& j) {
+    if (const auto* w = std::get_if<trace::Wake>(&record); w && w->wake == reprise::WakeKind::io_error) {
+        if (auto name = errno_name(w->value))
+            j.member("errno_name", *name);
+    } else if (const auto* c = std::get_if<trace::Connected>(&record); c && c->error != 0) {
+        if (auto name = errno_name(c->error))
+            j.member("error_name", *name);
+    } else if (const auto* i = std::get_if<trace::Input>(&record)) {
+        if (i->input == trace::InputKind::listen) {
+            if (auto v = reprise::decode_value<std::pair<reprise::Result<void>, std::string>>(i->value)) {
+                j.key("result").begin_object().member("ok", v->first.ok());
+                if (v->first.ok())
+                    j.member("bound", v->second);
+                else
+                    error_members(v->first.error(), j);
+                j.end_object();
+            }
+        } else if (i->input == trace::InputKind::connect) {
+            if (auto v = reprise::decode_value<reprise::Result<void>>(i->value)) {
+                j.key("result").begin_object().member("ok", v->ok());
+                if (!v->ok())
+                    error_members(v->error(), j);
+                j.end_object();
             }
         }
     }
-    const bool json = args.has("--json");
+}
 
+// Whether a record is about one of `handles` (see --handle in the help).
+bool names_handle(const trace::Record& record, const std::set<std::uint64_t>& handles) {
+    auto has = [&](std::uint64_t h) { return handles.count(h) != 0; };
+    if (const auto* w = std::get_if<trace::Wake>(&record))
+        return has(w->handle);
+    if (const auto* o = std::get_if<trace::Output>(&record))
+        return o->output == trace::OutputKind::conn_write && has(o->handle);
+    if (const auto* a = std::get_if<trace::Accepted>(&record))
+        return has(a->listener) || has(a->connection);
+    if (const auto* c = std::get_if<trace::Connected>(&record))
+        return has(c->connection);
+    if (const auto* s = std::get_if<trace::Spawn>(&record))
+        return has(s->task);
+    if (const auto* i = std::get_if<trace::Input>(&record); i && i->input == trace::InputKind::output_left) {
+        auto id = parse_index(i->name);
+        return id && has(*id);
+    }
+    return false;
+}
+
+// The items of a repeatable, comma-separated option, in order.
+std::vector<std::string> list_items(const Args& args, const std::string& option) {
+    std::vector<std::string> items;
+    if (!args.has(option))
+        return items;
+    for (const std::string& list : args.options.at(option)) {
+        std::size_t start = 0;
+        for (;;) {
+            const std::size_t comma = list.find(',', start);
+            items.push_back(list.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+            if (comma == std::string::npos)
+                break;
+            start = comma + 1;
+        }
+    }
+    return items;
+}
+
+// Reads dump's options; a message on a bad one.
+std::optional<std::string> parse_dump_options(const Args& args, DumpOptions& o) {
+    const std::pair<const char*, std::uint64_t*> numbers[] = {{"--from", &o.from}, {"--to", &o.to}, {"--bytes", &o.bytes_max}};
+    for (const auto& [flag, value] : numbers) {
+        if (!args.has(flag))
+            continue;
+        auto v = parse_index(args.options.at(flag).back());
+        if (!v)
+            return fmt::format("{} needs {}, not {}", flag, value == &o.bytes_max ? "a number of bytes" : "an event index",
+                               shown(args.options.at(flag).back()));
+        *value = *v;
+    }
+    if (o.from > o.to)
+        return fmt::format("--from {} is past --to {}", o.from, o.to);
+    if (args.has("--full") && args.has("--bytes"))
+        return std::string("--full prints every byte and --bytes N at most N: give one of them");
+    if (args.has("--full"))
+        o.bytes_max = UINT64_MAX;
+    const std::vector<std::string> known = kind_names();
+    for (const std::string& k : list_items(args, "--kind")) {
+        if (std::find(known.begin(), known.end(), k) == known.end()) {
+            std::string all;
+            for (const std::string& n : known)
+                all += (all.empty() ? "" : ", ") + n;
+            return fmt::format("unknown kind {}; known kinds: {}", shown(k), all);
+        }
+        o.kinds.insert(k);
+    }
+    for (const std::string& h : list_items(args, "--handle")) {
+        auto id = parse_index(h);
+        if (!id || *id == 0)
+            return fmt::format("--handle needs handle ids (numbers from 1, as dump prints them), not {}", shown(h));
+        o.handles.insert(*id);
+    }
+    if (args.has("--node")) {
+        o.node = args.options.at("--node").back();
+        if (o.node->empty())
+            return std::string("--node needs a node name");
+    }
+    o.json = args.has("--json");
+    o.several = args.operands.size() > 1;
+    return std::nullopt;
+}
+
+// Whether dump prints a record under `o`'s --kind and --handle.
+bool selected(const trace::Record& r, const DumpOptions& o) {
+    if (!o.kinds.empty()) {
+        const char* sub = sub_kind_name(r);
+        if (!o.kinds.count(trace::record_kind_name(trace::kind_of(r))) && !(sub && o.kinds.count(sub)))
+            return false;
+    }
+    return o.handles.empty() || names_handle(r, o.handles);
+}
+
+// Dumps one trace; its exit code. `cuts` counts the payloads shortened.
+int dump_trace(const std::string& path, const DumpOptions& o, std::uint64_t& cuts) {
     int code = exit_ok;
-    auto c = open_trace(args.operands[0], "dump", code);
+    auto c = open_trace(path, "dump", code);
     if (!c)
         return code;
+    const std::string& node = c->reader.header().node;
+    if (o.node && node != *o.node) {
+        fmt::print(stderr, "reprise dump: {} is node {}, not {}: nothing printed from it\n", path, shown(node),
+                   shown(*o.node));
+        return exit_ok;
+    }
+    const std::string prefix = o.several ? fmt::format("{} ", shown(node)) : std::string();
     reprise::JsonWriter line;
-    while (c->count <= to && c->next()) {
-        if (c->index < from)
+    while (c->count <= o.to && c->next()) {
+        if (c->index < o.from || !selected(c->record, o))
             continue;
         const trace::Record& r = c->record;
-        if (!kinds.empty()) {
-            const char* sub = sub_kind_name(r);
-            if (!kinds.count(trace::record_kind_name(trace::kind_of(r))) && !(sub && kinds.count(sub)))
-                continue;
-        }
-        if (json) {
+        if (o.json) {
             line.clear();
-            line.begin_object().member("index", c->index).member("vt_ns", c->vt_ns());
+            line.begin_object();
+            if (o.several)
+                line.member("node", node);
+            line.member("index", c->index).member("vt_ns", c->vt_ns());
             trace::to_json(r, line);
+            dump_json_extras(r, line);
             line.end_object();
             fmt::print("{}\n", line.str());
         } else {
-            fmt::print("#{:<7} {:>15}  {}\n", c->index, seconds(c->vt_ns()), trace::describe(r));
+            fmt::print("{}#{:<7} {:>15}  {}\n", prefix, c->index, seconds(c->vt_ns()), dump_text(r, o.bytes_max, cuts));
         }
     }
     std::fflush(stdout);
     if (c->reader.error()) {
-        fmt::print(stderr, "reprise dump: the trace stops early: {}\n  last good event: {}\n", c->damage(),
-                   c->last_good_event());
+        fmt::print(stderr, "reprise dump: {}the trace stops early: {}\n  last good event: {}\n",
+                   o.several ? fmt::format("{}: ", path) : std::string(), c->damage(), c->last_good_event());
         return exit_failed;
     }
-    if (c->count <= to && !c->reader.saw_end())
-        fmt::print(stderr, "reprise dump: note: the trace has no end record (the recording was cut off); last event: {}\n",
-                   c->last_good_event());
-    if (from >= c->count)
-        fmt::print(stderr, "reprise dump: note: there is no event #{}: the trace holds {} event(s)\n", from, c->count);
+    if (c->count <= o.to && !c->reader.saw_end())
+        fmt::print(stderr, "reprise dump: note: {} has no end record (the recording was cut off); last event: {}\n",
+                   path, c->last_good_event());
+    if (o.from >= c->count)
+        fmt::print(stderr, "reprise dump: note: {} has no event #{}: it holds {} event(s)\n", path, o.from, c->count);
     return exit_ok;
+}
+
+int cmd_dump(const Args& args) {
+    if (args.operands.empty())
+        return usage_error("dump", "expects one or more traces");
+    DumpOptions o;
+    if (auto why = parse_dump_options(args, o))
+        return usage_error("dump", *why);
+    int code = exit_ok;
+    std::uint64_t cuts = 0;
+    for (const std::string& path : args.operands)
+        code = std::max(code, dump_trace(path, o, cuts));
+    if (cuts > 0)
+        fmt::print(stderr,
+                   "reprise dump: note: {} payload(s) shortened to their first {} bytes, each marked where it is cut; "
+                   "--full prints every byte\n",
+                   cuts, o.bytes_max);
+    return code;
 }
 
 // --- verify -----------------------------------------------------------------------------------
@@ -964,7 +1208,7 @@ struct Command {
 const std::vector<Command>& commands() {
     static const std::vector<Command> list = {
         {"info", info_help, cmd_info, {}, {"--record-key"}},
-        {"dump", dump_help, cmd_dump, {"--json"}, {"--from", "--to", "--kind", "--record-key"}},
+        {"dump", dump_help, cmd_dump, {"--json", "--full"}, {"--from", "--to", "--kind", "--handle", "--node", "--bytes", "--record-key"}},
         {"verify", verify_help, cmd_verify, {}, {"--record-key"}},
         {"diff", diff_help, cmd_diff, {}, {"--record-key"}},
         {"keygen", keygen_help, cmd_keygen, {}, {}},

@@ -4,6 +4,7 @@
 #include "reprise/runtime/internal/private.hpp"
 
 #include "reprise/io/internal/tcp_state.hpp"
+#include "reprise/replay/internal/stdio_marker.hpp"
 #include "reprise/record/trace.hpp"
 #include "reprise/runtime/internal/core.hpp"
 #include "reprise/runtime/internal/journal.hpp"
@@ -19,6 +20,8 @@ struct ReplayConfig {
     std::uint32_t speed = 0;
     /// Raise SIGTRAP just before record N is delivered (0: never).
     std::uint64_t break_at = 0;
+    /// --mark-stdio: the program's output lines marked with node, event and virtual time.
+    bool mark_stdio = false;
     /// Progress on stderr (only when it is a terminal).
     bool progress = true;
 };
@@ -81,6 +84,8 @@ private:
     /// The next record, read ahead; null at the end of the trace.
     const trace::Record* peek();
     void consume();
+    /// Counts the event handed over (consume() and the gate's wake-ups alike).
+    void handed_over();
     /// The next of this tick's wake-ups is delivered (`data`: its bytes in the batch),
     /// checked by `check(record)` first.
     template <class Check>
@@ -114,6 +119,7 @@ private:
     std::vector<trace::RecordCopy> deferred_annotations_;  ///< skipped while read ahead of them
     std::vector<std::string> secrets_;     ///< supplied again and checked: restore redacted reads
     std::string unredacted_;               ///< a redacted read, restored (reused)
+    std::unique_ptr<StdioMarker> marker_;  ///< --mark-stdio, or null
 };
 
 class Recorder;

@@ -222,6 +222,54 @@ TEST_CASE("a recorded program whose task overflows its stack leaves the events b
 
 namespace {
 
+/// A replay with --mark-stdio that crashes as recorded: the crash hook writes out what the
+/// program printed, each line marked "[node #N +S.mmms] ", the event numbers never going back.
+void check_marked_output_survives_the_crash(Crash how) {
+    INFO("crash by " << crash_name(how));
+    TempDir dir;
+    const std::string path = dir / "trace";
+    Options rec;
+    rec.record_path = path;
+    ChildResult recorded = run_in_child([&] { return crashing_server(rec, how); });
+    INFO("record: " << recorded.describe());
+    REQUIRE(died_of(recorded, how));
+
+    Options rep;
+    rep.replay_path = path;
+    rep.mark_stdio = true;
+    ChildResult replayed = run_in_child([&] { return crashing_server(rep, how); });
+    INFO("replay with --mark-stdio: " << replayed.describe());
+    REQUIRE(died_of(replayed, how));
+    std::vector<std::string> lines;
+    for (std::size_t at = 0, nl; (nl = replayed.out.find('\n', at)) != std::string::npos; at = nl + 1)
+        lines.push_back(replayed.out.substr(at, nl - at));
+    REQUIRE(lines.size() == 20);
+    std::uint64_t previous = 0;
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        INFO("line " << i << ": " << lines[i]);
+        REQUIRE(lines[i].rfind("[node #", 0) == 0);
+        const std::size_t close = lines[i].find("s] ");
+        REQUIRE(close != std::string::npos);
+        REQUIRE(lines[i].substr(close + 3) == fmt::format("ok {}", i));
+        const std::uint64_t event = std::stoull(lines[i].substr(7));
+        REQUIRE(event >= previous);
+        previous = event;
+    }
+    REQUIRE(previous > 0);
+}
+
+} // namespace
+
+TEST_CASE("a replay with --mark-stdio that aborts as recorded writes out every line the program printed, marked") {
+    check_marked_output_survives_the_crash(Crash::abort);
+}
+
+TEST_CASE("a replay with --mark-stdio that segfaults as recorded writes out every line the program printed, marked") {
+    check_marked_output_survives_the_crash(Crash::segfault);
+}
+
+namespace {
+
 /// Records `nodes` runtimes at once in this process: each runs a task that takes an app
 /// input and sleeps, so each trace has records of its own. With `crash_after`, the last
 /// one aborts in the middle of its run, while every runtime is alive with its crash hook.

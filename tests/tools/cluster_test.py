@@ -115,6 +115,14 @@ def check_scenarios(work):
     labels = [l.split()[1] for l in out.splitlines() if not l.startswith("#") and l.split()[1].startswith("b/")]
     expect(labels and labels == sorted(labels), "restart: every event of b's first run before its second run's", out)
 
+    # A read that held a secret is masked in the reader's trace: not compared, said so; the rest is.
+    rc, out, err = run("cluster", "check", d("secret"))
+    expect(rc == 0 and "note: 1 write(s) carried a secret" in out and "checked 14 bytes in 1 writes" in out
+           and "CONSISTENT" in out, "check: a write holding a masked secret is not compared, the next one is", out + err)
+    rc, out, err = run("cluster", "log", d("secret"))
+    expect(rc == 0 and "(27 B): AUTH *******" in out and "hunter2" not in out,
+           "log: a redacted read shows its masked bytes, without its trailer", out + err)
+
     # An authenticated reprise-raft link: the handshake named (never its bytes), the tag skipped.
     rc, out, err = run("cluster", "log", d("auth"))
     expect(rc == 0 and "read c5 <- b #2 (40 B): auth: challenge (nonce)" in out

@@ -13,6 +13,8 @@
 //   restart     b runs twice: its first run reads "hello", answers (a reads "+LATE") and is killed
 //               before that write is recorded (no End record); its second run (a later trace of
 //               the same node) accepts a's second connection
+//   secret      a sends AUTH hunter2 then PING (RESP); b's trace holds the first read redacted
+//               (the password masked, a 16-byte trailer: issue 16's format), the second as is
 //   auth        an authenticated reprise-raft link: b (accepting) sends its challenge and proof,
 //               a (connecting) its answer, then a RequestVote followed by its 32-byte tag
 //
@@ -183,6 +185,32 @@ void write_auth(const std::filesystem::path& dir) {
     save(b, dir / "b.trace", true);
 }
 
+// a's AUTH carries a password that b's trace holds masked (a read with a redaction trailer).
+void write_secret(const std::filesystem::path& dir) {
+    std::filesystem::create_directories(dir);
+    TraceBuilder a(header("a", wall0), nullptr);
+    const trace::Header& ha = a.header();
+    a.put(tick(ha, 1 * ms));
+    a.put(trace::Connected{.connection = 5, .error = 0, .peer = addr("10.0.0.2:7000"), .local = addr("10.0.0.1:40000")});
+    a.put(write(5, "*2\r\n$4\r\nAUTH\r\n$7\r\nhunter2\r\n"));
+    a.put(write(5, "*1\r\n$4\r\nPING\r\n"));
+    save(a, dir / "a.trace", true);
+
+    // The span: offset 18, length 7, secret 0, offset 0 in it (little-endian u32s).
+    std::string redacted = "*2\r\n$4\r\nAUTH\r\n$7\r\n*******\r\n";
+    for (std::uint32_t v : {18u, 7u, 0u, 0u})
+        for (int i = 0; i < 4; ++i)
+            redacted.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    TraceBuilder b(header("b", wall0), nullptr);
+    const trace::Header& hb = b.header();
+    b.put(tick(hb, 2 * ms));
+    b.put(trace::Accepted{.listener = 1, .connection = 9, .peer = addr("10.0.0.1:40000"), .local = addr("10.0.0.2:7000")});
+    b.put(trace::Wake{.wake = WakeKind::bytes_read, .handle = 9, .value = static_cast<std::int64_t>(trace::redaction_bytes),
+                      .data = redacted});
+    b.put(read(9, "*1\r\n$4\r\nPING\r\n"));
+    save(b, dir / "b.trace", true);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -210,5 +238,6 @@ int main(int argc, char** argv) {
     write_scenario(dir / "skew", s);
     write_restart(dir / "restart");
     write_auth(dir / "auth");
+    write_secret(dir / "secret");
     return 0;
 }

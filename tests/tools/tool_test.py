@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks the `reprise` tool (info, dump, verify, diff) on traces the echo example records.
 
-Usage: tool_test.py REPRISE_TOOL REPRISE_ECHO
+Usage: tool_test.py REPRISE_TOOL REPRISE_ECHO REPRISE_RAFT
 
 Records two traces with `reprise-echo demo` into a temporary directory, then checks
 each command on them, on damaged copies (truncated, a flipped byte) and on garbage.
@@ -13,14 +13,17 @@ import json
 import os
 import random
 import re
+import signal
+import subprocess
 import sys
 import tempfile
+import time
 
 import xxhash  # Debian python3-xxhash (./dev installs it)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import reprise_trace  # noqa: E402
-from reprise_test import check, replay, report, run as run_bounded  # noqa: E402
+from reprise_test import check, free_ports, replay, report, run as run_bounded  # noqa: E402
 
 TIMEOUT_S = 60
 
@@ -171,6 +174,145 @@ def check_dump(tool, a, counts, total):
           "--from and --to select an inclusive range", out + err)
 
 
+def check_dump_selection(tool, a):
+    """`reprise dump --handle`, `--node`, several traces, and shortened payloads that say so."""
+    rc, out, err = run([tool, "dump", a, "--json"])
+    events = [json.loads(line) for line in out.splitlines()]
+    accepted = [e for e in events if e.get("kind") == "accepted"]
+    check(rc == 0 and accepted, "the echo demo accepts connections", out[:500] + err)
+    if not accepted:
+        return
+    conn = accepted[0]["connection"]
+    mine = [e["index"] for e in events
+            if conn in (e.get("handle"), e.get("connection"), e.get("listener"))
+            and not (e.get("kind") == "output" and e.get("output") != "conn_write")]
+    rc, out, err = run([tool, "dump", a, "--handle", str(conn)])
+    got = [int(line.split()[0][1:]) for line in out.splitlines()]
+    check(rc == 0 and got == mine and got[0] == accepted[0]["index"],
+          "--handle H prints exactly the events on H, starting with the accepted record that created it",
+          f"got {got}, want {mine}\n{err}")
+    check(any(" bytes_read " in line for line in out.splitlines()) and any(" conn_write " in line for line in out.splitlines()),
+          "--handle H keeps H's reads and writes", out)
+    other = accepted[-1]["connection"]
+    rc, out, err = run([tool, "dump", a, f"--handle={conn},{other}", "--kind", "eof"])
+    check(rc == 0 and len(out.splitlines()) == (2 if other != conn else 1),
+          "--handle takes a comma-separated list and --kind narrows it", out + err)
+    rc, _, err = run([tool, "dump", a, "--handle", "x"])
+    check(rc == 2 and "--handle needs handle ids" in err, "a bad --handle exits 2 with a message", err)
+
+    rc, out, err = run([tool, "dump", a, "--node", "tooltest", "--kind", "end"])
+    check(rc == 0 and len(out.splitlines()) == 1, "--node with the trace's node prints its events", out + err)
+    rc, out, err = run([tool, "dump", a, "--node", "elsewhere"])
+    check(rc == 0 and out == "" and "is node tooltest, not elsewhere: nothing printed" in err,
+          "--node with another node prints nothing and says so", out + err)
+    rc, out, err = run([tool, "dump", a, a, "--kind", "end"])
+    lines = out.splitlines()
+    check(rc == 0 and len(lines) == 2 and all(line.startswith("tooltest #") for line in lines),
+          "several traces are dumped in turn, each line naming its node", out + err)
+    rc, out, err = run([tool, "dump", a, a, "--kind", "end", "--json"])
+    check(rc == 0 and [json.loads(line).get("node") for line in out.splitlines()] == ["tooltest", "tooltest"],
+          "with several traces each JSON line carries \"node\"", out + err)
+
+    reads = [e for e in events if e.get("wake") == "bytes_read"]
+    first = reads[0]
+    data = bytes.fromhex(first["data_hex"])
+    rc, out, err = run([tool, "dump", a, "--from", str(first["index"]), "--to", str(first["index"]), "--bytes", "5"])
+    left = len(data) - 5
+    check(rc == 0 and f'"{data[:5].decode()}"[{left} more bytes not shown: --full or --bytes {len(data)} shows them]' in out,
+          "a shortened payload says where it is cut and how many bytes were left out", out)
+    check("1 payload(s) shortened to their first 5 bytes" in err and "--full prints every byte" in err,
+          "dump says on stderr that it shortened payloads and how to see all", err)
+    rc, out, err = run([tool, "dump", a, "--from", str(first["index"]), "--to", str(first["index"]), "--full"])
+    check(rc == 0 and data.decode().rstrip("\n") in out and "not shown" not in out and err == "",
+          "--full prints a payload whole and notes nothing", out + err)
+    rc, out, err = run([tool, "dump", a])
+    check(rc == 0 and "not shown" not in out and "shortened" not in err,
+          "the echo demo's payloads fit the default --bytes: nothing is shortened", err)
+    rc, _, err = run([tool, "dump", a, "--full", "--bytes", "3"])
+    check(rc == 2 and "give one of them" in err, "--full and --bytes together are refused", err)
+
+
+def check_dump_errno(tool, raft, tmp):
+    """A connect refused (a RAFT node whose peers are not running): dump names ECONNREFUSED."""
+    trace = os.path.join(tmp, "raft.trace")
+    ports = free_ports(6)  # node 1 listens on two; nothing listens on its peers' four
+    peers = ",".join(f"{i}=127.0.0.1:{ports[2 * i - 2]}:{ports[2 * i - 1]}" for i in (1, 2, 3))
+    try:
+        p = subprocess.Popen([raft, "--node=r1", f"--record={trace}", "--id", "1", "--peers", peers,
+                              "--data", os.path.join(tmp, "raft-data")], cwd=tmp,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        time.sleep(0.7)  # the node tries its peers at once and again every few hundred ms
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        check(False, "reprise-raft records a node whose peers are down", str(e))
+        return
+    rc, out, err = run([tool, "dump", trace, "--kind", "connected"])
+    refused = [line for line in out.splitlines() if "error=" in line]
+    check(rc == 0 and refused and all(line.endswith("error=ECONNREFUSED") for line in refused),
+          "dump names a refused connect's errno ECONNREFUSED, not 111", out + err)
+    rc, out, err = run([tool, "dump", trace, "--kind", "connected", "--json"])
+    failed = [json.loads(line) for line in out.splitlines() if '"error":0' not in line]
+    check(rc == 0 and failed and all(e.get("error") == 111 and e.get("error_name") == "ECONNREFUSED" for e in failed),
+          "dump --json keeps the errno's number and names it in error_name", out + err)
+    rc, out, err = run([tool, "dump", trace, "--kind", "listen"])
+    check(rc == 0 and out and all(" result=ok bound=127.0.0.1:" in line for line in out.splitlines()),
+          "dump decodes a listen input's outcome", out + err)
+
+
+def check_mark_stdio(echo, tool, tmp, a, cut):
+    """Replay with --mark-stdio: every line of the plain replay, marked with node, event and virtual time."""
+    plain = replay(echo, a, timeout_s=TIMEOUT_S, cwd=tmp)
+    marked = replay(echo, a, "--mark-stdio", timeout_s=TIMEOUT_S, cwd=tmp)
+    check(marked.matched(), "a replay with --mark-stdio matches", marked.tail())
+    mark = re.compile(r"^\[tooltest #(\d+) \+(\d+)\.(\d{3})s\] (.*)$")
+    lines = marked.stdout.decode(errors="replace").splitlines()
+    found = [mark.match(line) for line in lines]
+    check(lines and all(found), "every stdout line of a --mark-stdio replay is marked", "\n".join(lines[:5]))
+    found = [m for m in found if m]
+    check([m.group(4) for m in found] == plain.stdout.decode(errors="replace").splitlines(),
+          "the marked lines are the plain replay's lines, in order, none lost", marked.stdout.decode(errors="replace"))
+    rc, out, _ = run([tool, "dump", a, "--json"])
+    events = [json.loads(line) for line in out.splitlines()]
+    numbers = [int(m.group(1)) for m in found]
+    times = [int(m.group(2)) * 1000 + int(m.group(3)) for m in found]
+    check(numbers == sorted(numbers) and numbers[-1] > numbers[0] and numbers[-1] < len(events),
+          "marked event numbers never go back, advance, and name events of the trace", str(numbers))
+    check(times == sorted(times), "marked virtual times never go back", str(times))
+    for m in found:
+        e = events[int(m.group(1))] if int(m.group(1)) < len(events) else {}
+        if e.get("vt_ns", -1) // 1_000_000 != int(m.group(2)) * 1000 + int(m.group(3)):
+            check(False, "a marked line's virtual time is its event's, as dump prints it", f"{m.group(0)} vs {e}")
+            break
+    listen = next((e["index"] for e in events if e.get("input") == "listen"), None)
+    first = found[0] if found else None
+    check(first is not None and "listening" in first.group(4) and listen is not None and int(first.group(1)) >= listen,
+          "the server's 'listening' line belongs to an event at or after its listen input", str(first and first.group(0)))
+    check(all(not line.startswith("[") for line in marked.stderr.splitlines() if line.startswith("reprise: ")) and
+          "reprise: no divergence" in marked.stderr,
+          "the replay's own messages are not marked", marked.stderr)
+    # --break-at=N stops with every line of the events before N written out, and says so unmarked.
+    if len(numbers) >= 2:
+        stop = numbers[len(numbers) // 2] + 1
+        rc, out, err = run([echo, f"--replay={a}", "--mark-stdio", f"--break-at={stop}"], cwd=tmp)
+        want = [line for line, n in zip(lines, numbers) if n < stop]
+        check(rc == -signal.SIGTRAP and out.splitlines() == want and
+              re.search(r"^reprise: break at event %d " % stop, err, re.M) is not None,
+              "--mark-stdio with --break-at=N writes out the lines of events before N, and the break message",
+              f"exit {rc}\n{out}\n{err}")
+    rc, _, err = run([echo, "--mark-stdio"], cwd=tmp)
+    check(rc == 2 and "--mark-stdio applies to a replay" in err, "--mark-stdio without --replay is refused", err)
+    # A damaged trace ends the replay with exit 2 (_Exit): what the program printed until then is not
+    # lost, marked or not (stdout to a pipe is fully buffered, and _Exit flushes nothing).
+    cut_plain = replay(echo, cut, timeout_s=TIMEOUT_S, cwd=tmp)
+    cut_marked = replay(echo, cut, "--mark-stdio", timeout_s=TIMEOUT_S, cwd=tmp)
+    texts = [m.group(4) for m in (mark.match(line) for line in cut_marked.stdout.decode(errors="replace").splitlines()) if m]
+    check(cut_marked.returncode == cut_plain.returncode == 2 and texts and
+          texts == cut_plain.stdout.decode(errors="replace").splitlines(),
+          "a replay that stops at damage prints every line of the plain replay, marked",
+          cut_marked.stdout.decode(errors="replace") + cut_marked.stderr)
+
+
 def check_full_record_digests(tool, echo, tmp):
     """A trace recorded with --record-full holds each output's bytes, and its digest is their XXH3-64."""
     # Digests are XXH3-64 (seed 0): any xxhash package checks a trace recorded in full.
@@ -270,10 +412,10 @@ def check_garbage(tool, tmp, a, data, header_end):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) != 4:
         print(__doc__, file=sys.stderr)
         return 2
-    tool, echo = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    tool, echo, raft = (os.path.abspath(p) for p in sys.argv[1:4])
     assert reprise_trace.crc32c(b"123456789") == 0xE3069283, "the CRC-32C check value"
 
     with tempfile.TemporaryDirectory(prefix="reprise-tool-test-") as tmp:
@@ -285,9 +427,12 @@ def main():
         format_version = check_command_line(tool, a)
         counts, total = check_info(tool, a)
         check_dump(tool, a, counts, total)
+        check_dump_selection(tool, a)
+        check_dump_errno(tool, raft, tmp)
         check_full_record_digests(tool, echo, tmp)
         data, header_end, cut = check_verify(tool, tmp, a, format_version)
         check_diff(tool, tmp, a, b, data, cut)
+        check_mark_stdio(echo, tool, tmp, a, cut)
         check_garbage(tool, tmp, a, data, header_end)
     return report("tool_test")
 
