@@ -10,6 +10,8 @@ short redis-benchmark; then loads each trace into
   - Debian's redis-server: differences only at the commands where the servers differ (INFO, TIME,
     CONFIG), named; none once they are --ignore'd;
   - a reprise-kv whose key `a` is preloaded with another value: the difference found at GET a;
+  - a slow RESP server (in this test) that notes any request sent before the answer the recording
+    shows its client waited for: turn-taking holds, and the latency figures include its delay;
   - a closed port: exit 3; bad command lines: exit 2; a truncated trace: no crash.
 Exits 77 (a skip) when redis-cli, redis-benchmark or redis-server is missing. Every child runs
 under a timeout.
@@ -18,9 +20,13 @@ import json
 import os
 import re
 import shutil
+import socket
+import socketserver
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from reprise_test import Server, check, free_port, report, run  # noqa: E402
@@ -73,6 +79,95 @@ def differing_commands(out):
     """The command names at the first differences the text output names."""
     return set(re.findall(r"first difference: (?:reply #\d+ to |the replies to #\d+\.\.#\d+ \(|write #\d+ of the "
                           r"recorded server, the answer to #\d+ )([A-Za-z]+)", out))
+
+
+REPLY_DELAY_S = 0.02
+
+
+def resp_commands(buf):
+    """(complete commands in buf as arrays of bulk strings, bytes they take); stops at the first incomplete one."""
+    commands, pos = [], 0
+    while True:
+        end = buf.find(b"\r\n", pos)
+        if end < 0 or buf[pos:pos + 1] != b"*":
+            return commands, pos
+        n, p, words = int(buf[pos + 1:end]), end + 2, []
+        for _ in range(n):
+            e = buf.find(b"\r\n", p)
+            if e < 0:
+                return commands, pos
+            size = int(buf[p + 1:e])
+            if len(buf) < e + 2 + size + 2:
+                return commands, pos
+            words.append(buf[e + 2:e + 2 + size])
+            p = e + 2 + size + 2
+        commands.append(words)
+        pos = p
+
+
+class SlowServer(socketserver.ThreadingTCPServer):
+    """A RESP server that answers every command +OK after REPLY_DELAY_S and notes when a client sent its next
+    command before it had the answer (what turn-taking forbids where the recording shows a turn)."""
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self):
+        self.early = []      # (first word of the command answered, bytes that came before its answer)
+        self.commands = 0
+        super().__init__(("127.0.0.1", 0), SlowHandler)
+
+
+class SlowHandler(socketserver.BaseRequestHandler):
+    def handle(self):
+        sock, buf = self.request, b""
+        sock.settimeout(10)
+        while True:
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            commands, used = resp_commands(buf)
+            buf = buf[used:]
+            for words in commands:
+                time.sleep(REPLY_DELAY_S)
+                sock.setblocking(False)
+                try:
+                    early = sock.recv(65536, socket.MSG_PEEK)
+                except BlockingIOError:
+                    early = b""
+                finally:
+                    sock.settimeout(10)
+                if early or (buf and words is commands[-1]):
+                    self.server.early.append((words[0] if words else b"", early or buf))
+                self.server.commands += 1
+                sock.sendall(b"+OK\r\n")
+
+
+def check_turn_taking(tool, trace):
+    """The session connection's commands each wait for the answer to the one before (as recorded)."""
+    server = SlowServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        rc, out, err = run([tool, "load", trace, "--to", f"127.0.0.1:{server.server_address[1]}", "--speed=max",
+                            "--json", "--timeout", "20"], TIMEOUT_S)
+    finally:
+        server.shutdown()
+        server.server_close()
+    try:
+        summary = json.loads(out)
+    except ValueError:
+        summary = {}
+    check(rc == 1 and summary.get("failed") == 0 and server.commands == summary.get("requests"),
+          "a slow server gets every request and answers them all (differently: exit 1)", f"{server.commands}\n{out}{err}")
+    check(not server.early, "no request is sent before the answer the recording shows it waited for",
+          f"{server.early[:5]}")
+    lat = summary.get("latency_target", {})
+    check(lat.get("count", 0) >= summary.get("requests", 1) - 1 and lat.get("p50_ns", 0) >= REPLY_DELAY_S * 1e9,
+          "every turn's latency includes the server's delay", json.dumps(lat))
 
 
 def main():
@@ -136,6 +231,7 @@ def main():
             check("1 differing" in out, f"{label}: only the connection of that GET differs", out)
 
         trace = traces["digests"]
+        check_turn_taking(tool, trace)
         # Nothing listens: the target failed, exit 3.
         rc, out, err = load(tool, trace, free_port(), "--speed=max", "--timeout", "5")
         check(rc == 3 and "failed" in out, "a closed port fails every connection (exit 3)", out + err)
