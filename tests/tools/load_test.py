@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks `reprise load`: a trace's recorded inbound traffic driven into live servers, their answers compared.
 
-Usage: load_test.py REPRISE_TOOL REPRISE_KV
+Usage: load_test.py REPRISE_TOOL REPRISE_KV REPRISE_ECHO
 
 Records reprise-kv (digests only, and --record-full) under redis-cli commands (one command per
 connection, and a session of several commands on one connection, which needs turn-taking) and a
@@ -12,6 +12,8 @@ short redis-benchmark; then loads each trace into
   - a reprise-kv whose key `a` is preloaded with another value: the difference found at GET a;
   - a slow RESP server (in this test) that notes any request sent before the answer the recording
     shows its client waited for: turn-taking holds, and the latency figures include its delay;
+  - reprise-echo's trace (not RESP: turn-taking by bytes) into a fresh reprise-echo (identical) and
+    into an echo that upper-cases (the difference at the first write);
   - a closed port: exit 3; bad command lines: exit 2; a truncated trace: no crash.
 Exits 77 (a skip) when redis-cli, redis-benchmark or redis-server is missing. Every child runs
 under a timeout.
@@ -170,11 +172,62 @@ def check_turn_taking(tool, trace):
           "every turn's latency includes the server's delay", json.dumps(lat))
 
 
+class UpperEcho(socketserver.ThreadingTCPServer):
+    """Echoes every byte, upper-cased: an echo server that answers differently on purpose."""
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), UpperEchoHandler)
+
+
+class UpperEchoHandler(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request.settimeout(10)
+        while True:
+            try:
+                data = self.request.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self.request.sendall(data.upper())
+
+
+def check_byte_stream(tool, echo, tmp):
+    """A protocol that is not RESP: turn-taking by bytes, the answers cut at the recorded write lengths."""
+    trace = os.path.join(tmp, "echo.trace")
+    messages = [b"hello\n", b"second message\n", b"MIXED case\n", b"last\n"]
+    with Server([echo, f"--record={trace}", "serve", "--port=0"]) as s:
+        with socket.create_connection(("127.0.0.1", s.port), timeout=10) as c:
+            for m in messages:
+                c.sendall(m)
+                got = b""
+                while len(got) < len(m):
+                    got += c.recv(65536)
+        time.sleep(0.2)  # the server sees the close before it stops
+        check(s.stop() == 0, "reprise-echo exits 0 on SIGTERM")
+    with Server([echo, "serve", "--port=0"]) as s:
+        rc, out, err = load(tool, trace, s.port, "--speed=max")
+    check(rc == 0 and "1 identical, 0 differing, 0 failed" in out, "an echo trace loads into a fresh echo server: identical",
+          out + err)
+    server = UpperEcho()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        rc, out, err = load(tool, trace, server.server_address[1], "--speed=max")
+    finally:
+        server.shutdown()
+        server.server_close()
+    check(rc == 1 and "first difference: write #0 of the recorded server (bytes 0..6 of its answer): recorded 6 bytes" in out
+          and "HELLO" in out, "an upper-casing echo differs at the first write, shown", out + err)
+
+
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) != 4:
         print(__doc__, file=sys.stderr)
         return 2
-    tool, kv = sys.argv[1], sys.argv[2]
+    tool, kv, echo = sys.argv[1], sys.argv[2], sys.argv[3]
     for prog in ("redis-cli", "redis-benchmark", "redis-server"):
         if shutil.which(prog) is None:
             print(f"{prog} is not installed: skipped", file=sys.stderr)
@@ -232,6 +285,7 @@ def main():
 
         trace = traces["digests"]
         check_turn_taking(tool, trace)
+        check_byte_stream(tool, echo, tmp)
         # Nothing listens: the target failed, exit 3.
         rc, out, err = load(tool, trace, free_port(), "--speed=max", "--timeout", "5")
         check(rc == 3 and "failed" in out, "a closed port fails every connection (exit 3)", out + err)
