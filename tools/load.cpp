@@ -958,6 +958,13 @@ int load_main(const LoadRequest& rq) {
         }
     }
     j.end_array();
+    std::int64_t first_ns = -1, last_chunk_ns = 0;  // the recorded span the pacing replays
+    for (const Script& s : scripts) {
+        if (first_ns < 0 || s.start_ns < first_ns)
+            first_ns = s.start_ns;
+        if (!s.chunks.empty())
+            last_chunk_ns = std::max(last_chunk_ns, s.chunks.back().t_ns);
+    }
     const Percentiles target_p = percentiles(runner.latencies_ns);
     const Percentiles recorded_p = percentiles(recorded_latencies);
     const double seconds = static_cast<double>(elapsed_ns) / 1e9;
@@ -971,6 +978,7 @@ int load_main(const LoadRequest& rq) {
             .member("replies_compared", compared).member("replies_ignored", ignored).member("replies_skipped", skipped)
             .member("requests", requests).member("chunks_sent", runner.chunks_sent).member("bytes_sent", runner.bytes_sent)
             .member("elapsed_ns", elapsed_ns).member("recorded_ns", loaded->duration_ns)
+            .member("recorded_traffic_ns", std::max<std::int64_t>(0, last_chunk_ns - std::max<std::int64_t>(first_ns, 0)))
             .member("throughput_per_s", static_cast<double>(units) / seconds).member("throughput_unit", unit)
             .member("outbound_connections_not_replayed", loaded->outbound_connections);
         percentiles_json(j, "latency_target", target_p);

@@ -258,6 +258,17 @@ def main():
             check(rc == 0 and summary.get("identical") == summary.get("connections") and summary.get("connections", 0) >= 12
                   and summary.get("replies_compared", 0) > 400 and summary["latency_target"]["count"] > 0,
                   f"{label}: --json summarizes every connection as identical", out + err)
+            if label == "digests":
+                # At --speed=2 the traffic takes at least half its recorded span (the first connection to the last chunk).
+                with Server([kv, "--port", "0"]) as s:
+                    rc, out, err = load(tool, trace, s.port, "--speed=2", "--json", "--ignore", "INFO,TIME")
+                try:
+                    paced = json.loads(out)
+                except ValueError:
+                    paced = {}
+                span = paced.get("recorded_traffic_ns", 0)
+                check(rc == 0 and span > 0 and paced.get("elapsed_ns", 0) >= span / 2,
+                      "--speed=2 paces the traffic over at least half its recorded span", out + err)
 
             # Redis differs where the servers differ: INFO, TIME, COMMAND (redis-cli's COMMAND DOCS) and
             # CONFIG (redis-benchmark's CONFIG GET), all named; none once they are ignored.
