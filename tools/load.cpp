@@ -49,7 +49,8 @@ started in the recording have ended here too), and sent the bytes its client sen
 chunks the recorded server read them in. The recorded server's own outbound connections
 (to other nodes, to backends) are not replayed: the target makes its own.
 
-  --speed=1      the recorded pace (default): each chunk no earlier than its recorded time
+  --speed=1      the recorded pace (default): each chunk no earlier than its recorded time after
+                 the first connection's (the idle time before it is skipped)
   --speed=N      N times faster (N > 0, a decimal)
   --speed=max    as fast as the target answers
 
@@ -338,7 +339,8 @@ struct Runner {
     std::size_t next_open = 0;
     std::size_t open_count = 0;
     std::int64_t start_ns = 0;
-    std::uint64_t requests_sent = 0, chunks_sent = 0, bytes_sent = 0;
+    std::int64_t first_start_ns = 0;     ///< recorded start of the first connection
+    std::uint64_t chunks_sent = 0, bytes_sent = 0;
     addrinfo* target = nullptr;
 
     Runner(const LoadRequest& r, std::vector<Script>& s) : rq(r), scripts(s), live(s.size()) {
@@ -349,14 +351,18 @@ struct Runner {
         std::vector<std::int64_t> ends;
         for (std::size_t i : by_end)
             ends.push_back(s[i].end_ns);
+        if (!s.empty())
+            first_start_ns = s.front().start_ns;  // scripts are in accept order, times never decrease
         for (const Script& x : s)
             ended_before.push_back(static_cast<std::size_t>(std::lower_bound(ends.begin(), ends.end(), x.start_ns) - ends.begin()));
     }
 
+    /// When something recorded at `recorded_ns` is due: the pacing starts at the first connection, not
+    /// at the trace's start (a server idle before its first client is not waited for).
     std::int64_t due(std::int64_t recorded_ns) const {
         if (rq.speed <= 0)
             return start_ns;
-        return start_ns + static_cast<std::int64_t>(static_cast<double>(recorded_ns) / rq.speed);
+        return start_ns + static_cast<std::int64_t>(static_cast<double>(recorded_ns - first_start_ns) / rq.speed);
     }
 
     void fail(std::size_t i, std::string why) {
