@@ -397,6 +397,84 @@ const std::vector<Protocol>& protocols() {
     return list;
 }
 
+namespace {
+
+// The size of the RESP value at in[0...] without describing it: iterative, so nesting is bounded by
+// the elements still expected (resp_elements_max) rather than by the describer's depth. RESP3's
+// aggregate and blob types are framed too (a server may answer RESP3 shapes to a RESP2 client).
+Got resp_value_size(std::string_view in, std::size_t& bytes) {
+    std::size_t pos = 0;
+    std::int64_t expected = 1;
+    while (expected > 0) {
+        if (pos >= in.size())
+            return Got::incomplete;
+        const char type = in[pos];
+        const std::size_t limit = std::min(in.size(), pos + 1 + resp_line_bytes_max);
+        std::size_t eol = pos + 1;
+        while (eol < limit && in[eol] != '\n')
+            ++eol;
+        if (eol >= limit)
+            return in.size() - pos > resp_line_bytes_max ? Got::error : Got::incomplete;
+        if (eol == pos + 1 || in[eol - 1] != '\r')
+            return Got::error;
+        const std::string_view line = in.substr(pos + 1, eol - 1 - (pos + 1));
+        std::int64_t n = 0;
+        const bool numeric = [&] {
+            auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), n);
+            return ec == std::errc{} && end == line.data() + line.size() && !line.empty();
+        }();
+        pos = eol + 1;
+        --expected;
+        switch (type) {
+        case '+': case '-': case ':': case '_': case ',': case '#': case '(':
+            break;
+        case '$': case '=': case '!':
+            if (!numeric || n < -1 || n > static_cast<std::int64_t>(decoder_buffer_bytes_max))
+                return Got::error;
+            if (n >= 0) {
+                if (in.size() - pos < static_cast<std::size_t>(n) + 2)
+                    return Got::incomplete;
+                pos += static_cast<std::size_t>(n) + 2;
+                if (in[pos - 2] != '\r' || in[pos - 1] != '\n')
+                    return Got::error;
+            }
+            break;
+        case '*': case '~': case '>': case '%': case '|':
+            if (!numeric || n < -1 || n > resp_elements_max)
+                return Got::error;
+            expected += n < 0 ? 0 : (type == '%' || type == '|' ? 2 * n : n);
+            if (expected > resp_elements_max)
+                return Got::error;
+            break;
+        default:
+            return Got::error;
+        }
+    }
+    bytes = pos;
+    return Got::value;
+}
+
+} // namespace
+
+RespFrame resp_frame(std::string_view in, std::size_t& bytes, std::string& text) {
+    if (in.size() > decoder_buffer_bytes_max + resp_line_bytes_max)
+        in = in.substr(0, decoder_buffer_bytes_max + resp_line_bytes_max);
+    RespParser parser(in);
+    std::size_t pos = 0;
+    Got g = parser.value(pos, text, 0, true);
+    if (g == Got::error && !in.empty() && in[0] != '+' && in[0] != '-' && in[0] != ':' && in[0] != '$') {
+        // Deeper than the describer goes, or a RESP3 shape: framed by size, described by it.
+        g = resp_value_size(in, pos);
+        if (g == Got::value)
+            text = fmt::format("({} bytes of nested RESP)", pos);
+    }
+    if (g == Got::value)
+        bytes = pos;
+    return g == Got::value ? RespFrame::complete : g == Got::incomplete ? RespFrame::incomplete : RespFrame::invalid;
+}
+
+bool looks_like_resp_stream(std::string_view first) { return looks_like_resp(first); }
+
 void SniffingDecoder::feed(std::string_view bytes, std::vector<std::string>& messages) {
     if (decided_) {
         if (inner_)

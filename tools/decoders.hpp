@@ -65,6 +65,14 @@ std::unique_ptr<StreamDecoder> answering_decoder(const StreamDecoder& other_dire
 /// Bytes from a hostile source, safe for a terminal: printable ASCII as is, quote and
 /// backslash escaped by a backslash, anything else as \xNN.
 std::string escaped(std::string_view s);
+/// Whether the front of a RESP stream holds one complete value.
+enum class RespFrame { complete, incomplete, invalid };
+/// Frames the first RESP value at the front of `in` with the decoders' own parser: on
+/// complete, `bytes` is its size and `text` its description (a command reads as its words).
+RespFrame resp_frame(std::string_view in, std::size_t& bytes, std::string& text);
+/// Whether a stream's first bytes look like RESP.
+bool looks_like_resp_stream(std::string_view first);
+
 /// A string from a hostile source, safe for a terminal: printable ASCII as is, anything
 /// else escaped; quoted when it had to be escaped or holds a space.
 std::string shown(std::string_view s);

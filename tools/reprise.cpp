@@ -8,6 +8,7 @@
 
 #include "cluster.hpp"
 #include "decoders.hpp"
+#include "load.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -55,6 +56,8 @@ Commands:
   cluster check|log|timeline TRACE...|DIR
                          several nodes' traces as one cluster: connections paired and checked
                          byte for byte, one happens-before ordered log, a Perfetto/HTML timeline
+  load TRACE --to HOST:PORT
+                         drives a live server with the trace's recorded inbound traffic, compares its answers
   keygen FILE            a new key for sealed traces (--record-key=FILE), in a new file of mode 0600
   help [COMMAND]         this text, or a command's
 
@@ -1195,6 +1198,53 @@ int cmd_cluster(const Args& args) {
     return reprise::tool::cluster_main(rq);
 }
 
+// --- load ---------------------------------------------------------------------------------------
+
+int cmd_load(const Args& args) {
+    reprise::tool::LoadRequest rq;
+    if (args.operands.size() != 1)
+        return usage_error("load", "expects one trace");
+    rq.trace = args.operands[0];
+    const std::string to = args.has("--to") ? args.options.at("--to").back() : std::string();
+    const auto colon = to.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == to.size() || !parse_index(to.substr(colon + 1)))
+        return usage_error("load", fmt::format("--to needs the target's HOST:PORT, not {}", shown(to)));
+    rq.host = to.substr(0, colon);
+    if (rq.host.size() > 2 && rq.host.front() == '[' && rq.host.back() == ']')
+        rq.host = rq.host.substr(1, rq.host.size() - 2);
+    rq.port = to.substr(colon + 1);
+    if (args.has("--speed")) {
+        const std::string& v = args.options.at("--speed").back();
+        double n = 0;
+        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+        if (v == "max")
+            rq.speed = 0;
+        else if (ec != std::errc{} || end != v.data() + v.size() || !(n > 0 && n < 1e9))
+            return usage_error("load", fmt::format("--speed needs 1, a factor N > 0 or max, not {}", shown(v)));
+        else
+            rq.speed = n;
+    }
+    if (args.has("--timeout")) {
+        auto ns = parse_seconds(args.options.at("--timeout").back());
+        if (!ns || *ns <= 0)
+            return usage_error("load", fmt::format("--timeout needs seconds, not {}", shown(args.options.at("--timeout").back())));
+        rq.timeout_ns = *ns;
+    }
+    if (args.has("--ignore"))
+        for (const std::string& list : args.options.at("--ignore"))
+            for (std::size_t start = 0; start <= list.size();) {
+                const std::size_t comma = std::min(list.find(',', start), list.size());
+                std::string name = list.substr(start, comma - start);
+                std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+                if (!name.empty())
+                    rq.ignore.push_back(name);
+                start = comma + 1;
+            }
+    rq.json = args.has("--json");
+    rq.key = key();
+    return reprise::tool::load_main(rq);
+}
+
 // --- main ---------------------------------------------------------------------------------------
 
 struct Command {
@@ -1214,6 +1264,7 @@ const std::vector<Command>& commands() {
         {"keygen", keygen_help, cmd_keygen, {}, {}},
         {"cluster", reprise::tool::cluster_help, cmd_cluster, {"--json", "--ticks", "--connections", "--html"},
          {"--map", "--from", "--to", "--nodes", "--output", "--max-bytes", "--record-key"}},
+        {"load", reprise::tool::load_help, cmd_load, {"--json"}, {"--to", "--speed", "--ignore", "--timeout", "--record-key"}},
     };
     return list;
 }

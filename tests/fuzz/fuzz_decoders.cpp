@@ -7,6 +7,7 @@
 // is never empty and never longer than a bound (values are shortened, as shown).
 #include "decoders.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -53,6 +54,33 @@ void run(const std::function<std::unique_ptr<StreamDecoder>()>& make, std::strin
             fail("a description is empty or unbounded");
 }
 
+// resp_frame (reprise load's framing): a value framed in a prefix of the input is framed the
+// same in the whole input, never claims more bytes than it was given, and its description is bounded.
+void frame(std::string_view input, std::size_t piece) {
+    std::size_t at = 0;
+    while (at < input.size()) {
+        std::size_t whole_bytes = 0;
+        std::string whole_text;
+        const RespFrame whole = resp_frame(input.substr(at), whole_bytes, whole_text);
+        const std::size_t step = std::max(piece, (input.size() - at) / 64);  // a bounded number of prefixes
+        for (std::size_t n = step; n < input.size() - at; n += step) {
+            std::size_t b = 0;
+            std::string t;
+            const RespFrame f = resp_frame(input.substr(at, n), b, t);
+            if (f == RespFrame::complete && (whole != RespFrame::complete || b != whole_bytes || b > n))
+                fail("resp_frame frames a prefix other than the whole stream");
+            if (f == RespFrame::complete)
+                break;
+        }
+        if (whole != RespFrame::complete)
+            return;
+        if (whole_bytes == 0 || whole_bytes > input.size() - at || whole_text.empty() ||
+            whole_text.size() > description_bytes_max)
+            fail("resp_frame framed an empty, overlong or undescribed value");
+        at += whole_bytes;
+    }
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -61,5 +89,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const Protocol& p : protocols())
         run(p.make, input, piece);
     run([] { return std::unique_ptr<StreamDecoder>(std::make_unique<SniffingDecoder>()); }, input, piece);
+    frame(input, piece);
     return 0;
 }
