@@ -12,6 +12,8 @@
 
 #include <reprise/io/address.hpp>
 
+#include <fmt/core.h>
+
 #include <array>
 #include <charconv>
 #include <cstring>
@@ -73,9 +75,9 @@ private:
 Address addr(const char* text) { return *Address::parse(text); }
 
 std::string resp(std::initializer_list<std::string_view> words) {
-    std::string out = "*" + std::to_string(words.size()) + "\r\n";
+    std::string out = fmt::format("*{}\r\n", words.size());
     for (auto w : words)
-        out += "$" + std::to_string(w.size()) + "\r\n" + std::string(w) + "\r\n";
+        out += fmt::format("${}\r\n{}\r\n", w.size(), w);
     return out;
 }
 
@@ -93,8 +95,8 @@ int main(int argc, char** argv) {
     // Peer connections: node-1 (leader) connects to 2 and 3; handle 10 + k on node-1, 20 on the follower.
     nodes[0].tick(0);
     for (int k = 1; k <= 2; ++k) {
-        const std::string follower = "10.0.0." + std::to_string(k + 1) + ":7000";
-        const std::string local = "10.0.0.1:" + std::to_string(40000 + k);
+        const std::string follower = fmt::format("10.0.0.{}:7000", k + 1);
+        const std::string local = fmt::format("10.0.0.1:{}", 40000 + k);
         nodes[0].put(trace::Connected{.connection = static_cast<std::uint64_t>(10 + k), .error = 0,
                                       .peer = addr(follower.c_str()), .local = addr(local.c_str())});
         nodes[k].tick(0);
@@ -102,7 +104,7 @@ int main(int argc, char** argv) {
                                      .local = addr(follower.c_str())});
     }
     for (int n = 0; n < 3; ++n) {
-        const std::string local = "10.0.0." + std::to_string(n + 1) + ":7100";
+        const std::string local = fmt::format("10.0.0.{}:7100", n + 1);
         nodes[n].put(trace::Accepted{.listener = 2, .connection = 30, .peer = addr("10.0.0.9:50000"),
                                      .local = addr(local.c_str())});
     }
@@ -110,8 +112,8 @@ int main(int argc, char** argv) {
     std::string previous_reply[3];
     for (std::uint64_t step = 1; nodes[0].records() < target; ++step) {
         const std::int64_t t = static_cast<std::int64_t>(step) * step_ns;
-        const std::string key = "key:" + std::to_string(step % 1000);
-        const std::string value = "value-" + std::to_string(step);
+        const std::string key = fmt::format("key:{}", step % 1000);
+        const std::string value = fmt::format("value-{}", step);
         // The leader: a client's SET, the replies its followers sent last step, AppendEntries to both.
         nodes[0].tick(t);
         nodes[0].read(30, resp({"SET", key, value}));
@@ -140,14 +142,14 @@ int main(int argc, char** argv) {
             previous_reply[k] = reply;
             for (int g = 0; g < 2; ++g) {
                 f.read(30, resp({"GET", key}));
-                f.write(30, "$" + std::to_string(value.size()) + "\r\n" + value + "\r\n");
+                f.write(30, fmt::format("${}\r\n{}\r\n", value.size(), value));
             }
         }
     }
     std::uint64_t stored = 0, records = 0;
     for (int n = 0; n < 3; ++n) {
         records += nodes[n].records() + 1;
-        stored += nodes[n].save(dir / ("node-" + std::to_string(n + 1) + ".trace"));
+        stored += nodes[n].save(dir / fmt::format("node-{}.trace", n + 1));
     }
     std::printf("records=%llu stored_bytes=%llu\n", static_cast<unsigned long long>(records),
                 static_cast<unsigned long long>(stored));

@@ -154,7 +154,8 @@ void write_restart(const std::filesystem::path& dir) {
 // a connects to b's peer port; the handshake of an authenticated link, then one tagged frame.
 void write_auth(const std::filesystem::path& dir) {
     std::filesystem::create_directories(dir);
-    const std::string challenge = "RPRSAUTH" + std::string(32, '\x5a');
+    std::string challenge = "RPRSAUTH";
+    challenge.append(32, '\x5a');
     const std::string proof(32, '\x11');
     const std::string answer(64, '\x2a');
     const std::string frame = raft::encode_message(raft::RequestVote{.term = 7, .candidate = 1, .last_log_index = 3,
