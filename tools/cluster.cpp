@@ -64,7 +64,8 @@ Options:
   --json              log: one JSON object per line
   --ticks             log: tick records too (their time is every event's time column)
   --from S, --to S    log, timeline: only events in this window of cluster time (seconds)
-  --nodes A,B         log, timeline: only these nodes (by the name in their traces)
+  --nodes A,B         log, timeline: only these nodes (by the name in their traces), or runs
+                      of a restarted node as log labels them (node-3/2); an unknown name is an error
   --output FILE       timeline: write FILE (default: standard output)
   --html              timeline: a self-contained HTML page instead of JSON
   --max-bytes N       timeline: refuse to write more than N bytes (default 512 MiB;
@@ -78,7 +79,7 @@ tick are spread 1 ns apart so that every slice has its own place.
 
 Exit codes: 0 success (check: consistent); 1 check found an inconsistency; 2 a bad command
 line or a trace that cannot be read; 3 check cannot tell (a trace is damaged, so only its
-readable part was checked, or no connection joins the traces).
+readable part was checked; one trace alone; or no connection joins the traces).
 )";
 
 namespace {
@@ -653,7 +654,11 @@ int run_check(Cluster& c, const ClusterRequest& rq) {
                c.lanes.size(), paired / 2, unrecorded);
     for (const Lane& l : c.lanes)
         fmt::print("  {:<{}} {} ({} events{})\n", l.label, c.label_width, l.path, l.records,
-                   l.damage ? fmt::format("; DAMAGED: {}", *l.damage) : l.ended ? std::string() : std::string("; cut off"));
+                   l.damage  ? fmt::format("; DAMAGED: {}", *l.damage)
+                   : l.ended ? std::string()
+                   : trace::being_written(l.path)
+                       ? std::string("; still being written: a recording process holds its lock, so its end is not checked yet")
+                       : std::string("; cut off"));
 
     std::vector<std::string> unread, extras, beyond, listing;
     std::uint64_t bytes_checked = 0, pieces_checked = 0, partial = 0, redacted_pieces = 0;
@@ -732,8 +737,8 @@ int run_check(Cluster& c, const ClusterRequest& rq) {
     if (partial > 0)
         fmt::print("note: {} connection(s) end inside a write: its last bytes read could not be checked\n", partial);
     if (redacted_pieces > 0)
-        fmt::print("note: {} write(s) carried a secret the reader's trace holds masked (--requirepass-file and the "
-                   "like): not compared\n",
+        fmt::print("note: {} write(s) reached a read the recorder masked (a read holding a secret, or a byte "
+                   "matching a secret's first one at a read's end: docs/trace-format.md): not compared\n",
                    redacted_pieces);
 
     bool damaged = false;
@@ -751,7 +756,11 @@ int run_check(Cluster& c, const ClusterRequest& rq) {
         fmt::print("CANNOT TELL: a trace is damaged; its readable part is consistent\n");
         return exit_cannot_tell;
     }
-    if (paired == 0 && c.lanes.size() > 1) {
+    if (c.lanes.size() == 1) {
+        fmt::print("CANNOT TELL: one trace alone: give the traces of its peers too (or their folder)\n");
+        return exit_cannot_tell;
+    }
+    if (paired == 0) {
         fmt::print("CANNOT TELL: no connection joins these traces (--map, for addresses seen through NAT?)\n");
         return exit_cannot_tell;
     }
@@ -884,8 +893,30 @@ private:
     std::vector<std::size_t> reads_seen_;
 };
 
+// --nodes names a node (every run of it) or one run (node-3/2, as log labels it).
 bool node_selected(const ClusterRequest& rq, const Lane& l) {
-    return rq.nodes.empty() || std::find(rq.nodes.begin(), rq.nodes.end(), l.node) != rq.nodes.end();
+    return rq.nodes.empty() || std::find(rq.nodes.begin(), rq.nodes.end(), l.node) != rq.nodes.end() ||
+           std::find(rq.nodes.begin(), rq.nodes.end(), l.label) != rq.nodes.end();
+}
+
+// Every name --nodes gave matches a node or a run; a message naming the known ones otherwise.
+std::optional<std::string> unknown_node(const Cluster& c, const ClusterRequest& rq) {
+    for (const std::string& n : rq.nodes) {
+        const bool known = std::any_of(c.lanes.begin(), c.lanes.end(),
+                                       [&](const Lane& l) { return l.node == n || l.label == n; });
+        if (known)
+            continue;
+        std::set<std::string> names;
+        for (const Lane& l : c.lanes) {
+            names.insert(l.node);
+            names.insert(l.label);
+        }
+        std::string list;
+        for (const std::string& k : names)
+            list += fmt::format("{}{}", list.empty() ? "" : ", ", shown(k));
+        return fmt::format("--nodes: no trace is of node {}; these traces are of: {}", shown(n), list);
+    }
+    return std::nullopt;
 }
 
 bool in_window(const ClusterRequest& rq, std::int64_t t) {
@@ -1507,7 +1538,14 @@ int run_timeline(Cluster& c, const ClusterRequest& rq) {
         return exit_usage;
     }
     if (over) {
-        fmt::print(stderr, "reprise cluster: the timeline stopped at --max-bytes {}: it is cut off\n", rq.max_bytes);
+        if (rq.output != "-")
+            fmt::print(stderr,
+                       "reprise cluster: the timeline would be larger than --max-bytes {} (Perfetto's UI fails near 1 GB "
+                       "of JSON); nothing was written: narrow it with --from/--to/--nodes, or raise --max-bytes\n",
+                       rq.max_bytes);
+        else
+            fmt::print(stderr, "reprise cluster: the timeline stopped at --max-bytes {}: what was written is cut off\n",
+                       rq.max_bytes);
         return exit_usage;
     }
     if (rq.output != "-")
@@ -1527,6 +1565,10 @@ int cluster_main(const ClusterRequest& rq) {
     auto c = load(rq);
     if (!c)
         return exit_usage;
+    if (auto why = unknown_node(*c, rq)) {
+        fmt::print(stderr, "reprise cluster: {}\n", *why);
+        return exit_usage;
+    }
     if (rq.action == "timeline")
         return run_timeline(*c, rq);
     return rq.action == "check" ? run_check(*c, rq) : run_log(*c, rq);

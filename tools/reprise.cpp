@@ -1164,6 +1164,8 @@ int cmd_cluster(const Args& args) {
             for (;;) {
                 const std::size_t comma = list.find(',', start);
                 std::string n = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+                n.erase(0, n.find_first_not_of(' '));
+                n.erase(n.find_last_not_of(' ') + 1);
                 if (!n.empty())
                     rq.nodes.push_back(n);
                 if (comma == std::string::npos)

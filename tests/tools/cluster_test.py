@@ -66,6 +66,12 @@ def check_scenarios(work):
     rc, out, err = run("cluster", "check", "--map=192.168.0.2=10.0.0.2", d("nat"))
     expect(rc == 0 and "CONSISTENT" in out, "nat: with --map HOST=HOST (every port), paired and consistent", out + err)
 
+    rc, out, err = run("cluster", "check", os.path.join(d("consistent"), "a.trace"))
+    expect(rc == 3 and "one trace alone" in out, "check of one trace alone: exit 3 (cannot tell)", out + err)
+    rc, out, err = run("cluster", "log", "--nodes", "a, c", d("consistent"))
+    expect(rc == 2 and "no trace is of node c; these traces are of: a, b" in err,
+           "log --nodes with an unknown node: exit 2, naming the known ones", out + err)
+
     # A damaged trace: the check covers what can be read and cannot tell.
     damaged = d("damaged")
     shutil.copytree(d("consistent"), damaged)
@@ -111,13 +117,17 @@ def check_scenarios(work):
            "restart: a node's two runs, each connection paired with its own run", out + err)
     expect("beyond the writer's trace: a c5 read 7 byte(s) from #4 that b/1 c9's trace does not hold (it is cut off"
            in out, "restart: bytes past the end of a killed node's trace are reported, not failed", out)
+    rc, out, err = run("cluster", "log", "--nodes", "b/2", d("restart"))
+    body = [l for l in out.splitlines() if not l.startswith("#")]
+    expect(rc == 0 and body and all(l.split()[1] == "b/2" for l in body),
+           "log --nodes b/2: one run of a node, as log labels it", out + err)
     rc, out, err = run("cluster", "log", d("restart"))
     labels = [l.split()[1] for l in out.splitlines() if not l.startswith("#") and l.split()[1].startswith("b/")]
     expect(labels and labels == sorted(labels), "restart: every event of b's first run before its second run's", out)
 
     # A read that held a secret is masked in the reader's trace: not compared, said so; the rest is.
     rc, out, err = run("cluster", "check", d("secret"))
-    expect(rc == 0 and "note: 1 write(s) carried a secret" in out and "checked 14 bytes in 1 writes" in out
+    expect(rc == 0 and "note: 1 write(s) reached a read the recorder masked" in out and "checked 14 bytes in 1 writes" in out
            and "CONSISTENT" in out, "check: a write holding a masked secret is not compared, the next one is", out + err)
     rc, out, err = run("cluster", "log", d("secret"))
     expect(rc == 0 and "(27 B): AUTH *******" in out and "hunter2" not in out,
