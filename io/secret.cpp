@@ -16,11 +16,17 @@ namespace reprise {
 
 namespace {
 
-/// The file replay reads instead of `path`, when the environment names one.
-std::string replay_path(std::string_view name, const std::string& path) {
+/// The environment variable that names the file replay reads a secret from instead.
+std::string secret_env_var(std::string_view name) {
     std::string var = "REPRISE_SECRET_FILE_";
     for (char ch : name)
         var += ch == '-' ? '_' : static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 'a' + 'A' : ch);
+    return var;
+}
+
+/// The file replay reads instead of `path`, when the environment names one.
+std::string replay_path(std::string_view name, const std::string& path) {
+    const std::string var = secret_env_var(name);
     const char* p = std::getenv(var.c_str());  // reprise-allow: env (where replay finds a secret that is never recorded)
     return p != nullptr && *p != '\0' ? std::string(p) : path;
 }
@@ -67,9 +73,16 @@ Result<std::string> read_small_file(const std::string& path) {
 Result<std::string> read_secret(std::string_view name, const std::string& path) {
     Runtime::Impl& rt = detail::current_runtime("read_secret()");
     REPRISE_ASSERT_MSG(!name.empty() && name.size() <= 64, "a secret's name is 1 to 64 bytes");
-    auto bytes = read_small_file(rt.replaying() ? replay_path(name, path) : path);
-    if (!bytes.ok())
+    const std::string from = rt.replaying() ? replay_path(name, path) : path;
+    auto bytes = read_small_file(from);
+    if (!bytes.ok()) {
+        if (rt.replaying())  // the program's own message follows; say where replay looked and what else it takes
+            fmt::print(stderr,
+                       "reprise: replay reads the secret \"{}\" again, from {} ({}): give the file the recording read "
+                       "(a relative path is taken from this process's folder), or name another in {}\n",
+                       name, from, bytes.error().message(), secret_env_var(name));
         return bytes;
+    }
     if (rt.journal)
         rt.journal->secret(name, *bytes);
     return bytes;
