@@ -352,12 +352,55 @@ void Replayer::secret(std::string_view name, std::string_view bytes) {
     secrets_.emplace_back(bytes);
 }
 
+namespace {
+
+constexpr std::size_t report_bytes_max = 64;  ///< of the program's bytes in a divergence report
+constexpr std::size_t report_context_bytes = 16;  ///< each side of a first difference
+
+// Bytes for a report: printable ASCII as is, the rest escaped; every secret the replay holds masked.
+std::string report_bytes(std::string_view bytes, const std::vector<std::string>& secrets) {
+    std::string masked(bytes);
+    for (const std::string& secret : secrets)
+        for (std::size_t at = masked.find(secret); !secret.empty() && at != std::string::npos;
+             at = masked.find(secret, at + secret.size()))
+            masked.replace(at, secret.size(), secret.size(), trace::redaction_fill);
+    std::string out = "\"";
+    for (unsigned char c : masked) {
+        if (c == '"' || c == '\\')
+            out += fmt::format("\\{}", static_cast<char>(c));
+        else if (c >= 0x20 && c < 0x7f)
+            out += static_cast<char>(c);
+        else
+            out += fmt::format("\\x{:02x}", c);
+    }
+    return out + "\"";
+}
+
+} // namespace
+
 void Replayer::output(trace::OutputKind kind, std::uint64_t handle, std::string_view bytes) {
     const trace::Record* r = peek();
     std::uint64_t digest = trace::digest64(bytes);
+    // What the program sent, for a report: its first bytes (secrets masked) and, when the trace
+    // holds the recorded bytes (--record-full), where they first differ, with both sides.
     auto did = [&] {
-        return fmt::format("output {} handle={} length={} digest={:016x}", trace::output_kind_name(kind), handle,
-                           bytes.size(), digest);
+        std::string s = fmt::format("output {} handle={} length={} digest={:016x} {}", trace::output_kind_name(kind),
+                                    handle, bytes.size(), digest,
+                                    report_bytes(bytes.substr(0, report_bytes_max), secrets_));
+        if (bytes.size() > report_bytes_max)
+            s += fmt::format("[{} more bytes]", bytes.size() - report_bytes_max);
+        const auto* rec = r ? std::get_if<trace::Output>(r) : nullptr;
+        if (rec != nullptr && rec->output == kind && rec->handle == handle && !rec->bytes.empty()) {
+            const std::string_view was = rec->bytes;
+            std::size_t at = 0;
+            while (at < was.size() && at < bytes.size() && was[at] == bytes[at])
+                ++at;
+            const std::size_t from = at > report_context_bytes ? at - report_context_bytes : 0;
+            s += fmt::format("\n  first difference at byte {} of the write:\n    recorded: {}\n    program:  {}", at,
+                             report_bytes(was.substr(from, at - from + report_context_bytes), secrets_),
+                             report_bytes(bytes.substr(from, at - from + report_context_bytes), secrets_));
+        }
+        return s;
     };
     if (r == nullptr)
         trace_ran_out(fmt::format("sends {}", did()));

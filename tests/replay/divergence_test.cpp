@@ -21,8 +21,10 @@ struct Diverged {
 /// Records `original`, replays `changed` against the trace, and checks what holds
 /// for every divergence: exit code 3, no "replay done", a report naming the node,
 /// what the trace says, what the program did, and the task.
-Diverged record_then_diverge(const TempDir& dir, const Scenario& original, const Scenario& changed) {
+Diverged record_then_diverge(const TempDir& dir, const Scenario& original, const Scenario& changed,
+                             bool record_full_outputs = false) {
     Options options;
+    options.record_full_outputs = record_full_outputs;
     options.node_name = "node-under-test";
     options.seed = 7;
     Diverged d;
@@ -115,23 +117,26 @@ TEST_CASE("a sleep made longer diverges when the recorded wake-up comes before i
     REQUIRE_THAT(d.report.program_did, Catch::Contains("later than that"));
 }
 
-TEST_CASE("a changed byte in a write diverges at that output, naming both digests") {
-    TempDir dir;
-    auto writer = [](std::string payload) -> Scenario {
-        return [payload](std::string& log) {
-            Listener l = must(listen(Address::loopback(0)), "listen");
-            Connection client = must(connect(Address::loopback(l.port()), generous), "connect");
-            Connection server = must(l.accept(generous), "accept");
-            must(client.write("first write is the same"), "write");
-            must(client.write(payload), "write");
-            log += must(server.read_exact(23 + payload.size(), generous), "read");
-            return 0;
-        };
+/// A program that writes "first write is the same", then `payload`, to itself over loopback.
+Scenario two_writes(std::string payload) {
+    return [payload](std::string& log) {
+        Listener l = must(listen(Address::loopback(0)), "listen");
+        Connection client = must(connect(Address::loopback(l.port()), generous), "connect");
+        Connection server = must(l.accept(generous), "accept");
+        must(client.write("first write is the same"), "write");
+        must(client.write(payload), "write");
+        log += must(server.read_exact(23 + payload.size(), generous), "read");
+        return 0;
     };
-    Diverged d = record_then_diverge(dir, writer("hello, world"), writer("hello, World"));
+}
+
+TEST_CASE("a changed byte in a write diverges at that output, naming both digests and the program's bytes") {
+    TempDir dir;
+    Diverged d = record_then_diverge(dir, two_writes("hello, world"), two_writes("hello, World"));
     INFO(d.replay.child.err);
     REQUIRE_THAT(d.report.trace_says, Catch::StartsWith("output conn_write") && Catch::Contains("length=12"));
-    REQUIRE_THAT(d.report.program_did, Catch::StartsWith("output conn_write") && Catch::Contains("length=12"));
+    REQUIRE_THAT(d.report.program_did, Catch::StartsWith("output conn_write") && Catch::Contains("length=12") &&
+                                           Catch::Contains("\"hello, World\""));
     REQUIRE(d.report.trace_says != d.report.program_did);  // the digests differ
     REQUIRE_THAT(d.report.task, Catch::Contains("'main'"));
     // The second output record: the first write matched.
@@ -140,6 +145,16 @@ TEST_CASE("a changed byte in a write diverges at that output, naming both digest
                 return trace::is<trace::Output>(r) && ++seen == 2;
             }));
     REQUIRE(d.report.event > first_output);
+}
+
+TEST_CASE("recorded in full, a changed write's report shows where it first differs, both sides") {
+    TempDir dir;
+    Diverged d = record_then_diverge(dir, two_writes("hello, world: the rest is the same"),
+                                     two_writes("hello, World: the rest is the same"), true);
+    INFO(d.replay.child.err);
+    REQUIRE_THAT(d.replay.child.err, Catch::Contains("first difference at byte 7 of the write:\n"
+                                                     "    recorded: \"hello, world: the rest \"\n"
+                                                     "    program:  \"hello, World: the rest \""));
 }
 
 TEST_CASE("an extra precise_now() diverges at the input the trace has there") {
