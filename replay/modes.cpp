@@ -35,10 +35,16 @@ void wire_modes(Runtime::Impl& rt) {
                                         : rt.options.program_name;
         // "The same program" is the same program name; another build of it replays (and
         // may diverge where it changed), another program is refused before it starts.
-        if (!h.program.empty() && !program.empty() && h.program != program)
-            throw std::runtime_error(fmt::format("{} was recorded by program '{}', not '{}': replay it with '{}'{}",
-                                                 rt.options.replay_path, h.program, program, h.program,
-                                                 h.executable.empty() ? "" : fmt::format(" ({})", h.executable)));
+        if (!h.program.empty() && !program.empty() && h.program != program) {
+            const std::string what = fmt::format("{} was recorded by program '{}', not '{}'", rt.options.replay_path,
+                                                 h.program, program);
+            if (!rt.options.replay_any_program)
+                throw std::runtime_error(fmt::format("{}: replay it with '{}'{}, or give --replay-any-program to replay "
+                                                     "it with this one anyway",
+                                                     what, h.program,
+                                                     h.executable.empty() ? "" : fmt::format(" ({})", h.executable)));
+            fmt::print(stderr, "reprise: note: {}: replayed anyway (--replay-any-program); expect a divergence\n", what);
+        }
         const std::string build = executable_build_id();
         if (!h.build_id.empty() && !build.empty() && h.build_id != build)
             fmt::print(stderr,

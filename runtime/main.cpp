@@ -56,6 +56,8 @@ constexpr const char* runtime_usage = R"(Runtime options (reprise; `--flag value
                         [NODE #N +S.mmms]: the node, the event during which the line's newline
                         reached the fd (the last one replay had handed over), and its virtual
                         time; --break-at=N+1 stops just after it (docs/porting.md)
+  --replay-any-program  replay: a trace another program recorded (its header names another
+                        program) is replayed anyway, with a notice, instead of refused
   -h, --help            this text
   --                    end of runtime options; the rest goes to the program
 )";
@@ -63,7 +65,7 @@ constexpr const char* runtime_usage = R"(Runtime options (reprise; `--flag value
 // Every flag the runtime takes, for "did you mean" on a near miss.
 const std::vector<std::string> runtime_flags = {
     "--seed", "--node", "--stack-size", "--offload-threads", "--verbose-seed", "--record", "--record-full",
-    "--record-segment", "--record-keep", "--record-keep-bytes", "--record-max-bytes", "--record-fsync", "--record-compress", "--record-key", "--replay", "--speed", "--break-at", "--mark-stdio", "--help"};
+    "--record-segment", "--record-keep", "--record-keep-bytes", "--record-max-bytes", "--record-fsync", "--record-compress", "--record-key", "--replay", "--speed", "--break-at", "--mark-stdio", "--replay-any-program", "--help"};
 
 // Returns an error message, or nothing when the flags are fine.
 std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo& info, CommandLine& out) {
@@ -107,6 +109,7 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
     auto* speed_opt = app.add_option("--speed", speed);
     auto* break_opt = app.add_option("--break-at", break_at);
     auto* mark_opt = app.add_flag("--mark-stdio", out.options.mark_stdio);
+    auto* any_program_opt = app.add_flag("--replay-any-program", out.options.replay_any_program);
 
     std::vector<std::string> reversed;  // CLI11 takes the arguments last first
     for (int i = end - 1; i >= 1; --i)
@@ -210,7 +213,7 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
 
     // Flags that cannot take effect are errors, not silence.
     const bool replaying = !out.options.replay_path.empty(), recording = !out.options.record_path.empty();
-    for (auto* opt : {speed_opt, break_opt, mark_opt})
+    for (auto* opt : {speed_opt, break_opt, mark_opt, any_program_opt})
         if (*opt && !replaying)
             return fmt::format("{} applies to a replay: add --replay=TRACE", opt->get_name());
     for (auto* opt : {full_opt, fsync_opt, segment_opt, compress_opt, keep_opt, keep_bytes_opt, max_bytes_opt})

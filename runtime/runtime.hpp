@@ -50,6 +50,9 @@ struct Options {
     /// Replay: prefix each line the program prints on stdout and stderr with the node, the
     /// event number and the virtual time (see docs/porting.md, "Marking the program's output").
     bool mark_stdio = false;
+    /// Replay: a trace whose header names another program is replayed (with a notice)
+    /// instead of refused.
+    bool replay_any_program = false;
     /// Record written bytes in full rather than as length + digest.
     bool record_full_outputs = false;
     /// Split the recording into numbered segment files of about this size (0: one file).
