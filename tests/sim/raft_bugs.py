@@ -88,8 +88,15 @@ HUNT_FLAGS = {"vote-without-log-check": HARSH, "vote-not-persisted": HARSH, "vot
               "commit-by-next-index": HARSH, "commit-old-term-by-counting": HARSH, "append-from-stale-term": HARSH,
               "apply-before-commit": HARSH}
 
-SOURCES = ["node.cpp", "frontend.cpp", "message.cpp", "state_machine.cpp", "storage.cpp", "config.cpp"]
 LINE = re.compile(r"^seed=(\d+) (ok|FAILED) .* hash=([0-9a-f]{16})", re.M)
+
+
+def core_sources(build):
+    """The sources of the raft_core library, as the build compiles them (so a new file is never left out)."""
+    with open(os.path.join(build, "compile_commands.json")) as f:
+        entries = json.load(f)
+    return sorted({os.path.basename(e["file"]) for e in entries
+                   if "/examples/raft/" in e["file"] and "raft_core" in e["command"]})
 
 
 def compile_command(build, source_name):
@@ -144,7 +151,7 @@ def build_with_bug(build, source_root, bug, work):
         return None, f"{name} does not compile:\n{r.stderr[-3000:]}"
     link = link_command(build)
     objects_dir = os.path.join(build, "examples", "raft", "libraft_core.a.p")
-    core = [os.path.join(objects_dir, s + ".o") for s in SOURCES if s != source] + [obj]
+    core = [os.path.join(objects_dir, s + ".o") for s in core_sources(build) if s != source] + [obj]
     exe = os.path.join(folder, "reprise-raft-sim")
     linked = []
     skip = 0
