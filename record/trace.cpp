@@ -89,21 +89,9 @@ std::optional<Address> address_from(std::string_view bytes) {
     return a;
 }
 
-// The bytes as a quoted, shortened line for describe(): printable ASCII as is.
+// The bytes as a shortened line for describe(): escaped(), then "..." when cut.
 std::string printable(std::string_view bytes, std::size_t max) {
-    std::string out;
-    for (std::size_t i = 0; i < bytes.size() && i < max; ++i) {
-        unsigned char c = static_cast<unsigned char>(bytes[i]);
-        if (c == '\\' || c == '"')
-            out += fmt::format("\\{}", static_cast<char>(c));
-        else if (c >= 0x20 && c < 0x7f)
-            out += static_cast<char>(c);
-        else
-            out += fmt::format("\\x{:02x}", c);
-    }
-    if (bytes.size() > max)
-        out += "...";
-    return out;
+    return bytes.size() > max ? fmt::format("{}...", escaped(bytes.substr(0, max))) : escaped(bytes);
 }
 
 } // namespace
@@ -797,6 +785,20 @@ std::optional<std::string> decode_header(std::string_view bytes, Header& h) {
 }
 
 // --- presentation ---------------------------------------------------------------------
+
+std::string escaped(std::string_view bytes) {
+    std::string out;
+    out.reserve(bytes.size());
+    for (unsigned char c : bytes) {
+        if (c == '\\' || c == '"')
+            out += fmt::format("\\{}", static_cast<char>(c));
+        else if (c >= 0x20 && c < 0x7f)
+            out += static_cast<char>(c);
+        else
+            out += fmt::format("\\x{:02x}", c);
+    }
+    return out;
+}
 
 std::string describe(const Record& record) {
     return std::visit(

@@ -358,6 +358,10 @@ private:
 /// One line describing a record (for dumps and divergence reports).
 std::string describe(const Record& r);
 
+/// Bytes from a trace or a program, safe for a terminal: printable ASCII as is, quote and
+/// backslash escaped by a backslash, anything else as \xNN (no quotes around it).
+std::string escaped(std::string_view bytes);
+
 /// Writes the record's fields (not the braces around them) as JSON members.
 void to_json(const Record& r, JsonWriter& out);
 /// The record as a JSON object (one line).

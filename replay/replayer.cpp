@@ -364,16 +364,7 @@ std::string report_bytes(std::string_view bytes, const std::vector<std::string>&
         for (std::size_t at = masked.find(secret); !secret.empty() && at != std::string::npos;
              at = masked.find(secret, at + secret.size()))
             masked.replace(at, secret.size(), secret.size(), trace::redaction_fill);
-    std::string out = "\"";
-    for (unsigned char c : masked) {
-        if (c == '"' || c == '\\')
-            out += fmt::format("\\{}", static_cast<char>(c));
-        else if (c >= 0x20 && c < 0x7f)
-            out += static_cast<char>(c);
-        else
-            out += fmt::format("\\x{:02x}", c);
-    }
-    return out + "\"";
+    return fmt::format("\"{}\"", trace::escaped(masked));
 }
 
 } // namespace

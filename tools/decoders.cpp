@@ -8,6 +8,8 @@
 #include "peer_auth.hpp"      // examples/raft: the handshake and frame tags of authenticated links
 #include "state_machine.hpp"  // examples/raft: the commands its entries carry
 
+#include <reprise/record/trace.hpp>
+
 #include <fmt/core.h>
 
 #include <charconv>
@@ -15,18 +17,7 @@
 
 namespace reprise::tool {
 
-std::string escaped(std::string_view s) {
-    std::string out;
-    for (unsigned char c : s) {
-        if (c == '"' || c == '\\')
-            out += fmt::format("\\{}", static_cast<char>(c));
-        else if (c >= 0x20 && c < 0x7f)
-            out += static_cast<char>(c);
-        else
-            out += fmt::format("\\x{:02x}", c);
-    }
-    return out;
-}
+std::string escaped(std::string_view s) { return trace::escaped(s); }
 
 std::string shown(std::string_view s) {
     bool plain = !s.empty();
