@@ -24,7 +24,9 @@ namespace reprise::trace {
 /// Bumped on every change of the format; a reader refuses any other version.
 /// 3: one type per record (accepted, connected, annotation), XXH3-64 digests, program
 /// identity in the header, chunk envelope (compressed, encrypted).
-inline constexpr std::uint32_t format_version = 3;
+/// 4: secrets (input kind 8, `secret`) and redacted reads (a bytes_read value is the size of
+/// a redaction trailer).
+inline constexpr std::uint32_t format_version = 4;
 inline constexpr char magic[8] = {'R', 'E', 'P', 'R', 'I', 'S', 'E', '\n'};
 
 /// Largest chunk payload a writer produces and a reader accepts.

@@ -250,7 +250,7 @@ int main(int argc, char** argv) {
     write_checked(dir + "/cut-off.trace", cut_off(),
                   {.records = records_first, .chunks = 1, .compressed = 1, .error = "truncated chunk"});
     write_checked(dir + "/encrypted-chunks-swapped.trace", chunks_swapped(),
-                  {.records = 0, .chunks = 0, .error = "does not open with this key"});
+                  {.refused = "does not open with this key"});  // the reader opens the first chunk at open
     write_checked(dir + "/later-segment.trace", later_segment(), {.refused = "segment 1 of a segmented trace"});
     write_checked(dir + "/bare-payload.records", bare_payload(), {.refused = "bad magic"});
     return 0;

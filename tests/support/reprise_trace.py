@@ -1,14 +1,14 @@
 """reprise_trace: the trace file's layout read independently of the C++ reader, for tests.
 
 Header: magic "REPRISE\\n", then u32 LE version, body length, CRC-32C of the body, then
-the body. Chunks (format 3): a 16-byte frame -- u32 stored length S, u32 raw length R,
+the body. Chunks (format 3 and 4): a 16-byte frame -- u32 stored length S, u32 raw length R,
 u8 flags (1 compressed, 2 encrypted), 3 zero bytes, u32 CRC-32C over frame bytes 0..11
 and the S stored bytes -- then the S stored bytes. docs/trace-format.md is the spec.
 """
 import struct
 
 MAGIC = b"REPRISE\n"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 FRAME_BYTES = 16
 HEADER_BYTES_MAX = 1024 * 1024
 CHUNK_BYTES_MAX = 65 * 1024 * 1024
