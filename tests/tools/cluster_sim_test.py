@@ -18,18 +18,16 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from reprise_test import check, report  # noqa: E402
+
 REPRISE, SIM = sys.argv[1], sys.argv[2]
 SEEDS = range(1, 5)
 if len(sys.argv) > 3:
     a, b = sys.argv[3].split("..")
     SEEDS = range(int(a), int(b) + 1)
-failures = []
 
 
-def expect(cond, what, detail=""):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(f"{what}\n{detail[-3000:]}")
 
 
 LINE = re.compile(r"^\s*-?\d+\.\d+ (\S+)\s+#(\d+)\s+(.*)$")
@@ -40,16 +38,16 @@ for seed in SEEDS:
     try:
         sim = subprocess.run([SIM, "--seed", str(seed), "--time", "30s", "--trace-dir", work, "--failure-dir", "none"],
                              capture_output=True, text=True, timeout=300)
-        expect(sim.returncode == 0, f"seed {seed}: the simulation passes", sim.stdout + sim.stderr)
+        check(sim.returncode == 0, f"seed {seed}: the simulation passes", (sim.stdout + sim.stderr)[-3000:])
         traces = [f for f in os.listdir(work) if f.endswith(".trace")]
-        check = subprocess.run([REPRISE, "cluster", "check", work], capture_output=True, text=True, timeout=300)
-        paired = re.search(r"(\d+) connection\(s\) between them", check.stdout)
-        expect(check.returncode == 0 and "CONSISTENT" in check.stdout and paired and int(paired[1]) > 0,
-               f"seed {seed}: {len(traces)} traces, {paired[1] if paired else '?'} connections paired, consistent",
-               check.stdout + check.stderr)
+        checked = subprocess.run([REPRISE, "cluster", "check", work], capture_output=True, text=True, timeout=300)
+        paired = re.search(r"(\d+) connection\(s\) between them", checked.stdout)
+        check(checked.returncode == 0 and "CONSISTENT" in checked.stdout and paired and int(paired[1]) > 0,
+              f"seed {seed}: {len(traces)} traces, {paired[1] if paired else '?'} connections paired, consistent",
+              (checked.stdout + checked.stderr)[-3000:])
         log = subprocess.run([REPRISE, "cluster", "log", work], capture_output=True, text=True, timeout=300)
-        expect(log.returncode == 0 and "order forced" not in log.stdout + log.stderr,
-               f"seed {seed}: log places every event without forcing the order", log.stderr)
+        check(log.returncode == 0 and "order forced" not in log.stdout + log.stderr,
+               f"seed {seed}: log places every event without forcing the order", log.stderr[-3000:])
         placed = set()
         bad = []
         runs_seen = {}
@@ -68,15 +66,11 @@ for seed in SEEDS:
                 if int(run) < runs_seen.get(node, 0):
                     out_of_order_runs.append(line)
                 runs_seen[node] = max(runs_seen.get(node, 0), int(run))
-        expect(placed and not bad, f"seed {seed}: every read comes after the write it names ({len(placed)} events)",
+        check(placed and not bad, f"seed {seed}: every read comes after the write it names ({len(placed)} events)",
                "\n".join(bad[:20]))
-        expect(not out_of_order_runs, f"seed {seed}: a node's runs in order ({sum(runs_seen.values())} runs of restarted nodes)",
+        check(not out_of_order_runs, f"seed {seed}: a node's runs in order ({sum(runs_seen.values())} runs of restarted nodes)",
                "\n".join(out_of_order_runs[:20]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-if failures:
-    print(f"\n{len(failures)} failure(s):")
-    for f in failures:
-        print("---\n" + f)
-    sys.exit(1)
+sys.exit(report("cluster_sim_test"))
