@@ -11,6 +11,7 @@
 
 #include <fmt/core.h>
 
+#include <array>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +27,13 @@ Replayer::Replayer(Runtime::Impl& rt, trace::Reader reader, ReplayConfig config)
     config_.progress = config_.progress && ::isatty(STDERR_FILENO) && !config_.mark_stdio;
     if (config_.mark_stdio)
         marker_ = std::make_unique<StdioMarker>(reader_.header().node);
+    // The debugger's view of this replay (the runtime registers it once wired).
+    rt_.debug.trace_path = rt_.options.replay_path.c_str();
+    rt_.debug.events = &consumed_;
+    rt_.debug.tick_mono_ns = &tick_mono_ns_;
+    rt_.debug.first_mono_ns = &first_mono_ns_;
+    rt_.debug.replaying = 1;
+    publish_kind_names();
 }
 
 Replayer::~Replayer() = default;
@@ -70,18 +78,99 @@ void Replayer::handed_over() {
     ++consumed_;
 }
 
-// Called before each record is handed to the program: --break-at stops here.
+// The names the debug table gives the debugger for the record and wake-up kinds.
+void Replayer::publish_kind_names() {
+    static const auto names = [] {
+        struct Names {
+            std::array<const char*, trace::record_kind_last + 1> records{};
+            std::array<const char*, wake_kind_last + 1> wakes{};
+        } n;
+        n.records[0] = n.wakes[0] = "";
+        for (std::uint8_t k = 1; k <= trace::record_kind_last; ++k)
+            n.records[k] = trace::record_kind_name(static_cast<trace::RecordKind>(k));
+        for (std::uint8_t k = 1; k <= wake_kind_last; ++k)
+            n.wakes[k] = trace::wake_kind_name(static_cast<WakeKind>(k));
+        return n;
+    }();
+    reprise_debug.record_kind_names = names.records.data();
+    reprise_debug.record_kind_count = static_cast<std::uint32_t>(names.records.size());
+    reprise_debug.wake_kind_names = names.wakes.data();
+    reprise_debug.wake_kind_count = static_cast<std::uint32_t>(names.wakes.size());
+}
+
+std::int64_t Replayer::virtual_ns() const noexcept { return tick_mono_ns_ - first_mono_ns_; }
+
+// Called before each record is handed to the program: --break-at and the debugger's
+// targets stop here, one byte tested per event when none is armed.
 void Replayer::before_event(const trace::Record& r) {
-    if (config_.break_at != 0 && consumed_ == config_.break_at) {
-        const std::string says = fmt::format("reprise: break at event {} ({}): raising SIGTRAP\n", consumed_, trace::describe(r));
-        if (marker_) {
-            marker_->say(says);
-        } else {
-            fmt::print(stderr, "{}", says);
-            std::fflush(stderr);
+    if (config_.break_at != 0 && consumed_ == config_.break_at) [[unlikely]] {
+        const std::string what = trace::describe(r);
+        if (!debug_stop(reprise_stop_break_at, rt_.debug, consumed_, virtual_ns(), what)) {
+            const std::string says = fmt::format("reprise: break at event {} ({}): raising SIGTRAP\n", consumed_, what);
+            if (marker_) {
+                marker_->say(says);
+            } else {
+                fmt::print(stderr, "{}", says);
+                std::fflush(stderr);
+            }
+            ::raise(SIGTRAP);
         }
-        ::raise(SIGTRAP);
     }
+    if (debug_armed()) [[unlikely]]
+        debug_targets_at(r);
+}
+
+// The debugger's targets for this record: an event number, a kind (and handle), a checkpoint.
+void Replayer::debug_targets_at(const trace::Record& r) {
+    if (!debug_targets(rt_.debug))
+        return;
+    if (reprise_debug.stop_event == consumed_) {
+        debug_stop(reprise_stop_event, rt_.debug, consumed_, virtual_ns(), trace::describe(r));
+        return;
+    }
+    if (const std::uint32_t kinds = reprise_debug.stop_kinds; kinds != 0) {
+        const auto kind = static_cast<std::uint32_t>(r.index() + 1);
+        std::uint32_t bit = 1u << kind;
+        std::uint64_t handle = 0;
+        if (const auto* w = std::get_if<trace::Wake>(&r)) {
+            bit |= 1u << (16 + static_cast<std::uint32_t>(w->wake));
+            handle = w->handle;
+        } else if (const auto* a = std::get_if<trace::Accepted>(&r)) {
+            bit |= 1u << (16 + static_cast<std::uint32_t>(WakeKind::accepted));
+            handle = a->listener;
+        } else if (const auto* c = std::get_if<trace::Connected>(&r)) {
+            bit |= 1u << (16 + static_cast<std::uint32_t>(WakeKind::connected));
+            handle = c->connection;
+        } else if (const auto* o = std::get_if<trace::Output>(&r)) {
+            handle = o->handle;
+        }
+        const std::uint64_t want = reprise_debug.stop_handle;
+        if ((kinds & bit) != 0 && (want == 0 || want == handle)) {
+            debug_stop(reprise_stop_kind, rt_.debug, consumed_, virtual_ns(), trace::describe(r), handle);
+            return;
+        }
+    }
+    if (const std::uint64_t every = reprise_debug.checkpoint_every; every != 0 && consumed_ != 0 && consumed_ % every == 0)
+        debug_stop(reprise_stop_checkpoint, rt_.debug, consumed_, virtual_ns(), trace::describe(r));
+}
+
+// A write about to be checked: does the debugger's needle end in it? The needle may start in
+// an earlier write of the connection (the last needle-length bytes of each are kept).
+void Replayer::debug_output_at(std::uint64_t handle, std::string_view bytes) {
+    const std::uint32_t asked = reprise_debug.output_needle_bytes;
+    const std::uint32_t n = std::min<std::uint32_t>(asked, sizeof reprise_debug.output_needle);
+    const std::uint64_t want = reprise_debug.stop_handle;
+    if (n == 0 || (want != 0 && want != handle) || !debug_targets(rt_.debug))
+        return;
+    const std::string_view needle(const_cast<const char*>(reprise_debug.output_needle), n);
+    std::string& tail = needle_tails_[handle];
+    std::string window = tail;
+    window.append(bytes);
+    const bool found = window.find(needle) != std::string::npos;
+    tail = window.size() >= n ? window.substr(window.size() - (n - 1)) : window;
+    if (found)
+        debug_stop(reprise_stop_output, rt_.debug, consumed_, virtual_ns(),
+                   fmt::format("connection {} wrote \"{}\" (event {})", handle, trace::escaped(needle), consumed_), handle);
 }
 
 void Replayer::trace_ran_out(std::string_view program_did) {
@@ -124,6 +213,8 @@ void Replayer::diverge(std::string_view trace_says, std::string_view program_did
         f ? fmt::format("'{}' (id {})", f->name, f->id) : std::string("the loop (delivering wake-ups)"));
     fmt::print(stderr, "{}", report);
     std::fflush(stderr);
+    // Under the debugger, the process stops here, in the task that differs, before it exits.
+    debug_stop(reprise_stop_divergence, rt_.debug, consumed_, virtual_ns(), report);
     // A driver of several runtimes learns which node diverged and stops the others.
     if (rt_.options.on_divergence)
         rt_.options.on_divergence(report);
@@ -146,6 +237,8 @@ PollResult Replayer::poll(std::int64_t, WakeBatch& batch) {
                        "everything recorded was replayed\n",
                        consumed_);
             std::fflush(stderr);
+            debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(),
+                       "the trace's end: the recording stopped while the program still ran");
             std::_Exit(0);
         }
         diverge(trace::describe(*r), "goes on: it waits for the world where the recorded program ended");
@@ -400,6 +493,8 @@ void Replayer::output(trace::OutputKind kind, std::uint64_t handle, std::string_
         out->digest != digest)
         diverge(trace::describe(*r), did());
     before_event(next_);
+    if (debug_armed() && kind == trace::OutputKind::conn_write) [[unlikely]]
+        debug_output_at(handle, bytes);
     consume();
 }
 
@@ -438,13 +533,23 @@ void Replayer::end(int exit_code) {
     const auto* end = std::get_if<trace::End>(r);
     if (end == nullptr || end->exit_code != exit_code)
         diverge(trace::describe(*r), did);
+    before_event(next_);
     consume();
     print_summary("done");
     fmt::print(stderr, "reprise: no divergence: every input was fed and every output matched the trace\n");
-    if (config_.break_at > consumed_)
-        fmt::print(stderr, "reprise: --break-at {} was never reached: the trace has {} events (numbered from 0)\n",
-                   config_.break_at, consumed_);
+    if (config_.break_at >= consumed_) {
+        // Asked to stop where the trace has no event: an error, not a run that looks fine.
+        fmt::print(stderr,
+                   "reprise: error: --break-at {} is past the trace's end: it has {} events, #0 to #{}; the replay "
+                   "ran to the end without stopping\n",
+                   config_.break_at, consumed_, consumed_ - 1);
+        std::fflush(stderr);
+        debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(), "the trace's end (the --break-at was past it)");
+        std::_Exit(replay_exit_break_at_past_end);
+    }
     std::fflush(stderr);
+    debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(),
+               fmt::format("the trace's end: the program ended with exit code {}, as recorded", exit_code));
 }
 
 void Replayer::report_progress() {

@@ -264,11 +264,19 @@ Runtime::Impl::Impl(Runtime& owner_, Options options_)
         backend->watch_signal(SIGINT);
         backend->watch_signal(SIGTERM);
     }
+    // The replayer filled in its part (trace, events, virtual time) while being wired.
+    debug.node = options.node_name.c_str();
+    debug.fibers_head = reinterpret_cast<void* const*>(&all_head);
+    debug.current_fiber = reinterpret_cast<void* const*>(&current);
+    debug.now_ns = &now_ns;
+    debug.wall_ns = &wall_ns;
+    debug_register(debug);
 }
 
 Runtime::Impl::~Impl() {
     REPRISE_ASSERT_MSG(!running, "a Runtime was destroyed while it runs");
     REPRISE_ASSERT_MSG(fibers_alive == 0, "a Runtime was destroyed with live fibers");
+    debug_unregister(debug);
     recorder.reset();  // writes what is left of the trace
     journal = nullptr;
     backend.reset();   // joins the offload threads

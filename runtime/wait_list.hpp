@@ -70,6 +70,10 @@ public:
         handle_ = handle;
     }
 
+    /// Where kind and handle sit in a WaitList, for the debug table (runtime/internal/debug_table.hpp).
+    static constexpr std::uint32_t debug_kind_offset() noexcept;
+    static constexpr std::uint32_t debug_handle_offset() noexcept;
+
 private:
     friend struct detail::Fiber;
     void push_back(detail::Fiber* fiber) noexcept;
@@ -79,5 +83,8 @@ private:
     WaitKind kind_ = WaitKind::other;
     std::uint64_t handle_ = 0;
 };
+
+constexpr std::uint32_t WaitList::debug_kind_offset() noexcept { return offsetof(WaitList, kind_); }
+constexpr std::uint32_t WaitList::debug_handle_offset() noexcept { return offsetof(WaitList, handle_); }
 
 } // namespace reprise

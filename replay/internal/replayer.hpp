@@ -9,9 +9,10 @@
 #include "reprise/runtime/internal/core.hpp"
 #include "reprise/runtime/internal/journal.hpp"
 
-#include <vector>
 #include <memory>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 namespace reprise::detail {
 
@@ -29,6 +30,8 @@ struct ReplayConfig {
 /// Exit codes of a replay.
 inline constexpr int replay_exit_diverged = 3;
 inline constexpr int replay_exit_damaged = 2;
+/// --break-at named an event past the trace's end (a usage error: the replay never stopped).
+inline constexpr int replay_exit_break_at_past_end = 2;
 
 class Replayer final : public Backend, public Journal {
 public:
@@ -37,7 +40,10 @@ public:
 
     // --- Backend: the world, as the trace tells it -------------------------------
     PollResult poll(std::int64_t deadline_ns, WakeBatch& out) override;
-    void begin_run(WakeBatch& out) override { poll(-1, out); }
+    void begin_run(WakeBatch& out) override {
+        debug_replay_starts(rt_.debug);
+        poll(-1, out);
+    }
     void read_clock(std::int64_t& mono_ns, std::int64_t& wall_ns) override;
     std::int64_t precise_clock_ns() override;
     void collect_due_timers(TimerHeap&, std::int64_t, WakeBatch&) override {}
@@ -93,8 +99,14 @@ private:
     /// The trace ran out: a damaged/truncated trace (exit 2) or a program that
     /// goes on past the recorded end (exit 3).
     [[noreturn]] void trace_ran_out(std::string_view program_did);
-    /// --break-at: SIGTRAP before record `r` is handed to the program.
+    /// --break-at (SIGTRAP, or the debugger's stop) and the debugger's targets, before record
+    /// `r` is handed to the program.
     void before_event(const trace::Record& r);
+    void debug_targets_at(const trace::Record& r);
+    void debug_output_at(std::uint64_t handle, std::string_view bytes);
+    void publish_kind_names();
+    /// The replay's virtual time: the current tick's recorded time since the first.
+    std::int64_t virtual_ns() const noexcept;
     void pace(std::int64_t tick_mono_ns);
     void report_progress();
     std::string last_good() const;
@@ -120,6 +132,8 @@ private:
     std::vector<std::string> secrets_;     ///< supplied again and checked: restore redacted reads
     std::string unredacted_;               ///< a redacted read, restored (reused)
     std::unique_ptr<StdioMarker> marker_;  ///< --mark-stdio, or null
+    /// The debugger's output needle: each connection's last needle-length - 1 bytes written.
+    std::unordered_map<std::uint64_t, std::string> needle_tails_;
 };
 
 class Recorder;

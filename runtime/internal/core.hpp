@@ -3,6 +3,7 @@
 
 #include "reprise/runtime/internal/private.hpp"
 
+#include "reprise/runtime/internal/debug_table.hpp"
 #include "reprise/runtime/internal/handle.hpp"
 #include "reprise/runtime/internal/journal.hpp"
 #include "reprise/runtime/internal/prng.hpp"
@@ -294,6 +295,9 @@ struct Runtime::Impl {
     void drop_unfinished_offloads() noexcept;
     bool stop_requested = false;
     RuntimeStats stats;
+    /// This runtime in the debug table (runtime/internal/debug_table.hpp): registered once the
+    /// modes are wired, for the runtime's life.
+    reprise_debug_runtime debug{};
 
     // --- the run and its stepping (Runtime::start, step, result) ----------------
     std::function<int()> main_entry;

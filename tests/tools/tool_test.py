@@ -59,12 +59,12 @@ def record_traces(echo, tmp):
 
 
 def check_replay_end(echo, tmp, a):
-    """What a replay says at its end: a match, a --break-at never reached, a bad flag, other arguments."""
+    """What a replay says at its end: a match, a --break-at past the end, a bad flag, other arguments."""
     r = replay(echo, a, timeout_s=TIMEOUT_S, cwd=tmp)
     check(r.matched(), "a replay that matched says so", r.stderr)
     rc, _, err = run([echo, f"--replay={a}", "--break-at", "99999999"], cwd=tmp)
-    check(rc == 0 and "--break-at 99999999 was never reached: the trace has" in err,
-          "a --break-at past the trace's end is reported, not silently ignored", err)
+    check(rc == 2 and "error: --break-at 99999999 is past the trace's end: it has" in err,
+          "a --break-at past the trace's end is an error (exit 2), not a run that looks fine", err)
     rc, _, err = run([echo, f"--replay={a}", "--seed", "abc"], cwd=tmp)
     check(rc == 2 and "--seed needs a number from 0 to 18446744073709551615, got 'abc'" in err,
           "a runtime flag's bad number says what the flag takes", err)
