@@ -42,7 +42,7 @@ Replayer::~Replayer() = default;
 // checks none, so a build that writes one more or one less still replays.
 const trace::Record* Replayer::peek() {
     while (!have_next_) {
-        if (!reader_.next(next_))
+        if (!read_record(next_))
             return nullptr;
         if (!trace::is<trace::Annotation>(next_)) {
             have_next_ = true;
@@ -58,6 +58,66 @@ const trace::Record* Replayer::peek() {
         }
     }
     return &next_;
+}
+
+bool Replayer::read_record(trace::Record& out) {
+    if (staged_.empty())
+        return reader_.next(out);
+    staged_current_ = staged_.front();
+    staged_.pop_front();
+    out = staged_current_.get();
+    return true;
+}
+
+// The next tick's wake-ups are read ahead (copied: the reader's chunk moves on) so that the
+// driver of a joint replay sees which bytes the tick reads before it lets the node take it.
+const Replayer::TickPreview* Replayer::preview_tick() {
+    const trace::Record* r = peek();
+    const auto* tick = r ? std::get_if<trace::Tick>(r) : nullptr;
+    if (tick == nullptr)
+        return nullptr;
+    if (preview_valid_)
+        return &preview_;
+    preview_.wall_ns = tick->wall_ns;
+    preview_.reads.clear();
+    auto note = [&](const trace::Record& rec) {
+        if (const auto* w = std::get_if<trace::Wake>(&rec)) {
+            if (w->wake == WakeKind::bytes_read)
+                preview_.reads.emplace_back(w->handle, w->data.size() - static_cast<std::uint64_t>(w->value));
+            return true;
+        }
+        return trace::is<trace::Accepted>(rec) || trace::is<trace::Connected>(rec) || trace::is<trace::Annotation>(rec);
+    };
+    bool more = true;
+    for (const trace::RecordCopy& c : staged_)
+        if (!(more = note(c.get())))
+            break;
+    trace::Record rec;
+    while (more && reader_.next(rec)) {
+        staged_.emplace_back(rec);
+        more = note(rec);
+    }
+    preview_valid_ = true;
+    return &preview_;
+}
+
+void Replayer::freeze(JointEnd why, std::string_view program_did) {
+    if (joint_end_ == JointEnd::running) {
+        joint_end_ = why;
+        const char* what = why == JointEnd::cut       ? "the trace ends without an end record (the process was killed "
+                                                        "or lost power)"
+                           : why == JointEnd::damaged ? "the trace is damaged"
+                                                      : "the recording stopped while the program still ran";
+        print_summary("stopped");
+        fmt::print(stderr, "reprise: node '{}': {} at event {}, while the program {}: this node is replayed to what "
+                           "exists and stops there\n",
+                   reader_.header().node, what, consumed_, program_did);
+        std::fflush(stderr);
+    }
+    // A task asking for more than the trace holds waits for good: the node is frozen.
+    if (rt_.current != nullptr)
+        for (;;)
+            rt_.park(Deadline::never(), false);
 }
 
 void Replayer::consume() {
@@ -174,6 +234,10 @@ void Replayer::debug_output_at(std::uint64_t handle, std::string_view bytes) {
 }
 
 void Replayer::trace_ran_out(std::string_view program_did) {
+    if (joint_ && rt_.current != nullptr && !(reader_.saw_end() && !reader_.error())) {
+        freeze(reader_.error() ? JointEnd::damaged : JointEnd::cut, program_did);
+        __builtin_unreachable();  // freeze() parks this task for good
+    }
     if (reader_.error()) {
         const trace::ReadError& e = *reader_.error();
         print_summary("stopped");
@@ -225,6 +289,19 @@ void Replayer::diverge(std::string_view trace_says, std::string_view program_did
 
 PollResult Replayer::poll(std::int64_t, WakeBatch& batch) {
     const trace::Record* r = peek();
+    if (joint_) {
+        // A frozen node, or one held before its next tick, delivers nothing.
+        if (joint_end_ != JointEnd::running || (hold_ && r != nullptr && trace::is<trace::Tick>(*r)))
+            return {};
+        if (r == nullptr && !(reader_.saw_end() && !reader_.error())) {
+            freeze(reader_.error() ? JointEnd::damaged : JointEnd::cut, "waits for the world (for a tick)");
+            return {};
+        }
+        if (const auto* end = r ? std::get_if<trace::End>(r) : nullptr; end && end->exit_code == trace::exit_code_still_running) {
+            freeze(JointEnd::still_running, "waits for the world");
+            return {};
+        }
+    }
     if (r == nullptr)
         trace_ran_out("waits for the world (for a tick)");
     if (const auto* end = std::get_if<trace::End>(r)) {
@@ -249,6 +326,7 @@ PollResult Replayer::poll(std::int64_t, WakeBatch& batch) {
     before_event(next_);
     tick_mono_ns_ = tick->mono_ns;
     tick_wall_ns_ = tick->wall_ns;
+    preview_valid_ = false;
     consume();
     if (config_.speed != 0)
         pace(tick_mono_ns_);
@@ -387,6 +465,18 @@ void Replayer::deliver_pending(std::string_view data, Check&& check) {
         wake->data = data;  // the batch's copy, alive while the gate delivers it
     before_event(r);
     check(r);
+    if (joint_) [[unlikely]] {
+        if (const auto* w = std::get_if<trace::Wake>(&r); w && w->wake == WakeKind::bytes_read) {
+            conns_[w->handle].read += data.size();
+        } else if (const auto* a = std::get_if<trace::Accepted>(&r)) {
+            conns_[a->connection] = ConnCounts{.local = a->local, .peer = a->peer, .known = true};
+        } else if (const auto* c = std::get_if<trace::Connected>(&r); c && c->error == 0) {
+            ConnCounts& cc = conns_[c->connection];
+            cc.local = c->local;
+            cc.peer = c->peer;
+            cc.known = true;
+        }
+    }
     last_good_.assign(r);
     have_last_ = true;
     handed_over();
@@ -495,6 +585,8 @@ void Replayer::output(trace::OutputKind kind, std::uint64_t handle, std::string_
     before_event(next_);
     if (debug_armed() && kind == trace::OutputKind::conn_write) [[unlikely]]
         debug_output_at(handle, bytes);
+    if (joint_ && kind == trace::OutputKind::conn_write) [[unlikely]]
+        conns_[handle].written += bytes.size();
     consume();
 }
 

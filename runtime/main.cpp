@@ -1,6 +1,8 @@
 // run_main: the runtime's command-line flags, --help, and the graceful-stop wiring.
 #include "reprise/runtime/main.hpp"
 
+#include "reprise/runtime/internal/core.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -105,7 +107,8 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
                               ->check(CLI::Range(limits::trace_run_bytes_min, std::uint64_t{UINT64_MAX}));
     auto* compress_opt = app.add_option("--record-compress", compress);
     auto* key_opt = app.add_option("--record-key", out.options.trace_key_path);
-    auto* replay_opt = app.add_option("--replay", out.options.replay_path);
+    std::vector<std::string> replays;
+    auto* replay_opt = app.add_option("--replay", replays)->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     auto* speed_opt = app.add_option("--speed", speed);
     auto* break_opt = app.add_option("--break-at", break_at);
     auto* mark_opt = app.add_flag("--mark-stdio", out.options.mark_stdio);
@@ -182,8 +185,14 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
         return std::string("--record-key needs a file");
     if (*record_opt && out.options.record_path.empty())
         return std::string("--record needs a path");
-    if (*replay_opt && out.options.replay_path.empty())
-        return std::string("--replay needs a path");
+    std::reverse(replays.begin(), replays.end());  // parsed last first
+    for (const std::string& r : replays)
+        if (r.empty())
+            return std::string("--replay needs a path");
+    out.replay_paths = replays;
+    if (!replays.empty())
+        out.options.replay_path = replays.front();
+    (void)replay_opt;
     if (*speed_opt) {
         if (speed == "max") {
             out.options.replay_speed = 0;
@@ -195,6 +204,13 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
         }
     }
     if (*break_opt) {
+        // NODE:N names a node of a joint replay (or the one replayed node).
+        if (const auto colon = break_at.rfind(':'); colon != std::string::npos) {
+            out.break_at_node = break_at.substr(0, colon);
+            if (out.break_at_node.empty())
+                return fmt::format("--break-at takes N or NODE:N, got '{}'", break_at);
+            break_at = break_at.substr(colon + 1);
+        }
         auto n = number("--break-at", break_at, 1, UINT64_MAX, "an event number");
         if (auto* error = std::get_if<std::string>(&n))
             return *error;
@@ -205,8 +221,12 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
         if (const char* p = std::getenv("REPRISE_RECORD"); p && *p)  // reprise-allow: env (the runtime's own mode)
             out.options.record_path = p;
     if (out.options.replay_path.empty())
-        if (const char* p = std::getenv("REPRISE_REPLAY"); p && *p)  // reprise-allow: env (the runtime's own mode)
+        if (const char* p = std::getenv("REPRISE_REPLAY"); p && *p) {  // reprise-allow: env (the runtime's own mode)
             out.options.replay_path = p;
+            out.replay_paths = {p};
+        }
+    if (out.replay_paths.size() > 1 && !out.options.record_path.empty())
+        return std::string("--record applies to one replay at a time, not to a joint replay of several traces");
     if (out.options.trace_key_path.empty())
         if (const char* p = std::getenv("REPRISE_RECORD_KEY"); p && *p)  // reprise-allow: env (the runtime's own mode)
             out.options.trace_key_path = p;
@@ -316,6 +336,18 @@ int run_main(int argc, char** argv, const ProgramEntry& entry) {
     parsed.options.stop_on_signals = true;
     parsed.options.argv = parsed.args;
     parsed.options.program_name = entry.name;
+    if (parsed.replay_paths.size() > 1) {
+        if (parsed.args.size() > 1) {
+            fmt::print(stderr, "{}: a joint replay runs each trace's recorded arguments: give none\n", program);
+            return 2;
+        }
+        const std::string break_at = parsed.options.break_at == 0 ? std::string()
+                                     : parsed.break_at_node.empty()
+                                         ? std::to_string(parsed.options.break_at)
+                                         : fmt::format("{}:{}", parsed.break_at_node, parsed.options.break_at);
+        parsed.options.break_at = 0;
+        return detail::run_joint_replay(entry, parsed.options, parsed.replay_paths, break_at, program);
+    }
     std::optional<Runtime> runtime;
     try {
         runtime.emplace(parsed.options);
@@ -340,6 +372,11 @@ int run_main(int argc, char** argv, const ProgramEntry& entry) {
         }
         if (!recorded.empty())
             parsed.args = recorded;
+    }
+    if (!parsed.break_at_node.empty() && parsed.break_at_node != runtime->node_name() && parsed.break_at_node != "0") {
+        fmt::print(stderr, "{}: --break-at {}:{}: the trace is of node '{}'\n", program, parsed.break_at_node,
+                   parsed.options.break_at, runtime->node_name());
+        return 2;
     }
     if (parsed.verbose_seed)
         fmt::print(stderr, "{}: node '{}' seed {}\n", program, runtime->node_name(), runtime->seed());

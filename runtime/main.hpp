@@ -43,6 +43,11 @@ struct CommandLine {
     bool help = false;              ///< -h or --help was given
     bool verbose_seed = false;
     std::string error;              ///< not empty: a bad flag (run_main prints it and returns 2)
+    /// Every --replay given, in order: more than one is a joint replay (options.replay_path
+    /// is the first).
+    std::vector<std::string> replay_paths;
+    /// --break-at's text when it names a node (NODE:N); options.break_at holds N.
+    std::string break_at_node;
 };
 CommandLine parse_command_line(int argc, char** argv, const ProgramInfo& info = {});
 

@@ -186,6 +186,10 @@ public:
 };
 } // namespace reprise
 
+namespace reprise {
+struct ProgramEntry;
+}
+
 namespace reprise::detail {
 
 /// Gives a runtime its backend and journal from its Options: live, record, replay, or
@@ -193,6 +197,13 @@ namespace reprise::detail {
 /// that knows every mode; throws std::runtime_error with a clear message when a trace
 /// cannot be read or created.
 void wire_modes(Runtime::Impl& rt);
+
+/// Joint replay (replay/joint.cpp): `traces` replayed in one process, one runtime each built
+/// from `base`, running `entry` with each trace's recorded arguments, stepped in
+/// happens-before order. `break_at` is --break-at's text (NODE:N, or empty). Returns the
+/// exit code: 0 when no node diverged, 2 on a bad flag or trace; a divergence exits 3.
+int run_joint_replay(const ProgramEntry& entry, const Options& base, const std::vector<std::string>& traces,
+                     const std::string& break_at, const std::string& program);
 
 /// A live backend on `world`'s event loop (null: a loop of its own).
 std::unique_ptr<Backend> make_live_backend(std::size_t offload_threads, std::shared_ptr<LiveWorld> world,
