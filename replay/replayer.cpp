@@ -8,6 +8,7 @@
 #include "reprise/io/internal/offload_state.hpp"
 #include "reprise/record/codec.hpp"
 #include "reprise/record/internal/recorder.hpp"
+#include "reprise/runtime/internal/stack.hpp"
 
 #include <fmt/core.h>
 
@@ -34,9 +35,30 @@ Replayer::Replayer(Runtime::Impl& rt, trace::Reader reader, ReplayConfig config)
     rt_.debug.first_mono_ns = &first_mono_ns_;
     rt_.debug.replaying = 1;
     publish_kind_names();
+    add_crash_hook(&Replayer::crash_report, this);
 }
 
-Replayer::~Replayer() = default;
+Replayer::~Replayer() { remove_crash_hook(&Replayer::crash_report, this); }
+
+// The program dies of a signal during the replay (a recorded crash replays to the same
+// event): say where, in the trace's terms, without allocating.
+void Replayer::crash_report(void* arg) noexcept {
+    auto* self = static_cast<Replayer*>(arg);
+    const std::int64_t vt_ms = (self->tick_mono_ns_ - self->first_mono_ns_) / 1'000'000;
+    crash_write("reprise: replay: the program dies of signal ");
+    crash_write_u64(static_cast<std::uint64_t>(crash_signal()));
+    crash_write(" at event ");
+    crash_write_u64(self->consumed_ == 0 ? 0 : self->consumed_ - 1);
+    crash_write(" of node '");
+    crash_write(self->rt_.debug.node != nullptr ? self->rt_.debug.node : "?");
+    crash_write("', virtual time ");
+    crash_write_u64(static_cast<std::uint64_t>(vt_ms / 1000));
+    crash_write(".");
+    const auto ms = static_cast<std::uint64_t>(vt_ms % 1000);
+    crash_write(ms < 10 ? "00" : ms < 100 ? "0" : "");
+    crash_write_u64(ms);
+    crash_write(" s (the last event delivered; --break-at=N stops before event N)\n");
+}
 
 // Annotations are skipped (and counted, so event numbers match the trace's): replay
 // checks none, so a build that writes one more or one less still replays.

@@ -26,29 +26,6 @@ std::size_t round_to_pages(std::size_t n) {
     return (n + limits::page_bytes - 1) / limits::page_bytes * limits::page_bytes;
 }
 
-// Writes without allocating: this runs on the alternate stack inside a fault.
-void write_str(const char* s) noexcept {
-    std::size_t len = std::strlen(s);
-    while (len > 0) {
-        ssize_t n = ::write(STDERR_FILENO, s, len);  // reprise-allow: io (a crash message from a fault handler)
-        if (n <= 0)
-            return;
-        s += n;
-        len -= static_cast<std::size_t>(n);
-    }
-}
-
-void write_u64(std::uint64_t v) noexcept {
-    char buf[24];
-    char* p = buf + sizeof buf;
-    *--p = '\0';
-    do {
-        *--p = static_cast<char>('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    write_str(p);
-}
-
 // Crash hooks: a fixed table, so that the fatal path neither allocates nor locks.
 struct CrashHookSlot {
     std::atomic<CrashHook> hook{nullptr};
@@ -80,13 +57,13 @@ void on_fatal(int signo) {
 void on_fault(int signo, siginfo_t* info, void* uctx) {
     const RunningFiberInfo* running = tl_running_fiber;
     if (running && running->stack && running->stack->in_guard(info->si_addr)) {
-        write_str("reprise: stack overflow in task '");
-        write_str(running->name);
-        write_str("' (id ");
-        write_u64(running->id);
-        write_str("): its stack of ");
-        write_u64(running->stack->usable_bytes);
-        write_str(" bytes is exhausted; spawn it with a larger SpawnOptions::stack_bytes\n");
+        crash_write("reprise: stack overflow in task '");
+        crash_write(running->name);
+        crash_write("' (id ");
+        crash_write_u64(running->id);
+        crash_write("): its stack of ");
+        crash_write_u64(running->stack->usable_bytes);
+        crash_write(" bytes is exhausted; spawn it with a larger SpawnOptions::stack_bytes\n");
         run_crash_hooks(signo);
         ::signal(signo, SIG_DFL);
         return;  // the faulting instruction runs again and the default action kills us
@@ -107,6 +84,29 @@ void on_fault(int signo, siginfo_t* info, void* uctx) {
 }
 
 } // namespace
+
+// Writes without allocating: this runs on the alternate stack inside a fault.
+void crash_write(const char* s) noexcept {
+    std::size_t len = std::strlen(s);
+    while (len > 0) {
+        ssize_t n = ::write(STDERR_FILENO, s, len);  // reprise-allow: io (a crash message from a fault handler)
+        if (n <= 0)
+            return;
+        s += n;
+        len -= static_cast<std::size_t>(n);
+    }
+}
+
+void crash_write_u64(std::uint64_t v) noexcept {
+    char buf[24];
+    char* p = buf + sizeof buf;
+    *--p = '\0';
+    do {
+        *--p = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    crash_write(p);
+}
 
 int crash_signal() noexcept { return crash_signo.load(); }
 

@@ -141,6 +141,7 @@ private:
     void debug_targets_at(const trace::Record& r);
     void debug_output_at(std::uint64_t handle, std::string_view bytes);
     void publish_kind_names();
+    static void crash_report(void* arg) noexcept;
     /// The replay's virtual time: the current tick's recorded time since the first.
     std::int64_t virtual_ns() const noexcept;
     void pace(std::int64_t tick_mono_ns);

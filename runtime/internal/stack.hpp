@@ -40,6 +40,9 @@ using CrashHook = void (*)(void* arg) noexcept;
 /// At most limits::crash_hooks_max at once: one more asserts.
 void add_crash_hook(CrashHook hook, void* arg);
 void remove_crash_hook(CrashHook hook, void* arg) noexcept;
+/// Writes to stderr without allocating or locking (for crash hooks and fault handlers).
+void crash_write(const char* s) noexcept;
+void crash_write_u64(std::uint64_t v) noexcept;
 /// Inside a crash hook: the fatal signal the process dies of (0 outside a crash).
 int crash_signal() noexcept;
 /// For a crash hook that waits: sleeps one step (limits::crash_wait_step_ns) of the budget
