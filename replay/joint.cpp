@@ -6,6 +6,9 @@
 // next tick came first by its recorded wall clock, unless that tick reads bytes the other end
 // of its connection (paired by addresses, as `reprise cluster` pairs them) has not written yet
 // in this replay: then that node waits. A node's tick and the tasks it wakes run together.
+// One scan of each trace before the replay finds every tick's wall time, the connections'
+// ends and which tick of the writer completes the bytes each read needs, so that the
+// replay itself only compares tick counts.
 #include "reprise/replay/internal/replayer.hpp"
 
 #include "reprise/clock/internal/system_clock.hpp"
@@ -35,25 +38,120 @@ struct OpenedConn {
     std::int64_t wall_ns = 0;
 };
 
+/// A tick that reads bytes on a connection: the bytes read on it up to and with this tick.
+struct ReadNeed {
+    std::uint64_t tick = 0;  ///< the tick's ordinal in the trace (0: the first)
+    std::uint64_t conn = 0;
+    std::uint64_t bytes_through = 0;
+};
+
+/// Bytes written on a connection up to the tasks after a tick.
+struct WriteMark {
+    std::uint64_t tick = 0;  ///< written by the tasks that ran after this tick (ordinal)
+    std::uint64_t bytes_through = 0;
+};
+
+/// What the scan of one trace finds.
+struct TraceScan {
+    std::vector<std::int64_t> tick_wall_ns;  ///< every tick's wall time, in order
+    std::vector<OpenedConn> opened;
+    std::vector<ReadNeed> reads;
+    std::map<std::uint64_t, std::vector<WriteMark>> writes;  ///< by connection
+};
+
+/// A tick that must wait for another node: node `writer` must have taken `ticks` ticks.
+struct Wait {
+    std::size_t writer = 0;
+    std::uint64_t ticks = 0;
+};
+
 struct JointNode {
     std::string trace;
-    std::vector<OpenedConn> opened;  ///< every connection the trace opens (the address scan)
     trace::Header header;
+    TraceScan scan;
+    /// Per tick ordinal with reads of paired connections: what it waits for (sorted by tick).
+    std::vector<std::pair<std::uint64_t, Wait>> waits;
+    std::size_t next_wait = 0;      ///< the first of `waits` not behind us
     std::string label;              ///< the node's name, with /K when it ran several times
     std::unique_ptr<Runtime> runtime;
     Replayer* replayer = nullptr;
     bool started = false;
     bool done = false;              ///< ended as recorded, or frozen at its trace's end
+    std::uint64_t ticks = 0;        ///< ticks taken so far (the first is taken at start)
     std::uint64_t break_at = 0;
 };
 
-/// Where the bytes a connection reads were written: (node, connection), cached once found.
-using ConnKey = std::pair<std::size_t, std::uint64_t>;
+bool scan_trace(const std::string& path, const trace::TraceKey* key, TraceScan& out, std::string& error) {
+    auto reader = trace::Reader::open(path, &error, key);
+    if (!reader.ok())
+        return false;
+    std::int64_t wall_ns = reader->header().start_wall_ns;
+    std::map<std::uint64_t, std::uint64_t> read, written;
+    trace::Record r;
+    while (reader->next(r)) {
+        const std::uint64_t tick = out.tick_wall_ns.empty() ? 0 : out.tick_wall_ns.size() - 1;
+        if (const auto* t = std::get_if<trace::Tick>(&r)) {
+            wall_ns = t->wall_ns;
+            out.tick_wall_ns.push_back(t->wall_ns);
+        } else if (const auto* w = std::get_if<trace::Wake>(&r); w && w->wake == WakeKind::bytes_read) {
+            const std::uint64_t n = w->data.size() - static_cast<std::uint64_t>(w->value);  // without a redaction trailer
+            out.reads.push_back({tick, w->handle, read[w->handle] += n});
+        } else if (const auto* o = std::get_if<trace::Output>(&r); o && o->output == trace::OutputKind::conn_write) {
+            out.writes[o->handle].push_back({tick, written[o->handle] += o->length});
+        } else if (const auto* a = std::get_if<trace::Accepted>(&r)) {
+            out.opened.push_back({a->connection, a->local, a->peer, wall_ns});
+        } else if (const auto* c = std::get_if<trace::Connected>(&r); c && c->error == 0) {
+            out.opened.push_back({c->connection, c->local, c->peer, wall_ns});
+        }
+    }
+    return true;
+}
 
 class JointDriver {
 public:
     JointDriver(std::vector<JointNode>& nodes, const ProgramEntry& entry, std::string program)
         : nodes_(nodes), entry_(entry), program_(std::move(program)) {}
+
+    // Pairs every connection with the other end's (the connection of another node whose ends
+    // are this one's, swapped; nearest in time when a port was used again), and turns each
+    // read of a paired connection into the writer's tick count it waits for.
+    void plan() {
+        std::map<std::pair<std::string, std::string>, std::vector<std::pair<std::size_t, const OpenedConn*>>> by_ends;
+        for (std::size_t j = 0; j < nodes_.size(); ++j)
+            for (const OpenedConn& c : nodes_[j].scan.opened)
+                by_ends[{c.local.to_string(), c.peer.to_string()}].emplace_back(j, &c);
+        std::map<std::pair<std::size_t, std::uint64_t>, std::pair<std::size_t, std::uint64_t>> writer_of;
+        for (std::size_t i = 0; i < nodes_.size(); ++i)
+            for (const OpenedConn& c : nodes_[i].scan.opened) {
+                auto it = by_ends.find({c.peer.to_string(), c.local.to_string()});
+                if (it == by_ends.end())
+                    continue;
+                const std::pair<std::size_t, const OpenedConn*>* best = nullptr;
+                for (const auto& cand : it->second)
+                    if (cand.first != i &&
+                        (best == nullptr || std::llabs(cand.second->wall_ns - c.wall_ns) < std::llabs(best->second->wall_ns - c.wall_ns)))
+                        best = &cand;
+                if (best != nullptr)
+                    writer_of[{i, c.id}] = {best->first, best->second->id};
+            }
+        for (std::size_t i = 0; i < nodes_.size(); ++i) {
+            JointNode& n = nodes_[i];
+            for (const ReadNeed& need : n.scan.reads) {
+                auto w = writer_of.find({i, need.conn});
+                if (w == writer_of.end())
+                    continue;
+                const auto& marks = nodes_[w->second.first].scan.writes[w->second.second];
+                // The first write that completes the bytes; past the writer's trace (a cut
+                // writer's lost records): waits for all of it.
+                auto m = std::lower_bound(marks.begin(), marks.end(), need.bytes_through,
+                                          [](const WriteMark& wm, std::uint64_t b) { return wm.bytes_through < b; });
+                const std::uint64_t ticks = m == marks.end() ? UINT64_MAX : m->tick + 1;
+                n.waits.push_back({need.tick, Wait{w->second.first, ticks}});
+                ++paired_reads_;
+            }
+            std::stable_sort(n.waits.begin(), n.waits.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+        }
+    }
 
     int run() {
         const std::int64_t wall_start = read_monotonic_ns();
@@ -75,8 +173,7 @@ private:
         JointNode* best = nullptr;
         JointNode* best_forced = nullptr;
         std::int64_t best_ns = 0, best_forced_ns = 0;
-        for (std::size_t i = 0; i < nodes_.size(); ++i) {
-            JointNode& n = nodes_[i];
+        for (JointNode& n : nodes_) {
             if (n.done)
                 continue;
             if (!n.started) {
@@ -84,10 +181,9 @@ private:
                 consider(n, n.header.start_wall_ns, true, best, best_ns, best_forced, best_forced_ns);
                 continue;
             }
-            const Replayer::TickPreview* p = n.replayer->preview_tick();
-            if (p == nullptr)
-                return &n;  // not before a tick (its end, or a divergence to report): step it now
-            consider(n, p->wall_ns, reads_written(i, *p), best, best_ns, best_forced, best_forced_ns);
+            if (n.ticks >= n.scan.tick_wall_ns.size())
+                return &n;  // no tick left: its end (or a divergence to report) comes next
+            consider(n, n.scan.tick_wall_ns[n.ticks], reads_written(n), best, best_ns, best_forced, best_forced_ns);
         }
         if (best == nullptr && best_forced != nullptr) {
             ++forced_;
@@ -108,59 +204,20 @@ private:
         }
     }
 
-    // Whether every byte node i's next tick reads was already written by the other end.
-    bool reads_written(std::size_t i, const Replayer::TickPreview& p) {
-        for (const auto& [conn, bytes] : p.reads) {
-            auto writer = writer_of(i, conn);
-            if (!writer)
-                continue;  // the other end is not among the traces (or not known yet)
-            const JointNode& w = nodes_[writer->first];
-            if (w.done)
-                continue;  // it wrote all it ever will: a cut writer's lost bytes are not waited for
-            const auto& mine = nodes_[i].replayer->connections();
-            const auto& theirs = w.replayer->connections();
-            const auto m = mine.find(conn);
-            const auto t = theirs.find(writer->second);
-            const std::uint64_t read = m == mine.end() ? 0 : m->second.read;
-            const std::uint64_t written = t == theirs.end() ? 0 : t->second.written;
-            if (read + bytes > written)
+    // Whether every byte the node's next tick (ordinal n.ticks) reads was written already.
+    bool reads_written(JointNode& n) {
+        while (n.next_wait < n.waits.size() && n.waits[n.next_wait].first < n.ticks)
+            ++n.next_wait;
+        for (std::size_t k = n.next_wait; k < n.waits.size() && n.waits[k].first == n.ticks; ++k) {
+            const Wait& w = n.waits[k].second;
+            const JointNode& writer = nodes_[w.writer];
+            // A writer that ended wrote all it ever will: a cut writer's lost bytes are not waited for.
+            if (!writer.done && writer.ticks < w.ticks)
                 return false;
         }
         return true;
     }
 
-    std::optional<ConnKey> writer_of(std::size_t i, std::uint64_t conn) {
-        if (auto it = writers_.find({i, conn}); it != writers_.end())
-            return it->second;
-        return std::nullopt;
-    }
-
-public:
-    // Pairs every connection with the other end's, from the address scan: the connection of
-    // another node whose ends are this one's, swapped (nearest in time when a port was used
-    // again). Pairs known before the replay starts hold back a read whose writer has not even
-    // started yet.
-    void pair_connections() {
-        std::map<std::pair<std::string, std::string>, std::vector<std::pair<std::size_t, const OpenedConn*>>> by_ends;
-        for (std::size_t j = 0; j < nodes_.size(); ++j)
-            for (const OpenedConn& c : nodes_[j].opened)
-                by_ends[{c.local.to_string(), c.peer.to_string()}].emplace_back(j, &c);
-        for (std::size_t i = 0; i < nodes_.size(); ++i)
-            for (const OpenedConn& c : nodes_[i].opened) {
-                auto it = by_ends.find({c.peer.to_string(), c.local.to_string()});
-                if (it == by_ends.end())
-                    continue;
-                const std::pair<std::size_t, const OpenedConn*>* best = nullptr;
-                for (const auto& cand : it->second)
-                    if (cand.first != i &&
-                        (best == nullptr || std::llabs(cand.second->wall_ns - c.wall_ns) < std::llabs(best->second->wall_ns - c.wall_ns)))
-                        best = &cand;
-                if (best != nullptr)
-                    writers_.emplace(ConnKey{i, c.id}, ConnKey{best->first, best->second->id});
-            }
-    }
-
-private:
     // One step of the node: its next tick delivered and the tasks it woke run, then held
     // before the tick after.
     void advance(JointNode& n) {
@@ -169,12 +226,17 @@ private:
             std::vector<std::string> args = n.runtime->recorded_argv();
             if (args.empty())
                 args.push_back(program_);
-            start_entry(*n.runtime, entry_, std::move(args));  // reads the run's first tick
+            n.replayer->set_hold(false);
+            start_entry(*n.runtime, entry_, std::move(args));  // takes the run's first tick
+            n.ticks = n.scan.tick_wall_ns.empty() ? 0 : 1;
             settle(n);
             return;
         }
         n.replayer->set_hold(false);
-        if (n.runtime->step()) {
+        const bool ended_now = n.runtime->step();
+        if (n.ticks < n.scan.tick_wall_ns.size())
+            ++n.ticks;
+        if (ended_now) {
             ended(n);
             return;
         }
@@ -192,7 +254,7 @@ private:
 
     void ended(JointNode& n) {
         n.done = true;
-        exit_codes_[&n - nodes_.data()] = n.runtime->result();
+        exit_codes_[static_cast<std::size_t>(&n - nodes_.data())] = n.runtime->result();
     }
 
     void report_progress(bool last) {
@@ -230,8 +292,9 @@ private:
             lines += fmt::format("  {} ({}): {} events, {}\n", n.label, n.trace, n.replayer->events(), how);
         }
         fmt::print(stderr,
-                   "reprise: joint replay done: {} nodes, {} events, wall time {:.3f} s, no divergence{}\n{}",
-                   nodes_.size(), events, static_cast<double>(wall_ns) / 1e9,
+                   "reprise: joint replay done: {} nodes, {} events, wall time {:.3f} s, no divergence; {} reads "
+                   "of connections between the nodes ordered after their writes{}\n{}",
+                   nodes_.size(), events, static_cast<double>(wall_ns) / 1e9, paired_reads_,
                    forced_ == 0 ? std::string()
                                 : fmt::format("; the traces contradict each other's order {} time(s) (a read before "
                                               "its write: taken by wall clock)",
@@ -249,9 +312,9 @@ private:
     std::vector<JointNode>& nodes_;
     const ProgramEntry& entry_;
     std::string program_;
-    std::map<ConnKey, ConnKey> writers_;
     std::map<std::size_t, int> exit_codes_;
     std::uint64_t forced_ = 0;
+    std::uint64_t paired_reads_ = 0;
     std::uint64_t steps_ = 0;
     std::int64_t last_progress_ns_ = 0;
     bool progress_ = ::isatty(STDERR_FILENO) != 0;
@@ -271,6 +334,16 @@ bool parse_break_at(std::string_view text, std::string& node, std::uint64_t& eve
 int run_joint_replay(const ProgramEntry& entry, const Options& base, const std::vector<std::string>& traces,
                      const std::string& break_at, const std::string& program) {
     std::vector<JointNode> nodes(traces.size());
+    std::optional<trace::TraceKey> key;
+    if (!base.trace_key_path.empty()) {
+        std::string error;
+        auto loaded = trace::load_trace_key(base.trace_key_path, error);
+        if (!loaded.ok()) {
+            fmt::print(stderr, "{}: {}\n", program, error);
+            return 2;
+        }
+        key = *loaded;
+    }
     std::string break_node;
     std::uint64_t break_event = 0;
     if (!break_at.empty() && !parse_break_at(break_at, break_node, break_event)) {
@@ -296,30 +369,10 @@ int run_joint_replay(const ProgramEntry& entry, const Options& base, const std::
         }
         nodes[i].trace = traces[i];
         nodes[i].header = *header;
-        // The address scan: every connection the trace opens, to pair them before replaying.
-        std::optional<trace::TraceKey> key;
-        if (!base.trace_key_path.empty()) {
-            auto loaded = trace::load_trace_key(base.trace_key_path, error);
-            if (!loaded.ok()) {
-                fmt::print(stderr, "{}: {}\n", program, error);
-                return 2;
-            }
-            key = *loaded;
-        }
-        auto reader = trace::Reader::open(traces[i], &error, key ? &*key : nullptr);
-        if (!reader.ok()) {
+        // The scan: ticks, connections, reads and writes, to plan the order before replaying.
+        if (!scan_trace(traces[i], key ? &*key : nullptr, nodes[i].scan, error)) {
             fmt::print(stderr, "{}: {}\n", program, error);
             return 2;
-        }
-        std::int64_t wall_ns = header->start_wall_ns;
-        trace::Record r;
-        while (reader->next(r)) {
-            if (const auto* t = std::get_if<trace::Tick>(&r))
-                wall_ns = t->wall_ns;
-            else if (const auto* a = std::get_if<trace::Accepted>(&r))
-                nodes[i].opened.push_back({a->connection, a->local, a->peer, wall_ns});
-            else if (const auto* c = std::get_if<trace::Connected>(&r); c && c->error == 0)
-                nodes[i].opened.push_back({c->connection, c->local, c->peer, wall_ns});
         }
     }
     std::stable_sort(nodes.begin(), nodes.end(), [](const JointNode& a, const JointNode& b) {
@@ -380,7 +433,7 @@ int run_joint_replay(const ProgramEntry& entry, const Options& base, const std::
     fmt::print(stderr, "\n");
     std::fflush(stderr);
     JointDriver driver(nodes, entry, program);
-    driver.pair_connections();
+    driver.plan();
     return driver.run();
 }
 

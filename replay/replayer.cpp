@@ -64,7 +64,7 @@ void Replayer::crash_report(void* arg) noexcept {
 // checks none, so a build that writes one more or one less still replays.
 const trace::Record* Replayer::peek() {
     while (!have_next_) {
-        if (!read_record(next_))
+        if (!reader_.next(next_))
             return nullptr;
         if (!trace::is<trace::Annotation>(next_)) {
             have_next_ = true;
@@ -80,47 +80,6 @@ const trace::Record* Replayer::peek() {
         }
     }
     return &next_;
-}
-
-bool Replayer::read_record(trace::Record& out) {
-    if (staged_.empty())
-        return reader_.next(out);
-    staged_current_ = staged_.front();
-    staged_.pop_front();
-    out = staged_current_.get();
-    return true;
-}
-
-// The next tick's wake-ups are read ahead (copied: the reader's chunk moves on) so that the
-// driver of a joint replay sees which bytes the tick reads before it lets the node take it.
-const Replayer::TickPreview* Replayer::preview_tick() {
-    const trace::Record* r = peek();
-    const auto* tick = r ? std::get_if<trace::Tick>(r) : nullptr;
-    if (tick == nullptr)
-        return nullptr;
-    if (preview_valid_)
-        return &preview_;
-    preview_.wall_ns = tick->wall_ns;
-    preview_.reads.clear();
-    auto note = [&](const trace::Record& rec) {
-        if (const auto* w = std::get_if<trace::Wake>(&rec)) {
-            if (w->wake == WakeKind::bytes_read)
-                preview_.reads.emplace_back(w->handle, w->data.size() - static_cast<std::uint64_t>(w->value));
-            return true;
-        }
-        return trace::is<trace::Accepted>(rec) || trace::is<trace::Connected>(rec) || trace::is<trace::Annotation>(rec);
-    };
-    bool more = true;
-    for (const trace::RecordCopy& c : staged_)
-        if (!(more = note(c.get())))
-            break;
-    trace::Record rec;
-    while (more && reader_.next(rec)) {
-        staged_.emplace_back(rec);
-        more = note(rec);
-    }
-    preview_valid_ = true;
-    return &preview_;
 }
 
 void Replayer::freeze(JointEnd why, std::string_view program_did) {
@@ -348,7 +307,6 @@ PollResult Replayer::poll(std::int64_t, WakeBatch& batch) {
     before_event(next_);
     tick_mono_ns_ = tick->mono_ns;
     tick_wall_ns_ = tick->wall_ns;
-    preview_valid_ = false;
     consume();
     if (config_.speed != 0)
         pace(tick_mono_ns_);
@@ -487,18 +445,6 @@ void Replayer::deliver_pending(std::string_view data, Check&& check) {
         wake->data = data;  // the batch's copy, alive while the gate delivers it
     before_event(r);
     check(r);
-    if (joint_) [[unlikely]] {
-        if (const auto* w = std::get_if<trace::Wake>(&r); w && w->wake == WakeKind::bytes_read) {
-            conns_[w->handle].read += data.size();
-        } else if (const auto* a = std::get_if<trace::Accepted>(&r)) {
-            conns_[a->connection] = ConnCounts{.local = a->local, .peer = a->peer, .known = true};
-        } else if (const auto* c = std::get_if<trace::Connected>(&r); c && c->error == 0) {
-            ConnCounts& cc = conns_[c->connection];
-            cc.local = c->local;
-            cc.peer = c->peer;
-            cc.known = true;
-        }
-    }
     last_good_.assign(r);
     have_last_ = true;
     handed_over();
@@ -607,8 +553,6 @@ void Replayer::output(trace::OutputKind kind, std::uint64_t handle, std::string_
     before_event(next_);
     if (debug_armed() && kind == trace::OutputKind::conn_write) [[unlikely]]
         debug_output_at(handle, bytes);
-    if (joint_ && kind == trace::OutputKind::conn_write) [[unlikely]]
-        conns_[handle].written += bytes.size();
     consume();
 }
 

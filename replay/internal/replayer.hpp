@@ -9,7 +9,6 @@
 #include "reprise/runtime/internal/core.hpp"
 #include "reprise/runtime/internal/journal.hpp"
 
-#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -100,23 +99,6 @@ public:
     /// before that tick until the driver lets it go.
     void set_hold(bool on) noexcept { hold_ = on; }
     JointEnd joint_end() const noexcept { return joint_end_; }
-    /// The next tick (null: the next record is not a tick) and what it delivers, read ahead:
-    /// its wall time, and the bytes it reads on each connection.
-    struct TickPreview {
-        std::int64_t wall_ns = 0;
-        std::vector<std::pair<std::uint64_t, std::uint64_t>> reads;  ///< (connection, bytes)
-    };
-    const TickPreview* preview_tick();
-    /// Bytes written and read so far on a connection, and its addresses (joint mode).
-    struct ConnCounts {
-        std::uint64_t written = 0;
-        std::uint64_t read = 0;
-        Address local;
-        Address peer;
-        bool known = false;  ///< addresses seen (accepted or connected)
-    };
-    const std::unordered_map<std::uint64_t, ConnCounts>& connections() const noexcept { return conns_; }
-
     const trace::Header& header() const noexcept { return reader_.header(); }
     std::uint64_t events() const noexcept { return consumed_; }
     /// The record handed to the program last (valid once an event was consumed).
@@ -169,19 +151,12 @@ private:
     std::vector<std::string> secrets_;     ///< supplied again and checked: restore redacted reads
     std::string unredacted_;               ///< a redacted read, restored (reused)
     std::unique_ptr<StdioMarker> marker_;  ///< --mark-stdio, or null
-    /// The next record from the read-ahead of a preview, else from the reader.
-    bool read_record(trace::Record& out);
     /// Joint mode: this node's trace is over without an end the program reached: its tasks
     /// are frozen (a task asking for more parks for good), the driver is told.
     void freeze(JointEnd why, std::string_view program_did);
     bool joint_ = false;
     bool hold_ = false;
     JointEnd joint_end_ = JointEnd::running;
-    std::deque<trace::RecordCopy> staged_;   ///< records read ahead by preview_tick()
-    trace::RecordCopy staged_current_;       ///< the staged record handed out last
-    TickPreview preview_;
-    bool preview_valid_ = false;
-    std::unordered_map<std::uint64_t, ConnCounts> conns_;
     /// The debugger's output needle: each connection's last needle-length - 1 bytes written.
     std::unordered_map<std::uint64_t, std::string> needle_tails_;
 };
