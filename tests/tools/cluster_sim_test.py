@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`reprise cluster` on the traces of simulated reprise-raft clusters under a nemesis.
 
-Usage: cluster_sim_test.py REPRISE REPRISE_RAFT_SIM [SEEDS]
+Usage: cluster_sim_test.py REPRISE REPRISE_RAFT_SIM REPRISE_RAFT [SEEDS]
 
 For each seed (default 1..4), reprise-raft-sim runs 3 nodes and 5 clients for 30 s of virtual
 time with partitions, crashes and restarts, pauses, clock skew, disk faults and delays, and
@@ -9,7 +9,9 @@ records every node's and client's trace (--trace-dir). Then:
 - `cluster check` pairs the connections between them and finds them consistent (exit 0);
 - `cluster log` places every event, never has to force the order, and puts each read after
   the write it names (`read cN <- NODE #E`): a happens-before order, checked line by line;
-- each node's runs (a crashed node restarts with a new trace) come one after the other.
+- each node's runs (a crashed node restarts with a new trace) come one after the other;
+- the production reprise-raft replays every node's runs jointly (one process, --replay given once
+  per trace): no divergence, every run accounted for, no read placed before its write.
 """
 import os
 import re
@@ -21,10 +23,10 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from reprise_test import check, report  # noqa: E402
 
-REPRISE, SIM = sys.argv[1], sys.argv[2]
+REPRISE, SIM, RAFT = sys.argv[1], sys.argv[2], sys.argv[3]
 SEEDS = range(1, 5)
-if len(sys.argv) > 3:
-    a, b = sys.argv[3].split("..")
+if len(sys.argv) > 4:
+    a, b = sys.argv[4].split("..")
     SEEDS = range(int(a), int(b) + 1)
 
 
@@ -70,6 +72,14 @@ for seed in SEEDS:
                "\n".join(bad[:20]))
         check(not out_of_order_runs, f"seed {seed}: a node's runs in order ({sum(runs_seen.values())} runs of restarted nodes)",
                "\n".join(out_of_order_runs[:20]))
+        # Joint replay of the raft nodes' runs (the clients are another program).
+        nodes = sorted(os.path.join(work, f) for f in traces if f.startswith("n"))
+        joint = subprocess.run([RAFT] + [f"--replay={t}" for t in nodes], capture_output=True, text=True, timeout=300)
+        reported = [t for t in nodes if f"({t}): " in joint.stderr]
+        check(joint.returncode == 0 and "joint replay done" in joint.stderr and "DIVERGENCE" not in joint.stderr
+              and "contradict" not in joint.stderr and len(reported) == len(nodes),
+              f"seed {seed}: the {len(nodes)} runs of the raft nodes replay jointly, reads after their writes",
+              joint.stderr[-3000:])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
