@@ -57,9 +57,12 @@ session in one process: the nodes of a cluster, listed by `reprise nodes`.
 
 The program is found from each trace's header: the executable it recorded (its resolved path),
 when that still exists; else argv[0] resolved against the recorded working directory (a bare
-name: on PATH). --program names it instead. The tool says which binary it runs and why, and
-notes when that binary's build id differs from the recording's (another build: the replay may
-diverge). The traces of a joint session must name the same program.
+name: on PATH). A simulator's trace (recorded inside reprise-raft-sim for the program
+reprise-raft) names the program's binary beside the simulator or in a neighbouring folder (a
+build tree's examples/raft/), else on PATH. --program names it instead. The tool says which
+binary it runs and why, and notes when that binary's build id differs from the recording's
+(another build: the replay may diverge). The traces of a joint session must name the same
+program.
 
 Options:
   --program PATH       the binary to run, instead of the one the traces name
@@ -139,11 +142,41 @@ std::string on_path(const std::string& name) {
     }
 }
 
+// Whether the trace was recorded by a host of the program rather than the program's own binary:
+// the recorded executable's name is not the program's (a simulator records its nodes this way).
+bool hosted(const trace::Header& h) {
+    return !h.executable.empty() && !h.program.empty() && fs::path(h.executable).filename() != h.program;
+}
+
 // The program a trace's header names: the recorded executable, else argv[0] resolved against the
 // recorded working directory. Adds each place it looked at (and why it would not do) to `looked`.
 bool find_program(Node& n, std::vector<std::string>& looked) {
     const trace::Header& h = n.header;
-    if (!h.executable.empty()) {
+    if (hosted(h)) {
+        // A simulator (reprise-raft-sim) records each node as its program (reprise-raft): the
+        // program's binary is not the recording's. Look beside the host, then its neighbours
+        // (a build tree: examples/sim/ beside examples/raft/).
+        looked.push_back(fmt::format("{} (the recorded executable hosts the program {}: a simulator's trace)",
+                                     shown(h.executable), shown(h.program)));
+        const fs::path dir = fs::path(h.executable).parent_path();
+        std::vector<fs::path> candidates{dir / h.program};
+        std::error_code ec;
+        std::vector<fs::path> neighbours;
+        for (fs::directory_iterator it(dir.parent_path(), ec), end; !ec && it != end; it.increment(ec))
+            if (it->is_directory(ec) && it->path() != dir)
+                neighbours.push_back(it->path() / h.program);
+        std::sort(neighbours.begin(), neighbours.end());
+        candidates.insert(candidates.end(), neighbours.begin(), neighbours.end());
+        for (const fs::path& c : candidates) {
+            if (not_runnable(c.string()).empty()) {
+                n.program = c.string();
+                n.why = fmt::format("the program {} found near {}, which recorded it", shown(h.program),
+                                    shown(h.executable));
+                return true;
+            }
+        }
+        looked.push_back(fmt::format("{} beside it and in its neighbouring folders (not found)", shown(h.program)));
+    } else if (!h.executable.empty()) {
         if (const std::string no = not_runnable(h.executable); no.empty()) {
             n.program = h.executable;
             n.why = "the executable the trace recorded";
@@ -424,12 +457,24 @@ int debug_main(const DebugRequest& rq) {
             return code;
     }
     // One process runs one program: the traces must agree on it.
+    std::map<std::string, std::vector<std::string>> by_program;
     for (const Node& n : nodes)
-        if (n.header.program != nodes.front().header.program)
-            return fail(exit_usage, fmt::format("the traces were recorded by different programs: {} by {}, {} by {}: "
-                                                "a joint session replays one program's nodes",
-                                                shown(nodes.front().path), shown(nodes.front().header.program),
-                                                shown(n.path), shown(n.header.program)));
+        by_program[n.header.program].push_back(fs::path(n.path).filename().string());
+    if (by_program.size() > 1) {
+        std::string list;
+        for (const auto& [program, names] : by_program) {
+            std::string files;
+            for (std::size_t i = 0; i < names.size() && i < 3; ++i)
+                files += (i == 0 ? "" : ", ") + shown(names[i]);
+            if (names.size() > 3)
+                files += fmt::format(" and {} more", names.size() - 3);
+            list += fmt::format("{}{} ({})", list.empty() ? "" : "; ", program.empty() ? "(unnamed)" : shown(program),
+                                files);
+        }
+        return fail(exit_usage, fmt::format("the traces were recorded by different programs: {}; a joint session "
+                                            "replays one program's nodes: name their traces",
+                                            list));
+    }
 
     std::string program;
     if (rq.program) {
@@ -468,6 +513,13 @@ int debug_main(const DebugRequest& rq) {
                 const std::string& recorded = n.header.build_id;
                 if (recorded.empty() || id == recorded || !noted.insert(recorded).second)
                     continue;
+                if (hosted(n.header)) {
+                    fmt::print(stderr,
+                               "reprise debug: note: {} was recorded inside {} (build id {}): build ids are not "
+                               "compared\n",
+                               shown(n.path), shown(n.header.executable), shown(recorded));
+                    continue;
+                }
                 fmt::print(stderr,
                            "reprise debug: note: {} is another build than the one that recorded {} (build id {}, "
                            "recorded {}): the replay may diverge\n",

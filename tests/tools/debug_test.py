@@ -10,6 +10,7 @@ Records reprise-kv (short client sessions) and checks, with --print-command:
   - argv[0] resolved against the recorded working directory once the recorded executable is gone;
     neither left: exit 3 naming where it looked and --program; --program then works, and another
     build (another binary) gets a note;
+  - a trace recorded inside a host of the program (a simulator's): the program found near it;
   - a folder as a joint session (one --replay per trace, a segmented trace once), and traces of
     different programs refused;
   - a missing trace, a damaged header, a sealed trace without its key (exit 2), with its key;
@@ -128,6 +129,18 @@ def scenarios(tool, kv, tmp):
           "another build than the recorded one gets a note", err)
     rc, _, err = debug(tool, trace, "--extension", ext, "--print-command", "--program", os.path.join(tmp, "nope"))
     check(rc == 3 and "--program" in err and "No such file" in err, "a --program that does not exist (exit 3)", err)
+
+    # A trace recorded inside a host of the program (as a simulator records its nodes): the
+    # recorded executable's name is not the program's; the program is found in a neighbouring folder.
+    for d in ("sim", "kv"):
+        os.makedirs(os.path.join(tmp, "host", d))
+    host = shutil.copy2(kv, os.path.join(tmp, "host", "sim", "kv-host"))
+    neighbour = shutil.copy2(kv, os.path.join(tmp, "host", "kv", "reprise-kv"))
+    hosted = record([host], os.path.join(tmp, "hosted.trace"), tmp)
+    rc, out, err = debug(tool, hosted, "--extension", ext, "--print-command")
+    check(rc == 0 and f"--args {neighbour} --replay={hosted}" in out and "found near" in err
+          and "another build" not in err,
+          "a host's trace: the program found in a neighbouring folder, no build note", out + err)
 
     # A folder: a joint session of every trace in it, a segmented one once.
     folder = os.path.join(tmp, "cluster")
