@@ -7,13 +7,13 @@
 #include "debug.hpp"
 
 #include "decoders.hpp"
+#include "elf_build_id.hpp"
 #include "trace_files.hpp"
 
 #include <reprise/record/trace.hpp>
 
 #include <fmt/core.h>
 
-#include <elf.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -96,10 +96,6 @@ namespace fs = std::filesystem;
 constexpr int exit_ok = 0;
 constexpr int exit_usage = 2;
 constexpr int exit_missing = 3;
-
-// Bounds of the ELF reader: a real executable has tens of program headers and notes of bytes.
-constexpr std::uint64_t elf_program_headers_max = 4096;
-constexpr std::uint64_t elf_note_segment_bytes_max = 1 << 20;
 
 /// One trace of the session and the program its header names.
 struct Node {
@@ -365,85 +361,6 @@ bool break_at_argument(const std::string& text, const std::vector<Node>& nodes, 
 }
 
 } // namespace
-
-bool elf_build_id(const std::string& path, std::string& id, std::string& why) {
-    id.clear();
-    std::error_code ec;
-    const std::uint64_t size = fs::file_size(path, ec);
-    if (ec) {
-        why = fmt::format("{}: {}", path, ec.message());
-        return false;
-    }
-    std::FILE* f = std::fopen(path.c_str(), "rb");  // reprise-allow: io (a command line tool, not a program on the runtime)
-    if (f == nullptr) {
-        why = fmt::format("{}: {}", path, std::strerror(errno));
-        return false;
-    }
-    auto read_at = [&](std::uint64_t offset, void* out, std::uint64_t bytes) {
-        return offset <= size && bytes <= size - offset && std::fseek(f, static_cast<long>(offset), SEEK_SET) == 0 &&
-               std::fread(out, 1, bytes, f) == bytes;
-    };
-    auto scan = [&]<class Ehdr, class Phdr, class Nhdr>(const Ehdr& eh) -> bool {
-        if (eh.e_phentsize != sizeof(Phdr) || eh.e_phnum > elf_program_headers_max) {
-            why = fmt::format("{}: an ELF file with unexpected program headers", path);
-            return false;
-        }
-        for (std::uint64_t i = 0; i < eh.e_phnum; ++i) {
-            Phdr ph{};
-            if (!read_at(eh.e_phoff + i * sizeof(Phdr), &ph, sizeof ph)) {
-                why = fmt::format("{}: program header {} lies outside the file", path, i);
-                return false;
-            }
-            if (ph.p_type != PT_NOTE)
-                continue;
-            if (ph.p_filesz > elf_note_segment_bytes_max) {
-                why = fmt::format("{}: a note segment of {} bytes (at most {} expected)", path, ph.p_filesz,
-                                  elf_note_segment_bytes_max);
-                return false;
-            }
-            std::string notes(ph.p_filesz, '\0');
-            if (!read_at(ph.p_offset, notes.data(), notes.size())) {
-                why = fmt::format("{}: a note segment lies outside the file", path);
-                return false;
-            }
-            for (std::uint64_t at = 0; at + sizeof(Nhdr) <= notes.size();) {
-                Nhdr nh{};
-                std::memcpy(&nh, notes.data() + at, sizeof nh);
-                const std::uint64_t name_at = at + sizeof nh;
-                const std::uint64_t desc_at = name_at + ((static_cast<std::uint64_t>(nh.n_namesz) + 3) & ~std::uint64_t{3});
-                const std::uint64_t next = desc_at + ((static_cast<std::uint64_t>(nh.n_descsz) + 3) & ~std::uint64_t{3});
-                if (desc_at > notes.size() || nh.n_descsz > notes.size() - desc_at)
-                    break;  // a cut note ends the segment
-                if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 && std::memcmp(notes.data() + name_at, "GNU", 4) == 0) {
-                    for (std::uint64_t k = 0; k < nh.n_descsz; ++k)
-                        id += fmt::format("{:02x}", static_cast<unsigned char>(notes[desc_at + k]));
-                    return true;
-                }
-                at = next;
-            }
-        }
-        return true;  // no build id: not an error
-    };
-    unsigned char ident[EI_NIDENT] = {};
-    bool ok = false;
-    if (!read_at(0, ident, sizeof ident) || std::memcmp(ident, ELFMAG, SELFMAG) != 0) {
-        why = fmt::format("{}: not an ELF file", path);
-    } else if (ident[EI_DATA] != ELFDATA2LSB) {
-        why = fmt::format("{}: a big-endian ELF file (this tool reads little-endian ones)", path);
-    } else if (ident[EI_CLASS] == ELFCLASS64) {
-        Elf64_Ehdr eh{};
-        ok = read_at(0, &eh, sizeof eh) ? scan.template operator()<Elf64_Ehdr, Elf64_Phdr, Elf64_Nhdr>(eh)
-                                         : (why = fmt::format("{}: a cut ELF header", path), false);
-    } else if (ident[EI_CLASS] == ELFCLASS32) {
-        Elf32_Ehdr eh{};
-        ok = read_at(0, &eh, sizeof eh) ? scan.template operator()<Elf32_Ehdr, Elf32_Phdr, Elf32_Nhdr>(eh)
-                                         : (why = fmt::format("{}: a cut ELF header", path), false);
-    } else {
-        why = fmt::format("{}: an ELF file of unknown class {}", path, ident[EI_CLASS]);
-    }
-    std::fclose(f);
-    return ok;
-}
 
 int debug_main(const DebugRequest& rq) {
     int code = exit_ok;

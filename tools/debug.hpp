@@ -31,9 +31,4 @@ extern const char* const debug_help;
 /// trace; 3 what the session needs cannot be found (the program, gdb, the extension).
 int debug_main(const DebugRequest& request);
 
-/// The GNU build id (hex) of an ELF file, read from its PT_NOTE segments; empty when it has none.
-/// Returns false (with `why`) when the file cannot be read or is not an ELF file. Every offset and
-/// size is checked against the file's size first: the file may be anything.
-bool elf_build_id(const std::string& path, std::string& id, std::string& why);
-
 } // namespace reprise::tool

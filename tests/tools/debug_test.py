@@ -217,6 +217,11 @@ def scenarios(tool, kv, tmp):
                          "-ex", "print reprise_debug.stop_text", "-ex", "print reprise_debug.runtime_count")
     check("Breakpoint 1, reprise_debug_stop" in out and '"the replay starts"' in out and "= 1\n" in out,
           "under REPRISE_DEBUGGER the replay stops at reprise_debug_stop at its start; the table is read", out + err)
+    if os.path.isfile(source_ext):
+        # Once the extension is in the tree: the session `reprise debug` starts loads it cleanly.
+        rc, out, err = debug(tool, trace, "--", "-batch", "-ex", "help reprise")
+        check(rc == 0 and "reprise goto" in out and "Traceback" not in out + err and "Python Exception" not in out + err,
+              "the default extension loads without an error and defines its commands", out + err)
     return report("debug_test")
 
 
