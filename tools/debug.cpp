@@ -66,9 +66,11 @@ program.
 
 Options:
   --program PATH       the binary to run, instead of the one the traces name
-  --break-at [NODE:]N  stop just before event N is delivered (of node NODE in a joint session;
-                       events are numbered from 0, as `reprise dump` shows them); an event past
-                       the trace's end is an error the replay reports
+  --break-at [NODE:]N  stop just before event N is delivered (events are numbered from 0, as
+                       `reprise dump` shows them); a joint session needs NODE: a node's name, or
+                       the label of one of its runs (n3/2), as the replay lists them. An event past
+                       the trace's end, or a NODE the traces do not have, is an error the replay
+                       reports
   --extension FILE     the gdb extension to load (default: the one installed beside this tool,
                        <datadir>/reprise/gdb/reprise_gdb.py; in a build tree, the source's
                        tools/gdb/reprise_gdb.py)
@@ -330,33 +332,27 @@ bool read_node(const DebugRequest& rq, Node& n, int& code) {
     return true;
 }
 
-// --break-at=[NODE:]N as the program takes it: a single trace's node prefix is dropped; a joint
-// session's node must be one of its traces'.
-bool break_at_argument(const std::string& text, const std::vector<Node>& nodes, std::string& out, int& code) {
+// --break-at=[NODE:]N, checked for its form only: the replay resolves NODE (a node's name, the
+// label of one of its runs, n3/2, or an index) and says which nodes there are. A joint session
+// needs a NODE; events are numbered from 0, and event 0 cannot be stopped before.
+bool break_at_argument(const std::string& text, std::size_t traces, std::string& out, int& code) {
     const auto colon = text.rfind(':');
     const std::string node = colon == std::string::npos ? std::string() : text.substr(0, colon);
     const std::string number = colon == std::string::npos ? text : text.substr(colon + 1);
     std::uint64_t n = 0;
     auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), n);
-    if (number.empty() || ec != std::errc{} || end != number.data() + number.size() ||
+    if (number.empty() || ec != std::errc{} || end != number.data() + number.size() || n == 0 ||
         (colon != std::string::npos && node.empty())) {
-        code = fail(exit_usage, fmt::format("--break-at needs an event number N or NODE:N, not {}", shown(text)));
+        code = fail(exit_usage, fmt::format("--break-at needs an event number N (from 1) or NODE:N, not {}", shown(text)));
         return false;
     }
-    if (!node.empty()) {
-        std::vector<std::string> names;
-        for (const Node& x : nodes)
-            names.push_back(x.header.node);
-        if (std::find(names.begin(), names.end(), node) == names.end()) {
-            std::string list;
-            for (const std::string& name : names)
-                list += (list.empty() ? "" : ", ") + (name.empty() ? std::string("(unnamed)") : shown(name));
-            code = fail(exit_usage, fmt::format("--break-at names node {}, which none of the traces is: {}", shown(node),
-                                                list));
-            return false;
-        }
+    if (traces > 1 && node.empty()) {
+        code = fail(exit_usage, fmt::format("--break-at {}: a joint session of {} traces needs NODE:N (a node's name, "
+                                            "or the label of one of its runs: n3/2)",
+                                            shown(text), traces));
+        return false;
     }
-    out = nodes.size() == 1 ? fmt::format("--break-at={}", n) : fmt::format("--break-at={}", text);
+    out = "--break-at=" + text;
     return true;
 }
 
@@ -494,7 +490,7 @@ int debug_main(const DebugRequest& rq) {
         argv.push_back("--replay=" + absolute(n.path));
     if (rq.break_at) {
         std::string arg;
-        if (!break_at_argument(*rq.break_at, nodes, arg, code))
+        if (!break_at_argument(*rq.break_at, nodes.size(), arg, code))
             return code;
         argv.push_back(arg);
     }

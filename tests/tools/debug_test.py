@@ -6,7 +6,7 @@ Usage: debug_test.py REPRISE_TOOL REPRISE_KV
 Records reprise-kv (short client sessions) and checks, with --print-command:
   - the program found from the header (the recorded executable), traces made absolute, the
     extension loaded with its folder in gdb's auto-load safe path, `--` arguments passed to gdb,
-    --break-at (NODE:N of a one-trace session becomes N; a bad one and an unknown node refused);
+    --break-at passed to the program (a malformed one refused; a joint session's needs NODE:N);
   - argv[0] resolved against the recorded working directory once the recorded executable is gone;
     neither left: exit 3 naming where it looked and --program; --program then works, and another
     build (another binary) gets a note;
@@ -18,8 +18,9 @@ Records reprise-kv (short client sessions) and checks, with --print-command:
   - the default extension: the source tree's tools/gdb/reprise_gdb.py for a tool in a build tree.
 Then, where gdb runs and may trace (else exit 77 with the reason, after the checks above), one real
 session in batch mode through `reprise debug TRACE -- -batch ...` with a placeholder extension:
-gdb's own commands (info breakpoints), --break-at's stop at the right event, and the debug table
-read at the replay's first stop under REPRISE_DEBUGGER=1.
+gdb's own commands (info breakpoints), --break-at's stop at the right event, the debug table
+read at the replay's first stop under REPRISE_DEBUGGER=1, and the folder's joint session stopped
+by --break-at=NODE:N.
 """
 import os
 import shutil
@@ -90,13 +91,12 @@ def scenarios(tool, kv, tmp):
     check("another build" not in err, "no build note when the binary is the one that recorded", err)
     rc, out, err = debug(tool, trace, "--extension", ext, "--print-command", "--break-at", "node:7", "--",
                          "-batch", "-ex", "reprise tasks")
-    check(rc == 0 and out.rstrip().endswith(f"-batch -ex 'reprise tasks' --args {kv} --replay={trace} --break-at=7"),
-          "what follows -- goes to gdb before --args; NODE:N of a one-node session becomes N", out + err)
-    rc, _, err = debug(tool, trace, "--extension", ext, "--print-command", "--break-at", "n9:7")
-    check(rc == 2 and "--break-at names node n9, which none of the traces is: node" in err,
-          "a --break-at of an unknown node is refused, naming the traces' nodes", err)
-    rc, _, err = debug(tool, trace, "--extension", ext, "--print-command", "--break-at", "x7")
-    check(rc == 2 and "--break-at needs an event number N or NODE:N, not x7" in err, "a bad --break-at is refused", err)
+    check(rc == 0 and out.rstrip().endswith(f"-batch -ex 'reprise tasks' --args {kv} --replay={trace} --break-at=node:7"),
+          "what follows -- goes to gdb before --args; --break-at goes to the program", out + err)
+    for bad in ("x7", "0", ":7"):
+        rc, _, err = debug(tool, trace, "--extension", ext, "--print-command", "--break-at", bad)
+        check(rc == 2 and f"--break-at needs an event number N (from 1) or NODE:N, not {bad}" in err,
+              f"a bad --break-at ({bad}) is refused", err)
     rc, _, err = debug(tool, trace, "--extension", ext, "--print-command", "--bogus")
     check(rc == 2 and "unknown option --bogus" in err, "an unknown option is refused", err)
     rc, _, err = debug(tool, "--extension", ext, "--print-command")
@@ -147,6 +147,9 @@ def scenarios(tool, kv, tmp):
     os.makedirs(folder)
     n1 = record([kv, "--node", "n1"], os.path.join(folder, "n1.trace"), tmp)
     n2 = record([kv, "--node", "n2", "--record-segment", "1m"], os.path.join(folder, "n2.trace"), tmp)
+    rc, _, err = debug(tool, folder, "--extension", ext, "--print-command", "--break-at", "4")
+    check(rc == 2 and "a joint session of 2 traces needs NODE:N" in err, "a joint session's --break-at needs a node",
+          err)
     rc, out, err = debug(tool, folder, "--extension", ext, "--print-command", "--break-at", "n2:4")
     # (n2 fits one segment: n2.trace.0 alone, which the folder names as it is.)
     check(rc == 0 and f"--args {kv} --replay={n1} --replay={n2}" in out and out.count("--replay=") == 2
@@ -217,6 +220,13 @@ def scenarios(tool, kv, tmp):
                          "-ex", "print reprise_debug.stop_text", "-ex", "print reprise_debug.runtime_count")
     check("Breakpoint 1, reprise_debug_stop" in out and '"the replay starts"' in out and "= 1\n" in out,
           "under REPRISE_DEBUGGER the replay stops at reprise_debug_stop at its start; the table is read", out + err)
+    rc, out, err = debug(tool, folder, "--extension", ext, "--break-at", "n2:4", "--", "-batch", "-ex", "run",
+                         "-ex", "print reprise_debug.runtime_count", "-ex", "print reprise_debug.stopped_node",
+                         "-ex", "print reprise_debug.stopped_event")
+    check("joint replay of 2 nodes" in out + err and "reprise: break at event 4" in out + err and "SIGTRAP" in out
+          and "$1 = 2\n" in out and "$2 = 1\n" in out and "$3 = 4\n" in out,
+          "a folder replays as one joint session under gdb; --break-at=NODE:N stops that node at its event",
+          out + err)
     if os.path.isfile(source_ext):
         # Once the extension is in the tree: the session `reprise debug` starts loads it cleanly.
         rc, out, err = debug(tool, trace, "--", "-batch", "-ex", "help reprise")
