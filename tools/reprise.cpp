@@ -1,4 +1,4 @@
-// reprise: the command line tool that inspects traces (info, dump, verify, diff).
+// reprise: the command line tool on traces (info, dump, verify, diff, cluster, load, debug, keygen).
 #include <reprise/record/chunk.hpp>
 #include <reprise/record/codec.hpp>
 #include <reprise/record/json.hpp>
@@ -7,6 +7,7 @@
 #include <reprise/runtime/main.hpp>
 
 #include "cluster.hpp"
+#include "debug.hpp"
 #include "decoders.hpp"
 #include "load.hpp"
 
@@ -58,6 +59,9 @@ Commands:
                          byte for byte, one happens-before ordered log, a Perfetto/HTML timeline
   load TRACE --to HOST:PORT
                          drives a live server with the trace's recorded inbound traffic, compares its answers
+  debug TRACE...|DIR     gdb on a replay of the trace (several traces or a folder: a cluster's
+                         nodes in one process), the program found from the header, the gdb
+                         extension loaded (reprise tasks, reprise goto N, reprise back...)
   keygen FILE            a new key for sealed traces (--record-key=FILE), in a new file of mode 0600
   help [COMMAND]         this text, or a command's
 
@@ -70,7 +74,9 @@ Events are numbered from 0 in trace order (#N), as replay numbers them for --bre
 Virtual time is a tick's monotonic time minus the trace's start time, as replay reports it.
 
 Exit codes: 0 success; 1 the trace is damaged (dump, verify) or has no end record (verify),
-or the traces differ (diff); 2 a bad command line or a file that is not a readable trace.
+or the traces differ (diff); 2 a bad command line or a file that is not a readable trace;
+cluster, load and debug have a code 3 of their own (their help says). debug replaces itself with
+gdb: once gdb runs, the exit code is gdb's.
 )";
 
 constexpr const char* info_help = R"(Usage: reprise info TRACE [--record-key FILE]
@@ -243,6 +249,7 @@ std::vector<std::string> kind_names() {
 struct Args {
     std::vector<std::string> operands;
     std::map<std::string, std::vector<std::string>> options;
+    std::vector<std::string> rest;  ///< after `--`, for commands that pass them on (debug: to gdb)
     bool help = false;
 
     bool has(const std::string& name) const { return options.count(name) != 0; }
@@ -1247,6 +1254,28 @@ int cmd_load(const Args& args) {
     return reprise::tool::load_main(rq);
 }
 
+// --- debug --------------------------------------------------------------------------------------
+
+int cmd_debug(const Args& args) {
+    reprise::tool::DebugRequest rq;
+    rq.inputs = args.operands;
+    if (rq.inputs.empty())
+        return usage_error("debug", "expects a trace, several traces or a folder of traces");
+    auto last = [&](const char* name) -> std::optional<std::string> {
+        return args.has(name) ? std::optional<std::string>(args.options.at(name).back()) : std::nullopt;
+    };
+    rq.program = last("--program");
+    rq.extension = last("--extension");
+    rq.break_at = last("--break-at");
+    rq.key_path = last("--record-key");
+    if (auto g = last("--gdb"))
+        rq.gdb = *g;
+    rq.print_command = args.has("--print-command");
+    rq.gdb_args = args.rest;
+    rq.key = key();
+    return reprise::tool::debug_main(rq);
+}
+
 // --- main ---------------------------------------------------------------------------------------
 
 struct Command {
@@ -1255,6 +1284,7 @@ struct Command {
     int (*run)(const Args&);
     std::set<std::string> flags;
     std::set<std::string> valued;
+    bool passes_rest = false;  ///< what follows `--` is passed on (Args::rest), not operands
 };
 
 const std::vector<Command>& commands() {
@@ -1267,6 +1297,8 @@ const std::vector<Command>& commands() {
         {"cluster", reprise::tool::cluster_help, cmd_cluster, {"--json", "--ticks", "--connections", "--html"},
          {"--map", "--from", "--to", "--nodes", "--output", "--max-bytes", "--record-key"}},
         {"load", reprise::tool::load_help, cmd_load, {"--json"}, {"--to", "--speed", "--ignore", "--timeout", "--record-key"}},
+        {"debug", reprise::tool::debug_help, cmd_debug, {"--print-command"},
+         {"--program", "--extension", "--gdb", "--break-at", "--record-key"}, true},
     };
     return list;
 }
@@ -1318,6 +1350,15 @@ int run(int argc, char** argv) {
                                             : fmt::format("unknown command {}; did you mean {}?", shown(first), near));
     }
     Args args;
+    if (c->passes_rest) {
+        for (int i = 2; i < argc; ++i) {
+            if (std::string_view(argv[i]) == "--") {
+                args.rest.assign(argv + i + 1, argv + argc);
+                argc = i;
+                break;
+            }
+        }
+    }
     if (auto why = parse_args(argc, argv, 2, c->flags, c->valued, args))
         return usage_error(c->name, *why);
     if (args.help) {

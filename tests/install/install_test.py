@@ -84,6 +84,9 @@ def check_binaries(prefix):
     wanted = {'reprise', 'reprise-check', 'reprise-kv', 'reprise-raft'}
     require(wanted <= set(installed), f'bin/ should hold {sorted(wanted)}, holds {installed}')
     require('reprise-echo' not in installed, 'bin/ holds reprise-echo: the echo example is not installed')
+    # `reprise debug` finds the gdb extension at <datadir>/reprise/gdb, from bin/ (a moved install too).
+    gdb_dir = prefix / 'share' / 'reprise' / 'gdb'
+    require((gdb_dir / 'reprise_printers.py').is_file(), f'{gdb_dir} should hold reprise_printers.py')
 
 
 def check_headers(includedir, expected, cxx, workdir):
