@@ -289,7 +289,8 @@ bool Recorder::open_file(std::string& error) {
     if (segment_ == 0 && !special) {
         const std::string& name = config_.path;
         for (const std::string& other : {name, name + ".0", name + ".1"}) {
-            if (other == path || ::lstat(other.c_str(), &st) != 0)  // reprise-allow: io (the trace's name)
+            // Only a regular file is an earlier trace's (a link or a device there is the user's doing).
+            if (other == path || ::lstat(other.c_str(), &st) != 0 || !S_ISREG(st.st_mode))  // reprise-allow: io (the trace's name)
                 continue;
             open_errno_ = EEXIST;
             error = fmt::format("trace {} exists (as {}): reprise never overwrites a trace (a restarted service must "

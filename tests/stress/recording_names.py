@@ -15,7 +15,10 @@ Against reprise-kv on 127.0.0.1:
   and how (add %c);
 - --record-keep with %p or %t in a folder's name is refused at start (retention lists one folder);
 - --record-max-bytes under its minimum is said in the project's words, not CLI11's;
-- --record=DIR/ (a trailing slash) is refused up front, and creates nothing.
+- --record=DIR/ (a trailing slash) is refused up front, and creates nothing;
+- reprise info says nothing contradictory: a trace with its end record copied without its outcome
+  file is not "killed"; NAME.0 opens the whole segmented trace; a live run past its budget reads as
+  stopped at its budget with its process still running, not as "cut off".
 """
 import argparse
 import os
@@ -136,6 +139,41 @@ def flag_words(k, tmp):
     check(not os.path.exists(empty), "and the folder is not created")
 
 
+def info_words(k, tmp):
+    folder = os.path.join(tmp, "info")
+    os.makedirs(folder)
+    trace = os.path.join(folder, "a.trace")
+    clean_run(k, f"--record={trace}")
+    copy = os.path.join(folder, "copy.trace")
+    with open(trace, "rb") as src, open(copy, "wb") as dst:
+        dst.write(src.read())
+    text = k.info(copy)
+    check("closed cleanly" in text and "killed" not in text and "cut off" not in text
+          and "no outcome file beside the trace, though the trace has its end record (exit code 0)" in text,
+          "reprise info: a clean trace copied without its outcome file is not called killed or cut off", text[-900:])
+    seg = os.path.join(folder, "s.trace")
+    clean_run(k, f"--record={seg}", "--record-segment=1m")
+    text = k.info(seg + ".0")
+    check(f"trace            {seg}\n" in text and f"segments         1 ({seg}.0)" in text
+          and "outcome          exit code 0" in text and "a single file" not in text,
+          "reprise info NAME.0: the whole segmented trace, with its outcome file", text[-1500:])
+    budget = os.path.join(folder, "m.trace")
+    with k.server(f"--record={budget}", "--record-max-bytes=64k") as s:
+        with RespClient(s.port) as c:
+            for i in range(40):
+                c.call("SET", f"k{i}", os.urandom(3000).hex())
+                if "RECORDING STOPPED" in s.err():
+                    break
+        check("RECORDING STOPPED" in s.err(), "the recording stopped at its budget", s.err()[-500:])
+        text = k.info(budget)
+        check("being written    yes" in text and "the program's end is not recorded" not in text
+              and "still being written" not in text.split("state", 1)[-1].split("\n", 1)[0]
+              and "stopped at its budget of 65536 bytes" in text,
+              "reprise info of a live run past its budget: stopped at its budget, its process still runs",
+              text[-1200:])
+        check(s.stop() == 0, "the server stops cleanly")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
@@ -149,6 +187,7 @@ def main():
         same_second(k, tmp)
         retention_folder(k, tmp)
         flag_words(k, tmp)
+        info_words(k, tmp)
     return report("recording-names")
 
 
