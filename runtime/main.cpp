@@ -28,7 +28,8 @@ constexpr const char* runtime_usage = R"(Runtime options (reprise; `--flag value
                         with --replay, records the replay again (`reprise diff` then finds no difference).
                         A trace is never overwritten (an existing PATH is refused) and is created 0600;
                         PATH may hold %c (the next number: one past the highest such trace), %p (pid), %t (start time), %n (node), %%;
-                        any other % is refused
+                        any other % is refused. %c goes in the file name (not a folder's); give
+                        every pattern a %c (two runs in one second have the same %t)
   --record-full         record written bytes in full (default: length and digest); with --replay,
                         the re-recorded trace holds every written byte, even where the replayed
                         trace kept only digests
@@ -38,6 +39,8 @@ constexpr const char* runtime_usage = R"(Runtime options (reprise; `--flag value
                         earlier runs of the pattern (same folder, %c %p %t as wildcards, %n this
                         node, segments included) so that at most N-1 remain. Runs that crashed,
                         exited non-zero, were cut off or are still being written are always kept
+                        and count toward N: N is not a ceiling (bound the disk with
+                        --record-keep-bytes). %p, %t, %c in a folder's name are refused
   --record-keep-bytes SIZE  retention by size: the pattern's traces together stay within SIZE (K, M,
                         G, KiB... suffixes); old runs are removed to leave this run --record-max-bytes
                         (default: half of SIZE), and this run stops recording at the room left. When
