@@ -410,7 +410,8 @@ ProgramEntry client_program(std::shared_ptr<Run> run, sim::World& world, std::ui
 /// Draws faults on the raft nodes (never the clients) from the seed: partitions (a node cut off,
 /// or two nodes from each other), one-way partitions, crashes with restarts, pauses, monotonic
 /// clock rate skew, disk faults (a crash between two disk steps, or failing fsyncs) and slow or
-/// held links. At most a minority is down at once. At --settle before the end, everything heals.
+/// held links. At most a minority is down at once, the world's random faults (--faults on) included:
+/// they ask the nemesis first. At --settle before the end, everything heals, and they stop.
 class Nemesis {
 public:
     Nemesis(sim::World& world, std::shared_ptr<Run> run, std::uint64_t seed, Duration end)
@@ -797,7 +798,7 @@ int main(int argc, char** argv) {
         "reprise-raft-sim: a reprise-raft cluster (nodes n1.. at 10.0.0.N, raft port 7001, client port 7101) under the\n"
         "deterministic simulator. Client nodes issue GET/SET/INCR/DEL on a few keys; a nemesis drawn from the seed\n"
         "partitions, crashes, pauses, skews clocks, fails disks and slows links, and heals everything --settle before\n"
-        "the end. Checked: linearizability of every key's history, RAFT's safety (one leader per term, log matching,\n"
+        "the end (the world's own random faults of --faults on stop there too). Checked: linearizability of every key's history, RAFT's safety (one leader per term, log matching,\n"
         "leader completeness, state machine safety) from every node's state, liveness (a write commits within 10 s\n"
         "of the heal) and needless elections (a healthy leader deposed). A failed seed saves every node's trace\n"
         "and the history under --failure-dir and prints the line that reproduces it.";
