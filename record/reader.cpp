@@ -62,10 +62,23 @@ Reader::~Reader() {
         std::fclose(file_);
 }
 
-Result<Reader> Reader::open(const std::string& path, std::string* error_message, const TraceKey* key) {
+std::string Reader::trace_name(const std::string& path) {
+    std::error_code ec;
+    if (path.size() > 2 && path.ends_with(".0")) {
+        const std::string name = path.substr(0, path.size() - 2);
+        // A plain trace that happens to be named NAME.0 has its own NAME.0.outcome: left as it is.
+        if (!std::filesystem::exists(name, ec) && std::filesystem::is_regular_file(path, ec) &&
+            !std::filesystem::exists(path + ".outcome", ec))
+            return name;
+    }
+    return path;
+}
+
+Result<Reader> Reader::open(const std::string& given_path, std::string* error_message, const TraceKey* key) {
     Reader r;
     namespace fs = std::filesystem;
     std::error_code ec;
+    const std::string path = trace_name(given_path);
     if (fs::is_directory(path, ec)) {
         if (error_message)
             *error_message = fmt::format("{}: is a directory, not a trace", path);

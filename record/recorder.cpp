@@ -116,6 +116,28 @@ std::unique_ptr<Recorder> Recorder::open(RecorderConfig config, std::string& err
         }
         ++i;
     }
+    // A name for a folder would become one, then refuse to be a trace ("Is a directory").
+    if (config.path.ends_with('/')) {
+        error = fmt::format("--record={}: a trace is a file: give its name after the folder (e.g. --record={}kv.%c.trace)",
+                            config.path, config.path);
+        return nullptr;
+    }
+    // %c is the next free number of the file name: in a folder's name it would stand for 1 at every
+    // start, and the second start would find the name taken. Refused at the first start instead.
+    if (const std::size_t last_slash = config.path.rfind('/'); last_slash != std::string::npos) {
+        const std::string_view folder_part = std::string_view(config.path).substr(0, last_slash);
+        for (std::size_t i = 0; i + 1 < folder_part.size(); ++i) {
+            if (folder_part[i] != '%')
+                continue;
+            if (folder_part[i + 1] == 'c') {
+                error = fmt::format("--record={}: %c must be in the trace's file name, not in a folder's name (it is "
+                                    "the next free number among the folder's traces; e.g. --record=traces/kv.%c.trace)",
+                                    config.path);
+                return nullptr;
+            }
+            ++i;
+        }
+    }
     // The path is a pattern (%p pid, %t start time, %n node, %c the next counter, %%):
     // its folder is expanded once; its file name is expanded with %c the first number past the
     // highest of the pattern's earlier runs whose file can be created.
@@ -228,6 +250,17 @@ std::unique_ptr<Recorder> Recorder::open(RecorderConfig config, std::string& err
             error = fmt::format("NOT RECORDING: {}; serving unrecorded", error);
             return nullptr;
         }
+        if (!counted && r->open_errno_ == EEXIST && name_pattern.find("%t") != std::string::npos)
+            error = fmt::format("trace {} exists: another run of --record={} started in the same second (%t names "
+                                "the start to the second, so both runs name the same file), and reprise never "
+                                "overwrites a trace; add %c to the file name (e.g. kv.%t.%c.trace) so that a run "
+                                "takes the next free number",
+                                c.path, pattern);
+        else if (!counted && r->open_errno_ == EEXIST && name_pattern.find("%p") != std::string::npos)
+            error = fmt::format("trace {} exists: an earlier run had the same pid (pids are reused, in containers "
+                                "from 1 at every start), and reprise never overwrites a trace; add %c to the file "
+                                "name (e.g. kv.%p.%c.trace) so that a run takes the next free number",
+                                c.path);
         if (!counted || r->open_errno_ != EEXIST || counter >= first_counter + limits::trace_counter_max)
             return nullptr;
     }
@@ -250,6 +283,23 @@ bool Recorder::open_file(std::string& error) {
     // or pipe (/dev/null, /dev/full) is written, not created.
     struct stat st {};
     const bool special = ::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode);  // reprise-allow: io (the trace file)
+    // A new trace's name is taken while any file of an earlier trace of that name is left: the
+    // other form (PATH beside PATH.0) or a later segment (PATH.1, which a reader would take as
+    // this trace's continuation). Only its outcome file may be a leftover (below).
+    if (segment_ == 0 && !special) {
+        const std::string& name = config_.path;
+        for (const std::string& other : {name, name + ".0", name + ".1"}) {
+            // Only a regular file is an earlier trace's (a link or a device there is the user's doing).
+            if (other == path || ::lstat(other.c_str(), &st) != 0 || !S_ISREG(st.st_mode))  // reprise-allow: io (the trace's name)
+                continue;
+            open_errno_ = EEXIST;
+            error = fmt::format("trace {} exists (as {}): reprise never overwrites a trace (a restarted service must "
+                                "not destroy its crash's trace); remove it, or record into a pattern such as "
+                                "--record=trace.%c (the next number)",
+                                name, other);
+            return false;
+        }
+    }
     int fd = special ? ::open(path.c_str(), O_WRONLY | O_CLOEXEC)  // reprise-allow: io (the trace file)
                      : ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);  // reprise-allow: io (the trace file)
     if (fd < 0) {
@@ -271,6 +321,14 @@ bool Recorder::open_file(std::string& error) {
         }
         if (segment_ == 0)
             lock_fd_ = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    }
+    // The name is this run's now (created O_EXCL, locked): an outcome file left by an earlier trace
+    // of that name (its trace removed by hand, or retention stopped half-way) says how *that* run
+    // ended, and would be read as this run's outcome were this run killed. It goes.
+    if (!special && segment_ == 0) {
+        const std::string outcome = trace::outcome_path(config_.path);
+        ::unlink(outcome.c_str());                       // reprise-allow: io (a stale outcome file)
+        ::unlink((outcome + ".tmp").c_str());            // reprise-allow: io (a stale outcome file)
     }
     trace::Header h = config_.header;
     h.segment = segment_;

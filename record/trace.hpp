@@ -282,6 +282,10 @@ public:
     /// Refuses a directory, and a later segment opened on its own (its times are
     /// deltas from the segment before it). An encrypted trace needs its `key`.
     static Result<Reader> open(const std::string& path, std::string* error_message, const TraceKey* key = nullptr);
+    /// The name a trace is known by: NAME for NAME.0, the first segment of a segmented trace
+    /// (NAME itself absent), so that segment 0 named alone opens the whole trace, with its
+    /// lock and outcome file; else `path` as given.
+    static std::string trace_name(const std::string& path);
     /// The header alone (of segment 0), even of a sealed trace without its key: who
     /// recorded it, where, when. Its records cannot be read this way.
     static Result<Header> read_header(const std::string& path, std::string* error_message);

@@ -263,10 +263,20 @@ std::optional<std::string> kept_because(bool live, const std::optional<Outcome>&
 }
 
 std::string describe_cut(const std::string& trace_path) {
-    if (being_written(trace_path))
-        return "it is still being written: a recording process holds its lock";
     std::string why;
     auto o = read_outcome(trace_path, &why);
+    if (being_written(trace_path)) {
+        // A recording stopped at its budget (or a failed write) has its outcome file while the
+        // program still runs: the trace is final, its process is not.
+        if (o && o->ended == Outcome::Ended::cut_off && o->recording != Outcome::Recording::complete)
+            return o->recording == Outcome::Recording::budget
+                       ? fmt::format("the recording stopped at its budget of {} bytes; its process still runs, "
+                                     "unrecorded (and holds the trace's lock)",
+                                     o->budget_bytes)
+                       : std::string("the recording stopped when a write failed; its process still runs, unrecorded "
+                                     "(and holds the trace's lock)");
+        return "it is still being written: a recording process holds its lock";
+    }
     if (!o)
         return why.empty() ? std::string("the recording was cut off: no outcome recorded (the process was killed, "
                                          "or the machine stopped)")

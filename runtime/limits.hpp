@@ -33,6 +33,11 @@ inline constexpr std::uint64_t trace_counter_max = 1'000'000;
 /// --record-keep-bytes: a run whose room (what the kept runs leave, or half the budget) is under this
 /// records nothing and says so, rather than write a trace too short to be of use.
 inline constexpr std::uint64_t trace_run_bytes_min = 64 * 1024;
+/// --record-segment: the smallest segment (a header and whole chunks fit many times over).
+inline constexpr std::uint64_t trace_segment_bytes_min = 1024 * 1024;
+/// --record-keep-bytes: the smallest budget of a pattern's traces (two runs' minimum many times over).
+inline constexpr std::uint64_t trace_keep_bytes_min = 1024 * 1024;
+static_assert(trace_keep_bytes_min / 2 >= trace_run_bytes_min, "half the smallest budget (one run's share) is a usable run");
 /// --record-keep*: entries of the pattern's folder looked at for old runs, at most.
 inline constexpr std::size_t retention_folder_entries_max = 1'000'000;
 /// Time all crash hooks together may wait for their writer threads inside a fatal

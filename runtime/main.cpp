@@ -28,7 +28,8 @@ constexpr const char* runtime_usage = R"(Runtime options (reprise; `--flag value
                         with --replay, records the replay again (`reprise diff` then finds no difference).
                         A trace is never overwritten (an existing PATH is refused) and is created 0600;
                         PATH may hold %c (the next number: one past the highest such trace), %p (pid), %t (start time), %n (node), %%;
-                        any other % is refused
+                        any other % is refused. %c goes in the file name (not a folder's); give
+                        every pattern a %c (two runs in one second have the same %t)
   --record-full         record written bytes in full (default: length and digest); with --replay,
                         the re-recorded trace holds every written byte, even where the replayed
                         trace kept only digests
@@ -38,6 +39,8 @@ constexpr const char* runtime_usage = R"(Runtime options (reprise; `--flag value
                         earlier runs of the pattern (same folder, %c %p %t as wildcards, %n this
                         node, segments included) so that at most N-1 remain. Runs that crashed,
                         exited non-zero, were cut off or are still being written are always kept
+                        and count toward N: N is not a ceiling (bound the disk with
+                        --record-keep-bytes). %p, %t, %c in a folder's name are refused
   --record-keep-bytes SIZE  retention by size: the pattern's traces together stay within SIZE (K, M,
                         G, KiB... suffixes); old runs are removed to leave this run --record-max-bytes
                         (default: half of SIZE), and this run stops recording at the room left. When
@@ -95,16 +98,11 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
     auto* record_opt = app.add_option("--record", out.options.record_path);
     auto* full_opt = app.add_flag("--record-full", out.options.record_full_outputs);
     auto* fsync_opt = app.add_flag("--record-fsync", out.options.record_fsync_every_chunk);
-    auto* segment_opt = app.add_option("--record-segment", segment_bytes)
-                            ->transform(CLI::AsSizeValue(false))
-                            ->check(CLI::Range(std::uint64_t{1024 * 1024}, std::uint64_t{UINT64_MAX}));
+    // Sizes: CLI11 reads the suffixes; their lower bounds are checked below, in the project's words.
+    auto* segment_opt = app.add_option("--record-segment", segment_bytes)->transform(CLI::AsSizeValue(false));
     auto* keep_opt = app.add_option("--record-keep", keep_runs);
-    auto* keep_bytes_opt = app.add_option("--record-keep-bytes", keep_bytes)
-                               ->transform(CLI::AsSizeValue(false))
-                               ->check(CLI::Range(std::uint64_t{1024 * 1024}, std::uint64_t{UINT64_MAX}));
-    auto* max_bytes_opt = app.add_option("--record-max-bytes", max_bytes)
-                              ->transform(CLI::AsSizeValue(false))
-                              ->check(CLI::Range(limits::trace_run_bytes_min, std::uint64_t{UINT64_MAX}));
+    auto* keep_bytes_opt = app.add_option("--record-keep-bytes", keep_bytes)->transform(CLI::AsSizeValue(false));
+    auto* max_bytes_opt = app.add_option("--record-max-bytes", max_bytes)->transform(CLI::AsSizeValue(false));
     auto* compress_opt = app.add_option("--record-compress", compress);
     auto* key_opt = app.add_option("--record-key", out.options.trace_key_path);
     std::vector<std::string> replays;
@@ -164,18 +162,37 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
             return *error;
         out.options.offload_threads = static_cast<std::size_t>(std::get<std::uint64_t>(n));
     }
-    if (*segment_opt)
+    // A size below its flag's minimum, said with what the flag is for and the smallest it takes.
+    auto at_least = [](const char* flag, std::uint64_t got, std::uint64_t min, std::string_view why) -> std::optional<std::string> {
+        if (got >= min)
+            return std::nullopt;
+        return fmt::format("{} needs a size of at least {} bytes ({} KiB; k, m, g suffixes allowed): {}; got {}", flag,
+                           min, min / 1024, why, got);
+    };
+    if (*segment_opt) {
+        if (auto error = at_least("--record-segment", segment_bytes, limits::trace_segment_bytes_min,
+                                  "each segment holds a header and whole chunks"))
+            return error;
         out.options.record_segment_bytes = segment_bytes;
+    }
     if (*keep_opt) {
         auto n = number("--record-keep", keep_runs, 1, limits::trace_counter_max, "a number of runs");
         if (auto* error = std::get_if<std::string>(&n))
             return *error;
         out.options.record_keep_runs = std::get<std::uint64_t>(n);
     }
-    if (*keep_bytes_opt)
+    if (*keep_bytes_opt) {
+        if (auto error = at_least("--record-keep-bytes", keep_bytes, limits::trace_keep_bytes_min,
+                                  "the budget of all the pattern's traces, which holds at least one run"))
+            return error;
         out.options.record_keep_bytes = keep_bytes;
-    if (*max_bytes_opt)
+    }
+    if (*max_bytes_opt) {
+        if (auto error = at_least("--record-max-bytes", max_bytes, limits::trace_run_bytes_min,
+                                  "a smaller trace would hold little more than its header"))
+            return error;
         out.options.record_max_bytes = max_bytes;
+    }
     if (*compress_opt) {
         if (compress != "on" && compress != "off")
             return fmt::format("--record-compress takes on or off, got '{}'", compress);
@@ -245,6 +262,23 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
         return fmt::format("{} applies to a --record pattern: put %c, %p, %t or %n in the trace's file name "
                            "(e.g. --record=kv.%c.trace)",
                            *keep_opt ? "--record-keep" : "--record-keep-bytes");
+    // Retention lists one folder: a folder whose name changes from run to run (%p, %t, %c) holds
+    // one run each, and retention would find nothing to remove, silently.
+    if (*keep_opt || *keep_bytes_opt) {
+        const std::string& path = out.options.record_path;
+        const std::size_t slash = path.rfind('/');
+        for (std::size_t i = 0; slash != std::string::npos && i + 1 < slash; ++i) {
+            if (path[i] != '%')
+                continue;
+            if (path[i + 1] == 'p' || path[i + 1] == 't' || path[i + 1] == 'c')
+                return fmt::format("{} applies to a --record pattern whose runs share a folder: %{} is in a folder's "
+                                   "name in --record={}, so each run gets its own folder and retention would find no "
+                                   "earlier run; put %c, %p and %t in the trace's file name (e.g. "
+                                   "--record=traces/kv.%c.trace)",
+                                   *keep_opt ? "--record-keep" : "--record-keep-bytes", path[i + 1], path);
+            ++i;
+        }
+    }
     if (*key_opt && !recording && !replaying)
         return std::string("--record-key applies to a recording or a replay: add --record=PATH or --replay=TRACE");
     return std::nullopt;

@@ -108,6 +108,7 @@ struct Outcome {
     std::string failure;
     std::string bad_usage;  ///< setup refused the simulation's flags (std::invalid_argument)
     std::string description;  ///< Simulation::describe's words
+    std::string inconclusive;  ///< Simulation::inconclusive's words (a run that passed)
     bool saved = false;       ///< Simulation::save wrote into the save folder
     std::vector<std::string> log;
     std::string repro;
@@ -136,10 +137,12 @@ WorldOptions world_options(const Settings& s, std::uint64_t seed, const std::str
 }
 
 /// One run of one seed. When it fails and `save_dir` is given, Simulation::save writes there.
+std::string reproduce_command(const std::string& name, const Settings& s, std::uint64_t seed);
+
 Outcome run_once(const Simulation& sim, const Settings& s, std::uint64_t seed, const std::string& trace_dir,
-                 const std::string& save_dir = "") {
+                 const std::string& save_dir = "", const std::string& name = "") {
     Outcome out;
-    RunContext ctx{.seed = seed, .time = s.time, .values = s.values};
+    RunContext ctx{.seed = seed, .time = s.time, .values = s.values, .reproduce = reproduce_command(name, s, seed)};
     const std::int64_t wall_start = detail::read_monotonic_ns();
     try {
         World world(world_options(s, seed, trace_dir));
@@ -168,6 +171,8 @@ Outcome run_once(const Simulation& sim, const Settings& s, std::uint64_t seed, c
             out.failure = sim.check(world, ctx);
         if (sim.describe)
             out.description = sim.describe(world, ctx);
+        if (out.failure.empty() && sim.inconclusive)
+            out.inconclusive = sim.inconclusive(world, ctx);
         if (!out.failure.empty() && !save_dir.empty() && sim.save) {
             sim.save(world, ctx, save_dir);
             out.saved = true;
@@ -207,6 +212,14 @@ std::string failure_kind(const std::string& failure) {
 /// when that holds something already (what is there is never overwritten). "" when none can be made.
 std::string fresh_failure_folder(const std::string& root, std::uint64_t seed) {
     std::error_code ec;
+    // A root the runner creates is its owner's alone, as the seed folders in it are (one given
+    // that exists keeps its mode: it is the user's).
+    if (!std::filesystem::exists(root, ec)) {
+        std::filesystem::create_directories(root, ec);
+        if (ec)
+            return "";
+        std::filesystem::permissions(root, std::filesystem::perms::owner_all, ec);
+    }
     for (int attempt = 1; attempt <= 100; ++attempt) {
         std::string dir = fmt::format("{}/seed-{}", root, seed);
         if (attempt > 1)
@@ -237,7 +250,8 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
     CLI::App app{sim.description.empty() ? name + ": a deterministic simulation" : sim.description, name};
     app.add_option("--seed", s.seed, "the first seed (default: drawn and printed)");
     app.add_option("--seeds", seeds_text, "how many seeds to run: K (N, N+1, ...; default 1), or A..B (seeds A to B)");
-    app.add_option("--time", time_text, "virtual time of one run (10s, 500ms, 5m)");
+    app.add_option("--time", time_text,
+                   fmt::format("virtual time of one run (10s, 500ms, 5m; default {})", duration_text(sim.default_time)));
     app.add_option("--faults", faults_text, "random faults from the seed: on or off (default off)");
     app.add_option("--fault-interval", interval_text, "mean virtual time between two faults (default 2s)");
     app.add_option("--fault-duration", duration_text_flag, "mean time a fault lasts (default 1s)");
@@ -339,6 +353,7 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
 
     int failures = 0;
     std::map<std::string, std::uint64_t> failures_by_kind;
+    std::map<std::string, std::uint64_t> inconclusive_by_kind;  ///< runs that passed without every verdict
     std::int64_t virtual_total_ns = 0;
     const std::int64_t sweep_start = detail::read_monotonic_ns();
     const std::uint64_t progress_every = std::max<std::uint64_t>(1, s.seeds / 10);
@@ -360,7 +375,7 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
                 return bad(fmt::format("--trace-dir {}: cannot create it: {}", trace_dir, ec.message()));
             std::filesystem::permissions(trace_dir, std::filesystem::perms::owner_all, ec);
         }
-        Outcome a = run_once(sim, s, seed, trace_dir, trace_dir);
+        Outcome a = run_once(sim, s, seed, trace_dir, trace_dir, name);
         if (!a.bad_usage.empty())
             return bad(a.bad_usage);
         if (s.verbose)
@@ -414,7 +429,7 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
                 if (std::string dir = fresh_failure_folder(failure_root, seed); dir.empty()) {
                     fmt::print("  (cannot create a folder under {} for the failure's traces)\n", failure_root);
                 } else {
-                    Outcome again = run_once(sim, s, seed, dir, dir);
+                    Outcome again = run_once(sim, s, seed, dir, dir, name);
                     if (again.hash != a.hash)
                         fmt::print("  (the recording run of this seed went differently: hash {:016x}, not {:016x})\n",
                                    again.hash, a.hash);
@@ -427,6 +442,8 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
             fmt::print("  reproduce: {}{}\n", reproduce_command(name, s, seed), nondeterministic ? " --check-determinism" : "");
             fmt::print("  run: {}\n", a.repro);
         }
+        if (failure.empty() && !a.inconclusive.empty())
+            ++inconclusive_by_kind[a.inconclusive];
         std::fflush(stdout);
         if (s.seeds > 1 && ((i + 1) % progress_every == 0 || i + 1 == s.seeds)) {
             fmt::print(stderr, "{}: {} of {} seeds run, {} failed, {:.1f}s wall\n", name, i + 1, s.seeds, failures,
@@ -435,10 +452,23 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
         }
     }
     if (s.seeds > 1) {
-        fmt::print("{} of {} seeds passed\n", s.seeds - static_cast<std::uint64_t>(failures), s.seeds);
+        std::uint64_t inconclusive = 0;
+        std::string unproven;
+        for (auto& [kind, count] : inconclusive_by_kind) {
+            inconclusive += count;
+            unproven += fmt::format("{}{} {}", unproven.empty() ? "" : ", ", kind, count);
+        }
+        const std::uint64_t passed = s.seeds - static_cast<std::uint64_t>(failures);
+        if (inconclusive == 0)
+            fmt::print("{} of {} seeds passed\n", passed, s.seeds);
+        else
+            fmt::print("{} of {} seeds passed, {} of them without every verdict ({}): those checks proved nothing\n",
+                       passed, s.seeds, inconclusive, unproven);
         std::string kinds;
         for (auto& [kind, count] : failures_by_kind)
             kinds += fmt::format("{}{} {}", kinds.empty() ? "" : ", ", kind, count);
+        if (inconclusive > 0)
+            kinds += fmt::format("; inconclusive {}", unproven);
         const double wall_total = static_cast<double>(detail::read_monotonic_ns() - sweep_start) / 1e9;
         fmt::print("summary: seeds {}..{}, failures {}, virtual time {:.1f}s in {:.1f}s wall{}\n", s.seed,
                    s.seed + s.seeds - 1, kinds.empty() ? std::string("none") : kinds,

@@ -27,6 +27,9 @@ struct Simulation {
     std::function<std::string(World&, const struct RunContext&)> check = {};
     /// After a run: a few words on what it did, added to its result line ("ops=812 elections=3").
     std::function<std::string(World&, const struct RunContext&)> describe = {};
+    /// After a run that passed: "" when every check reached a verdict, else which did not, in a few
+    /// words ("linearizability unknown"): the summary counts such runs apart, as not proven.
+    std::function<std::string(World&, const struct RunContext&)> inconclusive = {};
     /// After a run that failed: writes what explains the failure (a history, say) into `folder`,
     /// beside the nodes' traces (see --failure-dir).
     std::function<void(World&, const struct RunContext&, const std::string& folder)> save = {};
@@ -43,6 +46,8 @@ struct RunContext {
     /// The same, as a number (`fallback` when absent); throws std::invalid_argument on a non-number.
     std::int64_t flag_int(const std::string& name, std::int64_t fallback) const;
     std::vector<std::pair<std::string, std::string>> values = {};
+    /// The runner's command line that repeats this run (for a failure's findings).
+    std::string reproduce = {};
 };
 
 /// Parses the runner's flags and runs the simulation once per seed:

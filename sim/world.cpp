@@ -243,6 +243,13 @@ struct World::Impl {
     std::map<std::uint64_t, std::function<void()>> actions;
     bool in_node_step = false;
     std::size_t nodes_down = 0;
+    // Random faults: who hears of them, who may veto taking a node down, whether they stopped,
+    // and the action indexes of those still holding (their ends, run early by stop_random_faults).
+    std::function<void(const RandomFault&)> fault_observer;
+    std::function<bool(NodeId)> fault_guard;
+    bool random_faults_stopped = false;
+    std::uint64_t random_fault_ids = 0;
+    std::vector<std::uint64_t> random_fault_ends;
 
     // --- time, draws, hashing ---
     void schedule(Event e) {
@@ -976,6 +983,8 @@ void World::Impl::schedule_random_fault() {
 
 void World::Impl::random_fault() {
     const FaultPlan& f = options.faults;
+    if (random_faults_stopped)
+        return;
     schedule_random_fault();
     if (nodes.size() < 2)
         return;
@@ -988,12 +997,30 @@ void World::Impl::random_fault() {
     if (b >= a)
         ++b;
     const std::int64_t lasts = static_cast<std::int64_t>(prng.below(2 * static_cast<std::uint64_t>(f.mean_duration.count()) + 1));
+    Node& na = *nodes[a];
+    // Tells the observer the fault begins; `later` runs its end, and tells that too.
+    RandomFault told{.id = ++random_fault_ids, .a = a, .b = b};
+    auto begins = [&](RandomFault::Kind kind, bool one_node) {
+        told.kind = kind;
+        if (one_node)
+            told.b = a;
+        if (fault_observer)
+            fault_observer(told);
+    };
     auto later = [&](std::function<void()> fn) {
         const std::uint64_t index = seq + 1;
-        actions.emplace(index, std::move(fn));
+        actions.emplace(index, [this, fn = std::move(fn), ended = RandomFault{told.kind, told.id, told.a, told.b, true}] {
+            fn();
+            if (fault_observer)
+                fault_observer(ended);
+        });
+        std::erase_if(random_fault_ends, [this](std::uint64_t i) { return !actions.contains(i); });  // ended ones
+        random_fault_ends.push_back(index);
         schedule(Event{.kind = Event::action, .at = now + lasts, .b = index});
     };
-    Node& na = *nodes[a];
+    auto may_take_down = [&] {
+        return na.state == NodeState::running && nodes_down < f.max_nodes_down && (!fault_guard || fault_guard(a));
+    };
     auto bump = [&](unsigned weight) {
         if (pick < weight)
             return true;
@@ -1001,9 +1028,10 @@ void World::Impl::random_fault() {
         return false;
     };
     if (bump(f.crash_restart)) {
-        if (na.state != NodeState::running || nodes_down >= f.max_nodes_down)
+        if (!may_take_down())
             return;
         ++nodes_down;
+        begins(RandomFault::Kind::crash_restart, true);
         crash(na, NodeState::crashed);
         later([this, a] {
             --nodes_down;
@@ -1018,6 +1046,7 @@ void World::Impl::random_fault() {
         if (ab.partitioned || ba.partitioned)
             return;
         ab.partitioned = ba.partitioned = true;
+        begins(RandomFault::Kind::partition, false);
         say(fmt::format("partition {} <-> {}", na.spec.name, nodes[b]->spec.name));
         later([this, a, b] {
             link(a, b).partitioned = link(b, a).partitioned = false;
@@ -1031,6 +1060,7 @@ void World::Impl::random_fault() {
         if (link(a, b).*flag)
             return;
         link(a, b).*flag = true;
+        begins(one_way ? RandomFault::Kind::one_way : RandomFault::Kind::clog, false);
         say(fmt::format("{} {} -> {}", one_way ? "partition" : "clog", na.spec.name, nodes[b]->spec.name));
         later([this, a, b, flag, one_way] {
             link(a, b).*flag = false;
@@ -1038,9 +1068,10 @@ void World::Impl::random_fault() {
             release_held(a, b);
         });
     } else if (bump(f.pause)) {
-        if (na.state != NodeState::running || nodes_down >= f.max_nodes_down)
+        if (!may_take_down())
             return;
         ++nodes_down;
+        begins(RandomFault::Kind::pause, true);
         na.state = NodeState::paused;
         say(fmt::format("pause {}", na.spec.name));
         later([this, a] {
@@ -1054,6 +1085,10 @@ void World::Impl::random_fault() {
         const std::int64_t delta = static_cast<std::int64_t>(prng.below(20'000'000'001ULL)) - 10'000'000'000LL;
         na.wall_offset += delta;
         say(fmt::format("wall clock of {} jumps {:+}ms", na.spec.name, delta / 1'000'000));
+        begins(RandomFault::Kind::clock_jump, true);
+        told.ends = true;
+        if (fault_observer)
+            fault_observer(told);
     }
 }
 
@@ -1431,6 +1466,32 @@ void World::jump_wall_clock(NodeId node, Duration delta) {
 }
 
 std::size_t World::node_count() const noexcept { return impl_->nodes.size(); }
+
+void World::on_random_fault(std::function<void(const RandomFault&)> observer) {
+    impl_->fault_observer = std::move(observer);
+}
+
+void World::set_random_fault_guard(std::function<bool(NodeId)> may_take_down) {
+    impl_->fault_guard = std::move(may_take_down);
+}
+
+void World::stop_random_faults() {
+    Impl& w = *impl_;
+    if (!w.random_faults_stopped && w.options.faults.mean_interval.count() > 0)
+        w.say("random faults stop");
+    w.random_faults_stopped = true;
+    // Each end still pending runs now, in the order the faults began; its scheduled event finds
+    // nothing left to run.
+    std::vector<std::uint64_t> ends;
+    ends.swap(w.random_fault_ends);
+    for (std::uint64_t index : ends)
+        if (auto it = w.actions.find(index); it != w.actions.end()) {
+            std::function<void()> fn = std::move(it->second);
+            w.actions.erase(it);
+            w.note(0x80, index);
+            fn();
+        }
+}
 
 void World::log_line(std::string line) { impl_->say(std::move(line)); }
 

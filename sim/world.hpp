@@ -41,6 +41,16 @@ struct FaultPlan {
     std::size_t max_nodes_down = 1;
 };
 
+/// A random fault (FaultPlan) as it begins or ends, told to a runner's checkers (World::on_random_fault).
+struct RandomFault {
+    enum class Kind : std::uint8_t { crash_restart, partition, one_way, clog, pause, clock_jump };
+    Kind kind = Kind::pause;
+    std::uint64_t id = 0;  ///< the same at its beginning and its end
+    NodeId a = 0;          ///< the node it strikes (a link's first end)
+    NodeId b = 0;          ///< a link's other end (a for a node's own fault)
+    bool ends = false;     ///< false when it begins; a clock jump begins and ends at once
+};
+
 /// How a world runs. Same options, same binary: same run, event for event.
 struct WorldOptions {
     std::uint64_t seed = 1;
@@ -132,6 +142,19 @@ public:
     void unclog(NodeId from, NodeId to);
     /// Ends every partition and clog.
     void heal();
+
+    // --- random faults (WorldOptions::faults) ------------------------------------------------
+    /// Calls `observer` as each random fault begins and ends (one observer; a new one replaces it):
+    /// a runner's checkers count them and tell a node a fault touched from an untroubled one.
+    void on_random_fault(std::function<void(const RandomFault&)> observer);
+    /// A random fault crashes or pauses `node` only when `may_take_down(node)` holds, beside
+    /// FaultPlan::max_nodes_down: a runner that takes nodes down too (a nemesis) keeps its own
+    /// bound (a majority up) over both.
+    void set_random_fault_guard(std::function<bool(NodeId)> may_take_down);
+    /// No random fault begins from now on, and every one still holding ends now (its link heals,
+    /// its node resumes or restarts; a wall clock that jumped stays where it is): a runner's quiet
+    /// end of the run (a liveness check's settle time).
+    void stop_random_faults();
     /// Resets every connection between a and b: both ends see ECONNRESET.
     void reset_connections(NodeId a, NodeId b);
     void set_latency(NodeId from, NodeId to, Latency latency);

@@ -390,7 +390,7 @@ std::optional<Cursor> open_trace(const std::string& path, std::string_view comma
         exit_code = exit_usage;
         return std::nullopt;
     }
-    return Cursor(path, std::move(*r));
+    return Cursor(trace::Reader::trace_name(path), std::move(*r));
 }
 
 // Sum of the sizes of a trace's files.
@@ -428,12 +428,27 @@ void print_identity(const trace::Header& h) {
 }
 
 // Whether a recorder still writes the trace, how its run ended, and what retention does with it.
-void print_retention(const std::string& path) {
+// `end_exit_code`: the exit code of the trace's end record, when it has one (a sealed trace read
+// without its key: unknown).
+void print_retention(const std::string& path, std::optional<std::int64_t> end_exit_code = std::nullopt) {
     const bool live = trace::being_written(path);
     std::string why;
     const auto outcome = trace::read_outcome(path, &why);
-    fmt::print("being written    {}\n", live ? "yes: a recording process holds the trace's lock" : "no");
-    if (outcome) {
+    const bool stopped_live = live && outcome && outcome->ended == trace::Outcome::Ended::cut_off &&
+                              outcome->recording != trace::Outcome::Recording::complete;
+    fmt::print("being written    {}\n",
+               !live           ? "no"
+               : stopped_live ? "yes: its process still runs and holds the trace's lock (the recording itself has stopped)"
+                               : "yes: a recording process holds the trace's lock");
+    if (stopped_live) {
+        // The outcome file was written when the recording stopped; the program's end comes later.
+        fmt::print("outcome          not yet: the recording stopped {}, and the program goes on unrecorded; how it "
+                   "ends is written when it does ({})\n",
+                   outcome->recording == trace::Outcome::Recording::budget
+                       ? fmt::format("at its budget of {} bytes", outcome->budget_bytes)
+                       : std::string("when a write failed"),
+                   trace::outcome_path(path));
+    } else if (outcome) {
         std::string recording;
         if (outcome->recording == trace::Outcome::Recording::budget)
             recording = fmt::format("; the recording stopped at its budget of {} bytes", outcome->budget_bytes);
@@ -442,18 +457,29 @@ void print_retention(const std::string& path) {
         fmt::print("outcome          {}{} ({})\n", trace::describe_outcome(*outcome), recording, trace::outcome_path(path));
     } else if (!why.empty()) {
         fmt::print("outcome          unreadable: {}\n", why);
+    } else if (live) {
+        fmt::print("outcome          none yet (written when the recording closes)\n");
+    } else if (end_exit_code) {
+        // The run ended (its end record says so): the outcome file did not come with the trace.
+        fmt::print("outcome          no outcome file beside the trace, though the trace has its end record (exit code "
+                   "{}): the file was not copied with it, or was removed\n",
+                   *end_exit_code);
     } else {
-        fmt::print("outcome          {}\n", live ? "none yet (written when the recording closes)"
-                                                : "none recorded (the process was killed, or the machine stopped)");
+        fmt::print("outcome          none recorded (the process was killed, or the machine stopped)\n");
     }
     const auto kept = trace::kept_because(live, outcome);
-    fmt::print("retention        {}\n", kept ? fmt::format("kept whatever the budget: {}", *kept)
-                                               : std::string("may be removed by --record-keep/--record-keep-bytes "
-                                                             "(the run ended with exit code 0)"));
+    if (kept && !live && !outcome && why.empty() && end_exit_code)
+        fmt::print("retention        kept whatever the budget: no outcome file (retention reads outcome files, never "
+                   "traces: remove it by hand)\n");
+    else
+        fmt::print("retention        {}\n", kept ? fmt::format("kept whatever the budget: {}", *kept)
+                                                   : std::string("may be removed by --record-keep/--record-keep-bytes "
+                                                                 "(the run ended with exit code 0)"));
 }
 
 // A sealed trace opened without its key (or with another): its header is still readable.
-int info_of_sealed(const std::string& path, const std::string& why) {
+int info_of_sealed(const std::string& given_path, const std::string& why) {
+    const std::string path = trace::Reader::trace_name(given_path);
     std::string header_why;
     auto h = trace::Reader::read_header(path, &header_why);
     if (!h.ok()) {
@@ -508,8 +534,10 @@ int cmd_info(const Args& args) {
     const bool clean = c->reader.saw_end() && c->reader.check_nothing_after_end();
 
     const trace::Header& h = c->reader.header();
-    std::string segments = c->reader.segments() == 1
-                               ? std::string("1 (a single file)")
+    std::error_code ec;
+    const bool single_file = c->reader.segments() == 1 && std::filesystem::is_regular_file(c->name, ec);
+    std::string segments = single_file                  ? std::string("1 (a single file)")
+                           : c->reader.segments() == 1 ? fmt::format("1 ({}.0)", c->name)
                                : fmt::format("{} ({}.0 to {}.{})", c->reader.segments(), c->name, c->name,
                                              c->reader.segments() - 1);
 
@@ -554,7 +582,7 @@ int cmd_info(const Args& args) {
         fmt::print("state            incomplete: no end record: {}\n", trace::describe_cut(c->name));
         fmt::print("last good event  {}\n", c->last_good_event());
     }
-    print_retention(c->name);
+    print_retention(c->name, clean ? std::optional<std::int64_t>(exit_code) : std::nullopt);
     return exit_ok;
 }
 

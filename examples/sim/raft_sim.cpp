@@ -68,6 +68,22 @@ struct Knobs {
     std::vector<std::string> kinds = all_fault_kinds;
     std::int64_t max_needless_elections = 0;
     std::uint64_t checker_steps = 20'000'000;
+    /// The runner's knobs of the world (--time, --latency, --faults, disks), from its options.
+    std::string world;
+
+    /// The world's knobs as the runner's flags name them.
+    static std::string world_text(const sim::WorldOptions& o, Duration time) {
+        auto us = [](Duration d) { return fmt::format("{}us", ns(d) / 1000); };
+        auto ms = [](Duration d) { return fmt::format("{}ms", ns(d) / 1'000'000); };
+        const bool faults = o.faults.mean_interval.count() > 0;
+        const sim::DiskFaults disk = o.disk_faults.value_or(sim::DiskFaults{});
+        return fmt::format("time={} latency={}..{} faults={}{} fsync-failure-rate={} disk-capacity={}", ms(time),
+                           us(o.latency.min), us(o.latency.max), faults ? "on" : "off",
+                           faults ? fmt::format(" fault-interval={} fault-duration={} no-crash={}", ms(o.faults.mean_interval),
+                                                ms(o.faults.mean_duration), o.faults.crash_restart == 0 ? "yes" : "no")
+                                  : std::string(),
+                           disk.sync_failure_rate, disk.capacity_bytes);
+    }
 
     std::string text() const {
         std::string k;
@@ -76,12 +92,12 @@ struct Knobs {
         return fmt::format(
             "nodes={} clients={} keys={} op-interval={}ms request-timeout={}ms nemesis={} nemesis-kinds={} "
             "nemesis-interval={}ms nemesis-duration={}ms settle={}ms liveness-bound={}s{} max-needless-elections={} "
-            "checker-steps={}",
+            "checker-steps={} {}",
             nodes, clients, keys, ns(op_interval) / 1'000'000, ns(request_timeout) / 1'000'000, nemesis ? "on" : "off",
             k.empty() ? "none" : k, ns(nemesis_interval) / 1'000'000, ns(nemesis_duration) / 1'000'000,
             ns(settle) / 1'000'000, ns(liveness_bound) / 1'000'000'000,
             settle >= liveness_bound ? "" : " (liveness not checked: --settle is under the bound)", max_needless_elections,
-            checker_steps);
+            checker_steps, world);
     }
 };
 
@@ -394,7 +410,8 @@ ProgramEntry client_program(std::shared_ptr<Run> run, sim::World& world, std::ui
 /// Draws faults on the raft nodes (never the clients) from the seed: partitions (a node cut off,
 /// or two nodes from each other), one-way partitions, crashes with restarts, pauses, monotonic
 /// clock rate skew, disk faults (a crash between two disk steps, or failing fsyncs) and slow or
-/// held links. At most a minority is down at once. At --settle before the end, everything heals.
+/// held links. At most a minority is down at once, the world's random faults (--faults on) included:
+/// they ask the nemesis first. At --settle before the end, everything heals, and they stop.
 class Nemesis {
 public:
     Nemesis(sim::World& world, std::shared_ptr<Run> run, std::uint64_t seed, Duration end)
@@ -410,6 +427,13 @@ public:
             schedule_next(ns(2s));
         auto self = this;
         world_.at(Duration(run_->heal_ns), [self] { self->heal_all(); });
+        // The world's own random faults (the runner's --faults) are faults of this run too: they
+        // trouble the raft nodes they touch (the needless-election checker sees them), count in
+        // faults=, keep a majority up together with the nemesis's, and end at --settle.
+        world_.set_random_fault_guard([self](sim::NodeId id) {
+            return static_cast<int>(id) >= self->nodes() || (self->may_take_down() && !self->down(static_cast<int>(id)));
+        });
+        world_.on_random_fault([self](const sim::RandomFault& f) { self->random_fault(f); });
     }
 
 private:
@@ -430,6 +454,28 @@ private:
     std::int64_t lasts() {
         const std::int64_t d = ns(run_->knobs.nemesis_duration);
         return draw_.between(d / 5, 2 * d);
+    }
+
+    /// A fault the world drew on its own: the raft nodes it touches are troubled while it holds.
+    void random_fault(const sim::RandomFault& f) {
+        if (!f.ends) {
+            std::vector<int> touched;
+            for (sim::NodeId id : {f.a, f.b})
+                if (static_cast<int>(id) < nodes() && std::find(touched.begin(), touched.end(), static_cast<int>(id)) == touched.end())
+                    touched.push_back(static_cast<int>(id));
+            if (touched.empty()) {
+                ++run_->faults;  // a fault between clients: counted, troubles no raft node
+                random_troubles_[f.id] = {};
+            } else {
+                random_troubles_[f.id] = trouble(touched);
+            }
+        }
+        if (f.ends) {
+            if (auto it = random_troubles_.find(f.id); it != random_troubles_.end()) {
+                clear(it->second);
+                random_troubles_.erase(it);
+            }
+        }
     }
 
     /// Marks raft nodes troubled now; returns the trouble's index for clear().
@@ -613,6 +659,7 @@ private:
 
     /// The end of the faults: every link heals, every node runs, clocks keep time.
     void heal_all() {
+        world_.stop_random_faults();
         world_.heal();
         network_fault_ = false;
         for (int i = 0; i < nodes(); ++i) {
@@ -642,6 +689,8 @@ private:
     Duration end_;
     bool network_fault_ = false;
     std::set<int> crash_planned_;  ///< nodes whose disk may crash them (counted as down)
+    /// The world's random faults still holding: their troubles, by the fault's id.
+    std::map<std::uint64_t, std::vector<std::size_t>> random_troubles_;
 };
 
 // --- checking -------------------------------------------------------------------------------------
@@ -658,7 +707,8 @@ std::string check_run(sim::World& world, Run& run) {
         std::string all;
         for (auto& v : run.safety->violations())
             all += "\n    " + v;
-        return fmt::format("raft safety: {} violations:{}", run.safety->violations().size(), all);
+        return fmt::format("raft safety: {} {}:{}", run.safety->violations().size(),
+                           run.safety->violations().size() == 1 ? "violation" : "violations", all);
     }
     sim::CheckBudget budget;
     budget.max_steps = run.knobs.checker_steps;
@@ -748,7 +798,7 @@ int main(int argc, char** argv) {
         "reprise-raft-sim: a reprise-raft cluster (nodes n1.. at 10.0.0.N, raft port 7001, client port 7101) under the\n"
         "deterministic simulator. Client nodes issue GET/SET/INCR/DEL on a few keys; a nemesis drawn from the seed\n"
         "partitions, crashes, pauses, skews clocks, fails disks and slows links, and heals everything --settle before\n"
-        "the end. Checked: linearizability of every key's history, RAFT's safety (one leader per term, log matching,\n"
+        "the end (the world's own random faults of --faults on stop there too). Checked: linearizability of every key's history, RAFT's safety (one leader per term, log matching,\n"
         "leader completeness, state machine safety) from every node's state, liveness (a write commits within 10 s\n"
         "of the heal) and needless elections (a healthy leader deposed). A failed seed saves every node's trace\n"
         "and the history under --failure-dir and prints the line that reproduces it.";
@@ -781,6 +831,7 @@ int main(int argc, char** argv) {
         k.settle = duration_flag(ctx, "--settle", std::min<Duration>(k.settle, ctx.time / 2));
         k.max_needless_elections = ctx.flag_int("--max-needless-elections", 0);
         k.checker_steps = static_cast<std::uint64_t>(ctx.flag_int("--checker-steps", 20'000'000));
+        k.world = Knobs::world_text(world.options(), ctx.time);
         if (k.nodes != 3 && k.nodes != 5)
             throw std::invalid_argument("--nodes takes 3 or 5");
         if (k.clients < 1 || k.clients > 100)
@@ -832,6 +883,11 @@ int main(int argc, char** argv) {
                            run->needless_elections().size(), lin,
                            static_cast<double>(run->linearizability.wall_ns) / 1e9);
     };
+    simulation.inconclusive = [run](sim::World&, const sim::RunContext&) -> std::string {
+        return run->checked && run->linearizability.verdict == sim::CheckResult::Verdict::unknown
+                   ? "linearizability unknown"
+                   : "";
+    };
     simulation.save = [run](sim::World& world, const sim::RunContext& ctx, const std::string& folder) {
         std::ofstream history(folder + "/history.txt");  // reprise-allow: io (the runner's own files, outside every node)
         auto ops = run->history;
@@ -839,6 +895,7 @@ int main(int argc, char** argv) {
         history << sim::format_history(ops);
         std::ofstream findings(folder + "/findings.txt");  // reprise-allow: io (the runner's own files, outside every node)
         findings << "seed " << ctx.seed << "\nknobs: " << run->knobs.text() << "\n";
+        findings << "reproduce: " << ctx.reproduce << "\nrun: " << world.repro_line() << "\n";
         for (auto& v : run->safety->violations())
             findings << v << "\n";
         if (run->checked)

@@ -187,7 +187,7 @@ def hunt(exe, bug, work, max_seeds, sim_time, extra):
                            timeout_s=900)
         m = re.search(r"^seed=(\d+) FAILED.*\n  what failed: (.*)\n(.*)$", out, re.M)
         if m:
-            # The kind and the first thing it found ("raft safety: 1 violations: at 3.2s: ...").
+            # The kind and the first thing it found ("raft safety: 1 violation: at 3.2s: ...").
             detail = m.group(3).strip() if m.group(3).startswith("    ") or m.group(3).startswith("key ") else ""
             return int(m.group(1)), f"{m.group(2)} {detail}".strip(), out, failures
         if rc not in (0, 1):
@@ -231,6 +231,13 @@ def main():
             check(saved is not None and os.path.exists(os.path.join(saved.group(1), "history.txt"))
                   and os.path.exists(os.path.join(saved.group(1), "n1.1.trace")),
                   f"{name}: the failed seed's traces and history are saved", out[-3000:])
+            if saved is not None and os.path.exists(os.path.join(saved.group(1), "findings.txt")):
+                with open(os.path.join(saved.group(1), "findings.txt")) as f:
+                    findings = f.read()
+                check(re.search(r"^reproduce: \S+ --seed \d+ ", findings, re.M) and re.search(r"^run: .*seed=", findings, re.M),
+                      f"{name}: findings.txt holds the reproduce and run lines", findings[:1500])
+            mode = os.stat(failures).st_mode & 0o777 if os.path.isdir(failures) else None
+            check(mode == 0o700, f"{name}: the --failure-dir folder the runner created is 0700 (got {oct(mode or 0)})")
             if i == 0:
                 m = re.search(rf"^  reproduce: (.*)$", out[out.find(f"seed={seed} FAILED"):], re.M)
                 argv = shlex.split(m.group(1)) if m else []

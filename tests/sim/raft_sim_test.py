@@ -10,9 +10,13 @@ Usage: raft_sim_test.py REPRISE_RAFT_SIM REPRISE_RAFT [SEEDS]
    heal, no healthy leader deposed. Each line says what the run did (operations, faults, leaders).
 2. --check-determinism: each seed twice, and once recording, give the same events.
 3. --trace-dir: `reprise-raft --replay` (the production binary) replays a simulated node's trace.
-4. A checker out of budget answers "unknown" honestly and does not fail the run. (Failures, their
+4. A checker out of budget answers "unknown" honestly and does not fail the run, and a sweep's
+   summary counts such runs apart. (Failures, their
    saved traces and reproduce lines are tested on planted RAFT bugs: tests/sim/raft_bugs.py.)
-5. Bad flags exit 2 with a message.
+5. --faults on (the runner's own random faults): the needless-election checker sees them, faults=
+   counts them, they stop at --settle, and with the nemesis a majority stays up.
+6. The knobs line gives every knob (the runner's too); --help gives --time's default.
+7. Bad flags exit 2 with a message.
 """
 import os
 import re
@@ -70,6 +74,57 @@ def checker_budget_is_honest(sim):
           "a checker out of budget says unknown (and does not fail the run)", out + err)
 
 
+def world_faults_are_seen(sim, seeds):
+    """The runner's own random faults (--faults on) are faults of the run: the needless-election
+    checker sees the nodes they touch, faults= counts them, they stop at --settle, and together with
+    the nemesis they never take a majority down."""
+    rc, out, err = run([sim, "--seeds", seeds, "--faults", "on", "--nemesis", "none", "--failure-dir", "none"],
+                       timeout_s=600)
+    found = LINE.findall(out)
+    check(rc == 0 and found and all(f[1] == "ok" for f in found),
+          f"--faults on --nemesis none: seeds {seeds} pass (a node a random fault touched is not 'untroubled')",
+          out[-3000:] + err[-500:])
+    check(found and all(int(f[7]) > 0 for f in found), "faults= counts the world's random faults", out[-2000:])
+    for seed in (1, 6):
+        rc, out, err = run([sim, "--seed", str(seed), "--faults", "on", "-v", "--failure-dir", "none"], timeout_s=120)
+        settle = re.search(r"^  (\d+\.\d+)s random faults stop$", out, re.M)
+        check(settle is not None, f"seed {seed}: the world's random faults stop at --settle", out[-2000:])
+        if settle is None:
+            continue
+        after = [line for line in re.findall(r"^  (\d+\.\d+)s (pause|crash|partition|clog) (\S+)", out, re.M)
+                 if float(line[0]) >= float(settle.group(1))]
+        check(not after, f"seed {seed}: no fault strikes after the settle point", after)
+        # Raft nodes down at once (paused, crashed or exited), from the world's log: at most one of three.
+        down, worst = set(), 0
+        for line in re.findall(r"^  \d+\.\d+s (.*)$", out, re.M):
+            m = re.match(r"(pause|crash|resume|start) (n\d)\b", line) or re.match(r"(n\d) (exited)\b", line)
+            if m:
+                what, node = (m.group(1), m.group(2)) if m.group(1).startswith(("p", "c", "r", "s")) \
+                    else (m.group(2), m.group(1))
+                (down.add if what in ("pause", "crash", "exited") else down.discard)(node)
+                worst = max(worst, len(down))
+        check(worst <= 1, f"seed {seed}, --faults on and the nemesis: at most a minority down at once (saw {worst})",
+              out[-3000:])
+
+
+def sweep_counts_unknown(sim):
+    rc, out, err = run([sim, "--seeds", "1..3", "--time", "12s", "--checker-steps", "1", "--failure-dir", "none"],
+                       timeout_s=300)
+    check(rc == 0 and "3 of 3 seeds passed, 3 of them without every verdict (linearizability unknown 3)" in out
+          and "inconclusive linearizability unknown 3" in out,
+          "a sweep's summary counts the runs whose verdict was unknown", out[-1500:])
+
+
+def knobs_and_help(sim):
+    rc, out, err = run([sim, "--seed", "2", "--time", "10s", "--faults", "on", "--latency", "100us..900us",
+                        "--fsync-failure-rate", "0", "--disk-capacity", "1000000000", "--failure-dir", "none"])
+    check(re.search(r"^knobs: .* time=10000ms latency=100us\.\.900us faults=on fault-interval=2000ms "
+                    r"fault-duration=1000ms no-crash=no fsync-failure-rate=0 disk-capacity=1000000000$", out, re.M),
+          "the knobs line gives the runner's knobs too (--time, --latency, --faults, disks)", out[:1200])
+    rc, out, err = run([sim, "--help"])
+    check(re.search(r"--time.*default 40s", out) is not None, "--help gives --time's default (40s)", out)
+
+
 def bad_flags(sim):
     for argv, what in [(["--nodes", "4"], "--nodes"), (["--clients", "0"], "--clients"),
                        (["--nemesis", "meteor"], "meteor"), (["--op-interval", "soon"], "--op-interval"),
@@ -90,6 +145,9 @@ def main():
         determinism(sim)
         traces_replay(sim, raft, tmp)
         checker_budget_is_honest(sim)
+        world_faults_are_seen(sim, seeds)
+        sweep_counts_unknown(sim)
+        knobs_and_help(sim)
         bad_flags(sim)
     return report("raft_sim_test")
 

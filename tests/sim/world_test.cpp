@@ -467,3 +467,50 @@ TEST_CASE("sim: a crashed node's task that ignores its cancellation is ended, no
     w.run_for(100ms);
     CHECK(w.state(n) == NodeState::running);
 }
+
+TEST_CASE("sim: random faults are told as they begin and end, obey a runner's guard, and all end at stop_random_faults") {
+    WorldOptions o;
+    o.seed = reprise::test::test_seed("sim fault observer");
+    o.faults.mean_interval = 100ms;
+    o.faults.mean_duration = 400ms;
+    o.faults.max_nodes_down = 2;
+    World w(o);
+    ProgramEntry idle{.name = "idle", .main = [](MainContext&) {
+        (void)sleep_for(60s);
+        return 0;
+    }};
+    for (int i = 0; i < 4; ++i)
+        w.add_node({.name = fmt::format("n{}", i), .program = idle});
+    std::map<std::uint64_t, RandomFault> holding;
+    std::size_t began = 0, guarded = 0, node0_down = 0;
+    w.on_random_fault([&](const RandomFault& f) {
+        if (f.ends) {
+            CHECK(holding.erase(f.id) + (f.kind == RandomFault::Kind::clock_jump ? 1 : 0) == 1);
+            return;
+        }
+        ++began;
+        if (f.kind != RandomFault::Kind::clock_jump)
+            holding.emplace(f.id, f);
+        if ((f.kind == RandomFault::Kind::pause || f.kind == RandomFault::Kind::crash_restart) && f.a == 0)
+            ++node0_down;
+    });
+    w.set_random_fault_guard([&](NodeId id) {
+        ++guarded;
+        return id != 0;
+    });
+    w.run_for(10s);
+    INFO(fmt::format("seed {}", o.seed));
+    CHECK(began > 20);
+    CHECK(guarded > 0);
+    CHECK(node0_down == 0);  // the guard said no, every time
+    w.stop_random_faults();
+    CHECK(holding.empty());  // every fault still holding ended there and then
+    for (NodeId n = 0; n < 4; ++n)
+        CHECK(w.state(n) == NodeState::running);
+    const std::size_t began_before = began;
+    w.run_for(10s);
+    CHECK(began == began_before);  // none began after
+    CHECK(holding.empty());
+    CHECK(std::any_of(w.log().begin(), w.log().end(),
+                      [](const std::string& line) { return line.find("random faults stop") != std::string::npos; }));
+}
