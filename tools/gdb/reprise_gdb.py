@@ -307,6 +307,7 @@ class Session:
     checkpoint_keep_newest = 16
     checkpoints = []            # [(node index, event, gdb checkpoint id)], one gdb process each
     bookmarks = {}              # name -> (node index, event)
+    args = None                 # the program's arguments, as the first replay under gdb had them
     quiet = 0                   # > 0 while a command runs the program itself (it prints its own line)
     last_stop = None
 
@@ -384,6 +385,8 @@ def on_stop(event):
     try:
         if isinstance(event, gdb.BreakpointEvent) and any(b is _stop_bp for b in event.breakpoints):
             _signal_stop = False
+            if S.args is None:
+                S.args = program_args()
             if S.quiet == 0:
                 print(stop_line())
         elif isinstance(event, gdb.SignalEvent):
@@ -393,9 +396,18 @@ def on_stop(event):
         pass  # not a reprise program, or before its table is readable: gdb's own report says enough
 
 
+def program_args():
+    """The current inferior's arguments (`show args`), or None."""
+    text = gdb.execute("show args", to_string=True)
+    if '"' not in text:
+        return None
+    args = text[text.index('"') + 1:text.rindex('"')]
+    return args or None
+
+
 def on_exit(event):
     _task.clear()
-    S.checkpoints = [c for c in S.checkpoints if c[2] in gdb_checkpoint_ids()]
+    S.checkpoints = [c for c in S.checkpoints if c[2] in checkpoint_ids()]
 
 
 def on_cont(event):
@@ -547,49 +559,154 @@ def format_tasks(table, node):
 
 # --- run control ---------------------------------------------------------------------------------
 
-def gdb_checkpoint_ids():
-    try:
-        text = gdb.execute("info checkpoints", to_string=True)
-    except gdb.error:
-        return set()
-    ids = set()
-    for line in text.splitlines():
-        parts = line.replace("*", " ").split()
-        if parts and parts[0].isdigit():
-            ids.add(int(parts[0]))
-    return ids
+# Checkpoints are forks of the replaying process, each one a gdb inferior stopped where it was
+# taken. gdb's own `checkpoint` forks through an inferior function call, which needs to write the
+# whole register state: with gdb 13 on kernels whose XSAVE area is larger than gdb knows
+# ("Couldn't write extended state status: Bad address") it cannot. So the fork is made by running
+# one `syscall` instruction of libc with rax = fork, writing general registers only, and the
+# registers it clobbers (rip, rax, rcx, r11) are put back in parent and child.
+
+SYS_FORK_X86_64 = 57
+_syscall_insn = {}
 
 
-def current_checkpoint_id():
+def syscall_instruction():
+    """The address of a `syscall` instruction in the process (in libc's syscall())."""
+    key = gdb.selected_inferior().num
+    if key in _syscall_insn:
+        return _syscall_insn[key]
     try:
-        text = gdb.execute("info checkpoints", to_string=True)
+        start = int(gdb.parse_and_eval("(unsigned long)&syscall"))
     except gdb.error:
-        return None
-    for line in text.splitlines():
-        if line.lstrip().startswith("*"):
-            parts = line.replace("*", " ").split()
-            if parts and parts[0].isdigit():
-                return int(parts[0])
-    return None
+        raise gdb.GdbError("reprise: checkpoints need libc's syscall() in the process (not found)")
+    code = read(start, 128)
+    i = code.find(b"\x0f\x05")
+    if i < 0:
+        raise gdb.GdbError("reprise: no syscall instruction found in libc's syscall()")
+    _syscall_insn[key] = start + i
+    return start + i
+
+
+def checkpoint_ids():
+    return {i.num for i in gdb.inferiors() if i.pid != 0}
+
+
+def select_inferior(num):
+    """Switches to inferior `num` without gdb's "[Switching to ...]" lines."""
+    for inf in gdb.inferiors():
+        if inf.num == num:
+            threads = inf.threads()
+            if threads:
+                threads[0].switch()
+                return
+    gdb.execute("inferior %d" % num, to_string=True)
+
+
+class silenced:
+    """gdb prints some things even under execute(to_string=True) (a stepi's stop, a switch of
+    inferior): the extension's own run control sends gdb's output to /dev/null meanwhile."""
+    depth = 0
+
+    def __enter__(self):
+        if silenced.depth == 0:
+            gdb.execute("set logging file /dev/null", to_string=True)
+            gdb.execute("set logging redirect on", to_string=True)
+            gdb.execute("set logging enabled on", to_string=True)
+        silenced.depth += 1
+
+    def __exit__(self, *_):
+        silenced.depth -= 1
+        if silenced.depth == 0:
+            gdb.execute("set logging enabled off", to_string=True)
+
+
+class OnceBreakpoint(gdb.Breakpoint):
+    """A silent internal breakpoint at an address, for one stop of the extension's own."""
+
+    def __init__(self, addr):
+        super().__init__("*%d" % addr, gdb.BP_BREAKPOINT, internal=True, temporary=True)
+        self.silent = True
+
+    def stop(self):
+        return True
+
+
+def run_to(addr):
+    """Continues to `addr` (an internal breakpoint), without the stop breakpoint, without output."""
+    bp = OnceBreakpoint(addr)
+    _stop_bp.enabled = False
+    try:
+        gdb.execute("continue", to_string=True)
+    finally:
+        _stop_bp.enabled = True
+        if bp.is_valid():
+            bp.delete()
+
+
+_needs_step_over = set()  # inferiors whose pc was moved back onto the stop breakpoint by hand
 
 
 def take_checkpoint(node_index, event):
-    """A gdb checkpoint (a fork of the process, stopped here) remembered as node:event."""
-    before = gdb_checkpoint_ids()
-    gdb.execute("checkpoint", to_string=True)
-    new = sorted(gdb_checkpoint_ids() - before)
-    if not new:
-        return None
-    S.checkpoints.append((node_index, event, new[-1]))
-    thin_checkpoints()
-    return new[-1]
-
-
-def delete_checkpoint(cid):
+    """A fork of the process, stopped here, remembered as node:event; returns its inferior number."""
+    t = Table()
+    if t.arch != "x86_64_sysv":
+        raise gdb.GdbError("reprise: checkpoints are made on x86_64 only (this is %s)" % t.arch)
+    insn = syscall_instruction()
+    frame = gdb.newest_frame()
+    saved = {r: int(frame.read_register(r)) for r in ("rip", "rax", "rcx", "r11")}
+    before = {i.num for i in gdb.inferiors()}
+    parent = gdb.selected_inferior().num
+    S.quiet += 1
     try:
-        gdb.execute("delete checkpoint %d" % cid, to_string=True)
+      with silenced():
+        gdb.execute("set $rip = %d" % insn, to_string=True)
+        gdb.execute("set $rax = %d" % SYS_FORK_X86_64, to_string=True)
+        run_to(insn + 2)
+        new = sorted({i.num for i in gdb.inferiors()} - before)
+        for r, v in saved.items():
+            gdb.execute("set $%s = %d" % (r, v), to_string=True)
+        _needs_step_over.add(parent)
+        if not new:
+            raise gdb.GdbError("reprise: the fork for a checkpoint failed (detach-on-fork must be off)")
+        child = new[-1]
+        select_inferior(child)
+        for r, v in saved.items():
+            gdb.execute("set $%s = %d" % (r, v), to_string=True)
+        _needs_step_over.add(child)
+        select_inferior(parent)
+        gdb.selected_inferior().threads()[0].switch()
+    finally:
+        S.quiet -= 1
+    S.checkpoints.append((node_index, event, child))
+    thin_checkpoints()
+    return child
+
+
+def delete_checkpoint(num):
+    if num == gdb.selected_inferior().num:
+        return
+    try:
+        gdb.execute("kill inferiors %d" % num, to_string=True)
     except gdb.error:
         pass
+    try:
+        gdb.execute("remove-inferiors %d" % num, to_string=True)
+    except gdb.error:
+        pass
+    _needs_step_over.discard(num)
+
+
+def step_over_stop_breakpoint():
+    """After a pc was set back onto reprise_debug_stop by hand, gdb would report the breakpoint there
+    again at once: step one instruction with it disabled first."""
+    num = gdb.selected_inferior().num
+    if num not in _needs_step_over:
+        return
+    _needs_step_over.discard(num)
+    frame = gdb.newest_frame()
+    if frame.name() != "reprise_debug_stop" or frame.older() is None:
+        return
+    run_to(frame.older().pc())
 
 
 def thin_checkpoints():
@@ -620,12 +737,18 @@ def require_live():
 
 def start_program():
     """`run` to the replay's started stop."""
-    S.checkpoints = []
+    confirm = gdb.parameter("confirm")
     S.quiet += 1
     try:
+        gdb.execute("set confirm off")
+        # A checkpoint's inferior (a fork) has neither the arguments nor the environment of the first.
+        if S.args is not None:
+            gdb.execute("set args %s" % S.args)
+        gdb.execute("set environment REPRISE_DEBUGGER=1")
         gdb.execute("run", to_string=True)
     finally:
         S.quiet -= 1
+        gdb.execute("set confirm %s" % ("on" if confirm else "off"))
     if not live():
         raise gdb.GdbError("reprise: the program ended before its replay started (is it run with --replay=TRACE?)")
     t = Table()
@@ -662,6 +785,7 @@ def run_forward(node_index, **target):
     arm(Table(), node_index, **target)
     S.quiet += 1
     try:
+        step_over_stop_breakpoint()
         for _ in range(10000000):
             gdb.execute("continue", to_string=True)
             if not live():
@@ -681,21 +805,24 @@ def run_forward(node_index, **target):
 
 
 def restart_checkpoint(cp):
-    """Goes to checkpoint cp (node, event, id) and replaces it by a fresh fork so that it stays usable;
+    """Goes to checkpoint cp (node, event, inferior) and forks it again so that it stays usable;
     the process left behind goes."""
-    left = current_checkpoint_id()
+    left = gdb.selected_inferior().num
+    S.checkpoints.remove(cp)
     S.quiet += 1
     try:
-        gdb.execute("restart %d" % cp[2], to_string=True)
+        select_inferior(cp[2])
     finally:
         S.quiet -= 1
-    S.checkpoints.remove(cp)
-    if left is not None and left != cp[2] and not any(c[2] == left for c in S.checkpoints):
-        delete_checkpoint(left)
+    _task.clear()
     take_checkpoint(cp[0], cp[1])
+    if not any(c[2] == left for c in S.checkpoints):
+        delete_checkpoint(left)
 
 
 def goto(node_index, target):
+    if target_kind() is None:
+        start_program()  # not running (or ended): from the start
     require_live()
     t = Table()
     nodes = nodes_or_error(t)
@@ -706,7 +833,7 @@ def goto(node_index, target):
     if target == now and t["stop_reason"] != 0:
         return
     if target < now:
-        usable = [c for c in S.checkpoints if c[0] == node_index and c[1] <= target and c[2] in gdb_checkpoint_ids()]
+        usable = [c for c in S.checkpoints if c[0] == node_index and c[1] <= target and c[2] in checkpoint_ids()]
         if usable:
             restart_checkpoint(max(usable, key=lambda c: c[1]))
         else:
@@ -912,6 +1039,8 @@ class GotoCmd(Sub):
     def run(self, argv):
         if len(argv) != 1:
             raise gdb.GdbError("reprise: usage: reprise goto N | NODE:N | BOOKMARK")
+        if target_kind() is None:
+            start_program()
         require_live()
         t = Table()
         node_index, n = parse_target(t, nodes_or_error(t), argv[0])
@@ -1039,7 +1168,7 @@ class CheckpointsCmd(Sub):
         super().__init__("checkpoints")
 
     def run(self, argv):
-        alive = gdb_checkpoint_ids()
+        alive = checkpoint_ids()
         S.checkpoints = [c for c in S.checkpoints if c[2] in alive]
         if not S.checkpoints:
             print("no checkpoints (interval %d events)" % S.checkpoint_interval)
@@ -1065,8 +1194,8 @@ class CheckpointIntervalCmd(Sub):
 def install():
     global _stop_bp
     gdb.execute("set environment REPRISE_DEBUGGER=1")
-    # A replay with checkpoints forks: gdb must stay with the replaying process.
-    gdb.execute("set detach-on-fork on")
+    # Checkpoints are forks that gdb keeps (each an inferior); gdb stays with the replaying process.
+    gdb.execute("set detach-on-fork off")
     gdb.execute("set follow-fork-mode parent")
     if _stop_bp is None:
         # A pending breakpoint until the program (or its shared library) is loaded.
