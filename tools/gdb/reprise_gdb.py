@@ -215,6 +215,9 @@ class Table:
     def text(self, name):
         return self.f[name].split(b"\0", 1)[0].decode(errors="replace")
 
+    def first_line(self, name):
+        return self.text(name).strip().split("\n", 1)[0]
+
     def names(self, array_field, count_field):
         addr, count = self.f[array_field], self.f[count_field]
         if addr == 0 or count == 0:
@@ -356,10 +359,10 @@ def stop_line(what=None):
     if what is None and t["stopped_node"] >= 0:
         node = next((n for n in nodes if n.index == t["stopped_node"]), nodes[0])
         return "[reprise] node %s event %d, virtual time %s s: %s" % (
-            node.name, t["stopped_event"], seconds(t["stopped_virtual_ns"]), t.text("stop_text"))
+            node.name, t["stopped_event"], seconds(t["stopped_virtual_ns"]), t.first_line("stop_text"))
     node = node_of(t, nodes)
     return "[reprise] node %s event %d, virtual time %s s: %s" % (
-        node.name, node.events(), seconds(node.virtual_ns()), what or t.text("stop_text"))
+        node.name, node.events(), seconds(node.virtual_ns()), what or t.first_line("stop_text"))
 
 
 # --- the stop breakpoint and stop events ---------------------------------------------------------
