@@ -34,6 +34,7 @@ The replay evaluates the targets itself (the table's break targets): no gdb cond
 The table is runtime/internal/debug_table.hpp's `reprise_debug` (version 1).
 """
 
+import os
 import struct
 import time
 
@@ -310,6 +311,7 @@ class Session:
     checkpoint_keep_newest = 16
     checkpoints = []            # [(node index, event, gdb checkpoint id)], one gdb process each
     bookmarks = {}              # name -> (node index, event)
+    offsets = {}                # checkpoint inferior -> {fd: file offset} when it was taken
     args = None                 # the program's arguments, as the first replay under gdb had them
     quiet = 0                   # > 0 while a command runs the program itself (it prints its own line)
     last_stop = None
@@ -649,40 +651,87 @@ def run_to(addr):
 _needs_step_over = set()  # inferiors whose pc was moved back onto the stop breakpoint by hand
 
 
+SYS_LSEEK_X86_64 = 8
+SYSCALL_REGS = ("rip", "rax", "rdi", "rsi", "rdx", "r10", "rcx", "r11")
+
+
+def inject_syscall(nr, *args):
+    """Runs one syscall in the selected process (x86_64) and puts back every register it touched;
+    returns (rax, the registers as they were)."""
+    insn = syscall_instruction()
+    frame = gdb.newest_frame()
+    saved = {r: int(frame.read_register(r)) for r in SYSCALL_REGS}
+    with silenced():
+        gdb.execute("set $rip = %d" % insn, to_string=True)
+        gdb.execute("set $rax = %d" % nr, to_string=True)
+        for reg, value in zip(("rdi", "rsi", "rdx", "r10"), args):
+            gdb.execute("set $%s = %d" % (reg, value), to_string=True)
+        run_to(insn + 2)
+        result = int(gdb.newest_frame().read_register("rax"))
+        restore_registers(saved)
+    _needs_step_over.add(gdb.selected_inferior().num)
+    return result, saved
+
+
+def restore_registers(saved):
+    for r, v in saved.items():
+        gdb.execute("set $%s = %d" % (r, v), to_string=True)
+
+
+def file_offsets(pid):
+    """{fd: offset} of the process's open regular files. A fork shares them with its parent: a
+    checkpoint must put back the offsets it had (the trace reader reads on)."""
+    out = {}
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            if not target.startswith("/") or target.startswith("/dev/") or target.startswith("/proc/"):
+                continue
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                for line in f:
+                    if line.startswith("pos:"):
+                        out[int(fd)] = int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return out
+
+
 def take_checkpoint(node_index, event):
     """A fork of the process, stopped here, remembered as node:event; returns its inferior number."""
     t = Table()
     if t.arch != "x86_64_sysv":
         raise gdb.GdbError("reprise: checkpoints are made on x86_64 only (this is %s)" % t.arch)
-    insn = syscall_instruction()
-    frame = gdb.newest_frame()
-    saved = {r: int(frame.read_register(r)) for r in ("rip", "rax", "rcx", "r11")}
     before = {i.num for i in gdb.inferiors()}
     parent = gdb.selected_inferior().num
+    offsets = file_offsets(gdb.selected_inferior().pid)
     S.quiet += 1
     try:
-      with silenced():
-        gdb.execute("set $rip = %d" % insn, to_string=True)
-        gdb.execute("set $rax = %d" % SYS_FORK_X86_64, to_string=True)
-        run_to(insn + 2)
-        new = sorted({i.num for i in gdb.inferiors()} - before)
-        for r, v in saved.items():
-            gdb.execute("set $%s = %d" % (r, v), to_string=True)
-        _needs_step_over.add(parent)
-        if not new:
-            raise gdb.GdbError("reprise: the fork for a checkpoint failed (detach-on-fork must be off)")
-        child = new[-1]
-        select_inferior(child)
-        for r, v in saved.items():
-            gdb.execute("set $%s = %d" % (r, v), to_string=True)
-        _needs_step_over.add(child)
-        select_inferior(parent)
-        gdb.selected_inferior().threads()[0].switch()
+        with silenced():
+            pid, saved = inject_syscall(SYS_FORK_X86_64)
+            new = sorted({i.num for i in gdb.inferiors()} - before)
+            if not new or pid <= 0:
+                raise gdb.GdbError("reprise: the fork for a checkpoint failed (%d; detach-on-fork must be off)" % pid)
+            child = new[-1]
+            select_inferior(child)
+            restore_registers(saved)
+            _needs_step_over.add(child)
+            select_inferior(parent)
     finally:
         S.quiet -= 1
     S.checkpoints.append((node_index, event, child))
+    S.offsets[child] = offsets
     thin_checkpoints()
     return child
+
+
+def put_back_offsets(num):
+    """Seeks the selected process's files back to where they were when checkpoint `num` was taken."""
+    for fd, pos in S.offsets.get(num, {}).items():
+        inject_syscall(SYS_LSEEK_X86_64, fd, pos, 0)
 
 
 def delete_checkpoint(num):
@@ -697,6 +746,7 @@ def delete_checkpoint(num):
     except gdb.error:
         pass
     _needs_step_over.discard(num)
+    S.offsets.pop(num, None)
 
 
 def step_over_stop_breakpoint():
@@ -815,8 +865,10 @@ def restart_checkpoint(cp):
     S.quiet += 1
     try:
         select_inferior(cp[2])
+        put_back_offsets(cp[2])
     finally:
         S.quiet -= 1
+    S.offsets.pop(cp[2], None)
     _task.clear()
     take_checkpoint(cp[0], cp[1])
     if not any(c[2] == left for c in S.checkpoints):
