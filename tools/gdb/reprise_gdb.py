@@ -609,20 +609,19 @@ def select_inferior(num):
 
 class silenced:
     """gdb prints some things even under execute(to_string=True) (a stepi's stop, a switch of
-    inferior): the extension's own run control sends gdb's output to /dev/null meanwhile."""
+    inferior): the extension's own run control turns those notifications off meanwhile."""
     depth = 0
 
     def __enter__(self):
         if silenced.depth == 0:
-            gdb.execute("set logging file /dev/null", to_string=True)
-            gdb.execute("set logging redirect on", to_string=True)
-            gdb.execute("set logging enabled on", to_string=True)
+            silenced.before = gdb.parameter("suppress-cli-notifications")
+            gdb.execute("set suppress-cli-notifications on", to_string=True)
         silenced.depth += 1
 
     def __exit__(self, *_):
         silenced.depth -= 1
-        if silenced.depth == 0:
-            gdb.execute("set logging enabled off", to_string=True)
+        if silenced.depth == 0 and not silenced.before:
+            gdb.execute("set suppress-cli-notifications off", to_string=True)
 
 
 class OnceBreakpoint(gdb.Breakpoint):
@@ -666,7 +665,7 @@ def inject_syscall(nr, *args):
         gdb.execute("set $rax = %d" % nr, to_string=True)
         for reg, value in zip(("rdi", "rsi", "rdx", "r10"), args):
             gdb.execute("set $%s = %d" % (reg, value), to_string=True)
-        run_to(insn + 2)
+        gdb.execute("stepi", to_string=True)
         result = int(gdb.newest_frame().read_register("rax"))
         restore_registers(saved)
     _needs_step_over.add(gdb.selected_inferior().num)
@@ -756,10 +755,14 @@ def step_over_stop_breakpoint():
     if num not in _needs_step_over:
         return
     _needs_step_over.discard(num)
-    frame = gdb.newest_frame()
-    if frame.name() != "reprise_debug_stop" or frame.older() is None:
+    if gdb.newest_frame().name() != "reprise_debug_stop":
         return
-    run_to(frame.older().pc())
+    _stop_bp.enabled = False
+    try:
+        with silenced():
+            gdb.execute("stepi", to_string=True)
+    finally:
+        _stop_bp.enabled = True
 
 
 def thin_checkpoints():
