@@ -29,7 +29,8 @@ Commands (everything that only reads memory also works on a core file: `gdb PROG
   reprise checkpoint           take a checkpoint here;  reprise checkpoints: list them
   reprise checkpoint-interval N
                                a going-forward run stops every N events to leave a checkpoint
-                               (default 10000; 0: none); at most 48 are kept, thinned out
+                               (default 100000; 0: none), and a goto leaves one 1000 events before
+                               its target; at most 48 are kept, thinned out (the newest 16 stay)
 The replay evaluates the targets itself (the table's break targets): no gdb conditional breakpoint.
 The table is runtime/internal/debug_table.hpp's `reprise_debug` (version 1).
 """
@@ -306,7 +307,8 @@ class Node:
 
 class Session:
     selected_node = None        # an index, or None: the stopped node, else 0
-    checkpoint_interval = 10000
+    checkpoint_interval = 100000
+    landing_distance = 1000     # a goto leaves a checkpoint this many events before its target
     checkpoint_max = 48
     checkpoint_keep_newest = 16
     checkpoints = []            # [(node index, event, gdb checkpoint id)], one gdb process each
@@ -647,7 +649,8 @@ def run_to(addr):
             bp.delete()
 
 
-_needs_step_over = set()  # inferiors whose pc was moved back onto the stop breakpoint by hand
+_needs_step_over = set()
+_pending_registers = {}  # checkpoint inferior -> registers to put back once selected  # inferiors whose pc was moved back onto the stop breakpoint by hand
 
 
 SYS_LSEEK_X86_64 = 8
@@ -715,10 +718,10 @@ def take_checkpoint(node_index, event):
             if not new or pid <= 0:
                 raise gdb.GdbError("reprise: the fork for a checkpoint failed (%d; detach-on-fork must be off)" % pid)
             child = new[-1]
-            select_inferior(child)
-            restore_registers(saved)
+            # The child's registers are put back when it is first selected (selecting a new
+            # inferior costs gdb tens of milliseconds: paid at a restart, not at every checkpoint).
+            _pending_registers[child] = saved
             _needs_step_over.add(child)
-            select_inferior(parent)
     finally:
         S.quiet -= 1
     S.checkpoints.append((node_index, event, child))
@@ -745,6 +748,7 @@ def delete_checkpoint(num):
     except gdb.error:
         pass
     _needs_step_over.discard(num)
+    _pending_registers.pop(num, None)
     S.offsets.pop(num, None)
 
 
@@ -868,6 +872,8 @@ def restart_checkpoint(cp):
     S.quiet += 1
     try:
         select_inferior(cp[2])
+        with silenced():
+            restore_registers(_pending_registers.pop(cp[2], {}))
         put_back_offsets(cp[2])
     finally:
         S.quiet -= 1
@@ -900,6 +906,16 @@ def goto(node_index, target):
         node = next(n for n in t.runtimes() if n.index == node_index)
         if current_event(t, node) == target:
             return
+        now = current_event(t, node)
+    # A checkpoint a little before the target, so that going back from there is quick.
+    landing = target - S.landing_distance
+    if S.checkpoint_interval and landing > now and not any(
+            c[0] == node_index and landing <= c[1] <= target for c in S.checkpoints):
+        run_forward(node_index, event=landing)
+        t = Table()
+        if t["stop_reason"] == STOP_END or not live():
+            return
+        take_checkpoint(node_index, landing)
     run_forward(node_index, event=target)
 
 
