@@ -135,6 +135,7 @@ def main():
         ("bad-task", "reprise task 999999"),
         ("bad-goto", "reprise goto nowhere"),
         ("past-end", "reprise goto 100000000"),
+        ("version", ["run", "set var reprise_debug.version = 99", "reprise info"]),
     ], cwd=d)
     print(whole[-6000:] if os.environ.get("REPRISE_TEST_VERBOSE") else "", end="")
     check("Traceback" not in whole and "Python Exception" not in whole, "no Python traceback anywhere", whole[-3000:])
@@ -182,6 +183,9 @@ def main():
     check("no task 999999" in steps.get("bad-task", ""), "task with an unknown id: a clear error", steps.get("bad-task"))
     check("neither an event number" in steps.get("bad-goto", ""), "goto nowhere: a clear error", steps.get("bad-goto"))
     check("trace's end" in steps.get("past-end", ""), "goto past the trace's end: reported", steps.get("past-end"))
+
+    check("debug table is version 99; this extension knows version 1 only" in steps.get("version", ""),
+          "a table of an unknown version is refused with a clear message", steps.get("version"))
 
     # The core file: everything that only reads memory. (Not under ASan: its shadow memory makes
     # the core huge and slow to write and read.)

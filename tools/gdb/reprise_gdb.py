@@ -397,7 +397,7 @@ def on_stop(event):
             if S.quiet == 0:
                 print(stop_line())
         elif isinstance(event, gdb.SignalEvent):
-            _signal_stop = True
+            _signal_stop = event.stop_signal
             print(stop_line("signal %s" % event.stop_signal))
     except (gdb.GdbError, gdb.error, gdb.MemoryError):
         pass  # not a reprise program, or before its table is readable: gdb's own report says enough
@@ -874,6 +874,10 @@ def restart_checkpoint(cp):
         select_inferior(cp[2])
         with silenced():
             restore_registers(_pending_registers.pop(cp[2], {}))
+            # A fork's inferior has neither the arguments nor the environment: a later `run` needs them.
+            if S.args is not None:
+                gdb.execute("set args %s" % S.args, to_string=True)
+            gdb.execute("set environment REPRISE_DEBUGGER=1", to_string=True)
         put_back_offsets(cp[2])
     finally:
         S.quiet -= 1
@@ -1099,7 +1103,9 @@ class EventCmd(Sub):
         at_stop = t["stopped_node"] == node.index
         print("node %d %s, event %d, virtual time %s s" % (node.index, node.name, current_event(t, node),
                                                           seconds(node.virtual_ns())))
-        if at_stop:
+        if _signal_stop:
+            print("stopped: signal %s (the program's own, as recorded or not)" % _signal_stop)
+        elif at_stop:
             print("stopped: %s (event %d): %s" % (reason, t["stopped_event"], t.text("stop_text")))
         print("trace: %s" % (node.trace or "(live run)"))
 
