@@ -384,6 +384,12 @@ class StopBreakpoint(gdb.Breakpoint):
 
 _stop_bp = None
 _signal_stop = False
+FATAL_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT", "SIGSYS")
+
+
+def fatal_signal():
+    """The signal the process stopped on when going on would end it (a recorded crash), or None."""
+    return _signal_stop if _signal_stop in FATAL_SIGNALS else None
 
 
 def on_stop(event):
@@ -842,6 +848,9 @@ def disarm():
 def run_forward(node_index, **target):
     """Arms the target, continues, leaves a checkpoint at each checkpoint stop, returns at the
     first other stop (or raises when the program ended)."""
+    if fatal_signal():
+        raise gdb.GdbError("reprise: the program stopped on signal %s: it cannot go on from here; go back "
+                           "(reprise back, reprise goto N) instead" % _signal_stop)
     arm(Table(), node_index, **target)
     S.quiet += 1
     try:
@@ -867,6 +876,8 @@ def run_forward(node_index, **target):
 def restart_checkpoint(cp):
     """Goes to checkpoint cp (node, event, inferior) and forks it again so that it stays usable;
     the process left behind goes."""
+    global _signal_stop
+    _signal_stop = False
     left = gdb.selected_inferior().num
     S.checkpoints.remove(cp)
     S.quiet += 1
@@ -888,29 +899,47 @@ def restart_checkpoint(cp):
         delete_checkpoint(left)
 
 
+def best_checkpoint(node_index, target):
+    alive = checkpoint_ids()
+    usable = [c for c in S.checkpoints if c[0] == node_index and c[1] <= target and c[2] in alive
+              and c[2] != gdb.selected_inferior().num]
+    return max(usable, key=lambda c: c[1]) if usable else None
+
+
 def goto(node_index, target):
+    """To just before event `target` of node `node_index`: forward from here, or from the latest
+    checkpoint at or before it, or from the start."""
+    if target_kind() == "core":
+        require_live()
+    restarted = False
     if target_kind() is None:
-        start_program()  # not running (or ended): from the start
-    require_live()
+        # Not running (or ended): from a checkpoint, else from the start.
+        cp = best_checkpoint(node_index, target)
+        if cp:
+            restart_checkpoint(cp)
+        else:
+            start_program()
+        restarted = True
     t = Table()
     nodes = nodes_or_error(t)
     node = next((n for n in nodes if n.index == node_index), None)
     if node is None:
         raise gdb.GdbError("reprise: no node %d" % node_index)
     now = current_event(t, node)
-    if target == now and t["stop_reason"] != 0:
+    if target == now and (restarted or t["stop_reason"] != 0) and not fatal_signal():
         return
-    if target < now:
-        usable = [c for c in S.checkpoints if c[0] == node_index and c[1] <= target and c[2] in checkpoint_ids()]
-        if usable:
-            restart_checkpoint(max(usable, key=lambda c: c[1]))
+    if target < now or (fatal_signal() and not restarted):
+        # Back (or away from a signal, which the program cannot survive): restart, then forward.
+        cp = best_checkpoint(node_index, target)
+        if cp:
+            restart_checkpoint(cp)
         else:
             start_program()
         t = Table()
         node = next(n for n in t.runtimes() if n.index == node_index)
-        if current_event(t, node) == target:
-            return
         now = current_event(t, node)
+        if now == target:
+            return
     # A checkpoint a little before the target, so that going back from there is quick.
     landing = target - S.landing_distance
     if S.checkpoint_interval and landing > now and not any(
@@ -934,6 +963,22 @@ def finish_line():
     if t["stop_reason"] == STOP_END:
         raise gdb.GdbError("reprise: the replay ran into the trace's end (event %d) before the target"
                            % t["stopped_event"])
+
+
+def parse_target_offline(spec):
+    """N, NODE:N (a node index) or a bookmark while no process runs."""
+    if spec in S.bookmarks:
+        return S.bookmarks[spec]
+    node, ev = (S.selected_node or 0), spec
+    if ":" in spec:
+        name, ev = spec.rsplit(":", 1)
+        if not name.isdigit():
+            raise gdb.GdbError("reprise: with no process running, name the node by its index (NODE:N)")
+        node = int(name)
+    try:
+        return node, int(ev, 0)
+    except ValueError:
+        raise gdb.GdbError("reprise: %r is neither an event number, NODE:N nor a bookmark" % spec)
 
 
 def parse_target(table, nodes, spec):
@@ -1119,11 +1164,13 @@ class GotoCmd(Sub):
     def run(self, argv):
         if len(argv) != 1:
             raise gdb.GdbError("reprise: usage: reprise goto N | NODE:N | BOOKMARK")
+        if target_kind() == "core":
+            require_live()
         if target_kind() is None:
-            start_program()
-        require_live()
-        t = Table()
-        node_index, n = parse_target(t, nodes_or_error(t), argv[0])
+            node_index, n = parse_target_offline(argv[0])
+        else:
+            t = Table()
+            node_index, n = parse_target(t, nodes_or_error(t), argv[0])
         goto(node_index, n)
         finish_line()
 
