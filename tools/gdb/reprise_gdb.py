@@ -687,7 +687,7 @@ def restore_registers(saved):
 
 
 def file_offsets(pid):
-    """{fd: offset} of the process's open regular files. A fork shares them with its parent: a
+    """{fd: offset} of the process's regular files open for reading only. A fork shares them with its parent: a
     checkpoint must put back the offsets it had (the trace reader reads on)."""
     out = {}
     try:
@@ -699,10 +699,17 @@ def file_offsets(pid):
             target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
             if not target.startswith("/") or target.startswith("/dev/") or target.startswith("/proc/"):
                 continue
+            pos, flags = None, None
             with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
                 for line in f:
                     if line.startswith("pos:"):
-                        out[int(fd)] = int(line.split()[1])
+                        pos = int(line.split()[1])
+                    elif line.startswith("flags:"):
+                        flags = int(line.split()[1], 8)
+            # Files opened for reading only (the traces): one written to (a log, the terminal's
+            # file, shared with gdb itself) must not be rewound.
+            if pos is not None and flags is not None and flags & 3 == os.O_RDONLY:
+                out[int(fd)] = pos
         except (OSError, ValueError):
             continue
     return out
