@@ -24,7 +24,8 @@ Commands (everything that only reads memory also works on a core file: `gdb PROG
                                bytes_read, eof, io_error, drained, signal, offload_done...), optionally
                                of one handle (connection, timer, listener id)
   reprise until-output TEXT [CONN]
-                               run until a connection's output contains TEXT (stops in the writer)
+                               run until a connection's output contains TEXT (stops in the writer;
+                               C escapes such as \r\n are understood)
   reprise bookmark NAME        name the current node:event;  reprise bookmarks: list them
   reprise checkpoint           take a checkpoint here;  reprise checkpoints: list them
   reprise checkpoint-interval N
@@ -32,10 +33,20 @@ Commands (everything that only reads memory also works on a core file: `gdb PROG
                                (default 100000; 0: none), and a goto leaves one 1000 events before
                                its target; at most 48 are kept, thinned out (the newest 16 stay)
 The replay evaluates the targets itself (the table's break targets): no gdb conditional breakpoint.
+
+Checkpoints are forks of the replaying process that gdb keeps as inferiors (`info inferiors` shows
+them; `detach-on-fork` is off). gdb's own `checkpoint` is not used: it makes an inferior function
+call, which gdb 13 cannot make where the kernel's XSAVE area outgrew it ("Couldn't write extended
+state status: Bad address"). The fork is one libc `syscall` instruction run with general registers
+only (x86_64); the regular files a checkpoint had open for reading (the traces) are seeked back when
+it is restarted, since forks share file offsets. Known issue: once the checkpoint cap is reached and
+thinning kills old checkpoints, a later fork was seen to make gdb 13 wait forever (a kill of the
+gdb process ends it); the defaults rarely reach the cap.
 The table is runtime/internal/debug_table.hpp's `reprise_debug` (version 1).
 """
 
 import os
+import re
 import struct
 import time
 
@@ -1022,7 +1033,10 @@ class Sub(gdb.Command):
 
     def invoke(self, arg, from_tty):
         try:
-            self.run(gdb.string_to_argv(arg))
+            if hasattr(self, "run_raw"):
+                self.run_raw(arg)
+            else:
+                self.run(gdb.string_to_argv(arg))
         except gdb.GdbError:
             raise
         except gdb.MemoryError as e:
@@ -1234,14 +1248,22 @@ class UntilOutputCmd(Sub):
     def __init__(self):
         super().__init__("until-output")
 
-    def run(self, argv):
+    def run_raw(self, arg):
         require_live()
-        if not argv:
+        text, conn = arg.strip(), 0
+        m = re.match(r"^(.*\S)\s+#?(\d+)$", text)
+        if m and not (text.startswith('"') and text.endswith('"')):
+            text, conn = m.group(1), int(m.group(2))
+        if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+            text = text[1:-1]
+        if not text:
             raise gdb.GdbError("reprise: usage: reprise until-output TEXT [CONN]")
-        needle = argv[0].encode()
+        try:
+            needle = text.encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1")
+        except (UnicodeError, ValueError):
+            needle = text.encode()
         if not 0 < len(needle) <= 256:
             raise gdb.GdbError("reprise: the text must have 1 to 256 bytes")
-        conn = int(argv[1].lstrip("#"), 0) if len(argv) > 1 else 0
         t = Table()
         node = node_of(t, nodes_or_error(t))
         run_forward(node.index, needle=needle, handle=conn)
@@ -1282,7 +1304,7 @@ class BookmarksCmd(Sub):
 
 
 class CheckpointCmd(Sub):
-    """reprise checkpoint: a checkpoint at the current event (gdb's fork-based checkpoint)."""
+    """reprise checkpoint: a checkpoint at the current event (a fork of the process, kept as a gdb inferior)."""
 
     def __init__(self):
         super().__init__("checkpoint")
