@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""The gdb extension (tools/gdb/reprise_gdb.py) driven in batch mode on reprise-kv's traces.
+
+Usage: gdb_test.py REPRISE_KV REPRISE_GDB_PY
+
+Records a kv trace (a client that stays connected, so that its task is parked reading; a GET of
+a value the test knows; a PING), then replays it under `gdb -batch -nx -x reprise_gdb.py` through
+info, until-output of the GET's reply, tasks (names, states, waits), a parked task's backtrace
+(its kv connection handler), goto forward, back, goto backward across checkpoints, next
+bytes_read, bookmarks, user mistakes (clear errors, no Python traceback), a goto past the trace's
+end, and a core file (gcore at a stop, then `gdb PROGRAM CORE`: tasks, a task's backtrace). A
+trace recorded with a password replayed with another one diverges: the replay stops in the task
+that reads it. The extension's Boost.Context table must know this build's Boost version.
+Exits 77 (skipped) when gdb is missing or cannot run a program (ptrace denied).
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from reprise_test import RespClient, Server, call, check, report  # noqa: E402
+
+GDB_TIMEOUT_S = 60
+VALUE = "hello-gdb-value"
+PASSWORD = "the-recorded-password"
+
+
+def gdb_batch(argv_tail, commands, cwd, env=None):
+    """gdb -batch on `argv_tail` (--args PROGRAM ... or PROGRAM CORE) with the extension: its
+    output split into {step name: text} by `echo @@NAME` markers, and the whole text."""
+    argv = ["gdb", "-batch", "-nx", "-x", EXTENSION]
+    for name, cmds in commands:
+        argv += ["-ex", "echo @@%s\\n" % name]
+        for c in ([cmds] if isinstance(cmds, str) else cmds):
+            argv += ["-ex", c]
+    argv += ["-ex", "echo @@end\\n"] + argv_tail
+    p = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=GDB_TIMEOUT_S)
+    text = p.stdout.decode(errors="replace")
+    steps, name = {}, "start"
+    for line in text.splitlines():
+        if line.startswith("@@"):
+            name = line[2:]
+            steps.setdefault(name, "")
+            continue
+        steps[name] = steps.get(name, "") + line + "\n"
+    return steps, text
+
+
+def ptrace_works(d):
+    """None when gdb can run a program here, else why not."""
+    if shutil.which("gdb") is None:
+        return "gdb is not installed"
+    try:
+        p = subprocess.run(["gdb", "-batch", "-nx", "-ex", "run", "--args", "/bin/true"], cwd=d,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    except subprocess.TimeoutExpired:
+        return "gdb did not run /bin/true within 60 s"
+    out = p.stdout.decode(errors="replace")
+    if "exited normally" not in out:
+        return "gdb cannot run a program here (ptrace denied?): " + out.strip()[-300:]
+    return None
+
+
+def record_kv(kv, d):
+    trace = os.path.join(d, "kv.trace")
+    with Server([kv, "--record=" + trace, "--port", "0"]) as s:
+        parked = RespClient(s.port)                  # kv-client-1: stays connected, parked reading
+        check(parked.call("SET", "k", VALUE) == "OK", "record: SET on the client that stays")
+        check(call(s.port, "GET", "k") == VALUE, "record: GET on a second client")
+        check(call(s.port, "PING") == "PONG", "record: PING on a third")
+        status = s.stop()
+        parked.close()
+    check(status == 0, "record: reprise-kv stops gracefully on SIGTERM", s.err()[-800:])
+    return trace
+
+
+def record_kv_with_password(kv, d):
+    pw = os.path.join(d, "pw")
+    with open(pw, "w") as f:
+        f.write(PASSWORD + "\n")
+    trace = os.path.join(d, "auth.trace")
+    with Server([kv, "--record=" + trace, "--port", "0", "--requirepass-file", pw]) as s:
+        with RespClient(s.port) as c:
+            check(c.call("AUTH", PASSWORD) == "OK", "record: AUTH with the password")
+        s.stop()
+    other = os.path.join(d, "other-pw")
+    with open(other, "w") as f:
+        f.write("not-" + PASSWORD + "\n")
+    return trace, other
+
+
+TASK_NAMED = ('python import re; m = re.search(r"^\\s+\\*?\\s+(\\d+)\\s+%s\\s", gdb.execute("reprise tasks", '
+              'to_string=True), re.M); gdb.execute("reprise task " + m.group(1))')
+
+
+def main():
+    global EXTENSION
+    kv, EXTENSION = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    global ASAN
+    with open(kv, "rb") as f:
+        ASAN = b"__asan_init" in f.read()
+    d = tempfile.mkdtemp(prefix="gdb-test-")
+    why = ptrace_works(d)
+    if why:
+        print("skipped: " + why)
+        return 77
+    trace = record_kv(kv, d)
+    core = os.path.join(d, "kv.core")
+    program = ["--args", kv, "--replay=" + trace]
+
+    steps, whole = gdb_batch(program, [
+        ("run", "run"),
+        ("info", "reprise info"),
+        ("interval", "reprise checkpoint-interval 3"),
+        ("until", "reprise until-output " + VALUE),
+        ("e0", 'python E0 = int(gdb.parse_and_eval("reprise_debug.stopped_event")); print("E0=%d" % E0)'),
+        ("tasks", "reprise tasks"),
+        ("task", [TASK_NAMED % "kv-client-1", "bt"]),
+        ("off", ["reprise task off", "bt 1"]),
+        ("gcore", "gcore " + core if not ASAN else "echo (no core under ASan)\\n"),
+        ("event", "reprise event"),
+        ("bookmark", "reprise bookmark reply"),
+        ("forward", 'python gdb.execute("reprise goto %d" % (E0 + 6))'),
+        ("back", "reprise back"),
+        ("backward", 'python gdb.execute("reprise goto %d" % (E0 - 4))'),
+        ("checkpoints", "reprise checkpoints"),
+        ("to-bookmark", "reprise goto reply"),
+        ("bookmarks", "reprise bookmarks"),
+        ("next", "reprise next bytes_read"),
+        ("bad-kind", "reprise next no_such_kind"),
+        ("bad-task", "reprise task 999999"),
+        ("bad-goto", "reprise goto nowhere"),
+        ("past-end", "reprise goto 100000000"),
+        ("version", ["run", "set var reprise_debug.version = 99", "reprise info"]),
+    ], cwd=d)
+    print(whole[-6000:] if os.environ.get("REPRISE_TEST_VERBOSE") else "", end="")
+    check("Traceback" not in whole and "Python Exception" not in whole, "no Python traceback anywhere", whole[-3000:])
+    check("the replay starts" in steps.get("run", ""), "run: the replay stops at its start, with the stop line",
+          steps.get("run"))
+    info = steps.get("info", "")
+    check("table version 1" in info and "nodes: 1" in info, "info: table version and nodes", info)
+    check("fcontext layout known" in info, "info: this build's Boost version is in the extension's fcontext table", info)
+    until = steps.get("until", "")
+    check(re.search(r"\[reprise\] node \S+ event \d+, virtual time [\d.]+ s: .*%s" % VALUE, until),
+          "until-output: stops with the stop line naming the bytes", until)
+    m = re.search(r"E0=(\d+)", steps.get("e0", ""))
+    e0 = int(m.group(1)) if m else -1
+    check(e0 > 4, "the until-output stop's event number is known", steps.get("e0"))
+    tasks = steps.get("tasks", "")
+    check(re.search(r"\s1\s+main\s+parked\s+accept on listener #\d+", tasks), "tasks: main is parked in accept", tasks)
+    check(re.search(r"kv-client-1\s+parked\s+read on connection #\d+", tasks),
+          "tasks: the connected client's task is parked reading its connection", tasks)
+    check(re.search(r"\*\s+\d+\s+kv-client-2\s+running", tasks), "tasks: the writer of the reply is marked running", tasks)
+    check(re.search(r"kv-expiry\s+parked", tasks), "tasks: the expiry task is listed, parked", tasks)
+    task = steps.get("task", "")
+    check("frame #0 is still the thread's" in task and "serve_client" in task and "read_some" in task,
+          "task ID + bt: the parked task's stack (its kv connection handler reading)", task)
+    check("serve_client" not in steps.get("off", "x") and "#0" in steps.get("off", ""),
+          "task off: the thread's own frames again", steps.get("off"))
+    check(ASAN or os.path.exists(core), "gcore wrote a core file at the stop", steps.get("gcore"))
+    check(re.search(r"event %d\b" % e0, steps.get("event", "")) and "stopped: output" in steps.get("event", ""),
+          "event: number, stop reason", steps.get("event"))
+    check(re.search(r"event %d, virtual time" % (e0 + 6), steps.get("forward", "")), "goto forward: E+6",
+          steps.get("forward"))
+    check(re.search(r"event %d, virtual time" % (e0 + 5), steps.get("back", "")), "back: one event back",
+          steps.get("back"))
+    check(re.search(r"event %d, virtual time" % (e0 - 4), steps.get("backward", "")),
+          "goto backward across checkpoints: E-4", steps.get("backward"))
+    check(re.search(r"checkpoint \d+: node 0 event \d+", steps.get("checkpoints", "")),
+          "checkpoints: the going-forward runs left some", steps.get("checkpoints"))
+    check(re.search(r"event %d, virtual time" % e0, steps.get("to-bookmark", "")), "goto BOOKMARK",
+          steps.get("to-bookmark"))
+    check(re.search(r"reply -> \S+:%d" % e0, steps.get("bookmarks", "")), "bookmarks: name -> node:event",
+          steps.get("bookmarks"))
+    check(re.search(r"event \d+, virtual time [\d.]+ s: wake bytes_read", steps.get("next", "")),
+          "next bytes_read: stops at the next bytes read", steps.get("next"))
+    check("unknown kind 'no_such_kind'" in steps.get("bad-kind", "") and "bytes_read" in steps.get("bad-kind", ""),
+          "next with an unknown kind: a clear error listing the kinds", steps.get("bad-kind"))
+    check("no task 999999" in steps.get("bad-task", ""), "task with an unknown id: a clear error", steps.get("bad-task"))
+    check("neither an event number" in steps.get("bad-goto", ""), "goto nowhere: a clear error", steps.get("bad-goto"))
+    check("trace's end" in steps.get("past-end", ""), "goto past the trace's end: reported", steps.get("past-end"))
+
+    check("debug table is version 99; this extension knows version 1 only" in steps.get("version", ""),
+          "a table of an unknown version is refused with a clear message", steps.get("version"))
+
+    # The core file: everything that only reads memory. (Not under ASan: its shadow memory makes
+    # the core huge and slow to write and read.)
+    asan = ASAN
+    if asan:
+        print("note: an ASan build: the core file part is skipped")
+    if os.path.exists(core) and not asan:
+        steps, whole = gdb_batch([kv, core], [
+            ("tasks", "reprise tasks"),
+            ("task", [TASK_NAMED % "kv-client-1", "bt"]),
+            ("event", "reprise event"),
+            ("goto", "reprise goto 1"),
+        ], cwd=d)
+        check(re.search(r"kv-client-1\s+parked\s+read on connection", steps.get("tasks", "")),
+              "core file: tasks", steps.get("tasks", "") + whole[-1500:])
+        check("serve_client" in steps.get("task", ""), "core file: a parked task's backtrace", steps.get("task"))
+        check(re.search(r"event %d\b" % e0, steps.get("event", "")), "core file: the event", steps.get("event"))
+        check("core file cannot run" in steps.get("goto", ""), "core file: goto is a clear error", steps.get("goto"))
+
+    # A divergence: the password file at replay is not the recorded one.
+    auth, other = record_kv_with_password(kv, d)
+    env = dict(os.environ, REPRISE_SECRET_FILE_REQUIREPASS=other)
+    steps, whole = gdb_batch(["--args", kv, "--replay=" + auth], [
+        ("run", "run"),
+        ("diverge", "continue"),
+        ("bt", "bt"),
+        ("tasks", "reprise tasks"),
+        ("event", "reprise event"),
+    ], cwd=d, env=env)
+    check(re.search(r"\[reprise\] node \S+ event \d+, virtual time [\d.]+ s: reprise: DIVERGENCE",
+                    steps.get("diverge", "")), "divergence: the stop line says so", steps.get("diverge", "") + whole[-1500:])
+    check("read_secret" in steps.get("bt", "") and "main_entry" in steps.get("bt", ""),
+          "divergence: stopped in the task that differs (kv's main reading its password)", steps.get("bt"))
+    check(re.search(r"\*\s+1\s+main\s+running", steps.get("tasks", "")), "divergence: main is the running task",
+          steps.get("tasks"))
+    check("stopped: divergence" in steps.get("event", ""), "divergence: event shows the reason", steps.get("event"))
+    return report("gdb_test")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

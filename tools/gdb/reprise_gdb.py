@@ -1,0 +1,1387 @@
+"""reprise_gdb: the gdb extension of reprise (issue 14): tasks, events, virtual time, going back.
+
+Load it with `gdb -x tools/gdb/reprise_gdb.py --args PROGRAM --replay=TRACE` (or `source` it): it sets
+REPRISE_DEBUGGER=1 in the inferior's environment (a replay then stops once at its start so that
+targets can be armed) and a silent breakpoint on reprise_debug_stop(), where a replay stops. At every
+stop of a replay (a target, a divergence, the trace's end, a signal such as a recorded SIGSEGV) it
+prints one line:  [reprise] node NAME event E, virtual time T s: WHAT
+
+Commands (everything that only reads memory also works on a core file: `gdb PROGRAM CORE`):
+  reprise info                 table version, runtime and Boost versions, arch, nodes
+  reprise nodes                the nodes: index, name, trace, next event, virtual time
+  reprise node N|NAME          the node the other commands mean (default: the stopped node, else 0)
+  reprise tasks                the node's tasks in spawn order: id, name, state, what each waits on,
+                               until when (virtual time); '*' marks the running one
+  reprise task ID | off        show a parked task's stack: frame #0 stays the thread's, frames #1..
+                               are the task's (bt, frame N, info locals); `off` restores
+  reprise event                the current event: number, node, virtual time, stop reason and text, trace
+  reprise goto N | NODE:N | BOOKMARK
+                               forward: run to just before event N; backward: from the latest
+                               checkpoint at or before N (else from the start), then forward
+  reprise back [K]             K events back (default 1)
+  reprise next KIND [HANDLE]   forward to the next event of a record kind (tick, wake, input, output,
+                               spawn, accepted, connected, annotation...) or wake kind (timer_fired,
+                               bytes_read, eof, io_error, drained, signal, offload_done...), optionally
+                               of one handle (connection, timer, listener id)
+  reprise until-output TEXT [CONN]
+                               run until a connection's output contains TEXT (stops in the writer;
+                               C escapes such as \r\n are understood)
+  reprise bookmark NAME        name the current node:event;  reprise bookmarks: list them
+  reprise checkpoint           take a checkpoint here;  reprise checkpoints: list them
+  reprise checkpoint-interval N
+                               a going-forward run stops every N events to leave a checkpoint
+                               (default 100000; 0: none), and a goto leaves one 1000 events before
+                               its target; at most 48 are kept, thinned out (the newest 16 stay)
+The replay evaluates the targets itself (the table's break targets): no gdb conditional breakpoint.
+
+Checkpoints are forks of the replaying process that gdb keeps as inferiors (`info inferiors` shows
+them; `detach-on-fork` is off). gdb's own `checkpoint` is not used: it makes an inferior function
+call, which gdb 13 cannot make where the kernel's XSAVE area outgrew it ("Couldn't write extended
+state status: Bad address"). The fork is one libc `syscall` instruction run with general registers
+only (x86_64); the regular files a checkpoint had open for reading (the traces) are seeked back when
+it is restarted, since forks share file offsets. Known issue: once the checkpoint cap is reached and
+thinning kills old checkpoints, a later fork was seen to make gdb 13 wait forever (a kill of the
+gdb process ends it); the defaults rarely reach the cap.
+The table is runtime/internal/debug_table.hpp's `reprise_debug` (version 1).
+"""
+
+import os
+import re
+import struct
+import time
+
+import gdb
+
+try:
+    import gdb.unwinder
+    from gdb.unwinder import Unwinder
+except ImportError:  # very old gdb: no task stacks, the rest works
+    Unwinder = object
+
+TABLE_VERSION = 1
+MAGIC = b"reprise\0"
+UINT64_MAX = (1 << 64) - 1
+
+# reprise_debug_table, version 1, LP64: field -> (offset, struct format). Checked against the
+# program's debug information when it has some (a disagreement is an error).
+TABLE_V1 = {
+    "magic": (0, "8s"), "version": (8, "I"), "table_bytes": (12, "I"), "boost_version": (16, "I"),
+    "arch": (20, "I"), "runtime_version": (24, "Q"),
+    "fiber": (32, "10I"), "wait_list": (72, "2I"),
+    "fiber_state_names": (80, "Q"), "fiber_state_count": (88, "I"), "wait_kind_count": (92, "I"),
+    "wait_kind_names": (96, "Q"), "record_kind_names": (104, "Q"), "record_kind_count": (112, "I"),
+    "wake_kind_count": (116, "I"), "wake_kind_names": (120, "Q"), "runtimes": (128, "Q"),
+    "runtime_count": (136, "I"), "armed": (140, "B"), "attached": (141, "B"), "stop_node": (144, "i"),
+    "stop_event": (152, "Q"), "stop_kinds": (160, "I"), "stop_handle": (168, "Q"),
+    "checkpoint_every": (176, "Q"), "output_needle_bytes": (184, "I"), "output_needle": (192, "256s"),
+    "stop_reason": (448, "I"), "stopped_node": (452, "i"), "stopped_event": (456, "Q"),
+    "stopped_virtual_ns": (464, "q"), "stopped_handle": (472, "Q"), "stop_text": (480, "4096s"),
+}
+TABLE_V1_BYTES = 4576
+FIBER_FIELDS = ("size", "id", "name", "state", "context", "all_next", "waiting_on", "park_deadline_ns",
+                "stack_base", "stack_mapped_bytes")
+# reprise_debug_runtime: next, node, fibers_head, current_fiber, now_ns, wall_ns, trace_path, events,
+# tick_mono_ns, first_mono_ns (pointers), index, replaying (uint32).
+RUNTIME_FORMAT = "<10Q2I"
+RUNTIME_BYTES = struct.calcsize(RUNTIME_FORMAT)
+
+STOP_REASONS = {0: "none", 1: "event", 2: "kind", 3: "output", 4: "checkpoint", 5: "divergence", 6: "end",
+                7: "break_at", 8: "started"}
+STOP_CHECKPOINT, STOP_DIVERGENCE, STOP_END, STOP_STARTED = 4, 5, 6, 8
+ARCHES = {1: "x86_64_sysv", 2: "aarch64_aapcs"}
+
+# Boost.Context fcontext: where jump_fcontext leaves a suspended context's registers, keyed by
+# (arch, Boost version range). A fiber's `context` points at this block; the caller of
+# jump_fcontext resumes with pc = [ctx + pc], sp = ctx + frame, the callee-saved registers from
+# their slots. Sources: boostorg/context src/asm/jump_x86_64_sysv_elf_gas.S (1.74 checked against
+# Debian 12's libboost_context.so.1.74.0 by disassembly: lea -0x38(%rsp); r12..rbp at 0x8..0x30,
+# return address at 0x38, lea 0x40(%rsp)); from 1.81 a stack guard slot at 0x8 moves r12..rbp to
+# 0x10..0x38 and the return address to 0x40 (lea 0x48(%rsp)). A Boost built with the CET shadow
+# stack (BOOST_CONTEXT_SHADOW_STACK) adds an 8-byte SSP slot first: not supported here.
+# aarch64: src/asm/jump_arm64_aapcs_elf_gas.S (sub sp, #0xb0; d8..d15 at 0..0x38, x19..x28 at
+# 0x40..0x88, fp/lr at 0x90, pc at 0xa0), read from the source, not run on hardware here.
+FCONTEXT_LAYOUTS = [
+    # (arch, first boost version, last boost version, pc slot, frame bytes, {register: slot}, verified)
+    ("x86_64_sysv", 106100, 108099, 0x38, 0x40,
+     {"r12": 0x08, "r13": 0x10, "r14": 0x18, "r15": 0x20, "rbx": 0x28, "rbp": 0x30}, True),
+    ("x86_64_sysv", 108100, 109099, 0x40, 0x48,
+     {"r12": 0x10, "r13": 0x18, "r14": 0x20, "r15": 0x28, "rbx": 0x30, "rbp": 0x38}, False),
+    ("aarch64_aapcs", 106500, 109099, 0xa0, 0xb0,
+     dict([("x%d" % r, 0x40 + 8 * (r - 19)) for r in range(19, 29)] + [("x29", 0x90), ("x30", 0x98)]), False),
+]
+ARCH_REGS = {"x86_64_sysv": ("rip", "rsp"), "aarch64_aapcs": ("pc", "sp")}
+
+
+def fcontext_layout(arch, boost_version):
+    """The saved-register layout of (arch, Boost version), or a gdb.GdbError naming both."""
+    for a, low, high, pc, frame, regs, verified in FCONTEXT_LAYOUTS:
+        if a == arch and low <= boost_version <= high:
+            return {"pc": pc, "frame": frame, "regs": regs, "verified": verified}
+    raise gdb.GdbError("reprise: no Boost.Context fcontext layout known for %s with Boost %s: the extension's "
+                       "table (FCONTEXT_LAYOUTS in reprise_gdb.py) must learn it (see jump_*.S of that version)"
+                       % (arch, boost_version_text(boost_version)))
+
+
+def boost_version_text(v):
+    return "%d.%d.%d" % (v // 100000, v // 100 % 1000, v % 100)
+
+
+def seconds(ns, places=6):
+    return ("%." + str(places) + "f") % (ns / 1e9)
+
+
+# --- reading the process ------------------------------------------------------------------------
+
+def target_kind():
+    """None (no process), 'core' (a core file) or 'live'."""
+    inf = gdb.selected_inferior()
+    if inf is None or inf.pid == 0:
+        return None
+    conn = getattr(inf, "connection", None)
+    if conn is not None and conn.type == "core":
+        return "core"
+    return "live"
+
+
+def inferior():
+    if target_kind() is None:
+        raise gdb.GdbError("reprise: the program is not running (start it with `run`, or load a core file)")
+    return gdb.selected_inferior()
+
+
+def core_loaded():
+    return target_kind() == "core"
+
+
+def live():
+    return target_kind() == "live"
+
+
+def read(addr, n):
+    return inferior().read_memory(addr, n).tobytes()
+
+
+def read_cstring(addr, limit=4096):
+    """A NUL-terminated string (bounded); reads in pieces that do not cross a page needlessly."""
+    if addr == 0:
+        return None
+    out = b""
+    inf = inferior()
+    while len(out) < limit:
+        chunk = 256 - (addr + len(out)) % 256  # never past the next 256-byte boundary: no unmapped page
+        try:
+            data = inf.read_memory(addr + len(out), chunk).tobytes()
+        except gdb.MemoryError:
+            break
+        i = data.find(b"\0")
+        if i >= 0:
+            return (out + data[:i]).decode(errors="replace")
+        out += data
+    return out.decode(errors="replace")
+
+
+def u64(addr):
+    return struct.unpack("<Q", read(addr, 8))[0]
+
+
+def i64(addr):
+    return struct.unpack("<q", read(addr, 8))[0]
+
+
+class Table:
+    """The table as read now (one bulk read), with the helpers the commands share."""
+
+    def __init__(self):
+        sym = gdb.lookup_global_symbol("reprise_debug") or gdb.lookup_static_symbol("reprise_debug")
+        if sym is None:
+            try:
+                self.addr = int(gdb.parse_and_eval("(unsigned long)&reprise_debug"))
+            except gdb.error:
+                raise gdb.GdbError("reprise: this program has no debug table (no `reprise_debug` symbol): "
+                                   "is it a reprise program, built from issue 14 on?")
+        else:
+            self.addr = int(sym.value().address)
+        head = read(self.addr, 16)
+        magic, version, table_bytes = struct.unpack("<8sII", head)
+        if magic != MAGIC:
+            raise gdb.GdbError("reprise: `reprise_debug` does not start with the magic \"reprise\" (read %r)" % magic)
+        if version != TABLE_VERSION:
+            raise gdb.GdbError("reprise: the program's debug table is version %d; this extension knows version %d "
+                               "only: use the extension of the reprise the program was built with" % (version, TABLE_VERSION))
+        if table_bytes != TABLE_V1_BYTES:
+            raise gdb.GdbError("reprise: the debug table has %d bytes, version %d has %d: table and extension disagree"
+                               % (table_bytes, version, TABLE_V1_BYTES))
+        check_layout_against_debug_info()
+        raw = read(self.addr, TABLE_V1_BYTES)
+        f = {}
+        for name, (off, fmt) in TABLE_V1.items():
+            vals = struct.unpack_from("<" + fmt, raw, off)
+            f[name] = vals if len(vals) > 1 else vals[0]
+        self.f = f
+        self.fiber = dict(zip(FIBER_FIELDS, f["fiber"]))
+        self.wait_kind_off, self.wait_handle_off = f["wait_list"]
+        self.arch = ARCHES.get(f["arch"], "unknown(%d)" % f["arch"])
+
+    def __getitem__(self, name):
+        return self.f[name]
+
+    def text(self, name):
+        return self.f[name].split(b"\0", 1)[0].decode(errors="replace")
+
+    def first_line(self, name):
+        return self.text(name).strip().split("\n", 1)[0]
+
+    def names(self, array_field, count_field):
+        addr, count = self.f[array_field], self.f[count_field]
+        if addr == 0 or count == 0:
+            return []
+        ptrs = struct.unpack("<%dQ" % count, read(addr, 8 * count))
+        return [read_cstring(p, 64) or "" for p in ptrs]
+
+    def runtimes(self):
+        out = []
+        addr, seen = self.f["runtimes"], 0
+        while addr and seen < 4096:
+            vals = struct.unpack(RUNTIME_FORMAT, read(addr, RUNTIME_BYTES))
+            out.append(Node(addr, vals))
+            addr, seen = vals[0], seen + 1
+        return out
+
+    def write(self, field, value):
+        off, fmt = TABLE_V1[field]
+        inferior().write_memory(self.addr + off, struct.pack("<" + fmt, value))
+
+
+_layout_checked = False
+
+
+def check_layout_against_debug_info():
+    """When the program has debug information for the table, every offset the extension uses must
+    match it: a refactor of the table without a version change fails here, loudly."""
+    global _layout_checked
+    if _layout_checked:
+        return
+    try:
+        t = gdb.lookup_type("reprise_debug_table")
+    except gdb.error:
+        _layout_checked = True
+        return
+    wrong = []
+    if t.sizeof != TABLE_V1_BYTES:
+        wrong.append("sizeof %d (extension: %d)" % (t.sizeof, TABLE_V1_BYTES))
+    fields = {fl.name: fl.bitpos // 8 for fl in t.fields()}
+    for name, (off, _) in TABLE_V1.items():
+        if name not in fields:
+            wrong.append("%s missing" % name)
+        elif fields[name] != off:
+            wrong.append("%s at %d (extension: %d)" % (name, fields[name], off))
+    try:
+        r = gdb.lookup_type("reprise_debug_runtime")
+        names = [fl.name for fl in r.fields()]
+        want = ["next", "node", "fibers_head", "current_fiber", "now_ns", "wall_ns", "trace_path", "events",
+                "tick_mono_ns", "first_mono_ns", "index", "replaying"]
+        if names != want or r.sizeof != RUNTIME_BYTES:
+            wrong.append("reprise_debug_runtime is %s (%d bytes); extension: %s (%d bytes)"
+                         % (names, r.sizeof, want, RUNTIME_BYTES))
+    except gdb.error:
+        pass
+    if wrong:
+        raise gdb.GdbError("reprise: the debug table and this extension disagree (same version, other layout): "
+                           + "; ".join(wrong))
+    _layout_checked = True
+
+
+class Node:
+    def __init__(self, addr, vals):
+        (self.next, node, self.fibers_head, self.current_fiber, self.now_ns_p, self.wall_ns_p, trace,
+         self.events_p, self.tick_p, self.first_p, self.index, self.replaying) = vals
+        self.addr = addr
+        self.name = read_cstring(node, 256) or ""
+        self.trace = read_cstring(trace, 4096) if trace else None
+
+    def events(self):
+        return u64(self.events_p) if self.events_p else 0
+
+    def virtual_ns(self):
+        if not (self.tick_p and self.first_p):
+            return 0
+        return i64(self.tick_p) - i64(self.first_p)
+
+    def first_mono_ns(self):
+        return i64(self.first_p) if self.first_p else 0
+
+    def now_ns(self):
+        return i64(self.now_ns_p) if self.now_ns_p else 0
+
+
+# --- state of the session -----------------------------------------------------------------------
+
+class Session:
+    selected_node = None        # an index, or None: the stopped node, else 0
+    checkpoint_interval = 100000
+    landing_distance = 1000     # a goto leaves a checkpoint this many events before its target
+    checkpoint_max = 48
+    checkpoint_keep_newest = 16
+    checkpoints = []            # [(node index, event, gdb checkpoint id)], one gdb process each
+    bookmarks = {}              # name -> (node index, event)
+    offsets = {}                # checkpoint inferior -> {fd: file offset} when it was taken
+    args = None                 # the program's arguments, as the first replay under gdb had them
+    quiet = 0                   # > 0 while a command runs the program itself (it prints its own line)
+    last_stop = None
+
+
+S = Session()
+
+
+def nodes_or_error(table):
+    nodes = table.runtimes()
+    if not nodes:
+        raise gdb.GdbError("reprise: no runtime registered yet (the program has not created its runtime, "
+                           "or has destroyed it)")
+    return nodes
+
+
+def node_of(table, nodes):
+    want = S.selected_node
+    if want is None:
+        want = table["stopped_node"] if table["stopped_node"] >= 0 else 0
+    for n in nodes:
+        if n.index == want:
+            return n
+    return nodes[0]
+
+
+def find_node(nodes, spec):
+    for n in nodes:
+        if spec == str(n.index) or spec == n.name:
+            return n
+    raise gdb.GdbError("reprise: no node %r (nodes: %s)" % (spec, ", ".join("%d %s" % (n.index, n.name) for n in nodes)))
+
+
+def current_event(table, node):
+    """The number of the node's next event: the stopped one while stopped there."""
+    if table["stopped_node"] == node.index and table["stop_reason"] not in (0,):
+        return table["stopped_event"] if table["stopped_event"] == node.events() else node.events()
+    return node.events()
+
+
+def stop_line(what=None):
+    """`[reprise] node NAME event E, virtual time T s: WHAT` for the stop the process is at."""
+    t = Table()
+    nodes = t.runtimes()
+    if not nodes:
+        return "[reprise] (no runtime yet): %s" % (what or t.text("stop_text"))
+    if what is None and t["stopped_node"] >= 0:
+        node = next((n for n in nodes if n.index == t["stopped_node"]), nodes[0])
+        return "[reprise] node %s event %d, virtual time %s s: %s" % (
+            node.name, t["stopped_event"], seconds(t["stopped_virtual_ns"]), t.first_line("stop_text"))
+    node = node_of(t, nodes)
+    return "[reprise] node %s event %d, virtual time %s s: %s" % (
+        node.name, node.events(), seconds(node.virtual_ns()), what or t.first_line("stop_text"))
+
+
+# --- the stop breakpoint and stop events ---------------------------------------------------------
+
+class StopBreakpoint(gdb.Breakpoint):
+    """reprise_debug_stop(): where a replay under the extension stops. Silent: the stop handler prints."""
+
+    def __init__(self):
+        super().__init__("reprise_debug_stop", gdb.BP_BREAKPOINT, internal=True)
+        self.silent = True
+
+    def stop(self):
+        return True
+
+
+_stop_bp = None
+_signal_stop = False
+FATAL_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT", "SIGSYS")
+
+
+def fatal_signal():
+    """The signal the process stopped on when going on would end it (a recorded crash), or None."""
+    return _signal_stop if _signal_stop in FATAL_SIGNALS else None
+
+
+def on_stop(event):
+    global _signal_stop
+    _task.clear()
+    try:
+        if isinstance(event, gdb.BreakpointEvent) and any(b is _stop_bp for b in event.breakpoints):
+            _signal_stop = False
+            if S.args is None:
+                S.args = program_args()
+            if S.quiet == 0:
+                print(stop_line())
+        elif isinstance(event, gdb.SignalEvent):
+            _signal_stop = event.stop_signal
+            print(stop_line("signal %s" % event.stop_signal))
+    except (gdb.GdbError, gdb.error, gdb.MemoryError):
+        pass  # not a reprise program, or before its table is readable: gdb's own report says enough
+
+
+def program_args():
+    """The current inferior's arguments (`show args`), or None."""
+    text = gdb.execute("show args", to_string=True)
+    if '"' not in text:
+        return None
+    args = text[text.index('"') + 1:text.rindex('"')]
+    return args or None
+
+
+def on_exit(event):
+    _task.clear()
+    S.checkpoints = [c for c in S.checkpoints if c[2] in checkpoint_ids()]
+
+
+def on_cont(event):
+    _task.clear()
+
+
+# --- task stacks: an unwinder over a parked fiber's saved fcontext --------------------------------
+
+class FrameId:
+    """A frame's identity for create_unwind_info (gdb 13 has no class of its own for it)."""
+
+    def __init__(self, sp, pc):
+        self.sp, self.pc = sp, pc
+
+
+class TaskUnwinder(Unwinder):
+    """While a task is selected, the caller of frame #0 is the task's jump_fcontext return: its
+    saved registers become frame #1, and gdb unwinds the rest of the task's stack as usual."""
+
+    def __init__(self):
+        super().__init__("reprise-task")
+        self.regs = None  # {register name: value} of the selected task, or None
+
+    def __call__(self, pending_frame):
+        if self.regs is None or pending_frame.level() != 0:
+            return None
+        pc_name, sp_name = ARCH_REGS[self.arch]
+        # Frame #0's identity: its pc, and a stack address just below the task's (gdb refuses a
+        # caller whose frame is "inner" to its callee's, and a task's stack is often below the thread's).
+        frame_id = FrameId(gdb.Value(self.regs[sp_name] - 0x100).cast(pending_frame.read_register(sp_name).type),
+                           pending_frame.read_register(pc_name))
+        info = pending_frame.create_unwind_info(frame_id)
+        ulong = gdb.lookup_type("unsigned long")
+        for reg, value in self.regs.items():
+            info.add_saved_register(reg, gdb.Value(value).cast(ulong))
+        return info
+
+    def select(self, arch, regs):
+        self.arch, self.regs = arch, regs
+        gdb.invalidate_cached_frames()
+
+    def clear(self):
+        if self.regs is not None:
+            self.regs = None
+            gdb.invalidate_cached_frames()
+
+
+_task = TaskUnwinder() if Unwinder is not object else None
+
+
+def task_registers(table, context):
+    layout = fcontext_layout(table.arch, table["boost_version"])
+    pc_name, sp_name = ARCH_REGS[table.arch]
+    block = read(context, layout["frame"])
+    regs = {r: struct.unpack_from("<Q", block, off)[0] for r, off in layout["regs"].items()}
+    regs[pc_name] = struct.unpack_from("<Q", block, layout["pc"])[0]
+    regs[sp_name] = context + layout["frame"]
+    return regs
+
+
+# --- tasks -----------------------------------------------------------------------------------------
+
+class Task:
+    __slots__ = ("addr", "id", "name", "state", "context", "waiting_on", "deadline", "stack_base", "stack_bytes")
+
+
+def read_tasks(table, node, limit=1000000):
+    """The node's tasks in spawn order, one bulk read per task (and one per name and wait list)."""
+    fl = table.fiber
+    size = fl["size"]
+    inf = inferior()
+    fmt_q, fmt_q_signed = struct.Struct("<Q"), struct.Struct("<q")
+    names = {}
+    out = []
+    addr = u64(node.fibers_head) if node.fibers_head else 0
+    while addr and len(out) < limit:
+        raw = inf.read_memory(addr, size).tobytes()
+        t = Task()
+        t.addr = addr
+        t.id = fmt_q.unpack_from(raw, fl["id"])[0]
+        name_p = fmt_q.unpack_from(raw, fl["name"])[0]
+        t.state = raw[fl["state"]]
+        t.context = fmt_q.unpack_from(raw, fl["context"])[0]
+        t.waiting_on = fmt_q.unpack_from(raw, fl["waiting_on"])[0]
+        t.deadline = fmt_q_signed.unpack_from(raw, fl["park_deadline_ns"])[0]
+        t.stack_base = fmt_q.unpack_from(raw, fl["stack_base"])[0]
+        t.stack_bytes = fmt_q.unpack_from(raw, fl["stack_mapped_bytes"])[0]
+        if name_p not in names:
+            names[name_p] = read_cstring(name_p, 256) if name_p else ""
+        t.name = names[name_p]
+        out.append(t)
+        addr = fmt_q.unpack_from(raw, fl["all_next"])[0]
+    return out
+
+
+def wait_of(table, task):
+    """(kind name, handle) of what a parked task waits on; ('sleep', 0) for a sleep."""
+    if task.waiting_on == 0:
+        return ("sleep", 0)
+    lo = min(table.wait_kind_off, table.wait_handle_off)
+    hi = max(table.wait_kind_off + 1, table.wait_handle_off + 8)
+    raw = read(task.waiting_on + lo, hi - lo)
+    kind = raw[table.wait_kind_off - lo]
+    handle = struct.unpack_from("<Q", raw, table.wait_handle_off - lo)[0]
+    return (kind, handle)
+
+
+WAIT_OBJECTS = {"timer": "timer", "read": "connection", "write": "connection", "accept": "listener",
+                "join": "task", "offload": "job"}
+
+
+def describe_wait(kind_name, handle, deadline, now_ns, first_ns):
+    until = ""
+    if deadline >= 0:
+        until = "until +%s s" % seconds(deadline - now_ns, 3)
+    if kind_name == "sleep":
+        return "sleep " + (until or "(no deadline)")
+    what = kind_name
+    if handle:
+        what += " on %s #%d" % (WAIT_OBJECTS.get(kind_name, "handle"), handle)
+    return what + (" " + until if until else "")
+
+
+def format_tasks(table, node):
+    started = time.monotonic()
+    tasks = read_tasks(table, node)
+    states = table.names("fiber_state_names", "fiber_state_count")
+    kinds = table.names("wait_kind_names", "wait_kind_count")
+    current = u64(node.current_fiber) if node.current_fiber else 0
+    now, first = node.now_ns(), node.first_mono_ns()
+    lines = ["node %d %s: %d task(s), in spawn order ('*': running)" % (node.index, node.name, len(tasks)),
+             "     %6s  %-24s %-8s %-40s %s" % ("id", "name", "state", "waits on", "deadline (virtual)")]
+    wait_cache = {}
+    for t in tasks:
+        state = states[t.state] if t.state < len(states) else "state%d" % t.state
+        waits, deadline = "", ""
+        if state == "parked":
+            if t.waiting_on not in wait_cache:
+                k, h = wait_of(table, t)
+                wait_cache[t.waiting_on] = (k if isinstance(k, str) else (kinds[k] if k < len(kinds) else "kind%d" % k), h)
+            k, h = wait_cache[t.waiting_on]
+            waits = describe_wait(k, h, t.deadline, now, first)
+            if t.deadline >= 0:
+                deadline = "%s s" % seconds(t.deadline - first)
+        mark = "*" if t.addr == current else " "
+        lines.append("  %s  %6d  %-24s %-8s %-40s %s" % (mark, t.id, t.name, state, waits, deadline))
+    return "\n".join(lines), len(tasks), time.monotonic() - started
+
+
+# --- run control ---------------------------------------------------------------------------------
+
+# Checkpoints are forks of the replaying process, each one a gdb inferior stopped where it was
+# taken. gdb's own `checkpoint` forks through an inferior function call, which needs to write the
+# whole register state: with gdb 13 on kernels whose XSAVE area is larger than gdb knows
+# ("Couldn't write extended state status: Bad address") it cannot. So the fork is made by running
+# one `syscall` instruction of libc with rax = fork, writing general registers only, and the
+# registers it clobbers (rip, rax, rcx, r11) are put back in parent and child.
+
+SYS_FORK_X86_64 = 57
+_syscall_insn = {}
+
+
+def syscall_instruction():
+    """The address of a `syscall` instruction in the process (in libc's syscall())."""
+    key = gdb.selected_inferior().num
+    if key in _syscall_insn:
+        return _syscall_insn[key]
+    try:
+        start = int(gdb.parse_and_eval("(unsigned long)&syscall"))
+    except gdb.error:
+        raise gdb.GdbError("reprise: checkpoints need libc's syscall() in the process (not found)")
+    code = read(start, 128)
+    i = code.find(b"\x0f\x05")
+    if i < 0:
+        raise gdb.GdbError("reprise: no syscall instruction found in libc's syscall()")
+    _syscall_insn[key] = start + i
+    return start + i
+
+
+def checkpoint_ids():
+    return {i.num for i in gdb.inferiors() if i.pid != 0}
+
+
+def select_inferior(num):
+    """Switches to inferior `num` without gdb's "[Switching to ...]" lines."""
+    for inf in gdb.inferiors():
+        if inf.num == num:
+            threads = inf.threads()
+            if threads:
+                threads[0].switch()
+                return
+    gdb.execute("inferior %d" % num, to_string=True)
+
+
+class silenced:
+    """gdb prints some things even under execute(to_string=True) (a stepi's stop, a switch of
+    inferior): the extension's own run control turns those notifications off meanwhile."""
+    depth = 0
+
+    def __enter__(self):
+        if silenced.depth == 0:
+            silenced.before = gdb.parameter("suppress-cli-notifications")
+            gdb.execute("set suppress-cli-notifications on", to_string=True)
+        silenced.depth += 1
+
+    def __exit__(self, *_):
+        silenced.depth -= 1
+        if silenced.depth == 0 and not silenced.before:
+            gdb.execute("set suppress-cli-notifications off", to_string=True)
+
+
+class OnceBreakpoint(gdb.Breakpoint):
+    """A silent internal breakpoint at an address, for one stop of the extension's own."""
+
+    def __init__(self, addr):
+        super().__init__("*%d" % addr, gdb.BP_BREAKPOINT, internal=True, temporary=True)
+        self.silent = True
+
+    def stop(self):
+        return True
+
+
+def run_to(addr):
+    """Continues to `addr` (an internal breakpoint), without the stop breakpoint, without output."""
+    bp = OnceBreakpoint(addr)
+    _stop_bp.enabled = False
+    try:
+        gdb.execute("continue", to_string=True)
+    finally:
+        _stop_bp.enabled = True
+        if bp.is_valid():
+            bp.delete()
+
+
+_needs_step_over = set()
+_pending_registers = {}  # checkpoint inferior -> registers to put back once selected  # inferiors whose pc was moved back onto the stop breakpoint by hand
+
+
+SYS_LSEEK_X86_64 = 8
+SYSCALL_REGS = ("rip", "rax", "rdi", "rsi", "rdx", "r10", "rcx", "r11")
+
+
+def inject_syscall(nr, *args):
+    """Runs one syscall in the selected process (x86_64) and puts back every register it touched;
+    returns (rax, the registers as they were)."""
+    insn = syscall_instruction()
+    frame = gdb.newest_frame()
+    saved = {r: int(frame.read_register(r)) for r in SYSCALL_REGS}
+    with silenced():
+        gdb.execute("set $rip = %d" % insn, to_string=True)
+        gdb.execute("set $rax = %d" % nr, to_string=True)
+        for reg, value in zip(("rdi", "rsi", "rdx", "r10"), args):
+            gdb.execute("set $%s = %d" % (reg, value), to_string=True)
+        gdb.execute("stepi", to_string=True)
+        result = int(gdb.newest_frame().read_register("rax"))
+        restore_registers(saved)
+    _needs_step_over.add(gdb.selected_inferior().num)
+    return result, saved
+
+
+def restore_registers(saved):
+    for r, v in saved.items():
+        gdb.execute("set $%s = %d" % (r, v), to_string=True)
+
+
+def file_offsets(pid):
+    """{fd: offset} of the process's regular files open for reading only. A fork shares them with its parent: a
+    checkpoint must put back the offsets it had (the trace reader reads on)."""
+    out = {}
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            if not target.startswith("/") or target.startswith("/dev/") or target.startswith("/proc/"):
+                continue
+            pos, flags = None, None
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                for line in f:
+                    if line.startswith("pos:"):
+                        pos = int(line.split()[1])
+                    elif line.startswith("flags:"):
+                        flags = int(line.split()[1], 8)
+            # Files opened for reading only (the traces): one written to (a log, the terminal's
+            # file, shared with gdb itself) must not be rewound.
+            if pos is not None and flags is not None and flags & 3 == os.O_RDONLY:
+                out[int(fd)] = pos
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def take_checkpoint(node_index, event):
+    """A fork of the process, stopped here, remembered as node:event; returns its inferior number."""
+    t = Table()
+    if t.arch != "x86_64_sysv":
+        raise gdb.GdbError("reprise: checkpoints are made on x86_64 only (this is %s)" % t.arch)
+    before = {i.num for i in gdb.inferiors()}
+    parent = gdb.selected_inferior().num
+    offsets = file_offsets(gdb.selected_inferior().pid)
+    S.quiet += 1
+    try:
+        with silenced():
+            pid, saved = inject_syscall(SYS_FORK_X86_64)
+            new = sorted({i.num for i in gdb.inferiors()} - before)
+            if not new or pid <= 0:
+                raise gdb.GdbError("reprise: the fork for a checkpoint failed (%d; detach-on-fork must be off)" % pid)
+            child = new[-1]
+            # The child's registers are put back when it is first selected (selecting a new
+            # inferior costs gdb tens of milliseconds: paid at a restart, not at every checkpoint).
+            _pending_registers[child] = saved
+            _needs_step_over.add(child)
+    finally:
+        S.quiet -= 1
+    S.checkpoints.append((node_index, event, child))
+    S.offsets[child] = offsets
+    thin_checkpoints()
+    return child
+
+
+def put_back_offsets(num):
+    """Seeks the selected process's files back to where they were when checkpoint `num` was taken."""
+    for fd, pos in S.offsets.get(num, {}).items():
+        inject_syscall(SYS_LSEEK_X86_64, fd, pos, 0)
+
+
+def delete_checkpoint(num):
+    if num == gdb.selected_inferior().num:
+        return
+    try:
+        gdb.execute("kill inferiors %d" % num, to_string=True)
+    except gdb.error:
+        pass
+    try:
+        gdb.execute("remove-inferiors %d" % num, to_string=True)
+    except gdb.error:
+        pass
+    _needs_step_over.discard(num)
+    _pending_registers.pop(num, None)
+    S.offsets.pop(num, None)
+
+
+def step_over_stop_breakpoint():
+    """After a pc was set back onto reprise_debug_stop by hand, gdb would report the breakpoint there
+    again at once: step one instruction with it disabled first."""
+    num = gdb.selected_inferior().num
+    if num not in _needs_step_over:
+        return
+    _needs_step_over.discard(num)
+    if gdb.newest_frame().name() != "reprise_debug_stop":
+        return
+    _stop_bp.enabled = False
+    try:
+        with silenced():
+            gdb.execute("stepi", to_string=True)
+    finally:
+        _stop_bp.enabled = True
+
+
+def thin_checkpoints():
+    """At most checkpoint_max: the newest few stay; of the others, the one whose neighbours are
+    closest goes (the gaps stay even)."""
+    while len(S.checkpoints) > S.checkpoint_max:
+        ordered = sorted(S.checkpoints, key=lambda c: (c[0], c[1]))
+        older = ordered[:-S.checkpoint_keep_newest]
+        if len(older) < 3:
+            victim = older[0]
+        else:
+            best, victim = None, None
+            for i in range(1, len(older) - 1):
+                gap = older[i + 1][1] - older[i - 1][1]
+                if best is None or gap < best:
+                    best, victim = gap, older[i]
+        S.checkpoints.remove(victim)
+        delete_checkpoint(victim[2])
+
+
+def require_live():
+    if not live():
+        if core_loaded():
+            raise gdb.GdbError("reprise: a core file cannot run: only reading commands (info, nodes, tasks, task, event) work")
+        raise gdb.GdbError("reprise: the program is not running: `run` it first (with the extension loaded, a replay "
+                           "stops at its start)")
+
+
+def start_program():
+    """`run` to the replay's started stop."""
+    confirm = gdb.parameter("confirm")
+    S.quiet += 1
+    try:
+        gdb.execute("set confirm off")
+        # A checkpoint's inferior (a fork) has neither the arguments nor the environment of the first.
+        if S.args is not None:
+            gdb.execute("set args %s" % S.args)
+        gdb.execute("set environment REPRISE_DEBUGGER=1")
+        gdb.execute("run", to_string=True)
+    finally:
+        S.quiet -= 1
+        gdb.execute("set confirm %s" % ("on" if confirm else "off"))
+    if not live():
+        raise gdb.GdbError("reprise: the program ended before its replay started (is it run with --replay=TRACE?)")
+    t = Table()
+    if t["stop_reason"] != STOP_STARTED:
+        raise gdb.GdbError("reprise: the program did not stop at its replay's start (stop reason %s)"
+                           % STOP_REASONS.get(t["stop_reason"], t["stop_reason"]))
+
+
+def arm(table, node_index, event=UINT64_MAX, kinds=0, handle=0, needle=b""):
+    table.write("armed", 0)
+    table.write("stop_node", node_index)
+    table.write("stop_event", event)
+    table.write("stop_kinds", kinds)
+    table.write("stop_handle", handle)
+    if needle:
+        inferior().write_memory(table.addr + TABLE_V1["output_needle"][0], needle)
+    table.write("output_needle_bytes", len(needle))
+    table.write("checkpoint_every", S.checkpoint_interval)
+    table.write("armed", 1)
+
+
+def disarm():
+    t = Table()
+    t.write("armed", 0)
+    t.write("stop_event", UINT64_MAX)
+    t.write("stop_kinds", 0)
+    t.write("output_needle_bytes", 0)
+    t.write("checkpoint_every", 0)
+
+
+def run_forward(node_index, **target):
+    """Arms the target, continues, leaves a checkpoint at each checkpoint stop, returns at the
+    first other stop (or raises when the program ended)."""
+    if fatal_signal():
+        raise gdb.GdbError("reprise: the program stopped on signal %s: it cannot go on from here; go back "
+                           "(reprise back, reprise goto N) instead" % _signal_stop)
+    arm(Table(), node_index, **target)
+    S.quiet += 1
+    try:
+        step_over_stop_breakpoint()
+        for _ in range(10000000):
+            gdb.execute("continue", to_string=True)
+            if not live():
+                raise gdb.GdbError("reprise: the program ended without reaching the target (the trace's end?)")
+            if _signal_stop:
+                break
+            t = Table()
+            if t["stop_reason"] != STOP_CHECKPOINT:
+                break
+            key = (t["stopped_node"], t["stopped_event"])
+            if S.checkpoint_interval and not any((c[0], c[1]) == key for c in S.checkpoints):
+                take_checkpoint(*key)
+    finally:
+        S.quiet -= 1
+        if live():
+            disarm()
+
+
+def restart_checkpoint(cp):
+    """Goes to checkpoint cp (node, event, inferior) and forks it again so that it stays usable;
+    the process left behind goes."""
+    global _signal_stop
+    _signal_stop = False
+    left = gdb.selected_inferior().num
+    S.checkpoints.remove(cp)
+    S.quiet += 1
+    try:
+        select_inferior(cp[2])
+        with silenced():
+            restore_registers(_pending_registers.pop(cp[2], {}))
+            # A fork's inferior has neither the arguments nor the environment: a later `run` needs them.
+            if S.args is not None:
+                gdb.execute("set args %s" % S.args, to_string=True)
+            gdb.execute("set environment REPRISE_DEBUGGER=1", to_string=True)
+        put_back_offsets(cp[2])
+    finally:
+        S.quiet -= 1
+    S.offsets.pop(cp[2], None)
+    _task.clear()
+    take_checkpoint(cp[0], cp[1])
+    if not any(c[2] == left for c in S.checkpoints):
+        delete_checkpoint(left)
+
+
+def best_checkpoint(node_index, target):
+    alive = checkpoint_ids()
+    usable = [c for c in S.checkpoints if c[0] == node_index and c[1] <= target and c[2] in alive
+              and c[2] != gdb.selected_inferior().num]
+    return max(usable, key=lambda c: c[1]) if usable else None
+
+
+def goto(node_index, target):
+    """To just before event `target` of node `node_index`: forward from here, or from the latest
+    checkpoint at or before it, or from the start."""
+    if target_kind() == "core":
+        require_live()
+    restarted = False
+    if target_kind() is None:
+        # Not running (or ended): from a checkpoint, else from the start.
+        cp = best_checkpoint(node_index, target)
+        if cp:
+            restart_checkpoint(cp)
+        else:
+            start_program()
+        restarted = True
+    t = Table()
+    nodes = nodes_or_error(t)
+    node = next((n for n in nodes if n.index == node_index), None)
+    if node is None:
+        raise gdb.GdbError("reprise: no node %d" % node_index)
+    now = current_event(t, node)
+    if target == now and (restarted or t["stop_reason"] != 0) and not fatal_signal():
+        return
+    if target < now or (fatal_signal() and not restarted):
+        # Back (or away from a signal, which the program cannot survive): restart, then forward.
+        cp = best_checkpoint(node_index, target)
+        if cp:
+            restart_checkpoint(cp)
+        else:
+            start_program()
+        t = Table()
+        node = next(n for n in t.runtimes() if n.index == node_index)
+        now = current_event(t, node)
+        if now == target:
+            return
+    # A checkpoint a little before the target, so that going back from there is quick.
+    landing = target - S.landing_distance
+    if S.checkpoint_interval and landing > now and not any(
+            c[0] == node_index and landing <= c[1] <= target for c in S.checkpoints):
+        run_forward(node_index, event=landing)
+        t = Table()
+        if t["stop_reason"] == STOP_END or not live():
+            return
+        take_checkpoint(node_index, landing)
+    run_forward(node_index, event=target)
+
+
+def finish_line():
+    """The stop line after a command that ran the program, and a GdbError for a target not reached."""
+    if not live():
+        raise gdb.GdbError("reprise: the program is no longer running")
+    if _signal_stop:
+        return
+    t = Table()
+    print(stop_line())
+    if t["stop_reason"] == STOP_END:
+        raise gdb.GdbError("reprise: the replay ran into the trace's end (event %d) before the target"
+                           % t["stopped_event"])
+
+
+def parse_target_offline(spec):
+    """N, NODE:N (a node index) or a bookmark while no process runs."""
+    if spec in S.bookmarks:
+        return S.bookmarks[spec]
+    node, ev = (S.selected_node or 0), spec
+    if ":" in spec:
+        name, ev = spec.rsplit(":", 1)
+        if not name.isdigit():
+            raise gdb.GdbError("reprise: with no process running, name the node by its index (NODE:N)")
+        node = int(name)
+    try:
+        return node, int(ev, 0)
+    except ValueError:
+        raise gdb.GdbError("reprise: %r is neither an event number, NODE:N nor a bookmark" % spec)
+
+
+def parse_target(table, nodes, spec):
+    """N, NODE:N or a bookmark -> (node index, event)."""
+    if spec in S.bookmarks:
+        return S.bookmarks[spec]
+    node = node_of(table, nodes)
+    ev = spec
+    if ":" in spec:
+        name, ev = spec.rsplit(":", 1)
+        node = find_node(nodes, name)
+    try:
+        n = int(ev, 0)
+    except ValueError:
+        raise gdb.GdbError("reprise: %r is neither an event number, NODE:N nor a bookmark (bookmarks: %s)"
+                           % (spec, ", ".join(sorted(S.bookmarks)) or "none"))
+    if n < 0:
+        raise gdb.GdbError("reprise: event numbers start at 0")
+    return node.index, n
+
+
+# --- the commands ----------------------------------------------------------------------------------
+
+class Prefix(gdb.Command):
+    """reprise: tasks, events, virtual time and going back in a reprise replay. `help reprise` lists the commands."""
+
+    def __init__(self):
+        super().__init__("reprise", gdb.COMMAND_USER, gdb.COMPLETE_COMMAND, True)
+
+
+class Sub(gdb.Command):
+    def __init__(self, name):
+        super().__init__("reprise " + name, gdb.COMMAND_USER)
+
+    def invoke(self, arg, from_tty):
+        try:
+            if hasattr(self, "run_raw"):
+                self.run_raw(arg)
+            else:
+                self.run(gdb.string_to_argv(arg))
+        except gdb.GdbError:
+            raise
+        except gdb.MemoryError as e:
+            raise gdb.GdbError("reprise: cannot read the program's memory (%s)" % e)
+        except gdb.error as e:
+            raise gdb.GdbError("reprise: %s" % e)
+
+
+class InfoCmd(Sub):
+    """reprise info: the debug table's version, the runtime's and Boost's versions, the arch, the nodes."""
+
+    def __init__(self):
+        super().__init__("info")
+
+    def run(self, argv):
+        t = Table()
+        nodes = t.runtimes()
+        known = "unknown"
+        try:
+            lay = fcontext_layout(t.arch, t["boost_version"])
+            known = "known" + ("" if lay["verified"] else " (from the source, not verified here)")
+        except gdb.GdbError:
+            pass
+        print("reprise debug table version %d (extension: %d), runtime %s" % (
+            t["version"], TABLE_VERSION, read_cstring(t["runtime_version"], 64)))
+        print("Boost %s (fcontext layout %s), arch %s" % (boost_version_text(t["boost_version"]), known, t.arch))
+        print("nodes: %d%s" % (len(nodes), "".join("\n  %d %s%s" % (n.index, n.name, " (replaying)" if n.replaying else "")
+                                                  for n in nodes)))
+        print("attached: %s; checkpoint interval %d; %d checkpoint(s)" % (
+            "yes" if t["attached"] else "no", S.checkpoint_interval, len(S.checkpoints)))
+
+
+class NodesCmd(Sub):
+    """reprise nodes: the nodes (index, name, trace, next event, virtual time); '>' marks the selected one."""
+
+    def __init__(self):
+        super().__init__("nodes")
+
+    def run(self, argv):
+        t = Table()
+        nodes = nodes_or_error(t)
+        sel = node_of(t, nodes)
+        for n in nodes:
+            print("%s %d %-12s event %-10d virtual %s s  %s" % (
+                ">" if n is sel else " ", n.index, n.name, current_event(t, n), seconds(n.virtual_ns()),
+                n.trace or "(live)"))
+
+
+class NodeCmd(Sub):
+    """reprise node N|NAME: the node the other commands mean."""
+
+    def __init__(self):
+        super().__init__("node")
+
+    def run(self, argv):
+        t = Table()
+        nodes = nodes_or_error(t)
+        if not argv:
+            n = node_of(t, nodes)
+            print("node %d %s" % (n.index, n.name))
+            return
+        n = find_node(nodes, argv[0])
+        S.selected_node = n.index
+        _task.clear()
+        print("node %d %s selected" % (n.index, n.name))
+
+
+class TasksCmd(Sub):
+    """reprise tasks: the selected node's tasks in spawn order: id, name, state, what each waits on, until when."""
+
+    def __init__(self):
+        super().__init__("tasks")
+
+    def run(self, argv):
+        t = Table()
+        node = node_of(t, nodes_or_error(t))
+        text, count, took = format_tasks(t, node)
+        print(text)
+        if argv and argv[0] == "--time":
+            print("listed %d task(s) in %.3f s" % (count, took))
+
+
+class TaskCmd(Sub):
+    """reprise task ID | off: show task ID's stack through bt/frame/info locals (frame #0 stays the thread's)."""
+
+    def __init__(self):
+        super().__init__("task")
+
+    def run(self, argv):
+        if _task is None:
+            raise gdb.GdbError("reprise: this gdb has no Python unwinder API (gdb.unwinder)")
+        if not argv:
+            raise gdb.GdbError("reprise: usage: reprise task ID | off")
+        if argv[0] == "off":
+            _task.clear()
+            print("task stacks off: the thread's own frames")
+            return
+        try:
+            want = int(argv[0].lstrip("#"), 0)
+        except ValueError:
+            raise gdb.GdbError("reprise: usage: reprise task ID | off (an id from `reprise tasks`)")
+        t = Table()
+        node = node_of(t, nodes_or_error(t))
+        task = next((x for x in read_tasks(t, node) if x.id == want), None)
+        if task is None:
+            raise gdb.GdbError("reprise: no task %d on node %s (see `reprise tasks`)" % (want, node.name))
+        states = t.names("fiber_state_names", "fiber_state_count")
+        state = states[task.state] if task.state < len(states) else str(task.state)
+        current = u64(node.current_fiber) if node.current_fiber else 0
+        if task.addr == current or state == "running":
+            raise gdb.GdbError("reprise: task %d is the running one: its stack is the thread's (`bt`)" % want)
+        if state not in ("parked", "ready") or task.context == 0:
+            raise gdb.GdbError("reprise: task %d is %s: it has no saved stack to show" % (want, state))
+        regs = task_registers(t, task.context)
+        _task.select(t.arch, regs)
+        print("task %d '%s' (%s) selected: frame #0 is still the thread's; frames #1.. are the task's stack "
+              "(bt, frame N, info locals). `reprise task off` restores." % (want, task.name, state))
+
+
+class EventCmd(Sub):
+    """reprise event: the current event number, node, virtual time, stop reason and text, trace."""
+
+    def __init__(self):
+        super().__init__("event")
+
+    def run(self, argv):
+        t = Table()
+        node = node_of(t, nodes_or_error(t))
+        reason = STOP_REASONS.get(t["stop_reason"], str(t["stop_reason"]))
+        at_stop = t["stopped_node"] == node.index
+        print("node %d %s, event %d, virtual time %s s" % (node.index, node.name, current_event(t, node),
+                                                          seconds(node.virtual_ns())))
+        if _signal_stop:
+            print("stopped: signal %s (the program's own, as recorded or not)" % _signal_stop)
+        elif at_stop:
+            print("stopped: %s (event %d): %s" % (reason, t["stopped_event"], t.text("stop_text")))
+        print("trace: %s" % (node.trace or "(live run)"))
+
+
+class GotoCmd(Sub):
+    """reprise goto N | NODE:N | BOOKMARK: to just before event N is delivered (forward, or back through checkpoints)."""
+
+    def __init__(self):
+        super().__init__("goto")
+
+    def run(self, argv):
+        if len(argv) != 1:
+            raise gdb.GdbError("reprise: usage: reprise goto N | NODE:N | BOOKMARK")
+        if target_kind() == "core":
+            require_live()
+        if target_kind() is None:
+            node_index, n = parse_target_offline(argv[0])
+        else:
+            t = Table()
+            node_index, n = parse_target(t, nodes_or_error(t), argv[0])
+        goto(node_index, n)
+        finish_line()
+
+
+class BackCmd(Sub):
+    """reprise back [K]: K events back (default 1)."""
+
+    def __init__(self):
+        super().__init__("back")
+
+    def run(self, argv):
+        require_live()
+        k = int(argv[0]) if argv else 1
+        t = Table()
+        node = node_of(t, nodes_or_error(t))
+        now = current_event(t, node)
+        if k > now:
+            raise gdb.GdbError("reprise: event %d is the current one: cannot go %d back" % (now, k))
+        goto(node.index, now - k)
+        finish_line()
+
+
+class NextCmd(Sub):
+    """reprise next KIND [HANDLE]: forward to the next event of a record or wake kind (of a handle)."""
+
+    def __init__(self):
+        super().__init__("next")
+
+    def run(self, argv):
+        require_live()
+        t = Table()
+        records = t.names("record_kind_names", "record_kind_count")
+        wakes = t.names("wake_kind_names", "wake_kind_count")
+        if not argv:
+            raise gdb.GdbError("reprise: usage: reprise next KIND [HANDLE]; kinds: %s" % ", ".join(
+                [r for r in records if r] + [w for w in wakes if w]))
+        kind = argv[0]
+        if kind in records and kind:
+            bits = 1 << records.index(kind)
+        elif kind in wakes and kind:
+            bits = 1 << (16 + wakes.index(kind))
+        else:
+            raise gdb.GdbError("reprise: unknown kind %r; record kinds: %s; wake kinds: %s" % (
+                kind, ", ".join(r for r in records if r), ", ".join(w for w in wakes if w)))
+        handle = int(argv[1].lstrip("#"), 0) if len(argv) > 1 else 0
+        node = node_of(t, nodes_or_error(t))
+        run_forward(node.index, kinds=bits, handle=handle)
+        finish_line()
+
+
+class UntilOutputCmd(Sub):
+    """reprise until-output TEXT [CONN]: run until a connection's output contains TEXT (C escapes: \\r \\n)."""
+
+    def __init__(self):
+        super().__init__("until-output")
+
+    def run_raw(self, arg):
+        require_live()
+        text, conn = arg.strip(), 0
+        m = re.match(r"^(.*\S)\s+#?(\d+)$", text)
+        if m and not (text.startswith('"') and text.endswith('"')):
+            text, conn = m.group(1), int(m.group(2))
+        if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+            text = text[1:-1]
+        if not text:
+            raise gdb.GdbError("reprise: usage: reprise until-output TEXT [CONN]")
+        try:
+            needle = text.encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1")
+        except (UnicodeError, ValueError):
+            needle = text.encode()
+        if not 0 < len(needle) <= 256:
+            raise gdb.GdbError("reprise: the text must have 1 to 256 bytes")
+        t = Table()
+        node = node_of(t, nodes_or_error(t))
+        run_forward(node.index, needle=needle, handle=conn)
+        finish_line()
+
+
+class BookmarkCmd(Sub):
+    """reprise bookmark NAME: names the current node:event (for `reprise goto NAME`)."""
+
+    def __init__(self):
+        super().__init__("bookmark")
+
+    def run(self, argv):
+        if len(argv) != 1:
+            raise gdb.GdbError("reprise: usage: reprise bookmark NAME")
+        t = Table()
+        node = node_of(t, nodes_or_error(t))
+        S.bookmarks[argv[0]] = (node.index, current_event(t, node))
+        print("bookmark %s = %s:%d" % (argv[0], node.name, S.bookmarks[argv[0]][1]))
+
+
+class BookmarksCmd(Sub):
+    """reprise bookmarks: the bookmarks (name -> node:event)."""
+
+    def __init__(self):
+        super().__init__("bookmarks")
+
+    def run(self, argv):
+        names = {}
+        try:
+            names = {n.index: n.name for n in Table().runtimes()}
+        except gdb.GdbError:
+            pass
+        if not S.bookmarks:
+            print("no bookmarks (reprise bookmark NAME)")
+        for name, (node, ev) in sorted(S.bookmarks.items(), key=lambda kv: kv[1]):
+            print("%s -> %s:%d" % (name, names.get(node, node), ev))
+
+
+class CheckpointCmd(Sub):
+    """reprise checkpoint: a checkpoint at the current event (a fork of the process, kept as a gdb inferior)."""
+
+    def __init__(self):
+        super().__init__("checkpoint")
+
+    def run(self, argv):
+        require_live()
+        t = Table()
+        node = node_of(t, nodes_or_error(t))
+        cid = take_checkpoint(node.index, current_event(t, node))
+        print("checkpoint %s at %s:%d" % (cid, node.name, current_event(t, node)))
+
+
+class CheckpointsCmd(Sub):
+    """reprise checkpoints: the checkpoints `reprise goto` and `back` restart from."""
+
+    def __init__(self):
+        super().__init__("checkpoints")
+
+    def run(self, argv):
+        alive = checkpoint_ids()
+        S.checkpoints = [c for c in S.checkpoints if c[2] in alive]
+        if not S.checkpoints:
+            print("no checkpoints (interval %d events)" % S.checkpoint_interval)
+        for node, ev, cid in sorted(S.checkpoints, key=lambda c: (c[0], c[1])):
+            print("checkpoint %d: node %d event %d" % (cid, node, ev))
+
+
+class CheckpointIntervalCmd(Sub):
+    """reprise checkpoint-interval [N]: stop every N events going forward to leave a checkpoint (0: never)."""
+
+    def __init__(self):
+        super().__init__("checkpoint-interval")
+
+    def run(self, argv):
+        if argv:
+            try:
+                S.checkpoint_interval = int(argv[0])
+            except ValueError:
+                raise gdb.GdbError("reprise: usage: reprise checkpoint-interval N")
+        print("checkpoint interval: %d events" % S.checkpoint_interval)
+
+
+def install():
+    global _stop_bp
+    gdb.execute("set environment REPRISE_DEBUGGER=1")
+    # Checkpoints are forks that gdb keeps (each an inferior); gdb stays with the replaying process.
+    gdb.execute("set detach-on-fork off")
+    gdb.execute("set follow-fork-mode parent")
+    if _stop_bp is None:
+        # A pending breakpoint until the program (or its shared library) is loaded.
+        gdb.execute("set breakpoint pending on", to_string=True)
+        _stop_bp = StopBreakpoint()
+    gdb.events.stop.connect(on_stop)
+    gdb.events.exited.connect(on_exit)
+    gdb.events.cont.connect(on_cont)
+    if _task is not None:
+        gdb.unwinder.register_unwinder(None, _task, replace=True)
+    Prefix()
+    for cls in (InfoCmd, NodesCmd, NodeCmd, TasksCmd, TaskCmd, EventCmd, GotoCmd, BackCmd, NextCmd, UntilOutputCmd,
+                BookmarkCmd, BookmarksCmd, CheckpointCmd, CheckpointsCmd, CheckpointIntervalCmd):
+        cls()
+
+
+def load_printers():
+    """The pretty-printers of the public types (reprise_printers.py, installed beside this file)."""
+    import os
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    try:
+        import reprise_printers
+    except ImportError as e:
+        print("reprise: the pretty-printers (reprise_printers.py beside %s) are missing: %s" % (__file__, e))
+        return
+    reprise_printers.register()
+
+
+install()
+load_printers()
