@@ -31,7 +31,7 @@ Commands (everything that only reads memory also works on a core file: `gdb PROG
   reprise checkpoint-interval N
                                a going-forward run stops every N events to leave a checkpoint
                                (default 100000; 0: none), and a goto leaves one 1000 events before
-                               its target; at most 48 are kept, thinned out (the newest 16 stay)
+                               its target; at most 256 are kept, thinned out (the newest 16 stay)
 The replay evaluates the targets itself (the table's break targets): no gdb conditional breakpoint.
 
 Checkpoints are forks of the replaying process that gdb keeps as inferiors (`info inferiors` shows
@@ -320,7 +320,7 @@ class Session:
     selected_node = None        # an index, or None: the stopped node, else 0
     checkpoint_interval = 100000
     landing_distance = 1000     # a goto leaves a checkpoint this many events before its target
-    checkpoint_max = 48
+    checkpoint_max = 256
     checkpoint_keep_newest = 16
     checkpoints = []            # [(node index, event, gdb checkpoint id)], one gdb process each
     bookmarks = {}              # name -> (node index, event)
