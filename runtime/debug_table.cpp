@@ -6,6 +6,7 @@
 #include <boost/version.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstddef>
 #include <cstdlib>
@@ -112,6 +113,10 @@ bool debug_stop(reprise_debug_stop_reason reason, const reprise_debug_runtime& n
 void debug_replay_starts(const reprise_debug_runtime& node) noexcept {
     const char* v = std::getenv("REPRISE_DEBUGGER");  // reprise-allow: env (set by the debugger extension, not an input)
     if (v == nullptr || *v == '\0')
+        return;
+    // One stop per process: the nodes of a joint replay start one by one as the replay goes.
+    static std::atomic<bool> stopped_once{false};
+    if (stopped_once.exchange(true))
         return;
     reprise_debug.attached = 1;
     debug_stop(reprise_stop_started, node, 0, 0, "the replay starts");

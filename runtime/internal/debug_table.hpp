@@ -162,7 +162,8 @@ inline bool debug_targets(const reprise_debug_runtime& node) noexcept {
 }
 
 /// A replay starts: under the extension (REPRISE_DEBUGGER in the environment) the debugger
-/// is marked attached and the process stops once, so that it can set its targets.
+/// is marked attached and the process stops, once (the first node of a joint replay), so that
+/// it can set its targets.
 void debug_replay_starts(const reprise_debug_runtime& node) noexcept;
 
 } // namespace reprise::detail

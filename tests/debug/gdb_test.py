@@ -99,7 +99,7 @@ TASK_NAMED = ('python import re; m = re.search(r"^\\s+\\*?\\s+(\\d+)\\s+%s\\s", 
 
 def main():
     global EXTENSION
-    kv, EXTENSION = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    kv, EXTENSION = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])  # then RAFT SIM (optional)
     global ASAN
     with open(kv, "rb") as f:
         ASAN = b"__asan_init" in f.read()
@@ -222,7 +222,42 @@ def main():
     check(re.search(r"\*\s+1\s+main\s+running", steps.get("tasks", "")), "divergence: main is the running task",
           steps.get("tasks"))
     check("stopped: divergence" in steps.get("event", ""), "divergence: event shows the reason", steps.get("event"))
+    if len(sys.argv) > 4:
+        joint_raft(os.path.abspath(sys.argv[3]), os.path.abspath(sys.argv[4]), d)
     return report("gdb_test")
+
+
+def joint_raft(raft, sim, d):
+    """A simulated reprise-raft cluster's node traces, replayed jointly under gdb: the nodes, a goto in
+    one node (the others placed where happens-before puts them), its tasks, a parked task's stack, back."""
+    folder = os.path.join(d, "sim")
+    run = subprocess.run([sim, "--seed", "5", "--time", "20s", "--trace-dir", folder, "--failure-dir", "none"],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=GDB_TIMEOUT_S)
+    check(run.returncode == 0, "joint: reprise-raft-sim seed 5 passes", (run.stdout + run.stderr)[-1500:])
+    nodes = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.startswith("n") and f.endswith(".trace"))
+    steps, whole = gdb_batch(["--args", raft] + ["--replay=" + t for t in nodes], [
+        ("run", "run"),
+        ("nodes0", "reprise nodes"),
+        ("goto", "reprise goto n2:300"),
+        ("nodes", "reprise nodes"),
+        ("tasks", "reprise tasks"),
+        ("task", [TASK_NAMED % "raft-in", "bt"]),
+        ("back", ["reprise task off", "reprise back"]),
+    ], cwd=d)
+    listed = re.findall(r"^[ >] (\d+) (\S+)\s+event (\d+)", steps.get("nodes", ""), re.M)
+    check(len(listed) == len(nodes) and len(nodes) >= 3, "joint: reprise nodes lists every run (%d traces)" % len(nodes),
+          steps.get("nodes", "") + whole[-1500:])
+    check(re.search(r"\[reprise\] node n2 event 300, virtual time", steps.get("goto", "")),
+          "joint: goto NODE:N stops that node at that event", steps.get("goto", "") + whole[-1500:])
+    check(re.search(r"^> \d+ n2\s+event 300\b", steps.get("nodes", ""), re.M) and
+          any(int(e) > 0 for _, name, e in listed if name != "n2"),
+          "joint: the stopped node is selected, and the others have moved on with it", steps.get("nodes"))
+    check(re.search(r"raft-in\s+parked\s+read on connection #\d+", steps.get("tasks", "")),
+          "joint: the stopped node's tasks (a peer reader parked on its connection)", steps.get("tasks"))
+    check("raft::" in steps.get("task", ""), "joint: a parked raft task's stack shows reprise-raft's frames",
+          steps.get("task"))
+    check(re.search(r"node n2 event 299, virtual time", steps.get("back", "")), "joint: back one event in that node",
+          steps.get("back", "") + whole[-1500:])
 
 
 if __name__ == "__main__":
