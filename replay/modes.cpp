@@ -46,7 +46,14 @@ void wire_modes(Runtime::Impl& rt) {
             fmt::print(stderr, "reprise: note: {}: replayed anyway (--replay-any-program); expect a divergence\n", what);
         }
         const std::string build = executable_build_id();
-        if (!h.build_id.empty() && !build.empty() && h.build_id != build)
+        // A trace recorded inside another executable (a simulator hosting the program) carries that
+        // executable's build id: comparing it with this one's says nothing.
+        const bool hosted = !h.executable.empty() &&
+                            std::filesystem::path(h.executable).filename() != std::filesystem::path(executable_path()).filename();
+        if (hosted)
+            fmt::print(stderr, "reprise: note: {} was recorded inside {} (program '{}'): build ids not compared\n",
+                       rt.options.replay_path, h.executable, h.program.empty() ? program : h.program);
+        else if (!h.build_id.empty() && !build.empty() && h.build_id != build)
             fmt::print(stderr,
                        "reprise: note: this is another build of '{}' than the one that recorded {} (this build's id "
                        "{}, the recording's {}): a divergence may come from the change\n",
