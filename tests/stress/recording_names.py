@@ -27,25 +27,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from reprise_test import RespClient, Server, check, report, run  # noqa: E402
-
-
-class Kv:
-    def __init__(self, build):
-        self.kv = os.path.join(build, "examples", "kv", "reprise-kv")
-        self.tool = os.path.join(build, "tools", "reprise")
-
-    def server(self, *flags):
-        return Server([self.kv, "--port", "0", *flags])
-
-    def refused(self, *flags):
-        """(exit code, stderr) of a start that should not get as far as serving."""
-        rc, out, err = run([self.kv, "--port", "0", *flags], timeout_s=30)
-        return rc, err
-
-    def info(self, trace):
-        rc, out, err = run([self.tool, "info", trace], timeout_s=30)
-        return out + err
+from reprise_test import KvTool, RespClient, check, report  # noqa: E402
 
 
 def clean_run(k, *flags):
@@ -178,7 +160,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
     a = ap.parse_args()
-    k = Kv(a.build)
+    k = KvTool(a.build)
     with tempfile.TemporaryDirectory(prefix="reprise-names-") as tmp:
         stale_outcome(k, tmp, segmented=False)
         stale_outcome(k, tmp, segmented=True)

@@ -36,27 +36,10 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from reprise_test import Failure, RespClient, Server, check, replay, report, run, wait_for  # noqa: E402
+from reprise_test import Failure, KvTool, RespClient, check, replay, report, run, wait_for  # noqa: E402
 
 KIB = 1024
 MIB = 1024 * 1024
-
-
-class Kv:
-    def __init__(self, build):
-        self.kv = os.path.join(build, "examples", "kv", "reprise-kv")
-        self.tool = os.path.join(build, "tools", "reprise")
-
-    def server(self, *flags):
-        return Server([self.kv, "--port", "0", *flags])
-
-    def info(self, trace):
-        rc, out, err = run([self.tool, "info", trace], timeout_s=30)
-        return out + err
-
-    def verify(self, trace):
-        rc, out, err = run([self.tool, "verify", trace], timeout_s=30)
-        return rc, out + err
 
 
 def set_values(port, count, value_bytes, prefix="k"):
@@ -368,7 +351,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
     a = ap.parse_args()
-    k = Kv(a.build)
+    k = KvTool(a.build)
     with tempfile.TemporaryDirectory(prefix="reprise-retention-") as tmp:
         lock_is_visible(k, tmp)
         keep_runs(k, tmp)

@@ -441,3 +441,30 @@ def run(argv, timeout_s=60, cwd=None, env=None):
     p = subprocess.run([str(a) for a in argv], capture_output=True, text=True, errors="replace",
                        timeout=timeout_s, cwd=cwd, env=env, stdin=subprocess.DEVNULL)
     return p.returncode, p.stdout, p.stderr
+
+
+class KvTool:
+    """reprise-kv and the reprise tool of one build, for the recording tests (tests/stress)."""
+
+    def __init__(self, build):
+        self.kv = os.path.join(build, "examples", "kv", "reprise-kv")
+        self.tool = os.path.join(build, "tools", "reprise")
+
+    def server(self, *flags):
+        """A reprise-kv on a free port with these runtime flags (a Server: use it in a with)."""
+        return Server([self.kv, "--port", "0", *flags])
+
+    def refused(self, *flags):
+        """(exit code, stderr) of a start that should not get as far as serving."""
+        rc, out, err = run([self.kv, "--port", "0", *flags], timeout_s=30)
+        return rc, err
+
+    def info(self, trace):
+        """`reprise info TRACE`'s output (stdout and stderr)."""
+        rc, out, err = run([self.tool, "info", trace], timeout_s=30)
+        return out + err
+
+    def verify(self, trace):
+        """(exit code, output) of `reprise verify TRACE`."""
+        rc, out, err = run([self.tool, "verify", trace], timeout_s=30)
+        return rc, out + err
