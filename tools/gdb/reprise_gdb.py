@@ -1167,12 +1167,16 @@ class EventCmd(Sub):
         node = node_of(t, nodes_or_error(t))
         reason = STOP_REASONS.get(t["stop_reason"], str(t["stop_reason"]))
         at_stop = t["stopped_node"] == node.index
-        print("node %d %s, event %d, virtual time %s s" % (node.index, node.name, current_event(t, node),
-                                                          seconds(node.virtual_ns())))
+        event = current_event(t, node)
+        print("node %d %s, event %d, virtual time %s s" % (node.index, node.name, event, seconds(node.virtual_ns())))
         if _signal_stop:
             print("stopped: signal %s (the program's own, as recorded or not)" % _signal_stop)
-        elif at_stop:
+        elif at_stop and t["stopped_event"] == event:
             print("stopped: %s (event %d): %s" % (reason, t["stopped_event"], t.text("stop_text")))
+        elif at_stop:
+            # Stopped elsewhere (a breakpoint of gdb's own, a step): the replay's last stop is history.
+            print("not at a replay stop (a breakpoint or step of gdb's own); the replay last stopped at event %d "
+                  "(%s): %s" % (t["stopped_event"], reason, t.text("stop_text")))
         print("trace: %s" % (node.trace or "(live run)"))
 
 
