@@ -254,7 +254,12 @@ private:
 
     void ended(JointNode& n) {
         n.done = true;
-        exit_codes_[static_cast<std::size_t>(&n - nodes_.data())] = n.runtime->result();
+        int code = 1;  // main threw: the recorded run's exit code was 1 too
+        try {
+            code = n.runtime->result();
+        } catch (...) {
+        }
+        exit_codes_[static_cast<std::size_t>(&n - nodes_.data())] = code;
     }
 
     void report_progress(bool last) {
@@ -302,7 +307,15 @@ private:
                    lines);
         std::fflush(stdout);
         std::fflush(stderr);
-        const int code = damaged ? replay_exit_damaged : 0;
+        int code = damaged ? replay_exit_damaged : 0;
+        for (const JointNode& n : nodes_)
+            if (n.break_at != 0 && n.replayer->events() <= n.break_at) {
+                fmt::print(stderr, "reprise: error: --break-at {}:{} is past that node's end: it has {} events, #0 to #{}; "
+                                   "the replay ran to the end without stopping\n",
+                           n.label, n.break_at, n.replayer->events(), n.replayer->events() == 0 ? 0 : n.replayer->events() - 1);
+                code = replay_exit_break_at_past_end;
+            }
+        std::fflush(stderr);
         // A frozen node's tasks are parked for good: its runtime cannot be taken down.
         if (frozen)
             std::_Exit(code);
@@ -333,6 +346,12 @@ bool parse_break_at(std::string_view text, std::string& node, std::uint64_t& eve
 
 int run_joint_replay(const ProgramEntry& entry, const Options& base, const std::vector<std::string>& traces,
                      const std::string& break_at, const std::string& program) {
+    // Each node registers a crash hook (two with --mark-stdio): their table bounds the nodes.
+    if (traces.size() > limits::crash_hooks_max / 2) {
+        fmt::print(stderr, "{}: a joint replay takes at most {} traces, got {}\n", program, limits::crash_hooks_max / 2,
+                   traces.size());
+        return 2;
+    }
     std::vector<JointNode> nodes(traces.size());
     std::optional<trace::TraceKey> key;
     if (!base.trace_key_path.empty()) {

@@ -12,6 +12,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <array>
 #include <csignal>
 #include <cstdio>
@@ -44,10 +45,17 @@ Replayer::~Replayer() { remove_crash_hook(&Replayer::crash_report, this); }
 // event): say where, in the trace's terms, without allocating.
 void Replayer::crash_report(void* arg) noexcept {
     auto* self = static_cast<Replayer*>(arg);
-    const std::int64_t vt_ms = (self->tick_mono_ns_ - self->first_mono_ns_) / 1'000'000;
-    crash_write("reprise: replay: the program dies of signal ");
-    crash_write_u64(static_cast<std::uint64_t>(crash_signal()));
-    crash_write(" at event ");
+    const std::int64_t vt_ms = std::max<std::int64_t>(0, (self->tick_mono_ns_ - self->first_mono_ns_) / 1'000'000);
+    if (current_runtime_or_null() == &self->rt_) {
+        crash_write("reprise: replay: the program dies of signal ");
+        crash_write_u64(static_cast<std::uint64_t>(crash_signal()));
+        crash_write(" at event ");
+    } else {
+        // Another node of a joint replay: where this one stood.
+        crash_write("reprise: replay: (the process dies of signal ");
+        crash_write_u64(static_cast<std::uint64_t>(crash_signal()));
+        crash_write(") this node was after event ");
+    }
     crash_write_u64(self->consumed_ == 0 ? 0 : self->consumed_ - 1);
     crash_write(" of node '");
     crash_write(self->rt_.debug.node != nullptr ? self->rt_.debug.node : "?");
@@ -204,6 +212,13 @@ void Replayer::debug_output_at(std::uint64_t handle, std::string_view bytes) {
     if (n == 0 || (want != 0 && want != handle) || !debug_targets(rt_.debug))
         return;
     const std::string_view needle(const_cast<const char*>(reprise_debug.output_needle), n);
+    // Tails kept for another needle, handle or node (or before a disarm) could join with this one.
+    std::string aim(needle);
+    aim += fmt::format("|{}|{}", want, reprise_debug.stop_node);
+    if (aim != needle_aim_) {
+        needle_tails_.clear();
+        needle_aim_ = std::move(aim);
+    }
     std::string& tail = needle_tails_[handle];
     std::string window = tail;
     window.append(bytes);
@@ -297,6 +312,12 @@ PollResult Replayer::poll(std::int64_t, WakeBatch& batch) {
             std::fflush(stderr);
             debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(),
                        "the trace's end: the recording stopped while the program still ran");
+            if (config_.break_at >= consumed_) {
+                fmt::print(stderr, "reprise: error: --break-at {} is past the trace's end: it has {} events, #0 to #{}\n",
+                           config_.break_at, consumed_, consumed_ == 0 ? 0 : consumed_ - 1);
+                std::fflush(stderr);
+                std::_Exit(replay_exit_break_at_past_end);
+            }
             std::_Exit(0);
         }
         diverge(trace::describe(*r), "goes on: it waits for the world where the recorded program ended");
@@ -574,8 +595,14 @@ std::size_t Replayer::output_left(std::uint64_t connection, std::size_t) {
 void Replayer::spawn(std::uint64_t id, std::string_view name) {
     const trace::Record* r = peek();
     auto did = [&] { return fmt::format("spawn task={} name=\"{}\"", id, name); };
-    if (r == nullptr)
+    if (r == nullptr) {
+        if (joint_ && rt_.current == nullptr) {
+            // Joint mode, from the loop (main's spawn at start): the node freezes; main parks at once.
+            freeze(reader_.error() ? JointEnd::damaged : JointEnd::cut, did());
+            return;
+        }
         trace_ran_out(did());
+    }
     const auto* sp = std::get_if<trace::Spawn>(r);
     if (sp == nullptr || sp->task != id || sp->name != name)
         diverge(trace::describe(*r), did());
@@ -586,8 +613,14 @@ void Replayer::spawn(std::uint64_t id, std::string_view name) {
 void Replayer::end(int exit_code) {
     const trace::Record* r = peek();
     auto did = fmt::format("ended with exit code {}", exit_code);
-    if (r == nullptr)
+    if (r == nullptr) {
+        if (joint_) {
+            // Called from the loop: the node freezes at its trace's end; the others go on.
+            freeze(reader_.error() ? JointEnd::damaged : JointEnd::cut, did);
+            return;
+        }
         trace_ran_out(did);
+    }
     const auto* end = std::get_if<trace::End>(r);
     if (end == nullptr || end->exit_code != exit_code)
         diverge(trace::describe(*r), did);
@@ -595,8 +628,9 @@ void Replayer::end(int exit_code) {
     consume();
     print_summary("done");
     fmt::print(stderr, "reprise: no divergence: every input was fed and every output matched the trace\n");
-    if (config_.break_at >= consumed_) {
-        // Asked to stop where the trace has no event: an error, not a run that looks fine.
+    if (config_.break_at >= consumed_ && !joint_) {
+        // Asked to stop where the trace has no event: an error, not a run that looks fine (a joint
+        // replay says so in its report, once every node is done).
         fmt::print(stderr,
                    "reprise: error: --break-at {} is past the trace's end: it has {} events, #0 to #{}; the replay "
                    "ran to the end without stopping\n",
@@ -606,8 +640,10 @@ void Replayer::end(int exit_code) {
         std::_Exit(replay_exit_break_at_past_end);
     }
     std::fflush(stderr);
-    debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(),
-               fmt::format("the trace's end: the program ended with exit code {}, as recorded", exit_code));
+    // In a joint replay another node's end is no place to stop at unless the debugger aims at it.
+    if (!joint_ || debug_targets(rt_.debug))
+        debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(),
+                   fmt::format("the trace's end: the program ended with exit code {}, as recorded", exit_code));
 }
 
 void Replayer::report_progress() {

@@ -202,7 +202,6 @@ std::optional<std::string> parse_flags(int argc, char** argv, const ProgramInfo&
         return std::string("--record-key needs a file");
     if (*record_opt && out.options.record_path.empty())
         return std::string("--record needs a path");
-    std::reverse(replays.begin(), replays.end());  // parsed last first
     for (const std::string& r : replays)
         if (r.empty())
             return std::string("--replay needs a path");

@@ -159,6 +159,7 @@ private:
     JointEnd joint_end_ = JointEnd::running;
     /// The debugger's output needle: each connection's last needle-length - 1 bytes written.
     std::unordered_map<std::uint64_t, std::string> needle_tails_;
+    std::string needle_aim_;  ///< the needle, handle and node the tails were kept for
 };
 
 class Recorder;

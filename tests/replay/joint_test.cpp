@@ -182,6 +182,22 @@ TEST_CASE("a joint replay replays a cut trace to its cut and says so") {
     REQUIRE_THAT(c.err, Catch::Contains("client (" + std::string(dir / "client.trace") + "): "));
 }
 
+TEST_CASE("a joint replay goes on past a node whose trace holds no event at all (killed before its first chunk)") {
+    TempDir dir;
+    record_pair(dir);
+    std::string error;
+    auto header = trace::Reader::read_header(dir / "server.trace", &error);
+    REQUIRE(header.ok());
+    TraceBuilder empty(*header, nullptr);  // the header alone: no chunk was sealed
+    REQUIRE(spit(dir / "server-empty.trace", empty.file()));
+    ChildResult c = joint_replay({dir / "server-empty.trace", dir / "client.trace"});
+    INFO(c.describe());
+    REQUIRE(c.exited_with(0));
+    REQUIRE_THAT(c.err, Catch::Contains("joint replay done: 2 nodes"));
+    REQUIRE_THAT(c.err, Catch::Contains("server (" + std::string(dir / "server-empty.trace") + "): 0 events, replayed to its cut"));
+    REQUIRE_THAT(c.err, Catch::Contains("client (" + std::string(dir / "client.trace") + "): "));
+}
+
 TEST_CASE("--break-at=NODE:N stops the joint replay in that node; a node it does not know is refused") {
     TempDir dir;
     record_pair(dir);
@@ -196,4 +212,9 @@ TEST_CASE("--break-at=NODE:N stops the joint replay in that node; a node it does
     ChildResult bare = joint_replay({dir / "server.trace", dir / "client.trace"}, {"--break-at=5"});
     REQUIRE(bare.exited_with(2));
     REQUIRE_THAT(bare.err, Catch::Contains("a joint replay takes --break-at=NODE:N"));
+    ChildResult past = joint_replay({dir / "server.trace", dir / "client.trace"}, {"--break-at=client:999999"});
+    INFO(past.describe());
+    REQUIRE(past.exited_with(2));
+    REQUIRE_THAT(past.err, Catch::Contains("joint replay done: 2 nodes"));
+    REQUIRE_THAT(past.err, Catch::Contains("error: --break-at client:999999 is past that node's end"));
 }
