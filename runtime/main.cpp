@@ -53,10 +53,12 @@ constexpr const char* runtime_usage = R"(Runtime options (reprise; `--flag value
                         `reprise keygen FILE`); a replay of a sealed trace needs it too
                         (env: REPRISE_RECORD_KEY)
   --replay PATH         replay the trace PATH instead of touching the world (env: REPRISE_REPLAY);
-                        the program's arguments come from the trace
+                        the program's arguments come from the trace. Given several times: a joint
+                        replay of those nodes' traces in one process, in happens-before order
   --speed max|N         replay pace: max jumps straight to each recorded tick (default), N is N times
                         the recorded pace (1: as recorded)
-  --break-at N          replay: raise SIGTRAP just before event N is delivered (for gdb)
+  --break-at [NODE:]N   replay: raise SIGTRAP just before event N is delivered (for gdb; past the
+                        trace's end: exit 2); a joint replay names the NODE (name, NAME/K, index)
   --mark-stdio          replay: start each line the program prints on stdout and stderr with
                         [NODE #N +S.mmms]: the node, the event during which the line's newline
                         reached the fd (the last one replay had handed over), and its virtual
