@@ -242,6 +242,9 @@ void Replayer::trace_ran_out(std::string_view program_did) {
                    "  last good event: #{} {}\n",
                    e.offset, e.message, consumed_ == 0 ? 0 : consumed_ - 1, last_good());
         std::fflush(stderr);
+        // Under the debugger the process stops here first: the last events can still be looked at.
+        debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(),
+                   fmt::format("the trace is damaged here: {}", e.message));
         std::_Exit(replay_exit_damaged);
     }
     if (!reader_.saw_end()) {
@@ -251,6 +254,9 @@ void Replayer::trace_ran_out(std::string_view program_did) {
                    "program {}\n  last good event: #{} {}\n",
                    consumed_, trace::describe_cut(rt_.options.replay_path), program_did, consumed_ == 0 ? 0 : consumed_ - 1, last_good());
         std::fflush(stderr);
+        // Under the debugger the process stops here first (a node killed with kill -9 is the one to look at).
+        debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(),
+                   fmt::format("the trace ends here without an end record (cut off), while the program {}", program_did));
         std::_Exit(replay_exit_damaged);
     }
     diverge("the trace has ended (the recorded program exited)", program_did);
@@ -640,8 +646,8 @@ void Replayer::end(int exit_code) {
         std::_Exit(replay_exit_break_at_past_end);
     }
     std::fflush(stderr);
-    // In a joint replay another node's end is no place to stop at unless the debugger aims at it.
-    if (!joint_ || debug_targets(rt_.debug))
+    // In a joint replay a node's end is no place to stop at unless the debugger aims at that node.
+    if (!joint_ || (reprise_debug.stop_node >= 0 && debug_targets(rt_.debug)))
         debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(),
                    fmt::format("the trace's end: the program ended with exit code {}, as recorded", exit_code));
 }
