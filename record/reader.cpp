@@ -53,6 +53,10 @@ Reader& Reader::operator=(Reader&& o) noexcept {
         error_ = std::move(o.error_);
         saw_end_ = o.saw_end_;
         done_ = o.done_;
+        header_only_ = o.header_only_;
+        keep_to_ = std::move(o.keep_to_);
+        take_from_ = std::move(o.take_from_);
+        reposition_ = o.reposition_;
     }
     return *this;
 }
@@ -217,7 +221,59 @@ std::uint64_t Reader::bytes_left_in_file() const {
     return size > at ? size - at : 0;
 }
 
+// The next chunk from the share, as load_chunk() would have read and opened it; false when the
+// share has no more (the file is read from there on).
+bool Reader::take_chunk() {
+    auto& chunks = take_from_->chunks;
+    while (!chunks.empty() && chunks.front().index < chunks_)
+        chunks.pop_front();  // read here already (an encrypted trace's first chunk is read at open)
+    if (chunks.empty() || chunks.front().index != chunks_) {
+        take_from_.reset();
+        return false;
+    }
+    ChunkShare::Chunk& c = chunks.front();
+    if (c.segment != segment_) {
+        std::string why;
+        if (!open_segment(c.segment, &why))
+            return fail(0, why, c.segment);
+    }
+    previous_chunk_.swap(chunk_);
+    chunk_ = std::move(c.payload);
+    take_from_->bytes -= chunk_.size();
+    chunk_offset_ = c.offset;
+    file_offset_ = c.offset + chunk_frame_bytes + c.stored_bytes;
+    chunk_pos_ = 0;
+    chunk_is_plain_ = c.flags == 0;
+    ++chunks_;
+    chunk_stored_bytes_ += chunk_frame_bytes + c.stored_bytes;
+    chunk_payload_bytes_ += chunk_.size();
+    chunks_compressed_ += (c.flags & chunk_flag_compressed) != 0;
+    chunks_encrypted_ += (c.flags & chunk_flag_encrypted) != 0;
+    chunks.pop_front();
+    reposition_ = true;
+    return true;
+}
+
+void Reader::keep_chunk(const ChunkFrame& frame) {
+    if (keep_to_->full || keep_to_->bytes + chunk_.size() > keep_to_->max_bytes) {
+        keep_to_->full = true;
+        keep_to_.reset();
+        return;
+    }
+    keep_to_->bytes += chunk_.size();
+    keep_to_->chunks.push_back({segment_, chunks_ - 1, chunk_offset_, frame.stored_bytes, frame.flags, chunk_});
+}
+
 bool Reader::load_chunk() {
+    if (take_from_ && take_chunk())
+        return true;
+    if (error_)
+        return false;
+    if (reposition_) {
+        reposition_ = false;
+        if (std::fseek(file_, static_cast<long>(file_offset_), SEEK_SET) != 0)
+            return fail(file_offset_, fmt::format("cannot seek in the trace: {}", std::strerror(errno)));
+    }
     for (;;) {
         unsigned char frame_bytes[chunk_frame_bytes];
         std::size_t got = std::fread(frame_bytes, 1, sizeof frame_bytes, file_);
@@ -259,6 +315,8 @@ bool Reader::load_chunk() {
         chunk_payload_bytes_ += frame.raw_bytes;
         chunks_compressed_ += (frame.flags & chunk_flag_compressed) != 0;
         chunks_encrypted_ += (frame.flags & chunk_flag_encrypted) != 0;
+        if (keep_to_)
+            keep_chunk(frame);
         return true;
     }
 }
@@ -294,6 +352,11 @@ bool Reader::check_nothing_after_end() {
     if (chunk_pos_ < chunk_.size())
         return fail(chunk_is_plain_ ? chunk_offset_ + chunk_frame_bytes + chunk_pos_ : chunk_offset_,
                     fmt::format("{} byte(s) follow the end record in its chunk", chunk_.size() - chunk_pos_));
+    if (reposition_) {
+        reposition_ = false;
+        if (std::fseek(file_, static_cast<long>(file_offset_), SEEK_SET) != 0)
+            return fail(file_offset_, fmt::format("cannot seek in the trace: {}", std::strerror(errno)));
+    }
     unsigned char byte;
     if (std::fread(&byte, 1, 1, file_) == 1)
         return fail(file_offset_, "bytes follow the chunk that holds the end record");

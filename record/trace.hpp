@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -274,6 +275,28 @@ struct ReadError {
     std::string path;                   ///< the file `offset` is in (a segment's, when segmented)
 };
 
+struct ChunkFrame;
+
+/// Chunks one reader opened, kept for a second reader of the same trace that reads it after the
+/// first (a joint replay plans from a first reading of each trace): each chunk is read,
+/// checked, decompressed and decrypted once. The first reader adds chunks in order while they
+/// fit `max_bytes`; the second takes them, then reads on from the file.
+struct ChunkShare {
+    struct Chunk {
+        std::size_t segment = 0;
+        std::uint64_t index = 0;         ///< the chunk's position in the trace (0: the first)
+        std::uint64_t offset = 0;        ///< of its frame, in its segment's file
+        std::uint32_t stored_bytes = 0;  ///< after the frame
+        std::uint8_t flags = 0;
+        std::string payload;             ///< the records, opened
+    };
+    explicit ChunkShare(std::size_t max) : max_bytes(max) {}
+    std::size_t max_bytes;
+    std::size_t bytes = 0;  ///< payload bytes held
+    bool full = false;      ///< a chunk did not fit: later ones are not kept either
+    std::deque<Chunk> chunks;
+};
+
 /// Reads a trace file (or a set of segment files) as a sequence of records.
 /// Treats its input as hostile: every length is bounded, every error is a message.
 class Reader {
@@ -311,6 +334,12 @@ public:
     /// or a further segment); when one does, sets error() and returns false.
     bool check_nothing_after_end();
 
+    /// From the next chunk on, keeps a copy of each chunk opened in `share` (while it fits).
+    void keep_chunks(std::shared_ptr<ChunkShare> share) { keep_to_ = std::move(share); }
+    /// Takes the chunks `share` holds instead of reading and opening them again (a reader of
+    /// the same trace kept them), then reads on from the file.
+    void take_chunks(std::shared_ptr<ChunkShare> share) { take_from_ = std::move(share); }
+
     /// Path of the file being read (the current segment of a segmented trace).
     const std::string& path() const noexcept { return paths_[segment_]; }
     /// Number of files of the trace (1 unless it is segmented).
@@ -329,6 +358,8 @@ public:
 private:
     Reader() = default;
     bool load_chunk();
+    bool take_chunk();
+    void keep_chunk(const ChunkFrame& frame);
     bool open_segment(std::size_t index, std::string* error_message);
     std::uint64_t bytes_left_in_file() const;
     bool fail(std::uint64_t offset, std::string message, std::size_t segment);
@@ -359,6 +390,9 @@ private:
     bool saw_end_ = false;
     bool done_ = false;
     bool header_only_ = false;  ///< read_header(): a sealed trace's header opens without its key
+    std::shared_ptr<ChunkShare> keep_to_;
+    std::shared_ptr<ChunkShare> take_from_;
+    bool reposition_ = false;  ///< chunks were taken from a share: the file is not at file_offset_
 };
 
 /// One line describing a record (for dumps and divergence reports).

@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <unordered_map>
 #include <unistd.h>
 
 namespace reprise::detail {
@@ -51,12 +52,16 @@ struct WriteMark {
     std::uint64_t bytes_through = 0;
 };
 
+/// The opened chunks the scans keep for the replays, all traces together; a trace's chunks
+/// past its share are read from the file a second time.
+constexpr std::size_t joint_chunk_share_bytes = std::size_t{512} << 20;
+
 /// What the scan of one trace finds.
 struct TraceScan {
     std::vector<std::int64_t> tick_wall_ns;  ///< every tick's wall time, in order
     std::vector<OpenedConn> opened;
     std::vector<ReadNeed> reads;
-    std::map<std::uint64_t, std::vector<WriteMark>> writes;  ///< by connection
+    std::unordered_map<std::uint64_t, std::vector<WriteMark>> writes;  ///< by connection, a mark per tick
 };
 
 /// A tick that must wait for another node: node `writer` must have taken `ticks` ticks.
@@ -73,6 +78,7 @@ struct JointNode {
     std::vector<std::pair<std::uint64_t, Wait>> waits;
     std::size_t next_wait = 0;      ///< the first of `waits` not behind us
     std::string label;              ///< the node's name, with /K when it ran several times
+    std::shared_ptr<trace::ChunkShare> chunks;  ///< opened by the scan, for the replay
     std::unique_ptr<Runtime> runtime;
     Replayer* replayer = nullptr;
     bool started = false;
@@ -81,12 +87,19 @@ struct JointNode {
     std::uint64_t break_at = 0;
 };
 
-bool scan_trace(const std::string& path, const trace::TraceKey* key, TraceScan& out, std::string& error) {
+bool scan_trace(const std::string& path, const trace::TraceKey* key, TraceScan& out,
+                std::shared_ptr<trace::ChunkShare> share, std::string& error) {
     auto reader = trace::Reader::open(path, &error, key);
     if (!reader.ok())
         return false;
+    reader->keep_chunks(std::move(share));
     std::int64_t wall_ns = reader->header().start_wall_ns;
-    std::map<std::uint64_t, std::uint64_t> read, written;
+    // Bytes read and written so far by connection; the last connection looked up is kept
+    // (a tick's reads and a task's writes come in runs on one connection).
+    std::unordered_map<std::uint64_t, std::uint64_t> read;
+    std::uint64_t last_read_conn = UINT64_MAX, *last_read = nullptr;
+    std::uint64_t last_write_conn = UINT64_MAX;
+    std::vector<WriteMark>* last_writes = nullptr;
     trace::Record r;
     while (reader->next(r)) {
         const std::uint64_t tick = out.tick_wall_ns.empty() ? 0 : out.tick_wall_ns.size() - 1;
@@ -94,10 +107,22 @@ bool scan_trace(const std::string& path, const trace::TraceKey* key, TraceScan& 
             wall_ns = t->wall_ns;
             out.tick_wall_ns.push_back(t->wall_ns);
         } else if (const auto* w = std::get_if<trace::Wake>(&r); w && w->wake == WakeKind::bytes_read) {
-            const std::uint64_t n = w->data.size() - static_cast<std::uint64_t>(w->value);  // without a redaction trailer
-            out.reads.push_back({tick, w->handle, read[w->handle] += n});
+            if (w->handle != last_read_conn) {
+                last_read_conn = w->handle;
+                last_read = &read[w->handle];
+            }
+            *last_read += w->data.size() - static_cast<std::uint64_t>(w->value);  // without a redaction trailer
+            out.reads.push_back({tick, w->handle, *last_read});
         } else if (const auto* o = std::get_if<trace::Output>(&r); o && o->output == trace::OutputKind::conn_write) {
-            out.writes[o->handle].push_back({tick, written[o->handle] += o->length});
+            if (o->handle != last_write_conn) {
+                last_write_conn = o->handle;
+                last_writes = &out.writes[o->handle];
+            }
+            const std::uint64_t before = last_writes->empty() ? 0 : last_writes->back().bytes_through;
+            if (!last_writes->empty() && last_writes->back().tick == tick)
+                last_writes->back().bytes_through = before + o->length;  // one mark per tick is enough
+            else
+                last_writes->push_back({tick, before + o->length});
         } else if (const auto* a = std::get_if<trace::Accepted>(&r)) {
             out.opened.push_back({a->connection, a->local, a->peer, wall_ns});
         } else if (const auto* c = std::get_if<trace::Connected>(&r); c && c->error == 0) {
@@ -136,20 +161,41 @@ public:
             }
         for (std::size_t i = 0; i < nodes_.size(); ++i) {
             JointNode& n = nodes_[i];
+            // The writer's marks of each read connection, and how far its reads have got in them
+            // (a connection's reads need ever more bytes: the search only moves forward).
+            struct Source {
+                std::size_t writer = 0;
+                const std::vector<WriteMark>* marks = nullptr;
+                std::size_t at = 0;
+            };
+            std::unordered_map<std::uint64_t, Source> sources;
+            std::uint64_t last_conn = UINT64_MAX;
+            Source* last = nullptr;
             for (const ReadNeed& need : n.scan.reads) {
-                auto w = writer_of.find({i, need.conn});
-                if (w == writer_of.end())
+                if (need.conn != last_conn) {
+                    last_conn = need.conn;
+                    auto [it, added] = sources.try_emplace(need.conn);
+                    if (added) {
+                        auto w = writer_of.find({i, need.conn});
+                        if (w != writer_of.end()) {
+                            it->second.writer = w->second.first;
+                            it->second.marks = &nodes_[w->second.first].scan.writes[w->second.second];
+                        }
+                    }
+                    last = &it->second;
+                }
+                if (last->marks == nullptr)
                     continue;
-                const auto& marks = nodes_[w->second.first].scan.writes[w->second.second];
                 // The first write that completes the bytes; past the writer's trace (a cut
                 // writer's lost records): waits for all of it.
-                auto m = std::lower_bound(marks.begin(), marks.end(), need.bytes_through,
-                                          [](const WriteMark& wm, std::uint64_t b) { return wm.bytes_through < b; });
-                const std::uint64_t ticks = m == marks.end() ? UINT64_MAX : m->tick + 1;
-                n.waits.push_back({need.tick, Wait{w->second.first, ticks}});
+                const std::vector<WriteMark>& marks = *last->marks;
+                while (last->at < marks.size() && marks[last->at].bytes_through < need.bytes_through)
+                    ++last->at;
+                const std::uint64_t ticks = last->at == marks.size() ? UINT64_MAX : marks[last->at].tick + 1;
+                REPRISE_ASSERT(n.waits.empty() || n.waits.back().first <= need.tick);  // the scan read in tick order
+                n.waits.push_back({need.tick, Wait{last->writer, ticks}});
                 ++paired_reads_;
             }
-            std::stable_sort(n.waits.begin(), n.waits.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
         }
     }
 
@@ -389,7 +435,9 @@ int run_joint_replay(const ProgramEntry& entry, const Options& base, const std::
         nodes[i].trace = traces[i];
         nodes[i].header = *header;
         // The scan: ticks, connections, reads and writes, to plan the order before replaying.
-        if (!scan_trace(traces[i], key ? &*key : nullptr, nodes[i].scan, error)) {
+        // The scan keeps the chunks it opened for the replay, which reads them only once so.
+        nodes[i].chunks = std::make_shared<trace::ChunkShare>(joint_chunk_share_bytes / traces.size());
+        if (!scan_trace(traces[i], key ? &*key : nullptr, nodes[i].scan, nodes[i].chunks, error)) {
             fmt::print(stderr, "{}: {}\n", program, error);
             return 2;
         }
@@ -444,6 +492,7 @@ int run_joint_replay(const ProgramEntry& entry, const Options& base, const std::
         n.replayer = dynamic_cast<Replayer*>(n.runtime->impl().backend.get());
         REPRISE_ASSERT_MSG(n.replayer != nullptr, "a joint replay's runtime replays");
         n.replayer->set_joint(true);
+        n.replayer->take_chunks(std::move(n.chunks));
         n.runtime->impl().debug.node = n.label.c_str();
     }
     fmt::print(stderr, "reprise: joint replay of {} nodes:", nodes.size());

@@ -91,6 +91,8 @@ public:
     };
     /// Joint mode: the end of a cut, damaged or still-running trace freezes this node (its
     /// tasks never run again) instead of ending the process, and connections are counted.
+    /// Takes the trace's chunks from `share` (a joint replay's plan read them first).
+    void take_chunks(std::shared_ptr<trace::ChunkShare> share) { reader_.take_chunks(std::move(share)); }
     void set_joint(bool on) noexcept {
         joint_ = on;
         config_.progress = config_.progress && !on;  // the driver shows the progress of all

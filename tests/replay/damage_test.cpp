@@ -544,3 +544,114 @@ TEST_CASE("a flipped byte makes replay stop with exit 2 at the damaged chunk") {
                                                             l.chunk_start[c])));
     REQUIRE_THAT(rep.child.err, Catch::Contains(fmt::format("last good event: #{} ", l.records_before[c] - 1)));
 }
+
+namespace {
+
+/// Every record of a reader as a line (JSON and the offset of its chunk), then how it ended.
+struct ReadLog {
+    std::vector<std::string> lines;
+    bool saw_end = false;
+    bool nothing_after = false;
+    std::optional<trace::ReadError> error;
+    std::uint64_t chunks = 0, stored = 0, payload = 0;
+};
+
+ReadLog log_of(trace::Reader& reader) {
+    ReadLog out;
+    trace::Record r;
+    while (reader.next(r))
+        out.lines.push_back(fmt::format("{} @{}", trace::to_json(r), reader.offset()));
+    out.saw_end = reader.saw_end();
+    out.nothing_after = out.saw_end && reader.check_nothing_after_end();
+    out.error = reader.error();
+    out.chunks = reader.chunks_read();
+    out.stored = reader.chunk_stored_bytes();
+    out.payload = reader.chunk_payload_bytes();
+    return out;
+}
+
+/// Reads `path` twice, the second reader taking the chunks the first kept (up to `max_bytes`).
+std::pair<ReadLog, ReadLog> read_shared(const std::string& path, std::size_t max_bytes,
+                                        std::shared_ptr<trace::ChunkShare>* share_out = nullptr) {
+    std::string error;
+    auto first = trace::Reader::open(path, &error);
+    REQUIRE(first.ok());
+    auto share = std::make_shared<trace::ChunkShare>(max_bytes);
+    first->keep_chunks(share);
+    ReadLog a = log_of(*first);
+    auto second = trace::Reader::open(path, &error);
+    REQUIRE(second.ok());
+    second->take_chunks(share);
+    if (share_out)
+        *share_out = share;
+    return {std::move(a), log_of(*second)};
+}
+
+void require_same(const ReadLog& a, const ReadLog& b) {
+    REQUIRE(a.lines.size() == b.lines.size());
+    for (std::size_t i = 0; i < a.lines.size(); ++i) {
+        CAPTURE(i);
+        REQUIRE(a.lines[i] == b.lines[i]);
+    }
+    REQUIRE(a.saw_end == b.saw_end);
+    REQUIRE(a.nothing_after == b.nothing_after);
+    REQUIRE(a.error.has_value() == b.error.has_value());
+    if (a.error) {
+        REQUIRE(a.error->offset == b.error->offset);
+        REQUIRE(a.error->records_good == b.error->records_good);
+        REQUIRE(a.error->message == b.error->message);
+    }
+    REQUIRE(a.chunks == b.chunks);
+    REQUIRE(a.stored == b.stored);
+    REQUIRE(a.payload == b.payload);
+}
+
+} // namespace
+
+TEST_CASE("a reader taking the chunks another reader kept reads the same records, offsets and end") {
+    const Layout& l = chunky_trace();
+    std::string path;
+    chunky_trace(&path);
+    SECTION("every chunk shared") {
+        std::shared_ptr<trace::ChunkShare> share;
+        auto [a, b] = read_shared(path, std::size_t{1} << 30, &share);
+        REQUIRE(a.lines.size() == l.records);
+        REQUIRE(a.saw_end);
+        REQUIRE(a.nothing_after);
+        require_same(a, b);
+        REQUIRE(share->chunks.empty());  // all taken
+        REQUIRE(share->bytes == 0);
+        REQUIRE_FALSE(share->full);
+    }
+    SECTION("a share that holds the first chunks only: the rest is read from the file") {
+        std::shared_ptr<trace::ChunkShare> share;
+        auto [a, b] = read_shared(path, 3000, &share);
+        REQUIRE(share->full);
+        require_same(a, b);
+    }
+    SECTION("bytes after the end record are found after taken chunks too") {
+        TempDir dir;
+        const std::string extra = dir / "extra";
+        REQUIRE(spit(extra, l.bytes + "x"));
+        auto [a, b] = read_shared(extra, std::size_t{1} << 30);
+        REQUIRE(a.saw_end);
+        REQUIRE_FALSE(a.nothing_after);
+        require_same(a, b);
+    }
+    SECTION("a damaged or cut chunk past the shared ones is found at the same place") {
+        TempDir dir;
+        const std::string damaged = dir / "damaged";
+        const std::size_t c = l.chunks() / 2;
+        std::string bytes = l.bytes;
+        bytes[l.chunk_start[c] + trace::chunk_frame_bytes + 3] ^= 0x40;
+        REQUIRE(spit(damaged, bytes));
+        auto [a, b] = read_shared(damaged, std::size_t{1} << 30);
+        REQUIRE(a.error.has_value());
+        REQUIRE(a.error->offset == l.chunk_start[c]);
+        require_same(a, b);
+        REQUIRE(spit(damaged, l.bytes.substr(0, l.chunk_start[c] + 5)));
+        auto [d, e] = read_shared(damaged, std::size_t{1} << 30);
+        REQUIRE(d.error.has_value());
+        require_same(d, e);
+    }
+}
