@@ -37,6 +37,7 @@ struct OpenedConn {
     Address local;
     Address peer;
     std::int64_t wall_ns = 0;
+    bool inbound = false;  ///< accepted (else connected)
 };
 
 /// A tick that reads bytes on a connection: the bytes read on it up to and with this tick.
@@ -124,9 +125,9 @@ bool scan_trace(const std::string& path, const trace::TraceKey* key, TraceScan& 
             else
                 last_writes->push_back({tick, before + o->length});
         } else if (const auto* a = std::get_if<trace::Accepted>(&r)) {
-            out.opened.push_back({a->connection, a->local, a->peer, wall_ns});
+            out.opened.push_back({a->connection, a->local, a->peer, wall_ns, true});
         } else if (const auto* c = std::get_if<trace::Connected>(&r); c && c->error == 0) {
-            out.opened.push_back({c->connection, c->local, c->peer, wall_ns});
+            out.opened.push_back({c->connection, c->local, c->peer, wall_ns, false});
         }
     }
     return true;
@@ -159,6 +160,13 @@ public:
                 if (best != nullptr)
                     writer_of[{i, c.id}] = {best->first, best->second->id};
             }
+        // Connections whose other end is in none of these traces: a node whose trace is missing,
+        // or a client that is not a node. Their reads are taken as recorded, unordered.
+        for (std::size_t i = 0; i < nodes_.size(); ++i)
+            for (const OpenedConn& c : nodes_[i].scan.opened)
+                if (!writer_of.contains({i, c.id}))
+                    unpaired_.push_back(fmt::format("  {} connection #{} {} {} {}", nodes_[i].label, c.id,
+                                                    c.local.to_string(), c.inbound ? "<-" : "->", c.peer.to_string()));
         for (std::size_t i = 0; i < nodes_.size(); ++i) {
             JointNode& n = nodes_[i];
             // The writer's marks of each read connection, and how far its reads have got in them
@@ -351,6 +359,14 @@ private:
                                               "its write: taken by wall clock)",
                                               forced_),
                    lines);
+        if (!unpaired_.empty()) {
+            fmt::print(stderr, "  connections whose other end is in none of these traces ({}; its reads are not ordered):\n",
+                       unpaired_.size());
+            for (std::size_t i = 0; i < unpaired_.size() && i < unpaired_listed_max; ++i)
+                fmt::print(stderr, "{}\n", unpaired_[i]);
+            if (unpaired_.size() > unpaired_listed_max)
+                fmt::print(stderr, "  ... {} more\n", unpaired_.size() - unpaired_listed_max);
+        }
         std::fflush(stdout);
         std::fflush(stderr);
         int code = damaged ? replay_exit_damaged : 0;
@@ -374,6 +390,8 @@ private:
     std::map<std::size_t, int> exit_codes_;
     std::uint64_t forced_ = 0;
     std::uint64_t paired_reads_ = 0;
+    static constexpr std::size_t unpaired_listed_max = 10;
+    std::vector<std::string> unpaired_;  ///< one line each
     std::uint64_t steps_ = 0;
     std::int64_t last_progress_ns_ = 0;
     bool progress_ = ::isatty(STDERR_FILENO) != 0;

@@ -98,10 +98,19 @@ void Replayer::freeze(JointEnd why, std::string_view program_did) {
                            : why == JointEnd::damaged ? "the trace is damaged"
                                                       : "the recording stopped while the program still ran";
         print_summary("stopped");
+        // The node's label in a joint replay (NAME/K for a node recorded several times).
+        const std::string_view node = rt_.debug.node != nullptr ? rt_.debug.node : reader_.header().node;
         fmt::print(stderr, "reprise: node '{}': {} at event {}, while the program {}: this node is replayed to what "
                            "exists and stops there\n",
-                   reader_.header().node, what, consumed_, program_did);
+                   node, what, consumed_, program_did);
         std::fflush(stderr);
+        // A debugger aiming at this node (a goto, a --break-at past its end) stops here: the
+        // others would otherwise run on to their ends.
+        if ((reprise_debug.stop_node >= 0 && debug_targets(rt_.debug)) ||
+            (config_.break_at != 0 && config_.break_at >= consumed_))
+            debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(),
+                       fmt::format("node '{}' ends here, after its last event #{}: {}", node,
+                                   consumed_ == 0 ? 0 : consumed_ - 1, what));
     }
     // A task asking for more than the trace holds waits for good: the node is frozen.
     if (rt_.current != nullptr)
@@ -243,8 +252,10 @@ void Replayer::trace_ran_out(std::string_view program_did) {
                    e.offset, e.message, consumed_ == 0 ? 0 : consumed_ - 1, last_good());
         std::fflush(stderr);
         // Under the debugger the process stops here first: the last events can still be looked at.
+        break_at_past_cut();
         debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(),
-                   fmt::format("the trace is damaged here: {}", e.message));
+                   fmt::format("the trace is damaged here, after its last good event #{}: {}",
+                               consumed_ == 0 ? 0 : consumed_ - 1, e.message));
         std::_Exit(replay_exit_damaged);
     }
     if (!reader_.saw_end()) {
@@ -255,11 +266,23 @@ void Replayer::trace_ran_out(std::string_view program_did) {
                    consumed_, trace::describe_cut(rt_.options.replay_path), program_did, consumed_ == 0 ? 0 : consumed_ - 1, last_good());
         std::fflush(stderr);
         // Under the debugger the process stops here first (a node killed with kill -9 is the one to look at).
+        break_at_past_cut();
         debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(),
-                   fmt::format("the trace ends here without an end record (cut off), while the program {}", program_did));
+                   fmt::format("the trace ends here, after its last event #{}, without an end record (cut off), while "
+                               "the program {}",
+                               consumed_ == 0 ? 0 : consumed_ - 1, program_did));
         std::_Exit(replay_exit_damaged);
     }
     diverge("the trace has ended (the recorded program exited)", program_did);
+}
+
+// --break-at past a cut or damaged trace's end: said, beside the exit code the damage gives (2).
+void Replayer::break_at_past_cut() {
+    if (config_.break_at == 0 || config_.break_at < consumed_)
+        return;
+    fmt::print(stderr, "reprise: error: --break-at {} is past what the trace holds: it has {} events, #0 to #{}\n",
+               config_.break_at, consumed_, consumed_ == 0 ? 0 : consumed_ - 1);
+    std::fflush(stderr);
 }
 
 std::string Replayer::last_good() const { return have_last_ ? trace::describe(last_good_.get()) : "(none)"; }
@@ -317,7 +340,9 @@ PollResult Replayer::poll(std::int64_t, WakeBatch& batch) {
                        consumed_);
             std::fflush(stderr);
             debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(),
-                       "the trace's end: the recording stopped while the program still ran");
+                       fmt::format("the trace's end, after its last event #{}: the recording stopped while the "
+                                   "program still ran",
+                                   consumed_ == 0 ? 0 : consumed_ - 1));
             if (config_.break_at >= consumed_) {
                 fmt::print(stderr, "reprise: error: --break-at {} is past the trace's end: it has {} events, #0 to #{}\n",
                            config_.break_at, consumed_, consumed_ == 0 ? 0 : consumed_ - 1);
@@ -642,14 +667,17 @@ void Replayer::end(int exit_code) {
                    "ran to the end without stopping\n",
                    config_.break_at, consumed_, consumed_ - 1);
         std::fflush(stderr);
-        debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(), "the trace's end (the --break-at was past it)");
+        debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(),
+                   fmt::format("the trace's end, after its last event #{} (the --break-at was past it)", consumed_ - 1));
         std::_Exit(replay_exit_break_at_past_end);
     }
     std::fflush(stderr);
     // In a joint replay a node's end is no place to stop at unless the debugger aims at that node.
     if (!joint_ || (reprise_debug.stop_node >= 0 && debug_targets(rt_.debug)))
         debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(),
-                   fmt::format("the trace's end: the program ended with exit code {}, as recorded", exit_code));
+                   fmt::format("the trace's end, after its last event #{}: the program ended with exit code {}, as "
+                               "recorded",
+                               consumed_ - 1, exit_code));
 }
 
 void Replayer::report_progress() {

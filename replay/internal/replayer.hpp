@@ -131,6 +131,7 @@ private:
     void pace(std::int64_t tick_mono_ns);
     void report_progress();
     std::string last_good() const;
+    void break_at_past_cut();
     void print_summary(const char* how);
 
     Runtime::Impl& rt_;

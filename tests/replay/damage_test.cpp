@@ -528,6 +528,34 @@ TEST_CASE("replaying a trace cut between chunks stops with exit 2: it ends witho
     REQUIRE_THAT(rep.child.err, Catch::Contains(fmt::format("last good event: #{} ", l.records_before[c] - 1)));
 }
 
+TEST_CASE("--break-at past what a cut or damaged trace holds is said, beside exit 2") {
+    const Layout& l = chunky_trace();
+    TempDir dir;
+    const std::string path = dir / "cut";
+    const std::size_t c = 3;
+    REQUIRE(l.chunks() > c + 1);
+    Options past;
+    past.break_at = l.records;  // an event of the whole trace, past the cut
+    REQUIRE(spit(path, std::string_view(l.bytes).substr(0, l.chunk_start[c])));
+    Replay cut = replay(path, chunky, past);
+    INFO(cut.child.describe());
+    REQUIRE(cut.child.exited_with(exit_damaged));
+    REQUIRE_THAT(cut.child.err, Catch::Contains(fmt::format("error: --break-at {} is past what the trace holds: it has {} "
+                                                            "events, #0 to #{}",
+                                                            l.records, l.records_before[c], l.records_before[c] - 1)));
+    REQUIRE(spit(path, std::string_view(l.bytes).substr(0, l.chunk_start[c] + 20)));
+    Replay damaged = replay(path, chunky, past);
+    INFO(damaged.child.describe());
+    REQUIRE(damaged.child.exited_with(exit_damaged));
+    REQUIRE_THAT(damaged.child.err, Catch::Contains(fmt::format("error: --break-at {} is past what the trace holds",
+                                                                l.records)));
+    // A --break-at inside what the trace holds is no error: the process stops there (SIGTRAP).
+    Options inside;
+    inside.break_at = l.records_before[c] - 1;
+    Replay stops = replay(path, chunky, inside);
+    REQUIRE_THAT(stops.child.err, !Catch::Contains("is past what the trace holds"));
+}
+
 TEST_CASE("a flipped byte makes replay stop with exit 2 at the damaged chunk") {
     const Layout& l = chunky_trace();
     TempDir dir;

@@ -142,6 +142,7 @@ TEST_CASE("a joint replay replays every node as recorded, in one process, reads 
     REQUIRE_THAT(c.err, Catch::Contains("joint replay of 2 nodes: server client"));
     REQUIRE_THAT(c.err, Catch::Contains("joint replay done: 2 nodes"));
     REQUIRE_THAT(c.err, !Catch::Contains("contradict"));
+    REQUIRE_THAT(c.err, !Catch::Contains("none of these traces"));  // both ends are here
     REQUIRE(reads_after_writes(c.out));
 }
 
@@ -196,6 +197,9 @@ TEST_CASE("a joint replay goes on past a node whose trace holds no event at all 
     REQUIRE_THAT(c.err, Catch::Contains("joint replay done: 2 nodes"));
     REQUIRE_THAT(c.err, Catch::Contains("server (" + std::string(dir / "server-empty.trace") + "): 0 events, replayed to its cut"));
     REQUIRE_THAT(c.err, Catch::Contains("client (" + std::string(dir / "client.trace") + "): "));
+    // The server's connection is missing from its trace: the report lists the client's end as unpaired.
+    REQUIRE_THAT(c.err, Catch::Contains("connections whose other end is in none of these traces (1;"));
+    REQUIRE_THAT(c.err, Catch::Matches("(.|\\n)*\\n  client connection #[0-9]+ 127\\.0\\.0\\.1:[0-9]+ -> 127\\.0\\.0\\.1:[0-9]+\\n(.|\\n)*"));
 }
 
 TEST_CASE("--break-at=NODE:N stops the joint replay in that node; a node it does not know is refused") {
