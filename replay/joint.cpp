@@ -297,10 +297,11 @@ private:
         settle(n);
     }
 
-    // Runs the node's ready tasks up to its next tick, where it is held.
+    // Runs the node's ready tasks (those its tick woke, and those they wake); the node is held
+    // before its next tick.
     void settle(JointNode& n) {
         n.replayer->set_hold(true);
-        if (n.runtime->step())
+        if (n.runtime->impl().run_tasks())
             ended(n);
         else if (n.replayer->joint_end() != Replayer::JointEnd::running)
             n.done = true;

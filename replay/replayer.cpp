@@ -99,7 +99,8 @@ void Replayer::freeze(JointEnd why, std::string_view program_did) {
                                                       : "the recording stopped while the program still ran";
         print_summary("stopped");
         // The node's label in a joint replay (NAME/K for a node recorded several times).
-        const std::string_view node = rt_.debug.node != nullptr ? rt_.debug.node : reader_.header().node;
+        const std::string_view node =
+            rt_.debug.node != nullptr ? std::string_view(rt_.debug.node) : std::string_view(reader_.header().node);
         fmt::print(stderr, "reprise: node '{}': {} at event {}, while the program {}: this node is replayed to what "
                            "exists and stops there\n",
                    node, what, consumed_, program_did);

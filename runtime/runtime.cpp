@@ -568,6 +568,20 @@ bool Runtime::Impl::step(std::int64_t wait_until_ns) {
     return true;
 }
 
+bool Runtime::Impl::run_tasks() {
+    REPRISE_ASSERT_MSG(running, "run_tasks() before start(), or after the run ended");
+    {
+        CurrentRuntime scope(this, "run_tasks()");
+        loop_tsan_fiber = tsan_current_fiber();
+        run_ready();
+        if (fibers_alive > 0) {
+            flush_outputs();
+            return false;
+        }
+    }
+    return step(-1);  // the end: nothing is alive, and step() takes the run down
+}
+
 int Runtime::Impl::result() {
     REPRISE_ASSERT_MSG(run_ended && main_state, "Runtime::result() before the run ended");
     std::shared_ptr<TaskState<int>> state = std::move(main_state);

@@ -318,6 +318,9 @@ struct Runtime::Impl {
     int run(std::function<int()> entry);
     void start(std::function<int()> entry);
     bool step(std::int64_t wait_until_ns);
+    /// Runs the ready tasks and flushes what they wrote, without polling the world: a joint
+    /// replay runs a node's tasks after each tick it lets go. True when the run ended.
+    bool run_tasks();
     int result();
     std::int64_t next_event_ns() const noexcept;
     /// One loop iteration: run ready fibers, flush, poll, read the clock, deliver.
