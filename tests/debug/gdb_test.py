@@ -94,6 +94,33 @@ def record_kv_with_password(kv, d):
     return trace, other
 
 
+# Run in gdb with the extension loaded: its trace-header reader (for a node that has not started)
+# on the whole header, then on the trace cut at every offset of its header and with each header
+# byte changed: never an exception, a dict or None.
+HEADER_CHECK = """
+import os
+trace, scratch = %r, %r
+data = open(trace, "rb").read(1 << 16)
+full = trace_header(trace)
+print("header node=%%r start_wall_ns=%%r" %% (full.get("node"), full.get("start_wall_ns")))
+end = 20 + int.from_bytes(data[12:16], "little")
+failures = []
+for cut in range(0, min(end, len(data)) + 1):
+    variants = [data[:cut]]
+    if cut < end:
+        variants.append(data[:cut] + bytes([data[cut] ^ 0xff]) + data[cut + 1:end])
+    for v in variants:
+        with open(scratch, "wb") as f:
+            f.write(v)
+        try:
+            h = trace_header(scratch)
+            if h is not None and not isinstance(h, dict):
+                failures.append((cut, type(h)))
+        except Exception as e:
+            failures.append((cut, repr(e)))
+print("header cuts=%%d failures=%%r" %% (end + 1, failures[:5]))
+"""
+
 TASK_NAMED = ('python import re; m = re.search(r"^\\s+\\*?\\s+(\\d+)\\s+%s\\s", gdb.execute("reprise tasks", '
               'to_string=True), re.M); gdb.execute("reprise task " + m.group(1))')
 
@@ -111,10 +138,14 @@ def main():
         return 77
     trace = record_kv(kv, d)
     core = os.path.join(d, "kv.core")
+    header_check = os.path.join(d, "header_check.py")
+    with open(header_check, "w") as f:
+        f.write(HEADER_CHECK % (trace, os.path.join(d, "cut.trace")))
     program = ["--args", kv, "--replay=" + trace]
 
     steps, whole = gdb_batch(program, [
         ("run", "run"),
+        ("header", "source " + header_check),
         ("info", "reprise info"),
         ("interval", "reprise checkpoint-interval 3"),
         ("until", ["reprise until-output " + VALUE, "bt"]),
@@ -148,6 +179,11 @@ def main():
     check("Traceback" not in whole and "Python Exception" not in whole, "no Python traceback anywhere", whole[-3000:])
     check("the replay starts" in steps.get("run", ""), "run: the replay stops at its start, with the stop line",
           steps.get("run"))
+    header = steps.get("header", "")
+    check(re.search(r"header node='node' start_wall_ns=\d{19}\n", header) and
+          re.search(r"header cuts=\d+ failures=\[\]\n", header),
+          "the trace-header reader: the node and start time of a whole header; a cut or changed header is "
+          "None or a dict, never an exception", header)
     info = steps.get("info", "")
     check("table version 1" in info and "nodes: 1" in info, "info: table version and nodes", info)
     check("fcontext layout known" in info, "info: this build's Boost version is in the extension's fcontext table", info)

@@ -667,8 +667,9 @@ if FrameDecorator is not None:
 
         def function(self):
             frame = self.inferior_frame()
-            if frame.type() in (gdb.NORMAL_FRAME, gdb.INLINE_FRAME) and frame.name():
-                return frame.name()  # without the parameters, as `bt` shows it
+            name = frame.name() if frame.type() not in (gdb.DUMMY_FRAME, gdb.SIGTRAMP_FRAME) else None
+            if name:
+                return name  # without the parameters, as `bt` shows it (str(frame.function()) has them)
             return super().function()
 
         def frame_args(self):
@@ -812,8 +813,10 @@ WAIT_OBJECTS = {"timer": "timer", "read": "connection", "write": "connection", "
 
 def describe_wait(kind_name, handle, deadline, now_ns, first_ns):
     until = ""
-    if deadline >= 0:
+    if deadline >= now_ns:
         until = "until +%s s" % seconds(deadline - now_ns, 3)
+    elif deadline >= 0:
+        until = "due since %s s" % seconds(now_ns - deadline)  # its wake-up is the next event(s)
     if kind_name == "sleep":
         return "sleep " + (until or "(no deadline)")
     what = kind_name
