@@ -67,10 +67,12 @@ program.
 Options:
   --program PATH       the binary to run, instead of the one the traces name
   --break-at [NODE:]N  stop just before event N is delivered (events are numbered from 0, as
-                       `reprise dump` shows them); a joint session needs NODE: a node's name, or
-                       the label of one of its runs (n3/2), as the replay lists them. An event past
-                       the trace's end, or a NODE the traces do not have, is an error the replay
-                       reports
+                       `reprise dump` shows them); a joint session needs NODE: a node's name, the
+                       label of one of its runs (n3/2: the runs of a node recorded several times,
+                       by start time), or its index, as the replay lists them. A NODE the traces do
+                       not have (or a bare name of a node with several runs) is refused before gdb
+                       starts, with the valid labels; an event past the trace's end is an error the
+                       replay reports
   --extension FILE     the gdb extension to load (default: the one installed beside this tool,
                        <datadir>/reprise/gdb/reprise_gdb.py; in a build tree, the source's
                        tools/gdb/reprise_gdb.py)
@@ -85,8 +87,8 @@ The command run (the same line works by hand, docs/debugging.md):
       --args PROGRAM --replay=TRACE [--replay=TRACE...] [--break-at=[NODE:]N] [--record-key=FILE]
 
 Exit codes: gdb's own once it runs (the tool replaces itself with gdb); 0 with --print-command;
-2 a bad command line, a missing trace, or a trace whose header cannot be read (damaged, or
-sealed and no --record-key); 3 what the session needs cannot be found: the program, gdb or the
+2 a bad command line (a --break-at NODE the traces do not have), a missing trace, or a trace whose
+header cannot be read (damaged, or sealed and no --record-key); 3 what the session needs cannot be found: the program, gdb or the
 extension.
 )";
 
@@ -332,10 +334,12 @@ bool read_node(const DebugRequest& rq, Node& n, int& code) {
     return true;
 }
 
-// --break-at=[NODE:]N, checked for its form only: the replay resolves NODE (a node's name, the
-// label of one of its runs, n3/2, or an index) and says which nodes there are. A joint session
-// needs a NODE; events are numbered from 0, and event 0 cannot be stopped before.
-bool break_at_argument(const std::string& text, std::size_t traces, std::string& out, int& code) {
+// --break-at=[NODE:]N, checked before gdb starts: its form, and NODE against the traces' headers,
+// matched as the replay matches it (a node's name, the label of one of its runs, n3/2, or an
+// index in the replay's order). A joint session needs a NODE; events are numbered from 0, and
+// event 0 cannot be stopped before.
+bool break_at_argument(const std::string& text, const std::vector<Node>& nodes, std::string& out, int& code) {
+    const std::size_t traces = nodes.size();
     const auto colon = text.rfind(':');
     const std::string node = colon == std::string::npos ? std::string() : text.substr(0, colon);
     const std::string number = colon == std::string::npos ? text : text.substr(colon + 1);
@@ -351,6 +355,16 @@ bool break_at_argument(const std::string& text, std::size_t traces, std::string&
                                             "or the label of one of its runs: n3/2)",
                                             shown(text), traces));
         return false;
+    }
+    if (!node.empty()) {
+        std::vector<JointTrace> labelled;
+        for (const Node& n : nodes)
+            labelled.push_back(JointTrace{n.path, n.header.node, n.header.start_wall_ns, {}});
+        std::string why;
+        if (!find_joint_node(joint_labels(std::move(labelled)), node, why)) {
+            code = fail(exit_usage, fmt::format("--break-at {}: {}", shown(text), why));
+            return false;
+        }
     }
     out = "--break-at=" + text;
     return true;
@@ -490,7 +504,7 @@ int debug_main(const DebugRequest& rq) {
         argv.push_back("--replay=" + absolute(n.path));
     if (rq.break_at) {
         std::string arg;
-        if (!break_at_argument(*rq.break_at, nodes.size(), arg, code))
+        if (!break_at_argument(*rq.break_at, nodes, arg, code))
             return code;
         argv.push_back(arg);
     }

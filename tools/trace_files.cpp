@@ -1,4 +1,4 @@
-// The traces in a folder: files that start with the trace magic, a segmented trace once.
+// The traces in a folder (files that start with the trace magic, a segmented trace once) and a joint session's labels.
 #include "trace_files.hpp"
 
 #include <reprise/record/trace.hpp>
@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <set>
 
 namespace reprise::tool {
@@ -56,6 +57,47 @@ std::vector<std::string> traces_in(const std::filesystem::path& dir, std::string
         out.insert(name);
     }
     return {out.begin(), out.end()};
+}
+
+std::vector<JointTrace> joint_labels(std::vector<JointTrace> traces) {
+    // The same order and labels as run_joint_replay (replay/joint.cpp) gives them.
+    std::stable_sort(traces.begin(), traces.end(),
+                     [](const JointTrace& a, const JointTrace& b) { return a.start_wall_ns < b.start_wall_ns; });
+    std::map<std::string, int> runs, seen;
+    for (const JointTrace& t : traces)
+        ++runs[t.node];
+    for (JointTrace& t : traces)
+        t.label = runs[t.node] > 1 ? fmt::format("{}/{}", t.node, ++seen[t.node]) : t.node;
+    return traces;
+}
+
+std::optional<std::size_t> find_joint_node(const std::vector<JointTrace>& traces, const std::string& node,
+                                           std::string& why) {
+    std::vector<std::size_t> matches;
+    std::vector<std::string> runs_of_name;
+    for (std::size_t i = 0; i < traces.size(); ++i) {
+        const JointTrace& t = traces[i];
+        if (t.label == node || (t.label == t.node && t.node == node) || node == std::to_string(i))
+            matches.push_back(i);
+        else if (t.node == node)
+            runs_of_name.push_back(t.label);
+    }
+    if (matches.size() == 1)
+        return matches.front();
+    std::string labels;
+    for (std::size_t i = 0; i < traces.size(); ++i)
+        labels += fmt::format("{}{} ({})", i == 0 ? "" : ", ", traces[i].label, i);
+    if (matches.empty() && !runs_of_name.empty()) {
+        std::string runs;
+        for (const std::string& r : runs_of_name)
+            runs += (runs.empty() ? "" : ", ") + r;
+        why = fmt::format("node '{}' ran {} times in these traces: name one of its runs ({})", node,
+                          runs_of_name.size(), runs);
+    } else {
+        why = fmt::format("{} node '{}' among the traces' nodes: {}", matches.empty() ? "no" : "more than one", node,
+                          labels);
+    }
+    return std::nullopt;
 }
 
 } // namespace reprise::tool

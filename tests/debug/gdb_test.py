@@ -6,9 +6,10 @@ Usage: gdb_test.py REPRISE_KV REPRISE_GDB_PY
 Records a kv trace (a client that stays connected, so that its task is parked reading; a GET of
 a value the test knows; a PING), then replays it under `gdb -batch -nx -x reprise_gdb.py` through
 info, until-output of the GET's reply, tasks (names, states, waits), a parked task's backtrace
-(its kv connection handler), goto forward, back, goto backward across checkpoints, next
-bytes_read, bookmarks, user mistakes (clear errors, no Python traceback), a goto past the trace's
-end, and a core file (gcore at a stop, then `gdb PROGRAM CORE`: tasks, a task's backtrace). A
+(its kv connection handler; backtraces end at make_fcontext), info's node state, a checkpoint (one
+format everywhere), goto forward, back, goto backward across checkpoints, next bytes_read,
+bookmarks, user mistakes (clear errors, no Python traceback), a goto past the trace's end and
+forward commands refused there (the process stays stopped), and a core file (gcore at a stop, then `gdb PROGRAM CORE`: tasks, a task's backtrace). A
 trace recorded with a password replayed with another one diverges: the replay stops in the task
 that reads it. The extension's Boost.Context table must know this build's Boost version.
 Exits 77 (skipped) when gdb is missing or cannot run a program (ptrace denied).
@@ -93,6 +94,33 @@ def record_kv_with_password(kv, d):
     return trace, other
 
 
+# Run in gdb with the extension loaded: its trace-header reader (for a node that has not started)
+# on the whole header, then on the trace cut at every offset of its header and with each header
+# byte changed: never an exception, a dict or None.
+HEADER_CHECK = """
+import os
+trace, scratch = %r, %r
+data = open(trace, "rb").read(1 << 16)
+full = trace_header(trace)
+print("header node=%%r start_wall_ns=%%r" %% (full.get("node"), full.get("start_wall_ns")))
+end = 20 + int.from_bytes(data[12:16], "little")
+failures = []
+for cut in range(0, min(end, len(data)) + 1):
+    variants = [data[:cut]]
+    if cut < end:
+        variants.append(data[:cut] + bytes([data[cut] ^ 0xff]) + data[cut + 1:end])
+    for v in variants:
+        with open(scratch, "wb") as f:
+            f.write(v)
+        try:
+            h = trace_header(scratch)
+            if h is not None and not isinstance(h, dict):
+                failures.append((cut, type(h)))
+        except Exception as e:
+            failures.append((cut, repr(e)))
+print("header cuts=%%d failures=%%r" %% (end + 1, failures[:5]))
+"""
+
 TASK_NAMED = ('python import re; m = re.search(r"^\\s+\\*?\\s+(\\d+)\\s+%s\\s", gdb.execute("reprise tasks", '
               'to_string=True), re.M); gdb.execute("reprise task " + m.group(1))')
 
@@ -110,19 +138,25 @@ def main():
         return 77
     trace = record_kv(kv, d)
     core = os.path.join(d, "kv.core")
+    header_check = os.path.join(d, "header_check.py")
+    with open(header_check, "w") as f:
+        f.write(HEADER_CHECK % (trace, os.path.join(d, "cut.trace")))
     program = ["--args", kv, "--replay=" + trace]
 
     steps, whole = gdb_batch(program, [
         ("run", "run"),
+        ("header", "source " + header_check),
         ("info", "reprise info"),
         ("interval", "reprise checkpoint-interval 3"),
-        ("until", "reprise until-output " + VALUE),
+        ("until", ["reprise until-output " + VALUE, "bt"]),
         ("e0", 'python E0 = int(gdb.parse_and_eval("reprise_debug.stopped_event")); print("E0=%d" % E0)'),
         ("tasks", "reprise tasks"),
         ("task", [TASK_NAMED % "kv-client-1", "bt"]),
         ("off", ["reprise task off", "bt 1"]),
         ("gcore", "gcore " + core if not ASAN else "echo (no core under ASan)\\n"),
         ("event", "reprise event"),
+        ("info-now", "reprise info"),
+        ("take", "reprise checkpoint"),
         ("bookmark", "reprise bookmark reply"),
         ("forward", 'python gdb.execute("reprise goto %d" % (E0 + 6))'),
         ("back", "reprise back"),
@@ -135,12 +169,21 @@ def main():
         ("bad-task", "reprise task 999999"),
         ("bad-goto", "reprise goto nowhere"),
         ("past-end", "reprise goto 100000000"),
+        ("end-goto", "reprise goto 100000001"),
+        ("end-next", "reprise next tick"),
+        ("end-until", "reprise until-output no-such-output"),
+        ("end-event", "reprise event"),
         ("version", ["run", "set var reprise_debug.version = 99", "reprise info"]),
     ], cwd=d)
     print(whole[-6000:] if os.environ.get("REPRISE_TEST_VERBOSE") else "", end="")
     check("Traceback" not in whole and "Python Exception" not in whole, "no Python traceback anywhere", whole[-3000:])
     check("the replay starts" in steps.get("run", ""), "run: the replay stops at its start, with the stop line",
           steps.get("run"))
+    header = steps.get("header", "")
+    check(re.search(r"header node='node' start_wall_ns=\d{19}\n", header) and
+          re.search(r"header cuts=\d+ failures=\[\]\n", header),
+          "the trace-header reader: the node and start time of a whole header; a cut or changed header is "
+          "None or a dict, never an exception", header)
     info = steps.get("info", "")
     check("table version 1" in info and "nodes: 1" in info, "info: table version and nodes", info)
     check("fcontext layout known" in info, "info: this build's Boost version is in the extension's fcontext table", info)
@@ -150,6 +193,12 @@ def main():
     m = re.search(r"E0=(\d+)", steps.get("e0", ""))
     e0 = int(m.group(1)) if m else -1
     check(e0 > 4, "the until-output stop's event number is known", steps.get("e0"))
+    check(re.search(r"^#\d+ +0x[0-9a-f]+ in make_fcontext \(\)\n(?!#)", until, re.M) and " in ?? ()" not in until,
+          "bt of the running task ends at the fiber's entry (make_fcontext), no garbage frame past it", until)
+    check(re.search(r"^  0 \S+ \(replaying\): event %d, virtual time [\d.]+ s, stopped here \(output\)$" % e0,
+                    steps.get("info-now", ""), re.M), "info: each node's current state, read now", steps.get("info-now"))
+    check(re.search(r"^checkpoint \d+: node \S+ event %d taken$" % e0, steps.get("take", ""), re.M),
+          "checkpoint: said in the format `reprise checkpoints` lists", steps.get("take"))
     tasks = steps.get("tasks", "")
     check(re.search(r"\s1\s+main\s+parked\s+accept on listener #\d+", tasks), "tasks: main is parked in accept", tasks)
     check(re.search(r"kv-client-1\s+parked\s+read on connection #\d+", tasks),
@@ -159,6 +208,8 @@ def main():
     task = steps.get("task", "")
     check("frame #0 is still the thread's" in task and "serve_client" in task and "read_some" in task,
           "task ID + bt: the parked task's stack (its kv connection handler reading)", task)
+    check(re.search(r"in make_fcontext \(\)\n$", task) and " in ?? ()" not in task,
+          "a task's bt ends at the fiber's entry, no garbage frame past make_fcontext", task)
     check("serve_client" not in steps.get("off", "x") and "#0" in steps.get("off", ""),
           "task off: the thread's own frames again", steps.get("off"))
     check(ASAN or os.path.exists(core), "gcore wrote a core file at the stop", steps.get("gcore"))
@@ -170,8 +221,13 @@ def main():
           steps.get("back"))
     check(re.search(r"event %d, virtual time" % (e0 - 4), steps.get("backward", "")),
           "goto backward across checkpoints: E-4", steps.get("backward"))
-    check(re.search(r"checkpoint \d+: node 0 event \d+", steps.get("checkpoints", "")),
-          "checkpoints: the going-forward runs left some", steps.get("checkpoints"))
+    check(re.search(r"^\[reprise\] back to checkpoint \d+: node \S+ event \d+ \(kept as checkpoint \d+\)$",
+                    steps.get("backward", ""), re.M), "goto backward: says which checkpoint it starts from, in the "
+          "same format", steps.get("backward"))
+    check(re.search(r"^checkpoint \d+: node \S+ event \d+$", steps.get("checkpoints", ""), re.M) and
+          re.search(r"^checkpoint \d+: node \S+ event %d$" % e0, steps.get("checkpoints", ""), re.M),
+          "checkpoints: the going-forward runs left some, and the one taken by hand; one format",
+          steps.get("checkpoints"))
     check(re.search(r"event %d, virtual time" % e0, steps.get("to-bookmark", "")), "goto BOOKMARK",
           steps.get("to-bookmark"))
     check(re.search(r"reply -> \S+:%d" % e0, steps.get("bookmarks", "")), "bookmarks: name -> node:event",
@@ -183,6 +239,14 @@ def main():
     check("no task 999999" in steps.get("bad-task", ""), "task with an unknown id: a clear error", steps.get("bad-task"))
     check("neither an event number" in steps.get("bad-goto", ""), "goto nowhere: a clear error", steps.get("bad-goto"))
     check("trace's end" in steps.get("past-end", ""), "goto past the trace's end: reported", steps.get("past-end"))
+    m = re.search(r"ran into the trace's end \(event (\d+)\)", steps.get("past-end", ""))
+    end = m.group(1) if m else "?"
+    for step in ("end-goto", "end-next", "end-until"):
+        check("already at the end of the trace (event %s)" % end in steps.get(step, "") and
+              "exited" not in steps.get(step, ""),
+              "%s at the trace's end: refused, the program stays stopped there" % step, steps.get(step))
+    check("stopped: end (event %s)" % end in steps.get("end-event", ""), "after the refusals: still stopped at the end",
+          steps.get("end-event"))
 
     check("debug table is version 99; this extension knows version 1 only" in steps.get("version", ""),
           "a table of an unknown version is refused with a clear message", steps.get("version"))
@@ -229,7 +293,10 @@ def main():
 
 def joint_raft(raft, sim, d):
     """A simulated reprise-raft cluster's node traces, replayed jointly under gdb: the nodes, a goto in
-    one node (the others placed where happens-before puts them), its tasks, a parked task's stack, back."""
+    one node while another is selected (the goto selects its node; the others placed where
+    happens-before puts them), info's current node states, its tasks (a timer's deadline), a parked
+    task's stack, back in that node, a node that has not started yet, and forward refused at a
+    node's end."""
     folder = os.path.join(d, "sim")
     run = subprocess.run([sim, "--seed", "5", "--time", "20s", "--trace-dir", folder, "--failure-dir", "none"],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=GDB_TIMEOUT_S)
@@ -238,11 +305,19 @@ def joint_raft(raft, sim, d):
     steps, whole = gdb_batch(["--args", raft] + ["--replay=" + t for t in nodes], [
         ("run", "run"),
         ("nodes0", "reprise nodes"),
+        ("select0", "reprise node 0"),
         ("goto", "reprise goto n2:300"),
         ("nodes", "reprise nodes"),
+        ("info", "reprise info"),
         ("tasks", "reprise tasks"),
         ("task", [TASK_NAMED % "raft-in", "bt"]),
         ("back", ["reprise task off", "reprise back"]),
+        ("unstarted", 'python import re; m = re.search(r"^[ >] (\\d+) .*\\(not started yet\\)$", '
+                      'gdb.execute("reprise nodes", to_string=True), re.M); gdb.execute("reprise node " + m.group(1)); '
+                      'gdb.execute("reprise tasks")'),
+        ("end", "reprise goto 0:1000000"),
+        ("end-next", "reprise next tick"),
+        ("end-nodes", "reprise nodes"),
     ], cwd=d)
     listed = re.findall(r"^[ >] (\d+) (\S+)\s+event (\d+)", steps.get("nodes", ""), re.M)
     check(len(listed) == len(nodes) and len(nodes) >= 3, "joint: reprise nodes lists every run (%d traces)" % len(nodes),
@@ -256,8 +331,25 @@ def joint_raft(raft, sim, d):
           "joint: the stopped node's tasks (a peer reader parked on its connection)", steps.get("tasks"))
     check("raft::" in steps.get("task", ""), "joint: a parked raft task's stack shows reprise-raft's frames",
           steps.get("task"))
-    check(re.search(r"node n2 event 299, virtual time", steps.get("back", "")), "joint: back one event in that node",
+    check(re.search(r"^node 1 n2 selected$", steps.get("goto", ""), re.M),
+          "joint: goto NODE:N selects NODE (another node was selected) and says so", steps.get("goto"))
+    check(re.search(r"node n2 event 299, virtual time", steps.get("back", "")),
+          "joint: back one event in the node the goto named (not the one selected before)",
           steps.get("back", "") + whole[-1500:])
+    check(re.search(r"^  1 n2 \(replaying\): event 300, virtual time [\d.]+ s, stopped here", steps.get("info", ""), re.M)
+          and re.search(r"^  0 \S+ \(replaying\): event [1-9]\d*,", steps.get("info", ""), re.M),
+          "joint: info reads each node's current state (after the goto)", steps.get("info"))
+    check(re.search(r"election\s+parked\s+timer on timer #\d+ until \+[\d.]+ s\s+[\d.]+ s$", steps.get("tasks", ""),
+                    re.M), "joint: a task waiting on a timer shows the timer's deadline (virtual time)",
+          steps.get("tasks"))
+    check(re.search(r"node \d+ \S+ has not started yet: no event of its trace replayed; its first tick comes at wall "
+                    r"time \d{4}-\d\d-\d\d ", steps.get("unstarted", "")),
+          "joint: an unstarted node's tasks: says it has not started, and when it will", steps.get("unstarted"))
+    m = re.search(r"ran into the trace's end \(event (\d+)\)", steps.get("end", ""))
+    check(m and "already at the end of the trace (event %s)" % m.group(1) in steps.get("end-next", "") and
+          re.search(r"^> 0 \S+\s+event %s\b" % m.group(1), steps.get("end-nodes", ""), re.M),
+          "joint: at a node's end, going forward in it is refused and the nodes stay where they are",
+          steps.get("end", "") + steps.get("end-next", "") + steps.get("end-nodes", "") + whole[-1500:])
 
 
 if __name__ == "__main__":

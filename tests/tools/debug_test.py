@@ -6,7 +6,8 @@ Usage: debug_test.py REPRISE_TOOL REPRISE_KV
 Records reprise-kv (short client sessions) and checks, with --print-command:
   - the program found from the header (the recorded executable), traces made absolute, the
     extension loaded with its folder in gdb's auto-load safe path, `--` arguments passed to gdb,
-    --break-at passed to the program (a malformed one refused; a joint session's needs NODE:N);
+    --break-at passed to the program (a malformed one refused; a joint session's needs NODE:N, and
+    NODE is checked against the traces' labels: an unknown or ambiguous one refused with the labels);
   - argv[0] resolved against the recorded working directory once the recorded executable is gone;
     neither left: exit 3 naming where it looked and --program; --program then works, and another
     build (another binary) gets a note;
@@ -155,6 +156,28 @@ def scenarios(tool, kv, tmp):
     check(rc == 0 and f"--args {kv} --replay={n1} --replay={n2}" in out and out.count("--replay=") == 2
           and out.rstrip().endswith(" --break-at=n2:4"),
           "a folder is a joint session: one --replay per trace, a segmented trace once; NODE:N kept", out + err)
+    # NODE is checked against the headers before gdb starts, matched as the joint replay matches it:
+    # labels in start-time order, NAME/K for a node recorded several times, or an index.
+    again = os.path.join(tmp, "cluster-again")
+    os.makedirs(again)
+    shutil.copy2(n1, os.path.join(again, "n1.trace"))
+    record([kv, "--node", "n1"], os.path.join(again, "n1-restarted.trace"), tmp)  # started later: n1/2
+    record([kv, "--node", "n3"], os.path.join(again, "n3.trace"), tmp)
+    rc, _, err = debug(tool, again, "--extension", ext, "--print-command", "--break-at", "n9:4")
+    check(rc == 2 and "--break-at n9:4: no node 'n9' among the traces' nodes: n1/1 (0), n1/2 (1), n3 (2)" in err,
+          "an unknown NODE is refused before gdb starts, with the labels (start-time order)", err)
+    rc, _, err = debug(tool, again, "--extension", ext, "--print-command", "--break-at", "n1:4")
+    check(rc == 2 and "node 'n1' ran 2 times" in err and "(n1/1, n1/2)" in err,
+          "a bare NAME of a node with several runs is ambiguous: its NAME/K labels are listed", err)
+    for good in ("n1/2:4", "n3:4", "2:4"):
+        rc, out, err = debug(tool, again, "--extension", ext, "--print-command", "--break-at", good)
+        check(rc == 0 and out.rstrip().endswith(" --break-at=" + good), f"--break-at {good}: a label, a name or an index",
+              out + err)
+    rc, _, err = debug(tool, again, "--extension", ext, "--print-command", "--break-at", "3:4")
+    check(rc == 2 and "no node '3'" in err, "an index past the last node is refused", err)
+    rc, _, err = debug(tool, trace, "--extension", ext, "--print-command", "--break-at", "n1:4")
+    check(rc == 2 and "no node 'n1' among the traces' nodes: node (0)" in err,
+          "one trace: NODE must be its node (or 0)", err)
     shutil.copy2(moved, os.path.join(folder, "other.trace"))
     rc, out, err = debug(tool, folder, n1, "--extension", ext, "--print-command", "--program", kv)
     check(rc == 0 and out.count("--replay=") == 3, "a trace named twice (itself and through its folder) counts once",

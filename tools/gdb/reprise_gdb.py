@@ -7,17 +7,20 @@ stop of a replay (a target, a divergence, the trace's end, a signal such as a re
 prints one line:  [reprise] node NAME event E, virtual time T s: WHAT
 
 Commands (everything that only reads memory also works on a core file: `gdb PROGRAM CORE`):
-  reprise info                 table version, runtime and Boost versions, arch, nodes
+  reprise info                 table version, runtime and Boost versions, arch, each node's state now
   reprise nodes                the nodes: index, name, trace, next event, virtual time
   reprise node N|NAME          the node the other commands mean (default: the stopped node, else 0)
   reprise tasks                the node's tasks in spawn order: id, name, state, what each waits on,
-                               until when (virtual time); '*' marks the running one
+                               until when (virtual time; a timer's own deadline for a task in
+                               Timer::wait); '*' marks the running one. A node of a joint replay
+                               that has not started yet says so, and when its first tick comes
   reprise task ID | off        show a parked task's stack: frame #0 stays the thread's, frames #1..
                                are the task's (bt, frame N, info locals); `off` restores
   reprise event                the current event: number, node, virtual time, stop reason and text, trace
   reprise goto N | NODE:N | BOOKMARK
                                forward: run to just before event N; backward: from the latest
-                               checkpoint at or before N (else from the start), then forward
+                               checkpoint at or before N (else from the start), then forward;
+                               NODE:N (or a bookmark of another node) selects NODE
   reprise back [K]             K events back (default 1)
   reprise next KIND [HANDLE]   forward to the next event of a record kind (tick, wake, input, output,
                                spawn, accepted, connected, annotation...) or wake kind (timer_fired,
@@ -27,12 +30,16 @@ Commands (everything that only reads memory also works on a core file: `gdb PROG
                                run until a connection's output contains TEXT (stops in the writer;
                                C escapes such as \r\n are understood)
   reprise bookmark NAME        name the current node:event;  reprise bookmarks: list them
-  reprise checkpoint           take a checkpoint here;  reprise checkpoints: list them
+  reprise checkpoint           take a checkpoint here;  reprise checkpoints: list them (one format:
+                               `checkpoint ID: node NAME event E`, also when a goto restarts one)
   reprise checkpoint-interval N
                                a going-forward run stops every N events to leave a checkpoint
                                (default 100000; 0: none), and a goto leaves one 1000 events before
                                its target; at most 256 are kept, thinned out (the newest 16 stay)
-The replay evaluates the targets itself (the table's break targets): no gdb conditional breakpoint.
+Going forward (goto, next, until-output) from a stop at the node's trace's end is refused: the
+program would run to its exit. The replay evaluates the targets itself (the table's break targets):
+no gdb conditional breakpoint. A backtrace ends at the fiber's entry (make_fcontext), through a
+frame filter.
 
 Checkpoints are forks of the replaying process that gdb keeps as inferiors (`info inferiors` shows
 them; `detach-on-fork` is off). gdb's own `checkpoint` is not used: it makes an inferior function
@@ -313,6 +320,139 @@ class Node:
     def now_ns(self):
         return i64(self.now_ns_p) if self.now_ns_p else 0
 
+    def wall_ns(self):
+        return i64(self.wall_ns_p) if self.wall_ns_p else 0
+
+    def started(self):
+        """Whether the node has replayed an event or has a task (a joint replay starts each node at
+        its first tick, in wall-time order)."""
+        return self.events() > 0 or (self.fibers_head != 0 and u64(self.fibers_head) != 0)
+
+
+# --- a trace's header (for a node that has not started: when it will) ----------------------------
+
+TRACE_MAGIC = b"REPRISE\n"
+TRACE_HEADER_BYTES_MAX = 1 << 16
+
+
+def trace_header(path):
+    """The top-level scalar fields (ints, strings, bools) of a trace's header (record/trace.cpp's
+    encode_header: magic, u32 format version, u32 body bytes, u32 crc, a msgpack map), or None when
+    the file cannot be read or is not a trace. Bounded: it reads at most TRACE_HEADER_BYTES_MAX bytes
+    and trusts no length in them."""
+    try:
+        with open(path if os.path.exists(path) else path + ".0", "rb") as f:
+            head = f.read(20)
+            if len(head) < 20 or head[:8] != TRACE_MAGIC:
+                return None
+            body_bytes = struct.unpack_from("<I", head, 12)[0]
+            if body_bytes > TRACE_HEADER_BYTES_MAX:
+                return None
+            body = f.read(body_bytes)
+    except OSError:
+        return None
+    if len(body) != body_bytes:
+        return None
+    try:
+        value, _ = msgpack_value(body, 0, 0)
+    except (IndexError, ValueError, struct.error):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def msgpack_value(b, i, depth):
+    """(value, next offset) of the msgpack value at b[i]; arrays and binaries come back as None.
+    Raises IndexError/ValueError/struct.error on anything truncated or unknown."""
+    if depth > 8:
+        raise ValueError("nested too deep")
+    c = b[i]
+    if c <= 0x7f:
+        return c, i + 1
+    if c >= 0xe0:
+        return c - 0x100, i + 1
+    if 0xa0 <= c <= 0xbf:
+        return msgpack_str(b, i + 1, c & 0x1f)
+    if 0x80 <= c <= 0x8f:
+        return msgpack_map(b, i + 1, c & 0x0f, depth)
+    if 0x90 <= c <= 0x9f:
+        return msgpack_skip_array(b, i + 1, c & 0x0f, depth)
+    ints = {0xcc: "B", 0xcd: ">H", 0xce: ">I", 0xcf: ">Q", 0xd0: "b", 0xd1: ">h", 0xd2: ">i", 0xd3: ">q"}
+    if c in ints:
+        fmt = ints[c]
+        n = struct.calcsize(fmt)
+        if i + 1 + n > len(b):
+            raise ValueError("truncated")
+        return struct.unpack_from(fmt, b, i + 1)[0], i + 1 + n
+    if c == 0xc0:
+        return None, i + 1
+    if c in (0xc2, 0xc3):
+        return c == 0xc3, i + 1
+    lengths = {0xd9: "B", 0xda: ">H", 0xdb: ">I", 0xc4: "B", 0xc5: ">H", 0xc6: ">I",
+               0xdc: ">H", 0xdd: ">I", 0xde: ">H", 0xdf: ">I"}
+    if c in lengths:
+        fmt = lengths[c]
+        n = struct.unpack_from(fmt, b, i + 1)[0]
+        j = i + 1 + struct.calcsize(fmt)
+        if c in (0xd9, 0xda, 0xdb):
+            return msgpack_str(b, j, n)
+        if c in (0xc4, 0xc5, 0xc6):
+            if j + n > len(b):
+                raise ValueError("truncated")
+            return None, j + n
+        if c in (0xdc, 0xdd):
+            return msgpack_skip_array(b, j, n, depth)
+        return msgpack_map(b, j, n, depth)
+    raise ValueError("msgpack type 0x%02x not expected in a header" % c)
+
+
+def msgpack_str(b, i, n):
+    if i + n > len(b):
+        raise ValueError("truncated")
+    return b[i:i + n].decode(errors="replace"), i + n
+
+
+def msgpack_map(b, i, n, depth):
+    if n > len(b) - i:
+        raise ValueError("more entries than bytes")
+    out = {}
+    for _ in range(n):
+        k, i = msgpack_value(b, i, depth + 1)
+        v, i = msgpack_value(b, i, depth + 1)
+        if isinstance(k, str):
+            out[k] = v
+    return out, i
+
+
+def msgpack_skip_array(b, i, n, depth):
+    if n > len(b) - i:
+        raise ValueError("more entries than bytes")
+    for _ in range(n):
+        _, i = msgpack_value(b, i, depth + 1)
+    return None, i
+
+
+def utc_text(wall_ns):
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(wall_ns // 1000000000)) + ".%06d UTC" % (
+        wall_ns % 1000000000 // 1000)
+
+
+def not_started_text(table, node, nodes):
+    """`node X has not started yet (...)`: when its recording started, and how far that is past
+    the wall time the started nodes have reached."""
+    header = trace_header(node.trace) if node.trace else None
+    start = header.get("start_wall_ns") if header else None
+    if not isinstance(start, int) or start <= 0:
+        return ("node %d %s has not started yet: no event of its trace replayed (its start time is not readable "
+                "from %s)" % (node.index, node.name, node.trace or "(live)"))
+    reached = max([n.wall_ns() for n in nodes if n is not node and n.started()] or [0])
+    later = ""
+    if reached > 0:
+        later = ", %s s of wall time after the point the started nodes have reached" % seconds(start - reached, 3) \
+            if start >= reached else ""
+    return ("node %d %s has not started yet: no event of its trace replayed; its first tick comes at wall time %s "
+            "(its recording's start%s): the joint replay starts it there" % (
+                node.index, node.name, utc_text(start), later))
+
 
 # --- state of the session -----------------------------------------------------------------------
 
@@ -356,6 +496,19 @@ def find_node(nodes, spec):
         if spec == str(n.index) or spec == n.name:
             return n
     raise gdb.GdbError("reprise: no node %r (nodes: %s)" % (spec, ", ".join("%d %s" % (n.index, n.name) for n in nodes)))
+
+
+def node_state(table, node):
+    """A node's state now: not started, at its trace's end, stopped here, or its next event."""
+    if not node.started():
+        return "not started yet"
+    event = current_event(table, node)
+    where = "event %d, virtual time %s s" % (event, seconds(node.virtual_ns()))
+    if table["stopped_node"] == node.index and table["stop_reason"] == STOP_END:
+        return where + ", at its trace's end"
+    if table["stopped_node"] == node.index and table["stop_reason"] != 0:
+        return where + ", stopped here (%s)" % STOP_REASONS.get(table["stop_reason"], table["stop_reason"])
+    return where
 
 
 def current_event(table, node):
@@ -481,6 +634,86 @@ class TaskUnwinder(Unwinder):
 
 _task = TaskUnwinder() if Unwinder is not object else None
 
+# Where a task's stack starts: Boost.Context's make_fcontext leaves a trampoline at the bottom of
+# each fiber's stack whose return address is 0. Unwinding past it gives a garbage frame (#N 0x0 in
+# ?? ()). gdb 13's Python unwinders cannot mark a frame outermost (a FrameId is always an ordinary
+# one; leaving the pc unsaved makes `bt` end on an error, "PC not saved"), so the frame filter
+# below ends a backtrace at the fiber's entry instead. A frame filter makes gdb print frames
+# through Python: FiberFrame keeps the CLI's look (names without parameters, optimized-out
+# arguments as <optimized out> rather than a printer's exception).
+FIBER_ENTRIES = ("make_fcontext",)
+
+try:
+    from gdb.FrameDecorator import FrameDecorator, SymValueWrapper
+except ImportError:  # no frame filter API: backtraces keep the frame past the fiber's entry
+    FrameDecorator = None
+
+
+def optimized_out_scalar(value, depth=0):
+    """An optimized-out scalar inside an optimized-out value (gdb prints it `<optimized out>` with no
+    pretty-printer, where a printer of the whole would read its fields and fail)."""
+    t = value.type.strip_typedefs()
+    if depth > 8 or t.code not in (gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_UNION):
+        return value
+    for field in t.fields():
+        if not field.is_base_class and hasattr(field, "bitpos") and field.name:
+            return optimized_out_scalar(value[field.name], depth + 1)
+    return value
+
+
+if FrameDecorator is not None:
+    class FiberFrame(FrameDecorator):
+        """A frame as the CLI prints it, through the frame filter."""
+
+        def function(self):
+            frame = self.inferior_frame()
+            name = frame.name() if frame.type() not in (gdb.DUMMY_FRAME, gdb.SIGTRAMP_FRAME) else None
+            if name:
+                return name  # without the parameters, as `bt` shows it (str(frame.function()) has them)
+            return super().function()
+
+        def frame_args(self):
+            args = super().frame_args()
+            if not args:
+                return args
+            frame = self.inferior_frame()
+            out = []
+            for a in args:
+                sym = a.symbol()
+                try:
+                    v = frame.read_var(sym)
+                    if not isinstance(sym, str) and v.is_optimized_out:
+                        out.append(SymValueWrapper(sym, optimized_out_scalar(v)))
+                        continue
+                except (gdb.error, ValueError, RuntimeError, TypeError):
+                    pass
+                out.append(a)  # gdb reads it (entry values and all)
+            return out
+
+
+class FiberEntryFilter:
+    """Ends a backtrace at a fiber's entry (make_fcontext's trampoline): a task's stack, main's too,
+    has no caller past it."""
+
+    def __init__(self):
+        self.name = "reprise-fiber-entry"
+        self.priority = 100
+        self.enabled = True
+
+    def filter(self, frames):
+        return stop_at_fiber_entry(frames)
+
+
+def stop_at_fiber_entry(frames):
+    for decorator in frames:
+        yield FiberFrame(decorator)
+        try:
+            name = decorator.inferior_frame().name()
+        except gdb.error:
+            name = None
+        if name in FIBER_ENTRIES:
+            return
+
 
 def task_registers(table, context):
     layout = fcontext_layout(table.arch, table["boost_version"])
@@ -539,14 +772,51 @@ def wait_of(table, task):
     return (kind, handle)
 
 
+_timer_layout = {}
+
+
+def timer_layout():
+    """(offset of TimerState::waiters, of deadline_ns, of heap_index) from the program's debug
+    information, or None. The table (version 1) has no timer layout: a timer's deadline is read
+    through the debug information the program has, else not shown."""
+    key = gdb.selected_inferior().progspace.filename
+    if key in _timer_layout:
+        return _timer_layout[key]
+    layout = None
+    try:
+        t = gdb.lookup_type("reprise::detail::TimerState")
+        fields = {fl.name: fl.bitpos // 8 for fl in t.fields() if not fl.is_base_class and hasattr(fl, "bitpos")}
+        if all(name in fields for name in ("waiters", "deadline_ns", "heap_index")):
+            layout = (fields["waiters"], fields["deadline_ns"], fields["heap_index"])
+    except gdb.error:
+        pass
+    _timer_layout[key] = layout
+    return layout
+
+
+def timer_deadline(wait_list):
+    """The loop time (ns) the timer whose wait list this is fires at; -1 when it is not armed; None
+    when the program has no debug information for the timer."""
+    layout = timer_layout()
+    if layout is None:
+        return None
+    waiters, deadline_ns, heap_index = layout
+    timer = wait_list - waiters
+    if u64(timer + heap_index) == UINT64_MAX:
+        return -1
+    return i64(timer + deadline_ns)
+
+
 WAIT_OBJECTS = {"timer": "timer", "read": "connection", "write": "connection", "accept": "listener",
                 "join": "task", "offload": "job"}
 
 
 def describe_wait(kind_name, handle, deadline, now_ns, first_ns):
     until = ""
-    if deadline >= 0:
+    if deadline >= now_ns:
         until = "until +%s s" % seconds(deadline - now_ns, 3)
+    elif deadline >= 0:
+        until = "due since %s s" % seconds(now_ns - deadline)  # its wake-up is the next event(s)
     if kind_name == "sleep":
         return "sleep " + (until or "(no deadline)")
     what = kind_name
@@ -555,9 +825,11 @@ def describe_wait(kind_name, handle, deadline, now_ns, first_ns):
     return what + (" " + until if until else "")
 
 
-def format_tasks(table, node):
+def format_tasks(table, node, nodes=None):
     started = time.monotonic()
     tasks = read_tasks(table, node)
+    if not tasks and not node.started():
+        return not_started_text(table, node, nodes or [node]), 0, time.monotonic() - started
     states = table.names("fiber_state_names", "fiber_state_count")
     kinds = table.names("wait_kind_names", "wait_kind_count")
     current = u64(node.current_fiber) if node.current_fiber else 0
@@ -573,9 +845,15 @@ def format_tasks(table, node):
                 k, h = wait_of(table, t)
                 wait_cache[t.waiting_on] = (k if isinstance(k, str) else (kinds[k] if k < len(kinds) else "kind%d" % k), h)
             k, h = wait_cache[t.waiting_on]
-            waits = describe_wait(k, h, t.deadline, now, first)
-            if t.deadline >= 0:
-                deadline = "%s s" % seconds(t.deadline - first)
+            until = t.deadline
+            if until < 0 and k == "timer" and t.waiting_on:
+                # A Timer::wait parks with no deadline of its own: the timer's deadline is when it ends.
+                until = timer_deadline(t.waiting_on)
+            waits = describe_wait(k, h, until if until is not None else -1, now, first)
+            if until is None:
+                deadline = "? (no timer layout)"
+            elif until >= 0:
+                deadline = "%s s" % seconds(until - first)
         mark = "*" if t.addr == current else " "
         lines.append("  %s  %6d  %-24s %-8s %-40s %s" % (mark, t.id, t.name, state, waits, deadline))
     return "\n".join(lines), len(tasks), time.monotonic() - started
@@ -869,7 +1147,13 @@ def run_forward(node_index, **target):
     if fatal_signal():
         raise gdb.GdbError("reprise: the program stopped on signal %s: it cannot go on from here; go back "
                            "(reprise back, reprise goto N) instead" % _signal_stop)
-    arm(Table(), node_index, **target)
+    t = Table()
+    end = trace_end(t, node_index)
+    if end is not None:
+        # Going on from here would let the program run to its exit: stay stopped at the end.
+        raise gdb.GdbError("reprise: already at the end of the trace (event %d) of node %s: nothing comes after it; "
+                           "go back (reprise back, reprise goto N) instead" % (end, node_name(t, node_index)))
+    arm(t, node_index, **target)
     S.quiet += 1
     try:
         step_over_stop_breakpoint()
@@ -889,6 +1173,17 @@ def run_forward(node_index, **target):
         S.quiet -= 1
         if live():
             disarm()
+
+
+def checkpoint_text(cid, node_index, event, table=None):
+    """`checkpoint ID: node NAME event E`: how every command shows a checkpoint."""
+    name = str(node_index)
+    try:
+        if table is not None:
+            name = next((n.name for n in table.runtimes() if n.index == node_index), name)
+    except (gdb.GdbError, gdb.error, gdb.MemoryError):
+        pass
+    return "checkpoint %d: node %s event %d" % (cid, name, event)
 
 
 def restart_checkpoint(cp):
@@ -912,7 +1207,8 @@ def restart_checkpoint(cp):
         S.quiet -= 1
     S.offsets.pop(cp[2], None)
     _task.clear()
-    take_checkpoint(cp[0], cp[1])
+    again = take_checkpoint(cp[0], cp[1])
+    print("[reprise] back to %s (kept as checkpoint %d)" % (checkpoint_text(cp[2], cp[0], cp[1], Table()), again))
     if not any(c[2] == left for c in S.checkpoints):
         delete_checkpoint(left)
 
@@ -968,6 +1264,18 @@ def goto(node_index, target):
             return
         take_checkpoint(node_index, landing)
     run_forward(node_index, event=target)
+
+
+def trace_end(table, node_index):
+    """The event number the process is stopped at when that is node `node_index`'s trace's end
+    (stop reason end: the program would exit, or that node stop, if it went on), else None."""
+    if live() and table["stop_reason"] == STOP_END and table["stopped_node"] == node_index:
+        return table["stopped_event"]
+    return None
+
+
+def node_name(table, node_index):
+    return next((n.name for n in table.runtimes() if n.index == node_index), str(node_index))
 
 
 def finish_line():
@@ -1063,8 +1371,12 @@ class InfoCmd(Sub):
         print("reprise debug table version %d (extension: %d), runtime %s" % (
             t["version"], TABLE_VERSION, read_cstring(t["runtime_version"], 64)))
         print("Boost %s (fcontext layout %s), arch %s" % (boost_version_text(t["boost_version"]), known, t.arch))
-        print("nodes: %d%s" % (len(nodes), "".join("\n  %d %s%s" % (n.index, n.name, " (replaying)" if n.replaying else "")
-                                                  for n in nodes)))
+        # Each node's state as the table has it now (read at every call: nothing is kept between commands).
+        print("nodes: %d" % len(nodes))
+        for n in nodes:
+            print("  %d %s (%s): %s" % (n.index, n.name, "replaying" if n.replaying else "live", node_state(t, n)))
+        alive = checkpoint_ids() if target_kind() is not None else set()
+        S.checkpoints = [c for c in S.checkpoints if c[2] in alive]
         print("attached: %s; checkpoint interval %d; %d checkpoint(s)" % (
             "yes" if t["attached"] else "no", S.checkpoint_interval, len(S.checkpoints)))
 
@@ -1080,9 +1392,9 @@ class NodesCmd(Sub):
         nodes = nodes_or_error(t)
         sel = node_of(t, nodes)
         for n in nodes:
-            print("%s %d %-12s event %-10d virtual %s s  %s" % (
+            print("%s %d %-12s event %-10d virtual %s s  %s%s" % (
                 ">" if n is sel else " ", n.index, n.name, current_event(t, n), seconds(n.virtual_ns()),
-                n.trace or "(live)"))
+                n.trace or "(live)", "" if n.started() else "  (not started yet)"))
 
 
 class NodeCmd(Sub):
@@ -1113,7 +1425,7 @@ class TasksCmd(Sub):
     def run(self, argv):
         t = Table()
         node = node_of(t, nodes_or_error(t))
-        text, count, took = format_tasks(t, node)
+        text, count, took = format_tasks(t, node, t.runtimes())
         print(text)
         if argv and argv[0] == "--time":
             print("listed %d task(s) in %.3f s" % (count, took))
@@ -1195,7 +1507,14 @@ class GotoCmd(Sub):
             node_index, n = parse_target_offline(argv[0])
         else:
             t = Table()
-            node_index, n = parse_target(t, nodes_or_error(t), argv[0])
+            nodes = nodes_or_error(t)
+            node_index, n = parse_target(t, nodes, argv[0])
+            if node_index != node_of(t, nodes).index:
+                print("node %d %s selected" % (node_index, node_name(t, node_index)))
+        # The node a goto names is the one the later commands (back, next, tasks) mean.
+        if S.selected_node != node_index:
+            S.selected_node = node_index
+            _task.clear()
         goto(node_index, n)
         finish_line()
 
@@ -1317,8 +1636,9 @@ class CheckpointCmd(Sub):
         require_live()
         t = Table()
         node = node_of(t, nodes_or_error(t))
-        cid = take_checkpoint(node.index, current_event(t, node))
-        print("checkpoint %s at %s:%d" % (cid, node.name, current_event(t, node)))
+        event = current_event(t, node)
+        cid = take_checkpoint(node.index, event)
+        print(checkpoint_text(cid, node.index, event, t) + " taken")
 
 
 class CheckpointsCmd(Sub):
@@ -1332,8 +1652,14 @@ class CheckpointsCmd(Sub):
         S.checkpoints = [c for c in S.checkpoints if c[2] in alive]
         if not S.checkpoints:
             print("no checkpoints (interval %d events)" % S.checkpoint_interval)
+        table = None
+        if target_kind() is not None:
+            try:
+                table = Table()
+            except gdb.GdbError:
+                pass
         for node, ev, cid in sorted(S.checkpoints, key=lambda c: (c[0], c[1])):
-            print("checkpoint %d: node %d event %d" % (cid, node, ev))
+            print(checkpoint_text(cid, node, ev, table))
 
 
 class CheckpointIntervalCmd(Sub):
@@ -1366,6 +1692,8 @@ def install():
     gdb.events.cont.connect(on_cont)
     if _task is not None:
         gdb.unwinder.register_unwinder(None, _task, replace=True)
+    if hasattr(gdb, "frame_filters") and FrameDecorator is not None:
+        gdb.frame_filters["reprise-fiber-entry"] = FiberEntryFilter()
     Prefix()
     for cls in (InfoCmd, NodesCmd, NodeCmd, TasksCmd, TaskCmd, EventCmd, GotoCmd, BackCmd, NextCmd, UntilOutputCmd,
                 BookmarkCmd, BookmarksCmd, CheckpointCmd, CheckpointsCmd, CheckpointIntervalCmd):

@@ -293,8 +293,22 @@ class TaskPrinter:
             yield "value", payload["_M_payload"]["_M_value"]
 
 
+class Printers(gdb.printing.RegexpCollectionPrettyPrinter):
+    """The collection, which leaves a value the compiler optimized out to gdb (`<optimized out>`):
+    its fields cannot be read, and a printer's error would show as a Python exception (a backtrace
+    through a frame filter prints arguments through Python)."""
+
+    def __call__(self, val):
+        try:
+            if val.is_optimized_out:
+                return None
+        except gdb.error:
+            return None
+        return super().__call__(val)
+
+
 def build_pretty_printer():
-    pp = gdb.printing.RegexpCollectionPrettyPrinter("reprise")
+    pp = Printers("reprise")
     pp.add_printer("Result", r"^reprise::Result<.*>$", ResultPrinter)
     pp.add_printer("Error", r"^reprise::Error$", ErrorPrinter)
     pp.add_printer("Address", r"^reprise::Address$", AddressPrinter)
