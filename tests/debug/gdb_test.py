@@ -318,6 +318,9 @@ def joint_raft(raft, sim, d):
         ("end", "reprise goto 0:1000000"),
         ("end-next", "reprise next tick"),
         ("end-nodes", "reprise nodes"),
+        # n2 still ran when the simulation's time was over: its trace ends without an exit.
+        ("frozen", "reprise goto n2:100000000"),
+        ("frozen-nodes", "reprise nodes"),
     ], cwd=d)
     listed = re.findall(r"^[ >] (\d+) (\S+)\s+event (\d+)", steps.get("nodes", ""), re.M)
     check(len(listed) == len(nodes) and len(nodes) >= 3, "joint: reprise nodes lists every run (%d traces)" % len(nodes),
@@ -350,6 +353,11 @@ def joint_raft(raft, sim, d):
           re.search(r"^> 0 \S+\s+event %s\b" % m.group(1), steps.get("end-nodes", ""), re.M),
           "joint: at a node's end, going forward in it is refused and the nodes stay where they are",
           steps.get("end", "") + steps.get("end-next", "") + steps.get("end-nodes", "") + whole[-1500:])
+    check("node 'n2' ends here, after its last event #" in steps.get("frozen", "") and
+          re.search(r"^> 1 n2\s+event \d+", steps.get("frozen-nodes", ""), re.M),
+          "joint: a goto past the end of a node whose recording stopped while it ran stops at that end (the process "
+          "stays, the cluster does not run to its exit)", steps.get("frozen", "") + steps.get("frozen-nodes", "") +
+          whole[-1500:])
 
 
 if __name__ == "__main__":
