@@ -321,14 +321,15 @@ bool Reader::load_chunk() {
     }
 }
 
-bool Reader::next(Record& out) {
+template <class Out, class Decode>
+bool Reader::read_next(Out& out, Decode&& decode) {
     if (done_ || saw_end_)
         return false;
     if (chunk_pos_ >= chunk_.size() && !load_chunk())
         return false;
     std::string_view rest(chunk_.data() + chunk_pos_, chunk_.size() - chunk_pos_);
     const std::size_t before = rest.size();
-    if (auto why = decode_record(rest, last_mono_ns_, last_wall_ns_, out)) {
+    if (auto why = decode(rest, out)) {
         // The chunk passed its checksum, so the record is the bad part: its own offset in
         // the file, or in its chunk's payload when that is stored compressed or sealed.
         if (chunk_is_plain_)
@@ -340,9 +341,25 @@ bool Reader::next(Record& out) {
     REPRISE_ASSERT(rest.size() < before);
     chunk_pos_ += before - rest.size();
     ++records_;
-    if (is<End>(out))
-        saw_end_ = true;
     return true;
+}
+
+bool Reader::next(Record& out) {
+    const bool got = read_next(out, [this](std::string_view& in, Record& r) {
+        return decode_record(in, last_mono_ns_, last_wall_ns_, r);
+    });
+    if (got && is<End>(out))
+        saw_end_ = true;
+    return got;
+}
+
+bool Reader::skim(Skim& out) {
+    const bool got = read_next(out, [this](std::string_view& in, Skim& r) {
+        return skim_record(in, last_mono_ns_, last_wall_ns_, r);
+    });
+    if (got && out.kind == RecordKind::end)
+        saw_end_ = true;
+    return got;
 }
 
 bool Reader::check_nothing_after_end() {

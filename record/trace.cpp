@@ -414,7 +414,21 @@ public:
         return true;
     }
 
-    std::uint64_t u64() {
+    // Most fields are small non-negative numbers (a positive fixint, one byte): read inline,
+    // the rest out of line.
+    [[gnu::always_inline]] std::uint64_t u64() {
+        if (used_ < n_ && p_[used_] <= 0x7f) [[likely]]
+            return p_[used_++];
+        return u64_slow();
+    }
+
+    [[gnu::always_inline]] std::int64_t i64() {
+        if (used_ < n_ && p_[used_] <= 0x7f) [[likely]]
+            return p_[used_++];
+        return i64_slow();
+    }
+
+    [[gnu::noinline]] std::uint64_t u64_slow() {
         std::uint64_t m = 0;
         bool neg = false;
         if (integer(m, neg) && neg && m != 0)
@@ -422,7 +436,7 @@ public:
         return m;
     }
 
-    std::int64_t i64() {
+    [[gnu::noinline]] std::int64_t i64_slow() {
         std::uint64_t m = 0;
         bool neg = false;
         if (!integer(m, neg))
@@ -671,6 +685,82 @@ std::optional<std::string> decode_record(std::string_view& in, std::int64_t& las
         return fmt::format("{}: {}", record_kind_name(static_cast<RecordKind>(kind)), c.error());
     if (auto why = check(out))
         return why;
+    in.remove_prefix(c.used());
+    return std::nullopt;
+}
+
+namespace {
+
+// The rarer kinds, skimmed by decoding them whole (a connection's ends are addresses to check);
+// out of line, so that the common kinds' path does not set up a Record.
+[[gnu::noinline]] std::optional<std::string> skim_whole(std::string_view& in, std::int64_t& last_mono_ns,
+                                                        std::int64_t& last_wall_ns, Skim& out) {
+    Record r;
+    std::string_view whole = in;
+    if (auto why = decode_record(whole, last_mono_ns, last_wall_ns, r))
+        return why;
+    if (const auto* a = std::get_if<Accepted>(&r)) {
+        out.handle = a->connection;
+        out.local = a->local;
+        out.peer = a->peer;
+    } else if (const auto* k = std::get_if<Connected>(&r)) {
+        out.handle = k->connection;
+        out.value = k->error;
+        out.local = k->local;
+        out.peer = k->peer;
+    }
+    in = whole;
+    return std::nullopt;
+}
+
+} // namespace
+
+std::optional<std::string> skim_record(std::string_view& in, std::int64_t& last_mono_ns, std::int64_t& last_wall_ns,
+                                       Skim& out) {
+    Cursor c(in);
+    const std::uint32_t n = c.array();
+    const std::uint8_t kind = n >= 1 ? c.u8() : static_cast<std::uint8_t>(c.fail("a record of no fields"));
+    if (c.error())
+        return std::string(c.error());
+    out.kind = static_cast<RecordKind>(kind);
+    switch (out.kind) {
+    case RecordKind::tick: {
+        if (!count_is(c, n, {3}))
+            break;
+        const std::int64_t dm = c.i64(), dw = c.i64();
+        std::int64_t mono = 0, wall = 0;
+        if (__builtin_add_overflow(last_mono_ns, dm, &mono) || __builtin_add_overflow(last_wall_ns, dw, &wall))
+            return std::string("tick: the time overflows 64 bits");
+        if (!c.error()) {
+            last_mono_ns = mono;
+            last_wall_ns = wall;
+        }
+        out.wall_ns = wall;
+        break;
+    }
+    case RecordKind::wake:
+        if (!count_is(c, n, {4, 5}))
+            break;
+        out.sub = c.u8();
+        out.handle = c.u64();
+        out.value = c.i64();
+        out.length = n == 5 ? c.bytes().size() : 0;
+        break;
+    case RecordKind::output:
+        if (!count_is(c, n, {5, 6}))
+            break;
+        out.sub = c.u8();
+        out.handle = c.u64();
+        out.length = c.u64();
+        c.u64();  // the digest
+        if (n == 6)
+            c.bytes();
+        break;
+    default:
+        return skim_whole(in, last_mono_ns, last_wall_ns, out);
+    }
+    if (c.error())
+        return fmt::format("{}: {}", record_kind_name(out.kind), c.error());
     in.remove_prefix(c.used());
     return std::nullopt;
 }

@@ -257,6 +257,24 @@ private:
 std::optional<std::string> decode_record(std::string_view& in, std::int64_t& last_mono_ns, std::int64_t& last_wall_ns,
                                          Record& out);
 
+/// What a planner reads of a record, in place, without building the record or checking more
+/// than its shape (the replay that reads it afterwards checks all of it): its kind, a tick's
+/// wall time, a wake's or an output's kind, handle, value and length, a new connection's ends.
+struct Skim {
+    RecordKind kind{};
+    std::int64_t wall_ns = 0;  ///< tick
+    std::uint8_t sub = 0;      ///< wake: its WakeKind; output: its OutputKind
+    std::uint64_t handle = 0;  ///< wake, output; accepted, connected: the connection
+    std::int64_t value = 0;    ///< wake: its value; connected: its error
+    std::uint64_t length = 0;  ///< wake: its data's length; output: its length
+    Address local;             ///< accepted, connected (when it succeeded)
+    Address peer;
+};
+
+/// Skims one record from the front of `in` (advancing it), as decode_record() would decode it.
+std::optional<std::string> skim_record(std::string_view& in, std::int64_t& last_mono_ns, std::int64_t& last_wall_ns,
+                                       Skim& out);
+
 /// The header body (a msgpack map), and the whole header as it starts a file
 /// (magic, version, length, crc, body).
 std::string encode_header_body(const Header& h);
@@ -322,6 +340,9 @@ public:
     /// reader keeps the chunk before the current one), so one record of look-ahead
     /// never invalidates the record before it.
     bool next(Record& out);
+    /// The next record skimmed (see Skim), or false at the end, as next(): a planner's pass
+    /// over a trace that is replayed after.
+    bool skim(Skim& out);
     /// Set when reading stopped at a damaged or truncated part.
     const std::optional<ReadError>& error() const noexcept { return error_; }
     /// Records returned so far.
@@ -357,6 +378,8 @@ public:
 
 private:
     Reader() = default;
+    template <class Out, class Decode>
+    bool read_next(Out& out, Decode&& decode);
     bool load_chunk();
     bool take_chunk();
     void keep_chunk(const ChunkFrame& frame);

@@ -101,33 +101,47 @@ bool scan_trace(const std::string& path, const trace::TraceKey* key, TraceScan& 
     std::uint64_t last_read_conn = UINT64_MAX, *last_read = nullptr;
     std::uint64_t last_write_conn = UINT64_MAX;
     std::vector<WriteMark>* last_writes = nullptr;
-    trace::Record r;
-    while (reader->next(r)) {
+    trace::Skim r;
+    while (reader->skim(r)) {
         const std::uint64_t tick = out.tick_wall_ns.empty() ? 0 : out.tick_wall_ns.size() - 1;
-        if (const auto* t = std::get_if<trace::Tick>(&r)) {
-            wall_ns = t->wall_ns;
-            out.tick_wall_ns.push_back(t->wall_ns);
-        } else if (const auto* w = std::get_if<trace::Wake>(&r); w && w->wake == WakeKind::bytes_read) {
-            if (w->handle != last_read_conn) {
-                last_read_conn = w->handle;
-                last_read = &read[w->handle];
+        switch (r.kind) {
+        case trace::RecordKind::tick:
+            wall_ns = r.wall_ns;
+            out.tick_wall_ns.push_back(r.wall_ns);
+            break;
+        case trace::RecordKind::wake:
+            if (static_cast<WakeKind>(r.sub) != WakeKind::bytes_read)
+                break;
+            if (r.handle != last_read_conn) {
+                last_read_conn = r.handle;
+                last_read = &read[r.handle];
             }
-            *last_read += w->data.size() - static_cast<std::uint64_t>(w->value);  // without a redaction trailer
-            out.reads.push_back({tick, w->handle, *last_read});
-        } else if (const auto* o = std::get_if<trace::Output>(&r); o && o->output == trace::OutputKind::conn_write) {
-            if (o->handle != last_write_conn) {
-                last_write_conn = o->handle;
-                last_writes = &out.writes[o->handle];
+            *last_read += r.length - static_cast<std::uint64_t>(r.value);  // without a redaction trailer
+            out.reads.push_back({tick, r.handle, *last_read});
+            break;
+        case trace::RecordKind::output: {
+            if (static_cast<trace::OutputKind>(r.sub) != trace::OutputKind::conn_write)
+                break;
+            if (r.handle != last_write_conn) {
+                last_write_conn = r.handle;
+                last_writes = &out.writes[r.handle];
             }
             const std::uint64_t before = last_writes->empty() ? 0 : last_writes->back().bytes_through;
             if (!last_writes->empty() && last_writes->back().tick == tick)
-                last_writes->back().bytes_through = before + o->length;  // one mark per tick is enough
+                last_writes->back().bytes_through = before + r.length;  // one mark per tick is enough
             else
-                last_writes->push_back({tick, before + o->length});
-        } else if (const auto* a = std::get_if<trace::Accepted>(&r)) {
-            out.opened.push_back({a->connection, a->local, a->peer, wall_ns, true});
-        } else if (const auto* c = std::get_if<trace::Connected>(&r); c && c->error == 0) {
-            out.opened.push_back({c->connection, c->local, c->peer, wall_ns, false});
+                last_writes->push_back({tick, before + r.length});
+            break;
+        }
+        case trace::RecordKind::accepted:
+            out.opened.push_back({r.handle, r.local, r.peer, wall_ns, true});
+            break;
+        case trace::RecordKind::connected:
+            if (r.value == 0)
+                out.opened.push_back({r.handle, r.local, r.peer, wall_ns, false});
+            break;
+        default:
+            break;
         }
     }
     return true;
@@ -214,6 +228,14 @@ public:
             if (next == nullptr)
                 break;
             advance(*next);
+            // The node goes on, without a new pick, while its next tick still comes before every
+            // other node's and reads only bytes already written (what pick() would choose).
+            if (next->started) {
+                const std::int64_t others_ns = earliest_other(*next);
+                while (!next->done && next->ticks < next->scan.tick_wall_ns.size() &&
+                       next->scan.tick_wall_ns[next->ticks] < others_ns && reads_written(*next))
+                    advance(*next);
+            }
             report_progress(false);
         }
         report_progress(true);
@@ -244,6 +266,23 @@ private:
             return best_forced;
         }
         return best;
+    }
+
+    // The earliest next tick of the nodes other than `n` (their start for those not started);
+    // the smallest time when one of them has no tick left (its end must be taken first).
+    std::int64_t earliest_other(const JointNode& n) const {
+        std::int64_t earliest = INT64_MAX;
+        for (const JointNode& o : nodes_) {
+            if (&o == &n || o.done)
+                continue;
+            std::int64_t at = INT64_MIN;
+            if (!o.started)
+                at = o.header.start_wall_ns;
+            else if (o.ticks < o.scan.tick_wall_ns.size())
+                at = o.scan.tick_wall_ns[o.ticks];
+            earliest = std::min(earliest, at);
+        }
+        return earliest;
     }
 
     static void consider(JointNode& n, std::int64_t ns, bool free, JointNode*& best, std::int64_t& best_ns,

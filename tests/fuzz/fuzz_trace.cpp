@@ -7,7 +7,8 @@
 // read is then checked again (check), described and turned into JSON (what `reprise dump`
 // and divergence reports do with hostile records), copied (RecordCopy) and re-encoded:
 // the copy and the re-encoding must read back as the same JSON. An input that is not a
-// trace file (no magic) is decoded as one chunk payload, straight with decode_record.
+// trace file (no magic) is decoded as one chunk payload, straight with decode_record, and
+// skimmed (skim_record, a joint replay's plan) beside it.
 //
 // Under libFuzzer a custom mutator helps mutations past the envelope: a trace with one
 // flipped byte is refused at its checksum, a compressed or encrypted chunk with one at its
@@ -99,11 +100,20 @@ void decode_bare_payload(const std::uint8_t* data, std::size_t size) {
     trace::Record r;
     while (!rest.empty()) {
         const std::size_t before = rest.size();
+        // A skim of the same bytes (a joint replay's plan) never crashes; where the record
+        // decodes, it reads as far and the same kind (it checks less, so it may accept more).
+        std::string_view skimmed = rest;
+        std::int64_t skim_mono_ns = mono_ns, skim_wall_ns = wall_ns;
+        trace::Skim skim;
+        const bool skim_ok = !trace::skim_record(skimmed, skim_mono_ns, skim_wall_ns, skim).has_value();
         if (trace::decode_record(rest, mono_ns, wall_ns, r).has_value()) {
             REPRISE_ASSERT_MSG(rest.size() == before, "a record that does not decode consumes nothing");
             return;
         }
         REPRISE_ASSERT_MSG(rest.size() < before, "a decoded record consumes at least one byte");
+        REPRISE_ASSERT_MSG(skim_ok && skimmed.size() == rest.size() && skim.kind == trace::kind_of(r) &&
+                               skim_wall_ns == wall_ns,
+                           "a record that decodes skims to the same kind, length and clock");
         exercise(r);
     }
 }

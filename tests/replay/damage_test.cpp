@@ -683,3 +683,60 @@ TEST_CASE("a reader taking the chunks another reader kept reads the same records
         require_same(d, e);
     }
 }
+
+TEST_CASE("skimming a trace reads what decoding it reads: kinds, wall times, handles, lengths, ends, and where it stops") {
+    const Layout& l = chunky_trace();
+    TempDir dir;
+    const std::string path = dir / "skimmed";
+    const std::size_t c = l.chunks() / 2;
+    std::string flipped = l.bytes;
+    flipped[l.chunk_start[c] + trace::chunk_frame_bytes + 3] ^= 0x40;
+    for (const std::string& bytes : {l.bytes, l.bytes.substr(0, l.chunk_start[c] + 7), flipped}) {
+        REQUIRE(spit(path, bytes));
+        std::string error;
+        auto decoding = trace::Reader::open(path, &error);
+        auto skimming = trace::Reader::open(path, &error);
+        REQUIRE(decoding.ok());
+        REQUIRE(skimming.ok());
+        trace::Record r;
+        trace::Skim s;
+        std::int64_t wall_ns = 0;
+        std::uint64_t n = 0;
+        while (decoding->next(r)) {
+            CAPTURE(n);
+            REQUIRE(skimming->skim(s));
+            REQUIRE(s.kind == trace::kind_of(r));
+            if (const auto* t = std::get_if<trace::Tick>(&r))
+                wall_ns = t->wall_ns;
+            if (s.kind == trace::RecordKind::tick)
+                REQUIRE(s.wall_ns == wall_ns);
+            if (const auto* w = std::get_if<trace::Wake>(&r)) {
+                REQUIRE(s.sub == static_cast<std::uint8_t>(w->wake));
+                REQUIRE(s.handle == w->handle);
+                REQUIRE(s.value == w->value);
+                REQUIRE(s.length == w->data.size());
+            }
+            if (const auto* o = std::get_if<trace::Output>(&r)) {
+                REQUIRE(s.sub == static_cast<std::uint8_t>(o->output));
+                REQUIRE(s.handle == o->handle);
+                REQUIRE(s.length == o->length);
+            }
+            if (const auto* a = std::get_if<trace::Accepted>(&r)) {
+                REQUIRE(s.handle == a->connection);
+                REQUIRE(s.local.to_string() == a->local.to_string());
+                REQUIRE(s.peer.to_string() == a->peer.to_string());
+            }
+            if (const auto* k = std::get_if<trace::Connected>(&r)) {
+                REQUIRE(s.handle == k->connection);
+                REQUIRE(s.value == k->error);
+            }
+            ++n;
+        }
+        REQUIRE_FALSE(skimming->skim(s));
+        REQUIRE(skimming->records_read() == decoding->records_read());
+        REQUIRE(skimming->saw_end() == decoding->saw_end());
+        REQUIRE(skimming->error().has_value() == decoding->error().has_value());
+        if (decoding->error())
+            REQUIRE(skimming->error()->offset == decoding->error()->offset);
+    }
+}
