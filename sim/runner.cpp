@@ -3,10 +3,12 @@
 
 #include "reprise/clock/internal/system_clock.hpp"
 #include "reprise/runtime/internal/os_random.hpp"
+#include "reprise/runtime/main.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
@@ -246,9 +248,9 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
     }
     Settings s;
     s.time = sim.default_time;
-    std::string time_text, interval_text, duration_text_flag, latency_text, faults_text, seeds_text;
+    std::string time_text, interval_text, duration_text_flag, latency_text, faults_text, seeds_text, seed_text;
     CLI::App app{sim.description.empty() ? name + ": a deterministic simulation" : sim.description, name};
-    app.add_option("--seed", s.seed, "the first seed (default: drawn and printed)");
+    app.add_option("--seed", seed_text, "the first seed, 0 to 2^64-1 (default: drawn and printed)");
     app.add_option("--seeds", seeds_text, "how many seeds to run: K (N, N+1, ...; default 1), or A..B (seeds A to B)");
     app.add_option("--time", time_text,
                    fmt::format("virtual time of one run (10s, 500ms, 5m; default {})", duration_text(sim.default_time)));
@@ -272,6 +274,26 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
         s.values.emplace_back(flag, "");
         app.add_option(flag, s.values.back().second, help);
     }
+    // A flag nobody defines is refused with the nearest one ("did you mean"), before CLI11
+    // reports it among its extras.
+    std::vector<std::string> known{"--help"};
+    for (const CLI::Option* o : app.get_options())
+        for (const std::string& l : o->get_lnames())
+            known.push_back("--" + l);
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--")
+            break;
+        if (!arg.starts_with("--"))
+            continue;
+        const std::string flag(arg.substr(0, arg.find('=')));
+        if (std::find(known.begin(), known.end(), flag) != known.end())
+            continue;
+        const std::string near = closest_flag(flag, known);
+        fmt::print(stderr, "{}: unknown flag '{}'{}\n(see {} --help)\n", name, flag,
+                   near.empty() ? std::string() : fmt::format("; did you mean '{}'?", near), name);
+        return 2;
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
@@ -286,6 +308,13 @@ int run_simulation(int argc, char** argv, const Simulation& sim) {
         fmt::print(stderr, "{}: {}\n(see {} --help)\n", name, msg, name);
         return 2;
     };
+    if (s.seed_given) {
+        // Digits only: "-1" is not read as 2^64-1.
+        const char* end = seed_text.data() + seed_text.size();
+        auto [p, ec] = std::from_chars(seed_text.data(), end, s.seed);
+        if (seed_text.empty() || seed_text.front() == '-' || ec != std::errc() || p != end)
+            return bad(fmt::format("--seed: '{}' is not a number from 0 to {}", seed_text, UINT64_MAX));
+    }
     if (!time_text.empty()) {
         auto t = parse_duration(time_text);
         if (!t.ok())

@@ -128,7 +128,10 @@ def knobs_and_help(sim):
 def bad_flags(sim):
     for argv, what in [(["--nodes", "4"], "--nodes"), (["--clients", "0"], "--clients"),
                        (["--nemesis", "meteor"], "meteor"), (["--op-interval", "soon"], "--op-interval"),
-                       (["--seeds", "9..3"], "--seeds"), (["--seed", "1", "--seeds", "1..3"], "--seed")]:
+                       (["--seeds", "9..3"], "--seeds"), (["--seed", "1", "--seeds", "1..3"], "--seed"),
+                       (["--seed", "-1"], "--seed: '-1' is not a number"),
+                       (["--sed", "3"], "unknown flag '--sed'; did you mean '--seed'?"),
+                       (["--seed", "3", "--nemisis=crash"], "did you mean '--nemesis'?")]:
         rc, out, err = run([sim, *argv])
         check(rc == 2 and what in err, f"{' '.join(argv)} is refused with exit 2", out + err)
 
