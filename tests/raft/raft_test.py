@@ -72,6 +72,12 @@ class Cluster:
         out = self.script("start", "--nodes", str(self.nodes), "--base-port", str(self.base), *more, "--record",
                           "--bin", BIN, *(["--", *self.node_flags] if self.node_flags else []))
         for n in range(1, self.nodes + 1):
+            # A start again in this folder: the earlier start's run is node-N.start-K now (the script
+            # renames its logs and its entry in cluster.json).
+            starts = sum(1 for _, stem, _ in self.incarnations if stem.startswith(f"node-{n}.start-"))
+            for i, (node, stem, ended) in enumerate(self.incarnations):
+                if stem == f"node-{n}":
+                    self.incarnations[i] = (node, f"node-{n}.start-{starts + 1}", ended)
             self.incarnations.append((n, f"node-{n}", None))
         return out
 
@@ -324,6 +330,17 @@ def scenario_persistence(c):
         first = f.readline().decode()
     require("16 log entries (cut a torn last record of 7 bytes)" in first, f"node 1 recovered: {first!r}")
     print(f"  15 keys survived a stop of every node; node 1 cut a torn record; {first.strip()}")
+    c.stop()
+    # A second `cluster start` in the same folder keeps the first start's logs as node-N.start-1.*.
+    with open(c.path("node-1", "log"), "rb") as f:
+        first_log = f.read()
+    c.start()
+    leader = c.leader()
+    require(call(c.port(leader), "GET", "p3") == "persist-3", "after a second cluster start, GET p3")
+    with open(c.path("node-1.start-1", "log"), "rb") as f:
+        require(f.read() == first_log, "a second cluster start keeps the first start's log as node-1.start-1.log")
+    with open(c.path("node-1", "log"), "rb") as f:
+        require(f.read().count(b" listening raft ") == 1, "node-1.log holds the second start's run alone")
     c.stop()
 
 
