@@ -478,6 +478,7 @@ CheckResult check_linearizable(const std::vector<Operation>& history, const Chec
     const std::int64_t started = detail::read_monotonic_ns();
     Spend spend(budget);
     CheckResult result;
+    std::uint64_t shrink_steps = 0;
     std::size_t checked = 0;
     for (auto& [key, ops] : by_key) {
         std::stable_sort(ops.begin(), ops.end(),
@@ -498,7 +499,11 @@ CheckResult check_linearizable(const std::vector<Operation>& history, const Chec
         result.verdict = CheckResult::Verdict::violation;
         std::vector<Operation> witness = ops;
         // Every removal keeps the violation a violation of the whole history (removal_is_sound).
-        bool minimal = shrink(witness, spend, budget.shrink_attempt_steps_max);
+        // Shrinking gets a budget of its own, as large as the search's: a search that found the
+        // violation near the end of its budget must not leave the whole history as the witness.
+        Spend shrink_spend(budget);
+        bool minimal = shrink(witness, shrink_spend, budget.shrink_attempt_steps_max);
+        shrink_steps = shrink_spend.used();
         result.explanation = fmt::format(
             "key {} is not linearizable: no order of these {} of its {} operations respects both their times "
             "and a register's rules, and none of them could have seen what the others wrote ({}):\n{}",
@@ -509,7 +514,7 @@ CheckResult check_linearizable(const std::vector<Operation>& history, const Chec
         result.witness = std::move(witness);
         break;
     }
-    result.steps = spend.used();
+    result.steps = spend.used() + shrink_steps;
     result.wall_ns = detail::read_monotonic_ns() - started;
     return result;
 }

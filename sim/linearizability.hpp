@@ -60,7 +60,8 @@ struct CheckResult {
 
 /// How much a check may spend before it answers unknown.
 struct CheckBudget {
-    /// Search steps (one step: one attempt to linearize an operation) for the whole check.
+    /// Search steps (one step: one attempt to linearize an operation) for the whole check;
+    /// the shrinking of a violation's witness gets as many again, and the same wall time.
     /// Deterministic: prefer it in tests and in simulations.
     std::uint64_t max_steps = limits::linearizability_steps_default;
     /// Wall time for the whole check, read from the monotonic clock; zero: no wall limit.

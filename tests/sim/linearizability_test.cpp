@@ -345,3 +345,34 @@ TEST_CASE("a history of 5 clients x 200 operations over 4 keys from a real execu
     CHECK(bad.key == read->key);
     CHECK(bad.witness.size() == 1);
 }
+
+TEST_CASE("a violation found at the end of the budget is still shrunk: shrinking has a budget of its own") {
+    // Twelve concurrent writes make the search try many orders before it gives up on a stale
+    // read at the end; the witness (the stale read and the write it saw, and the write after
+    // it) is cheap to find once the search is over.
+    std::vector<Operation> h;
+    for (int i = 0; i < 12; ++i)
+        h.push_back(set(static_cast<std::uint64_t>(i), "s" + std::to_string(i), 0, 100));
+    h.push_back(get(20, "s5", 200, 201));
+    h.push_back(set(21, "z", 300, 301));
+    h.push_back(get(22, "z", 302, 303));
+    const Operation stale = get(23, "s5", 400, 401);
+    h.push_back(stale);
+    // The smallest step budget under which the search itself finds the violation: with the
+    // budget shared, nothing would be left to shrink with.
+    std::uint64_t least = 0;
+    for (std::uint64_t b = 16; b <= 10'000'000 && least == 0; b = b * 9 / 8)
+        if (check_linearizable(h, steps(b)).verdict == Verdict::violation)
+            least = b;
+    REQUIRE(least > 0);
+    for (std::uint64_t low = least * 8 / 9; low + 1 < least;) {  // to the step
+        const std::uint64_t mid = low + (least - low) / 2;
+        (check_linearizable(h, steps(mid)).verdict == Verdict::violation ? least : low) = mid;
+    }
+    CheckResult r = check_linearizable(h, steps(least));
+    INFO("budget " << least << ": " << r.explanation);
+    REQUIRE(r.verdict == Verdict::violation);
+    CHECK(witness_has(r, stale));
+    CHECK(r.witness.size() <= 4);
+    CHECK(r.steps > least / 2);  // the shrink's steps are counted beside the search's
+}
