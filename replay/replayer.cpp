@@ -72,22 +72,26 @@ void Replayer::crash_report(void* arg) noexcept {
 // checks none, so a build that writes one more or one less still replays.
 const trace::Record* Replayer::peek() {
     while (!have_next_) {
-        if (!reader_.next(next_))
+        // This read may drop the chunk the last good event points into.
+        if (last_good_at_ == LastGood::in_reader && reads_ != last_good_read_) [[unlikely]]
+            keep_last_good();
+        next_ = &read_[++reads_ % 2];
+        if (!reader_.next(*next_))
             return nullptr;
-        if (!trace::is<trace::Annotation>(next_)) {
+        if (!trace::is<trace::Annotation>(*next_)) {
             have_next_ = true;
             break;
         }
         // Read ahead of this tick's undelivered wake-ups, it is numbered after them (a task
         // wrote it, so it came after their delivery); --break-at may name it.
         if (pending_next_ < pending_.size()) {
-            deferred_annotations_.emplace_back(next_);
+            deferred_annotations_.emplace_back(*next_);
         } else {
-            before_event(next_);
+            before_event(*next_);
             ++consumed_;
         }
     }
-    return &next_;
+    return next_;
 }
 
 void Replayer::freeze(JointEnd why, std::string_view program_did) {
@@ -121,8 +125,7 @@ void Replayer::freeze(JointEnd why, std::string_view program_did) {
 
 void Replayer::consume() {
     REPRISE_ASSERT(have_next_);
-    last_good_.assign(next_);  // described only if a report needs it
-    have_last_ = true;
+    set_last_good(*next_, true);
     have_next_ = false;
     handed_over();
     if (config_.progress)
@@ -286,7 +289,22 @@ void Replayer::break_at_past_cut() {
     std::fflush(stderr);
 }
 
-std::string Replayer::last_good() const { return have_last_ ? trace::describe(last_good_.get()) : "(none)"; }
+std::string Replayer::last_good() const {
+    return last_good_ != nullptr ? trace::describe(*last_good_) : "(none)";
+}
+
+void Replayer::set_last_good(const trace::Record& r, bool from_reader) noexcept {
+    last_good_ = &r;
+    last_good_at_ = from_reader ? LastGood::in_reader : LastGood::in_pending;
+    last_good_read_ = reads_;
+}
+
+void Replayer::keep_last_good() {
+    REPRISE_ASSERT(last_good_at_ == LastGood::in_reader || last_good_at_ == LastGood::in_pending);
+    last_good_copy_.assign(*last_good_);
+    last_good_ = &last_good_copy_.get();
+    last_good_at_ = LastGood::kept;
+}
 
 void Replayer::diverge(std::string_view trace_says, std::string_view program_did) {
     std::fflush(stdout);  // _Exit flushes nothing: what the program printed must not be lost
@@ -357,16 +375,21 @@ PollResult Replayer::poll(std::int64_t, WakeBatch& batch) {
     const auto* tick = std::get_if<trace::Tick>(r);
     if (tick == nullptr)
         diverge(trace::describe(*r), "waits for the world: it did less than was recorded before the next tick");
-    before_event(next_);
+    before_event(*next_);
     tick_mono_ns_ = tick->mono_ns;
     tick_wall_ns_ = tick->wall_ns;
     consume();
     if (config_.speed != 0)
         pace(tick_mono_ns_);
     // The tick's wake-ups follow it. Each is consumed when the gate delivers it (see
-    // wakeup()), so that event numbers and --break-at match delivery; its bytes live
-    // in the batch meanwhile, so the pending record keeps none of its own.
+    // wakeup()), so that event numbers and --break-at match delivery; its bytes are
+    // copied to the batch and to pending_bytes_, which outlives the batch until the next
+    // tick, so that the last good event can point there.
+    if (last_good_at_ == LastGood::in_pending) [[unlikely]]
+        keep_last_good();
     pending_.clear();
+    pending_bytes_.clear();
+    pending_bytes_at_ = 0;
     pending_next_ = 0;
     while ((r = peek()) != nullptr) {
         Wakeup w{};
@@ -385,7 +408,8 @@ PollResult Replayer::poll(std::int64_t, WakeBatch& batch) {
             w.data_offset = static_cast<std::uint32_t>(batch.bytes.size());
             w.data_bytes = static_cast<std::uint32_t>(data.size());
             batch.bytes += data;
-            kept.data = {};
+            kept.data = {};  // in pending_bytes_, pointed to when delivered
+            pending_bytes_ += data;
             pending_.push_back(kept);
         } else if (const auto* acc = std::get_if<trace::Accepted>(r)) {
             w = Wakeup{.kind = WakeKind::accepted, .handle = acc->listener, .peer = acc->peer, .local = acc->local};
@@ -494,12 +518,16 @@ template <class Check>
 void Replayer::deliver_pending(std::string_view data, Check&& check) {
     REPRISE_ASSERT(pending_next_ < pending_.size());
     trace::Record& r = pending_[pending_next_++];
-    if (auto* wake = std::get_if<trace::Wake>(&r))
-        wake->data = data;  // the batch's copy, alive while the gate delivers it
+    if (auto* wake = std::get_if<trace::Wake>(&r)) {
+        // The batch's bytes, as pending_bytes_ holds them in the same order; those outlive
+        // the batch, so that the last good event can point to them.
+        REPRISE_ASSERT(pending_bytes_at_ + data.size() <= pending_bytes_.size());
+        wake->data = std::string_view(pending_bytes_).substr(pending_bytes_at_, data.size());
+        pending_bytes_at_ += data.size();
+    }
     before_event(r);
     check(r);
-    last_good_.assign(r);
-    have_last_ = true;
+    set_last_good(r, false);
     handed_over();
     if (pending_next_ == pending_.size()) {
         for (const trace::RecordCopy& a : deferred_annotations_) {
@@ -530,7 +558,7 @@ std::string Replayer::input(trace::InputKind kind, std::string_view name, const 
     const auto* in = std::get_if<trace::Input>(r);
     if (in == nullptr || in->input != kind || in->name != name)
         diverge(trace::describe(*r), fmt::format("asked for an {}", asked));
-    before_event(next_);
+    before_event(*next_);
     std::string value(in->value);
     consume();
     return value;
@@ -551,7 +579,7 @@ void Replayer::secret(std::string_view name, std::string_view bytes) {
                 fmt::format("supplied a secret \"{}\" that does not match the recorded digest: replay needs the secret "
                             "the recording ran with (the file the program names, or REPRISE_SECRET_FILE_<NAME>)",
                             name));
-    before_event(next_);
+    before_event(*next_);
     consume();
     secrets_.emplace_back(bytes);
 }
@@ -603,7 +631,7 @@ void Replayer::output(trace::OutputKind kind, std::uint64_t handle, std::string_
     if (out == nullptr || out->output != kind || out->handle != handle || out->length != bytes.size() ||
         out->digest != digest)
         diverge(trace::describe(*r), did());
-    before_event(next_);
+    before_event(*next_);
     if (debug_armed() && kind == trace::OutputKind::conn_write) [[unlikely]]
         debug_output_at(handle, bytes);
     consume();
@@ -619,7 +647,7 @@ std::size_t Replayer::output_left(std::uint64_t connection, std::size_t) {
     auto left = decode_value<std::uint64_t>(in->value);
     if (!left)
         diverge(trace::describe(*r), "expects the bytes a flush left as a number");
-    before_event(next_);
+    before_event(*next_);
     consume();
     return static_cast<std::size_t>(*left);
 }
@@ -638,7 +666,7 @@ void Replayer::spawn(std::uint64_t id, std::string_view name) {
     const auto* sp = std::get_if<trace::Spawn>(r);
     if (sp == nullptr || sp->task != id || sp->name != name)
         diverge(trace::describe(*r), did());
-    before_event(next_);
+    before_event(*next_);
     consume();
 }
 
@@ -656,7 +684,7 @@ void Replayer::end(int exit_code) {
     const auto* end = std::get_if<trace::End>(r);
     if (end == nullptr || end->exit_code != exit_code)
         diverge(trace::describe(*r), did);
-    before_event(next_);
+    before_event(*next_);
     consume();
     print_summary("done");
     fmt::print(stderr, "reprise: no divergence: every input was fed and every output matched the trace\n");

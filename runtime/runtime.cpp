@@ -288,15 +288,25 @@ Runtime::Impl::~Impl() {
 // --- handles ----------------------------------------------------------------
 
 void Runtime::Impl::add_handle(Handle* h) {
-    auto [it, fresh] = handles.emplace(h->id, h);
-    REPRISE_ASSERT_MSG(fresh, "handle id used twice");
-    (void)it;
+    if (spare_handle_nodes_count != 0) {
+        auto& node = spare_handle_nodes[--spare_handle_nodes_count];
+        node.key() = h->id;
+        node.mapped() = h;
+        auto result = handles.insert(std::move(node));
+        REPRISE_ASSERT_MSG(result.inserted, "handle id used twice");
+    } else {
+        auto [it, fresh] = handles.emplace(h->id, h);
+        REPRISE_ASSERT_MSG(fresh, "handle id used twice");
+        (void)it;
+    }
     stats.handles_alive = handles.size();
 }
 
 void Runtime::Impl::remove_handle(Handle* h) noexcept {
-    auto erased = handles.erase(h->id);
-    REPRISE_ASSERT(erased == 1);
+    auto node = handles.extract(h->id);
+    REPRISE_ASSERT(!node.empty());
+    if (spare_handle_nodes_count < spare_handle_nodes.size())
+        spare_handle_nodes[spare_handle_nodes_count++] = std::move(node);
     stats.handles_alive = handles.size();
 }
 

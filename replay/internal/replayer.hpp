@@ -104,7 +104,10 @@ public:
     const trace::Header& header() const noexcept { return reader_.header(); }
     std::uint64_t events() const noexcept { return consumed_; }
     /// The record handed to the program last (valid once an event was consumed).
-    const trace::Record& last_event() const noexcept { return last_good_.get(); }
+    const trace::Record& last_event() const noexcept {
+        REPRISE_ASSERT(last_good_ != nullptr);
+        return *last_good_;
+    }
 
 private:
     /// The next record, read ahead; null at the end of the trace.
@@ -131,13 +134,20 @@ private:
     void pace(std::int64_t tick_mono_ns);
     void report_progress();
     std::string last_good() const;
+    /// Marks `r` (read from the trace, or a pending wake-up) the last good event without
+    /// copying its bytes; keep_last_good() copies them before they go (see last_good_).
+    void set_last_good(const trace::Record& r, bool from_reader) noexcept;
+    void keep_last_good();
     void break_at_past_cut();
     void print_summary(const char* how);
 
     Runtime::Impl& rt_;
     trace::Reader reader_;
     ReplayConfig config_;
-    trace::Record next_;
+    /// Records are read into these two in turn, so that the one before the current stays
+    /// whole while the reader keeps its bytes (see last_good_).
+    trace::Record read_[2];
+    trace::Record* next_ = &read_[0];
     bool have_next_ = false;
     std::uint64_t consumed_ = 0;
     std::int64_t tick_mono_ns_ = 0;
@@ -146,9 +156,20 @@ private:
     std::int64_t wall_start_ns_ = 0;       ///< real monotonic time when replay started
     std::int64_t last_progress_ns_ = 0;
     bool progress_shown_ = false;
-    trace::RecordCopy last_good_;          ///< the last record consumed (for reports)
-    bool have_last_ = false;
-    std::vector<trace::Record> pending_;   ///< this tick's wake-ups, read but not yet delivered (no bytes)
+    /// The last record consumed (for reports), copied lazily: most are never described, so
+    /// it points where the record is (read_, or pending_ and pending_bytes_) until that
+    /// would go: before the reader's second next() after it (the slot is read into again
+    /// and Reader::next keeps one chunk back), or before the next tick's wake-ups replace
+    /// pending_. Then keep_last_good() copies it into last_good_copy_.
+    const trace::Record* last_good_ = nullptr;
+    enum class LastGood : std::uint8_t { none, in_reader, in_pending, kept };
+    LastGood last_good_at_ = LastGood::none;
+    std::uint64_t last_good_read_ = 0;     ///< reads_ when last_good_ was read (LastGood::in_reader)
+    std::uint64_t reads_ = 0;              ///< calls to reader_.next()
+    trace::RecordCopy last_good_copy_;
+    std::vector<trace::Record> pending_;   ///< this tick's wake-ups, read but not yet delivered
+    std::string pending_bytes_;            ///< their bytes (as in the gate's batch, which goes first)
+    std::size_t pending_bytes_at_ = 0;     ///< those of pending_[pending_next_] on
     std::size_t pending_next_ = 0;         ///< the next of them the gate delivers
     std::vector<trace::RecordCopy> deferred_annotations_;  ///< skipped while read ahead of them
     std::vector<std::string> secrets_;     ///< supplied again and checked: restore redacted reads

@@ -10,12 +10,14 @@
 #include "reprise/runtime/internal/stack.hpp"
 #include "reprise/runtime/internal/timers.hpp"
 #include "reprise/runtime/internal/wakeup.hpp"
+#include "reprise/runtime/limits.hpp"
 #include "reprise/runtime/runtime.hpp"
 #include "reprise/runtime/task.hpp"
 #include "reprise/runtime/wait_list.hpp"
 
 #include <boost/context/detail/fcontext.hpp>
 
+#include <array>
 #include <map>
 #include <memory>
 #include <optional>
@@ -231,6 +233,9 @@ struct Runtime::Impl {
     // --- handles and ids ---------------------------------------------------
     std::uint64_t next_id = 1;
     std::unordered_map<std::uint64_t, detail::Handle*> handles;  ///< lookups only, never iterated
+    /// Nodes of `handles` taken out by remove_handle, reused by add_handle (no malloc/free per handle).
+    std::array<decltype(handles)::node_type, limits::handle_nodes_spare_max> spare_handle_nodes;
+    std::size_t spare_handle_nodes_count = 0;
     std::uint64_t new_id() noexcept { return next_id++; }
     void add_handle(detail::Handle* h);
     void remove_handle(detail::Handle* h) noexcept;
