@@ -708,6 +708,8 @@ namespace {
         out.value = k->error;
         out.local = k->local;
         out.peer = k->peer;
+    } else if (const auto* e = std::get_if<End>(&r)) {
+        out.value = e->exit_code;
     }
     in = whole;
     return std::nullopt;

@@ -265,7 +265,7 @@ struct Skim {
     std::int64_t wall_ns = 0;  ///< tick
     std::uint8_t sub = 0;      ///< wake: its WakeKind; output: its OutputKind
     std::uint64_t handle = 0;  ///< wake, output; accepted, connected: the connection
-    std::int64_t value = 0;    ///< wake: its value; connected: its error
+    std::int64_t value = 0;    ///< wake: its value; connected: its error; end: its exit code
     std::uint64_t length = 0;  ///< wake: its data's length; output: its length
     Address local;             ///< accepted, connected (when it succeeded)
     Address peer;

@@ -63,6 +63,7 @@ struct TraceScan {
     std::vector<OpenedConn> opened;
     std::vector<ReadNeed> reads;
     std::unordered_map<std::uint64_t, std::vector<WriteMark>> writes;  ///< by connection, a mark per tick
+    std::uint64_t events = 0;  ///< the events the replay can deliver (the debug table's events_total)
 };
 
 /// A tick that must wait for another node: node `writer` must have taken `ticks` ticks.
@@ -103,6 +104,9 @@ bool scan_trace(const std::string& path, const trace::TraceKey* key, TraceScan& 
     std::vector<WriteMark>* last_writes = nullptr;
     trace::Skim r;
     while (reader->skim(r)) {
+        // Every record is an event but an end saying the program still ran: the node freezes before it.
+        if (r.kind != trace::RecordKind::end || r.value != trace::exit_code_still_running)
+            ++out.events;
         const std::uint64_t tick = out.tick_wall_ns.empty() ? 0 : out.tick_wall_ns.size() - 1;
         switch (r.kind) {
         case trace::RecordKind::tick:
@@ -552,6 +556,7 @@ int run_joint_replay(const ProgramEntry& entry, const Options& base, const std::
         n.replayer->set_joint(true);
         n.replayer->take_chunks(std::move(n.chunks));
         n.runtime->impl().debug.node = n.label.c_str();
+        n.runtime->impl().debug.events_total = n.scan.events;
     }
     fmt::print(stderr, "reprise: joint replay of {} nodes:", nodes.size());
     for (const JointNode& n : nodes)

@@ -35,6 +35,7 @@ Replayer::Replayer(Runtime::Impl& rt, trace::Reader reader, ReplayConfig config)
     rt_.debug.tick_mono_ns = &tick_mono_ns_;
     rt_.debug.first_mono_ns = &first_mono_ns_;
     rt_.debug.replaying = 1;
+    rt_.debug.start_wall_ns = reader_.header().start_wall_ns;
     publish_kind_names();
     add_crash_hook(&Replayer::crash_report, this);
 }
@@ -97,6 +98,7 @@ const trace::Record* Replayer::peek() {
 void Replayer::freeze(JointEnd why, std::string_view program_did) {
     if (joint_end_ == JointEnd::running) {
         joint_end_ = why;
+        rt_.debug.state = reprise_node_frozen;
         const char* what = why == JointEnd::cut       ? "the trace ends without an end record (the process was killed "
                                                         "or lost power)"
                            : why == JointEnd::damaged ? "the trace is damaged"

@@ -2,6 +2,7 @@
 #include "reprise/runtime/internal/debug_table.hpp"
 
 #include "reprise/runtime/internal/core.hpp"
+#include "reprise/runtime/internal/timers.hpp"
 
 #include <boost/version.hpp>
 
@@ -34,12 +35,23 @@ constexpr reprise_debug_fiber_layout fiber_layout() {
         .stack_mapped_bytes = offsetof(Fiber, stack) + offsetof(Stack, mapped_bytes),
     };
 }
+
+constexpr reprise_debug_timer_layout timer_layout() {
+    return reprise_debug_timer_layout{
+        .waiters = offsetof(TimerState, waiters),
+        .deadline_ns = offsetof(TimerState, deadline_ns),
+        .heap_index = offsetof(TimerState, heap_index),
+        .reserved = 0,
+    };
+}
 #pragma GCC diagnostic pop
 
 // The reads the extension makes have these sizes: a change of type is a change of version.
 static_assert(sizeof(Fiber::id) == 8 && sizeof(Fiber::state) == 1 && sizeof(Fiber::context) == sizeof(void*));
 static_assert(sizeof(Fiber::park_deadline_ns) == 8 && sizeof(RunningFiberInfo::name) == sizeof(void*));
 static_assert(sizeof(WaitKind) == 1);
+static_assert(sizeof(TimerState::deadline_ns) == 8 && sizeof(TimerState::heap_index) == 8);
+static_assert(TimerState::npos == UINT64_MAX, "the extension reads an unarmed timer's heap_index as UINT64_MAX");
 
 constexpr const char* fiber_state_names[] = {"ready", "running", "parked", "done"};
 static_assert(static_cast<int>(FiberState::done) + 1 == std::size(fiber_state_names));
@@ -135,6 +147,7 @@ reprise_debug_table reprise_debug = {
     .runtime_version = REPRISE_VERSION,
     .fiber = reprise::detail::fiber_layout(),
     .wait_list = {.kind = reprise::WaitList::debug_kind_offset(), .handle = reprise::WaitList::debug_handle_offset()},
+    .timer = reprise::detail::timer_layout(),
     .fiber_state_names = reprise::detail::fiber_state_names,
     .fiber_state_count = std::size(reprise::detail::fiber_state_names),
     .wait_kind_count = static_cast<std::uint32_t>(reprise::detail::last_wait_kind) + 1,

@@ -551,6 +551,9 @@ void Runtime::Impl::start(std::function<int()> entry) {
     backend->read_clock(now_ns, wall_ns);
     if (journal)
         journal->tick(now_ns, wall_ns);
+    if (!replaying())
+        debug.start_wall_ns = wall_ns;  // a replay's is its trace header's (the replayer sets it)
+    debug.state = reprise_node_running;
 
     auto core = std::make_shared<TaskState<int>>();
     core->name = "main";
@@ -570,6 +573,9 @@ bool Runtime::Impl::step(std::int64_t wait_until_ns) {
     draining = false;
     running = false;
     run_ended = true;
+    // A joint replay's node whose trace ends short freezes instead (journal->end).
+    if (debug.state == reprise_node_running)
+        debug.state = reprise_node_ended;
     main_task.reset();
     main_entry = nullptr;
     exit_code = main_state->exception ? 1 : main_state->value.value_or(1);

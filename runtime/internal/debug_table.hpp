@@ -16,7 +16,7 @@
 extern "C" {
 
 /// The table's version: it changes whenever a field is added, removed or changes meaning.
-#define REPRISE_DEBUG_TABLE_VERSION 1
+#define REPRISE_DEBUG_TABLE_VERSION 2
 
 /// Why the replay stopped (reprise_debug_table::stop_reason).
 enum reprise_debug_stop_reason : std::uint32_t {
@@ -29,6 +29,14 @@ enum reprise_debug_stop_reason : std::uint32_t {
     reprise_stop_end = 6,         ///< the trace's end: the program ended as recorded
     reprise_stop_break_at = 7,    ///< --break-at=N
     reprise_stop_started = 8,     ///< a replay starts under the extension: break targets can be set
+};
+
+/// Where a runtime (node) stands in its run (reprise_debug_runtime::state).
+enum reprise_debug_node_state : std::uint8_t {
+    reprise_node_not_started = 0,  ///< created, not started (a joint replay starts each node at its first tick)
+    reprise_node_running = 1,      ///< started, its run not ended
+    reprise_node_ended = 2,        ///< its run ended (in replay: as recorded)
+    reprise_node_frozen = 3,       ///< joint replay: replayed to its trace's end, which is not an exit; it stays there
 };
 
 /// One runtime (node) of the process. Pointers point at the runtime's own fields, so nothing is
@@ -46,6 +54,10 @@ struct reprise_debug_runtime {
     const std::int64_t* first_mono_ns;  ///< replay: the recording's first tick (virtual time = tick - first)
     std::uint32_t index;                ///< the node's index (0 .. runtimes - 1), as stop_node names it
     std::uint32_t replaying;            ///< 1 when this runtime replays a trace
+    std::int64_t start_wall_ns;         ///< the run's start (wall ns); replay: the trace header's (0: not known yet)
+    std::uint64_t events_total;         ///< replay: the trace's events when known (a joint replay counts them); 0: not
+    std::uint8_t state;                 ///< reprise_debug_node_state, kept current by the runtime and the replayer
+    std::uint8_t reserved[7];
 };
 
 /// Byte offsets of the fields of a fiber (runtime/internal/core.hpp) the debugger reads.
@@ -68,6 +80,15 @@ struct reprise_debug_wait_list_layout {
     std::uint32_t handle;  ///< uint64: the timer, connection, listener, task or job waited on (0: none)
 };
 
+/// Byte offsets of a timer's fields (runtime/internal/timers.hpp's TimerState): a task in
+/// Timer::wait() waits on the timer's wait list, and the timer is found from it (container_of).
+struct reprise_debug_timer_layout {
+    std::uint32_t waiters;      ///< the timer's wait list
+    std::uint32_t deadline_ns;  ///< int64: the loop time it fires at, while armed
+    std::uint32_t heap_index;   ///< uint64: its place in the timer heap; UINT64_MAX: not armed (the deadline is stale)
+    std::uint32_t reserved;
+};
+
 /// Boost.Context's fcontext ABI this process was built with: where a parked fiber's registers are.
 enum reprise_debug_arch : std::uint32_t {
     reprise_arch_unknown = 0,
@@ -84,6 +105,7 @@ struct reprise_debug_table {
     const char* runtime_version;   ///< REPRISE_VERSION
     reprise_debug_fiber_layout fiber;
     reprise_debug_wait_list_layout wait_list;
+    reprise_debug_timer_layout timer;
     const char* const* fiber_state_names;  ///< "ready", "running", "parked", "done"
     std::uint32_t fiber_state_count;
     std::uint32_t wait_kind_count;

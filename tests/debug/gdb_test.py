@@ -94,33 +94,6 @@ def record_kv_with_password(kv, d):
     return trace, other
 
 
-# Run in gdb with the extension loaded: its trace-header reader (for a node that has not started)
-# on the whole header, then on the trace cut at every offset of its header and with each header
-# byte changed: never an exception, a dict or None.
-HEADER_CHECK = """
-import os
-trace, scratch = %r, %r
-data = open(trace, "rb").read(1 << 16)
-full = trace_header(trace)
-print("header node=%%r start_wall_ns=%%r" %% (full.get("node"), full.get("start_wall_ns")))
-end = 20 + int.from_bytes(data[12:16], "little")
-failures = []
-for cut in range(0, min(end, len(data)) + 1):
-    variants = [data[:cut]]
-    if cut < end:
-        variants.append(data[:cut] + bytes([data[cut] ^ 0xff]) + data[cut + 1:end])
-    for v in variants:
-        with open(scratch, "wb") as f:
-            f.write(v)
-        try:
-            h = trace_header(scratch)
-            if h is not None and not isinstance(h, dict):
-                failures.append((cut, type(h)))
-        except Exception as e:
-            failures.append((cut, repr(e)))
-print("header cuts=%%d failures=%%r" %% (end + 1, failures[:5]))
-"""
-
 TASK_NAMED = ('python import re; m = re.search(r"^\\s+\\*?\\s+(\\d+)\\s+%s\\s", gdb.execute("reprise tasks", '
               'to_string=True), re.M); gdb.execute("reprise task " + m.group(1))')
 
@@ -138,14 +111,10 @@ def main():
         return 77
     trace = record_kv(kv, d)
     core = os.path.join(d, "kv.core")
-    header_check = os.path.join(d, "header_check.py")
-    with open(header_check, "w") as f:
-        f.write(HEADER_CHECK % (trace, os.path.join(d, "cut.trace")))
     program = ["--args", kv, "--replay=" + trace]
 
     steps, whole = gdb_batch(program, [
         ("run", "run"),
-        ("header", "source " + header_check),
         ("info", "reprise info"),
         ("interval", "reprise checkpoint-interval 3"),
         ("until", ["reprise until-output " + VALUE, "bt"]),
@@ -173,19 +142,16 @@ def main():
         ("end-next", "reprise next tick"),
         ("end-until", "reprise until-output no-such-output"),
         ("end-event", "reprise event"),
+        ("end-info", "reprise info"),
+        ("timer-check", ["set var reprise_debug.timer.deadline_ns = 1", "reprise info"]),
         ("version", ["run", "set var reprise_debug.version = 99", "reprise info"]),
     ], cwd=d)
     print(whole[-6000:] if os.environ.get("REPRISE_TEST_VERBOSE") else "", end="")
     check("Traceback" not in whole and "Python Exception" not in whole, "no Python traceback anywhere", whole[-3000:])
     check("the replay starts" in steps.get("run", ""), "run: the replay stops at its start, with the stop line",
           steps.get("run"))
-    header = steps.get("header", "")
-    check(re.search(r"header node='node' start_wall_ns=\d{19}\n", header) and
-          re.search(r"header cuts=\d+ failures=\[\]\n", header),
-          "the trace-header reader: the node and start time of a whole header; a cut or changed header is "
-          "None or a dict, never an exception", header)
     info = steps.get("info", "")
-    check("table version 1" in info and "nodes: 1" in info, "info: table version and nodes", info)
+    check("table version 2 (extension: 2)" in info and "nodes: 1" in info, "info: table version and nodes", info)
     check("fcontext layout known" in info, "info: this build's Boost version is in the extension's fcontext table", info)
     until = steps.get("until", "")
     check(re.search(r"\[reprise\] node \S+ event \d+, virtual time [\d.]+ s: .*%s" % VALUE, until),
@@ -247,8 +213,14 @@ def main():
               "%s at the trace's end: refused, the program stays stopped there" % step, steps.get(step))
     check("stopped: end (event %s)" % end in steps.get("end-event", ""), "after the refusals: still stopped at the end",
           steps.get("end-event"))
+    check(re.search(r"^  0 \S+ \(replaying\): event %s, virtual time [\d.]+ s, ended as recorded, at its trace's end$"
+                    % end, steps.get("end-info", ""), re.M),
+          "info at the trace's end: the node's state (from the table) is ended", steps.get("end-info"))
 
-    check("debug table is version 99; this extension knows version 1 only" in steps.get("version", ""),
+    check(re.search(r"timer layout and the program's debug information disagree: TimerState::deadline_ns at \d+ "
+                    r"\(table: 1\)", steps.get("timer-check", "")),
+          "the table's timer layout is checked against the program's debug information", steps.get("timer-check"))
+    check("debug table is version 99; this extension knows version 2 only" in steps.get("version", ""),
           "a table of an unknown version is refused with a clear message", steps.get("version"))
 
     # The core file: everything that only reads memory. (Not under ASan: its shadow memory makes
@@ -268,6 +240,8 @@ def main():
         check("serve_client" in steps.get("task", ""), "core file: a parked task's backtrace", steps.get("task"))
         check(re.search(r"event %d\b" % e0, steps.get("event", "")), "core file: the event", steps.get("event"))
         check("core file cannot run" in steps.get("goto", ""), "core file: goto is a clear error", steps.get("goto"))
+
+    stripped_timer(kv, d)
 
     # A divergence: the password file at replay is not the recorded one.
     auth, other = record_kv_with_password(kv, d)
@@ -289,6 +263,53 @@ def main():
     if len(sys.argv) > 4:
         joint_raft(os.path.abspath(sys.argv[3]), os.path.abspath(sys.argv[4]), d)
     return report("gdb_test")
+
+
+def stripped_timer(kv, d):
+    """A copy of reprise-kv without debug information (objcopy --strip-debug) replays a trace whose
+    expiry task waits on its timer (a key with a TTL): `reprise tasks` shows that timer's deadline
+    from the debug table alone (its timer layout), live and on a core file of the stripped copy."""
+    if shutil.which("objcopy") is None:
+        print("note: no objcopy: the stripped-binary part is skipped")
+        return
+    trace = os.path.join(d, "ttl.trace")
+    with Server([kv, "--record=" + trace, "--port", "0"]) as s:
+        check(call(s.port, "SET", "t", VALUE) == "OK", "record (ttl): SET")
+        check(call(s.port, "EXPIRE", "t", "1000") == 1, "record (ttl): EXPIRE t 1000: the expiry task arms its timer")
+        check(call(s.port, "PING") == "PONG", "record (ttl): PING")
+        status = s.stop()
+    check(status == 0, "record (ttl): reprise-kv stops gracefully on SIGTERM", s.err()[-800:])
+    stripped = os.path.join(d, "reprise-kv-stripped")
+    p = subprocess.run(["objcopy", "--strip-debug", kv, stripped], capture_output=True, text=True)
+    check(p.returncode == 0, "objcopy --strip-debug makes a copy without debug information", p.stderr)
+    if p.returncode != 0:
+        return
+    core = os.path.join(d, "stripped.core")
+    timer_line = r"kv-expiry\s+parked\s+timer on timer #\d+ until \+(9\d\d|1000)\.\d+ s\s+[\d.]+ s$"
+    steps, whole = gdb_batch(["--args", stripped, "--replay=" + trace], [
+        ("run", "run"),
+        ("ptype", "ptype reprise::detail::TimerState"),
+        ("until", "reprise until-output PONG"),
+        ("tasks", "reprise tasks"),
+        ("gcore", "gcore " + core if not ASAN else "echo (no core under ASan)\\n"),
+    ], cwd=d)
+    check("No symbol" in steps.get("ptype", ""), "stripped: the copy has no debug information for TimerState",
+          steps.get("ptype", "") + whole[-1500:])
+    check(re.search(timer_line, steps.get("tasks", ""), re.M) and "no timer layout" not in whole,
+          "stripped: a task waiting on a timer shows the timer's deadline from the table alone",
+          steps.get("tasks", "") + whole[-1500:])
+    check("Traceback" not in whole and "Python Exception" not in whole, "stripped: no Python traceback", whole[-3000:])
+    if ASAN or not os.path.exists(core):
+        check(ASAN, "stripped: gcore wrote a core file", steps.get("gcore"))
+        return
+    steps, whole = gdb_batch([stripped, core], [("tasks", "reprise tasks")], cwd=d)
+    check(re.search(timer_line, steps.get("tasks", ""), re.M),
+          "stripped core file: the timer's deadline from the table alone", steps.get("tasks", "") + whole[-1500:])
+
+
+# A goto to a node's last event (its count, from `reprise nodes`' "event E/N", minus one).
+LAST_EVENT = ('python import re; m = re.search(r"^[ >] %s \\S+\\s+event \\d+/(\\d+)", gdb.execute("reprise nodes", '
+              'to_string=True), re.M); gdb.execute("reprise goto %s:%%d" %% (int(m.group(1)) - 1))')
 
 
 def joint_raft(raft, sim, d):
@@ -315,12 +336,18 @@ def joint_raft(raft, sim, d):
         ("unstarted", 'python import re; m = re.search(r"^[ >] (\\d+) .*\\(not started yet\\)$", '
                       'gdb.execute("reprise nodes", to_string=True), re.M); gdb.execute("reprise node " + m.group(1)); '
                       'gdb.execute("reprise tasks")'),
-        ("end", "reprise goto 0:1000000"),
+        # Past a node's events: refused at once, from the event count the plan put in the table.
+        ("past", ["reprise goto 0:1000000", "reprise nodes"]),
+        ("end-last", LAST_EVENT % ("0", "0")),
+        ("end", "reprise next tick"),
         ("end-next", "reprise next tick"),
         ("end-nodes", "reprise nodes"),
         # n2 still ran when the simulation's time was over: its trace ends without an exit.
-        ("frozen", "reprise goto n2:100000000"),
+        ("frozen-past", "reprise goto n2:100000000"),
+        ("frozen-last", LAST_EVENT % ("1", "n2")),
+        ("frozen", "reprise next tick"),
         ("frozen-nodes", "reprise nodes"),
+        ("frozen-info", "reprise info"),
     ], cwd=d)
     listed = re.findall(r"^[ >] (\d+) (\S+)\s+event (\d+)", steps.get("nodes", ""), re.M)
     check(len(listed) == len(nodes) and len(nodes) >= 3, "joint: reprise nodes lists every run (%d traces)" % len(nodes),
@@ -348,6 +375,14 @@ def joint_raft(raft, sim, d):
     check(re.search(r"node \d+ \S+ has not started yet: no event of its trace replayed; its first tick comes at wall "
                     r"time \d{4}-\d\d-\d\d ", steps.get("unstarted", "")),
           "joint: an unstarted node's tasks: says it has not started, and when it will", steps.get("unstarted"))
+    info = steps.get("info", "")
+    check(re.search(r"^  \d+ \S+ \(replaying\): not started yet, first tick at wall time \d{4}-\d\d-\d\d [\d:.]+ UTC$",
+                    info, re.M), "joint: info shows an unstarted node's state and first tick time (from the table)", info)
+    past = steps.get("past", "")
+    m = re.search(r"reprise: node 0 \S+ has (\d+) events, #0 to #(\d+): event 1000000 is past its trace's end", past)
+    check(m and int(m.group(2)) == int(m.group(1)) - 1 and "ran into" not in past and "[reprise]" not in past,
+          "joint: goto NODE:N past the node's events is refused at once, saying its range (no replay to its end)",
+          past + whole[-1500:])
     m = re.search(r"ran into the trace's end \(event (\d+)\)", steps.get("end", ""))
     check(m and "already at the end of the trace (event %s)" % m.group(1) in steps.get("end-next", "") and
           re.search(r"^> 0 \S+\s+event %s\b" % m.group(1), steps.get("end-nodes", ""), re.M),
@@ -358,6 +393,15 @@ def joint_raft(raft, sim, d):
           "joint: a goto past the end of a node whose recording stopped while it ran stops at that end (the process "
           "stays, the cluster does not run to its exit)", steps.get("frozen", "") + steps.get("frozen-nodes", "") +
           whole[-1500:])
+    check(re.search(r"reprise: node 1 n2 has \d+ events, #0 to #\d+: event 100000000 is past its trace's end",
+                    steps.get("frozen-past", "")) and "ends here" not in steps.get("frozen-past", ""),
+          "joint: goto past a frozen node's events is refused at once too", steps.get("frozen-past"))
+    finfo = steps.get("frozen-info", "")
+    check(re.search(r"^  1 n2 \(replaying\): event \d+, virtual time [\d.]+ s, frozen \(its trace ends "
+                    r"without an exit", finfo, re.M) and
+          re.search(r"^  0 \S+ \(replaying\): event \d+, virtual time [\d.]+ s, ended as recorded$",
+                    finfo, re.M),
+          "joint: info shows each node's state from the table: n2 frozen at its trace's end, node 0 ended", finfo)
 
 
 if __name__ == "__main__":

@@ -730,6 +730,8 @@ TEST_CASE("skimming a trace reads what decoding it reads: kinds, wall times, han
                 REQUIRE(s.handle == k->connection);
                 REQUIRE(s.value == k->error);
             }
+            if (const auto* e = std::get_if<trace::End>(&r))
+                REQUIRE(s.value == e->exit_code);
             ++n;
         }
         REQUIRE_FALSE(skimming->skim(s));

@@ -241,7 +241,8 @@ def scenarios(tool, kv, tmp):
     rc, out, err = debug(tool, trace, "--extension", ext, "--", "-batch", "-ex", "set environment REPRISE_DEBUGGER 1",
                          "-ex", "break reprise_debug_stop", "-ex", "run", "-ex", "print reprise_debug.version",
                          "-ex", "print reprise_debug.stop_text", "-ex", "print reprise_debug.runtime_count")
-    check("Breakpoint 1, reprise_debug_stop" in out and '"the replay starts"' in out and "= 1\n" in out,
+    check("Breakpoint 1, reprise_debug_stop" in out and '"the replay starts"' in out and "$1 = 2\n" in out
+          and "$3 = 1\n" in out,
           "under REPRISE_DEBUGGER the replay stops at reprise_debug_stop at its start; the table is read", out + err)
     rc, out, err = debug(tool, folder, "--extension", ext, "--break-at", "n2:4", "--", "-batch", "-ex", "run",
                          "-ex", "print reprise_debug.runtime_count", "-ex", "print reprise_debug.stopped_node",

@@ -8,7 +8,10 @@ prints one line:  [reprise] node NAME event E, virtual time T s: WHAT
 
 Commands (everything that only reads memory also works on a core file: `gdb PROGRAM CORE`):
   reprise info                 table version, runtime and Boost versions, arch, each node's state now
-  reprise nodes                the nodes: index, name, trace, next event, virtual time
+                               (its event; ended, frozen at its trace's end, or not started yet
+                               and when its first tick comes)
+  reprise nodes                the nodes: index, name, trace, next event (E/N when the number of
+                               its events N is known), virtual time
   reprise node N|NAME          the node the other commands mean (default: the stopped node, else 0)
   reprise tasks                the node's tasks in spawn order: id, name, state, what each waits on,
                                until when (virtual time; a timer's own deadline for a task in
@@ -20,7 +23,9 @@ Commands (everything that only reads memory also works on a core file: `gdb PROG
   reprise goto N | NODE:N | BOOKMARK
                                forward: run to just before event N; backward: from the latest
                                checkpoint at or before N (else from the start), then forward;
-                               NODE:N (or a bookmark of another node) selects NODE
+                               NODE:N (or a bookmark of another node) selects NODE; an N past
+                               the node's events is refused at once when the table knows their
+                               number (a joint replay)
   reprise back [K]             K events back (default 1)
   reprise next KIND [HANDLE]   forward to the next event of a record kind (tick, wake, input, output,
                                spawn, accepted, connected, annotation...) or wake kind (timer_fired,
@@ -39,7 +44,8 @@ Commands (everything that only reads memory also works on a core file: `gdb PROG
 Going forward (goto, next, until-output) from a stop at the node's trace's end is refused: the
 program would run to its exit. The replay evaluates the targets itself (the table's break targets):
 no gdb conditional breakpoint. A backtrace ends at the fiber's entry (make_fcontext), through a
-frame filter.
+frame filter. Everything the table describes (tasks, timer deadlines, nodes, events) works
+without the program's debug information (a stripped binary, or its core file).
 
 Checkpoints are forks of the replaying process that gdb keeps as inferiors (`info inferiors` shows
 them; `detach-on-fork` is off). gdb's own `checkpoint` is not used: it makes an inferior function
@@ -49,7 +55,7 @@ only (x86_64); the regular files a checkpoint had open for reading (the traces) 
 it is restarted, since forks share file offsets. Known issue: once the checkpoint cap is reached and
 thinning kills old checkpoints, a later fork was seen to make gdb 13 wait forever (a kill of the
 gdb process ends it); the defaults rarely reach the cap.
-The table is runtime/internal/debug_table.hpp's `reprise_debug` (version 1).
+The table is runtime/internal/debug_table.hpp's `reprise_debug` (version 2).
 """
 
 import os
@@ -65,32 +71,38 @@ try:
 except ImportError:  # very old gdb: no task stacks, the rest works
     Unwinder = object
 
-TABLE_VERSION = 1
+TABLE_VERSION = 2
 MAGIC = b"reprise\0"
 UINT64_MAX = (1 << 64) - 1
 
-# reprise_debug_table, version 1, LP64: field -> (offset, struct format). Checked against the
+# reprise_debug_table, version 2, LP64: field -> (offset, struct format). Checked against the
 # program's debug information when it has some (a disagreement is an error).
-TABLE_V1 = {
+TABLE = {
     "magic": (0, "8s"), "version": (8, "I"), "table_bytes": (12, "I"), "boost_version": (16, "I"),
-    "arch": (20, "I"), "runtime_version": (24, "Q"),
-    "fiber": (32, "10I"), "wait_list": (72, "2I"),
-    "fiber_state_names": (80, "Q"), "fiber_state_count": (88, "I"), "wait_kind_count": (92, "I"),
-    "wait_kind_names": (96, "Q"), "record_kind_names": (104, "Q"), "record_kind_count": (112, "I"),
-    "wake_kind_count": (116, "I"), "wake_kind_names": (120, "Q"), "runtimes": (128, "Q"),
-    "runtime_count": (136, "I"), "armed": (140, "B"), "attached": (141, "B"), "stop_node": (144, "i"),
-    "stop_event": (152, "Q"), "stop_kinds": (160, "I"), "stop_handle": (168, "Q"),
-    "checkpoint_every": (176, "Q"), "output_needle_bytes": (184, "I"), "output_needle": (192, "256s"),
-    "stop_reason": (448, "I"), "stopped_node": (452, "i"), "stopped_event": (456, "Q"),
-    "stopped_virtual_ns": (464, "q"), "stopped_handle": (472, "Q"), "stop_text": (480, "4096s"),
+    "arch": (20, "I"), "runtime_version": (24, "Q"), "fiber": (32, "10I"), "wait_list": (72, "2I"),
+    "timer": (80, "4I"), "fiber_state_names": (96, "Q"), "fiber_state_count": (104, "I"),
+    "wait_kind_count": (108, "I"), "wait_kind_names": (112, "Q"), "record_kind_names": (120, "Q"),
+    "record_kind_count": (128, "I"), "wake_kind_count": (132, "I"), "wake_kind_names": (136, "Q"),
+    "runtimes": (144, "Q"), "runtime_count": (152, "I"), "armed": (156, "B"), "attached": (157, "B"),
+    "stop_node": (160, "i"), "stop_event": (168, "Q"), "stop_kinds": (176, "I"), "stop_handle": (184, "Q"),
+    "checkpoint_every": (192, "Q"), "output_needle_bytes": (200, "I"), "output_needle": (208, "256s"),
+    "stop_reason": (464, "I"), "stopped_node": (468, "i"), "stopped_event": (472, "Q"),
+    "stopped_virtual_ns": (480, "q"), "stopped_handle": (488, "Q"), "stop_text": (496, "4096s"),
 }
-TABLE_V1_BYTES = 4576
+TABLE_BYTES = 4592
 FIBER_FIELDS = ("size", "id", "name", "state", "context", "all_next", "waiting_on", "park_deadline_ns",
                 "stack_base", "stack_mapped_bytes")
+TIMER_FIELDS = ("waiters", "deadline_ns", "heap_index")
 # reprise_debug_runtime: next, node, fibers_head, current_fiber, now_ns, wall_ns, trace_path, events,
-# tick_mono_ns, first_mono_ns (pointers), index, replaying (uint32).
-RUNTIME_FORMAT = "<10Q2I"
+# tick_mono_ns, first_mono_ns (pointers), index, replaying (uint32), start_wall_ns (int64),
+# events_total (uint64), state (uint8), reserved[7].
+RUNTIME_FORMAT = "<10Q2IqQB7x"
 RUNTIME_BYTES = struct.calcsize(RUNTIME_FORMAT)
+RUNTIME_FIELDS = ["next", "node", "fibers_head", "current_fiber", "now_ns", "wall_ns", "trace_path", "events",
+                  "tick_mono_ns", "first_mono_ns", "index", "replaying", "start_wall_ns", "events_total", "state",
+                  "reserved"]
+# reprise_debug_node_state
+NODE_NOT_STARTED, NODE_RUNNING, NODE_ENDED, NODE_FROZEN = 0, 1, 2, 3
 
 STOP_REASONS = {0: "none", 1: "event", 2: "kind", 3: "output", 4: "checkpoint", 5: "divergence", 6: "end",
                 7: "break_at", 8: "started"}
@@ -215,18 +227,20 @@ class Table:
         if version != TABLE_VERSION:
             raise gdb.GdbError("reprise: the program's debug table is version %d; this extension knows version %d "
                                "only: use the extension of the reprise the program was built with" % (version, TABLE_VERSION))
-        if table_bytes != TABLE_V1_BYTES:
+        if table_bytes != TABLE_BYTES:
             raise gdb.GdbError("reprise: the debug table has %d bytes, version %d has %d: table and extension disagree"
-                               % (table_bytes, version, TABLE_V1_BYTES))
+                               % (table_bytes, version, TABLE_BYTES))
         check_layout_against_debug_info()
-        raw = read(self.addr, TABLE_V1_BYTES)
+        raw = read(self.addr, TABLE_BYTES)
         f = {}
-        for name, (off, fmt) in TABLE_V1.items():
+        for name, (off, fmt) in TABLE.items():
             vals = struct.unpack_from("<" + fmt, raw, off)
             f[name] = vals if len(vals) > 1 else vals[0]
         self.f = f
         self.fiber = dict(zip(FIBER_FIELDS, f["fiber"]))
         self.wait_kind_off, self.wait_handle_off = f["wait_list"]
+        self.timer = dict(zip(TIMER_FIELDS, f["timer"]))
+        check_timer_layout_against_debug_info(self.timer)
         self.arch = ARCHES.get(f["arch"], "unknown(%d)" % f["arch"])
 
     def __getitem__(self, name):
@@ -255,7 +269,7 @@ class Table:
         return out
 
     def write(self, field, value):
-        off, fmt = TABLE_V1[field]
+        off, fmt = TABLE[field]
         inferior().write_memory(self.addr + off, struct.pack("<" + fmt, value))
 
 
@@ -274,10 +288,10 @@ def check_layout_against_debug_info():
         _layout_checked = True
         return
     wrong = []
-    if t.sizeof != TABLE_V1_BYTES:
-        wrong.append("sizeof %d (extension: %d)" % (t.sizeof, TABLE_V1_BYTES))
+    if t.sizeof != TABLE_BYTES:
+        wrong.append("sizeof %d (extension: %d)" % (t.sizeof, TABLE_BYTES))
     fields = {fl.name: fl.bitpos // 8 for fl in t.fields()}
-    for name, (off, _) in TABLE_V1.items():
+    for name, (off, _) in TABLE.items():
         if name not in fields:
             wrong.append("%s missing" % name)
         elif fields[name] != off:
@@ -285,8 +299,7 @@ def check_layout_against_debug_info():
     try:
         r = gdb.lookup_type("reprise_debug_runtime")
         names = [fl.name for fl in r.fields()]
-        want = ["next", "node", "fibers_head", "current_fiber", "now_ns", "wall_ns", "trace_path", "events",
-                "tick_mono_ns", "first_mono_ns", "index", "replaying"]
+        want = RUNTIME_FIELDS
         if names != want or r.sizeof != RUNTIME_BYTES:
             wrong.append("reprise_debug_runtime is %s (%d bytes); extension: %s (%d bytes)"
                          % (names, r.sizeof, want, RUNTIME_BYTES))
@@ -298,10 +311,36 @@ def check_layout_against_debug_info():
     _layout_checked = True
 
 
+_timer_debug_info = {}  # program -> TimerState's field offsets from its debug information, or None
+
+
+def check_timer_layout_against_debug_info(layout):
+    """The table's timer offsets against TimerState's in the program's debug information, when it
+    has some (a stripped binary or its core has none: the table alone is used). The lookup is made
+    once per program; the comparison at every read of the table."""
+    key = gdb.selected_inferior().progspace.filename
+    if key not in _timer_debug_info:
+        try:
+            t = gdb.lookup_type("reprise::detail::TimerState")
+            _timer_debug_info[key] = {fl.name: fl.bitpos // 8 for fl in t.fields()
+                                      if not fl.is_base_class and hasattr(fl, "bitpos")}
+        except gdb.error:
+            _timer_debug_info[key] = None
+    fields = _timer_debug_info[key]
+    if fields is None:
+        return
+    wrong = ["TimerState::%s at %s (table: %d)" % (name, fields.get(name, "nowhere"), layout[name])
+             for name in TIMER_FIELDS if fields.get(name) != layout[name]]
+    if wrong:
+        raise gdb.GdbError("reprise: the debug table's timer layout and the program's debug information "
+                           "disagree: " + "; ".join(wrong))
+
+
 class Node:
     def __init__(self, addr, vals):
         (self.next, node, self.fibers_head, self.current_fiber, self.now_ns_p, self.wall_ns_p, trace,
-         self.events_p, self.tick_p, self.first_p, self.index, self.replaying) = vals
+         self.events_p, self.tick_p, self.first_p, self.index, self.replaying, self.start_wall_ns,
+         self.events_total, self.state) = vals
         self.addr = addr
         self.name = read_cstring(node, 256) or ""
         self.trace = read_cstring(trace, 4096) if trace else None
@@ -324,112 +363,12 @@ class Node:
         return i64(self.wall_ns_p) if self.wall_ns_p else 0
 
     def started(self):
-        """Whether the node has replayed an event or has a task (a joint replay starts each node at
-        its first tick, in wall-time order)."""
-        return self.events() > 0 or (self.fibers_head != 0 and u64(self.fibers_head) != 0)
+        """Whether the node's run has started (a joint replay starts each node at its first tick, in
+        wall-time order)."""
+        return self.state != NODE_NOT_STARTED
 
 
-# --- a trace's header (for a node that has not started: when it will) ----------------------------
-
-TRACE_MAGIC = b"REPRISE\n"
-TRACE_HEADER_BYTES_MAX = 1 << 16
-
-
-def trace_header(path):
-    """The top-level scalar fields (ints, strings, bools) of a trace's header (record/trace.cpp's
-    encode_header: magic, u32 format version, u32 body bytes, u32 crc, a msgpack map), or None when
-    the file cannot be read or is not a trace. Bounded: it reads at most TRACE_HEADER_BYTES_MAX bytes
-    and trusts no length in them."""
-    try:
-        with open(path if os.path.exists(path) else path + ".0", "rb") as f:
-            head = f.read(20)
-            if len(head) < 20 or head[:8] != TRACE_MAGIC:
-                return None
-            body_bytes = struct.unpack_from("<I", head, 12)[0]
-            if body_bytes > TRACE_HEADER_BYTES_MAX:
-                return None
-            body = f.read(body_bytes)
-    except OSError:
-        return None
-    if len(body) != body_bytes:
-        return None
-    try:
-        value, _ = msgpack_value(body, 0, 0)
-    except (IndexError, ValueError, struct.error):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def msgpack_value(b, i, depth):
-    """(value, next offset) of the msgpack value at b[i]; arrays and binaries come back as None.
-    Raises IndexError/ValueError/struct.error on anything truncated or unknown."""
-    if depth > 8:
-        raise ValueError("nested too deep")
-    c = b[i]
-    if c <= 0x7f:
-        return c, i + 1
-    if c >= 0xe0:
-        return c - 0x100, i + 1
-    if 0xa0 <= c <= 0xbf:
-        return msgpack_str(b, i + 1, c & 0x1f)
-    if 0x80 <= c <= 0x8f:
-        return msgpack_map(b, i + 1, c & 0x0f, depth)
-    if 0x90 <= c <= 0x9f:
-        return msgpack_skip_array(b, i + 1, c & 0x0f, depth)
-    ints = {0xcc: "B", 0xcd: ">H", 0xce: ">I", 0xcf: ">Q", 0xd0: "b", 0xd1: ">h", 0xd2: ">i", 0xd3: ">q"}
-    if c in ints:
-        fmt = ints[c]
-        n = struct.calcsize(fmt)
-        if i + 1 + n > len(b):
-            raise ValueError("truncated")
-        return struct.unpack_from(fmt, b, i + 1)[0], i + 1 + n
-    if c == 0xc0:
-        return None, i + 1
-    if c in (0xc2, 0xc3):
-        return c == 0xc3, i + 1
-    lengths = {0xd9: "B", 0xda: ">H", 0xdb: ">I", 0xc4: "B", 0xc5: ">H", 0xc6: ">I",
-               0xdc: ">H", 0xdd: ">I", 0xde: ">H", 0xdf: ">I"}
-    if c in lengths:
-        fmt = lengths[c]
-        n = struct.unpack_from(fmt, b, i + 1)[0]
-        j = i + 1 + struct.calcsize(fmt)
-        if c in (0xd9, 0xda, 0xdb):
-            return msgpack_str(b, j, n)
-        if c in (0xc4, 0xc5, 0xc6):
-            if j + n > len(b):
-                raise ValueError("truncated")
-            return None, j + n
-        if c in (0xdc, 0xdd):
-            return msgpack_skip_array(b, j, n, depth)
-        return msgpack_map(b, j, n, depth)
-    raise ValueError("msgpack type 0x%02x not expected in a header" % c)
-
-
-def msgpack_str(b, i, n):
-    if i + n > len(b):
-        raise ValueError("truncated")
-    return b[i:i + n].decode(errors="replace"), i + n
-
-
-def msgpack_map(b, i, n, depth):
-    if n > len(b) - i:
-        raise ValueError("more entries than bytes")
-    out = {}
-    for _ in range(n):
-        k, i = msgpack_value(b, i, depth + 1)
-        v, i = msgpack_value(b, i, depth + 1)
-        if isinstance(k, str):
-            out[k] = v
-    return out, i
-
-
-def msgpack_skip_array(b, i, n, depth):
-    if n > len(b) - i:
-        raise ValueError("more entries than bytes")
-    for _ in range(n):
-        _, i = msgpack_value(b, i, depth + 1)
-    return None, i
-
+# --- a node that has not started: when it will ----------------------------------------------------
 
 def utc_text(wall_ns):
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(wall_ns // 1000000000)) + ".%06d UTC" % (
@@ -439,11 +378,9 @@ def utc_text(wall_ns):
 def not_started_text(table, node, nodes):
     """`node X has not started yet (...)`: when its recording started, and how far that is past
     the wall time the started nodes have reached."""
-    header = trace_header(node.trace) if node.trace else None
-    start = header.get("start_wall_ns") if header else None
-    if not isinstance(start, int) or start <= 0:
-        return ("node %d %s has not started yet: no event of its trace replayed (its start time is not readable "
-                "from %s)" % (node.index, node.name, node.trace or "(live)"))
+    start = node.start_wall_ns  # the trace header's, copied into the table when the node was created
+    if start <= 0:
+        return "node %d %s has not started yet: no event of its trace replayed" % (node.index, node.name)
     reached = max([n.wall_ns() for n in nodes if n is not node and n.started()] or [0])
     later = ""
     if reached > 0:
@@ -499,11 +436,17 @@ def find_node(nodes, spec):
 
 
 def node_state(table, node):
-    """A node's state now: not started, at its trace's end, stopped here, or its next event."""
+    """A node's state now: not started (and when it starts), ended, frozen at its trace's end, at its
+    trace's end, stopped here, or its next event."""
     if not node.started():
-        return "not started yet"
+        return "not started yet" + (", first tick at wall time %s" % utc_text(node.start_wall_ns)
+                                    if node.start_wall_ns > 0 else "")
     event = current_event(table, node)
     where = "event %d, virtual time %s s" % (event, seconds(node.virtual_ns()))
+    if node.state == NODE_ENDED:
+        where += ", ended" + (" as recorded" if node.replaying else "")
+    elif node.state == NODE_FROZEN:
+        where += ", frozen (its trace ends without an exit: it stays there)"
     if table["stopped_node"] == node.index and table["stop_reason"] == STOP_END:
         return where + ", at its trace's end"
     if table["stopped_node"] == node.index and table["stop_reason"] != 0:
@@ -772,39 +715,13 @@ def wait_of(table, task):
     return (kind, handle)
 
 
-_timer_layout = {}
-
-
-def timer_layout():
-    """(offset of TimerState::waiters, of deadline_ns, of heap_index) from the program's debug
-    information, or None. The table (version 1) has no timer layout: a timer's deadline is read
-    through the debug information the program has, else not shown."""
-    key = gdb.selected_inferior().progspace.filename
-    if key in _timer_layout:
-        return _timer_layout[key]
-    layout = None
-    try:
-        t = gdb.lookup_type("reprise::detail::TimerState")
-        fields = {fl.name: fl.bitpos // 8 for fl in t.fields() if not fl.is_base_class and hasattr(fl, "bitpos")}
-        if all(name in fields for name in ("waiters", "deadline_ns", "heap_index")):
-            layout = (fields["waiters"], fields["deadline_ns"], fields["heap_index"])
-    except gdb.error:
-        pass
-    _timer_layout[key] = layout
-    return layout
-
-
-def timer_deadline(wait_list):
-    """The loop time (ns) the timer whose wait list this is fires at; -1 when it is not armed; None
-    when the program has no debug information for the timer."""
-    layout = timer_layout()
-    if layout is None:
-        return None
-    waiters, deadline_ns, heap_index = layout
-    timer = wait_list - waiters
-    if u64(timer + heap_index) == UINT64_MAX:
+def timer_deadline(table, wait_list):
+    """The loop time (ns) the timer whose wait list this is fires at (the table's timer layout:
+    container_of the wait list), or -1 when it is not armed."""
+    timer = wait_list - table.timer["waiters"]
+    if u64(timer + table.timer["heap_index"]) == UINT64_MAX:
         return -1
-    return i64(timer + deadline_ns)
+    return i64(timer + table.timer["deadline_ns"])
 
 
 WAIT_OBJECTS = {"timer": "timer", "read": "connection", "write": "connection", "accept": "listener",
@@ -848,11 +765,9 @@ def format_tasks(table, node, nodes=None):
             until = t.deadline
             if until < 0 and k == "timer" and t.waiting_on:
                 # A Timer::wait parks with no deadline of its own: the timer's deadline is when it ends.
-                until = timer_deadline(t.waiting_on)
-            waits = describe_wait(k, h, until if until is not None else -1, now, first)
-            if until is None:
-                deadline = "? (no timer layout)"
-            elif until >= 0:
+                until = timer_deadline(table, t.waiting_on)
+            waits = describe_wait(k, h, until, now, first)
+            if until >= 0:
                 deadline = "%s s" % seconds(until - first)
         mark = "*" if t.addr == current else " "
         lines.append("  %s  %6d  %-24s %-8s %-40s %s" % (mark, t.id, t.name, state, waits, deadline))
@@ -1126,7 +1041,7 @@ def arm(table, node_index, event=UINT64_MAX, kinds=0, handle=0, needle=b""):
     table.write("stop_kinds", kinds)
     table.write("stop_handle", handle)
     if needle:
-        inferior().write_memory(table.addr + TABLE_V1["output_needle"][0], needle)
+        inferior().write_memory(table.addr + TABLE["output_needle"][0], needle)
     table.write("output_needle_bytes", len(needle))
     table.write("checkpoint_every", S.checkpoint_interval)
     table.write("armed", 1)
@@ -1239,6 +1154,7 @@ def goto(node_index, target):
     node = next((n for n in nodes if n.index == node_index), None)
     if node is None:
         raise gdb.GdbError("reprise: no node %d" % node_index)
+    check_in_range(node, target)
     now = current_event(t, node)
     if target == now and (restarted or t["stop_reason"] != 0) and not fatal_signal():
         return
@@ -1264,6 +1180,15 @@ def goto(node_index, target):
             return
         take_checkpoint(node_index, landing)
     run_forward(node_index, event=target)
+
+
+def check_in_range(node, target):
+    """Refuses an event past the node's trace when the table knows how many it has (a joint replay's
+    plan counted them), instead of replaying to the node's end to find out."""
+    total = node.events_total
+    if total and target >= total:
+        raise gdb.GdbError("reprise: node %d %s has %d events, #0 to #%d: event %d is past its trace's end"
+                           % (node.index, node.name, total, total - 1, target))
 
 
 def trace_end(table, node_index):
@@ -1392,8 +1317,10 @@ class NodesCmd(Sub):
         nodes = nodes_or_error(t)
         sel = node_of(t, nodes)
         for n in nodes:
-            print("%s %d %-12s event %-10d virtual %s s  %s%s" % (
-                ">" if n is sel else " ", n.index, n.name, current_event(t, n), seconds(n.virtual_ns()),
+            event = current_event(t, n)
+            print("%s %d %-12s event %-10s virtual %s s  %s%s" % (
+                ">" if n is sel else " ", n.index, n.name,
+                "%d/%d" % (event, n.events_total) if n.events_total else event, seconds(n.virtual_ns()),
                 n.trace or "(live)", "" if n.started() else "  (not started yet)"))
 
 
@@ -1509,6 +1436,7 @@ class GotoCmd(Sub):
             t = Table()
             nodes = nodes_or_error(t)
             node_index, n = parse_target(t, nodes, argv[0])
+            check_in_range(next(x for x in nodes if x.index == node_index), n)
             if node_index != node_of(t, nodes).index:
                 print("node %d %s selected" % (node_index, node_name(t, node_index)))
         # The node a goto names is the one the later commands (back, next, tasks) mean.
