@@ -542,6 +542,20 @@ bool count_is(Cursor& c, std::uint32_t n, std::initializer_list<std::uint32_t> a
     return false;
 }
 
+// A tick's two deltas, added to the running clocks (moved on only when the record reads whole):
+// the tick's times in `t`, or a message. Shared by decode_record and skim_record.
+std::optional<std::string> read_tick(Cursor& c, std::int64_t& last_mono_ns, std::int64_t& last_wall_ns, Tick& t) {
+    const std::int64_t dm = c.i64(), dw = c.i64();
+    // Hostile deltas must not overflow the running sums (undefined behaviour).
+    if (__builtin_add_overflow(last_mono_ns, dm, &t.mono_ns) || __builtin_add_overflow(last_wall_ns, dw, &t.wall_ns))
+        return std::string("tick: the time overflows 64 bits");
+    if (!c.error()) {
+        last_mono_ns = t.mono_ns;
+        last_wall_ns = t.wall_ns;
+    }
+    return std::nullopt;
+}
+
 } // namespace
 
 std::optional<std::string> decode_record(std::string_view& in, std::int64_t& last_mono_ns, std::int64_t& last_wall_ns,
@@ -561,15 +575,9 @@ std::optional<std::string> decode_record(std::string_view& in, std::int64_t& las
     case RecordKind::tick: {
         if (!count_is(c, n, {3}))
             break;
-        std::int64_t dm = c.i64(), dw = c.i64();
         Tick t;
-        // Hostile deltas must not overflow the running sums (undefined behaviour).
-        if (__builtin_add_overflow(last_mono_ns, dm, &t.mono_ns) || __builtin_add_overflow(last_wall_ns, dw, &t.wall_ns))
-            return std::string("tick: the time overflows 64 bits");
-        if (!c.error()) {
-            last_mono_ns = t.mono_ns;
-            last_wall_ns = t.wall_ns;
-        }
+        if (auto why = read_tick(c, last_mono_ns, last_wall_ns, t))
+            return why;
         out = t;
         break;
     }
@@ -729,15 +737,10 @@ std::optional<std::string> skim_record(std::string_view& in, std::int64_t& last_
     case RecordKind::tick: {
         if (!count_is(c, n, {3}))
             break;
-        const std::int64_t dm = c.i64(), dw = c.i64();
-        std::int64_t mono = 0, wall = 0;
-        if (__builtin_add_overflow(last_mono_ns, dm, &mono) || __builtin_add_overflow(last_wall_ns, dw, &wall))
-            return std::string("tick: the time overflows 64 bits");
-        if (!c.error()) {
-            last_mono_ns = mono;
-            last_wall_ns = wall;
-        }
-        out.wall_ns = wall;
+        Tick t;
+        if (auto why = read_tick(c, last_mono_ns, last_wall_ns, t))
+            return why;
+        out.wall_ns = t.wall_ns;
         break;
     }
     case RecordKind::wake:
