@@ -8,7 +8,7 @@ a value the test knows; a PING), then replays it under `gdb -batch -nx -x repris
 info, until-output of the GET's reply, tasks (names, states, waits), a parked task's backtrace
 (its kv connection handler; backtraces end at make_fcontext), info's node state, a checkpoint (one
 format everywhere), goto forward, back, goto backward across checkpoints, next bytes_read,
-bookmarks, user mistakes (clear errors, no Python traceback), a goto past the trace's end and
+bookmarks, checkpoints past the cap (thinned; none outlives the session), user mistakes (clear errors, no Python traceback), a goto past the trace's end and
 forward commands refused there (the process stays stopped), and a core file (gcore at a stop, then `gdb PROGRAM CORE`: tasks, a task's backtrace). A
 trace recorded with a password replayed with another one diverges: the replay stops in the task
 that reads it. The extension's Boost.Context table must know this build's Boost version.
@@ -242,6 +242,7 @@ def main():
         check("core file cannot run" in steps.get("goto", ""), "core file: goto is a clear error", steps.get("goto"))
 
     stripped_timer(kv, d)
+    thinning(kv, trace, e0, d)
 
     # A divergence: the password file at replay is not the recorded one.
     auth, other = record_kv_with_password(kv, d)
@@ -263,6 +264,42 @@ def main():
     if len(sys.argv) > 4:
         joint_raft(os.path.abspath(sys.argv[3]), os.path.abspath(sys.argv[4]), d)
     return report("gdb_test")
+
+
+def thinning(kv, trace, e0, d):
+    """Checkpoints past the cap (here 6, the 2 most recently taken kept), then a goto back to the
+    start and forward again through the thinned stretch, where each new checkpoint lies behind the
+    latest ones: it must stay (a goto once took and lost one there forever). Checkpoints are parked
+    processes, not gdb inferiors, and none outlives the session; a replay gone back to one runs to
+    the end without divergence."""
+    steps, whole = gdb_batch(["--args", kv, "--replay=" + trace], [
+        ("run", ["run", "python S.checkpoint_max = 6", "python S.checkpoint_keep_newest = 2",
+                 "reprise checkpoint-interval 1"]),
+        ("far", "python gdb.execute('reprise goto %d' % " + str(e0) + ")"),
+        ("count", "python print('N=%d' % len(S.checkpoints))"),
+        ("start", "reprise goto 2"),
+        ("again", "python gdb.execute('reprise goto %d' % " + str(e0 - 1) + ")"),
+        ("pids", "python print('PIDS=' + ','.join(str(p.pid) for p in S.parked.values()))"),
+        ("inferiors", "info inferiors"),
+        ("back", "reprise back 2"),
+        ("end", ["reprise checkpoint-interval 0", "continue"]),
+    ], cwd=d)
+    check("Traceback" not in whole and "Python Exception" not in whole, "thinning: no Python traceback", whole[-3000:])
+    check("N=6" in steps.get("count", ""), "thinning: at most checkpoint_max checkpoints", steps.get("count"))
+    check(re.search(r"event %d, virtual time" % (e0 - 1), steps.get("again", "")),
+          "thinning: forward again through a thinned stretch reaches its target", steps.get("again", "") + whole[-1500:])
+    check(re.search(r"event %d, virtual time" % (e0 - 3), steps.get("back", "")), "thinning: back 2 from a restarted one",
+          steps.get("back"))
+    check(len(re.findall(r"^\*?\s+\d+\s+process ", steps.get("inferiors", ""), re.M)) == 1,
+          "thinning: checkpoints are not gdb inferiors (one process in `info inferiors`)", steps.get("inferiors"))
+    check("no divergence" in steps.get("end", ""), "thinning: a replay gone back to a checkpoint runs to its end, "
+          "without divergence", steps.get("end", "") + whole[-1500:])
+    m = re.search(r"PIDS=([\d,]*)", steps.get("pids", ""))
+    pids = [int(x) for x in m.group(1).split(",") if x] if m else []
+    check(len(pids) >= 2, "thinning: the checkpoints' processes are known", steps.get("pids"))
+    left = [p for p in pids if os.path.exists("/proc/%d" % p) and
+            open("/proc/%d/stat" % p).read().rsplit(")", 1)[1].split()[0] != "Z"]
+    check(not left, "thinning: no checkpoint process outlives the gdb session", left)
 
 
 def stripped_timer(kv, d):

@@ -47,20 +47,23 @@ no gdb conditional breakpoint. A backtrace ends at the fiber's entry (make_fcont
 frame filter. Everything the table describes (tasks, timer deadlines, nodes, events) works
 without the program's debug information (a stripped binary, or its core file).
 
-Checkpoints are forks of the replaying process that gdb keeps as inferiors (`info inferiors` shows
-them; `detach-on-fork` is off). gdb's own `checkpoint` is not used: it makes an inferior function
+Checkpoints are forks of the replaying process, parked outside gdb (not inferiors: see
+take_checkpoint), attached again when a goto or back restarts one, and killed at gdb's exit (or ended
+by themselves when gdb is gone). gdb's own `checkpoint` is not used: it makes an inferior function
 call, which gdb 13 cannot make where the kernel's XSAVE area outgrew it ("Couldn't write extended
 state status: Bad address"). The fork is one libc `syscall` instruction run with general registers
 only (x86_64); the regular files a checkpoint had open for reading (the traces) are seeked back when
-it is restarted, since forks share file offsets. Known issue: once the checkpoint cap is reached and
-thinning kills old checkpoints, a later fork was seen to make gdb 13 wait forever (a kill of the
-gdb process ends it); the defaults rarely reach the cap.
+it is restarted, since forks share file offsets.
 The table is runtime/internal/debug_table.hpp's `reprise_debug` (version 2).
 """
 
+import atexit
 import os
 import re
+import shutil
+import signal
 import struct
+import tempfile
 import time
 
 import gdb
@@ -399,9 +402,12 @@ class Session:
     landing_distance = 1000     # a goto leaves a checkpoint this many events before its target
     checkpoint_max = 256
     checkpoint_keep_newest = 16
-    checkpoints = []            # [(node index, event, gdb checkpoint id)], one gdb process each
+    checkpoints = []            # [(node index, event, checkpoint id)], one parked process each
     bookmarks = {}              # name -> (node index, event)
-    offsets = {}                # checkpoint inferior -> {fd: file offset} when it was taken
+    offsets = {}                # checkpoint id -> {fd: file offset} when it was taken
+    parked = {}                 # checkpoint id -> Parked
+    attached = set()            # inferiors attached to a parked process (gdb would detach them at its exit)
+    next_checkpoint_id = 1
     args = None                 # the program's arguments, as the first replay under gdb had them
     quiet = 0                   # > 0 while a command runs the program itself (it prints its own line)
     last_stop = None
@@ -527,7 +533,6 @@ def program_args():
 
 def on_exit(event):
     _task.clear()
-    S.checkpoints = [c for c in S.checkpoints if c[2] in checkpoint_ids()]
 
 
 def on_cont(event):
@@ -805,7 +810,16 @@ def syscall_instruction():
 
 
 def checkpoint_ids():
-    return {i.num for i in gdb.inferiors() if i.pid != 0}
+    """The checkpoints whose parked process is still there."""
+    return {cid for cid, p in S.parked.items() if process_alive(p.pid)}
+
+
+def process_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
 
 
 def select_inferior(num):
@@ -860,16 +874,24 @@ def run_to(addr):
 
 
 _needs_step_over = set()
-_pending_registers = {}  # checkpoint inferior -> registers to put back once selected  # inferiors whose pc was moved back onto the stop breakpoint by hand
 
 
+SYS_CLOSE_X86_64 = 3
 SYS_LSEEK_X86_64 = 8
-SYSCALL_REGS = ("rip", "rax", "rdi", "rsi", "rdx", "r10", "rcx", "r11")
+SYS_SETPGID_X86_64 = 109
+SYS_OPENAT_X86_64 = 257
+AT_FDCWD = -100
+O_RDONLY_CLOEXEC = 0o2000000
+# What a syscall's injection changes: the call's registers, and the stack pointer and flags of a
+# parked fork's way (see take_checkpoint).
+SYSCALL_REGS = ("rip", "rax", "rdi", "rsi", "rdx", "r10", "rcx", "r11", "rsp", "eflags")
+ERESTART = (-512, -513, -514, -516)  # ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK
+SYSCALL_TRIES = 8
 
 
-def inject_syscall(nr, *args):
+def inject_syscall(nr, *args, rsp=None):
     """Runs one syscall in the selected process (x86_64) and puts back every register it touched;
-    returns (rax, the registers as they were)."""
+    returns (rax, the registers as they were). `rsp`: the stack pointer during the call."""
     insn = syscall_instruction()
     frame = gdb.newest_frame()
     saved = {r: int(frame.read_register(r)) for r in SYSCALL_REGS}
@@ -878,8 +900,17 @@ def inject_syscall(nr, *args):
         gdb.execute("set $rax = %d" % nr, to_string=True)
         for reg, value in zip(("rdi", "rsi", "rdx", "r10"), args):
             gdb.execute("set $%s = %d" % (reg, value), to_string=True)
-        gdb.execute("stepi", to_string=True)
-        result = int(gdb.newest_frame().read_register("rax"))
+        if rsp is not None:
+            gdb.execute("set $rsp = %d" % rsp, to_string=True)
+        # A signal that comes meanwhile (SIGCHLD of a checkpoint stopping) interrupts the call
+        # before it did anything (-ERESTART*): it is made again.
+        for _ in range(SYSCALL_TRIES):
+            gdb.execute("stepi", to_string=True)
+            result = int(gdb.newest_frame().read_register("rax"))
+            if result not in ERESTART:
+                break
+            gdb.execute("set $rip = %d" % insn, to_string=True)
+            gdb.execute("set $rax = %d" % nr, to_string=True)
         restore_registers(saved)
     _needs_step_over.add(gdb.selected_inferior().num)
     return result, saved
@@ -919,54 +950,161 @@ def file_offsets(pid):
     return out
 
 
+class Parked:
+    """A checkpoint's process while no debugger holds it: its pid, the registers it had before the
+    fork (put back when it is attached again), and the descriptor it waits on."""
+
+    def __init__(self, pid, registers, fd):
+        self.pid, self.registers, self.fd = pid, registers, fd
+
+
 def take_checkpoint(node_index, event):
-    """A fork of the process, stopped here, remembered as node:event; returns its inferior number."""
+    """A fork of the process, parked where it was, remembered as node:event; returns its id.
+
+    gdb does not hold the fork as an inferior: gdb 13's cost of a fork grows with the inferiors it
+    holds (0.05 s a checkpoint with 10 of them, 0.5 s with 150), and a session of hundreds of
+    checkpoints came to a halt. The fork runs on instead, detached, by a way laid out in its
+    registers and below its stack before the fork: from the fork's return in libc's syscall() it
+    returns into that syscall instruction again, which (rax 0 in a child) reads one byte of a FIFO
+    that only gdb writes: it blocks. When gdb is gone the read ends (end of file) and the process
+    returns into _exit(): a checkpoint never outlives its debugger, nor runs the program on. It has a
+    process group of its own (the terminal's ^C is not for it). Only the syscall instruction, a
+    comparison and two returns run in it, so no register but those of SYSCALL_REGS changes:
+    `reprise goto` and `back` attach to it again and put them back (attach_parked)."""
     t = Table()
     if t.arch != "x86_64_sysv":
         raise gdb.GdbError("reprise: checkpoints are made on x86_64 only (this is %s)" % t.arch)
-    before = {i.num for i in gdb.inferiors()}
-    parent = gdb.selected_inferior().num
-    offsets = file_offsets(gdb.selected_inferior().pid)
+    inf = gdb.selected_inferior()
+    offsets = file_offsets(inf.pid)
+    insn = syscall_instruction()
+    exit_fn = libc_function("_exit")
     S.quiet += 1
     try:
         with silenced():
-            pid, saved = inject_syscall(SYS_FORK_X86_64)
-            new = sorted({i.num for i in gdb.inferiors()} - before)
-            if not new or pid <= 0:
-                raise gdb.GdbError("reprise: the fork for a checkpoint failed (%d; detach-on-fork must be off)" % pid)
-            child = new[-1]
-            # The child's registers are put back when it is first selected (selecting a new
-            # inferior costs gdb tens of milliseconds: paid at a restart, not at every checkpoint).
-            _pending_registers[child] = saved
-            _needs_step_over.add(child)
+            sp = int(gdb.newest_frame().read_register("rsp"))
+            # Below the red zone: 16-aligned return addresses (the syscall instruction, _exit),
+            # the byte read, the FIFO's name. Nothing of the program lives below its stack pointer.
+            way = (sp - 512) & ~15
+            name = parking_fifo().encode() + b"\0"
+            inf.write_memory(way, struct.pack("<QQQ", insn, exit_fn, 0) + name)
+            fd, _ = inject_syscall(SYS_OPENAT_X86_64, AT_FDCWD, way + 24, O_RDONLY_CLOEXEC)
+            if fd < 0:
+                raise gdb.GdbError("reprise: the process cannot open the checkpoint FIFO %s (errno %d)"
+                                   % (parking_fifo(), -fd))
+            try:
+                pid, saved = inject_syscall(SYS_FORK_X86_64, fd, way + 16, 1, rsp=way)
+                if pid <= 0:
+                    raise gdb.GdbError("reprise: the fork for a checkpoint failed (%d)" % pid)
+                inject_syscall(SYS_SETPGID_X86_64, pid, pid)
+            finally:
+                inject_syscall(SYS_CLOSE_X86_64, fd)
+        # The registers were set by hand: at a stop breakpoint gdb would report it again at the
+        # next `continue`, a user's too. One instruction on (reprise_debug_stop's `ret`) it won't.
+        step_over_stop_breakpoint()
     finally:
         S.quiet -= 1
-    S.checkpoints.append((node_index, event, child))
-    S.offsets[child] = offsets
+    cid = S.next_checkpoint_id
+    S.next_checkpoint_id += 1
+    S.checkpoints.append((node_index, event, cid))
+    S.parked[cid] = Parked(pid, saved, fd)
+    S.offsets[cid] = offsets
     thin_checkpoints()
-    return child
+    return cid
 
 
-def put_back_offsets(num):
-    """Seeks the selected process's files back to where they were when checkpoint `num` was taken."""
-    for fd, pos in S.offsets.get(num, {}).items():
+_fifo = {}
+
+
+def parking_fifo():
+    """The FIFO parked checkpoints wait on: gdb holds it open for writing and never writes."""
+    if "path" not in _fifo:
+        folder = tempfile.mkdtemp(prefix="reprise-gdb-")
+        path = os.path.join(folder, "checkpoints")
+        os.mkfifo(path, 0o600)
+        _fifo["path"] = path
+        _fifo["fd"] = os.open(path, os.O_RDWR | os.O_CLOEXEC)  # O_RDWR: does not wait for a reader
+    return _fifo["path"]
+
+
+def libc_function(name):
+    key = (gdb.selected_inferior().num, name)
+    if key not in _syscall_insn:
+        try:
+            _syscall_insn[key] = int(gdb.parse_and_eval("(unsigned long)&%s" % name))
+        except gdb.error:
+            raise gdb.GdbError("reprise: checkpoints need libc's %s() in the process (not found)" % name)
+    return _syscall_insn[key]
+
+
+def attach_parked(cid):
+    """Attaches to checkpoint `cid`'s parked process as a new inferior, selected, as it was when
+    taken (registers, pidfd closed, the files it reads seeked back); the checkpoint is used up."""
+    p = S.parked.pop(cid)
+    out = gdb.execute("add-inferior", to_string=True)
+    m = re.search(r"inferior (\d+)", out)
+    if m is None:
+        raise gdb.GdbError("reprise: gdb did not add an inferior for checkpoint %d (%s)" % (cid, out.strip()))
+    num = int(m.group(1))
+    gdb.execute("inferior %d" % num, to_string=True)
+    try:
+        gdb.execute("attach %d" % p.pid, to_string=True)
+    except gdb.error as e:
+        raise gdb.GdbError("reprise: checkpoint %d (process %d) cannot be attached again: %s" % (cid, p.pid, e))
+    restore_registers(p.registers)
+    inject_syscall(SYS_CLOSE_X86_64, p.fd)  # the FIFO (the fork's descriptor of it: same number)
+    put_back_offsets(cid)
+    S.offsets.pop(cid, None)
+    _needs_step_over.add(num)
+    S.attached.add(num)
+    return num
+
+
+def put_back_offsets(cid):
+    """Seeks the selected process's files back to where they were when checkpoint `cid` was taken."""
+    for fd, pos in S.offsets.get(cid, {}).items():
         inject_syscall(SYS_LSEEK_X86_64, fd, pos, 0)
 
 
-def delete_checkpoint(num):
+def delete_checkpoint(cid):
+    p = S.parked.pop(cid, None)
+    if p is not None:
+        try:
+            os.kill(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
+    S.offsets.pop(cid, None)
+
+
+def delete_all_checkpoints(*_):
+    """At gdb's exit: a parked process is no inferior, and gdb would leave it; a process attached
+    again from a checkpoint is one gdb would detach (and it would replay on alone)."""
+    for cid in list(S.parked):
+        delete_checkpoint(cid)
+    S.checkpoints = []
+    if "fd" in _fifo:
+        os.close(_fifo.pop("fd"))
+        shutil.rmtree(os.path.dirname(_fifo.pop("path")), ignore_errors=True)
+    for num in list(S.attached):
+        for inf in gdb.inferiors():
+            if inf.num == num and inf.pid != 0:
+                try:
+                    os.kill(inf.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+    S.attached.clear()
+
+
+def forget_inferior(num):
+    """Kills and removes a process that was left behind (not the selected one)."""
     if num == gdb.selected_inferior().num:
         return
-    try:
-        gdb.execute("kill inferiors %d" % num, to_string=True)
-    except gdb.error:
-        pass
-    try:
-        gdb.execute("remove-inferiors %d" % num, to_string=True)
-    except gdb.error:
-        pass
+    for cmd in ("kill inferiors %d", "remove-inferiors %d"):
+        try:
+            gdb.execute(cmd % num, to_string=True)
+        except gdb.error:
+            pass
     _needs_step_over.discard(num)
-    _pending_registers.pop(num, None)
-    S.offsets.pop(num, None)
+    S.attached.discard(num)
 
 
 def step_over_stop_breakpoint():
@@ -987,19 +1125,24 @@ def step_over_stop_breakpoint():
 
 
 def thin_checkpoints():
-    """At most checkpoint_max: the newest few stay; of the others, the one whose neighbours are
-    closest goes (the gaps stay even)."""
+    """At most checkpoint_max: the most recently taken few stay (the one just taken among them,
+    wherever it lies: a goto back into a thinned stretch lays new ones there); of the others, the
+    one whose neighbours on its node are closest goes, so the gaps stay even. Before, "newest"
+    meant the latest by event, and a checkpoint taken behind them was removed at once: a goto
+    back then took and lost the same checkpoint forever (the hang of the known issue)."""
     while len(S.checkpoints) > S.checkpoint_max:
+        recent = {c[2] for c in sorted(S.checkpoints, key=lambda c: c[2])[-S.checkpoint_keep_newest:]}
         ordered = sorted(S.checkpoints, key=lambda c: (c[0], c[1]))
-        older = ordered[:-S.checkpoint_keep_newest]
-        if len(older) < 3:
-            victim = older[0]
-        else:
-            best, victim = None, None
-            for i in range(1, len(older) - 1):
-                gap = older[i + 1][1] - older[i - 1][1]
-                if best is None or gap < best:
-                    best, victim = gap, older[i]
+        victim, best = None, None
+        for i, c in enumerate(ordered):
+            if c[2] in recent:
+                continue
+            before = ordered[i - 1] if i > 0 and ordered[i - 1][0] == c[0] else None
+            after = ordered[i + 1] if i + 1 < len(ordered) and ordered[i + 1][0] == c[0] else None
+            # A node's first and last checkpoints bound its coverage: they go last.
+            gap = (after[1] - before[1]) if before and after else UINT64_MAX
+            if best is None or gap < best or (gap == best and c[2] < victim[2]):
+                best, victim = gap, c
         S.checkpoints.remove(victim)
         delete_checkpoint(victim[2])
 
@@ -1084,6 +1227,7 @@ def run_forward(node_index, **target):
             key = (t["stopped_node"], t["stopped_event"])
             if S.checkpoint_interval and not any((c[0], c[1]) == key for c in S.checkpoints):
                 take_checkpoint(*key)
+            step_over_stop_breakpoint()  # the registers were set by hand: gdb would report this stop again
     finally:
         S.quiet -= 1
         if live():
@@ -1102,7 +1246,7 @@ def checkpoint_text(cid, node_index, event, table=None):
 
 
 def restart_checkpoint(cp):
-    """Goes to checkpoint cp (node, event, inferior) and forks it again so that it stays usable;
+    """Goes to checkpoint cp (node, event, id) and forks it again so that it stays usable;
     the process left behind goes."""
     global _signal_stop
     _signal_stop = False
@@ -1110,28 +1254,24 @@ def restart_checkpoint(cp):
     S.checkpoints.remove(cp)
     S.quiet += 1
     try:
-        select_inferior(cp[2])
         with silenced():
-            restore_registers(_pending_registers.pop(cp[2], {}))
-            # A fork's inferior has neither the arguments nor the environment: a later `run` needs them.
+            attach_parked(cp[2])
+            # An attached process has neither the arguments nor the environment: a later `run` needs them.
             if S.args is not None:
                 gdb.execute("set args %s" % S.args, to_string=True)
             gdb.execute("set environment REPRISE_DEBUGGER=1", to_string=True)
-        put_back_offsets(cp[2])
+            forget_inferior(left)
+        disarm()  # the targets armed when it was taken: a later `continue` must not stop at them
     finally:
         S.quiet -= 1
-    S.offsets.pop(cp[2], None)
     _task.clear()
     again = take_checkpoint(cp[0], cp[1])
     print("[reprise] back to %s (kept as checkpoint %d)" % (checkpoint_text(cp[2], cp[0], cp[1], Table()), again))
-    if not any(c[2] == left for c in S.checkpoints):
-        delete_checkpoint(left)
 
 
 def best_checkpoint(node_index, target):
     alive = checkpoint_ids()
-    usable = [c for c in S.checkpoints if c[0] == node_index and c[1] <= target and c[2] in alive
-              and c[2] != gdb.selected_inferior().num]
+    usable = [c for c in S.checkpoints if c[0] == node_index and c[1] <= target and c[2] in alive]
     return max(usable, key=lambda c: c[1]) if usable else None
 
 
@@ -1300,7 +1440,7 @@ class InfoCmd(Sub):
         print("nodes: %d" % len(nodes))
         for n in nodes:
             print("  %d %s (%s): %s" % (n.index, n.name, "replaying" if n.replaying else "live", node_state(t, n)))
-        alive = checkpoint_ids() if target_kind() is not None else set()
+        alive = checkpoint_ids()
         S.checkpoints = [c for c in S.checkpoints if c[2] in alive]
         print("attached: %s; checkpoint interval %d; %d checkpoint(s)" % (
             "yes" if t["attached"] else "no", S.checkpoint_interval, len(S.checkpoints)))
@@ -1608,8 +1748,8 @@ class CheckpointIntervalCmd(Sub):
 def install():
     global _stop_bp
     gdb.execute("set environment REPRISE_DEBUGGER=1")
-    # Checkpoints are forks that gdb keeps (each an inferior); gdb stays with the replaying process.
-    gdb.execute("set detach-on-fork off")
+    # Checkpoints are forks that go on alone, parked (take_checkpoint); gdb stays with the replaying process.
+    gdb.execute("set detach-on-fork on")
     gdb.execute("set follow-fork-mode parent")
     if _stop_bp is None:
         # A pending breakpoint until the program (or its shared library) is loaded.
@@ -1618,6 +1758,9 @@ def install():
     gdb.events.stop.connect(on_stop)
     gdb.events.exited.connect(on_exit)
     gdb.events.cont.connect(on_cont)
+    if hasattr(gdb.events, "gdb_exiting"):
+        gdb.events.gdb_exiting.connect(delete_all_checkpoints)
+    atexit.register(delete_all_checkpoints)
     if _task is not None:
         gdb.unwinder.register_unwinder(None, _task, replace=True)
     if hasattr(gdb, "frame_filters") and FrameDecorator is not None:
