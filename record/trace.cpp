@@ -12,6 +12,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include <bit>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -115,86 +116,90 @@ std::uint64_t digest64(std::string_view bytes) noexcept { return XXH3_64bits(byt
 
 // --- checks: the same rules before encoding (asserted) and after decoding (damage) ---
 
-std::optional<std::string> check(const Record& record) {
-    return std::visit(
-        Overloaded{
-            [](const Tick&) -> std::optional<std::string> { return std::nullopt; },
-            [](const Wake& r) -> std::optional<std::string> {
-                const auto k = static_cast<std::uint8_t>(r.wake);
-                if (k < 1 || k > wake_kind_last)
-                    return fmt::format("wake: unknown wake-up kind {}", k);
-                if (r.wake == WakeKind::accepted || r.wake == WakeKind::connected)
-                    return fmt::format("wake: {} has a record of its own", wake_kind_name(r.wake));
-                if ((r.wake == WakeKind::signal) != (r.handle == 0))
-                    return std::string("wake: a signal has handle 0, every other wake-up a handle");
-                if (!r.data.empty() && r.wake != WakeKind::bytes_read && r.wake != WakeKind::offload_done)
-                    return fmt::format("wake: {} carries no data", wake_kind_name(r.wake));
-                if (r.data.size() > record_payload_bytes_max)
-                    return std::string("wake: the data is larger than a record may be");
-                if (r.value != 0 && r.wake == WakeKind::bytes_read &&
-                    (r.value < 0 || r.value % static_cast<std::int64_t>(redaction_bytes) != 0 ||
-                     static_cast<std::uint64_t>(r.value) > r.data.size()))
-                    return fmt::format("wake: a redaction trailer of {} bytes in {} bytes read", r.value, r.data.size());
-                return std::nullopt;
-            },
-            [](const Input& r) -> std::optional<std::string> {
-                const auto k = static_cast<std::uint8_t>(r.input);
-                if (k < 1 || k > input_kind_last)
-                    return fmt::format("input: unknown input kind {}", k);
-                if (r.value.size() > record_payload_bytes_max)
-                    return std::string("input: the value is larger than a record may be");
-                return std::nullopt;
-            },
-            [](const Output& r) -> std::optional<std::string> {
-                const auto k = static_cast<std::uint8_t>(r.output);
-                if (k < 1 || k > output_kind_last)
-                    return fmt::format("output: unknown output kind {}", k);
-                if (!r.bytes.empty() && r.bytes.size() != r.length)
-                    return fmt::format("output: {} bytes recorded in full for a length of {}", r.bytes.size(), r.length);
-                if (!r.bytes.empty() && digest64(r.bytes) != r.digest)
-                    return std::string("output: the bytes recorded in full do not have the recorded digest");
-                return std::nullopt;
-            },
-            [](const Spawn& r) -> std::optional<std::string> {
-                if (r.task == 0)
-                    return std::string("spawn: task id 0");
-                return std::nullopt;
-            },
-            [](const End&) -> std::optional<std::string> { return std::nullopt; },
-            [](const Accepted& r) -> std::optional<std::string> {
-                if (r.listener == 0 || r.connection == 0 || r.listener == r.connection)
-                    return fmt::format("accepted: listener {} and connection {} must be distinct non-zero ids",
-                                       r.listener, r.connection);
-                return std::nullopt;
-            },
-            [](const Connected& r) -> std::optional<std::string> {
-                if (r.connection == 0)
-                    return std::string("connected: connection id 0");
-                if (r.error < 0 || r.error > std::numeric_limits<std::int32_t>::max())
-                    return fmt::format("connected: error {} is not an errno", r.error);
-                if (r.error != 0 && (!r.peer.empty() || !r.local.empty()))
-                    return std::string("connected: a failed connect has no addresses");
-                return std::nullopt;
-            },
-            [](const Annotation& r) -> std::optional<std::string> {
-                if (r.name.empty() || r.name.size() > annotation_name_bytes_max)
-                    return fmt::format("annotation: a name of {} bytes (1..{})", r.name.size(), annotation_name_bytes_max);
-                if (r.count > annotation_fields_max)
-                    return fmt::format("annotation: {} fields (at most {})", r.count, annotation_fields_max);
-                for (std::size_t i = 0; i < r.count; ++i) {
-                    const AnnotationField& f = r.fields[i];
-                    if (f.key.empty() || f.key.size() > annotation_name_bytes_max)
-                        return fmt::format("annotation: field {} has a key of {} bytes (1..{})", i, f.key.size(),
-                                           annotation_name_bytes_max);
-                    if (f.text.size() > annotation_text_bytes_max)
-                        return fmt::format("annotation: field {} has a text of {} bytes (at most {})", i, f.text.size(),
-                                           annotation_text_bytes_max);
-                }
-                return std::nullopt;
-            },
-        },
-        record);
-}
+namespace {
+
+// The rules, one overload per record type: check() picks one by the record's kind, and
+// decode_record calls the one of the type it has just read.
+const auto check_one = Overloaded{
+    [](const Tick&) -> std::optional<std::string> { return std::nullopt; },
+    [](const Wake& r) -> std::optional<std::string> {
+        const auto k = static_cast<std::uint8_t>(r.wake);
+        if (k < 1 || k > wake_kind_last)
+            return fmt::format("wake: unknown wake-up kind {}", k);
+        if (r.wake == WakeKind::accepted || r.wake == WakeKind::connected)
+            return fmt::format("wake: {} has a record of its own", wake_kind_name(r.wake));
+        if ((r.wake == WakeKind::signal) != (r.handle == 0))
+            return std::string("wake: a signal has handle 0, every other wake-up a handle");
+        if (!r.data.empty() && r.wake != WakeKind::bytes_read && r.wake != WakeKind::offload_done)
+            return fmt::format("wake: {} carries no data", wake_kind_name(r.wake));
+        if (r.data.size() > record_payload_bytes_max)
+            return std::string("wake: the data is larger than a record may be");
+        if (r.value != 0 && r.wake == WakeKind::bytes_read &&
+            (r.value < 0 || r.value % static_cast<std::int64_t>(redaction_bytes) != 0 ||
+             static_cast<std::uint64_t>(r.value) > r.data.size()))
+            return fmt::format("wake: a redaction trailer of {} bytes in {} bytes read", r.value, r.data.size());
+        return std::nullopt;
+    },
+    [](const Input& r) -> std::optional<std::string> {
+        const auto k = static_cast<std::uint8_t>(r.input);
+        if (k < 1 || k > input_kind_last)
+            return fmt::format("input: unknown input kind {}", k);
+        if (r.value.size() > record_payload_bytes_max)
+            return std::string("input: the value is larger than a record may be");
+        return std::nullopt;
+    },
+    [](const Output& r) -> std::optional<std::string> {
+        const auto k = static_cast<std::uint8_t>(r.output);
+        if (k < 1 || k > output_kind_last)
+            return fmt::format("output: unknown output kind {}", k);
+        if (!r.bytes.empty() && r.bytes.size() != r.length)
+            return fmt::format("output: {} bytes recorded in full for a length of {}", r.bytes.size(), r.length);
+        if (!r.bytes.empty() && digest64(r.bytes) != r.digest)
+            return std::string("output: the bytes recorded in full do not have the recorded digest");
+        return std::nullopt;
+    },
+    [](const Spawn& r) -> std::optional<std::string> {
+        if (r.task == 0)
+            return std::string("spawn: task id 0");
+        return std::nullopt;
+    },
+    [](const End&) -> std::optional<std::string> { return std::nullopt; },
+    [](const Accepted& r) -> std::optional<std::string> {
+        if (r.listener == 0 || r.connection == 0 || r.listener == r.connection)
+            return fmt::format("accepted: listener {} and connection {} must be distinct non-zero ids",
+                               r.listener, r.connection);
+        return std::nullopt;
+    },
+    [](const Connected& r) -> std::optional<std::string> {
+        if (r.connection == 0)
+            return std::string("connected: connection id 0");
+        if (r.error < 0 || r.error > std::numeric_limits<std::int32_t>::max())
+            return fmt::format("connected: error {} is not an errno", r.error);
+        if (r.error != 0 && (!r.peer.empty() || !r.local.empty()))
+            return std::string("connected: a failed connect has no addresses");
+        return std::nullopt;
+    },
+    [](const Annotation& r) -> std::optional<std::string> {
+        if (r.name.empty() || r.name.size() > annotation_name_bytes_max)
+            return fmt::format("annotation: a name of {} bytes (1..{})", r.name.size(), annotation_name_bytes_max);
+        if (r.count > annotation_fields_max)
+            return fmt::format("annotation: {} fields (at most {})", r.count, annotation_fields_max);
+        for (std::size_t i = 0; i < r.count; ++i) {
+            const AnnotationField& f = r.fields[i];
+            if (f.key.empty() || f.key.size() > annotation_name_bytes_max)
+                return fmt::format("annotation: field {} has a key of {} bytes (1..{})", i, f.key.size(),
+                                   annotation_name_bytes_max);
+            if (f.text.size() > annotation_text_bytes_max)
+                return fmt::format("annotation: field {} has a text of {} bytes (at most {})", i, f.text.size(),
+                                   annotation_text_bytes_max);
+        }
+        return std::nullopt;
+    },
+};
+
+} // namespace
+
+std::optional<std::string> check(const Record& record) { return std::visit(check_one, record); }
 
 // --- RecordCopy ------------------------------------------------------------------
 
@@ -429,6 +434,11 @@ public:
     }
 
     [[gnu::noinline]] std::uint64_t u64_slow() {
+        // The unsigned encodings (a digest, a handle above 127) are read without integer()'s switch.
+        if (used_ < n_ && p_[used_] >= 0xcc && p_[used_] <= 0xcf) {
+            const unsigned width_log2 = p_[used_++] - 0xcc;
+            return be(std::size_t{1} << width_log2);
+        }
         std::uint64_t m = 0;
         bool neg = false;
         if (integer(m, neg) && neg && m != 0)
@@ -452,7 +462,7 @@ public:
         return m == max + 1 ? std::numeric_limits<std::int64_t>::min() : -static_cast<std::int64_t>(m);
     }
 
-    std::uint8_t u8() {
+    [[gnu::always_inline]] std::uint8_t u8() {
         std::uint64_t v = u64();
         if (v > 0xff)
             return static_cast<std::uint8_t>(fail("a kind does not fit 8 bits"));
@@ -516,16 +526,37 @@ private:
             ++used_;
         return b;
     }
+    // A big-endian unsigned integer of 1, 2, 4 or 8 bytes, loaded whole (msgpack has no other widths).
     std::uint64_t be(std::size_t width) {
         if (width > n_ - used_) {
             fail("the record is cut short");
             return 0;
         }
-        std::uint64_t v = 0;
-        for (std::size_t i = 0; i < width; ++i)
-            v = v << 8 | p_[used_ + i];
+        const unsigned char* at = p_ + used_;
         used_ += width;
-        return v;
+        switch (width) {
+        case 1: return *at;
+        case 2: return load_be16(at);
+        case 4: return load_be32(at);
+        case 8: return load_be64(at);
+        }
+        REPRISE_ASSERT_MSG(false, "msgpack integers are 1, 2, 4 or 8 bytes wide");
+        return 0;
+    }
+    static std::uint16_t load_be16(const unsigned char* at) noexcept {
+        std::uint16_t v;
+        std::memcpy(&v, at, sizeof v);
+        return std::endian::native == std::endian::little ? __builtin_bswap16(v) : v;
+    }
+    static std::uint32_t load_be32(const unsigned char* at) noexcept {
+        std::uint32_t v;
+        std::memcpy(&v, at, sizeof v);
+        return std::endian::native == std::endian::little ? __builtin_bswap32(v) : v;
+    }
+    static std::uint64_t load_be64(const unsigned char* at) noexcept {
+        std::uint64_t v;
+        std::memcpy(&v, at, sizeof v);
+        return std::endian::native == std::endian::little ? __builtin_bswap64(v) : v;
     }
 
     const unsigned char* p_;
@@ -567,6 +598,15 @@ std::optional<std::string> decode_record(std::string_view& in, std::int64_t& las
         else
             c.fail("an address is neither a sockaddr_in nor a sockaddr_in6");
     };
+    // The record read whole is checked by its own type's rules (no second dispatch on its kind).
+    std::optional<std::string> why;
+    auto take = [&](const auto& r) {
+        out = r;
+        if (c.error())
+            return;
+        if (auto broken = check_one(r)) [[unlikely]]
+            why = std::move(broken);
+    };
     const std::uint32_t n = c.array();
     const std::uint8_t kind = n >= 1 ? c.u8() : static_cast<std::uint8_t>(c.fail("a record of no fields"));
     if (c.error())
@@ -578,7 +618,7 @@ std::optional<std::string> decode_record(std::string_view& in, std::int64_t& las
         Tick t;
         if (auto why = read_tick(c, last_mono_ns, last_wall_ns, t))
             return why;
-        out = t;
+        take(t);
         break;
     }
     case RecordKind::wake: {
@@ -593,7 +633,7 @@ std::optional<std::string> decode_record(std::string_view& in, std::int64_t& las
             if (w.data.empty() && !c.error())
                 return std::string("wake: empty data is written as no field");
         }
-        out = w;
+        take(w);
         break;
     }
     case RecordKind::input: {
@@ -603,7 +643,7 @@ std::optional<std::string> decode_record(std::string_view& in, std::int64_t& las
         r.input = static_cast<InputKind>(c.u8());
         r.name = c.bytes();
         r.value = c.bytes();
-        out = r;
+        take(r);
         break;
     }
     case RecordKind::output: {
@@ -619,7 +659,7 @@ std::optional<std::string> decode_record(std::string_view& in, std::int64_t& las
             if (r.bytes.empty() && !c.error())
                 return std::string("output: empty bytes are written as no field");
         }
-        out = r;
+        take(r);
         break;
     }
     case RecordKind::spawn: {
@@ -628,13 +668,13 @@ std::optional<std::string> decode_record(std::string_view& in, std::int64_t& las
         Spawn r;
         r.task = c.u64();
         r.name = c.bytes();
-        out = r;
+        take(r);
         break;
     }
     case RecordKind::end: {
         if (!count_is(c, n, {2}))
             break;
-        out = End{c.i64()};
+        take(End{c.i64()});
         break;
     }
     case RecordKind::accepted: {
@@ -645,7 +685,7 @@ std::optional<std::string> decode_record(std::string_view& in, std::int64_t& las
         r.connection = c.u64();
         address(r.peer);
         address(r.local);
-        out = r;
+        take(r);
         break;
     }
     case RecordKind::connected: {
@@ -662,7 +702,7 @@ std::optional<std::string> decode_record(std::string_view& in, std::int64_t& las
         } else if (r.error == 0 && !c.error()) {
             return std::string("connected: a connect that succeeded has its addresses");
         }
-        out = r;
+        take(r);
         break;
     }
     case RecordKind::annotation: {
@@ -683,7 +723,7 @@ std::optional<std::string> decode_record(std::string_view& in, std::int64_t& las
                 f.text = c.bytes();
             }
         }
-        out = r;
+        take(r);
         break;
     }
     default:
@@ -691,7 +731,7 @@ std::optional<std::string> decode_record(std::string_view& in, std::int64_t& las
     }
     if (c.error())
         return fmt::format("{}: {}", record_kind_name(static_cast<RecordKind>(kind)), c.error());
-    if (auto why = check(out))
+    if (why)
         return why;
     in.remove_prefix(c.used());
     return std::nullopt;

@@ -30,6 +30,62 @@ namespace {
 
 
 
+/// Timers created in index order, each started at `base` plus its offset.
+struct RandomTimers {
+    std::vector<Timer> timers;
+    std::vector<std::int64_t> offsets_ms;
+    Instant base;
+};
+
+/// `n` timers started at now() + 2 ms plus 0 to `offsets_n` - 1 ms drawn from `rng` (few values: many ties).
+RandomTimers start_at_random(std::size_t n, std::mt19937_64& rng, std::uint64_t offsets_n) {
+    RandomTimers t{std::vector<Timer>(n), std::vector<std::int64_t>(n), now() + 2ms};
+    for (std::size_t i = 0; i < n; ++i) {
+        t.offsets_ms[i] = static_cast<std::int64_t>(rng() % offsets_n);
+        t.timers[i].start_at(t.base + std::chrono::milliseconds(t.offsets_ms[i]));
+    }
+    return t;
+}
+
+/// The indices 0 to n - 1 but those marked in `left_out` (which may be shorter than n).
+std::vector<int> all_but(std::size_t n, const std::vector<bool>& left_out) {
+    std::vector<int> v;
+    for (std::size_t i = 0; i < n; ++i)
+        if (i >= left_out.size() || !left_out[i])
+            v.push_back(static_cast<int>(i));
+    return v;
+}
+
+/// The indices 0 to n - 1 in an order drawn from `rng`.
+std::vector<int> shuffled(std::size_t n, std::mt19937_64& rng) {
+    std::vector<int> v(n);
+    std::iota(v.begin(), v.end(), 0);
+    std::shuffle(v.begin(), v.end(), rng);
+    return v;
+}
+
+/// The order the timers `which` fire in: a waiter each, spawned in the order given.
+std::vector<int> fire_order(std::vector<Timer>& timers, const std::vector<int>& which) {
+    std::vector<int> fired;
+    std::vector<Task<void>> waiters;
+    for (int i : which)
+        waiters.push_back(spawn("waiter", [&, i] {
+            timers[i].wait().value();
+            fired.push_back(i);
+        }));
+    for (auto& w : waiters)
+        w.join().value();
+    return fired;
+}
+
+/// The timers `which` (created in index order) in the order they must fire: by deadline, then
+/// equal deadlines in creation order.
+std::vector<int> deadline_order(const std::vector<std::int64_t>& offsets_ms, std::vector<int> which) {
+    std::sort(which.begin(), which.end());
+    std::stable_sort(which.begin(), which.end(), [&](int a, int b) { return offsets_ms[a] < offsets_ms[b]; });
+    return which;
+}
+
 /// Keeps the loop busy (no tick) for at least `d`, measured with the precise clock.
 void busy_for(Duration d) {
     const Instant until = precise_now() + d;
@@ -314,31 +370,34 @@ TEST_CASE("timers fire in order of deadline and then of creation") {
     CAPTURE(seed);
     run_main_task([&] {
         std::mt19937_64 rng(seed);  // in the body: each of its runs (live, recording, replay) draws the same
-        constexpr int timers_n = 64;
-        std::vector<Timer> timers(timers_n);
-        std::vector<std::int64_t> offsets_ms(timers_n);
-        const Instant base = now() + 2ms;
-        for (int i = 0; i < timers_n; ++i) {
-            offsets_ms[i] = static_cast<std::int64_t>(rng() % 6);   // few values: many ties
-            timers[i].start_at(base + std::chrono::milliseconds(offsets_ms[i]));
+        RandomTimers t = start_at_random(64, rng, 6);
+        REQUIRE(fire_order(t.timers, shuffled(t.timers.size(), rng)) ==
+                deadline_order(t.offsets_ms, all_but(t.timers.size(), {})));
+    });
+}
+
+TEST_CASE("timers cancelled or reset anywhere in the heap leave the rest firing in order of deadline and creation") {
+    const std::uint64_t seed = test_seed("timers cancelled or reset anywhere in the heap");
+    CAPTURE(seed);
+    run_main_task([&] {
+        std::mt19937_64 rng(seed);  // in the body: each of its runs (live, recording, replay) draws the same
+        RandomTimers t = start_at_random(96, rng, 8);
+        // Removals from every depth of the heap: a third cancelled, a third moved to another
+        // deadline (removed and pushed again), in a random order.
+        const std::vector<int> order = shuffled(t.timers.size(), rng);
+        std::vector<bool> cancelled(t.timers.size(), false);
+        for (std::size_t k = 0; k < t.timers.size() * 2 / 3; ++k) {
+            const int i = order[k];
+            if (k % 2 == 0) {
+                t.timers[i].cancel();
+                cancelled[i] = true;
+            } else {
+                t.offsets_ms[i] = static_cast<std::int64_t>(rng() % 8);
+                t.timers[i].start_at(t.base + std::chrono::milliseconds(t.offsets_ms[i]));
+            }
         }
-        // Each timer's waiter records, in firing order, which timer woke it.
-        std::vector<int> fired;
-        std::vector<Task<void>> waiters;
-        std::vector<int> spawn_order(timers_n);
-        std::iota(spawn_order.begin(), spawn_order.end(), 0);
-        std::shuffle(spawn_order.begin(), spawn_order.end(), rng);
-        for (int i : spawn_order)
-            waiters.push_back(spawn("waiter", [&, i] {
-                timers[i].wait().value();
-                fired.push_back(i);
-            }));
-        for (auto& w : waiters)
-            w.join().value();
-        std::vector<int> expected(timers_n);
-        std::iota(expected.begin(), expected.end(), 0);
-        std::stable_sort(expected.begin(), expected.end(), [&](int a, int b) { return offsets_ms[a] < offsets_ms[b]; });
-        REQUIRE(fired == expected);
+        const std::vector<int> armed = all_but(t.timers.size(), cancelled);
+        REQUIRE(fire_order(t.timers, armed) == deadline_order(t.offsets_ms, armed));
     });
 }
 
