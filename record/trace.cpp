@@ -962,7 +962,12 @@ std::string describe(const Record& record) {
                 return s;
             },
             [](const Spawn& r) { return fmt::format("spawn task={} name=\"{}\"", r.task, printable(r.name, 64)); },
-            [](const End& r) { return fmt::format("end exit_code={}", r.exit_code); },
+            [](const End& r) {
+                // Not an event a replay delivers: the node freezes before it (docs/trace-format.md).
+                if (r.exit_code == exit_code_still_running)
+                    return fmt::format("end exit_code={} (still running: the recording stopped first)", r.exit_code);
+                return fmt::format("end exit_code={}", r.exit_code);
+            },
             [](const Accepted& r) {
                 return fmt::format("accepted listener={} connection={} peer={} local={}", r.listener, r.connection,
                                    r.peer.to_string(), r.local.to_string());

@@ -231,6 +231,7 @@ public:
             JointNode* next = pick();
             if (next == nullptr)
                 break;
+            last_ = next;
             advance(*next);
             // The node goes on, without a new pick, while its next tick still comes before every
             // other node's and reads only bytes already written (what pick() would choose).
@@ -422,6 +423,11 @@ private:
                 code = replay_exit_break_at_past_end;
             }
         std::fflush(stderr);
+        // Under a debugger the session stays: stopped on the node that took the last step.
+        if (last_ != nullptr)
+            last_->replayer->stop_at_joint_end(fmt::format(
+                "the joint replay's end: every node is done ({} events; node {} took the last step){}", events,
+                last_->label, code == replay_exit_break_at_past_end ? " (a --break-at was past its node's end)" : ""));
         // A frozen node's tasks are parked for good: its runtime cannot be taken down.
         if (frozen)
             std::_Exit(code);
@@ -437,6 +443,7 @@ private:
     static constexpr std::size_t unpaired_listed_max = 10;
     std::vector<std::string> unpaired_;  ///< one line each
     std::uint64_t steps_ = 0;
+    JointNode* last_ = nullptr;  ///< the node that took the last step
     std::int64_t last_progress_ns_ = 0;
     bool progress_ = ::isatty(STDERR_FILENO) != 0;
 };

@@ -167,9 +167,11 @@ std::int64_t Replayer::virtual_ns() const noexcept { return tick_mono_ns_ - firs
 // Called before each record is handed to the program: --break-at and the debugger's
 // targets stop here, one byte tested per event when none is armed.
 void Replayer::before_event(const trace::Record& r) {
+    bool held = false;  // a debugger stopped here for --break-at already
     if (config_.break_at != 0 && consumed_ == config_.break_at) [[unlikely]] {
         const std::string what = trace::describe(r);
-        if (!debug_stop(reprise_stop_break_at, rt_.debug, consumed_, virtual_ns(), what)) {
+        held = debug_stop(reprise_stop_break_at, rt_.debug, consumed_, virtual_ns(), what);
+        if (!held) {
             const std::string says = fmt::format("reprise: break at event {} ({}): raising SIGTRAP\n", consumed_, what);
             if (marker_) {
                 marker_->say(says);
@@ -181,17 +183,21 @@ void Replayer::before_event(const trace::Record& r) {
         }
     }
     if (debug_armed()) [[unlikely]]
-        debug_targets_at(r);
+        debug_targets_at(r, held);
 }
 
 // The debugger's targets for this record: an event number, a kind (and handle), a checkpoint.
-void Replayer::debug_targets_at(const trace::Record& r) {
+// `held`: the debugger stopped at this record already (--break-at); only a target of this very
+// event still stops, so that a `next KIND` from that stop finds the next such event, not this one.
+void Replayer::debug_targets_at(const trace::Record& r, bool held) {
     if (!debug_targets(rt_.debug))
         return;
     if (reprise_debug.stop_event == consumed_) {
         debug_stop(reprise_stop_event, rt_.debug, consumed_, virtual_ns(), trace::describe(r));
         return;
     }
+    if (held)
+        return;
     if (const std::uint32_t kinds = reprise_debug.stop_kinds; kinds != 0) {
         const auto kind = static_cast<std::uint32_t>(r.index() + 1);
         std::uint32_t bit = 1u << kind;
@@ -709,6 +715,10 @@ void Replayer::end(int exit_code) {
                    fmt::format("the trace's end, after its last event #{}: the program ended with exit code {}, as "
                                "recorded",
                                consumed_ - 1, exit_code));
+}
+
+void Replayer::stop_at_joint_end(std::string_view text) {
+    debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(), text);
 }
 
 void Replayer::report_progress() {

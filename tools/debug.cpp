@@ -80,7 +80,8 @@ Options:
   --record-key FILE    the key of sealed traces (given to the program as well)
   --print-command      print the command instead of running it
   -- GDB_ARGS...       everything after -- goes to gdb, before --args: for instance
-                       reprise debug t.trace -- -batch -ex 'reprise tasks'
+                       reprise debug t.trace -- -batch -ex run -ex 'reprise goto 100' -ex 'reprise tasks'
+                       (`run` first: the replay then stops at its start)
 
 The command run (the same line works by hand, docs/debugging.md):
   gdb -q -iex 'add-auto-load-safe-path EXTDIR' -x EXTDIR/reprise_gdb.py [GDB_ARGS...]
@@ -345,9 +346,15 @@ bool break_at_argument(const std::string& text, const std::vector<Node>& nodes, 
     const std::string number = colon == std::string::npos ? text : text.substr(colon + 1);
     std::uint64_t n = 0;
     auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), n);
-    if (number.empty() || ec != std::errc{} || end != number.data() + number.size() || n == 0 ||
+    if (number.empty() || ec != std::errc{} || end != number.data() + number.size() ||
         (colon != std::string::npos && node.empty())) {
-        code = fail(exit_usage, fmt::format("--break-at needs an event number N (from 1) or NODE:N, not {}", shown(text)));
+        code = fail(exit_usage, fmt::format("--break-at needs an event number N or NODE:N, not {}", shown(text)));
+        return false;
+    }
+    if (n == 0) {
+        code = fail(exit_usage, fmt::format("--break-at {}: event 0 is where every replay under gdb stops anyway (at "
+                                            "`run`, before any event); give N from 1",
+                                            shown(text)));
         return false;
     }
     if (traces > 1 && node.empty()) {

@@ -574,7 +574,11 @@ int cmd_info(const Args& args) {
     fmt::print("payload bytes    {} (bytes read, input values, offload results, full outputs)\n", data_bytes);
     fmt::print("bytes written    {} (by the program to its connections)\n", written_bytes);
     if (clean) {
-        fmt::print("state            closed cleanly: end record, exit code {}\n", exit_code);
+        if (exit_code == trace::exit_code_still_running)
+            fmt::print("state            closed cleanly: end record, the program still ran when the recording stopped "
+                       "(a simulation's time was over); replay stops before that record\n");
+        else
+            fmt::print("state            closed cleanly: end record, exit code {}\n", exit_code);
     } else if (c->reader.error()) {
         fmt::print("state            truncated or damaged: {}\n", c->damage());
         fmt::print("last good event  {}\n", c->last_good_event());

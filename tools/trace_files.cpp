@@ -45,11 +45,11 @@ std::vector<std::string> traces_in(const std::filesystem::path& dir, std::string
         const bool numbered = dot != std::string::npos && dot + 1 < name.size() &&
                               name.find_first_not_of("0123456789", dot + 1) == std::string::npos;
         if (numbered) {
+            // PATH.0, PATH.1, ... of a segmented trace PATH: the trace once, by its name. (A later
+            // segment's header cannot be read alone: its times continue the segment before.)
             const std::string stem = name.substr(0, dot);
-            std::string ignored;
-            auto h = trace::Reader::read_header(name, &ignored);
-            if (!std::filesystem::exists(stem, ec) && (name.substr(dot + 1) != "0" || std::filesystem::exists(stem + ".1", ec)) &&
-                h.ok() && (h->segment > 0 || std::filesystem::exists(stem + ".1", ec))) {
+            const bool first = name.compare(dot + 1, std::string::npos, "0") == 0;
+            if (!std::filesystem::exists(stem, ec) && std::filesystem::exists(stem + (first ? ".1" : ".0"), ec)) {
                 out.insert(stem);
                 continue;
             }

@@ -101,6 +101,9 @@ public:
     /// before that tick until the driver lets it go.
     void set_hold(bool on) noexcept { hold_ = on; }
     JointEnd joint_end() const noexcept { return joint_end_; }
+    /// A joint replay's end: a debugger stops here (on this node) before the process exits, so that
+    /// the session can still look around and go back.
+    void stop_at_joint_end(std::string_view text);
     const trace::Header& header() const noexcept { return reader_.header(); }
     std::uint64_t events() const noexcept { return consumed_; }
     /// The record handed to the program last (valid once an event was consumed).
@@ -125,7 +128,7 @@ private:
     /// --break-at (SIGTRAP, or the debugger's stop) and the debugger's targets, before record
     /// `r` is handed to the program.
     void before_event(const trace::Record& r);
-    void debug_targets_at(const trace::Record& r);
+    void debug_targets_at(const trace::Record& r, bool held);
     void debug_output_at(std::uint64_t handle, std::string_view bytes);
     void publish_kind_names();
     static void crash_report(void* arg) noexcept;

@@ -243,6 +243,7 @@ def main():
 
     stripped_timer(kv, d)
     thinning(kv, trace, e0, d)
+    break_at_once(kv, trace, e0, d)
 
     # A divergence: the password file at replay is not the recorded one.
     auth, other = record_kv_with_password(kv, d)
@@ -264,6 +265,26 @@ def main():
     if len(sys.argv) > 4:
         joint_raft(os.path.abspath(sys.argv[3]), os.path.abspath(sys.argv[4]), d)
     return report("gdb_test")
+
+
+def break_at_once(kv, trace, e0, d):
+    """--break-at is the session's first stop only: a goto back (a restart from the start or from a
+    checkpoint taken before it) and a goto past it do not stop there again, and `next KIND` from that
+    stop finds the next such event, not the one stopped at."""
+    b = e0 - 2
+    steps, whole = gdb_batch(["--args", kv, "--replay=" + trace, "--break-at=%d" % b], [
+        ("run", ["run", "continue"]),
+        ("next", "reprise next output"),
+        ("back", ["reprise goto 1", "python gdb.execute('reprise goto %d' % " + str(e0) + ")"]),
+        ("event", "reprise event"),
+    ], cwd=d)
+    check(re.search(r"event %d, virtual time" % b, steps.get("run", "")), "break-at: the first stop is --break-at's",
+          steps.get("run", "") + whole[-1500:])
+    m = re.search(r"event (\d+), virtual time [\d.]+ s: output", steps.get("next", ""))
+    check(m and int(m.group(1)) > b, "break-at: next KIND from the --break-at stop moves on", steps.get("next"))
+    check(re.search(r"stopped: event \(event %d\)" % e0, steps.get("event", "")),
+          "break-at: a goto back then past --break-at's event does not stop there again",
+          steps.get("back", "") + steps.get("event", "") + whole[-1500:])
 
 
 def thinning(kv, trace, e0, d):
@@ -385,7 +406,14 @@ def joint_raft(raft, sim, d):
         ("frozen", "reprise next tick"),
         ("frozen-nodes", "reprise nodes"),
         ("frozen-info", "reprise info"),
+        # The whole cluster's end: the session stays (the process does not exit).
+        ("joint-end", ["disable", "continue", "reprise event"]),
+        ("after-end", "reprise back"),
     ], cwd=d)
+    check(re.search(r"stopped: end \(event \d+\): the joint replay's end: every node is done", steps.get("joint-end", "")),
+          "joint: the replay's end stops the session (it does not exit)", steps.get("joint-end", "") + whole[-1500:])
+    check(re.search(r"\[reprise\] node \S+ event \d+, virtual time", steps.get("after-end", "")),
+          "joint: back from the joint replay's end", steps.get("after-end", "") + whole[-1500:])
     listed = re.findall(r"^[ >] (\d+) (\S+)\s+event (\d+)", steps.get("nodes", ""), re.M)
     check(len(listed) == len(nodes) and len(nodes) >= 3, "joint: reprise nodes lists every run (%d traces)" % len(nodes),
           steps.get("nodes", "") + whole[-1500:])

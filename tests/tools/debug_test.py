@@ -94,10 +94,13 @@ def scenarios(tool, kv, tmp):
                          "-batch", "-ex", "reprise tasks")
     check(rc == 0 and out.rstrip().endswith(f"-batch -ex 'reprise tasks' --args {kv} --replay={trace} --break-at=node:7"),
           "what follows -- goes to gdb before --args; --break-at goes to the program", out + err)
-    for bad in ("x7", "0", ":7"):
+    for bad in ("x7", ":7"):
         rc, _, err = debug(tool, trace, "--extension", ext, "--print-command", "--break-at", bad)
-        check(rc == 2 and f"--break-at needs an event number N (from 1) or NODE:N, not {bad}" in err,
+        check(rc == 2 and f"--break-at needs an event number N or NODE:N, not {bad}" in err,
               f"a bad --break-at ({bad}) is refused", err)
+    rc, _, err = debug(tool, trace, "--extension", ext, "--print-command", "--break-at", "0")
+    check(rc == 2 and "event 0 is where every replay under gdb stops anyway" in err and "from 1" in err,
+          "--break-at 0 is refused, saying why", err)
     rc, _, err = debug(tool, trace, "--extension", ext, "--print-command", "--bogus")
     check(rc == 2 and "unknown option --bogus" in err, "an unknown option is refused", err)
     rc, _, err = debug(tool, "--extension", ext, "--print-command")
@@ -156,6 +159,19 @@ def scenarios(tool, kv, tmp):
     check(rc == 0 and f"--args {kv} --replay={n1} --replay={n2}" in out and out.count("--replay=") == 2
           and out.rstrip().endswith(" --break-at=n2:4"),
           "a folder is a joint session: one --replay per trace, a segmented trace once; NODE:N kept", out + err)
+    # A segmented trace of several files (uncompressed, 1 MiB each: 2.5 MB of values) is one
+    # trace of a folder too, named without its number (a later segment's header cannot be read alone).
+    segs = os.path.join(tmp, "segmented")
+    os.makedirs(segs)
+    seg = os.path.join(segs, "kv.trace")
+    with Server([kv, "--port", "0", f"--record={seg}", "--record-segment=1m", "--record-compress=off"], cwd=tmp) as s:
+        for i in range(50):
+            call(s.port, "SET", f"big{i}", "v" * (50 * 1024))
+        check(s.stop() == 0, "reprise-kv recording a segmented trace exits 0 on SIGTERM", s.err()[-800:])
+    check(len(os.listdir(segs)) >= 3, "the segmented recording wrote several segments", os.listdir(segs))
+    rc, out, err = debug(tool, segs, "--extension", ext, "--print-command")
+    check(rc == 0 and out.count("--replay=") == 1 and f"--replay={seg}" in out.split(),
+          "a folder holding a segmented trace of several files: one --replay, by the trace's name", out + err)
     # NODE is checked against the headers before gdb starts, matched as the joint replay matches it:
     # labels in start-time order, NAME/K for a node recorded several times, or an index.
     again = os.path.join(tmp, "cluster-again")

@@ -109,7 +109,8 @@ NODE_NOT_STARTED, NODE_RUNNING, NODE_ENDED, NODE_FROZEN = 0, 1, 2, 3
 
 STOP_REASONS = {0: "none", 1: "event", 2: "kind", 3: "output", 4: "checkpoint", 5: "divergence", 6: "end",
                 7: "break_at", 8: "started"}
-STOP_CHECKPOINT, STOP_DIVERGENCE, STOP_END, STOP_STARTED = 4, 5, 6, 8
+JOINT_END = "the joint replay's end"  # replay/joint.cpp's stop text at the end of a joint replay
+STOP_CHECKPOINT, STOP_DIVERGENCE, STOP_END, STOP_BREAK_AT, STOP_STARTED = 4, 5, 6, 7, 8
 ARCHES = {1: "x86_64_sysv", 2: "aarch64_aapcs"}
 
 # Boost.Context fcontext: where jump_fcontext leaves a suspended context's registers, keyed by
@@ -438,6 +439,10 @@ def find_node(nodes, spec):
     for n in nodes:
         if spec == str(n.index) or spec == n.name:
             return n
+    runs = [n.name for n in nodes if n.name.startswith(spec + "/")]
+    if runs:
+        raise gdb.GdbError("reprise: node %s was recorded %d times: name one of its runs (%s), or an index"
+                           % (spec, len(runs), ", ".join(runs)))
     raise gdb.GdbError("reprise: no node %r (nodes: %s)" % (spec, ", ".join("%d %s" % (n.index, n.name) for n in nodes)))
 
 
@@ -604,8 +609,12 @@ def optimized_out_scalar(value, depth=0):
     if depth > 8 or t.code not in (gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_UNION):
         return value
     for field in t.fields():
-        if not field.is_base_class and hasattr(field, "bitpos") and field.name:
-            return optimized_out_scalar(value[field.name], depth + 1)
+        # Base classes too: a std::vector's fields are all in its base (its printer would fail).
+        if hasattr(field, "bitpos") and (field.is_base_class or field.name):
+            try:
+                return optimized_out_scalar(value[field], depth + 1)
+            except (gdb.error, TypeError, ValueError):
+                continue
     return value
 
 
@@ -1222,6 +1231,8 @@ def run_forward(node_index, **target):
             if _signal_stop:
                 break
             t = Table()
+            if t["stop_reason"] == STOP_BREAK_AT:
+                continue  # the program's own --break-at, met again after a restart: not this command's target
             if t["stop_reason"] != STOP_CHECKPOINT:
                 break
             key = (t["stopped_node"], t["stopped_event"])
@@ -1334,8 +1345,13 @@ def check_in_range(node, target):
 def trace_end(table, node_index):
     """The event number the process is stopped at when that is node `node_index`'s trace's end
     (stop reason end: the program would exit, or that node stop, if it went on), else None."""
-    if live() and table["stop_reason"] == STOP_END and table["stopped_node"] == node_index:
-        return table["stopped_event"]
+    if live() and table["stop_reason"] == STOP_END:
+        if table["stopped_node"] == node_index:
+            return table["stopped_event"]
+        if table.first_line("stop_text").startswith(JOINT_END):
+            # Every node is done: any node would run the process to its exit.
+            node = next((n for n in table.runtimes() if n.index == node_index), None)
+            return current_event(table, node) if node is not None else table["stopped_event"]
     return None
 
 
@@ -1442,8 +1458,9 @@ class InfoCmd(Sub):
             print("  %d %s (%s): %s" % (n.index, n.name, "replaying" if n.replaying else "live", node_state(t, n)))
         alive = checkpoint_ids()
         S.checkpoints = [c for c in S.checkpoints if c[2] in alive]
+        attached = "a core file" if core_loaded() else ("yes" if t["attached"] else "no")
         print("attached: %s; checkpoint interval %d; %d checkpoint(s)" % (
-            "yes" if t["attached"] else "no", S.checkpoint_interval, len(S.checkpoints)))
+            attached, S.checkpoint_interval, len(S.checkpoints)))
 
 
 class NodesCmd(Sub):
@@ -1739,9 +1756,12 @@ class CheckpointIntervalCmd(Sub):
     def run(self, argv):
         if argv:
             try:
-                S.checkpoint_interval = int(argv[0])
+                n = int(argv[0])
             except ValueError:
-                raise gdb.GdbError("reprise: usage: reprise checkpoint-interval N")
+                n = -1
+            if n < 0:
+                raise gdb.GdbError("reprise: usage: reprise checkpoint-interval N (events, 0 or more; 0: none)")
+            S.checkpoint_interval = n
         print("checkpoint interval: %d events" % S.checkpoint_interval)
 
 
