@@ -271,6 +271,12 @@ struct Skim {
     Address peer;
 };
 
+/// Whether a skimmed record is an event a replay delivers: every record but an end saying the
+/// program still ran (the node freezes before it).
+inline bool delivered_event(const Skim& r) noexcept {
+    return r.kind != RecordKind::end || r.value != exit_code_still_running;
+}
+
 /// Skims one record from the front of `in` (advancing it), as decode_record() would decode it.
 std::optional<std::string> skim_record(std::string_view& in, std::int64_t& last_mono_ns, std::int64_t& last_wall_ns,
                                        Skim& out);

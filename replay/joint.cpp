@@ -104,8 +104,7 @@ bool scan_trace(const std::string& path, const trace::TraceKey* key, TraceScan& 
     std::vector<WriteMark>* last_writes = nullptr;
     trace::Skim r;
     while (reader->skim(r)) {
-        // Every record is an event but an end saying the program still ran: the node freezes before it.
-        if (r.kind != trace::RecordKind::end || r.value != trace::exit_code_still_running)
+        if (trace::delivered_event(r))
             ++out.events;
         const std::uint64_t tick = out.tick_wall_ns.empty() ? 0 : out.tick_wall_ns.size() - 1;
         switch (r.kind) {

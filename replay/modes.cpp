@@ -64,7 +64,11 @@ void wire_modes(Runtime::Impl& rt) {
         rt.options.node_name = reader->header().node;
         rt.recorded_argv = reader->header().argv;
         auto replayer = std::make_unique<Replayer>(
-            rt, std::move(*reader), ReplayConfig{.speed = rt.options.replay_speed, .break_at = rt.options.break_at, .mark_stdio = rt.options.mark_stdio});
+            rt, std::move(*reader),
+            ReplayConfig{.speed = rt.options.replay_speed,
+                         .break_at = rt.options.break_at,
+                         .mark_stdio = rt.options.mark_stdio,
+                         .key = key ? std::make_shared<const trace::TraceKey>(*key) : nullptr});
         rt.journal = replayer_ptr = replayer.get();
         rt.backend = std::move(replayer);
     } else if (rt.options.backend_source) {

@@ -717,6 +717,21 @@ void Replayer::end(int exit_code) {
                                consumed_ - 1, exit_code));
 }
 
+void Replayer::count_events_for_debugger() {
+    if (joint_ || rt_.debug.events_total != 0 || !debugger_expected())
+        return;
+    std::string error;
+    auto reader = trace::Reader::open(rt_.options.replay_path, &error, config_.key.get());
+    if (!reader.ok())
+        return;  // the replay reads it and reports; the count stays unknown (0)
+    std::uint64_t events = 0;
+    trace::Skim r;
+    while (reader->skim(r))
+        if (trace::delivered_event(r))
+            ++events;
+    rt_.debug.events_total = events;
+}
+
 void Replayer::stop_at_joint_end(std::string_view text) {
     debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(), text);
 }

@@ -122,9 +122,13 @@ bool debug_stop(reprise_debug_stop_reason reason, const reprise_debug_runtime& n
     return true;
 }
 
-void debug_replay_starts(const reprise_debug_runtime& node) noexcept {
+bool debugger_expected() noexcept {
     const char* v = std::getenv("REPRISE_DEBUGGER");  // reprise-allow: env (set by the debugger extension, not an input)
-    if (v == nullptr || *v == '\0')
+    return v != nullptr && *v != '\0';
+}
+
+void debug_replay_starts(const reprise_debug_runtime& node) noexcept {
+    if (!debugger_expected())
         return;
     // One stop per process: the nodes of a joint replay start one by one as the replay goes.
     static std::atomic<bool> stopped_once{false};

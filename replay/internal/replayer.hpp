@@ -25,6 +25,8 @@ struct ReplayConfig {
     bool mark_stdio = false;
     /// Progress on stderr (only when it is a terminal).
     bool progress = true;
+    /// The trace's key when it is sealed: under a debugger the trace is read once more, to count its events.
+    std::shared_ptr<const trace::TraceKey> key;
 };
 
 /// Exit codes of a replay.
@@ -41,6 +43,7 @@ public:
     // --- Backend: the world, as the trace tells it -------------------------------
     PollResult poll(std::int64_t deadline_ns, WakeBatch& out) override;
     void begin_run(WakeBatch& out) override {
+        count_events_for_debugger();
         debug_replay_starts(rt_.debug);
         poll(-1, out);
     }
@@ -104,6 +107,9 @@ public:
     /// A joint replay's end: a debugger stops here (on this node) before the process exits, so that
     /// the session can still look around and go back.
     void stop_at_joint_end(std::string_view text);
+    /// Under a debugger, a single replay counts its trace's events first (a joint replay's plan
+    /// counts them): the debug table's events_total, so that a goto past the end is refused at once.
+    void count_events_for_debugger();
     const trace::Header& header() const noexcept { return reader_.header(); }
     std::uint64_t events() const noexcept { return consumed_; }
     /// The record handed to the program last (valid once an event was consumed).

@@ -55,7 +55,7 @@ struct reprise_debug_runtime {
     std::uint32_t index;                ///< the node's index (0 .. runtimes - 1), as stop_node names it
     std::uint32_t replaying;            ///< 1 when this runtime replays a trace
     std::int64_t start_wall_ns;         ///< the run's start (wall ns); replay: the trace header's (0: not known yet)
-    std::uint64_t events_total;         ///< replay: the trace's events when known (a joint replay counts them); 0: not
+    std::uint64_t events_total;         ///< replay: the trace's events when known (a joint replay counts them; a single one under the extension too); 0: not
     std::uint8_t state;                 ///< reprise_debug_node_state, kept current by the runtime and the replayer
     std::uint8_t reserved[7];
 };
@@ -187,5 +187,7 @@ inline bool debug_targets(const reprise_debug_runtime& node) noexcept {
 /// is marked attached and the process stops, once (the first node of a joint replay), so that
 /// it can set its targets.
 void debug_replay_starts(const reprise_debug_runtime& node) noexcept;
+/// Whether the extension runs this process (REPRISE_DEBUGGER in the environment).
+bool debugger_expected() noexcept;
 
 } // namespace reprise::detail

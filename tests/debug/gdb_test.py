@@ -138,6 +138,8 @@ def main():
         ("bad-task", "reprise task 999999"),
         ("bad-goto", "reprise goto nowhere"),
         ("past-end", "reprise goto 100000000"),
+        ("last", LAST_EVENT % ("0", "0")),
+        ("into-end", "reprise next tick"),
         ("end-goto", "reprise goto 100000001"),
         ("end-next", "reprise next tick"),
         ("end-until", "reprise until-output no-such-output"),
@@ -204,10 +206,18 @@ def main():
           "next with an unknown kind: a clear error listing the kinds", steps.get("bad-kind"))
     check("no task 999999" in steps.get("bad-task", ""), "task with an unknown id: a clear error", steps.get("bad-task"))
     check("neither an event number" in steps.get("bad-goto", ""), "goto nowhere: a clear error", steps.get("bad-goto"))
-    check("trace's end" in steps.get("past-end", ""), "goto past the trace's end: reported", steps.get("past-end"))
-    m = re.search(r"ran into the trace's end \(event (\d+)\)", steps.get("past-end", ""))
+    m = re.search(r"node 0 \S+ has (\d+) events, #0 to #(\d+): event 100000000 is past its trace's end",
+                  steps.get("past-end", ""))
+    check(m and int(m.group(2)) == int(m.group(1)) - 1 and "[reprise]" not in steps.get("past-end", ""),
+          "goto past the trace's end: refused at once, with the trace's range (the replay counted its events)",
+          steps.get("past-end"))
+    m = re.search(r"ran into the trace's end \(event (\d+)\)", steps.get("into-end", ""))
+    check(m, "next tick from the last event: runs into the trace's end, and says so", steps.get("into-end"))
     end = m.group(1) if m else "?"
-    for step in ("end-goto", "end-next", "end-until"):
+    check("event 100000001 is past its trace's end" in steps.get("end-goto", "") and
+          "exited" not in steps.get("end-goto", ""), "end-goto at the trace's end: refused (past the trace), the program "
+          "stays stopped there", steps.get("end-goto"))
+    for step in ("end-next", "end-until"):
         check("already at the end of the trace (event %s)" % end in steps.get(step, "") and
               "exited" not in steps.get(step, ""),
               "%s at the trace's end: refused, the program stays stopped there" % step, steps.get(step))
@@ -300,7 +310,8 @@ def thinning(kv, trace, e0, d):
         ("count", "python print('N=%d' % len(S.checkpoints))"),
         ("start", "reprise goto 2"),
         ("again", "python gdb.execute('reprise goto %d' % " + str(e0 - 1) + ")"),
-        ("pids", "python print('PIDS=' + ','.join(str(p.pid) for p in S.parked.values()))"),
+        ("pids", ["python print('PIDS=' + ','.join(str(p.pid) for p in S.parked.values()))",
+                  "python print('HELD=%d' % sum(p.held is not None for p in S.parked.values()))"]),
         ("inferiors", "info inferiors"),
         ("back", "reprise back 2"),
         ("end", ["reprise checkpoint-interval 0", "continue"]),
@@ -311,8 +322,11 @@ def thinning(kv, trace, e0, d):
           "thinning: forward again through a thinned stretch reaches its target", steps.get("again", "") + whole[-1500:])
     check(re.search(r"event %d, virtual time" % (e0 - 3), steps.get("back", "")), "thinning: back 2 from a restarted one",
           steps.get("back"))
-    check(len(re.findall(r"^\*?\s+\d+\s+process ", steps.get("inferiors", ""), re.M)) == 1,
-          "thinning: checkpoints are not gdb inferiors (one process in `info inferiors`)", steps.get("inferiors"))
+    held = re.search(r"HELD=(\d+)", steps.get("pids", ""))
+    check(held and len(re.findall(r"^\*?\s+\d+\s+process ", steps.get("inferiors", ""), re.M)) == 1 + int(held.group(1))
+          and int(held.group(1)) <= 4,
+          "thinning: gdb holds only the few most recent checkpoints as inferiors, the others are parked",
+          steps.get("inferiors", "") + steps.get("pids", ""))
     check("no divergence" in steps.get("end", ""), "thinning: a replay gone back to a checkpoint runs to its end, "
           "without divergence", steps.get("end", "") + whole[-1500:])
     m = re.search(r"PIDS=([\d,]*)", steps.get("pids", ""))

@@ -25,7 +25,7 @@ Commands (everything that only reads memory also works on a core file: `gdb PROG
                                checkpoint at or before N (else from the start), then forward;
                                NODE:N (or a bookmark of another node) selects NODE; an N past
                                the node's events is refused at once when the table knows their
-                               number (a joint replay)
+                               number (a joint replay, and a single one under the extension)
   reprise back [K]             K events back (default 1)
   reprise next KIND [HANDLE]   forward to the next event of a record kind (tick, wake, input, output,
                                spawn, accepted, connected, annotation...) or wake kind (timer_fired,
@@ -47,9 +47,9 @@ no gdb conditional breakpoint. A backtrace ends at the fiber's entry (make_fcont
 frame filter. Everything the table describes (tasks, timer deadlines, nodes, events) works
 without the program's debug information (a stripped binary, or its core file).
 
-Checkpoints are forks of the replaying process, parked outside gdb (not inferiors: see
-take_checkpoint), attached again when a goto or back restarts one, and killed at gdb's exit (or ended
-by themselves when gdb is gone). gdb's own `checkpoint` is not used: it makes an inferior function
+Checkpoints are forks of the replaying process: gdb holds the few most recent as inferiors, the
+others are parked outside gdb (see take_checkpoint) and attached again when a goto or back restarts
+one; all are killed at gdb's exit (parked ones end by themselves when gdb is gone). gdb's own `checkpoint` is not used: it makes an inferior function
 call, which gdb 13 cannot make where the kernel's XSAVE area outgrew it ("Couldn't write extended
 state status: Bad address"). The fork is one libc `syscall` instruction run with general registers
 only (x86_64); the regular files a checkpoint had open for reading (the traces) are seeked back when
@@ -926,8 +926,13 @@ def inject_syscall(nr, *args, rsp=None):
 
 
 def restore_registers(saved):
+    """Writes the registers that differ. (gdb 13 takes half a second over the first write that moves
+    a process's stack pointer onto the program's stack: a register left as it is is not written.)"""
+    frame = gdb.newest_frame()
+    now = {r: int(frame.read_register(r)) & UINT64_MAX for r in saved}
     for r, v in saved.items():
-        gdb.execute("set $%s = %d" % (r, v), to_string=True)
+        if now[r] != v & UINT64_MAX:
+            gdb.execute("set $%s = %d" % (r, v), to_string=True)
 
 
 def file_offsets(pid):
@@ -960,30 +965,37 @@ def file_offsets(pid):
 
 
 class Parked:
-    """A checkpoint's process while no debugger holds it: its pid, the registers it had before the
-    fork (put back when it is attached again), and the descriptor it waits on."""
+    """A checkpoint's process: its pid, the registers it had before the fork (put back when it is
+    restarted), the descriptor it waits on once let go, and the gdb inferior holding it while it is
+    one of the few most recent (None once let go, parked)."""
 
-    def __init__(self, pid, registers, fd):
-        self.pid, self.registers, self.fd = pid, registers, fd
+    def __init__(self, pid, registers, fd, held, way):
+        self.pid, self.registers, self.fd, self.held, self.way = pid, registers, fd, held, way
+
+
+HELD_MAX = 4  # checkpoints gdb holds as inferiors (restarted without an attach); older ones are let go
 
 
 def take_checkpoint(node_index, event):
-    """A fork of the process, parked where it was, remembered as node:event; returns its id.
+    """A fork of the process, remembered as node:event; returns its id.
 
-    gdb does not hold the fork as an inferior: gdb 13's cost of a fork grows with the inferiors it
-    holds (0.05 s a checkpoint with 10 of them, 0.5 s with 150), and a session of hundreds of
-    checkpoints came to a halt. The fork runs on instead, detached, by a way laid out in its
-    registers and below its stack before the fork: from the fork's return in libc's syscall() it
-    returns into that syscall instruction again, which (rax 0 in a child) reads one byte of a FIFO
-    that only gdb writes: it blocks. When gdb is gone the read ends (end of file) and the process
-    returns into _exit(): a checkpoint never outlives its debugger, nor runs the program on. It has a
-    process group of its own (the terminal's ^C is not for it). Only the syscall instruction, a
-    comparison and two returns run in it, so no register but those of SYSCALL_REGS changes:
-    `reprise goto` and `back` attach to it again and put them back (attach_parked)."""
+    gdb holds the fork as an inferior while it is one of the HELD_MAX most recent checkpoints:
+    restarting one then costs no attach (an attached process's first frame costs gdb 13 about half
+    a second of symbol reading). Older ones are let go, parked: gdb 13's cost of a fork grows with
+    the inferiors it holds (0.05 s a checkpoint with 10 of them, 0.5 s with 150), and a session of
+    hundreds of checkpoints came to a halt. A parked fork runs by a way laid out in its registers
+    and below its stack before the fork: from the fork's return in libc's syscall() it returns into
+    that syscall instruction again, which (rax 0 in a child) reads one byte of a FIFO that only gdb
+    writes: it blocks. When gdb is gone the read ends (end of file) and the process returns into
+    _exit(): a checkpoint never outlives its debugger, nor runs the program on. It has a process
+    group of its own (the terminal's ^C is not for it). Only the syscall instruction, a comparison
+    and two returns run in it, so no register but those of SYSCALL_REGS changes: `reprise goto` and
+    `back` attach to it again and put them back (restore_checkpoint)."""
     t = Table()
     if t.arch != "x86_64_sysv":
         raise gdb.GdbError("reprise: checkpoints are made on x86_64 only (this is %s)" % t.arch)
     inf = gdb.selected_inferior()
+    before = {i.num for i in gdb.inferiors()}
     offsets = file_offsets(inf.pid)
     insn = syscall_instruction()
     exit_fn = libc_function("_exit")
@@ -1001,9 +1013,12 @@ def take_checkpoint(node_index, event):
                 raise gdb.GdbError("reprise: the process cannot open the checkpoint FIFO %s (errno %d)"
                                    % (parking_fifo(), -fd))
             try:
-                pid, saved = inject_syscall(SYS_FORK_X86_64, fd, way + 16, 1, rsp=way)
-                if pid <= 0:
-                    raise gdb.GdbError("reprise: the fork for a checkpoint failed (%d)" % pid)
+                # The parked way's read (fd, buffer, 1 byte) is in the fork's registers already; its
+                # stack pointer moves onto the way when it is let go (let_go_old_ones).
+                pid, saved = inject_syscall(SYS_FORK_X86_64, fd, way + 16, 1)
+                new = sorted({i.num for i in gdb.inferiors()} - before)
+                if pid <= 0 or not new:
+                    raise gdb.GdbError("reprise: the fork for a checkpoint failed (%d; detach-on-fork must be off)" % pid)
                 inject_syscall(SYS_SETPGID_X86_64, pid, pid)
             finally:
                 inject_syscall(SYS_CLOSE_X86_64, fd)
@@ -1015,10 +1030,39 @@ def take_checkpoint(node_index, event):
     cid = S.next_checkpoint_id
     S.next_checkpoint_id += 1
     S.checkpoints.append((node_index, event, cid))
-    S.parked[cid] = Parked(pid, saved, fd)
+    S.parked[cid] = Parked(pid, saved, fd, new[-1], way)
     S.offsets[cid] = offsets
     thin_checkpoints()
+    let_go_old_ones()
     return cid
+
+
+def let_go_old_ones():
+    """Past HELD_MAX held checkpoints, the oldest are detached: each runs into its parked way."""
+    held = sorted(cid for cid, p in S.parked.items() if p.held is not None)
+    if len(held) <= HELD_MAX:
+        return
+    back = gdb.selected_inferior().num
+    try:
+        for cid in held[:len(held) - HELD_MAX]:
+            p = S.parked[cid]
+            try:
+                select_inferior(p.held)
+                with silenced():
+                    gdb.execute("set $rsp = %d" % p.way, to_string=True)  # onto the way: it returns into the read
+                    gdb.execute("detach", to_string=True)
+            except gdb.error:
+                pass  # gone already: checkpoint_ids() drops it
+            finally:
+                select_inferior(back)
+            try:
+                gdb.execute("remove-inferiors %d" % p.held, to_string=True)
+            except gdb.error:
+                pass
+            _needs_step_over.discard(p.held)
+            p.held = None
+    finally:
+        select_inferior(back)
 
 
 _fifo = {}
@@ -1045,10 +1089,26 @@ def libc_function(name):
     return _syscall_insn[key]
 
 
-def attach_parked(cid):
-    """Attaches to checkpoint `cid`'s parked process as a new inferior, selected, as it was when
-    taken (registers, pidfd closed, the files it reads seeked back); the checkpoint is used up."""
+def restore_checkpoint(cid):
+    """Selects checkpoint `cid`'s process (its inferior while held, else attached again as a new
+    one), as it was when taken (registers, the FIFO closed, the files it reads seeked back); the
+    checkpoint is used up. Returns the inferior."""
     p = S.parked.pop(cid)
+    if p.held is not None:
+        select_inferior(p.held)
+        num = p.held
+    else:
+        num = attach_parked(cid, p)
+    restore_registers(p.registers)
+    inject_syscall(SYS_CLOSE_X86_64, p.fd)  # the FIFO (the fork's descriptor of it: same number)
+    put_back_offsets(cid)
+    S.offsets.pop(cid, None)
+    _needs_step_over.add(num)
+    return num
+
+
+def attach_parked(cid, p):
+    """Attaches to a parked checkpoint's process as a new inferior, selected."""
     out = gdb.execute("add-inferior", to_string=True)
     m = re.search(r"inferior (\d+)", out)
     if m is None:
@@ -1059,11 +1119,6 @@ def attach_parked(cid):
         gdb.execute("attach %d" % p.pid, to_string=True)
     except gdb.error as e:
         raise gdb.GdbError("reprise: checkpoint %d (process %d) cannot be attached again: %s" % (cid, p.pid, e))
-    restore_registers(p.registers)
-    inject_syscall(SYS_CLOSE_X86_64, p.fd)  # the FIFO (the fork's descriptor of it: same number)
-    put_back_offsets(cid)
-    S.offsets.pop(cid, None)
-    _needs_step_over.add(num)
     S.attached.add(num)
     return num
 
@@ -1076,7 +1131,9 @@ def put_back_offsets(cid):
 
 def delete_checkpoint(cid):
     p = S.parked.pop(cid, None)
-    if p is not None:
+    if p is not None and p.held is not None:
+        forget_inferior(p.held)
+    elif p is not None:
         try:
             os.kill(p.pid, signal.SIGKILL)
         except OSError:
@@ -1087,8 +1144,12 @@ def delete_checkpoint(cid):
 def delete_all_checkpoints(*_):
     """At gdb's exit: a parked process is no inferior, and gdb would leave it; a process attached
     again from a checkpoint is one gdb would detach (and it would replay on alone)."""
-    for cid in list(S.parked):
-        delete_checkpoint(cid)
+    for p in S.parked.values():
+        try:
+            os.kill(p.pid, signal.SIGKILL)  # held ones too: no gdb command runs while gdb exits
+        except OSError:
+            pass
+    S.parked.clear()
     S.checkpoints = []
     if "fd" in _fifo:
         os.close(_fifo.pop("fd"))
@@ -1266,7 +1327,7 @@ def restart_checkpoint(cp):
     S.quiet += 1
     try:
         with silenced():
-            attach_parked(cp[2])
+            restore_checkpoint(cp[2])
             # An attached process has neither the arguments nor the environment: a later `run` needs them.
             if S.args is not None:
                 gdb.execute("set args %s" % S.args, to_string=True)
@@ -1768,8 +1829,9 @@ class CheckpointIntervalCmd(Sub):
 def install():
     global _stop_bp
     gdb.execute("set environment REPRISE_DEBUGGER=1")
-    # Checkpoints are forks that go on alone, parked (take_checkpoint); gdb stays with the replaying process.
-    gdb.execute("set detach-on-fork on")
+    # Checkpoints are forks that gdb holds (the few most recent ones; the others go on alone, parked:
+    # take_checkpoint); gdb stays with the replaying process.
+    gdb.execute("set detach-on-fork off")
     gdb.execute("set follow-fork-mode parent")
     if _stop_bp is None:
         # A pending breakpoint until the program (or its shared library) is loaded.
