@@ -137,6 +137,8 @@ def main():
         ("bad-kind", "reprise next no_such_kind"),
         ("bad-task", "reprise task 999999"),
         ("bad-goto", "reprise goto nowhere"),
+        ("bad-back", ["reprise back -1", "reprise back abc", "reprise next bytes_read abc",
+                      "reprise checkpoint-interval 9223372036854775808", "reprise checkpoint-interval -5"]),
         ("past-end", "reprise goto 100000000"),
         ("last", LAST_EVENT % ("0", "0")),
         ("into-end", "reprise next tick"),
@@ -206,6 +208,10 @@ def main():
           "next with an unknown kind: a clear error listing the kinds", steps.get("bad-kind"))
     check("no task 999999" in steps.get("bad-task", ""), "task with an unknown id: a clear error", steps.get("bad-task"))
     check("neither an event number" in steps.get("bad-goto", ""), "goto nowhere: a clear error", steps.get("bad-goto"))
+    bad = steps.get("bad-back", "")
+    check(bad.count("usage: reprise back [K]") == 2 and "usage: reprise next KIND [HANDLE]" in bad and
+          bad.count("usage: reprise checkpoint-interval N") == 2 and "[reprise]" not in bad,
+          "back -1 / abc, a handle that is no number, an interval out of range: usage errors, nothing moves", bad)
     m = re.search(r"node 0 \S+ has (\d+) events, #0 to #(\d+): event 100000000 is past its trace's end",
                   steps.get("past-end", ""))
     check(m and int(m.group(2)) == int(m.group(1)) - 1 and "[reprise]" not in steps.get("past-end", ""),

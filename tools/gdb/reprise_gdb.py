@@ -1665,6 +1665,20 @@ class GotoCmd(Sub):
         finish_line()
 
 
+CHECKPOINT_INTERVAL_MAX = (1 << 62)  # the table's field is a uint64; far past any trace
+
+
+def count_argument(text, usage):
+    """A non-negative integer argument (decimal or 0x...), or a usage error."""
+    try:
+        n = int(text, 0)
+    except ValueError:
+        n = -1
+    if n < 0 or n > UINT64_MAX:
+        raise gdb.GdbError("reprise: usage: " + usage)
+    return n
+
+
 class BackCmd(Sub):
     """reprise back [K]: K events back (default 1)."""
 
@@ -1673,12 +1687,15 @@ class BackCmd(Sub):
 
     def run(self, argv):
         require_live()
-        k = int(argv[0]) if argv else 1
+        k = count_argument(argv[0], "reprise back [K] (events back, 1 or more)") if argv else 1
+        if k < 1:
+            raise gdb.GdbError("reprise: usage: reprise back [K] (events back, 1 or more)")
         t = Table()
         node = node_of(t, nodes_or_error(t))
         now = current_event(t, node)
         if k > now:
-            raise gdb.GdbError("reprise: event %d is the current one: cannot go %d back" % (now, k))
+            raise gdb.GdbError("reprise: at event %d of node %s: %d back would be before its first event (#0); "
+                               "reprise goto 0 goes there" % (now, node.name, k))
         goto(node.index, now - k)
         finish_line()
 
@@ -1705,7 +1722,7 @@ class NextCmd(Sub):
         else:
             raise gdb.GdbError("reprise: unknown kind %r; record kinds: %s; wake kinds: %s" % (
                 kind, ", ".join(r for r in records if r), ", ".join(w for w in wakes if w)))
-        handle = int(argv[1].lstrip("#"), 0) if len(argv) > 1 else 0
+        handle = count_argument(argv[1].lstrip("#"), "reprise next KIND [HANDLE] (a handle's id)") if len(argv) > 1 else 0
         node = node_of(t, nodes_or_error(t))
         run_forward(node.index, kinds=bits, handle=handle)
         finish_line()
@@ -1820,7 +1837,7 @@ class CheckpointIntervalCmd(Sub):
                 n = int(argv[0])
             except ValueError:
                 n = -1
-            if n < 0:
+            if n < 0 or n > CHECKPOINT_INTERVAL_MAX:
                 raise gdb.GdbError("reprise: usage: reprise checkpoint-interval N (events, 0 or more; 0: none)")
             S.checkpoint_interval = n
         print("checkpoint interval: %d events" % S.checkpoint_interval)
