@@ -157,7 +157,8 @@ bool find_program(Node& n, std::vector<std::string>& looked) {
         // A simulator (reprise-raft-sim) records each node as its program (reprise-raft): the
         // program's binary is not the recording's. Look beside the host, then its neighbours
         // (a build tree: examples/sim/ beside examples/raft/).
-        looked.push_back(fmt::format("{} (the recorded executable hosts the program {}: a simulator's trace)",
+        looked.push_back(fmt::format("{} (the recorded executable is not named as its program {}: a simulator "
+                                     "hosting the program, or a renamed copy; --program names the binary)",
                                      shown(h.executable), shown(h.program)));
         const fs::path dir = fs::path(h.executable).parent_path();
         std::vector<fs::path> candidates{dir / h.program};
