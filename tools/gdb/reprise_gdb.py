@@ -116,10 +116,11 @@ ARCHES = {1: "x86_64_sysv", 2: "aarch64_aapcs"}
 # Boost.Context fcontext: where jump_fcontext leaves a suspended context's registers, keyed by
 # (arch, Boost version range). A fiber's `context` points at this block; the caller of
 # jump_fcontext resumes with pc = [ctx + pc], sp = ctx + frame, the callee-saved registers from
-# their slots. Sources: boostorg/context src/asm/jump_x86_64_sysv_elf_gas.S (1.74 checked against
-# Debian 12's libboost_context.so.1.74.0 by disassembly: lea -0x38(%rsp); r12..rbp at 0x8..0x30,
-# return address at 0x38, lea 0x40(%rsp)); from 1.81 a stack guard slot at 0x8 moves r12..rbp to
-# 0x10..0x38 and the return address to 0x40 (lea 0x48(%rsp)). A Boost built with the CET shadow
+# their slots. Sources: boostorg/context src/asm/jump_x86_64_sysv_elf_gas.S (1.74: lea -0x38(%rsp);
+# r12..rbp at 0x8..0x30, return address at 0x38, lea 0x40(%rsp)); from 1.81 a stack guard slot at
+# 0x8 moves r12..rbp to 0x10..0x38 and the return address to 0x40 (lea 0x48(%rsp)). Both x86_64
+# rows are checked by running Boost.Context itself: tests/debug/fcontext_probe.cpp finds every slot
+# (fcontext_layout_test.py, against the installed 1.74 and Debian 12's 1.81, downloaded). A Boost built with the CET shadow
 # stack (BOOST_CONTEXT_SHADOW_STACK) adds an 8-byte SSP slot first: not supported here.
 # aarch64: src/asm/jump_arm64_aapcs_elf_gas.S (sub sp, #0xb0; d8..d15 at 0..0x38, x19..x28 at
 # 0x40..0x88, fp/lr at 0x90, pc at 0xa0), read from the source, not run on hardware here.
@@ -128,7 +129,7 @@ FCONTEXT_LAYOUTS = [
     ("x86_64_sysv", 106100, 108099, 0x38, 0x40,
      {"r12": 0x08, "r13": 0x10, "r14": 0x18, "r15": 0x20, "rbx": 0x28, "rbp": 0x30}, True),
     ("x86_64_sysv", 108100, 109099, 0x40, 0x48,
-     {"r12": 0x10, "r13": 0x18, "r14": 0x20, "r15": 0x28, "rbx": 0x30, "rbp": 0x38}, False),
+     {"r12": 0x10, "r13": 0x18, "r14": 0x20, "r15": 0x28, "rbx": 0x30, "rbp": 0x38}, True),
     ("aarch64_aapcs", 106500, 109099, 0xa0, 0xb0,
      dict([("x%d" % r, 0x40 + 8 * (r - 19)) for r in range(19, 29)] + [("x29", 0x90), ("x30", 0x98)]), False),
 ]
