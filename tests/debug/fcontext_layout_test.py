@@ -64,7 +64,12 @@ def other_boost(table, source):
         return
     d = tempfile.mkdtemp(prefix="fcontext-boost181-")
     try:
-        got = subprocess.run(["apt-get", "download", *OTHER_BOOST], cwd=d, capture_output=True, text=True, timeout=300)
+        try:
+            got = subprocess.run(["apt-get", "download", *OTHER_BOOST], cwd=d, capture_output=True, text=True,
+                                 timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            print("note: Boost 1.81 part skipped: apt-get download did not finish: %s" % e)
+            return
         debs = glob.glob(os.path.join(d, "*.deb"))
         if got.returncode != 0 or len(debs) != len(OTHER_BOOST):
             print("note: Boost 1.81 part skipped: apt-get download failed: " + (got.stderr or got.stdout).strip()[-300:])
