@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from reprise_test import RespClient, Server, call, check, report  # noqa: E402
@@ -320,7 +321,7 @@ def thinning(kv, trace, e0, d):
                   "python print('HELD=%d' % sum(p.held is not None for p in S.parked.values()))"]),
         ("inferiors", "info inferiors"),
         ("back", "reprise back 2"),
-        ("end", ["reprise checkpoint-interval 0", "continue"]),
+        ("end", ["python print('LIVE=%d' % gdb.selected_inferior().pid)", "reprise checkpoint-interval 0", "continue"]),
     ], cwd=d)
     check("Traceback" not in whole and "Python Exception" not in whole, "thinning: no Python traceback", whole[-3000:])
     check("N=6" in steps.get("count", ""), "thinning: at most checkpoint_max checkpoints", steps.get("count"))
@@ -338,9 +339,25 @@ def thinning(kv, trace, e0, d):
     m = re.search(r"PIDS=([\d,]*)", steps.get("pids", ""))
     pids = [int(x) for x in m.group(1).split(",") if x] if m else []
     check(len(pids) >= 2, "thinning: the checkpoints' processes are known", steps.get("pids"))
-    left = [p for p in pids if os.path.exists("/proc/%d" % p) and
-            open("/proc/%d/stat" % p).read().rsplit(")", 1)[1].split()[0] != "Z"]
-    check(not left, "thinning: no checkpoint process outlives the gdb session", left)
+    m = re.search(r"LIVE=(\d+)", steps.get("end", ""))
+    pids += [int(m.group(1))] if m else []
+
+    def alive(pid):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except OSError:
+            return False
+
+    # Killed as gdb exits; an exit takes a moment (longer under ASan, with its shadow memory).
+    left = [p for p in pids if alive(p)]
+    for _ in range(100):
+        left = [p for p in left if alive(p)]
+        if not left:
+            break
+        time.sleep(0.1)
+    check(not left, "thinning: no checkpoint process, nor the replay restored from one, outlives the gdb session",
+          left)
 
 
 def stripped_timer(kv, d):

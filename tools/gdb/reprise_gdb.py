@@ -408,7 +408,7 @@ class Session:
     bookmarks = {}              # name -> (node index, event)
     offsets = {}                # checkpoint id -> {fd: file offset} when it was taken
     parked = {}                 # checkpoint id -> Parked
-    attached = set()            # inferiors attached to a parked process (gdb would detach them at its exit)
+    attached = set()            # inferiors restored from a checkpoint (gdb would detach them at its exit)
     next_checkpoint_id = 1
     args = None                 # the program's arguments, as the first replay under gdb had them
     quiet = 0                   # > 0 while a command runs the program itself (it prints its own line)
@@ -1105,6 +1105,8 @@ def restore_checkpoint(cid):
     put_back_offsets(cid)
     S.offsets.pop(cid, None)
     _needs_step_over.add(num)
+    # Attached or forked, gdb would detach it at its exit (and it would replay on alone): killed then.
+    S.attached.add(num)
     return num
 
 
@@ -1120,7 +1122,6 @@ def attach_parked(cid, p):
         gdb.execute("attach %d" % p.pid, to_string=True)
     except gdb.error as e:
         raise gdb.GdbError("reprise: checkpoint %d (process %d) cannot be attached again: %s" % (cid, p.pid, e))
-    S.attached.add(num)
     return num
 
 
