@@ -889,6 +889,8 @@ _needs_step_over = set()
 SYS_CLOSE_X86_64 = 3
 SYS_LSEEK_X86_64 = 8
 SYS_SETPGID_X86_64 = 109
+SYS_PRCTL_X86_64 = 157
+PR_SET_PTRACER = 0x59616d61
 SYS_OPENAT_X86_64 = 257
 AT_FDCWD = -100
 O_RDONLY_CLOEXEC = 0o2000000
@@ -1004,7 +1006,7 @@ def take_checkpoint(node_index, event):
     try:
         with silenced():
             sp = int(gdb.newest_frame().read_register("rsp"))
-            # Below the red zone: 16-aligned return addresses (the syscall instruction, _exit),
+            # Below the red zone: the return addresses (the syscall instruction, _exit),
             # the byte read, the FIFO's name. Nothing of the program lives below its stack pointer.
             way = (sp - 512) & ~15
             name = parking_fifo().encode() + b"\0"
@@ -1020,7 +1022,6 @@ def take_checkpoint(node_index, event):
                 new = sorted({i.num for i in gdb.inferiors()} - before)
                 if pid <= 0 or not new:
                     raise gdb.GdbError("reprise: the fork for a checkpoint failed (%d; detach-on-fork must be off)" % pid)
-                inject_syscall(SYS_SETPGID_X86_64, pid, pid)
             finally:
                 inject_syscall(SYS_CLOSE_X86_64, fd)
         # The registers were set by hand: at a stop breakpoint gdb would report it again at the
@@ -1050,6 +1051,12 @@ def let_go_old_ones():
             try:
                 select_inferior(p.held)
                 with silenced():
+                    # A process group of its own (the terminal's ^C is not for it; a held one stays in
+                    # the replay's, where gdb's interrupt of a restored one reaches it), and gdb allowed
+                    # to attach to it again where Yama allows only descendants (ptrace_scope 1: its
+                    # parent may be gone by then).
+                    inject_syscall(SYS_SETPGID_X86_64, 0, 0)
+                    inject_syscall(SYS_PRCTL_X86_64, PR_SET_PTRACER, os.getpid())
                     gdb.execute("set $rsp = %d" % p.way, to_string=True)  # onto the way: it returns into the read
                     gdb.execute("detach", to_string=True)
             except gdb.error:
@@ -1072,12 +1079,21 @@ _fifo = {}
 def parking_fifo():
     """The FIFO parked checkpoints wait on: gdb holds it open for writing and never writes."""
     if "path" not in _fifo:
-        folder = tempfile.mkdtemp(prefix="reprise-gdb-")
-        path = os.path.join(folder, "checkpoints")
-        os.mkfifo(path, 0o600)
+        try:
+            folder = tempfile.mkdtemp(prefix="reprise-gdb-")
+            path = os.path.join(folder, "checkpoints")
+            os.mkfifo(path, 0o600)
+            _fifo["fd"] = os.open(path, os.O_RDWR | os.O_CLOEXEC)  # O_RDWR: does not wait for a reader
+        except OSError as e:
+            raise gdb.GdbError("reprise: checkpoints need a FIFO in a temporary folder (TMPDIR): %s" % e)
         _fifo["path"] = path
-        _fifo["fd"] = os.open(path, os.O_RDWR | os.O_CLOEXEC)  # O_RDWR: does not wait for a reader
+    if len(_fifo["path"]) > FIFO_NAME_MAX:
+        raise gdb.GdbError("reprise: the checkpoint FIFO's name %s is longer than %d bytes (a shorter TMPDIR will do)"
+                           % (_fifo["path"], FIFO_NAME_MAX))
     return _fifo["path"]
+
+
+FIFO_NAME_MAX = 200  # it is written below the program's stack, between the way and the red zone
 
 
 def libc_function(name):
@@ -1111,7 +1127,9 @@ def restore_checkpoint(cid):
 
 
 def attach_parked(cid, p):
-    """Attaches to a parked checkpoint's process as a new inferior, selected."""
+    """Attaches to a parked checkpoint's process as a new inferior, selected; where that fails, the
+    inferior selected before stays selected and a GdbError says why."""
+    back = gdb.selected_inferior().num
     out = gdb.execute("add-inferior", to_string=True)
     m = re.search(r"inferior (\d+)", out)
     if m is None:
@@ -1121,7 +1139,17 @@ def attach_parked(cid, p):
     try:
         gdb.execute("attach %d" % p.pid, to_string=True)
     except gdb.error as e:
-        raise gdb.GdbError("reprise: checkpoint %d (process %d) cannot be attached again: %s" % (cid, p.pid, e))
+        select_inferior(back)
+        try:
+            gdb.execute("remove-inferiors %d" % num, to_string=True)
+        except gdb.error:
+            pass
+        try:
+            os.kill(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        raise gdb.GdbError("reprise: checkpoint %d (process %d) cannot be attached again: %s"
+                           % (cid, p.pid, "; ".join(line.strip() for line in str(e).splitlines() if line.strip())))
     return num
 
 
@@ -1343,6 +1371,21 @@ def restart_checkpoint(cp):
     print("[reprise] back to %s (kept as checkpoint %d)" % (checkpoint_text(cp[2], cp[0], cp[1], Table()), again))
 
 
+def restart_from(node_index, target):
+    """From the latest checkpoint at or before `target` that can be restored, else from the start;
+    a checkpoint that cannot be (its process gone, or not attachable) is dropped, saying so."""
+    for _ in range(len(S.checkpoints) + 1):
+        cp = best_checkpoint(node_index, target)
+        if cp is None:
+            break
+        try:
+            restart_checkpoint(cp)
+            return
+        except gdb.GdbError as e:
+            print("%s; dropped, going on from an earlier checkpoint or the start" % e)
+    start_program()
+
+
 def best_checkpoint(node_index, target):
     alive = checkpoint_ids()
     usable = [c for c in S.checkpoints if c[0] == node_index and c[1] <= target and c[2] in alive]
@@ -1357,11 +1400,7 @@ def goto(node_index, target):
     restarted = False
     if target_kind() is None:
         # Not running (or ended): from a checkpoint, else from the start.
-        cp = best_checkpoint(node_index, target)
-        if cp:
-            restart_checkpoint(cp)
-        else:
-            start_program()
+        restart_from(node_index, target)
         restarted = True
     t = Table()
     nodes = nodes_or_error(t)
@@ -1374,11 +1413,7 @@ def goto(node_index, target):
         return
     if target < now or (fatal_signal() and not restarted):
         # Back (or away from a signal, which the program cannot survive): restart, then forward.
-        cp = best_checkpoint(node_index, target)
-        if cp:
-            restart_checkpoint(cp)
-        else:
-            start_program()
+        restart_from(node_index, target)
         t = Table()
         node = next(n for n in t.runtimes() if n.index == node_index)
         now = current_event(t, node)
@@ -1792,7 +1827,7 @@ class BookmarksCmd(Sub):
 
 
 class CheckpointCmd(Sub):
-    """reprise checkpoint: a checkpoint at the current event (a fork of the process, kept as a gdb inferior)."""
+    """reprise checkpoint: a checkpoint at the current event (a fork of the process; see take_checkpoint)."""
 
     def __init__(self):
         super().__init__("checkpoint")
