@@ -1056,7 +1056,8 @@ def let_go_old_ones():
                     # to attach to it again where Yama allows only descendants (ptrace_scope 1: its
                     # parent may be gone by then).
                     inject_syscall(SYS_SETPGID_X86_64, 0, 0)
-                    inject_syscall(SYS_PRCTL_X86_64, PR_SET_PTRACER, os.getpid())
+                    if yama_limits_attach():
+                        inject_syscall(SYS_PRCTL_X86_64, PR_SET_PTRACER, os.getpid())
                     gdb.execute("set $rsp = %d" % p.way, to_string=True)  # onto the way: it returns into the read
                     gdb.execute("detach", to_string=True)
             except gdb.error:
@@ -1071,6 +1072,18 @@ def let_go_old_ones():
             p.held = None
     finally:
         select_inferior(back)
+
+
+def yama_limits_attach():
+    """Whether Yama lets gdb attach only to its descendants (ptrace_scope 1, and gdb not root)."""
+    if "yama" not in _fifo:
+        try:
+            with open("/proc/sys/kernel/yama/ptrace_scope") as f:
+                scope = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            scope = 0
+        _fifo["yama"] = scope == 1 and os.geteuid() != 0
+    return _fifo["yama"]
 
 
 _fifo = {}
