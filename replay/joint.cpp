@@ -2,17 +2,23 @@
 //
 // Each node replays its own trace, as alone: no byte passes between them. What the driver adds
 // is the order, so that a debugger stopped anywhere sees a cluster state that could have
-// happened. A node is held just before each of its ticks; the driver lets go the node whose
-// next tick came first by its recorded wall clock, unless that tick reads bytes the other end
-// of its connection (paired by addresses, as `reprise cluster` pairs them) has not written yet
-// in this replay: then that node waits. A node's tick and the tasks it wakes run together.
-// One scan of each trace before the replay finds every tick's wall time, the connections'
-// ends and which tick of the writer completes the bytes each read needs, so that the
-// replay itself only compares tick counts.
+// happened. A node is held just before each of its ticks, and the driver lets one go at a time;
+// a node's tick and the tasks it wakes run together. The order comes from one of two places.
+//
+// - A simulation's traces: its world wrote down which node took each tick (sim.order beside the
+//   traces, record/internal/run_order.hpp). The driver takes the ticks in that order, exactly as
+//   the world ran them, and reads nothing ahead of the replay.
+// - Any other traces (separate processes, separate machines, separate clocks): the driver lets go
+//   the node whose next tick came first by its recorded wall clock, unless that tick reads bytes
+//   the other end of its connection (paired by addresses, as `reprise cluster` pairs them) has
+//   not written yet in this replay: then that node waits. One scan of each trace before the
+//   replay finds every tick's wall time, the connections' ends and which tick of the writer
+//   completes the bytes each read needs, so that the replay itself only compares tick counts.
 #include "reprise/replay/internal/replayer.hpp"
 
 #include "reprise/clock/internal/system_clock.hpp"
 #include "reprise/record/chunk.hpp"
+#include "reprise/record/internal/run_order.hpp"
 #include "reprise/runtime/main.hpp"
 
 #include <fmt/core.h>
@@ -22,9 +28,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <unordered_map>
 #include <unistd.h>
 
@@ -87,6 +95,7 @@ struct JointNode {
     bool done = false;              ///< ended as recorded, or frozen at its trace's end
     std::uint64_t ticks = 0;        ///< ticks taken so far (the first is taken at start)
     std::uint64_t break_at = 0;
+    std::size_t order_index = SIZE_MAX;  ///< its trace in a simulation's run order (SIZE_MAX: none)
 };
 
 bool scan_trace(const std::string& path, const trace::TraceKey* key, TraceScan& out,
@@ -154,6 +163,19 @@ class JointDriver {
 public:
     JointDriver(std::vector<JointNode>& nodes, const ProgramEntry& entry, std::string program)
         : nodes_(nodes), entry_(entry), program_(std::move(program)) {}
+
+    // The ticks are taken in a simulation's run order (every node's order_index set) instead of
+    // a plan.
+    // With `verify`, plan() ran too, and each tick the order takes is checked against the plan:
+    // its reads must have been written.
+    void follow(const trace::RunOrder& order, std::string path, bool verify) {
+        order_ = &order;
+        verify_ = verify;
+        order_path_ = std::move(path);
+        node_of_trace_.assign(order.traces.size(), SIZE_MAX);
+        for (std::size_t i = 0; i < nodes_.size(); ++i)
+            node_of_trace_[nodes_[i].order_index] = i;
+    }
 
     // Pairs every connection with the other end's (the connection of another node whose ends
     // are this one's, swapped; nearest in time when a port was used again), and turns each
@@ -226,6 +248,59 @@ public:
 
     int run() {
         const std::int64_t wall_start = read_monotonic_ns();
+        if (order_ != nullptr)
+            run_in_order();
+        else
+            run_planned();
+        report_progress(true);
+        return finish(read_monotonic_ns() - wall_start);
+    }
+
+private:
+    // Each run of the order: that node takes that many ticks (a trace not given is skipped).
+    // Then each node takes what is left after its last tick (its end record, or its cut), in the
+    // order of their last ticks: the node that ticked last ends last.
+    void run_in_order() {
+        std::vector<std::size_t> last_run(nodes_.size(), 0);
+        std::size_t run = 0;
+        for (const auto& [index, count] : order_->runs) {
+            const std::size_t i = node_of_trace_[index];
+            ++run;
+            if (i == SIZE_MAX)
+                continue;
+            last_run[i] = run;
+            JointNode& n = nodes_[i];
+            last_ = &n;
+            std::uint64_t k = 0;
+            if (!n.started && !n.done) {
+                advance(n);  // its start: the run's first tick
+                ++k;
+            }
+            if (verify_) {
+                for (; k < count && !n.done; ++k) {
+                    if (!reads_written(n))
+                        ++order_early_reads_;
+                    advance(n);
+                }
+            } else if (k < count && !n.done) {
+                k += advance_run(n, count - k);
+            }
+            if (k < count)
+                order_skipped_ += count - k;  // the trace ends before the order says
+            report_progress(false);
+        }
+        std::vector<std::size_t> tails(nodes_.size());
+        for (std::size_t i = 0; i < tails.size(); ++i)
+            tails[i] = i;
+        std::stable_sort(tails.begin(), tails.end(), [&](std::size_t a, std::size_t b) { return last_run[a] < last_run[b]; });
+        for (const std::size_t i : tails)
+            while (!nodes_[i].done) {
+                last_ = &nodes_[i];
+                advance(nodes_[i]);
+            }
+    }
+
+    void run_planned() {
         for (;;) {
             JointNode* next = pick();
             if (next == nullptr)
@@ -242,11 +317,8 @@ public:
             }
             report_progress(false);
         }
-        report_progress(true);
-        return finish(read_monotonic_ns() - wall_start);
     }
 
-private:
     // The node whose next tick comes first among those whose reads are all written; when every
     // node waits for another (traces that contradict each other), the first by wall clock.
     JointNode* pick() {
@@ -340,6 +412,26 @@ private:
         settle(n);
     }
 
+    // `count` ticks of a started node in a row, each followed by the tasks it woke (a step runs
+    // the tasks of the tick before its own; settle() runs the last one's and holds the node
+    // again): the steps a single replay takes. Returns the ticks taken (fewer when the node's
+    // trace ends first).
+    std::uint64_t advance_run(JointNode& n, std::uint64_t count) {
+        n.replayer->set_hold(false);
+        for (std::uint64_t k = 0; k < count; ++k) {
+            if (n.runtime->step()) {
+                ended(n);
+                return k;
+            }
+            if (n.replayer->joint_end() != Replayer::JointEnd::running) {
+                n.done = true;
+                return k;
+            }
+        }
+        settle(n);
+        return count;
+    }
+
     // Runs the node's ready tasks (those its tick woke, and those they wake); the node is held
     // before its next tick.
     void settle(JointNode& n) {
@@ -394,15 +486,39 @@ private:
             }
             lines += fmt::format("  {} ({}): {} events, {}\n", n.label, n.trace, n.replayer->events(), how);
         }
-        fmt::print(stderr,
-                   "reprise: joint replay done: {} nodes, {} events, wall time {:.3f} s, no divergence; {} reads "
-                   "of connections between the nodes ordered after their writes{}\n{}",
-                   nodes_.size(), events, static_cast<double>(wall_ns) / 1e9, paired_reads_,
-                   forced_ == 0 ? std::string()
-                                : fmt::format("; the traces contradict each other's order {} time(s) (a read before "
-                                              "its write: taken by wall clock)",
-                                              forced_),
-                   lines);
+        std::string how;
+        if (order_ != nullptr)
+            how = fmt::format("ticks taken in the order the simulation ran them ({}){}", order_path_,
+                              !verify_               ? std::string()
+                              : order_early_reads_ == 0 ? fmt::format("; checked against a scan of the traces: {} reads "
+                                                                      "of connections between the nodes after their writes",
+                                                                      paired_reads_)
+                                                     : fmt::format("; CHECKED AGAINST A SCAN OF THE TRACES: {} tick(s) "
+                                                                   "read bytes before they were written",
+                                                                   order_early_reads_));
+        else
+            how = fmt::format("{} reads of connections between the nodes ordered after their writes{}", paired_reads_,
+                              forced_ == 0 ? std::string()
+                                           : fmt::format("; the traces contradict each other's order {} time(s) (a "
+                                                         "read before its write: taken by wall clock)",
+                                                         forced_));
+        fmt::print(stderr, "reprise: joint replay done: {} nodes, {} events, wall time {:.3f} s, no divergence; {}\n{}",
+                   nodes_.size(), events, static_cast<double>(wall_ns) / 1e9, how, lines);
+        if (order_ != nullptr) {
+            // The replay took each node's ticks as its trace holds them; the order only said when.
+            std::string differ;
+            for (const JointNode& n : nodes_) {
+                const std::uint64_t taken = n.started ? 1 + n.runtime->stats().ticks : 0;
+                const std::uint64_t ordered = order_->traces[n.order_index].ticks;
+                if (taken != ordered)
+                    differ += fmt::format("  {}: the order gives it {} ticks, its trace had {}\n", n.label, ordered, taken);
+            }
+            if (!differ.empty() || order_skipped_ != 0)
+                fmt::print(stderr,
+                           "reprise: note: the run order {} and the traces disagree (a trace written on after the "
+                           "order, or another run's file): ticks past the order were taken at the end{}\n{}",
+                           order_path_, order_skipped_ != 0 ? fmt::format("; {} ticks of the order had no trace left", order_skipped_) : std::string(), differ);
+        }
         if (!unpaired_.empty()) {
             fmt::print(stderr, "  connections whose other end is in none of these traces ({}; its reads are not ordered):\n",
                        unpaired_.size());
@@ -439,6 +555,12 @@ private:
     std::map<std::size_t, int> exit_codes_;
     std::uint64_t forced_ = 0;
     std::uint64_t paired_reads_ = 0;
+    const trace::RunOrder* order_ = nullptr;  ///< a simulation's run order, followed (else the plan)
+    std::string order_path_;
+    std::vector<std::size_t> node_of_trace_;  ///< by the order's trace index: the node (SIZE_MAX: not given)
+    std::uint64_t order_skipped_ = 0;         ///< ticks of the order a node's trace did not have
+    bool verify_ = false;                     ///< the order is checked against the plan
+    std::uint64_t order_early_reads_ = 0;     ///< ticks the order took before the bytes they read were written
     static constexpr std::size_t unpaired_listed_max = 10;
     std::vector<std::string> unpaired_;  ///< one line each
     std::uint64_t steps_ = 0;
@@ -446,6 +568,42 @@ private:
     std::int64_t last_progress_ns_ = 0;
     bool progress_ = ::isatty(STDERR_FILENO) != 0;
 };
+
+// A simulation's run order for these traces: sim.order in the folder that holds them all,
+// naming each of them (its file, node and seed); sets each node's order_index. false when there
+// is none to follow, with `why` when the folder has one that cannot be followed.
+bool find_run_order(std::vector<JointNode>& nodes, trace::RunOrder& order, std::string& path, std::string& why) {
+    std::filesystem::path folder;
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+        const std::filesystem::path f = std::filesystem::path(nodes[i].trace).lexically_normal().parent_path();
+        if (i == 0)
+            folder = f;
+        else if (f != folder)
+            return false;  // traces from several folders: not one simulation's as it left them
+    }
+    path = (folder / trace::run_order_file_name).string();
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec))
+        return false;
+    if (!trace::read_run_order(path, order, why))
+        return false;
+    for (JointNode& n : nodes) {
+        const std::string file = std::filesystem::path(n.trace).filename().string();
+        for (std::size_t k = 0; k < order.traces.size() && n.order_index == SIZE_MAX; ++k) {
+            const trace::RunOrderTrace& t = order.traces[k];
+            if (t.file == file && t.node == n.header.node && t.seed == n.header.seed)
+                n.order_index = k;
+        }
+        if (n.order_index == SIZE_MAX) {
+            why = fmt::format("{} names no trace {} of node '{}' with seed {} (another run's traces?)", path, file,
+                              n.header.node, n.header.seed);
+            for (JointNode& m : nodes)
+                m.order_index = SIZE_MAX;
+            return false;
+        }
+    }
+    return true;
+}
 
 // "NODE:N" or "N" of --break-at: the node (a label, a name or an index) and the event.
 bool parse_break_at(std::string_view text, std::string& node, std::uint64_t& event) {
@@ -502,8 +660,19 @@ int run_joint_replay(const ProgramEntry& entry, const Options& base, const std::
         }
         nodes[i].trace = traces[i];
         nodes[i].header = *header;
+    }
+    trace::RunOrder order;
+    std::string order_path, order_why;
+    const bool in_order = find_run_order(nodes, order, order_path, order_why);
+    if (!order_why.empty())
+        fmt::print(stderr, "reprise: note: {}: the traces are scanned for an order instead\n", order_why);
+    // REPRISE_JOINT_VERIFY_ORDER=1: a run order is followed and checked against the scan's plan.
+    const char* verify_env = std::getenv("REPRISE_JOINT_VERIFY_ORDER");  // reprise-allow: env (the replay driver's own check)
+    const bool verify = in_order && verify_env != nullptr && std::string_view(verify_env) == "1";
+    for (std::size_t i = 0; i < nodes.size() && (!in_order || verify); ++i) {
         // The scan: ticks, connections, reads and writes, to plan the order before replaying.
         // The scan keeps the chunks it opened for the replay, which reads them only once so.
+        std::string error;
         nodes[i].chunks = std::make_shared<trace::ChunkShare>(joint_chunk_share_bytes / traces.size());
         if (!scan_trace(traces[i], key ? &*key : nullptr, nodes[i].scan, nodes[i].chunks, error)) {
             fmt::print(stderr, "{}: {}\n", program, error);
@@ -560,9 +729,13 @@ int run_joint_replay(const ProgramEntry& entry, const Options& base, const std::
         n.replayer = dynamic_cast<Replayer*>(n.runtime->impl().backend.get());
         REPRISE_ASSERT_MSG(n.replayer != nullptr, "a joint replay's runtime replays");
         n.replayer->set_joint(true);
-        n.replayer->take_chunks(std::move(n.chunks));
         n.runtime->impl().debug.node = n.label.c_str();
-        n.runtime->impl().debug.events_total = n.scan.events;
+        if (in_order && !verify) {
+            n.replayer->count_events_for_debugger(true);  // no scan counted them
+        } else {
+            n.replayer->take_chunks(std::move(n.chunks));
+            n.runtime->impl().debug.events_total = n.scan.events;
+        }
     }
     fmt::print(stderr, "reprise: joint replay of {} nodes:", nodes.size());
     for (const JointNode& n : nodes)
@@ -570,7 +743,10 @@ int run_joint_replay(const ProgramEntry& entry, const Options& base, const std::
     fmt::print(stderr, "\n");
     std::fflush(stderr);
     JointDriver driver(nodes, entry, program);
-    driver.plan();
+    if (!in_order || verify)
+        driver.plan();
+    if (in_order)
+        driver.follow(order, order_path, verify);
     return driver.run();
 }
 

@@ -717,8 +717,8 @@ void Replayer::end(int exit_code) {
                                consumed_ - 1, exit_code));
 }
 
-void Replayer::count_events_for_debugger() {
-    if (joint_ || rt_.debug.events_total != 0 || !debugger_expected())
+void Replayer::count_events_for_debugger(bool joint_too) {
+    if ((joint_ && !joint_too) || rt_.debug.events_total != 0 || !debugger_expected())
         return;
     std::string error;
     auto reader = trace::Reader::open(rt_.options.replay_path, &error, config_.key.get());

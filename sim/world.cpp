@@ -4,6 +4,7 @@
 
 #include "reprise/io/internal/offload_state.hpp"
 #include "reprise/io/internal/tcp_state.hpp"
+#include "reprise/record/internal/run_order.hpp"
 #include "reprise/runtime/internal/core.hpp"
 #include "reprise/runtime/internal/prng.hpp"
 
@@ -172,6 +173,8 @@ struct Node {
     std::int64_t wall_offset = 0;
     std::optional<int> exit_code;
     std::vector<std::string> traces;
+    /// The running incarnation's trace in the world's run order (UINT32_MAX: not recorded).
+    std::uint32_t order_index = UINT32_MAX;
     bool crash_pending = false;
     std::uint16_t next_port = 40000;
     std::uint64_t wakeups_before = 0;  ///< wake-ups of earlier incarnations
@@ -243,6 +246,8 @@ struct World::Impl {
     std::map<std::uint64_t, std::function<void()>> actions;
     bool in_node_step = false;
     std::size_t nodes_down = 0;
+    /// Which recorded node took each tick, in order (trace_folder/sim.order, for joint replay).
+    trace::RunOrderLog run_order;
     // Random faults: who hears of them, who may veto taking a node down, whether they stopped,
     // and the action indexes of those still holding (their ends, run early by stop_random_faults).
     std::function<void(const RandomFault&)> fault_observer;
@@ -583,8 +588,13 @@ void World::Impl::start_node(Node& n) {
         o.record_path = fmt::format("{}/{}.{}.trace", options.trace_folder, n.spec.name, n.incarnation);
         n.traces.push_back(o.record_path);
     }
+    const std::uint64_t seed = *o.seed;
     n.rt = std::make_unique<Runtime>(std::move(o));
-    start_entry(*n.rt, n.spec.program, n.spec.args);
+    start_entry(*n.rt, n.spec.program, n.spec.args);  // the run's first tick
+    if (!options.trace_folder.empty()) {
+        n.order_index = run_order.add_trace(std::filesystem::path(n.traces.back()).filename().string(), n.spec.name, seed);
+        run_order.ticks(n.order_index, 1);
+    }
     n.forget_next();
     note(0x40, n.id, n.incarnation);
     say(fmt::format("start {} (incarnation {})", n.spec.name, n.incarnation));
@@ -605,6 +615,7 @@ void World::Impl::step_node(Node& n) {
     in_node_step = true;
     bool done = false;
     const RuntimeStats before = n.rt->stats();
+    const bool ordered = n.order_index != UINT32_MAX && n.rt->impl().journal != nullptr;
     try {
         done = n.rt->step(n.mono(now));
     } catch (...) {
@@ -614,6 +625,8 @@ void World::Impl::step_node(Node& n) {
     }
     in_node_step = false;
     n.forget_next();
+    if (ordered)
+        run_order.ticks(n.order_index, n.rt->stats().ticks - before.ticks);
     // A step that delivered nothing and ran nothing (a recording's seal deadline) is no event.
     if (done || n.rt->stats().ticks != before.ticks || n.rt->stats().switches != before.switches)
         ++events;
@@ -631,6 +644,7 @@ void World::Impl::finish_node(Node& n) {
         say(fmt::format("{}: main threw", n.spec.name));
     }
     n.wakeups_before += n.backend ? n.backend->delivered : 0;
+    n.order_index = UINT32_MAX;
     n.rt.reset();
     n.forget_next();
     n.exit_code = code;
@@ -667,6 +681,7 @@ void World::Impl::crash(Node& n, NodeState to) {
         }
     n.disk->crash();
     n.state = to;
+    n.order_index = UINT32_MAX;
     n.forget_next();
     if (n.rt) {
         // Memory is gone. The runtime's tasks are unwound (cancelled) against a dead
@@ -1107,6 +1122,10 @@ World::~World() {
                 fmt::print(stderr, "reprise: {}\n", e.what());
             }
         }
+    // Every recording is closed: the order their ticks ran in goes beside them.
+    std::string error;
+    if (!impl_->run_order.empty() && !impl_->run_order.write(impl_->options.trace_folder, error))
+        fmt::print(stderr, "reprise: {} (a joint replay of these traces scans them for an order instead)\n", error);
 }
 
 NodeId World::add_node(NodeSpec spec) {

@@ -108,8 +108,9 @@ public:
     /// the session can still look around and go back.
     void stop_at_joint_end(std::string_view text);
     /// Under a debugger, a single replay counts its trace's events first (a joint replay's plan
-    /// counts them): the debug table's events_total, so that a goto past the end is refused at once.
-    void count_events_for_debugger();
+    /// counts them; one that follows a run order asks, `joint_too`): the debug table's
+    /// events_total, so that a goto past the end is refused at once.
+    void count_events_for_debugger(bool joint_too = false);
     const trace::Header& header() const noexcept { return reader_.header(); }
     std::uint64_t events() const noexcept { return consumed_; }
     /// The record handed to the program last (valid once an event was consumed).

@@ -4,6 +4,8 @@
 #include <reprise/io/file.hpp>
 #include <reprise/io/signal.hpp>
 #include <reprise/sim/world.hpp>
+#include <reprise/record/internal/run_order.hpp>
+#include <reprise/record/trace.hpp>
 
 #include <csignal>
 
@@ -150,6 +152,26 @@ TEST_CASE("sim: recording every node's trace does not change the run, and each t
     Runtime rs(replay_server);
     CHECK(run_entry(rs, echo_server(server_seen), {"echo"}) == 0);
     CHECK(server_seen.has("server sees peer 10.0.0.2:40000 local 10.0.0.1:7000"));
+
+    // The world's run order (sim.order) names both traces, with as many ticks as each holds, and
+    // switches between them as often as the two nodes took turns.
+    trace::RunOrder order;
+    std::string error;
+    REQUIRE(trace::read_run_order(dir / "sim.order", order, error));
+    REQUIRE(order.traces.size() == 2);
+    for (const trace::RunOrderTrace& t : order.traces) {
+        INFO(t.file);
+        auto reader = trace::Reader::open(dir / t.file, &error);
+        REQUIRE(reader.ok());
+        CHECK(t.node == reader->header().node);
+        CHECK(t.seed == reader->header().seed);
+        std::uint64_t ticks = 0;
+        trace::Skim r;
+        while (reader->skim(r))
+            ticks += r.kind == trace::RecordKind::tick ? 1 : 0;
+        CHECK(t.ticks == ticks);
+    }
+    CHECK(order.runs.size() > 200);  // 200 round trips: the nodes alternate
 }
 
 TEST_CASE("sim: connect is refused where nobody listens, and times out into a partition") {

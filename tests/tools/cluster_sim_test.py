@@ -11,7 +11,10 @@ records every node's and client's trace (--trace-dir). Then:
   the write it names (`read cN <- NODE #E`): a happens-before order, checked line by line;
 - each node's runs (a crashed node restarts with a new trace) come one after the other;
 - the production reprise-raft replays every node's runs jointly (one process, --replay given once
-  per trace): no divergence, every run accounted for, no read placed before its write.
+  per trace): no divergence, every run accounted for, no read placed before its write. It follows
+  the simulation's run order (sim.order), and the order is checked against the plan a scan of the
+  traces makes (REPRISE_JOINT_VERIFY_ORDER=1); without the file, and with a damaged one, the
+  traces are scanned for the order instead.
 """
 import os
 import re
@@ -30,6 +33,15 @@ if len(sys.argv) > 4:
     SEEDS = range(int(a), int(b) + 1)
 
 
+
+
+def varint(v):
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
 
 
 LINE = re.compile(r"^\s*-?\d+\.\d+ (\S+)\s+#(\d+)\s+(.*)$")
@@ -74,12 +86,39 @@ for seed in SEEDS:
                "\n".join(out_of_order_runs[:20]))
         # Joint replay of the raft nodes' runs (the clients are another program).
         nodes = sorted(os.path.join(work, f) for f in traces if f.startswith("n"))
-        joint = subprocess.run([RAFT] + [f"--replay={t}" for t in nodes], capture_output=True, text=True, timeout=300)
-        reported = [t for t in nodes if f"({t}): " in joint.stderr]
-        check(joint.returncode == 0 and "joint replay done" in joint.stderr and "DIVERGENCE" not in joint.stderr
-              and "contradict" not in joint.stderr and len(reported) == len(nodes),
-              f"seed {seed}: the {len(nodes)} runs of the raft nodes replay jointly, reads after their writes",
-              joint.stderr[-3000:])
+        def joint_replay(what, expect, env=None):
+            joint = subprocess.run([RAFT] + [f"--replay={t}" for t in nodes], capture_output=True, text=True,
+                                   timeout=300, env=dict(os.environ, **(env or {})))
+            reported = [t for t in nodes if f"({t}): " in joint.stderr]
+            check(joint.returncode == 0 and "joint replay done" in joint.stderr and "DIVERGENCE" not in joint.stderr
+                  and "contradict" not in joint.stderr and "disagree" not in joint.stderr
+                  and "CHECKED AGAINST" not in joint.stderr and expect in joint.stderr and len(reported) == len(nodes),
+                  f"seed {seed}: the {len(nodes)} runs of the raft nodes replay jointly, {what}", joint.stderr[-3000:])
+
+        order = os.path.join(work, "sim.order")
+        check(os.path.isfile(order), f"seed {seed}: the simulation wrote its run order (sim.order)")
+        joint_replay("in the simulation's run order, checked against a scan",
+                     "in the order the simulation ran them", {"REPRISE_JOINT_VERIFY_ORDER": "1"})
+        joint_replay("in the simulation's run order", "in the order the simulation ran them")
+        os.rename(order, order + ".away")
+        joint_replay("without sim.order: reads ordered after their writes by a scan",
+                     "reads of connections between the nodes ordered after their writes")
+        with open(order + ".away", "rb") as f:
+            data = f.read()
+        with open(order, "wb") as f:
+            f.write(data[:-3])  # the last run cut
+        joint_replay("with a damaged sim.order: scanned instead, saying why", "the traces are scanned for an order instead")
+        # A well-formed order that is wrong (every run of a node whole, one node after another): the
+        # check against the scan finds ticks that read before the write.
+        head = data[:data.index(b"\nruns ") + 1].decode()
+        ticks = [int(line.split()[3]) for line in head.splitlines()[2:]]
+        runs = b"".join(varint(i) + varint(t) for i, t in enumerate(ticks))
+        with open(order, "wb") as f:
+            f.write(head.encode() + f"runs {len(ticks)}\n".encode() + runs)
+        wrong = subprocess.run([RAFT] + [f"--replay={t}" for t in nodes], capture_output=True, text=True, timeout=300,
+                               env=dict(os.environ, REPRISE_JOINT_VERIFY_ORDER="1"))
+        check("CHECKED AGAINST A SCAN OF THE TRACES" in wrong.stderr and "before they were written" in wrong.stderr,
+              f"seed {seed}: an order that takes each node whole is found wrong by the check", wrong.stderr[-3000:])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
