@@ -79,9 +79,10 @@ void Runtime::Impl::deliver_offload(const Wakeup& w, std::string_view data, Hand
 void Runtime::Impl::drop_unfinished_offloads() noexcept {
     // Offload requests whose results never reached the loop still hold themselves.
     std::vector<OffloadState*> orphans;
-    for (auto& [id, h] : handles)
+    handles.for_each([&](std::uint64_t, Handle* h) {
         if (h->kind == HandleKind::offload)
             orphans.push_back(static_cast<OffloadState*>(h));
+    });
     for (OffloadState* o : orphans)
         o->self.reset();
 }

@@ -16,9 +16,6 @@ inline constexpr std::size_t stack_bytes_max = 8 * 1024 * 1024;
 inline constexpr std::size_t stack_guard_bytes = page_bytes;
 /// Finished fibers' stacks kept for reuse, per runtime.
 inline constexpr std::size_t stack_cache_max = 64;
-/// Nodes of the handle table kept for reuse, per runtime: a handle made and dropped per
-/// operation (a read's deadline timer) then allocates nothing.
-inline constexpr std::size_t handle_nodes_spare_max = 64;
 /// Alternate signal stack used to report a fiber's stack overflow.
 inline constexpr std::size_t signal_stack_bytes = 64 * 1024;
 

@@ -288,32 +288,17 @@ Runtime::Impl::~Impl() {
 // --- handles ----------------------------------------------------------------
 
 void Runtime::Impl::add_handle(Handle* h) {
-    if (spare_handle_nodes_count != 0) {
-        auto& node = spare_handle_nodes[--spare_handle_nodes_count];
-        node.key() = h->id;
-        node.mapped() = h;
-        auto result = handles.insert(std::move(node));
-        REPRISE_ASSERT_MSG(result.inserted, "handle id used twice");
-    } else {
-        auto [it, fresh] = handles.emplace(h->id, h);
-        REPRISE_ASSERT_MSG(fresh, "handle id used twice");
-        (void)it;
-    }
+    handles.insert(h->id, h);
     stats.handles_alive = handles.size();
 }
 
 void Runtime::Impl::remove_handle(Handle* h) noexcept {
-    auto node = handles.extract(h->id);
-    REPRISE_ASSERT(!node.empty());
-    if (spare_handle_nodes_count < spare_handle_nodes.size())
-        spare_handle_nodes[spare_handle_nodes_count++] = std::move(node);
+    [[maybe_unused]] Handle* removed = handles.erase(h->id);
+    REPRISE_ASSERT(removed == h);
     stats.handles_alive = handles.size();
 }
 
-Handle* Runtime::Impl::find_handle(std::uint64_t id) const noexcept {
-    auto it = handles.find(id);
-    return it == handles.end() ? nullptr : it->second;
-}
+Handle* Runtime::Impl::find_handle(std::uint64_t id) const noexcept { return handles.find(id); }
 
 // --- fibers -----------------------------------------------------------------
 

@@ -5,6 +5,7 @@
 
 #include "reprise/runtime/internal/debug_table.hpp"
 #include "reprise/runtime/internal/handle.hpp"
+#include "reprise/runtime/internal/handle_table.hpp"
 #include "reprise/runtime/internal/journal.hpp"
 #include "reprise/runtime/internal/prng.hpp"
 #include "reprise/runtime/internal/stack.hpp"
@@ -232,10 +233,7 @@ struct Runtime::Impl {
 
     // --- handles and ids ---------------------------------------------------
     std::uint64_t next_id = 1;
-    std::unordered_map<std::uint64_t, detail::Handle*> handles;  ///< lookups only, never iterated
-    /// Nodes of `handles` taken out by remove_handle, reused by add_handle (no malloc/free per handle).
-    std::array<decltype(handles)::node_type, limits::handle_nodes_spare_max> spare_handle_nodes;
-    std::size_t spare_handle_nodes_count = 0;
+    detail::HandleTable handles;
     std::uint64_t new_id() noexcept { return next_id++; }
     void add_handle(detail::Handle* h);
     void remove_handle(detail::Handle* h) noexcept;
