@@ -30,15 +30,24 @@ void put_varint(std::string& out, std::uint64_t v) {
 }
 
 bool get_varint(std::string_view& in, std::uint64_t& v) {
-    v = 0;
-    for (unsigned shift = 0; shift < 64 && !in.empty(); shift += 7) {
-        const auto byte = static_cast<std::uint8_t>(in.front());
+    // Nearly every run's numbers are one byte: that case first, then the general loop.
+    if (!in.empty() && (static_cast<std::uint8_t>(in.front()) & 0x80) == 0) {
+        v = static_cast<std::uint8_t>(in.front());
         in.remove_prefix(1);
+        return true;
+    }
+    v = 0;
+    const char* p = in.data();
+    const char* const end = p + in.size();
+    for (unsigned shift = 0; shift < 64 && p != end; shift += 7) {
+        const auto byte = static_cast<std::uint8_t>(*p++);
         if (shift == 63 && byte > 1)
             return false;  // past 64 bits
         v |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
-        if ((byte & 0x80) == 0)
+        if ((byte & 0x80) == 0) {
+            in.remove_prefix(static_cast<std::size_t>(p - in.data()));
             return true;
+        }
     }
     return false;
 }
@@ -189,7 +198,8 @@ bool parse_run_order(std::string_view data, std::string_view name, RunOrder& out
         return bad("not a run order file: its first line is not 'reprise-sim-order 1'");
     std::string_view w[4];
     std::uint64_t count = 0;
-    if (!next_line(in, line) || !words(line, w, 2) || w[0] != "traces" || !number(w[1], count) || count > traces_max)
+    if (!next_line(in, line) || !words(line, w, 2) || w[0] != "traces" || !number(w[1], count) || count > traces_max ||
+        count > in.size() / 8)  // a trace line takes 8 bytes at least ("f n 0 0\n")
         return bad("no 'traces N' line");
     out.traces.resize(count);
     for (RunOrderTrace& t : out.traces) {
