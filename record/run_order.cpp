@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace reprise::trace {
@@ -18,8 +19,9 @@ namespace {
 constexpr std::string_view magic_line = "reprise-sim-order 1";
 /// A world runs far fewer recorded runs than this; a count past it is damage.
 constexpr std::uint64_t traces_max = std::uint64_t{1} << 20;
-/// The largest file read back (a simulation of days of virtual time stays far below it).
-constexpr std::uint64_t file_bytes_max = std::uint64_t{4} << 30;
+/// The largest file read back: about 3 bytes a run, so hundreds of millions of runs (days of a
+/// busy simulated cluster). A larger one is refused before anything is read or allocated.
+constexpr std::uint64_t file_bytes_max = std::uint64_t{1} << 30;
 
 void put_varint(std::string& out, std::uint64_t v) {
     while (v >= 0x80) {
@@ -149,11 +151,15 @@ bool RunOrderLog::write(const std::string& folder, std::string& error) const {
         error = fmt::format("cannot write {}: {}", tmp, std::strerror(errno));
         return false;
     }
-    bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-    const int write_errno = errno;
-    ok = std::fclose(f) == 0 && ok;
-    if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-        error = fmt::format("cannot write {}: {}", path, std::strerror(ok ? errno : write_errno));
+    const bool written = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+    int failure = written ? 0 : errno;
+    // A buffered write's error (a full disk) shows at the close.
+    if (std::fclose(f) != 0 && failure == 0)
+        failure = errno != 0 ? errno : EIO;
+    if (failure == 0 && std::rename(tmp.c_str(), path.c_str()) != 0)
+        failure = errno;
+    if (failure != 0) {
+        error = fmt::format("cannot write {}: {}", path, std::strerror(failure));
         ::unlink(tmp.c_str());
         return false;
     }
@@ -167,20 +173,27 @@ bool read_run_order(const std::string& path, RunOrder& out, std::string& error) 
         error = fmt::format("cannot open {}: {}", path, std::strerror(errno));
         return false;
     }
+    struct stat st {};
+    if (::fstat(::fileno(f), &st) == 0 && S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) > file_bytes_max) {
+        std::fclose(f);
+        error = fmt::format("{}: {} bytes, more than the {} a run order may have", path, st.st_size, file_bytes_max);
+        return false;
+    }
     std::string data;
     char buf[1 << 16];
     for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) {
         data.append(buf, n);
         if (data.size() > file_bytes_max) {
             std::fclose(f);
-            error = fmt::format("{}: larger than {} bytes: not a run order", path, file_bytes_max);
+            error = fmt::format("{}: more than the {} bytes a run order may have", path, file_bytes_max);
             return false;
         }
     }
     const bool read_failed = std::ferror(f) != 0;
+    const int read_errno = errno;
     std::fclose(f);
     if (read_failed) {
-        error = fmt::format("cannot read {}", path);
+        error = fmt::format("cannot read {}: {}", path, std::strerror(read_errno));
         return false;
     }
     return parse_run_order(data, path, out, error);
@@ -212,28 +225,54 @@ bool parse_run_order(std::string_view data, std::string_view name, RunOrder& out
     std::uint64_t runs = 0;
     if (!next_line(in, line) || !words(line, w, 2) || w[0] != "runs" || !number(w[1], runs) || runs > in.size() / 2)
         return bad("no 'runs N' line, or fewer bytes than N runs take");
-    out.runs.reserve(runs);
+    // The runs are checked here and kept as stored (RunCursor decodes them again as they are
+    // followed): memory stays the file's size.
+    const std::string_view stored = in;
     std::vector<std::uint64_t> seen(out.traces.size(), 0);
+    std::uint64_t previous = UINT64_MAX;
     for (std::uint64_t i = 0; i < runs; ++i) {
         std::uint64_t index = 0, ticks = 0;
         if (!get_varint(in, index) || !get_varint(in, ticks))
             return bad(fmt::format("run {} of {} is cut or damaged", i + 1, runs));
         if (index >= out.traces.size() || ticks == 0)
             return bad(fmt::format("run {} names trace {} of {} and {} ticks", i + 1, index, out.traces.size(), ticks));
-        if (!out.runs.empty() && out.runs.back().first == index)
+        if (index == previous)
             return bad(fmt::format("runs {} and {} both name trace {} (one run would)", i, i + 1, index));
         if (seen[index] + ticks < ticks)
             return bad(fmt::format("trace {}'s ticks pass 2^64", index));
         seen[index] += ticks;
-        out.runs.emplace_back(static_cast<std::uint32_t>(index), ticks);
+        previous = index;
     }
+    out.run_count = runs;
+    out.runs.assign(stored.substr(0, stored.size() - in.size()));
     if (!in.empty())
-        return bad(fmt::format("{} bytes follow its last run", in.size()));
+        return bad(fmt::format("{} byte(s) follow its last run", in.size()));
     for (std::size_t i = 0; i < out.traces.size(); ++i)
         if (seen[i] != out.traces[i].ticks)
             return bad(fmt::format("its runs give {} {} ticks, its trace line {}", out.traces[i].file, seen[i],
                                    out.traces[i].ticks));
     return true;
+}
+
+bool RunCursor::next(std::uint32_t& index, std::uint64_t& ticks) noexcept {
+    if (left_ == 0)
+        return false;
+    std::uint64_t i = 0;
+    const bool ok = get_varint(in_, i) && get_varint(in_, ticks);
+    REPRISE_ASSERT_MSG(ok, "a run order's runs were checked when it was read");
+    index = static_cast<std::uint32_t>(i);
+    --left_;
+    return true;
+}
+
+std::vector<std::pair<std::uint32_t, std::uint64_t>> all_runs(const RunOrder& order) {
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> out;
+    RunCursor cursor(order);
+    std::uint32_t index = 0;
+    std::uint64_t ticks = 0;
+    while (cursor.next(index, ticks))
+        out.emplace_back(index, ticks);
+    return out;
 }
 
 } // namespace reprise::trace

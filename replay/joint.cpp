@@ -61,6 +61,10 @@ struct WriteMark {
     std::uint64_t bytes_through = 0;
 };
 
+/// REPRISE_JOINT_VERIFY_ORDER found ticks of the run order that read bytes before they were
+/// written (the order and the traces contradict each other).
+constexpr int joint_exit_order_contradicted = 4;
+
 /// The opened chunks the scans keep for the replays, all traces together; a trace's chunks
 /// past its share are read from the file a second time.
 constexpr std::size_t joint_chunk_share_bytes = std::size_t{512} << 20;
@@ -258,12 +262,20 @@ public:
 
 private:
     // Each run of the order: that node takes that many ticks (a trace not given is skipped).
-    // Then each node takes what is left after its last tick (its end record, or its cut), in the
-    // order of their last ticks: the node that ticked last ends last.
+    // Once a node has taken every tick the order gives it, it takes what is left of its trace at
+    // once (its end record, or its cut: a crashed node freezes where it crashed). Nodes with
+    // ticks left after the order (a trace and an order that disagree) take them at the end, in
+    // the order of their last ticks.
     void run_in_order() {
+        std::vector<std::uint64_t> left(nodes_.size(), 0);
         std::vector<std::size_t> last_run(nodes_.size(), 0);
+        for (std::size_t i = 0; i < nodes_.size(); ++i)
+            left[i] = order_->traces[nodes_[i].order_index].ticks;
         std::size_t run = 0;
-        for (const auto& [index, count] : order_->runs) {
+        trace::RunCursor runs(*order_);
+        std::uint32_t index = 0;
+        std::uint64_t count = 0;
+        while (runs.next(index, count)) {
             const std::size_t i = node_of_trace_[index];
             ++run;
             if (i == SIZE_MAX)
@@ -278,8 +290,8 @@ private:
             }
             if (verify_) {
                 for (; k < count && !n.done; ++k) {
-                    if (!reads_written(n))
-                        ++order_early_reads_;
+                    if (!reads_written(n) && order_early_reads_++ == 0)
+                        first_early_read_ = fmt::format("node {} before its event #{}", n.label, n.replayer->events());
                     advance(n);
                 }
             } else if (k < count && !n.done) {
@@ -287,6 +299,9 @@ private:
             }
             if (k < count)
                 order_skipped_ += count - k;  // the trace ends before the order says
+            left[i] -= std::min(left[i], count);
+            if (left[i] == 0)
+                finish_node(n);
             report_progress(false);
         }
         std::vector<std::size_t> tails(nodes_.size());
@@ -294,10 +309,16 @@ private:
             tails[i] = i;
         std::stable_sort(tails.begin(), tails.end(), [&](std::size_t a, std::size_t b) { return last_run[a] < last_run[b]; });
         for (const std::size_t i : tails)
-            while (!nodes_[i].done) {
+            if (!nodes_[i].done) {
                 last_ = &nodes_[i];
-                advance(nodes_[i]);
+                finish_node(nodes_[i]);
             }
+    }
+
+    // The node takes what is left of its trace: its end, or where it was cut.
+    void finish_node(JointNode& n) {
+        while (!n.done)
+            advance(n);
     }
 
     void run_planned() {
@@ -494,8 +515,8 @@ private:
                                                                       "of connections between the nodes after their writes",
                                                                       paired_reads_)
                                                      : fmt::format("; CHECKED AGAINST A SCAN OF THE TRACES: {} tick(s) "
-                                                                   "read bytes before they were written",
-                                                                   order_early_reads_));
+                                                                   "read bytes before they were written (the first: {})",
+                                                                   order_early_reads_, first_early_read_));
         else
             how = fmt::format("{} reads of connections between the nodes ordered after their writes{}", paired_reads_,
                               forced_ == 0 ? std::string()
@@ -515,8 +536,9 @@ private:
             }
             if (!differ.empty() || order_skipped_ != 0)
                 fmt::print(stderr,
-                           "reprise: note: the run order {} and the traces disagree (a trace written on after the "
-                           "order, or another run's file): ticks past the order were taken at the end{}\n{}",
+                           "reprise: note: the run order {} and the traces disagree (a recording that stopped early: "
+                           "its byte budget, a failed write; or a trace from another run): ticks past the order were "
+                           "taken at the end{}\n{}",
                            order_path_, order_skipped_ != 0 ? fmt::format("; {} ticks of the order had no trace left", order_skipped_) : std::string(), differ);
         }
         if (!unpaired_.empty()) {
@@ -530,6 +552,8 @@ private:
         std::fflush(stdout);
         std::fflush(stderr);
         int code = damaged ? replay_exit_damaged : 0;
+        if (order_early_reads_ != 0)
+            code = joint_exit_order_contradicted;
         for (const JointNode& n : nodes_)
             if (n.break_at != 0 && n.replayer->events() <= n.break_at) {
                 fmt::print(stderr, "reprise: error: --break-at {}:{} is past that node's end: it has {} events, #0 to #{}; "
@@ -561,6 +585,7 @@ private:
     std::uint64_t order_skipped_ = 0;         ///< ticks of the order a node's trace did not have
     bool verify_ = false;                     ///< the order is checked against the plan
     std::uint64_t order_early_reads_ = 0;     ///< ticks the order took before the bytes they read were written
+    std::string first_early_read_;            ///< where the first of them was
     static constexpr std::size_t unpaired_listed_max = 10;
     std::vector<std::string> unpaired_;  ///< one line each
     std::uint64_t steps_ = 0;
@@ -575,7 +600,10 @@ private:
 bool find_run_order(std::vector<JointNode>& nodes, trace::RunOrder& order, std::string& path, std::string& why) {
     std::filesystem::path folder;
     for (std::size_t i = 0; i < nodes.size(); ++i) {
-        const std::filesystem::path f = std::filesystem::path(nodes[i].trace).lexically_normal().parent_path();
+        std::error_code ec;
+        std::filesystem::path f = std::filesystem::weakly_canonical(nodes[i].trace, ec).parent_path();
+        if (ec)
+            f = std::filesystem::path(nodes[i].trace).lexically_normal().parent_path();
         if (i == 0)
             folder = f;
         else if (f != folder)
@@ -585,8 +613,13 @@ bool find_run_order(std::vector<JointNode>& nodes, trace::RunOrder& order, std::
     std::error_code ec;
     if (!std::filesystem::exists(path, ec))
         return false;
-    if (!trace::read_run_order(path, order, why))
+    try {
+        if (!trace::read_run_order(path, order, why))
+            return false;
+    } catch (const std::bad_alloc&) {
+        why = fmt::format("{}: not enough memory to read it", path);
         return false;
+    }
     for (JointNode& n : nodes) {
         const std::string file = std::filesystem::path(n.trace).filename().string();
         for (std::size_t k = 0; k < order.traces.size() && n.order_index == SIZE_MAX; ++k) {
@@ -623,6 +656,20 @@ int run_joint_replay(const ProgramEntry& entry, const Options& base, const std::
         fmt::print(stderr, "{}: a joint replay takes at most {} traces, got {}\n", program, limits::crash_hooks_max / 2,
                    traces.size());
         return 2;
+    }
+    // One trace given twice would be replayed as two runs of its node.
+    {
+        std::map<std::string, std::string> seen_paths;
+        for (const std::string& t : traces) {
+            std::error_code ec;
+            const std::filesystem::path real = std::filesystem::weakly_canonical(t, ec);
+            const std::string key = ec ? t : real.string();
+            if (auto [it, fresh] = seen_paths.emplace(key, t); !fresh) {
+                fmt::print(stderr, "{}: the trace {} is given twice ({} and {}): give each trace once\n", program, key,
+                           it->second, t);
+                return 2;
+            }
+        }
     }
     std::vector<JointNode> nodes(traces.size());
     std::optional<trace::TraceKey> key;
@@ -666,9 +713,14 @@ int run_joint_replay(const ProgramEntry& entry, const Options& base, const std::
     const bool in_order = find_run_order(nodes, order, order_path, order_why);
     if (!order_why.empty())
         fmt::print(stderr, "reprise: note: {}: the traces are scanned for an order instead\n", order_why);
-    // REPRISE_JOINT_VERIFY_ORDER=1: a run order is followed and checked against the scan's plan.
+    // REPRISE_JOINT_VERIFY_ORDER (set, not empty, not 0): a run order is followed and checked
+    // against the scan's plan.
     const char* verify_env = std::getenv("REPRISE_JOINT_VERIFY_ORDER");  // reprise-allow: env (the replay driver's own check)
-    const bool verify = in_order && verify_env != nullptr && std::string_view(verify_env) == "1";
+    const bool verify_asked = verify_env != nullptr && *verify_env != '\0' && std::string_view(verify_env) != "0";
+    const bool verify = in_order && verify_asked;
+    if (verify_asked && !in_order)
+        fmt::print(stderr, "reprise: note: REPRISE_JOINT_VERIFY_ORDER: these traces come with no run order to check "
+                           "(no sim.order beside them that names them all): they are scanned for an order\n");
     for (std::size_t i = 0; i < nodes.size() && (!in_order || verify); ++i) {
         // The scan: ticks, connections, reads and writes, to plan the order before replaying.
         // The scan keeps the chunks it opened for the replay, which reads them only once so.

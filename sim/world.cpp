@@ -585,6 +585,12 @@ void World::Impl::start_node(Node& n) {
     o.backend_source = std::make_shared<NodeBackendSource>(*this, n);
     if (!options.trace_folder.empty()) {
         std::filesystem::create_directories(options.trace_folder);
+        if (run_order.empty()) {
+            // An earlier run's order must not stand beside this run's traces (if this run does
+            // not end normally, no order is better than a wrong one).
+            std::error_code ec;
+            std::filesystem::remove(std::filesystem::path(options.trace_folder) / trace::run_order_file_name, ec);
+        }
         o.record_path = fmt::format("{}/{}.{}.trace", options.trace_folder, n.spec.name, n.incarnation);
         n.traces.push_back(o.record_path);
     }
@@ -621,6 +627,8 @@ void World::Impl::step_node(Node& n) {
     } catch (...) {
         in_node_step = false;
         n.forget_next();
+        if (ordered && n.rt)
+            run_order.ticks(n.order_index, n.rt->stats().ticks - before.ticks);
         throw;
     }
     in_node_step = false;
@@ -1124,8 +1132,11 @@ World::~World() {
         }
     // Every recording is closed: the order their ticks ran in goes beside them.
     std::string error;
-    if (!impl_->run_order.empty() && !impl_->run_order.write(impl_->options.trace_folder, error))
+    if (!impl_->run_order.empty() && !impl_->run_order.write(impl_->options.trace_folder, error)) {
         fmt::print(stderr, "reprise: {} (a joint replay of these traces scans them for an order instead)\n", error);
+        std::error_code ec;
+        std::filesystem::remove(std::filesystem::path(impl_->options.trace_folder) / trace::run_order_file_name, ec);
+    }
 }
 
 NodeId World::add_node(NodeSpec spec) {

@@ -26,12 +26,29 @@ struct RunOrderTrace {
     std::uint64_t ticks = 0;  ///< ticks recorded, the run's first (its start) included
 };
 
-/// A run order as read back.
+/// A run order as read back (and checked).
 struct RunOrder {
     std::vector<RunOrderTrace> traces;
-    /// (index into traces, ticks it took in a row), in the order the world ran them.
-    std::vector<std::pair<std::uint32_t, std::uint64_t>> runs;
+    std::uint64_t run_count = 0;
+    /// The runs as stored: (index into traces, ticks it took in a row), in the order the world
+    /// ran them; RunCursor reads them.
+    std::string runs;
 };
+
+/// Reads a checked RunOrder's runs, first to last.
+class RunCursor {
+public:
+    explicit RunCursor(const RunOrder& order) noexcept : in_(order.runs), left_(order.run_count) {}
+    /// The next run; false after the last.
+    bool next(std::uint32_t& index, std::uint64_t& ticks) noexcept;
+
+private:
+    std::string_view in_;
+    std::uint64_t left_;
+};
+
+/// Every run of `order`, decoded (tests, the fuzz target).
+std::vector<std::pair<std::uint32_t, std::uint64_t>> all_runs(const RunOrder& order);
 
 /// The world's side: traces as they start, ticks as nodes take them, the file at the end.
 class RunOrderLog {

@@ -31,16 +31,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!parse_run_order(bytes, "input", order, why)) {
         if (why.empty())
             fail("a refusal without a reason");
-        if (!order.traces.empty() || !order.runs.empty())
+        if (!order.traces.empty() || !order.runs.empty() || order.run_count != 0)
             fail("a refused order left something behind");
         return 0;
     }
+    const auto runs = all_runs(order);
+    if (runs.size() != order.run_count)
+        fail("an accepted order does not have the runs it says");
     std::vector<std::uint64_t> sums(order.traces.size(), 0);
-    for (std::size_t i = 0; i < order.runs.size(); ++i) {
-        const auto [index, ticks] = order.runs[i];
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+        const auto [index, ticks] = runs[i];
         if (index >= order.traces.size() || ticks == 0)
             fail("an accepted run names no trace or no tick");
-        if (i > 0 && order.runs[i - 1].first == index)
+        if (i > 0 && runs[i - 1].first == index)
             fail("two runs in a row name one trace");
         sums[index] += ticks;
     }
@@ -50,12 +53,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     RunOrderLog log;
     for (const RunOrderTrace& t : order.traces)
         log.add_trace(t.file, t.node, t.seed);
-    for (const auto& [index, ticks] : order.runs)
+    for (const auto& [index, ticks] : runs)
         log.ticks(index, ticks);
     RunOrder again;
     if (!parse_run_order(log.encode(), "encoded", again, why))
         fail("an accepted order, encoded again, is refused");
-    if (again.runs != order.runs || again.traces.size() != order.traces.size())
+    if (all_runs(again) != runs || again.traces.size() != order.traces.size())
         fail("an accepted order, encoded again, reads back otherwise");
     for (std::size_t i = 0; i < order.traces.size(); ++i)
         if (again.traces[i].file != order.traces[i].file || again.traces[i].node != order.traces[i].node ||

@@ -91,9 +91,20 @@ TEST_CASE("handle table: sequential ids, as a runtime draws them, made and dropp
     });
 }
 
-TEST_CASE("handle table: ids that share their home slot (multiples of a large power of two)") {
+TEST_CASE("handle table: ids that all share one home slot, at every table size") {
+    // The table's home slot is the top bits of id x C (Fibonacci hashing). Ids id = (B + j) x C^-1
+    // (mod 2^64) give id x C = B + j: with B's low 40 bits clear and j < 512, every one of them has
+    // the same top 24 bits, so they share a home slot in any table of up to 2^24 slots.
+    constexpr std::uint64_t c = 0x9E3779B97F4A7C15ULL;
+    std::uint64_t inverse = c;  // Newton's iteration for the inverse of an odd number mod 2^64
+    for (int i = 0; i < 6; ++i)
+        inverse *= 2 - c * inverse;
+    REQUIRE(c * inverse == 1);
+    const std::uint64_t base = std::uint64_t{0x5A5A5A} << 40;
+    for (std::uint64_t j = 0; j < 512; ++j)
+        REQUIRE((((base + j) * inverse) * c) >> 40 == base >> 40);
     const std::uint64_t seed = reprise::test::test_seed("handle table collisions");
-    run_against_model(seed, 100'000, [](std::mt19937_64& rng) { return (1 + rng() % 512) << 40; });
+    run_against_model(seed, 100'000, [&](std::mt19937_64& rng) { return (base + rng() % 512) * inverse; });
 }
 
 TEST_CASE("handle table: grows from empty past 100,000 handles, and finds every one") {

@@ -100,6 +100,17 @@ for seed in SEEDS:
         joint_replay("in the simulation's run order, checked against a scan",
                      "in the order the simulation ran them", {"REPRISE_JOINT_VERIFY_ORDER": "1"})
         joint_replay("in the simulation's run order", "in the order the simulation ran them")
+        # The folder named two ways (a relative path through a symlink, an absolute one): one folder.
+        link = work + "-link"
+        os.symlink(work, link)
+        try:
+            spelled = subprocess.run([RAFT] + [f"--replay={t}" for t in nodes[:-1]]
+                                     + ["--replay=" + os.path.relpath(os.path.join(link, os.path.basename(nodes[-1])))],
+                                     capture_output=True, text=True, timeout=300)
+            check(spelled.returncode == 0 and "in the order the simulation ran them" in spelled.stderr,
+                  f"seed {seed}: the order is followed with the folder named two ways", spelled.stderr[-3000:])
+        finally:
+            os.unlink(link)
         os.rename(order, order + ".away")
         joint_replay("without sim.order: reads ordered after their writes by a scan",
                      "reads of connections between the nodes ordered after their writes")
@@ -117,8 +128,15 @@ for seed in SEEDS:
             f.write(head.encode() + f"runs {len(ticks)}\n".encode() + runs)
         wrong = subprocess.run([RAFT] + [f"--replay={t}" for t in nodes], capture_output=True, text=True, timeout=300,
                                env=dict(os.environ, REPRISE_JOINT_VERIFY_ORDER="1"))
-        check("CHECKED AGAINST A SCAN OF THE TRACES" in wrong.stderr and "before they were written" in wrong.stderr,
-              f"seed {seed}: an order that takes each node whole is found wrong by the check", wrong.stderr[-3000:])
+        check(wrong.returncode == 4 and "CHECKED AGAINST A SCAN OF THE TRACES" in wrong.stderr
+              and re.search(r"before they were written \(the first: node \S+ before its event #\d+\)", wrong.stderr),
+              f"seed {seed}: an order that takes each node whole is found wrong by the check (exit 4, the first named)",
+              f"exit {wrong.returncode}\n" + wrong.stderr[-3000:])
+        twice = subprocess.run([RAFT, f"--replay={nodes[0]}",
+                                "--replay=" + os.path.join(work, ".", os.path.basename(nodes[0]))],
+                               capture_output=True, text=True, timeout=300)
+        check(twice.returncode == 2 and "is given twice" in twice.stderr,
+              f"seed {seed}: one trace given twice (two spellings) is refused", twice.stderr[-3000:])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
