@@ -7,6 +7,7 @@
 #include <fmt/core.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <sys/stat.h>
@@ -143,8 +144,12 @@ bool Reader::open_segment(std::size_t index, std::string* error_message) {
     unsigned char fixed[sizeof magic + 12];
     if (std::fread(fixed, 1, sizeof fixed, file_) != sizeof fixed)
         return refuse("not a reprise trace (too short for a header)");
-    if (std::memcmp(fixed, magic, sizeof magic) != 0)
+    if (std::memcmp(fixed, magic, sizeof magic) != 0) {
+        if (std::memcmp(fixed, "reprise-sim-order", std::min(sizeof fixed, std::size_t{17})) == 0)
+            return refuse("not a reprise trace: a simulation's run order (sim.order), which a joint replay of the "
+                          "traces beside it follows (docs/trace-format.md)");
         return refuse("not a reprise trace (bad magic)");
+    }
     std::uint32_t version = get_u32(fixed + 8);
     std::uint32_t length = get_u32(fixed + 12);
     if (version != format_version) {

@@ -290,6 +290,9 @@ std::string describe_cut(const std::string& trace_path) {
                            describe_outcome(*o));
     if (o->ended == Outcome::Ended::crashed)
         return fmt::format("the recording was cut off: the {}", describe_outcome(*o));
+    if (o->ended == Outcome::Ended::cut_off)
+        return "the recording was cut off: it was closed before the program ended, as when a node crashes in a "
+               "simulation or a runtime is taken down while its program runs";
     return fmt::format("the recording was cut off ({})", describe_outcome(*o));
 }
 
