@@ -281,6 +281,7 @@ def main():
     check("stopped: divergence" in steps.get("event", ""), "divergence: event shows the reason", steps.get("event"))
     if len(sys.argv) > 4:
         joint_raft(os.path.abspath(sys.argv[3]), os.path.abspath(sys.argv[4]), d)
+        joint_raft(os.path.abspath(sys.argv[3]), os.path.abspath(sys.argv[4]), d, scan=True)
         joint_crash(os.path.abspath(sys.argv[3]), os.path.abspath(sys.argv[4]), d)
     return report("gdb_test")
 
@@ -449,17 +450,28 @@ def joint_crash(raft, sim, d):
           steps.get("nodes", "") + whole[-1500:])
 
 
-def joint_raft(raft, sim, d):
+def joint_raft(raft, sim, d, scan=False):
     """A simulated reprise-raft cluster's node traces, replayed jointly under gdb: the nodes, a goto in
     one node while another is selected (the goto selects its node; the others placed where
     happens-before puts them), info's current node states, its tasks (a timer's deadline), a parked
     task's stack, back in that node, a node that has not started yet, and forward refused at a
-    node's end."""
+    node's end. With `scan`, the same traces linked into a folder without sim.order: the order
+    comes from a scan of the traces (as for traces of separate processes), not the run order."""
+    J = "joint (scan)" if scan else "joint"
     folder = os.path.join(d, "sim")
-    run = subprocess.run([sim, "--seed", "5", "--time", "20s", "--trace-dir", folder, "--failure-dir", "none"],
-                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=GDB_TIMEOUT_S)
-    check(run.returncode == 0, "joint: reprise-raft-sim seed 5 passes", (run.stdout + run.stderr)[-1500:])
+    if not os.path.isdir(folder):
+        run = subprocess.run([sim, "--seed", "5", "--time", "20s", "--trace-dir", folder, "--failure-dir", "none"],
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=GDB_TIMEOUT_S)
+        check(run.returncode == 0, "joint: reprise-raft-sim seed 5 passes", (run.stdout + run.stderr)[-1500:])
     nodes = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.startswith("n") and f.endswith(".trace"))
+    if scan:
+        os.makedirs(os.path.join(d, "sim-scan"), exist_ok=True)
+        linked = []
+        for t in nodes:
+            linked.append(os.path.join(d, "sim-scan", os.path.basename(t)))
+            if not os.path.exists(linked[-1]):
+                os.link(t, linked[-1])
+        nodes = linked
     steps, whole = gdb_batch(["--args", raft] + ["--replay=" + t for t in nodes], [
         ("run", "run"),
         ("nodes0", "reprise nodes"),
@@ -490,62 +502,65 @@ def joint_raft(raft, sim, d):
         ("after-end", "reprise back"),
     ], cwd=d)
     check(re.search(r"stopped: end \(event \d+\): the joint replay's end: every node is done", steps.get("joint-end", "")),
-          "joint: the replay's end stops the session (it does not exit)", steps.get("joint-end", "") + whole[-1500:])
+          J + ": the replay's end stops the session (it does not exit)", steps.get("joint-end", "") + whole[-1500:])
+    check(("reads of connections between the nodes ordered after their writes" if scan
+           else "in the order the simulation ran them") in whole,
+          J + ": the replay took its order from %s" % ("a scan of the traces" if scan else "sim.order"), whole[-1500:])
     check(re.search(r"\[reprise\] node \S+ event \d+, virtual time", steps.get("after-end", "")),
-          "joint: back from the joint replay's end", steps.get("after-end", "") + whole[-1500:])
+          J + ": back from the joint replay's end", steps.get("after-end", "") + whole[-1500:])
     listed = re.findall(r"^[ >] (\d+) (\S+)\s+event (\d+)", steps.get("nodes", ""), re.M)
-    check(len(listed) == len(nodes) and len(nodes) >= 3, "joint: reprise nodes lists every run (%d traces)" % len(nodes),
+    check(len(listed) == len(nodes) and len(nodes) >= 3, J + ": reprise nodes lists every run (%d traces)" % len(nodes),
           steps.get("nodes", "") + whole[-1500:])
     check(re.search(r"\[reprise\] node n2 event 300, virtual time", steps.get("goto", "")),
-          "joint: goto NODE:N stops that node at that event", steps.get("goto", "") + whole[-1500:])
+          J + ": goto NODE:N stops that node at that event", steps.get("goto", "") + whole[-1500:])
     check(re.search(r"^> \d+ n2\s+event 300\b", steps.get("nodes", ""), re.M) and
           any(int(e) > 0 for _, name, e in listed if name != "n2"),
-          "joint: the stopped node is selected, and the others have moved on with it", steps.get("nodes"))
+          J + ": the stopped node is selected, and the others have moved on with it", steps.get("nodes"))
     check(re.search(r"raft-in\s+parked\s+read on connection #\d+", steps.get("tasks", "")),
-          "joint: the stopped node's tasks (a peer reader parked on its connection)", steps.get("tasks"))
-    check("raft::" in steps.get("task", ""), "joint: a parked raft task's stack shows reprise-raft's frames",
+          J + ": the stopped node's tasks (a peer reader parked on its connection)", steps.get("tasks"))
+    check("raft::" in steps.get("task", ""), J + ": a parked raft task's stack shows reprise-raft's frames",
           steps.get("task"))
     check(re.search(r"^node 1 n2 selected$", steps.get("goto", ""), re.M),
-          "joint: goto NODE:N selects NODE (another node was selected) and says so", steps.get("goto"))
+          J + ": goto NODE:N selects NODE (another node was selected) and says so", steps.get("goto"))
     check(re.search(r"node n2 event 299, virtual time", steps.get("back", "")),
-          "joint: back one event in the node the goto named (not the one selected before)",
+          J + ": back one event in the node the goto named (not the one selected before)",
           steps.get("back", "") + whole[-1500:])
     check(re.search(r"^  1 n2 \(replaying\): event 300, virtual time [\d.]+ s, stopped here", steps.get("info", ""), re.M)
           and re.search(r"^  0 \S+ \(replaying\): event [1-9]\d*,", steps.get("info", ""), re.M),
-          "joint: info reads each node's current state (after the goto)", steps.get("info"))
+          J + ": info reads each node's current state (after the goto)", steps.get("info"))
     check(re.search(r"election\s+parked\s+timer on timer #\d+ until \+[\d.]+ s\s+[\d.]+ s$", steps.get("tasks", ""),
-                    re.M), "joint: a task waiting on a timer shows the timer's deadline (virtual time)",
+                    re.M), J + ": a task waiting on a timer shows the timer's deadline (virtual time)",
           steps.get("tasks"))
     check(re.search(r"node \d+ \S+ has not started yet: no event of its trace replayed; its first tick comes at wall "
                     r"time \d{4}-\d\d-\d\d ", steps.get("unstarted", "")),
-          "joint: an unstarted node's tasks: says it has not started, and when it will", steps.get("unstarted"))
+          J + ": an unstarted node's tasks: says it has not started, and when it will", steps.get("unstarted"))
     info = steps.get("info", "")
     check(re.search(r"^  \d+ \S+ \(replaying\): not started yet, first tick at wall time \d{4}-\d\d-\d\d [\d:.]+ UTC$",
-                    info, re.M), "joint: info shows an unstarted node's state and first tick time (from the table)", info)
+                    info, re.M), J + ": info shows an unstarted node's state and first tick time (from the table)", info)
     past = steps.get("past", "")
     m = re.search(r"reprise: node 0 \S+ has (\d+) events, #0 to #(\d+): event 1000000 is past its trace's end", past)
     check(m and int(m.group(2)) == int(m.group(1)) - 1 and "ran into" not in past and "[reprise]" not in past,
-          "joint: goto NODE:N past the node's events is refused at once, saying its range (no replay to its end)",
+          J + ": goto NODE:N past the node's events is refused at once, saying its range (no replay to its end)",
           past + whole[-1500:])
     m = re.search(r"ran into the trace's end \(event (\d+)\)", steps.get("end", ""))
     check(m and "already at the end of the trace (event %s)" % m.group(1) in steps.get("end-next", "") and
           re.search(r"^> 0 \S+\s+event %s\b" % m.group(1), steps.get("end-nodes", ""), re.M),
-          "joint: at a node's end, going forward in it is refused and the nodes stay where they are",
+          J + ": at a node's end, going forward in it is refused and the nodes stay where they are",
           steps.get("end", "") + steps.get("end-next", "") + steps.get("end-nodes", "") + whole[-1500:])
     check("node 'n2' ends here, after its last event #" in steps.get("frozen", "") and
           re.search(r"^> 1 n2\s+event \d+", steps.get("frozen-nodes", ""), re.M),
-          "joint: a goto past the end of a node whose recording stopped while it ran stops at that end (the process "
+          J + ": a goto past the end of a node whose recording stopped while it ran stops at that end (the process "
           "stays, the cluster does not run to its exit)", steps.get("frozen", "") + steps.get("frozen-nodes", "") +
           whole[-1500:])
     check(re.search(r"reprise: node 1 n2 has \d+ events, #0 to #\d+: event 100000000 is past its trace's end",
                     steps.get("frozen-past", "")) and "ends here" not in steps.get("frozen-past", ""),
-          "joint: goto past a frozen node's events is refused at once too", steps.get("frozen-past"))
+          J + ": goto past a frozen node's events is refused at once too", steps.get("frozen-past"))
     finfo = steps.get("frozen-info", "")
     check(re.search(r"^  1 n2 \(replaying\): event \d+, virtual time [\d.]+ s, frozen \(its trace ends "
                     r"without an exit", finfo, re.M) and
           re.search(r"^  0 \S+ \(replaying\): event \d+, virtual time [\d.]+ s, ended as recorded$",
                     finfo, re.M),
-          "joint: info shows each node's state from the table: n2 frozen at its trace's end, node 0 ended", finfo)
+          J + ": info shows each node's state from the table: n2 frozen at its trace's end, node 0 ended", finfo)
 
 
 if __name__ == "__main__":
