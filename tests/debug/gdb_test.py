@@ -261,6 +261,7 @@ def main():
     stripped_timer(kv, d)
     thinning(kv, trace, e0, d)
     break_at_once(kv, trace, e0, d)
+    auto_interval(kv, trace, e0, d)
 
     # A divergence: the password file at replay is not the recorded one.
     auth, other = record_kv_with_password(kv, d)
@@ -284,6 +285,28 @@ def main():
         joint_raft(os.path.abspath(sys.argv[3]), os.path.abspath(sys.argv[4]), d, scan=True)
         joint_crash(os.path.abspath(sys.argv[3]), os.path.abspath(sys.argv[4]), d)
     return report("gdb_test")
+
+
+def auto_interval(kv, trace, e0, d):
+    """The default checkpoint interval follows the replay's speed: after a run forward that met a
+    periodic checkpoint stop, it is about a second of replay (at least 10,000 events), not the few
+    events it started from; a number sets it (auto off), `auto` restores it."""
+    steps, whole = gdb_batch(["--args", kv, "--replay=" + trace], [
+        ("run", ["run", "python S.checkpoint_interval = 5", "reprise checkpoint-interval"]),
+        ("goto", "reprise goto %d" % e0),
+        ("after", ["reprise checkpoints", "reprise checkpoint-interval"]),
+        ("fixed", "reprise checkpoint-interval 7"),
+        ("auto", "reprise checkpoint-interval auto"),
+    ], cwd=d)
+    check("checkpoint interval: auto (about 1 s of replay apart: 5 events now)" in steps.get("run", ""),
+          "auto interval: the default is auto", steps.get("run", "") + whole[-1500:])
+    m = re.search(r"checkpoint interval: auto \(about 1 s of replay apart: (\d+) events now\)", steps.get("after", ""))
+    check(m and int(m.group(1)) >= 10000 and re.search(r"^checkpoint \d+: node \S+ event 5$", steps.get("after", ""), re.M),
+          "auto interval: a run forward left the first periodic checkpoint, then set the interval from the replay's speed",
+          steps.get("after", "") + whole[-1500:])
+    check("checkpoint interval: 7 events" in steps.get("fixed", "") and
+          "checkpoint interval: auto (" in steps.get("auto", ""),
+          "auto interval: a number fixes the interval, auto restores it", steps.get("fixed", "") + steps.get("auto", ""))
 
 
 def break_at_once(kv, trace, e0, d):

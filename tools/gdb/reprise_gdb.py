@@ -400,7 +400,8 @@ def not_started_text(table, node, nodes):
 
 class Session:
     selected_node = None        # an index, or None: the stopped node, else 0
-    checkpoint_interval = 100000
+    checkpoint_interval = 100000  # events between the checkpoints a run forward leaves (0: none)
+    checkpoint_auto = True      # the interval follows the replay's speed: about CHECKPOINT_AUTO_S apart
     landing_distance = 1000     # a goto leaves a checkpoint this many events before its target
     checkpoint_max = 256
     checkpoint_keep_newest = 16
@@ -1312,9 +1313,24 @@ def disarm():
     t.write("checkpoint_every", 0)
 
 
+# The automatic checkpoint interval: a fork costs about 0.1 s under gdb, and replay runs a million
+# events or more a second, so a checkpoint every 100,000 events cost more than going back from an
+# older one saves. In auto mode the interval is set, after each periodic checkpoint, to about one
+# second of the replay's measured speed (a round 1, 2 or 5 x 10^k events, within these bounds).
+CHECKPOINT_AUTO_S = 1.0
+CHECKPOINT_AUTO_MIN, CHECKPOINT_AUTO_MAX = 10000, 100000000
+
+
+def auto_interval(events_per_s):
+    want = max(CHECKPOINT_AUTO_MIN, min(CHECKPOINT_AUTO_MAX, events_per_s * CHECKPOINT_AUTO_S))
+    step = 10 ** (len(str(int(want))) - 1)
+    return max(m * step for m in (1, 2, 5) if m * step <= want)
+
+
 def run_forward(node_index, **target):
     """Arms the target, continues, leaves a checkpoint at each checkpoint stop, returns at the
-    first other stop (or raises when the program ended)."""
+    first other stop (or raises when the program ended). In auto mode each checkpoint stop also
+    sets the interval from the replay's speed since the last one (in the same node)."""
     if fatal_signal():
         raise gdb.GdbError("reprise: the program stopped on signal %s: it cannot go on from here; go back "
                            "(reprise back, reprise goto N) instead" % _signal_stop)
@@ -1325,6 +1341,8 @@ def run_forward(node_index, **target):
         raise gdb.GdbError("reprise: already at the end of the trace (event %d) of node %s: nothing comes after it; "
                            "go back (reprise back, reprise goto N) instead" % (end, node_name(t, node_index)))
     arm(t, node_index, **target)
+    node = next((n for n in t.runtimes() if n.index == node_index), None)
+    since = (node_index, current_event(t, node) if node else 0, time.perf_counter())
     S.quiet += 1
     try:
         step_over_stop_breakpoint()
@@ -1340,8 +1358,14 @@ def run_forward(node_index, **target):
             if t["stop_reason"] != STOP_CHECKPOINT:
                 break
             key = (t["stopped_node"], t["stopped_event"])
+            if S.checkpoint_auto and since[0] == key[0] and key[1] > since[1]:
+                elapsed = time.perf_counter() - since[2]
+                if elapsed > 0:
+                    S.checkpoint_interval = auto_interval((key[1] - since[1]) / elapsed)
+                    t.write("checkpoint_every", S.checkpoint_interval)
             if S.checkpoint_interval and not any((c[0], c[1]) == key for c in S.checkpoints):
                 take_checkpoint(*key)
+            since = (key[0], key[1], time.perf_counter())  # the fork's own time not counted
             step_over_stop_breakpoint()  # the registers were set by hand: gdb would report this stop again
     finally:
         S.quiet -= 1
@@ -1570,8 +1594,8 @@ class InfoCmd(Sub):
         alive = checkpoint_ids()
         S.checkpoints = [c for c in S.checkpoints if c[2] in alive]
         attached = "a core file" if core_loaded() else ("yes" if t["attached"] else "no")
-        print("attached: %s; checkpoint interval %d; %d checkpoint(s)" % (
-            attached, S.checkpoint_interval, len(S.checkpoints)))
+        print("attached: %s; checkpoint interval %s; %d checkpoint(s)" % (
+            attached, interval_text(), len(S.checkpoints)))
 
 
 class NodesCmd(Sub):
@@ -1864,7 +1888,7 @@ class CheckpointsCmd(Sub):
         alive = checkpoint_ids()
         S.checkpoints = [c for c in S.checkpoints if c[2] in alive]
         if not S.checkpoints:
-            print("no checkpoints (interval %d events)" % S.checkpoint_interval)
+            print("no checkpoints (interval %s)" % interval_text())
         table = None
         if target_kind() is not None:
             try:
@@ -1875,22 +1899,33 @@ class CheckpointsCmd(Sub):
             print(checkpoint_text(cid, node, ev, table))
 
 
+def interval_text():
+    if S.checkpoint_auto:
+        return "auto (about %g s of replay apart: %d events now)" % (CHECKPOINT_AUTO_S, S.checkpoint_interval)
+    return "%d events" % S.checkpoint_interval
+
+
 class CheckpointIntervalCmd(Sub):
-    """reprise checkpoint-interval [N]: stop every N events going forward to leave a checkpoint (0: never)."""
+    """reprise checkpoint-interval [N|auto]: stop every N events going forward to leave a checkpoint (0: never;
+    auto, the default: about a second of replay apart)."""
 
     def __init__(self):
         super().__init__("checkpoint-interval")
 
     def run(self, argv):
-        if argv:
+        if argv and argv[0] == "auto":
+            S.checkpoint_auto = True
+        elif argv:
             try:
                 n = int(argv[0])
             except ValueError:
                 n = -1
             if n < 0 or n > CHECKPOINT_INTERVAL_MAX:
-                raise gdb.GdbError("reprise: usage: reprise checkpoint-interval N (events, 0 or more; 0: none)")
+                raise gdb.GdbError("reprise: usage: reprise checkpoint-interval N|auto (events, 0 or more; 0: none; "
+                                   "auto: about a second of replay apart)")
             S.checkpoint_interval = n
-        print("checkpoint interval: %d events" % S.checkpoint_interval)
+            S.checkpoint_auto = False
+        print("checkpoint interval: %s" % interval_text())
 
 
 def install():
