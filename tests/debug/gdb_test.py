@@ -296,7 +296,9 @@ def auto_interval(kv, trace, e0, d):
         ("goto", "reprise goto %d" % e0),
         ("after", ["reprise checkpoints", "reprise checkpoint-interval"]),
         ("fixed", "reprise checkpoint-interval 7"),
+        ("none", "reprise checkpoint-interval 0"),
         ("auto", "reprise checkpoint-interval auto"),
+        ("extra", "reprise checkpoint-interval 5 6"),
     ], cwd=d)
     check("checkpoint interval: auto (about 1 s of replay apart: 5 events now)" in steps.get("run", ""),
           "auto interval: the default is auto", steps.get("run", "") + whole[-1500:])
@@ -304,9 +306,13 @@ def auto_interval(kv, trace, e0, d):
     check(m and int(m.group(1)) >= 10000 and re.search(r"^checkpoint \d+: node \S+ event 5$", steps.get("after", ""), re.M),
           "auto interval: a run forward left the first periodic checkpoint, then set the interval from the replay's speed",
           steps.get("after", "") + whole[-1500:])
-    check("checkpoint interval: 7 events" in steps.get("fixed", "") and
-          "checkpoint interval: auto (" in steps.get("auto", ""),
-          "auto interval: a number fixes the interval, auto restores it", steps.get("fixed", "") + steps.get("auto", ""))
+    check("checkpoint interval: 7 events" in steps.get("fixed", "") and "note: a checkpoint is a fork" in steps.get("fixed", "")
+          and "checkpoint interval: 0 (none)" in steps.get("none", "") and
+          "checkpoint interval: auto (about 1 s of replay apart: 100000 events now)" in steps.get("auto", ""),
+          "auto interval: a number fixes the interval (a small one with a note on its cost), 0 none, auto starts again "
+          "from 100000", steps.get("fixed", "") + steps.get("none", "") + steps.get("auto", ""))
+    check("usage: reprise checkpoint-interval N|auto" in steps.get("extra", ""),
+          "auto interval: a second argument is refused", steps.get("extra", ""))
 
 
 def break_at_once(kv, trace, e0, d):

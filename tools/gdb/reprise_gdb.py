@@ -37,10 +37,12 @@ Commands (everything that only reads memory also works on a core file: `gdb PROG
   reprise bookmark NAME        name the current node:event;  reprise bookmarks: list them
   reprise checkpoint           take a checkpoint here;  reprise checkpoints: list them (one format:
                                `checkpoint ID: node NAME event E`, also when a goto restarts one)
-  reprise checkpoint-interval N
-                               a going-forward run stops every N events to leave a checkpoint
-                               (default 100000; 0: none), and a goto leaves one 1000 events before
-                               its target; at most 256 are kept, thinned out (the newest 16 stay)
+  reprise checkpoint-interval [N|auto]
+                               a going-forward run stops at each multiple of N events to leave a
+                               checkpoint (0: none, nor the goto's below); auto, the default: N
+                               starts at 100000 and follows the replay's speed, about a second of
+                               replay apart; a goto leaves one 1000 events before its target; at
+                               most 256 are kept, thinned out (the newest 16 stay)
 Going forward (goto, next, until-output) from a stop at the node's trace's end is refused: the
 program would run to its exit. The replay evaluates the targets itself (the table's break targets):
 no gdb conditional breakpoint. A backtrace ends at the fiber's entry (make_fcontext), through a
@@ -400,7 +402,7 @@ def not_started_text(table, node, nodes):
 
 class Session:
     selected_node = None        # an index, or None: the stopped node, else 0
-    checkpoint_interval = 100000  # events between the checkpoints a run forward leaves (0: none)
+    checkpoint_interval = 100000  # events between the checkpoints a run forward leaves (0: none; CHECKPOINT_AUTO_START)
     checkpoint_auto = True      # the interval follows the replay's speed: about CHECKPOINT_AUTO_S apart
     landing_distance = 1000     # a goto leaves a checkpoint this many events before its target
     checkpoint_max = 256
@@ -1318,7 +1320,7 @@ def disarm():
 # older one saves. In auto mode the interval is set, after each periodic checkpoint, to about one
 # second of the replay's measured speed (a round 1, 2 or 5 x 10^k events, within these bounds).
 CHECKPOINT_AUTO_S = 1.0
-CHECKPOINT_AUTO_MIN, CHECKPOINT_AUTO_MAX = 10000, 100000000
+CHECKPOINT_AUTO_START, CHECKPOINT_AUTO_MIN, CHECKPOINT_AUTO_MAX = 100000, 10000, 100000000
 
 
 def auto_interval(events_per_s):
@@ -1902,7 +1904,9 @@ class CheckpointsCmd(Sub):
 def interval_text():
     if S.checkpoint_auto:
         return "auto (about %g s of replay apart: %d events now)" % (CHECKPOINT_AUTO_S, S.checkpoint_interval)
-    return "%d events" % S.checkpoint_interval
+    if S.checkpoint_interval == 0:
+        return "0 (none)"
+    return "%d event%s" % (S.checkpoint_interval, "" if S.checkpoint_interval == 1 else "s")
 
 
 class CheckpointIntervalCmd(Sub):
@@ -1913,19 +1917,26 @@ class CheckpointIntervalCmd(Sub):
         super().__init__("checkpoint-interval")
 
     def run(self, argv):
+        usage = ("reprise: usage: reprise checkpoint-interval N|auto (events, 0 or more; 0: none; auto: about a "
+                 "second of replay apart)")
+        if len(argv) > 1:
+            raise gdb.GdbError(usage)
         if argv and argv[0] == "auto":
             S.checkpoint_auto = True
+            S.checkpoint_interval = CHECKPOINT_AUTO_START  # from there it follows the replay's speed
         elif argv:
             try:
                 n = int(argv[0])
             except ValueError:
                 n = -1
             if n < 0 or n > CHECKPOINT_INTERVAL_MAX:
-                raise gdb.GdbError("reprise: usage: reprise checkpoint-interval N|auto (events, 0 or more; 0: none; "
-                                   "auto: about a second of replay apart)")
+                raise gdb.GdbError(usage)
             S.checkpoint_interval = n
             S.checkpoint_auto = False
         print("checkpoint interval: %s" % interval_text())
+        if 0 < S.checkpoint_interval < CHECKPOINT_AUTO_MIN and not S.checkpoint_auto:
+            print("note: a checkpoint is a fork that costs about 0.1 s under gdb: one every %d events may cost far "
+                  "more than the replay itself (auto keeps them about a second of replay apart)" % S.checkpoint_interval)
 
 
 def install():
