@@ -146,6 +146,11 @@ def info_words(k, tmp):
                 c.call("SET", f"k{i}", os.urandom(3000).hex())
                 if "RECORDING STOPPED" in s.err():
                     break
+        # The recorder's writer thread seals and writes chunks on its own time: the last SETs'
+        # chunk may reach the budget only after the last answer. Wait for it, bounded.
+        deadline = time.monotonic() + 10
+        while "RECORDING STOPPED" not in s.err() and time.monotonic() < deadline:
+            time.sleep(0.05)
         check("RECORDING STOPPED" in s.err(), "the recording stopped at its budget", s.err()[-500:])
         text = k.info(budget)
         check("being written    yes" in text and "the program's end is not recorded" not in text
