@@ -106,6 +106,20 @@ def main():
     with open(kv, "rb") as f:
         ASAN = b"__asan_init" in f.read()
     d = tempfile.mkdtemp(prefix="gdb-test-")
+    rc = 1
+    try:
+        rc = session(kv, d)
+    finally:
+        # A passing (or skipped) run leaves nothing behind: the folder holds core files. A failing
+        # one keeps it to look at, and says where.
+        if rc in (0, 77):
+            shutil.rmtree(d, ignore_errors=True)
+        else:
+            print(f"gdb_test: kept {d} for a look")
+    return rc
+
+
+def session(kv, d):
     why = ptrace_works(d)
     if why:
         print("skipped: " + why)
