@@ -164,12 +164,21 @@ struct Lane {
     std::optional<std::int64_t> first_wall_ns;
     std::int64_t last_wall_ns = 0;
     bool ended = false;             ///< an end record
+    bool still_running = false;     ///< ... of a program the recording stopped under (replay stops before it)
     std::optional<std::string> damage;
     std::optional<std::size_t> previous;  ///< the same node's run before this one
     std::int64_t offset_ns = 0;     ///< added to this trace's wall clock to get cluster time
     std::string offset_basis;
     std::unordered_map<std::uint64_t, std::size_t> sides;  ///< handle -> index in Cluster::sides
 };
+
+/// `N events`, counted as the replay counts them: the end record of a program the recording
+/// stopped under (a simulation's time was over) is not an event replay delivers.
+std::string events_text(const Lane& l) {
+    if (l.still_running && l.records > 0)
+        return fmt::format("{} events; end record #{}: the recording stopped while it ran", l.records - 1, l.records - 1);
+    return fmt::format("{} events", l.records);
+}
 
 struct Cluster {
     std::vector<Lane> lanes;
@@ -283,8 +292,9 @@ bool read_lane(Cluster& c, std::size_t lane_index, const ClusterRequest& rq, Pas
                 s.local = mapped(k->local.to_string(), rq.maps);
                 s.peer = mapped(k->peer.to_string(), rq.maps);
             }
-        } else if (std::holds_alternative<trace::End>(r)) {
+        } else if (const auto* e = std::get_if<trace::End>(&r)) {
             lane.ended = true;
+            lane.still_running = e->exit_code == trace::exit_code_still_running;
         }
     }
     if (scan) {
@@ -606,7 +616,7 @@ int run_check(Cluster& c, const ClusterRequest& rq) {
     fmt::print("reprise cluster check: {} trace(s), {} connection(s) between them, {} with an unrecorded end\n",
                c.lanes.size(), paired / 2, unrecorded);
     for (const Lane& l : c.lanes)
-        fmt::print("  {:<{}} {} ({} events{})\n", l.label, c.label_width, l.path, l.records,
+        fmt::print("  {:<{}} {} ({}{})\n", l.label, c.label_width, l.path, events_text(l),
                    l.damage  ? fmt::format("; DAMAGED: {}", *l.damage)
                    : l.ended ? std::string()
                    : trace::being_written(l.path)
@@ -981,7 +991,7 @@ void append_seconds(std::string& out, std::int64_t ns, std::size_t width) {
 
 void print_clocks(const Cluster& c, std::FILE* out) {
     for (const Lane& l : c.lanes)
-        fmt::print(out, "# {:<{}} {} ({} events): clock offset {} s ({})\n", l.label, c.label_width, l.path, l.records,
+        fmt::print(out, "# {:<{}} {} ({}): clock offset {} s ({})\n", l.label, c.label_width, l.path, events_text(l),
                    seconds(l.offset_ns), l.offset_basis);
 }
 

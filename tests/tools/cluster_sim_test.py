@@ -62,6 +62,12 @@ for seed in SEEDS:
         log = subprocess.run([REPRISE, "cluster", "log", work], capture_output=True, text=True, timeout=300)
         check(log.returncode == 0 and "order forced" not in log.stdout + log.stderr,
                f"seed {seed}: log places every event without forcing the order", log.stderr[-3000:])
+        ends = dict(re.findall(r"^\s+[\d.]+ (\S+)\s+#(\d+)\s+end exit_code=-1 ", log.stdout, re.M))
+        counted = {m[0]: (m[1], m[2]) for m in re.findall(
+            r"^# (\S+)\s+\S+ \((\d+) events; end record #(\d+): the recording stopped while it ran\)", log.stdout, re.M)}
+        check(ends and all(counted.get(label) == (n, n) for label, n in ends.items()),
+              f"seed {seed}: a trace the simulation's time stopped counts its events as the replay does (its end record "
+              f"#N not one of them)", f"ends {ends}; counted {counted}")
         placed = set()
         bad = []
         runs_seen = {}

@@ -458,7 +458,12 @@ def node_state(table, node):
                                     if node.start_wall_ns > 0 else "")
     event = current_event(table, node)
     where = "event %d, virtual time %s s" % (event, seconds(node.virtual_ns()))
-    if node.state == NODE_ENDED:
+    stopped_here = table["stopped_node"] == node.index and table["stop_reason"] != 0
+    if node.state == NODE_ENDED and stopped_here and table["stop_reason"] != STOP_END:
+        # The program has returned, and the stop is before its end record (the exit) is delivered
+        # and checked: not yet "as recorded".
+        where += ", ending (its exit, the end record, is the next event)"
+    elif node.state == NODE_ENDED:
         where += ", ended" + (" as recorded" if node.replaying else "")
     elif node.state == NODE_FROZEN:
         where += ", frozen (its trace ends without an exit: it stays there)"
@@ -1787,17 +1792,18 @@ class NextCmd(Sub):
         t = Table()
         records = t.names("record_kind_names", "record_kind_count")
         wakes = t.names("wake_kind_names", "wake_kind_count")
+        kinds = "record kinds: %s; wake kinds: %s" % (", ".join(r for r in records if r), ", ".join(w for w in wakes if w))
         if not argv:
-            raise gdb.GdbError("reprise: usage: reprise next KIND [HANDLE]; kinds: %s" % ", ".join(
-                [r for r in records if r] + [w for w in wakes if w]))
+            raise gdb.GdbError("reprise: usage: reprise next KIND [HANDLE]; " + kinds)
         kind = argv[0]
-        if kind in records and kind:
-            bits = 1 << records.index(kind)
-        elif kind in wakes and kind:
-            bits = 1 << (16 + wakes.index(kind))
-        else:
-            raise gdb.GdbError("reprise: unknown kind %r; record kinds: %s; wake kinds: %s" % (
-                kind, ", ".join(r for r in records if r), ", ".join(w for w in wakes if w)))
+        # A name that is both a record kind and a wake kind (accepted, connected) stops at either.
+        bits = 0
+        if kind and kind in records:
+            bits |= 1 << records.index(kind)
+        if kind and kind in wakes:
+            bits |= 1 << (16 + wakes.index(kind))
+        if not bits:
+            raise gdb.GdbError("reprise: unknown kind %r; %s" % (kind, kinds))
         handle = count_argument(argv[1].lstrip("#"), "reprise next KIND [HANDLE] (a handle's id)") if len(argv) > 1 else 0
         node = node_of(t, nodes_or_error(t))
         run_forward(node.index, kinds=bits, handle=handle)
@@ -1876,6 +1882,12 @@ class CheckpointCmd(Sub):
         t = Table()
         node = node_of(t, nodes_or_error(t))
         event = current_event(t, node)
+        alive = checkpoint_ids()
+        held = next((c for c in S.checkpoints if (c[0], c[1]) == (node.index, event) and c[2] in alive), None)
+        if held is not None:
+            # A second fork of the same event would restart to the same place: one is enough.
+            print(checkpoint_text(held[2], node.index, event, t) + " already holds this event (none taken)")
+            return
         cid = take_checkpoint(node.index, event)
         print(checkpoint_text(cid, node.index, event, t) + " taken")
 
