@@ -33,7 +33,9 @@ def main():
     os.makedirs(a.work, exist_ok=True)
     os.makedirs(a.artifacts, exist_ok=True)
     prefix = os.path.join(a.artifacts, a.target + "-")
-    before = set(os.listdir(a.artifacts))
+    # Only this target's files: other targets may run at the same time into the same folder.
+    mine = lambda: {f for f in os.listdir(a.artifacts) if f.startswith(a.target + "-")}  # noqa: E731
+    before = mine()
     argv = [a.exe, f"-max_total_time={a.seconds}", f"-max_len={a.max_len}", "-timeout=10", "-rss_limit_mb=2048",
             "-print_final_stats=1", f"-artifact_prefix={prefix}", a.work, a.seeds]
     start = time.monotonic()
@@ -53,7 +55,7 @@ def main():
     execs = stat("number_of_executed_units")
     cov = re.findall(r"\bcov: (\d+)", out)
     corpus = len(os.listdir(a.work))
-    found = sorted(set(os.listdir(a.artifacts)) - before)
+    found = sorted(mine() - before)
     crashed = p.returncode != 0
     findings = len(found) if found else (1 if crashed else 0)
     print(f"fuzz {a.target}: {execs} executions in {elapsed:.0f} s ({execs / max(elapsed, 1e-9):.0f}/s), "
