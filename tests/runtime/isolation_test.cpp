@@ -458,11 +458,11 @@ TEST_CASE("two live runtimes on one LiveWorld, stepped alternately, talk over TC
     REQUIRE(b.result() == 0);
     REQUIRE(served == "req 0\nreq 1\nreq 2\n");
     REQUIRE(got == "ok req 0\nok req 1\nok req 2\n");
-    // 450 ms of idle: a spinning driver burns all of it; a waiting one a few ms.
+    // 450 ms of idle: a spinning driver burns all of it; a waiting one a few ms (tens under TSan).
     INFO("cpu " << cpu_ns / 1'000'000 << " ms over " << std::chrono::duration_cast<std::chrono::milliseconds>(wall).count()
                 << " ms of wall time");
     REQUIRE(wall >= 450ms);
-    REQUIRE(cpu_ns < 100'000'000);
+    REQUIRE(cpu_ns < 200'000'000);
 }
 
 TEST_CASE("a driver bounds a step's wait by another runtime's earlier timer") {

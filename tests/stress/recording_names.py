@@ -152,6 +152,11 @@ def info_words(k, tmp):
         while "RECORDING STOPPED" not in s.err() and time.monotonic() < deadline:
             time.sleep(0.05)
         check("RECORDING STOPPED" in s.err(), "the recording stopped at its budget", s.err()[-500:])
+        # The writer prints that line first, then writes the outcome file (with an fsync) that
+        # `reprise info` reads "stopped at its budget" from.
+        deadline = time.monotonic() + 10
+        while not os.path.exists(budget + ".outcome") and time.monotonic() < deadline:
+            time.sleep(0.05)
         text = k.info(budget)
         check("being written    yes" in text and "the program's end is not recorded" not in text
               and "still being written" not in text.split("state", 1)[-1].split("\n", 1)[0]

@@ -205,7 +205,15 @@ def check_byte_stream(tool, echo, tmp):
                 got = b""
                 while len(got) < len(m):
                     got += c.recv(65536)
-        time.sleep(0.2)  # the server sees the close before it stops
+        # The server sees the close before it stops: wait (bounded) until it has closed its side,
+        # no socket on its port left established or half-closed (/proc/net/tcp: 01, 08).
+        def server_side_open():
+            with open("/proc/net/tcp") as f:
+                rows = [line.split() for line in f.read().splitlines()[1:]]
+            return any(r[1].endswith(":%04X" % s.port) and r[3] in ("01", "08") for r in rows)
+        deadline = time.monotonic() + 10
+        while server_side_open() and time.monotonic() < deadline:
+            time.sleep(0.02)
         check(s.stop() == 0, "reprise-echo exits 0 on SIGTERM")
     with Server([echo, "serve", "--port=0"]) as s:
         rc, out, err = load(tool, trace, s.port, "--speed=max")

@@ -241,7 +241,14 @@ def check_dump_errno(tool, raft, tmp):
         p = subprocess.Popen([raft, "--node=r1", f"--record={trace}", "--id", "1", "--peers", peers,
                               "--data", os.path.join(tmp, "raft-data")], cwd=tmp,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        time.sleep(0.7)  # the node tries its peers at once and again every few hundred ms
+        # The node tries its peers at once and again every few hundred ms: wait (bounded) until a
+        # refused connect is in the trace on disk (a chunk is sealed within 50 ms), however slow
+        # the start (ASan on a loaded machine).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and p.poll() is None:
+            if "error=ECONNREFUSED" in run([tool, "dump", trace, "--kind", "connected"])[1]:
+                break
+            time.sleep(0.2)
         p.send_signal(signal.SIGINT)
         p.communicate(timeout=TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired) as e:
