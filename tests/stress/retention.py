@@ -58,6 +58,15 @@ def folder_bytes(folder):
     return sum(os.path.getsize(os.path.join(folder, n)) for n in os.listdir(folder))
 
 
+def written_before_kill(folder, before, want):
+    """Waits (bounded) until the folder holds `want` more bytes than `before`: the recorder's writer
+    thread writes chunks on its own time, and a SIGKILL loses what it has not written yet."""
+    try:
+        wait_for(f"{want} bytes of trace written", lambda: folder_bytes(folder) >= before + want, 15)
+    except Failure as e:
+        check(False, "the trace reached its size before the kill", str(e))
+
+
 def lock_is_visible(k, tmp):
     trace = os.path.join(tmp, "live.trace")
     with k.server(f"--record={trace}") as s:
@@ -175,8 +184,10 @@ def keep_bytes(k, tmp):
     check("kv.1.trace" not in left and "kv.6.trace" in left and len(left) >= 3,
           "the oldest clean runs went, the newest stayed", left)
     # A crashed run larger than the budget (recorded without retention): kept; nothing new is recorded.
+    start = folder_bytes(folder)
     with k.server(f"--record={pattern}", "--record-compress=off") as s:
         set_values(s.port, 24, 50 * KIB, prefix="big")
+        written_before_kill(folder, start, 1100 * KIB)
         s.kill()
     before = names(folder)
     with k.server(*flags) as s:
@@ -198,13 +209,16 @@ def one_run_share(k, tmp):
     flags = [f"--record={pattern}", f"--record-keep-bytes={budget // KIB}KiB", "--record-compress=off"]
     with k.server(*flags) as s:
         set_values(s.port, 16, 50 * KIB)       # about 800 KiB of trace, uncompressed
+        written_before_kill(folder, 0, 400 * KIB)  # it stops at 512 KiB, half the budget
         s.kill()
     size = os.path.getsize(os.path.join(folder, "kv.1.trace"))
     check(0 < size <= budget // 2, f"a killed run stops at half of --record-keep-bytes ({size} bytes)")
     # A second killed run recorded without retention, then a budget (at least 1 MiB) that the two kept
     # (cut off) runs fill but for 32 KiB: under the minimum, nothing is recorded.
+    start = folder_bytes(folder)
     with k.server(f"--record={pattern}", "--record-compress=off") as s:
         set_values(s.port, 16, 50 * KIB, prefix="big")
+        written_before_kill(folder, start, 750 * KIB)
         s.kill()
     tight = folder_bytes(folder) + 32 * KIB
     check(tight >= MIB, f"the two killed runs take over 1 MiB ({tight} bytes with the 32 KiB of room)")
