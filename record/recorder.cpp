@@ -350,6 +350,7 @@ bool Recorder::open_file(std::string& error) {
         return false;
     }
     file_bytes_ = header.size();
+    file_header_bytes_ = header.size();
     if (segment_ == 0)
         header_bytes_ = header.size();
     total_bytes_.fetch_add(header.size());
@@ -614,8 +615,9 @@ void Recorder::writer_main() {
 void Recorder::write_sealed(const Sealed& chunk, bool compress) {
     framed_.clear();
     sealer_->seal(chunk.payload, chunk_index_.load(), compress, framed_);
+    // Not from a file that holds no chunk yet: a chunk larger than the limit gets a segment of its own.
     const bool next_segment = config_.segment_bytes > 0 && file_bytes_ + framed_.size() > config_.segment_bytes &&
-                              file_bytes_ > trace::header_bytes_max;
+                              file_bytes_ > file_header_bytes_;
     // The budget counts every file as stored; a new segment's header is as large as the first's
     // (give or take its number's bytes).
     if (budget_bytes_ > 0 &&

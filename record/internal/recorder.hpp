@@ -156,6 +156,7 @@ private:
     /// writes nothing. Not a failure: the trace is complete up to the crash.
     std::atomic<bool> crash_flushed_{false};
     std::uint64_t file_bytes_ = 0;        ///< writer thread only: bytes of complete chunks in the current file
+    std::uint64_t file_header_bytes_ = 0; ///< writer thread only: of the current file's header
     std::uint64_t records_written_ = 0;   ///< writer thread only: records in complete chunks on disk
     std::uint32_t segment_ = 0;           ///< writer thread only
     /// Seals chunks for the file being written (bound to its header). Replaced only by

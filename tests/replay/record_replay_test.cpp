@@ -824,6 +824,11 @@ TEST_CASE("a recording split into segment files replays across them in order") {
     REQUIRE_FALSE(std::filesystem::exists(path));  // only PATH.0, PATH.1, ...
     REQUIRE(std::filesystem::exists(path + ".0"));
     REQUIRE(std::filesystem::exists(path + ".2"));
+    // Every segment keeps within the limit: a new one starts before a chunk would pass it.
+    for (int k = 0; std::filesystem::exists(path + "." + std::to_string(k)); ++k) {
+        INFO("segment " << k);
+        REQUIRE(std::filesystem::file_size(path + "." + std::to_string(k)) <= options.record_segment_bytes);
+    }
 }
 
 // A crashing program: the crash hook writes the buffered records before the
