@@ -113,11 +113,19 @@ void Replayer::freeze(JointEnd why, std::string_view program_did) {
         std::fflush(stderr);
         // A debugger aiming at this node (a goto, a --break-at past its end) stops here: the
         // others would otherwise run on to their ends.
-        if ((reprise_debug.stop_node >= 0 && debug_targets(rt_.debug)) ||
-            (config_.break_at != 0 && config_.break_at >= consumed_))
+        const bool break_past = config_.break_at != 0 && config_.break_at >= consumed_;
+        if (break_past) {
+            // Said now, where it happens (under a debugger the session stops here); the joint
+            // replay's report says it again, and its exit code.
+            fmt::print(stderr, "reprise: error: --break-at {}:{} is past that node's end: it has {} events, #0 to #{}\n",
+                       node, config_.break_at, consumed_, consumed_ == 0 ? 0 : consumed_ - 1);
+            std::fflush(stderr);
+        }
+        if ((reprise_debug.stop_node >= 0 && debug_targets(rt_.debug)) || break_past)
             debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(),
-                       fmt::format("node '{}' ends here, after its last event #{}: {}", node,
-                                   consumed_ == 0 ? 0 : consumed_ - 1, what));
+                       fmt::format("node '{}' ends here, after its last event #{}: {}{}", node,
+                                   consumed_ == 0 ? 0 : consumed_ - 1, what,
+                                   break_past ? " (the --break-at was past it)" : ""));
     }
     // A task asking for more than the trace holds waits for good: the node is frozen.
     if (rt_.current != nullptr)
@@ -172,7 +180,8 @@ void Replayer::before_event(const trace::Record& r) {
         const std::string what = trace::describe(r);
         held = debug_stop(reprise_stop_break_at, rt_.debug, consumed_, virtual_ns(), what);
         if (!held) {
-            const std::string says = fmt::format("reprise: break at event {} ({}): raising SIGTRAP\n", consumed_, what);
+            const std::string says =
+                fmt::format("reprise: {}break at event {} ({}): raising SIGTRAP\n", node_prefix(), consumed_, what);
             if (marker_) {
                 marker_->say(says);
             } else {
@@ -695,7 +704,8 @@ void Replayer::end(int exit_code) {
     before_event(*next_);
     consume();
     print_summary("done");
-    fmt::print(stderr, "reprise: no divergence: every input was fed and every output matched the trace\n");
+    fmt::print(stderr, "reprise: {}no divergence: every input was fed and every output matched the trace\n",
+               node_prefix());
     if (config_.break_at >= consumed_ && !joint_) {
         // Asked to stop where the trace has no event: an error, not a run that looks fine (a joint
         // replay says so in its report, once every node is done).
@@ -709,6 +719,17 @@ void Replayer::end(int exit_code) {
         std::_Exit(replay_exit_break_at_past_end);
     }
     std::fflush(stderr);
+    if (joint_ && config_.break_at != 0 && config_.break_at >= consumed_) {
+        // A joint node: said now, and a debugger stops here; the joint replay's report says it
+        // again once every node is done, and exits with its code.
+        fmt::print(stderr, "reprise: error: --break-at {}:{} is past that node's end: it has {} events, #0 to #{}\n",
+                   rt_.debug.node != nullptr ? std::string_view(rt_.debug.node) : std::string_view(reader_.header().node),
+                   config_.break_at, consumed_, consumed_ - 1);
+        std::fflush(stderr);
+        debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(),
+                   fmt::format("the trace's end, after its last event #{} (the --break-at was past it)", consumed_ - 1));
+        return;
+    }
     // In a joint replay a node's end is no place to stop at unless the debugger aims at that node.
     if (!joint_ || (reprise_debug.stop_node >= 0 && debug_targets(rt_.debug)))
         debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(),
@@ -748,6 +769,15 @@ void Replayer::report_progress() {
                static_cast<double>(tick_mono_ns_ - first_mono_ns_) / 1e9);
 }
 
+// In a joint replay, what a line says of one node names it: `node 'n2': `.
+std::string Replayer::node_prefix() const {
+    if (!joint_)
+        return {};
+    const std::string_view node =
+        rt_.debug.node != nullptr ? std::string_view(rt_.debug.node) : std::string_view(reader_.header().node);
+    return fmt::format("node '{}': ", node);
+}
+
 void Replayer::print_summary(const char* how) {
     std::fflush(stdout);  // some ends _Exit, which flushes nothing: the program's lines go out first
     if (marker_)
@@ -756,8 +786,8 @@ void Replayer::print_summary(const char* how) {
     double virt = static_cast<double>(tick_mono_ns_ - first_mono_ns_) / 1e9;
     if (progress_shown_)
         fmt::print(stderr, "\n");
-    fmt::print(stderr, "reprise: replay {}: {} events, virtual time {:.3f} s, wall time {:.3f} s, speed-up {:.1f}x\n", how,
-               consumed_, virt, wall, wall > 0 ? virt / wall : 0.0);
+    fmt::print(stderr, "reprise: {}replay {}: {} events, virtual time {:.3f} s, wall time {:.3f} s, speed-up {:.1f}x\n",
+               node_prefix(), how, consumed_, virt, wall, wall > 0 ? virt / wall : 0.0);
     std::fflush(stderr);
 }
 

@@ -155,6 +155,7 @@ def session(kv, d):
         ("bad-goto", "reprise goto nowhere"),
         ("bad-back", ["reprise back -1", "reprise back abc", "reprise next bytes_read abc",
                       "reprise checkpoint-interval 9223372036854775808", "reprise checkpoint-interval -5"]),
+        ("bad-names", ["reprise bookmark 12", "reprise bookmark node:3", "reprise until-output \\x"]),
         ("past-end", "reprise goto 100000000"),
         ("last", [LAST_EVENT % ("0", "0"), "reprise info"]),
         ("into-end", "reprise next tick"),
@@ -234,6 +235,10 @@ def session(kv, d):
     check(bad.count("usage: reprise back [K]") == 2 and "usage: reprise next KIND [HANDLE]" in bad and
           bad.count("usage: reprise checkpoint-interval N") == 2 and "[reprise]" not in bad,
           "back -1 / abc, a handle that is no number, an interval out of range: usage errors, nothing moves", bad)
+    names = steps.get("bad-names", "")
+    check(names.count("a bookmark's name is not a number and has no ':'") == 2 and
+          "has an escape that is not one" in names and "[reprise]" not in names,
+          "a bookmark named like an event (12, node:3) and a bad escape in until-output: refused, nothing moves", names)
     m = re.search(r"node 0 \S+ has (\d+) events, #0 to #(\d+): event 100000000 is past its trace's end",
                   steps.get("past-end", ""))
     check(m and int(m.group(2)) == int(m.group(1)) - 1 and "[reprise]" not in steps.get("past-end", ""),
@@ -614,6 +619,19 @@ def joint_raft(raft, sim, d, scan=False):
           re.search(r"^  0 \S+ \(replaying\): event \d+, virtual time [\d.]+ s, ended as recorded$",
                     finfo, re.M),
           J + ": info shows each node's state from the table: n2 frozen at its trace's end, node 0 ended", finfo)
+    if scan:
+        return
+    # --break-at past a node's end, under gdb: said as an error where that node ends, and the
+    # session stops there (as without gdb, where the replay exits 3).
+    steps, whole = gdb_batch(["--args", raft] + ["--replay=" + t for t in nodes] + ["--break-at=n2:100000000"], [
+        ("run", "run"),
+        ("past", "continue"),
+        ("event", "reprise event"),
+    ], cwd=d)
+    check("reprise: error: --break-at n2:100000000 is past that node's end" in whole and
+          "(the --break-at was past it)" in steps.get("event", "") and "stopped: end" in steps.get("event", ""),
+          J + ": --break-at NODE:N past that node's end: an error, and the session stops at the node's end",
+          steps.get("past", "") + steps.get("event", "") + whole[-1500:])
 
 
 if __name__ == "__main__":

@@ -263,7 +263,7 @@ def scenarios(tool, kv, tmp):
     rc, out, err = debug(tool, folder, "--extension", ext, "--break-at", "n2:4", "--", "-batch", "-ex", "run",
                          "-ex", "print reprise_debug.runtime_count", "-ex", "print reprise_debug.stopped_node",
                          "-ex", "print reprise_debug.stopped_event")
-    check("joint replay of 2 nodes" in out + err and "reprise: break at event 4" in out + err and "SIGTRAP" in out
+    check("joint replay of 2 nodes" in out + err and "reprise: node 'n2': break at event 4" in out + err and "SIGTRAP" in out
           and "$1 = 2\n" in out and "$2 = 1\n" in out and "$3 = 4\n" in out,
           "a folder replays as one joint session under gdb; --break-at=NODE:N stops that node at its event",
           out + err)

@@ -409,6 +409,7 @@ class Session:
     checkpoint_keep_newest = 16
     checkpoints = []            # [(node index, event, checkpoint id)], one parked process each
     bookmarks = {}              # name -> (node index, event)
+    node_names = {}             # node index -> name, as last read from the table
     offsets = {}                # checkpoint id -> {fd: file offset} when it was taken
     parked = {}                 # checkpoint id -> Parked
     attached = set()            # inferiors restored from a checkpoint (gdb would detach them at its exit)
@@ -1005,6 +1006,7 @@ def take_checkpoint(node_index, event):
     t = Table()
     if t.arch != "x86_64_sysv":
         raise gdb.GdbError("reprise: checkpoints are made on x86_64 only (this is %s)" % t.arch)
+    remember_node_names(t)
     inf = gdb.selected_inferior()
     before = {i.num for i in gdb.inferiors()}
     offsets = file_offsets(inf.pid)
@@ -1380,15 +1382,19 @@ def run_forward(node_index, **target):
             disarm()
 
 
-def checkpoint_text(cid, node_index, event, table=None):
-    """`checkpoint ID: node NAME event E`: how every command shows a checkpoint."""
-    name = str(node_index)
+def remember_node_names(table):
+    """Keeps the nodes' names: once the program has exited there is no table to read them from."""
     try:
-        if table is not None:
-            name = next((n.name for n in table.runtimes() if n.index == node_index), name)
+        S.node_names.update((n.index, n.name) for n in table.runtimes())
     except (gdb.GdbError, gdb.error, gdb.MemoryError):
         pass
-    return "checkpoint %d: node %s event %d" % (cid, name, event)
+
+
+def checkpoint_text(cid, node_index, event, table=None):
+    """`checkpoint ID: node NAME event E`: how every command shows a checkpoint."""
+    if table is not None:
+        remember_node_names(table)
+    return "checkpoint %d: node %s event %d" % (cid, S.node_names.get(node_index, str(node_index)), event)
 
 
 def restart_checkpoint(cp):
@@ -1827,9 +1833,14 @@ class UntilOutputCmd(Sub):
         if not text:
             raise gdb.GdbError("reprise: usage: reprise until-output TEXT [CONN]")
         try:
-            needle = text.encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1")
-        except (UnicodeError, ValueError):
-            needle = text.encode()
+            decoded = text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+            try:
+                needle = decoded.encode("latin-1")  # \xHH escapes are bytes
+            except UnicodeEncodeError:
+                needle = decoded.encode()  # text beyond latin-1: its UTF-8 bytes
+        except (UnicodeError, ValueError) as e:
+            raise gdb.GdbError("reprise: %r has an escape that is not one (%s); the escapes are C's (\\r \\n \\t "
+                               "\\xHH ...), and a backslash is written \\\\" % (text, getattr(e, "reason", e)))
         if not 0 < len(needle) <= 256:
             raise gdb.GdbError("reprise: the text must have 1 to 256 bytes")
         t = Table()
@@ -1847,6 +1858,11 @@ class BookmarkCmd(Sub):
     def run(self, argv):
         if len(argv) != 1:
             raise gdb.GdbError("reprise: usage: reprise bookmark NAME")
+        if re.fullmatch(r"[+-]?\d+", argv[0]) or ":" in argv[0]:
+            # `reprise goto NAME` would take it for an event (N, NODE:N): a name is never one.
+            raise gdb.GdbError("reprise: a bookmark's name is not a number and has no ':' (goto would read %r as an "
+                               "event): name it with a word, e.g. reprise bookmark before-%s"
+                               % (argv[0], argv[0].replace(":", "-")))
         t = Table()
         node = node_of(t, nodes_or_error(t))
         S.bookmarks[argv[0]] = (node.index, current_event(t, node))
