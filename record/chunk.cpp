@@ -304,7 +304,11 @@ Result<TraceKey> load_trace_key(const std::string& path, std::string& error) {
         --digits;
     for (std::size_t i = 0; i < digits; ++i)
         if (!is_hex(text.bytes[i]))
-            return refuse(fmt::format("byte {} is not a hex digit", i));
+            return refuse(fmt::format("byte {} ({}) is not a hex digit", i,
+                                      text.bytes[i] == '\n'   ? std::string("a newline: only one may end the key")
+                                      : text.bytes[i] > 0x20 && text.bytes[i] < 0x7f
+                                          ? fmt::format("'{}'", static_cast<char>(text.bytes[i]))
+                                          : fmt::format("0x{:02x}", static_cast<unsigned>(text.bytes[i]))));
     if (digits != key_hex_digits)
         return refuse(fmt::format("it holds {} hex digits", digits));
     TraceKey key;

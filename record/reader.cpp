@@ -18,6 +18,34 @@ namespace {
 // How ChunkOpener says that an intact chunk does not open with the key given.
 constexpr std::string_view wrong_key = "does not open with this key";
 
+/// The first file PATH.N with N >= `from` in PATH's folder ("" when there is none): a segment
+/// past a gap.
+std::string segment_after(const std::string& path, std::size_t from) {
+    namespace fs = std::filesystem;
+    const fs::path p(path);
+    const std::string prefix = p.filename().string() + ".";
+    std::error_code ec;
+    std::string found;
+    std::size_t best = SIZE_MAX;
+    const bool here = p.parent_path().empty();
+    for (fs::directory_iterator it(here ? fs::path(".") : p.parent_path(), ec), end; !ec && it != end;
+         it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (!name.starts_with(prefix) || name.size() == prefix.size() || name.size() - prefix.size() > 9)
+            continue;
+        const std::string_view digits = std::string_view(name).substr(prefix.size());
+        if (digits.find_first_not_of("0123456789") != std::string_view::npos)
+            continue;
+        const std::size_t n = std::stoul(std::string(digits));
+        std::error_code file_ec;
+        if (n >= from && n < best && fs::is_regular_file(it->path(), file_ec)) {  // not a dangling link
+            best = n;
+            found = here ? name : it->path().string();
+        }
+    }
+    return found;
+}
+
 std::uint32_t get_u32(const unsigned char* p) {
     return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
            static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
@@ -31,6 +59,7 @@ Reader& Reader::operator=(Reader&& o) noexcept {
         if (file_)
             std::fclose(file_);
         paths_ = std::move(o.paths_);
+        segment_after_gap_ = std::move(o.segment_after_gap_);
         segment_ = o.segment_;
         file_ = std::exchange(o.file_, nullptr);
         header_ = std::move(o.header_);
@@ -94,6 +123,9 @@ Result<Reader> Reader::open(const std::string& given_path, std::string* error_me
     } else {
         for (std::size_t i = 0; fs::exists(fmt::format("{}.{}", path, i), ec); ++i)
             r.paths_.push_back(fmt::format("{}.{}", path, i));
+        // A later segment beyond the first missing one: a segment was lost, not the recording cut.
+        if (!r.paths_.empty())
+            r.segment_after_gap_ = segment_after(path, r.paths_.size());
     }
     if (r.paths_.empty()) {
         if (error_message)
@@ -289,6 +321,12 @@ bool Reader::load_chunk() {
                     return fail(0, why, segment_ + 1);
                 continue;
             }
+            if (!segment_after_gap_.empty())
+                return fail(file_offset_,
+                            fmt::format("the next segment, {}.{}, is missing, though {} exists: a segment was removed "
+                                        "or lost, and the segments after it cannot be read without it (times are "
+                                        "deltas from the segment before)",
+                                        paths_[0].substr(0, paths_[0].size() - 2), paths_.size(), segment_after_gap_));
             done_ = true;
             return false;
         }

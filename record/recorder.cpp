@@ -306,9 +306,10 @@ bool Recorder::open_file(std::string& error) {
         open_errno_ = errno;
         if (errno == EEXIST)
             error = fmt::format("trace {} exists: reprise never overwrites a trace (a restarted service must not "
-                                "destroy its crash's trace); remove it, or record into a pattern such as "
-                                "--record=trace.%c (the next number) or trace.%p.%t (pid and start time)",
-                                path);
+                                "destroy its crash's trace); remove it, or record into a pattern with %c (the next "
+                                "number), such as --record={} (docs/production.md)",
+                                path,
+                                path.ends_with(".trace") ? path.substr(0, path.size() - 6) + ".%c.trace" : path + ".%c");
         else
             error = fmt::format("cannot create trace {}: {}", path, std::strerror(errno));
         return false;

@@ -395,6 +395,7 @@ private:
     bool fail(std::uint64_t offset, std::string message) { return fail(offset, std::move(message), segment_); }
 
     std::vector<std::string> paths_;
+    std::string segment_after_gap_;  ///< a segment file past the first missing one (a gap), if any
     std::size_t segment_ = 0;
     std::FILE* file_ = nullptr;
     Header header_;

@@ -68,13 +68,15 @@ Commands:
 Options:
   -h, --help             this text (after a command: the command's help)
   --version              the tool's version and the trace format version it reads
-  --record-key FILE      the key of a sealed trace (every command that reads traces takes it)
+  --record-key FILE      the key of a sealed trace (every command that reads traces takes it;
+                         else REPRISE_RECORD_KEY names the file, as for the programs)
 
 Events are numbered from 0 in trace order (#N), as replay numbers them for --break-at=N.
 Virtual time is a tick's monotonic time minus the trace's start time, as replay reports it.
 
 Exit codes: 0 success; 1 the trace is damaged (dump, verify) or has no end record (verify),
-or the traces differ (diff); 2 a bad command line or a file that is not a readable trace;
+or the traces differ (diff), and for verify any file that is not an intact trace; 2 a bad
+command line or (but for verify) a file that is not a readable trace;
 cluster, load and debug have a code 3 of their own (their help says). debug replaces itself with
 gdb: once gdb runs, the exit code is gdb's.
 )";
@@ -117,8 +119,9 @@ Options:
   --kind K      only records of kind K: a record kind (tick, wake, input, output, spawn,
                 end, accepted, connected, annotation), a wake-up kind (timer_fired,
                 bytes_read, eof, io_error, drained, signal, offload_done), an input kind
-                (precise_clock, secure_random, env, app, listen, connect) or an output kind
-                (conn_write, exit). Repeat the option or separate kinds by commas for several.
+                (precise_clock, secure_random, env, app, listen, connect, output_left, secret)
+                or an output kind (conn_write, exit). Repeat the option or separate kinds by
+                commas for several.
   --handle H    only events on handle H: wake-ups and outputs of H, the accepted record
                 that created connection H or that listener H accepted, the connected record
                 of H, H's output_left inputs, and the spawn of task H. Listen and connect
@@ -159,9 +162,11 @@ Exit code: 0 with a one-line OK summary when the trace is intact and complete, o
 intact and stopped at its recording budget (its outcome file says so: the program went on
 unrecorded, so there is no end record); 1 when it is damaged (the first bad byte offset
 and the last good event are printed) or incomplete (no end record: the recording was cut
-off, or is still being written: a recording process holds its lock); 2 on a bad command line, a
-file that does not exist, or a sealed trace without its key (--record-key FILE) or
-with another key.
+off, or is still being written: a recording process holds its lock), and also for a file
+that is not a trace at all (empty, another kind of file, a damaged header): verify answers
+"is this an intact trace?", where info and dump exit 2 on such a file; 2 on a bad command
+line, a file or trace that does not exist, a folder, or a sealed trace without its key
+(--record-key FILE) or with another key.
 )";
 
 constexpr const char* diff_help = R"(Usage: reprise diff A B
@@ -547,10 +552,12 @@ int cmd_info(const Args& args) {
                rd.chunks_read());
     fmt::print("stored           {} bytes of chunks holding {} bytes of records{}\n", rd.chunk_stored_bytes(),
                rd.chunk_payload_bytes(),
-               rd.chunk_stored_bytes() > 0
-                   ? fmt::format(" (compression {:.2f}x)", static_cast<double>(rd.chunk_payload_bytes()) /
-                                                               static_cast<double>(rd.chunk_stored_bytes()))
-                   : std::string());
+               rd.chunk_stored_bytes() == 0 ? std::string()
+               // Frames (and seals) make an uncompressed trace's stored bytes a little more than its records.
+               : rd.chunks_compressed() == 0
+                   ? std::string(" (not compressed)")
+                   : fmt::format(" (compression {:.2f}x)", static_cast<double>(rd.chunk_payload_bytes()) /
+                                                               static_cast<double>(rd.chunk_stored_bytes())));
     fmt::print("chunks           {} compressed, {} encrypted{}\n", rd.chunks_compressed(), rd.chunks_encrypted(),
                h.encrypted ? " (the trace is encrypted)" : "");
     fmt::print("segments         {}\n", segments);
@@ -899,10 +906,13 @@ int cmd_verify(const Args& args) {
     std::string why;
     auto r = trace::Reader::open(path, &why, key());
     if (!r.ok()) {
-        if (r.code() == reprise::Errc::not_found || key_problem(why)) {
+        std::error_code ec;
+        if (r.code() == reprise::Errc::not_found || key_problem(why) || std::filesystem::is_directory(path, ec)) {
             fmt::print(stderr, "reprise verify: {}\n", why);
             return exit_usage;
         }
+        // Any other file that does not open as a trace (not one at all, or its header damaged)
+        // is not an intact trace: the yes/no answer verify gives is no.
         fmt::print("FAILED {}\n", why);
         return exit_failed;
     }
@@ -1397,11 +1407,18 @@ int run(int argc, char** argv) {
         fmt::print("{}", c->help);
         return exit_ok;
     }
-    if (args.has("--record-key")) {
+    // The key: --record-key, else REPRISE_RECORD_KEY as the programs take it (for a command that reads traces).
+    std::optional<std::string> key_path;
+    if (args.has("--record-key"))
+        key_path = args.options.at("--record-key").back();
+    else if (const char* env = std::getenv("REPRISE_RECORD_KEY");  // reprise-allow: env (the key, as programs take it)
+             env != nullptr && *env != '\0' && c->valued.contains("--record-key"))
+        key_path = env;
+    if (key_path) {
         std::string why;
-        auto loaded = trace::load_trace_key(args.options.at("--record-key").back(), why);
+        auto loaded = trace::load_trace_key(*key_path, why);
         if (!loaded.ok()) {
-            fmt::print(stderr, "reprise {}: {}\n", c->name, why);
+            fmt::print(stderr, "reprise {}: {}{}\n", c->name, args.has("--record-key") ? "" : "REPRISE_RECORD_KEY: ", why);
             return exit_usage;
         }
         trace_key = *loaded;

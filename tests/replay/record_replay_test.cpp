@@ -829,6 +829,13 @@ TEST_CASE("a recording split into segment files replays across them in order") {
         INFO("segment " << k);
         REQUIRE(std::filesystem::file_size(path + "." + std::to_string(k)) <= options.record_segment_bytes);
     }
+    // A segment lost from the middle: the trace reads as damaged where the gap is, naming the
+    // missing segment and the one after it, not as a recording cut off there.
+    std::filesystem::rename(path + ".1", dir / "elsewhere");
+    TraceFacts facts = read_trace(path, true);
+    REQUIRE(facts.error.has_value());
+    CHECK_THAT(facts.error->message,
+               Catch::Contains("the next segment, " + path + ".1, is missing, though " + path + ".2 exists"));
 }
 
 // A crashing program: the crash hook writes the buffered records before the

@@ -5,7 +5,8 @@ digests it checks. The code block is taken from the page as it stands, so the pa
 from the format (a format bump that leaves its `assert version == N` behind fails here).
 
 Each trace's record count and kinds must match `reprise dump --json`, and its header's program
-and node what the recording was given. Skipped (77) where the Python packages the page names
+and node what the recording was given. The tool takes an encrypted trace's key from
+REPRISE_RECORD_KEY too, as the programs do. Skipped (77) where the Python packages the page names
 are not installed.
 
 usage: doc_reader_test.py REPRISE_TOOL REPRISE_ECHO
@@ -83,6 +84,18 @@ def main():
             ticks = sum(1 for r in records if r[0] == 1)
             check(ticks == sum(1 for e in events if e.get("kind") == "tick"),
                   f"{name}: its ticks are dump's ticks ({ticks})")
+            if name == "encrypted":
+                # The tool takes the key as the programs do: --record-key, else REPRISE_RECORD_KEY.
+                env = dict(os.environ)
+                env.pop("REPRISE_RECORD_KEY", None)
+                rc, out, err = run_bounded([tool, "verify", trace], TIMEOUT_S, env=env)
+                check(rc == 2 and "give its key" in err, "encrypted: verify without a key: exit 2, asks for it", err)
+                rc, out, err = run_bounded([tool, "verify", trace], TIMEOUT_S, env={**env, "REPRISE_RECORD_KEY": key})
+                check(rc == 0 and out.startswith("OK "), "encrypted: verify takes REPRISE_RECORD_KEY", out + err)
+                rc, out, err = run_bounded([tool, "verify", trace], TIMEOUT_S,
+                                           env={**env, "REPRISE_RECORD_KEY": key + ".missing"})
+                check(rc == 2 and "REPRISE_RECORD_KEY: trace key" in err,
+                      "encrypted: a REPRISE_RECORD_KEY naming no file: exit 2, naming the variable", err)
     return report("doc_reader_test")
 
 

@@ -90,6 +90,11 @@ def check_command_line(tool, a):
     check(rc == 2 and "unknown option" in err, "an unknown option exits 2 with a message", err)
     rc, _, err = run([tool, "dump", a, "--kind", "nonsense"])
     check(rc == 2 and "unknown kind" in err, "an unknown --kind exits 2 with a message", err)
+    known = re.search(r"known kinds: (.*)", err)
+    _, help_text, _ = run([tool, "dump", "--help"])
+    kind_help = help_text.split("\n  --kind K", 1)[-1].split("\n  --handle", 1)[0]
+    missing = [k for k in (known.group(1).split(", ") if known else []) if not re.search(r"\b%s\b" % k, kind_help)]
+    check(known and not missing, "dump --help lists every kind --kind accepts", f"missing: {missing}")
     rc, _, err = run([tool, "dmup", a])
     check(rc == 2 and "did you mean dump?" in err, "a mistyped command names the closest one", err)
     rc, _, err = run([tool, "dump", a, "--jsno"])
