@@ -59,7 +59,8 @@ Reader& Reader::operator=(Reader&& o) noexcept {
         if (file_)
             std::fclose(file_);
         paths_ = std::move(o.paths_);
-        segment_after_gap_ = std::move(o.segment_after_gap_);
+        segmented_ = o.segmented_;
+        any_segment_ = o.any_segment_;
         segment_ = o.segment_;
         file_ = std::exchange(o.file_, nullptr);
         header_ = std::move(o.header_);
@@ -123,9 +124,7 @@ Result<Reader> Reader::open(const std::string& given_path, std::string* error_me
     } else {
         for (std::size_t i = 0; fs::exists(fmt::format("{}.{}", path, i), ec); ++i)
             r.paths_.push_back(fmt::format("{}.{}", path, i));
-        // A later segment beyond the first missing one: a segment was lost, not the recording cut.
-        if (!r.paths_.empty())
-            r.segment_after_gap_ = segment_after(path, r.paths_.size());
+        r.segmented_ = true;
     }
     if (r.paths_.empty()) {
         if (error_message)
@@ -147,6 +146,29 @@ Result<Reader> Reader::open(const std::string& given_path, std::string* error_me
         return Errc::invalid_argument;
     }
     return r;
+}
+
+std::optional<std::string> Reader::segment_gap() const {
+    if (!segmented_ || header_only_)
+        return std::nullopt;
+    const std::string base = paths_[0].substr(0, paths_[0].size() - 2);
+    std::error_code ec;
+    if (std::filesystem::exists(fmt::format("{}.{}", base, paths_.size()), ec))
+        return std::nullopt;  // created since the trace was opened: a recording going on, not a gap
+    const std::string later = segment_after(base, paths_.size() + 1);
+    if (later.empty())
+        return std::nullopt;
+    // Only a segment of this very recording (not a leftover of another one under the same name).
+    Reader r;
+    r.header_only_ = r.any_segment_ = true;
+    r.paths_.push_back(later);
+    if (!r.open_segment(0, nullptr) || r.header_.segment < paths_.size() || r.header_.start_mono_ns != header_.start_mono_ns ||
+        r.header_.start_wall_ns != header_.start_wall_ns || r.header_.node != header_.node || r.header_.seed != header_.seed)
+        return std::nullopt;
+    return fmt::format("the next segment, {}.{}, is missing, though segment {} of the same recording ({}) exists: a "
+                       "segment was removed or lost, and the segments after it cannot be read without it (times are "
+                       "deltas from the segment before)",
+                       base, paths_.size(), r.header_.segment, later);
 }
 
 Result<Header> Reader::read_header(const std::string& path, std::string* error_message) {
@@ -219,7 +241,7 @@ bool Reader::open_segment(std::size_t index, std::string* error_message) {
         return refuse(*why);
     // Times are delta-encoded across segment boundaries: a later segment alone
     // cannot be read, only the whole trace from segment 0.
-    if (index == 0 && h.segment != 0)
+    if (index == 0 && h.segment != 0 && !any_segment_)
         return refuse(fmt::format("this is segment {} of a segmented trace; open the trace by its name without the "
                                   "\".{}\" suffix to read it from segment 0",
                                   h.segment, h.segment));
@@ -321,12 +343,8 @@ bool Reader::load_chunk() {
                     return fail(0, why, segment_ + 1);
                 continue;
             }
-            if (!segment_after_gap_.empty())
-                return fail(file_offset_,
-                            fmt::format("the next segment, {}.{}, is missing, though {} exists: a segment was removed "
-                                        "or lost, and the segments after it cannot be read without it (times are "
-                                        "deltas from the segment before)",
-                                        paths_[0].substr(0, paths_[0].size() - 2), paths_.size(), segment_after_gap_));
+            if (auto gap = segment_gap())
+                return fail(file_offset_, std::move(*gap));
             done_ = true;
             return false;
         }

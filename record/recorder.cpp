@@ -69,6 +69,12 @@ std::string expand_trace_path(std::string_view pattern, std::string_view node, s
 
 namespace {
 
+/// The trace name NAME as a pattern with %c (the next number), for a refusal's advice:
+/// kv.trace -> kv.%c.trace.
+std::string counted_pattern(const std::string& name) {
+    return name.ends_with(".trace") ? name.substr(0, name.size() - 6) + ".%c.trace" : name + "-%c";
+}
+
 std::string human_bytes(std::uint64_t n) {
     if (n >= 10ull * 1024 * 1024 * 1024)
         return fmt::format("{} bytes ({} GiB)", n, n >> 30);
@@ -294,9 +300,9 @@ bool Recorder::open_file(std::string& error) {
                 continue;
             open_errno_ = EEXIST;
             error = fmt::format("trace {} exists (as {}): reprise never overwrites a trace (a restarted service must "
-                                "not destroy its crash's trace); remove it, or record into a pattern such as "
-                                "--record=trace.%c (the next number)",
-                                name, other);
+                                "not destroy its crash's trace); remove it, or record into a pattern with %c (the next "
+                                "number), such as --record={} (docs/production.md)",
+                                name, other, counted_pattern(name));
             return false;
         }
     }
@@ -308,8 +314,7 @@ bool Recorder::open_file(std::string& error) {
             error = fmt::format("trace {} exists: reprise never overwrites a trace (a restarted service must not "
                                 "destroy its crash's trace); remove it, or record into a pattern with %c (the next "
                                 "number), such as --record={} (docs/production.md)",
-                                path,
-                                path.ends_with(".trace") ? path.substr(0, path.size() - 6) + ".%c.trace" : path + ".%c");
+                                path, counted_pattern(config_.path));
         else
             error = fmt::format("cannot create trace {}: {}", path, std::strerror(errno));
         return false;

@@ -395,7 +395,7 @@ private:
     bool fail(std::uint64_t offset, std::string message) { return fail(offset, std::move(message), segment_); }
 
     std::vector<std::string> paths_;
-    std::string segment_after_gap_;  ///< a segment file past the first missing one (a gap), if any
+    bool segmented_ = false;         ///< read from PATH.0, PATH.1, ... (PATH itself absent)
     std::size_t segment_ = 0;
     std::FILE* file_ = nullptr;
     Header header_;
@@ -420,6 +420,10 @@ private:
     bool saw_end_ = false;
     bool done_ = false;
     bool header_only_ = false;  ///< read_header(): a sealed trace's header opens without its key
+    bool any_segment_ = false;  ///< with header_only_: a later segment's header is read too
+    /// At the end of the last segment: a later segment of the same recording past a missing one
+    /// (a segment lost from the middle), as a damage message; nothing when there is none.
+    std::optional<std::string> segment_gap() const;
     std::shared_ptr<ChunkShare> keep_to_;
     std::shared_ptr<ChunkShare> take_from_;
     bool reposition_ = false;  ///< chunks were taken from a share: the file is not at file_offset_

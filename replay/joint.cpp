@@ -557,7 +557,7 @@ private:
         for (const JointNode& n : nodes_)
             if (n.break_at != 0 && n.replayer->events() <= n.break_at) {
                 fmt::print(stderr, "reprise: error: --break-at {}:{} is past that node's end: it has {} events, #0 to #{}; "
-                                   "the replay ran to the end without stopping\n",
+                                   "it was never reached\n",
                            n.label, n.break_at, n.replayer->events(), n.replayer->events() == 0 ? 0 : n.replayer->events() - 1);
                 code = replay_exit_break_at_past_end;
             }

@@ -1417,11 +1417,17 @@ int run(int argc, char** argv) {
     if (key_path) {
         std::string why;
         auto loaded = trace::load_trace_key(*key_path, why);
-        if (!loaded.ok()) {
-            fmt::print(stderr, "reprise {}: {}{}\n", c->name, args.has("--record-key") ? "" : "REPRISE_RECORD_KEY: ", why);
+        if (!loaded.ok() && args.has("--record-key")) {
+            fmt::print(stderr, "reprise {}: {}\n", c->name, why);
             return exit_usage;
         }
-        trace_key = *loaded;
+        if (!loaded.ok()) {
+            // A key from the environment (kept from a service's unit, say) is needed only by a
+            // sealed trace: a trace in the clear still reads, and a sealed one asks for its key.
+            fmt::print(stderr, "reprise {}: note: REPRISE_RECORD_KEY: {}; going on without a key\n", c->name, why);
+        } else {
+            trace_key = *loaded;
+        }
     }
     return c->run(args);
 }

@@ -835,7 +835,8 @@ TEST_CASE("a recording split into segment files replays across them in order") {
     TraceFacts facts = read_trace(path, true);
     REQUIRE(facts.error.has_value());
     CHECK_THAT(facts.error->message,
-               Catch::Contains("the next segment, " + path + ".1, is missing, though " + path + ".2 exists"));
+               Catch::Contains("the next segment, " + path + ".1, is missing, though segment 2 of the same recording (" +
+                               path + ".2) exists"));
 }
 
 // A crashing program: the crash hook writes the buffered records before the

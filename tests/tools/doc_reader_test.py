@@ -39,6 +39,13 @@ def doc_reader():
     return namespace["read_trace"]
 
 
+def info_compressed(tool, trace, key):
+    """Whether `reprise info` counts compressed chunks in the trace."""
+    rc, out, _ = run_bounded([tool, "info", trace, "--record-key", key], TIMEOUT_S)
+    m = re.search(r"^chunks\s+(\d+) compressed", out, re.M)
+    return rc == 0 and m is not None and int(m.group(1)) > 0
+
+
 def main():
     tool, echo = sys.argv[1], sys.argv[2]
     try:
@@ -60,8 +67,9 @@ def main():
         }
         for name, flags in kinds.items():
             trace = os.path.join(tmp, f"{name}.trace")
+            clean_env = {k: v for k, v in os.environ.items() if k != "REPRISE_RECORD_KEY"}
             rc, _, err = run_bounded([echo, "--node=docnode", f"--record={trace}", "--record-full", *flags, "demo"],
-                                     TIMEOUT_S, cwd=tmp)
+                                     TIMEOUT_S, cwd=tmp, env=clean_env)
             if not check(rc == 0, f"{name}: reprise-echo demo records", err[-1500:]):
                 continue
             dump_argv = [tool, "dump", trace, "--json"] + (["--record-key", key] if name == "encrypted" else [])
@@ -75,6 +83,8 @@ def main():
             except Exception as e:  # the page's reader failing is the finding, whatever it raised
                 check(False, f"{name}: the page's reader reads the trace", f"{type(e).__name__}: {e}")
                 continue
+            if name != "plain":
+                check(info_compressed(tool, trace, key), f"{name}: its chunks are compressed, as the recording asked")
             check(header.get("program") == "reprise-echo" and header.get("node") == "docnode",
                   f"{name}: the header names the program and the node", str(header)[:600])
             outputs = [r for r in records if r[0] == 4 and len(r) == 6]
@@ -94,8 +104,14 @@ def main():
                 check(rc == 0 and out.startswith("OK "), "encrypted: verify takes REPRISE_RECORD_KEY", out + err)
                 rc, out, err = run_bounded([tool, "verify", trace], TIMEOUT_S,
                                            env={**env, "REPRISE_RECORD_KEY": key + ".missing"})
-                check(rc == 2 and "REPRISE_RECORD_KEY: trace key" in err,
-                      "encrypted: a REPRISE_RECORD_KEY naming no file: exit 2, naming the variable", err)
+                check(rc == 2 and "note: REPRISE_RECORD_KEY: trace key" in err and "give its key" in err,
+                      "encrypted: a REPRISE_RECORD_KEY naming no file: a note naming the variable, then exit 2 "
+                      "asking for the key", err)
+                plain = os.path.join(tmp, "plain.trace")
+                rc, out, err = run_bounded([tool, "verify", plain], TIMEOUT_S,
+                                           env={**env, "REPRISE_RECORD_KEY": key + ".missing"})
+                check(rc == 0 and out.startswith("OK ") and "note: REPRISE_RECORD_KEY" in err,
+                      "a trace in the clear still verifies with a broken REPRISE_RECORD_KEY (a note says so)", out + err)
     return report("doc_reader_test")
 
 

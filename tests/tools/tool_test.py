@@ -93,7 +93,9 @@ def check_command_line(tool, a):
     known = re.search(r"known kinds: (.*)", err)
     _, help_text, _ = run([tool, "dump", "--help"])
     kind_help = help_text.split("\n  --kind K", 1)[-1].split("\n  --handle", 1)[0]
-    missing = [k for k in (known.group(1).split(", ") if known else []) if not re.search(r"\b%s\b" % k, kind_help)]
+    # Each kind as an item of the help's lists "(a, b, c)": not a word of its prose ("a wake-up kind").
+    missing = [k for k in (known.group(1).split(", ") if known else [])
+               if not re.search(r"[(\s]%s[,)]" % k, kind_help)]
     check(known and not missing, "dump --help lists every kind --kind accepts", f"missing: {missing}")
     rc, _, err = run([tool, "dmup", a])
     check(rc == 2 and "did you mean dump?" in err, "a mistyped command names the closest one", err)

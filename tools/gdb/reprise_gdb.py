@@ -60,6 +60,7 @@ The table is runtime/internal/debug_table.hpp's `reprise_debug` (version 2).
 """
 
 import atexit
+import codecs
 import os
 import re
 import shutil
@@ -1816,6 +1817,23 @@ class NextCmd(Sub):
         finish_line()
 
 
+def c_unescape(text):
+    """TEXT's bytes: typed characters as UTF-8 (as a program writes them), C escapes (\\r \\n \\t
+    \\xHH \\ooo \\\\ ...) as the bytes they name. An unknown or cut escape is an error."""
+    i = 0
+    while i < len(text):
+        if text[i] == "\\":
+            nxt = text[i + 1:i + 2]
+            if nxt == "" or nxt not in "\\'\"abfnrtv01234567x" or (
+                    nxt == "x" and not re.match(r"[0-9a-fA-F]{2}", text[i + 2:i + 4])):
+                raise gdb.GdbError("reprise: %r has an escape that is not one (at %r); the escapes are C's (\\r \\n "
+                                   "\\t \\xHH ...), and a backslash is written \\\\" % (text, text[i:i + 4]))
+            i += 2
+        else:
+            i += 1
+    return codecs.escape_decode(text.encode("utf-8"))[0]
+
+
 class UntilOutputCmd(Sub):
     """reprise until-output TEXT [CONN]: run until a connection's output contains TEXT (C escapes: \\r \\n)."""
 
@@ -1832,15 +1850,7 @@ class UntilOutputCmd(Sub):
             text = text[1:-1]
         if not text:
             raise gdb.GdbError("reprise: usage: reprise until-output TEXT [CONN]")
-        try:
-            decoded = text.encode("latin-1", "backslashreplace").decode("unicode_escape")
-            try:
-                needle = decoded.encode("latin-1")  # \xHH escapes are bytes
-            except UnicodeEncodeError:
-                needle = decoded.encode()  # text beyond latin-1: its UTF-8 bytes
-        except (UnicodeError, ValueError) as e:
-            raise gdb.GdbError("reprise: %r has an escape that is not one (%s); the escapes are C's (\\r \\n \\t "
-                               "\\xHH ...), and a backslash is written \\\\" % (text, getattr(e, "reason", e)))
+        needle = c_unescape(text)
         if not 0 < len(needle) <= 256:
             raise gdb.GdbError("reprise: the text must have 1 to 256 bytes")
         t = Table()
@@ -1858,7 +1868,12 @@ class BookmarkCmd(Sub):
     def run(self, argv):
         if len(argv) != 1:
             raise gdb.GdbError("reprise: usage: reprise bookmark NAME")
-        if re.fullmatch(r"[+-]?\d+", argv[0]) or ":" in argv[0]:
+        try:
+            int(argv[0], 0)
+            numeric = True  # 12, 0x10, 0b1, 1_0: goto reads them all as numbers
+        except ValueError:
+            numeric = False
+        if numeric or ":" in argv[0]:
             # `reprise goto NAME` would take it for an event (N, NODE:N): a name is never one.
             raise gdb.GdbError("reprise: a bookmark's name is not a number and has no ':' (goto would read %r as an "
                                "event): name it with a word, e.g. reprise bookmark before-%s"
@@ -1898,10 +1913,15 @@ class CheckpointCmd(Sub):
         t = Table()
         node = node_of(t, nodes_or_error(t))
         event = current_event(t, node)
+        try:
+            at_stop = gdb.newest_frame().name() == "reprise_debug_stop"
+        except gdb.error:
+            at_stop = False
         alive = checkpoint_ids()
         held = next((c for c in S.checkpoints if (c[0], c[1]) == (node.index, event) and c[2] in alive), None)
-        if held is not None:
-            # A second fork of the same event would restart to the same place: one is enough.
+        if held is not None and at_stop:
+            # A second fork of the same stop would restart to the same place: one is enough. (After a
+            # gdb step inside the event the program is elsewhere: that one is taken.)
             print(checkpoint_text(held[2], node.index, event, t) + " already holds this event (none taken)")
             return
         cid = take_checkpoint(node.index, event)
