@@ -149,8 +149,8 @@ Result<Reader> Reader::open(const std::string& given_path, std::string* error_me
 }
 
 std::optional<std::string> Reader::segment_gap() const {
-    if (!segmented_ || header_only_)
-        return std::nullopt;
+    if (!segmented_ || header_only_ || saw_end_)
+        return std::nullopt;  // past an end record a later file is a leftover: check_nothing_after_end says so
     const std::string base = paths_[0].substr(0, paths_[0].size() - 2);
     std::error_code ec;
     if (std::filesystem::exists(fmt::format("{}.{}", base, paths_.size()), ec))

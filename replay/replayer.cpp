@@ -104,9 +104,7 @@ void Replayer::freeze(JointEnd why, std::string_view program_did) {
                            : why == JointEnd::damaged ? "the trace is damaged"
                                                       : "the recording stopped while the program still ran";
         print_summary("stopped");
-        // The node's label in a joint replay (NAME/K for a node recorded several times).
-        const std::string_view node =
-            rt_.debug.node != nullptr ? std::string_view(rt_.debug.node) : std::string_view(reader_.header().node);
+        const std::string_view node = node_label();
         fmt::print(stderr, "reprise: node '{}': {} at event {}, while the program {}: this node is replayed to what "
                            "exists and stops there\n",
                    node, what, consumed_, program_did);
@@ -114,13 +112,8 @@ void Replayer::freeze(JointEnd why, std::string_view program_did) {
         // A debugger aiming at this node (a goto, a --break-at past its end) stops here: the
         // others would otherwise run on to their ends.
         const bool break_past = config_.break_at != 0 && config_.break_at >= consumed_;
-        if (break_past) {
-            // Said now, where it happens (under a debugger the session stops here); the joint
-            // replay's report says it again, and its exit code.
-            fmt::print(stderr, "reprise: error: --break-at {}:{} is past that node's end: it has {} events, #0 to #{}\n",
-                       node, config_.break_at, consumed_, consumed_ == 0 ? 0 : consumed_ - 1);
-            std::fflush(stderr);
-        }
+        if (break_past)
+            say_break_past_end();
         if ((reprise_debug.stop_node >= 0 && debug_targets(rt_.debug)) || break_past)
             debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(),
                        fmt::format("node '{}' ends here, after its last event #{}: {}{}", node,
@@ -720,12 +713,7 @@ void Replayer::end(int exit_code) {
     }
     std::fflush(stderr);
     if (joint_ && config_.break_at != 0 && config_.break_at >= consumed_) {
-        // A joint node: said now, and a debugger stops here; the joint replay's report says it
-        // again once every node is done, and exits with its code.
-        fmt::print(stderr, "reprise: error: --break-at {}:{} is past that node's end: it has {} events, #0 to #{}\n",
-                   rt_.debug.node != nullptr ? std::string_view(rt_.debug.node) : std::string_view(reader_.header().node),
-                   config_.break_at, consumed_, consumed_ - 1);
-        std::fflush(stderr);
+        say_break_past_end();
         debug_stop(reprise_stop_end, rt_.debug, consumed_, virtual_ns(),
                    fmt::format("the trace's end, after its last event #{} (the --break-at was past it)", consumed_ - 1));
         return;
@@ -769,13 +757,20 @@ void Replayer::report_progress() {
                static_cast<double>(tick_mono_ns_ - first_mono_ns_) / 1e9);
 }
 
+// The node's label in a joint replay (NAME/K for a node recorded several times).
+std::string_view Replayer::node_label() const {
+    return rt_.debug.node != nullptr ? std::string_view(rt_.debug.node) : std::string_view(reader_.header().node);
+}
+
 // In a joint replay, what a line says of one node names it: `node 'n2': `.
-std::string Replayer::node_prefix() const {
-    if (!joint_)
-        return {};
-    const std::string_view node =
-        rt_.debug.node != nullptr ? std::string_view(rt_.debug.node) : std::string_view(reader_.header().node);
-    return fmt::format("node '{}': ", node);
+std::string Replayer::node_prefix() const { return joint_ ? fmt::format("node '{}': ", node_label()) : std::string(); }
+
+// A joint node's --break-at past its end, said where the node ends (under a debugger the session
+// stops there); the joint replay's report says it again once every node is done, with its exit code.
+void Replayer::say_break_past_end() const {
+    fmt::print(stderr, "reprise: error: --break-at {}:{} is past that node's end: it has {} events, #0 to #{}\n",
+               node_label(), config_.break_at, consumed_, consumed_ == 0 ? 0 : consumed_ - 1);
+    std::fflush(stderr);
 }
 
 void Replayer::print_summary(const char* how) {

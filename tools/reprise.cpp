@@ -1408,8 +1408,9 @@ int run(int argc, char** argv) {
         return exit_ok;
     }
     // The key: --record-key, else REPRISE_RECORD_KEY as the programs take it (for a command that reads traces).
+    const bool key_given = args.has("--record-key");
     std::optional<std::string> key_path;
-    if (args.has("--record-key"))
+    if (key_given)
         key_path = args.options.at("--record-key").back();
     else if (const char* env = std::getenv("REPRISE_RECORD_KEY");  // reprise-allow: env (the key, as programs take it)
              env != nullptr && *env != '\0' && c->valued.contains("--record-key"))
@@ -1417,7 +1418,7 @@ int run(int argc, char** argv) {
     if (key_path) {
         std::string why;
         auto loaded = trace::load_trace_key(*key_path, why);
-        if (!loaded.ok() && args.has("--record-key")) {
+        if (!loaded.ok() && key_given) {
             fmt::print(stderr, "reprise {}: {}\n", c->name, why);
             return exit_usage;
         }

@@ -188,7 +188,9 @@ private:
     /// Joint mode: this node's trace is over without an end the program reached: its tasks
     /// are frozen (a task asking for more parks for good), the driver is told.
     void freeze(JointEnd why, std::string_view program_did);
+    std::string_view node_label() const;
     std::string node_prefix() const;
+    void say_break_past_end() const;
     bool joint_ = false;
     bool hold_ = false;
     JointEnd joint_end_ = JointEnd::running;

@@ -1373,7 +1373,7 @@ def run_forward(node_index, **target):
                 if elapsed > 0:
                     S.checkpoint_interval = auto_interval((key[1] - since[1]) / elapsed)
                     t.write("checkpoint_every", S.checkpoint_interval)
-            if S.checkpoint_interval and not any((c[0], c[1]) == key for c in S.checkpoints):
+            if S.checkpoint_interval and checkpoint_at(*key) is None:
                 take_checkpoint(*key)
             since = (key[0], key[1], time.perf_counter())  # the fork's own time not counted
             step_over_stop_breakpoint()  # the registers were set by hand: gdb would report this stop again
@@ -1435,6 +1435,12 @@ def restart_from(node_index, target):
         except gdb.GdbError as e:
             print("%s; dropped, going on from an earlier checkpoint or the start" % e)
     start_program()
+
+
+def checkpoint_at(node_index, event):
+    """The live checkpoint at node:event, or None."""
+    alive = checkpoint_ids()
+    return next((c for c in S.checkpoints if (c[0], c[1]) == (node_index, event) and c[2] in alive), None)
 
 
 def best_checkpoint(node_index, target):
@@ -1917,8 +1923,7 @@ class CheckpointCmd(Sub):
             at_stop = gdb.newest_frame().name() == "reprise_debug_stop"
         except gdb.error:
             at_stop = False
-        alive = checkpoint_ids()
-        held = next((c for c in S.checkpoints if (c[0], c[1]) == (node.index, event) and c[2] in alive), None)
+        held = checkpoint_at(node.index, event)
         if held is not None and at_stop:
             # A second fork of the same stop would restart to the same place: one is enough. (After a
             # gdb step inside the event the program is elsewhere: that one is taken.)
